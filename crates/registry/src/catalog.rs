@@ -1,0 +1,275 @@
+//! The catalog: every first-party app with its full manifest and the BLAKE3 hash and
+//! size of each artifact, signed by the catalog role.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{Envelope, PayloadType};
+use crate::error::{Error, Result, ValidationError};
+use crate::manifest::{Manifest, VerifiedManifest};
+use crate::root::{Role, VerifiedRoot};
+use crate::{SPEC_VERSION, blake3_hex};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// Base URL of the origin's HTTP server (catalog and blobs).
+    pub http: String,
+    /// The origin's iroh endpoint id (hex public key).
+    pub iroh: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub name: String,
+    /// BLAKE3 of the artifact's bytes, lowercase hex.
+    pub blake3: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogApp {
+    pub id: String,
+    pub version: semver::Version,
+    pub manifest: Manifest,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub spec_version: u32,
+    pub version: u64,
+    pub expires: DateTime<Utc>,
+    /// BLAKE3 of the previous catalog's envelope bytes (a hash chain); absent for the first.
+    #[serde(default)]
+    pub previous: Option<String>,
+    pub origin: Origin,
+    pub apps: Vec<CatalogApp>,
+}
+
+fn is_blake3_hex(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+impl Catalog {
+    pub fn new(
+        version: u64,
+        expires: DateTime<Utc>,
+        previous: Option<String>,
+        origin: Origin,
+        apps: Vec<CatalogApp>,
+    ) -> Result<Self> {
+        let catalog = Catalog {
+            doc_type: "catalog".into(),
+            spec_version: SPEC_VERSION,
+            version,
+            expires,
+            previous,
+            origin,
+            apps,
+        };
+        catalog.validate().map_err(|source| Error::Invalid {
+            what: "catalog",
+            source,
+        })?;
+        Ok(catalog)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let catalog: Catalog = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
+            what: "catalog",
+            reason: e.to_string(),
+        })?;
+        catalog.validate().map_err(|source| Error::Invalid {
+            what: "catalog",
+            source,
+        })?;
+        Ok(catalog)
+    }
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.doc_type != "catalog" {
+            return Err(ValidationError::new(
+                "type",
+                format!("expected \"catalog\", found {:?}", self.doc_type),
+            ));
+        }
+        if self.spec_version != SPEC_VERSION {
+            return Err(ValidationError::new(
+                "spec_version",
+                format!("this node understands spec version {SPEC_VERSION}, found {}", self.spec_version),
+            ));
+        }
+        if self.version == 0 {
+            return Err(ValidationError::new("version", "versions start at 1"));
+        }
+        if let Some(prev) = &self.previous
+            && !is_blake3_hex(prev)
+        {
+            return Err(ValidationError::new("previous", "must be 64 lowercase hex characters"));
+        }
+        if !(self.origin.http.starts_with("http://") || self.origin.http.starts_with("https://")) {
+            return Err(ValidationError::new("origin.http", "must be an http(s) URL"));
+        }
+        if !is_blake3_hex(&self.origin.iroh) {
+            return Err(ValidationError::new(
+                "origin.iroh",
+                "must be an iroh endpoint id (64 lowercase hex characters)",
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let at = format!("apps[{i}]");
+            if !ids.insert(app.id.as_str()) {
+                return Err(ValidationError::new(format!("{at}.id"), format!("duplicate app {:?}", app.id)));
+            }
+            app.manifest.validate().map_err(|e| {
+                ValidationError::new(format!("{at}.manifest.{}", e.field), e.rule)
+            })?;
+            if app.manifest.id != app.id {
+                return Err(ValidationError::new(
+                    format!("{at}.id"),
+                    format!("{:?} does not match the manifest id {:?}", app.id, app.manifest.id),
+                ));
+            }
+            if app.manifest.version != app.version {
+                return Err(ValidationError::new(
+                    format!("{at}.version"),
+                    format!("{} does not match the manifest version {}", app.version, app.manifest.version),
+                ));
+            }
+            let mut names = BTreeSet::new();
+            for (j, a) in app.artifacts.iter().enumerate() {
+                let at = format!("{at}.artifacts[{j}]");
+                if !names.insert(a.name.as_str()) {
+                    return Err(ValidationError::new(format!("{at}.name"), "duplicate artifact"));
+                }
+                if !is_blake3_hex(&a.blake3) {
+                    return Err(ValidationError::new(
+                        format!("{at}.blake3"),
+                        "must be 64 lowercase hex characters",
+                    ));
+                }
+                match app.manifest.artifacts.iter().find(|d| d.name == a.name) {
+                    None => {
+                        return Err(ValidationError::new(
+                            format!("{at}.name"),
+                            format!("{:?} is not declared by the manifest", a.name),
+                        ));
+                    }
+                    Some(decl) if decl.media_type != a.media_type => {
+                        return Err(ValidationError::new(
+                            format!("{at}.media_type"),
+                            format!("manifest declares {:?}", decl.media_type),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(missing) = app
+                .manifest
+                .artifacts
+                .iter()
+                .find(|d| !names.contains(d.name.as_str()))
+            {
+                return Err(ValidationError::new(
+                    format!("{at}.artifacts"),
+                    format!("artifact {:?} declared by the manifest has no hash", missing.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One app of a verified catalog: its manifest, now trusted, and its artifact hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedApp {
+    pub manifest: VerifiedManifest,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl VerifiedApp {
+    pub fn artifact(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+}
+
+/// A catalog whose envelope met the catalog threshold of a verified root.
+/// Expiry is a property checked per use ([`Self::check_unexpired`]): an expired catalog
+/// still describes what is running, but allows no new installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCatalog {
+    catalog: Catalog,
+    envelope_bytes: Vec<u8>,
+    envelope_hash: String,
+}
+
+impl VerifiedCatalog {
+    /// Signature and threshold first, over the received bytes; then parse; then validate.
+    pub fn verify(root: &VerifiedRoot, envelope_bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::from_bytes(envelope_bytes)?;
+        envelope.expect_type(PayloadType::Catalog)?;
+        root.root().check_threshold(&envelope, Role::Catalog)?;
+        let catalog = Catalog::from_json(&envelope.payload_bytes()?)?;
+        Ok(Self {
+            catalog,
+            envelope_bytes: envelope_bytes.to_vec(),
+            envelope_hash: blake3_hex(envelope_bytes),
+        })
+    }
+
+    pub fn check_unexpired(&self, now: DateTime<Utc>) -> Result<()> {
+        if self.catalog.expires <= now {
+            return Err(Error::Expired {
+                what: "catalog",
+                version: self.catalog.version,
+                expires: self.catalog.expires,
+                now,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn version(&self) -> u64 {
+        self.catalog.version
+    }
+
+    pub fn expires(&self) -> DateTime<Utc> {
+        self.catalog.expires
+    }
+
+    pub fn envelope_bytes(&self) -> &[u8] {
+        &self.envelope_bytes
+    }
+
+    /// BLAKE3 of the envelope bytes: what the next catalog names as `previous`.
+    pub fn envelope_hash(&self) -> &str {
+        &self.envelope_hash
+    }
+
+    pub fn app(&self, id: &str) -> Option<VerifiedApp> {
+        self.catalog.apps.iter().find(|a| a.id == id).map(|a| VerifiedApp {
+            manifest: VerifiedManifest::new(a.manifest.clone()),
+            artifacts: a.artifacts.clone(),
+        })
+    }
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Prepare a rootless podman API service for Archipelago and print its URL.
+#
+# Runs as root, non-interactive, idempotent (safe to run many times).
+# Only stdout output is one line, meant for `eval`:
+#   ARCHY_PODMAN_URL=unix:///run/user/<uid>/podman.sock
+# Everything else goes to stderr.
+set -euo pipefail
+
+PODMAN_USER="${ARCHY_PODMAN_USER:-archy-podman}"
+PACKAGES=(podman uidmap slirp4netns runc busybox-static fuse-overlayfs)
+
+log() { echo "setup-podman: $*" >&2; }
+die() { echo "setup-podman: ERROR: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+
+# 1. Packages: only touch apt when something is actually missing.
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update >&2 || die "apt-get update failed"
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+fi
+
+# 2. Dedicated unprivileged user; containers never run as root on the host.
+if ! id "$PODMAN_USER" >/dev/null 2>&1; then
+  log "creating user $PODMAN_USER"
+  useradd -m -s /usr/sbin/nologin "$PODMAN_USER" >&2 || die "useradd $PODMAN_USER failed"
+fi
+uid="$(id -u "$PODMAN_USER")"
+home="$(getent passwd "$PODMAN_USER" | cut -d: -f6)"
+
+# Rootless podman needs a subordinate id range for the user namespace.
+# useradd normally adds these; add one if it did not (e.g. pre-existing user).
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  if ! grep -q "^${PODMAN_USER}:" "$f"; then
+    # Pick a range above every existing one (ranges must not overlap).
+    start="$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$f")"
+    echo "${PODMAN_USER}:${start}:65536" >>"$f"
+    log "added ${PODMAN_USER}:${start}:65536 to $f"
+  fi
+done
+
+# 3. Per-user podman config.
+# Hybrid cgroups + no systemd user session: crun refuses to start containers,
+# so use runc + cgroupfs, and log events to a file instead of journald.
+conf_dir="$home/.config/containers"
+install -d -o "$PODMAN_USER" -g "$PODMAN_USER" "$home/.config" "$conf_dir"
+cat >"$conf_dir/containers.conf" <<'EOF'
+# Written by scripts/setup-podman.sh
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+events_logger = "file"
+EOF
+# Kernel overlayfs works rootless on kernels >= 5.13 without fuse-overlayfs
+# (and /dev/fuse is root-only here). Fall back to vfs on older kernels.
+driver=overlay
+kver="$(uname -r)"; kmaj="${kver%%.*}"; kmin="${kver#*.}"; kmin="${kmin%%.*}"
+if [ "$kmaj" -lt 5 ] || { [ "$kmaj" -eq 5 ] && [ "$kmin" -lt 13 ]; }; then driver=vfs; fi
+driver="${ARCHY_PODMAN_STORAGE_DRIVER:-$driver}"
+storage_conf="$conf_dir/storage.conf"
+# Changing the driver of an existing store breaks podman, so keep what exists.
+if [ ! -f "$storage_conf" ]; then
+  cat >"$storage_conf" <<EOF
+# Written by scripts/setup-podman.sh
+[storage]
+driver = "$driver"
+EOF
+fi
+chown "$PODMAN_USER:$PODMAN_USER" "$conf_dir/containers.conf" "$storage_conf"
+
+# 4. slirp4netns (rootless networking) opens /dev/net/tun as the user.
+if [ ! -c /dev/net/tun ]; then
+  mkdir -p /dev/net
+  mknod /dev/net/tun c 10 200 || die "cannot create /dev/net/tun"
+fi
+chmod 666 /dev/net/tun
+
+# 5. Runtime dir normally created by systemd-logind; there is none here.
+run_dir="/run/user/$uid"
+install -d -m 0700 -o "$PODMAN_USER" -g "$PODMAN_USER" "$run_dir"
+sock="$run_dir/podman.sock"
+url="unix://$sock"
+
+# Command prefix to run as the podman user with a clean environment.
+# setpriv execs (unlike runuser/su, which stay behind as a root parent process).
+as_user=(setpriv --reuid="$PODMAN_USER" --regid="$PODMAN_USER" --init-groups
+  env -i HOME="$home" USER="$PODMAN_USER" LOGNAME="$PODMAN_USER"
+  XDG_RUNTIME_DIR="$run_dir" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin)
+answers() { podman --remote --url "$url" info --format '{{.Host.Security.Rootless}}' 2>/dev/null; }
+
+# 6. Start the API service unless one is already answering on the socket.
+if answers >/dev/null; then
+  log "podman service already answering on $sock"
+else
+  log "starting podman system service on $sock"
+  rm -f "$sock"   # stale socket from a dead service
+  service_log="$run_dir/podman-service.log"
+  touch "$service_log" && chown "$PODMAN_USER:$PODMAN_USER" "$service_log"
+  # setsid+nohup: detach from our session so it outlives this script.
+  # exec: no leftover root bash subshell. --time=0: never exit on idle.
+  (exec "${as_user[@]}" setsid nohup podman system service --time=0 "$url" \
+    </dev/null >>"$service_log" 2>&1) &
+  for _ in $(seq 60); do
+    answers >/dev/null && break
+    sleep 0.5
+  done
+  answers >/dev/null || die "podman service did not answer on $sock within 30s; see $run_dir/podman-service.log"
+fi
+
+# 7. Sanity: the service must be rootless (never hand out a root engine).
+rootless="$(answers)" || die "podman info via $url failed"
+[ "$rootless" = "true" ] || die "podman service on $sock is not rootless (Host.Security.Rootless=$rootless)"
+
+echo "ARCHY_PODMAN_URL=$url"
