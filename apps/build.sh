@@ -50,9 +50,11 @@ for containerfile in "$repo"/apps/*/Containerfile; do
   find "$ctx/$app" -exec touch -h -d @0 {} +
 
   echo "build.sh: building $tag" >&2
+  had_tag=false; pm image exists "$tag" && had_tag=true
   # --pull=never: no registry is reachable, and scratch needs none.
   # --timestamp 0: fixed created time and file mtimes -> reproducible image.
-  pm build --pull=never --network=none --timestamp 0 \
+  # --layers=false: no intermediate images left behind in the store.
+  pm build --pull=never --network=none --timestamp 0 --layers=false \
     -f "$ctx/$app/Containerfile" -t "$tag" "$ctx/$app" >&2
 
   mkdir -p "$out_dir/$app"
@@ -64,8 +66,9 @@ for containerfile in "$repo"/apps/*/Containerfile; do
   tar -xf "$ctx/$app.tar" -C "$ctx/$app.oci"
   tar -C "$ctx/$app.oci" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
     --mode=u+rw,go+r,go-w --format=gnu -cf "$out_dir/$app/image.tar" blobs index.json oci-layout
-  # The artifact is the source of truth; don't leave the image in the store.
-  pm rmi "$tag" >/dev/null
+  # The artifact is the source of truth: drop the image from the store again,
+  # unless the tag was already there (e.g. loaded by a running node).
+  if ! $had_tag; then pm rmi "$tag" >/dev/null; fi
   echo "build.sh: wrote $out_dir/$app/image.tar ($(sha256sum "$out_dir/$app/image.tar" | cut -c1-64))" >&2
   built=$((built + 1))
 done

@@ -1,1 +1,23 @@
+//! The `archy` node: the only crate that wires registry, swarm and orchestrator together.
+//! `archy node run` is the daemon; the rest of the CLI talks to its HTTP API.
 
+pub mod api;
+pub mod catalog_build;
+pub mod config;
+pub mod db;
+pub mod node;
+pub mod origin;
+
+use std::sync::Arc;
+
+pub use config::NodeConfig;
+pub use node::Node;
+
+/// Runs a started node: the API on `listener`, plus the catalog pull loop.
+pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let pull = tokio::spawn(node.clone().pull_loop());
+    let app = api::routes(node);
+    let result = axum::serve(listener, app).await;
+    pull.abort();
+    Ok(result?)
+}

@@ -1,1 +1,367 @@
-fn main(){}
+//! `archy`: the node daemon, the origin, the catalog builder, and a CLI for the node's API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use archy_node::catalog_build::{self, BuildOptions};
+use archy_node::{NodeConfig, origin};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(name = "archy", version, about = "Archipelago node: signed app catalogs, fetched over iroh, run in rootless Podman")]
+struct Cli {
+    /// The node's API, for the client commands.
+    #[arg(long, global = true, env = "ARCHY_API", default_value = "http://127.0.0.1:7878")]
+    api: String,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The node daemon.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Serve a signed catalog and its artifacts.
+    Origin {
+        #[command(subcommand)]
+        command: OriginCommand,
+    },
+    /// Build catalogs (publisher side) or look at the node's.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Install and manage apps on the node.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// The node's trust state, catalog freshness and alarms.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run the node: pull and verify the catalog, serve the API.
+    Run {
+        /// TOML config; every field has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        api_listen: Option<SocketAddr>,
+        /// Origin base URL.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Signed root envelope to pin as the trust anchor.
+        #[arg(long)]
+        pinned_root: Option<PathBuf>,
+        #[arg(long)]
+        podman_url: Option<String>,
+        #[arg(long)]
+        publish_address: Option<std::net::IpAddr>,
+        #[arg(long)]
+        pull_interval_seconds: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OriginCommand {
+    /// Print the origin's iroh endpoint id (creating its key on first use).
+    Id {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Serve the signed catalog over HTTP and its artifacts over iroh-blobs.
+    Run {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The signed catalog envelope.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Directory of artifacts: <dir>/<app>/<artifact>.tar
+        #[arg(long)]
+        artifacts: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7780")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        iroh_bind: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Hash artifacts, embed manifests, write an unsigned catalog envelope.
+    Build {
+        #[arg(long, default_value = "apps")]
+        apps: PathBuf,
+        #[arg(long, default_value = "build/artifacts")]
+        artifacts: PathBuf,
+        #[arg(long)]
+        origin_http: String,
+        /// The origin's iroh endpoint id (`archy origin id`).
+        #[arg(long)]
+        origin_iroh: String,
+        #[arg(long)]
+        version: u64,
+        #[arg(long, default_value_t = 30)]
+        expires_in_days: i64,
+        /// The previous signed catalog, chained by its BLAKE3.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apps in the node's verified catalog.
+    List,
+    /// Pull the catalog from the origin now.
+    Pull,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Fetch over iroh, verify, install into rootless Podman and start.
+    Install { id: String },
+    /// Installed apps.
+    List,
+    Status { id: String },
+    Start { id: String },
+    Stop { id: String },
+    /// Remove the app; its data stays unless --purge.
+    Uninstall {
+        id: String,
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,iroh=warn,iroh_blobs=warn,noq=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Node { command } => {
+            init_tracing();
+            let NodeCommand::Run {
+                config,
+                data_dir,
+                api_listen,
+                origin,
+                pinned_root,
+                podman_url,
+                publish_address,
+                pull_interval_seconds,
+            } = command;
+            let mut cfg = match config {
+                Some(path) => NodeConfig::load(&path)?,
+                None => NodeConfig::default(),
+            };
+            cfg.data_dir = data_dir.unwrap_or(cfg.data_dir);
+            cfg.api_listen = api_listen.unwrap_or(cfg.api_listen);
+            cfg.origin = origin.or(cfg.origin);
+            cfg.pinned_root = pinned_root.or(cfg.pinned_root);
+            cfg.podman_url = podman_url.unwrap_or(cfg.podman_url);
+            cfg.publish_address = publish_address.unwrap_or(cfg.publish_address);
+            cfg.pull_interval_seconds = pull_interval_seconds.unwrap_or(cfg.pull_interval_seconds);
+            let listener = tokio::net::TcpListener::bind(cfg.api_listen)
+                .await
+                .with_context(|| format!("binding the API on {}", cfg.api_listen))?;
+            let node = archy_node::Node::start(cfg).await?;
+            tracing::info!(api = %listener.local_addr()?, endpoint = %node.swarm().endpoint_id(), "node running");
+            archy_node::serve(node, listener).await
+        }
+        Command::Origin { command } => match command {
+            OriginCommand::Id { data_dir } => {
+                println!("{}", archy_swarm::endpoint_id_of(&data_dir.join("swarm"))?);
+                Ok(())
+            }
+            OriginCommand::Run { data_dir, catalog, artifacts, listen, iroh_bind } => {
+                init_tracing();
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let origin = origin::prepare(&origin::OriginConfig { data_dir, catalog, artifacts, iroh_bind }).await?;
+                tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
+                axum::serve(listener, origin.router).await?;
+                Ok(())
+            }
+        },
+        Command::Catalog { command } => match command {
+            CatalogCommand::Build { apps, artifacts, origin_http, origin_iroh, version, expires_in_days, previous, out } => {
+                let envelope = catalog_build::build(&BuildOptions {
+                    apps_dir: apps,
+                    artifacts_dir: artifacts,
+                    origin: archy_registry::Origin { http: origin_http, iroh: origin_iroh },
+                    version,
+                    expires_in_days,
+                    previous,
+                })?;
+                std::fs::write(&out, envelope.to_bytes()).with_context(|| format!("writing {}", out.display()))?;
+                eprintln!("wrote unsigned catalog version {version} to {}", out.display());
+                Ok(())
+            }
+            CatalogCommand::List => {
+                let apps = Client::new(&cli.api).get("/v1/catalog/apps").await?;
+                print_or(cli.json, &apps, |v| {
+                    for a in v.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<16} {:<10} {}{}",
+                            s(a, "id"),
+                            s(a, "version"),
+                            s(a, "name"),
+                            if a["installed"].as_bool() == Some(true) { "  [installed]" } else { "" }
+                        );
+                    }
+                });
+                Ok(())
+            }
+            CatalogCommand::Pull => {
+                let v = Client::new(&cli.api).post("/v1/catalog/pull").await?;
+                print_or(cli.json, &v, |v| println!("{}", s(v, "result")));
+                Ok(())
+            }
+        },
+        Command::App { command } => {
+            let client = Client::new(&cli.api);
+            let v = match &command {
+                AppCommand::Install { id } => {
+                    eprintln!("installing {id}: fetching over iroh, verifying, starting in rootless Podman…");
+                    client.post(&format!("/v1/apps/{id}/install")).await?
+                }
+                AppCommand::List => client.get("/v1/apps").await?,
+                AppCommand::Status { id } => client.get(&format!("/v1/apps/{id}")).await?,
+                AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
+                AppCommand::Stop { id } => client.post(&format!("/v1/apps/{id}/stop")).await?,
+                AppCommand::Uninstall { id, purge } => {
+                    client.delete(&format!("/v1/apps/{id}?purge={purge}")).await?
+                }
+            };
+            print_or(cli.json, &v, |v| match &command {
+                AppCommand::List => {
+                    for a in v.as_array().into_iter().flatten() {
+                        print_app(a);
+                    }
+                }
+                AppCommand::Uninstall { id, purge } => {
+                    println!("{id} uninstalled{}", if *purge { " and its data purged" } else { "; its data is kept (use --purge to delete it)" });
+                }
+                _ => print_app(v),
+            });
+            Ok(())
+        }
+        Command::Status => {
+            let v = Client::new(&cli.api).get("/v1/status").await?;
+            print_or(cli.json, &v, print_status);
+            Ok(())
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+fn print_or(json: bool, v: &Value, text: impl FnOnce(&Value)) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        text(v);
+    }
+}
+
+fn print_app(a: &Value) {
+    println!("{:<16} {:<10} {:<9} (wanted: {})", s(a, "id"), s(a, "version"), s(a, "state"), s(a, "desired"));
+    if let Some(url) = a["url"].as_str() {
+        println!("  url: {url}");
+    }
+    for c in a["containers"].as_array().into_iter().flatten() {
+        println!("  container {:<28} {}", s(c, "name"), s(c, "state"));
+    }
+}
+
+fn print_status(v: &Value) {
+    println!("endpoint:  {}", s(v, "endpoint_id"));
+    println!("root:      version {}", v["root_version"]);
+    match v["catalog"].as_object() {
+        Some(c) => {
+            let expired = c.get("expired").and_then(Value::as_bool) == Some(true);
+            println!(
+                "catalog:   version {} from {}, expires {} ({})",
+                c["version"],
+                c["origin"].as_str().unwrap_or(""),
+                c["expires"].as_str().unwrap_or(""),
+                if expired {
+                    "EXPIRED: running apps keep running, no new installs".to_owned()
+                } else {
+                    format!("{} days left", c["days_left"])
+                }
+            );
+        }
+        None => println!("catalog:   none yet"),
+    }
+    let pull = &v["last_pull"];
+    println!(
+        "last pull: {} {}",
+        pull["at"].as_str().unwrap_or("never"),
+        pull["message"].as_str().unwrap_or("")
+    );
+    for a in v["alarms"].as_array().into_iter().flatten() {
+        println!("ALARM {} at {}: {}", s(a, "kind"), s(a, "raised_at"), s(a, "message"));
+    }
+}
+
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            // Installs wait for health checks; give them room.
+            http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().unwrap_or_default(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base))).await
+    }
+
+    async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(format!("{}{path}", self.base))).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node API at {} (is `archy node run` running?)", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.context("the node API sent something that is not JSON")?;
+        if !status.is_success() {
+            bail!("{}", body["error"].as_str().unwrap_or("request failed"));
+        }
+        Ok(body)
+    }
+}

@@ -1,1 +1,429 @@
+//! Verified manifests into rootless Podman. Every Podman object an app owns is named
+//! `archy-<app>[-<part>]` and labelled `archy.app=<app>`, so the orchestrator can find
+//! (and only ever touches) what it created. No app-specific code lives here: the manifest
+//! says everything.
 
+mod engine;
+mod health;
+mod secrets;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use archy_registry::VerifiedManifest;
+use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+pub use engine::{ContainerState, Engine};
+
+pub const LABEL_APP: &str = "archy.app";
+pub const LABEL_CONTAINER: &str = "archy.container";
+pub const LABEL_VERSION: &str = "archy.version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("podman: {0}")]
+    Engine(String),
+    #[error(
+        "podman at {url} is not rootless; Archipelago only drives rootless Podman (run it as a non-root user)"
+    )]
+    NotRootless { url: String },
+    #[error("app {0:?} is already installed")]
+    AlreadyInstalled(String),
+    #[error("app {0:?} is not installed")]
+    NotInstalled(String),
+    #[error("host port {port}/{protocol} needed by container {container:?} is already in use")]
+    PortInUse {
+        port: u16,
+        protocol: &'static str,
+        container: String,
+    },
+    #[error("artifact {0:?} needed for an image was not provided")]
+    MissingImage(String),
+    #[error("container {container:?} did not become healthy: {reason}")]
+    Unhealthy { container: String, reason: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// Podman API socket of the rootless user, e.g. `unix:///run/user/1000/podman.sock`.
+    pub podman_url: String,
+    /// Where per-app state lives (secrets, env files).
+    pub data_dir: PathBuf,
+    /// Host address ports are published on.
+    pub publish_address: IpAddr,
+}
+
+/// What `status` sees of one app in Podman.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRuntime {
+    pub containers: Vec<ContainerRuntime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRuntime {
+    pub name: String,
+    pub state: ContainerState,
+}
+
+impl AppRuntime {
+    pub fn all_running(&self) -> bool {
+        !self.containers.is_empty() && self.containers.iter().all(|c| c.state == ContainerState::Running)
+    }
+}
+
+pub struct Orchestrator {
+    engine: Engine,
+    config: OrchestratorConfig,
+}
+
+pub fn container_name(app: &str, container: &str) -> String {
+    format!("archy-{app}-{container}")
+}
+
+fn volume_name(app: &str, volume: &str) -> String {
+    format!("archy-{app}-{volume}")
+}
+
+impl Orchestrator {
+    /// Connects to Podman and refuses an engine that is not rootless.
+    pub async fn connect(config: OrchestratorConfig) -> Result<Self> {
+        let engine = Engine::connect(&config.podman_url).await?;
+        Ok(Self { engine, config })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn app_dir(&self, app: &str) -> PathBuf {
+        self.config.data_dir.join("apps").join(app)
+    }
+
+    /// Installs and starts an app whose image archives are at `images` (artifact name →
+    /// file whose hash the caller already verified). On any failure everything this call
+    /// created is removed again: nothing half-installed stays behind.
+    pub async fn install(
+        &self,
+        manifest: &VerifiedManifest,
+        images: &BTreeMap<String, PathBuf>,
+    ) -> Result<AppRuntime> {
+        let app = manifest.id.as_str();
+        if !self.engine.containers_of(app).await?.is_empty() {
+            return Err(Error::AlreadyInstalled(app.to_owned()));
+        }
+        self.check_ports_free(manifest)?;
+        let existing_volumes = self.engine.volumes_of(app).await?;
+        let secrets_existed = self.app_dir(app).join("secrets").exists();
+        match self.create_and_start(manifest, images).await {
+            Ok(runtime) => Ok(runtime),
+            Err(e) => {
+                warn!(app, error = %e, "install failed; removing what it created");
+                self.remove_containers(app).await;
+                for v in self.engine.volumes_of(app).await.unwrap_or_default() {
+                    if !existing_volumes.contains(&v) {
+                        let _ = self.engine.run(&["volume", "rm", "-f", &v]).await;
+                    }
+                }
+                let dir = self.app_dir(app);
+                if !secrets_existed {
+                    let _ = std::fs::remove_dir_all(&dir);
+                } else {
+                    let _ = std::fs::remove_dir_all(dir.join("env"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_and_start(
+        &self,
+        manifest: &VerifiedManifest,
+        images: &BTreeMap<String, PathBuf>,
+    ) -> Result<AppRuntime> {
+        let app = manifest.id.as_str();
+        let secrets = secrets::ensure(&self.app_dir(app).join("secrets"), &manifest.secrets)?;
+        let mut image_ids = BTreeMap::new();
+        for c in &manifest.containers {
+            let image = match (&c.image.artifact, &c.image.reference) {
+                (Some(artifact), _) => {
+                    if let Some(id) = image_ids.get(artifact) {
+                        id
+                    } else {
+                        let path = images
+                            .get(artifact)
+                            .ok_or_else(|| Error::MissingImage(artifact.clone()))?;
+                        info!(app, artifact, "loading image archive");
+                        let id = self.engine.load_image(path).await?;
+                        image_ids.insert(artifact.clone(), id);
+                        &image_ids[artifact]
+                    }
+                }
+                (None, Some(reference)) => reference,
+                (None, None) => unreachable!("validated manifests name an image"),
+            }
+            .clone();
+            self.create_container(manifest, c, &image, &secrets).await?;
+        }
+        self.start_containers(manifest).await
+    }
+
+    async fn create_container(
+        &self,
+        manifest: &VerifiedManifest,
+        c: &Container,
+        image: &str,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let app = manifest.id.as_str();
+        let name = container_name(app, &c.name);
+        let env_file = self.write_env_file(app, c, secrets)?;
+        let mut args: Vec<String> = vec![
+            "create".into(),
+            "--name".into(),
+            name.clone(),
+            "--label".into(),
+            format!("{LABEL_APP}={app}"),
+            "--label".into(),
+            format!("{LABEL_CONTAINER}={}", c.name),
+            "--label".into(),
+            format!("{LABEL_VERSION}={}", manifest.version),
+            "--stop-timeout".into(),
+            c.stop_grace_seconds.to_string(),
+            "--env-file".into(),
+            env_file.display().to_string(),
+        ];
+        for p in &c.ports {
+            args.push("--publish".into());
+            args.push(format!(
+                "{}:{}:{}/{}",
+                self.config.publish_address,
+                p.host,
+                p.container,
+                p.protocol.as_str()
+            ));
+        }
+        for v in &c.volumes {
+            let vol = volume_name(app, &v.name);
+            if !self.engine.volumes_of(app).await?.contains(&vol) {
+                self.engine
+                    .run(&["volume", "create", "--label", &format!("{LABEL_APP}={app}"), &vol])
+                    .await?;
+            }
+            args.push("--volume".into());
+            args.push(format!("{vol}:{}{}", v.path, if v.read_only { ":ro" } else { "" }));
+        }
+        for cap in &c.capabilities {
+            args.push("--cap-add".into());
+            args.push(cap.clone());
+        }
+        if let Some(user) = &c.user {
+            args.push("--user".into());
+            args.push(user.clone());
+        }
+        if c.privileged {
+            args.push("--privileged".into());
+        }
+        if c.network == NetworkMode::Host {
+            args.push("--network=host".into());
+        }
+        if c.pid == PidMode::Host {
+            args.push("--pid=host".into());
+        }
+        if let Some(mb) = manifest.resources.memory_mb {
+            args.push("--memory".into());
+            args.push(format!("{mb}m"));
+        }
+        args.push(image.to_owned());
+        args.extend(c.command.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.engine.run(&refs).await?;
+        Ok(())
+    }
+
+    /// Env files keep secret values out of process arguments and logs; 0600 like the secrets.
+    fn write_env_file(
+        &self,
+        app: &str,
+        c: &Container,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<PathBuf> {
+        let mut text = String::new();
+        for (key, value) in &c.env {
+            let value = match value {
+                EnvValue::Plain(v) => v.as_str(),
+                EnvValue::Secret(r) => secrets.get(&r.secret).map(String::as_str).unwrap_or_default(),
+            };
+            // Podman env files are line-based: a newline would smuggle in another variable.
+            text.push_str(&format!("{key}={}\n", value.replace('\n', " ")));
+        }
+        let path = self.app_dir(app).join("env").join(format!("{}.env", c.name));
+        secrets::write_private(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
+    /// Starts containers in dependency order, waiting for each one's health check.
+    pub async fn start_containers(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
+        let app = manifest.id.as_str();
+        let order = manifest
+            .start_order()
+            .map_err(|e| Error::Engine(format!("start order: {e}")))?;
+        for c in order {
+            let name = container_name(app, &c.name);
+            info!(app, container = %c.name, "starting");
+            self.engine.run(&["start", &name]).await?;
+            if let Some(check) = &c.health {
+                health::wait_healthy(&self.engine, &name, c, check, self.config.publish_address).await?;
+            }
+        }
+        self.status(app).await
+    }
+
+    /// Starts an installed app.
+    pub async fn start(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
+        if self.engine.containers_of(&manifest.id).await?.is_empty() {
+            return Err(Error::NotInstalled(manifest.id.clone()));
+        }
+        self.start_containers(manifest).await
+    }
+
+    /// Stops an app's containers in reverse start order, honouring each one's stop grace.
+    pub async fn stop(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
+        let app = manifest.id.as_str();
+        if self.engine.containers_of(app).await?.is_empty() {
+            return Err(Error::NotInstalled(app.to_owned()));
+        }
+        let mut order = manifest
+            .start_order()
+            .map_err(|e| Error::Engine(format!("start order: {e}")))?;
+        order.reverse();
+        for c in order {
+            let name = container_name(app, &c.name);
+            let grace = c.stop_grace_seconds;
+            // Podman waits `grace` then kills; our own wait must outlast that.
+            let outer = Duration::from_secs(u64::from(grace) + 30);
+            let grace_arg = grace.to_string();
+            let stop_args = ["stop", "--time", &grace_arg, &name];
+            match tokio::time::timeout(outer, self.engine.run(&stop_args)).await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => {
+                    return Err(Error::Engine(format!(
+                        "stopping {name} took longer than its {grace}s grace plus 30s"
+                    )));
+                }
+            }
+        }
+        self.status(app).await
+    }
+
+    /// Removes an app's containers. Volumes and secrets stay unless `purge` is set.
+    pub async fn uninstall(&self, app: &str, purge: bool) -> Result<()> {
+        let containers = self.engine.containers_of(app).await?;
+        if containers.is_empty() && !purge {
+            return Err(Error::NotInstalled(app.to_owned()));
+        }
+        self.remove_containers(app).await;
+        let left = self.engine.containers_of(app).await?;
+        if !left.is_empty() {
+            return Err(Error::Engine(format!(
+                "containers of {app} are still present after removal: {}",
+                left.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let dir = self.app_dir(app);
+        let _ = std::fs::remove_dir_all(dir.join("env"));
+        if purge {
+            for v in self.engine.volumes_of(app).await? {
+                self.engine.run(&["volume", "rm", "-f", &v]).await?;
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
+                    what: "removing app data",
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_containers(&self, app: &str) {
+        for c in self.engine.containers_of(app).await.unwrap_or_default() {
+            if let Err(e) = self.engine.run(&["rm", "--force", "--time", "10", &c.name]).await {
+                warn!(container = %c.name, error = %e, "remove failed");
+            }
+        }
+    }
+
+    pub async fn status(&self, app: &str) -> Result<AppRuntime> {
+        let containers = self
+            .engine
+            .containers_of(app)
+            .await?
+            .into_iter()
+            .map(|c| ContainerRuntime {
+                name: c.name,
+                state: c.state,
+            })
+            .collect();
+        Ok(AppRuntime { containers })
+    }
+
+    fn check_ports_free(&self, manifest: &VerifiedManifest) -> Result<()> {
+        for c in &manifest.containers {
+            for p in &c.ports {
+                let probe_ip = match self.config.publish_address {
+                    IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    other => other,
+                };
+                let free = match p.protocol {
+                    archy_registry::manifest::Protocol::Tcp => TcpListener::bind((probe_ip, p.host)).is_ok(),
+                    archy_registry::manifest::Protocol::Udp => {
+                        std::net::UdpSocket::bind((probe_ip, p.host)).is_ok()
+                    }
+                };
+                if !free {
+                    return Err(Error::PortInUse {
+                        port: p.host,
+                        protocol: p.protocol.as_str(),
+                        container: c.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where `podman` puts a user's API socket by default.
+pub fn default_podman_url() -> String {
+    let uid = std::env::var("UID").ok().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            })
+            .unwrap_or_else(|| "0".into())
+    });
+    format!("unix:///run/user/{uid}/podman.sock")
+}
+
+pub fn app_data_dir(data_dir: &Path, app: &str) -> PathBuf {
+    data_dir.join("apps").join(app)
+}

@@ -1,0 +1,67 @@
+//! Node configuration: a TOML file whose every field has an embedded default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the node keeps sqlite, blobs, keys and app data.
+    pub data_dir: PathBuf,
+    /// HTTP API, loopback only by default: it can install software.
+    pub api_listen: SocketAddr,
+    /// The origin's base URL; the catalog comes from `<origin>/v1/catalog`.
+    pub origin: Option<String>,
+    /// The pinned trust anchor: a signed root envelope file. Never learned from the network.
+    pub pinned_root: Option<PathBuf>,
+    /// Seconds between catalog pulls.
+    pub pull_interval_seconds: u64,
+    /// The rootless Podman service socket.
+    pub podman_url: String,
+    /// Address app ports are published on.
+    pub publish_address: IpAddr,
+    /// UDP address of the iroh endpoint.
+    pub iroh_bind: SocketAddr,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            origin: None,
+            pinned_root: None,
+            pull_interval_seconds: 300,
+            podman_url: archy_orchestrator::default_podman_url(),
+            publish_address: IpAddr::from([0, 0, 0, 0]),
+            iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(dir) => PathBuf::from(dir).join("archy"),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/share/archy"),
+            None => PathBuf::from("/var/lib/archy"),
+        },
+    }
+}
+
+impl NodeConfig {
+    /// Reads a config file; relative paths in it are taken from the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = base.join(&config.data_dir);
+        config.pinned_root = config.pinned_root.map(|p| base.join(p));
+        Ok(config)
+    }
+}

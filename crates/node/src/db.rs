@@ -1,0 +1,259 @@
+//! The node's sqlite state, through sqlx with embedded migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+
+pub type Db = SqlitePool;
+
+pub async fn open(path: &Path) -> anyhow::Result<Db> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339()
+}
+
+pub async fn root_rotations(db: &Db) -> sqlx::Result<Vec<Vec<u8>>> {
+    sqlx::query("SELECT envelope FROM root_rotations ORDER BY version")
+        .fetch_all(db)
+        .await
+        .map(|rows| rows.into_iter().map(|r| r.get("envelope")).collect())
+}
+
+pub async fn latest_catalog(db: &Db) -> sqlx::Result<Option<Vec<u8>>> {
+    sqlx::query("SELECT envelope FROM catalogs ORDER BY version DESC LIMIT 1")
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("envelope")))
+}
+
+pub async fn catalog(db: &Db, version: i64) -> sqlx::Result<Option<Vec<u8>>> {
+    sqlx::query("SELECT envelope FROM catalogs WHERE version = ?")
+        .bind(version)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("envelope")))
+}
+
+/// Stores an accepted catalog and the time it was accepted at, in one transaction.
+pub async fn store_catalog(
+    db: &Db,
+    version: u64,
+    envelope: &[u8],
+    blake3: &str,
+    expires: DateTime<Utc>,
+    seen: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("INSERT OR IGNORE INTO catalogs (version, envelope, blake3, expires, accepted_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(version as i64)
+        .bind(envelope)
+        .bind(blake3)
+        .bind(expires.to_rfc3339())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    set_meta_in(&mut tx, "last_seen", &seen.to_rfc3339()).await?;
+    tx.commit().await
+}
+
+async fn set_meta_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: &str,
+    value: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_meta(db: &Db, key: &str, value: &str) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    set_meta_in(&mut tx, key, value).await?;
+    tx.commit().await
+}
+
+pub async fn meta(db: &Db, key: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query("SELECT value FROM meta WHERE key = ?")
+        .bind(key)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("value")))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppRow {
+    pub id: String,
+    pub version: String,
+    pub catalog_version: i64,
+    pub desired: String,
+    pub installed_at: String,
+}
+
+pub async fn apps(db: &Db) -> sqlx::Result<Vec<AppRow>> {
+    let rows = sqlx::query("SELECT id, version, catalog_version, desired, installed_at FROM apps ORDER BY id")
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(app_row).collect())
+}
+
+pub async fn app(db: &Db, id: &str) -> sqlx::Result<Option<AppRow>> {
+    sqlx::query("SELECT id, version, catalog_version, desired, installed_at FROM apps WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(app_row))
+}
+
+fn app_row(r: sqlx::sqlite::SqliteRow) -> AppRow {
+    AppRow {
+        id: r.get("id"),
+        version: r.get("version"),
+        catalog_version: r.get("catalog_version"),
+        desired: r.get("desired"),
+        installed_at: r.get("installed_at"),
+    }
+}
+
+pub async fn insert_app(db: &Db, id: &str, version: &str, catalog_version: u64) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO apps (id, version, catalog_version, desired, installed_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?)")
+        .bind(id)
+        .bind(version)
+        .bind(catalog_version as i64)
+        .bind(now())
+        .bind(now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_desired(db: &Db, id: &str, desired: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE apps SET desired = ?, updated_at = ? WHERE id = ?")
+        .bind(desired)
+        .bind(now())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_app(db: &Db, id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(db).await?;
+    Ok(())
+}
+
+pub async fn begin_operation(db: &Db, app: &str, kind: &str) -> sqlx::Result<i64> {
+    let row = sqlx::query("INSERT INTO operations (app_id, kind, stage, status, started_at) VALUES (?, ?, 'started', 'running', ?) RETURNING id")
+        .bind(app)
+        .bind(kind)
+        .bind(now())
+        .fetch_one(db)
+        .await?;
+    Ok(row.get("id"))
+}
+
+pub async fn set_stage(db: &Db, op: i64, stage: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET stage = ? WHERE id = ?")
+        .bind(stage)
+        .bind(op)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish_operation(db: &Db, op: i64, error: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+        .bind(if error.is_some() { "failed" } else { "succeeded" })
+        .bind(error)
+        .bind(now())
+        .bind(op)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationRow {
+    pub id: i64,
+    pub app_id: String,
+    pub kind: String,
+    pub stage: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// Operations a crash left behind.
+pub async fn running_operations(db: &Db) -> sqlx::Result<Vec<OperationRow>> {
+    let rows = sqlx::query("SELECT id, app_id, kind, stage, status, error FROM operations WHERE status = 'running'")
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OperationRow {
+            id: r.get("id"),
+            app_id: r.get("app_id"),
+            kind: r.get("kind"),
+            stage: r.get("stage"),
+            status: r.get("status"),
+            error: r.get("error"),
+        })
+        .collect())
+}
+
+pub async fn mark_interrupted(db: &Db, op: i64, note: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?")
+        .bind(note)
+        .bind(now())
+        .bind(op)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn raise_alarm(db: &Db, kind: &str, message: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO alarms (kind, message, raised_at) VALUES (?, ?, ?)")
+        .bind(kind)
+        .bind(message)
+        .bind(now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarm {
+    pub kind: String,
+    pub message: String,
+    pub raised_at: String,
+}
+
+pub async fn alarms(db: &Db) -> sqlx::Result<Vec<Alarm>> {
+    let rows = sqlx::query("SELECT kind, message, raised_at FROM alarms ORDER BY id DESC LIMIT 50")
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Alarm {
+            kind: r.get("kind"),
+            message: r.get("message"),
+            raised_at: r.get("raised_at"),
+        })
+        .collect())
+}

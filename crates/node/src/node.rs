@@ -1,0 +1,527 @@
+//! The running node: trust state, swarm, orchestrator and sqlite, wired together.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use archy_orchestrator::{AppRuntime, Orchestrator, OrchestratorConfig};
+use archy_registry::{CatalogUpdate, TrustState, VerifiedApp, VerifiedCatalog, VerifiedRoot};
+use archy_swarm::{BlobRef, PeerAddr, Swarm, SwarmConfig};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::{Mutex, RwLock};
+use tracing::{error, info, warn};
+
+use crate::config::NodeConfig;
+use crate::db::{self, Db};
+
+/// An error with the HTTP status it maps to; the message is for a person.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Refused,
+    Unavailable,
+    Internal,
+}
+
+impl NodeError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::new(ErrorKind::Internal, e.to_string())
+}
+
+impl From<sqlx::Error> for NodeError {
+    fn from(e: sqlx::Error) -> Self {
+        internal(format!("node database: {e}"))
+    }
+}
+
+impl From<archy_orchestrator::Error> for NodeError {
+    fn from(e: archy_orchestrator::Error) -> Self {
+        use archy_orchestrator::Error as E;
+        let kind = match &e {
+            E::AlreadyInstalled(_) | E::PortInUse { .. } => ErrorKind::Conflict,
+            E::NotInstalled(_) => ErrorKind::NotFound,
+            E::NotRootless { .. } => ErrorKind::Refused,
+            _ => ErrorKind::Internal,
+        };
+        NodeError::new(kind, e.to_string())
+    }
+}
+
+/// Result of the last catalog pull, for `archy status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PullStatus {
+    pub at: Option<DateTime<Utc>>,
+    pub ok: bool,
+    pub message: String,
+}
+
+pub struct Node {
+    config: NodeConfig,
+    db: Db,
+    trust: RwLock<TrustState>,
+    swarm: Arc<Swarm>,
+    orchestrator: Orchestrator,
+    http: reqwest::Client,
+    last_pull: std::sync::Mutex<PullStatus>,
+    /// One lifecycle operation at a time keeps Podman and sqlite in step.
+    operation: Mutex<()>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppView {
+    pub id: String,
+    pub version: String,
+    pub desired: String,
+    pub state: String,
+    pub containers: Vec<archy_orchestrator::ContainerRuntime>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogView {
+    pub version: u64,
+    pub expires: DateTime<Utc>,
+    pub expired: bool,
+    pub days_left: i64,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub endpoint_id: String,
+    pub root_version: u64,
+    pub catalog: Option<CatalogView>,
+    pub last_pull: PullStatus,
+    pub alarms: Vec<db::Alarm>,
+    pub podman_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogAppView {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub installed: bool,
+}
+
+/// The catalog download cap: a hostile origin cannot make us buffer more.
+const MAX_CATALOG_BYTES: usize = archy_registry::MAX_DOCUMENT_BYTES;
+
+impl Node {
+    /// Opens state, restores trust from sqlite (re-verified), starts the swarm and
+    /// connects to rootless Podman. Operations a crash left running are rolled back.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let db = db::open(&config.data_dir.join("archy.db")).await?;
+        let root_path = config.pinned_root.as_ref().context(
+            "no pinned root: set pinned_root in the node config to the signed root envelope from your signing ceremony",
+        )?;
+        let anchor_bytes = std::fs::read(root_path)
+            .with_context(|| format!("reading pinned root {}", root_path.display()))?;
+        let anchor = VerifiedRoot::trust_anchor(&anchor_bytes)
+            .with_context(|| format!("pinned root {}", root_path.display()))?;
+        let last_seen = db::meta(&db, "last_seen")
+            .await?
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let catalog = db::latest_catalog(&db).await?;
+        let trust = TrustState::restore(anchor, &db::root_rotations(&db).await?, catalog.as_deref(), last_seen)
+            .context("stored trust state no longer verifies against the pinned root")?;
+
+        let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
+        swarm_config.bind = config.iroh_bind;
+        let swarm = Arc::new(Swarm::start(swarm_config).await?);
+        let orchestrator = Orchestrator::connect(OrchestratorConfig {
+            podman_url: config.podman_url.clone(),
+            data_dir: config.data_dir.clone(),
+            publish_address: config.publish_address,
+        })
+        .await?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let node = Arc::new(Node {
+            config,
+            db,
+            trust: RwLock::new(trust),
+            swarm,
+            orchestrator,
+            http,
+            last_pull: Default::default(),
+            operation: Mutex::new(()),
+        });
+        node.recover_interrupted().await?;
+        Ok(node)
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn swarm(&self) -> &Arc<Swarm> {
+        &self.swarm
+    }
+
+    /// An install that never finished is rolled back: no app stays "installing" forever.
+    async fn recover_interrupted(&self) -> anyhow::Result<()> {
+        for op in db::running_operations(&self.db).await? {
+            warn!(app = %op.app_id, kind = %op.kind, stage = %op.stage, "rolling back interrupted operation");
+            let note = if op.kind == "install" && db::app(&self.db, &op.app_id).await?.is_none() {
+                match self.orchestrator.uninstall(&op.app_id, false).await {
+                    Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
+                        format!("interrupted at stage {}; rolled back", op.stage)
+                    }
+                    Err(e) => format!("interrupted at stage {}; rollback failed: {e}", op.stage),
+                }
+            } else {
+                format!("interrupted at stage {}", op.stage)
+            };
+            db::mark_interrupted(&self.db, op.id, &note).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches the origin's catalog (bounded), verifies it and stores it when it is newer.
+    pub async fn pull_catalog(&self) -> Result<CatalogUpdate, NodeError> {
+        let result = self.pull_catalog_inner().await;
+        let status = PullStatus {
+            at: Some(Utc::now()),
+            ok: result.is_ok(),
+            message: match &result {
+                Ok(CatalogUpdate::Unchanged { version }) => format!("catalog version {version} is current"),
+                Ok(CatalogUpdate::Updated { from, to, missed }) => format!(
+                    "catalog updated from {} to version {to}{}",
+                    from.map_or("nothing".into(), |f| format!("version {f}")),
+                    if *missed > 0 { format!(" ({missed} version(s) skipped)") } else { String::new() }
+                ),
+                Err(e) => e.message.clone(),
+            },
+        };
+        if let Ok(mut last) = self.last_pull.lock() {
+            *last = status;
+        }
+        result
+    }
+
+    async fn pull_catalog_inner(&self) -> Result<CatalogUpdate, NodeError> {
+        let origin = self.config.origin.as_deref().ok_or_else(|| {
+            NodeError::new(ErrorKind::Refused, "no origin configured: set origin in the node config")
+        })?;
+        let url = format!("{}/v1/catalog", origin.trim_end_matches('/'));
+        let bytes = self.get_bounded(&url, MAX_CATALOG_BYTES).await?;
+        let now = Utc::now();
+        let mut trust = self.trust.write().await;
+        let update = trust.update_catalog(&bytes, now).map_err(|e| {
+            NodeError::new(ErrorKind::Refused, format!("catalog from {url} refused: {e}"))
+        });
+        match &update {
+            Ok(CatalogUpdate::Updated { to, .. }) => {
+                let catalog = trust.catalog().ok_or_else(|| internal("accepted catalog missing"))?;
+                db::store_catalog(&self.db, *to, catalog.envelope_bytes(), catalog.envelope_hash(), catalog.expires(), now)
+                    .await?;
+                info!(version = to, "catalog accepted");
+            }
+            Ok(CatalogUpdate::Unchanged { .. }) => db::set_meta(&self.db, "last_seen", &now.to_rfc3339()).await?,
+            Err(e) => {
+                if e.message.contains("equivocation") {
+                    error!(error = %e.message, "catalog equivocation");
+                    db::raise_alarm(&self.db, "equivocation", &e.message).await?;
+                } else {
+                    warn!(error = %e.message, "catalog refused");
+                }
+            }
+        }
+        update
+    }
+
+    /// GET with a hard cap on the body, checked before and while reading.
+    async fn get_bounded(&self, url: &str, limit: usize) -> Result<Vec<u8>, NodeError> {
+        let unavailable = |e: reqwest::Error| {
+            NodeError::new(ErrorKind::Unavailable, format!("cannot fetch {url}: {e}"))
+        };
+        let response = self.http.get(url).send().await.map_err(unavailable)?;
+        if !response.status().is_success() {
+            return Err(NodeError::new(
+                ErrorKind::Unavailable,
+                format!("{url} answered {}", response.status()),
+            ));
+        }
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!("{url} is larger than the {limit}-byte limit"),
+            ));
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(unavailable)?;
+            if body.len() + chunk.len() > limit {
+                return Err(NodeError::new(
+                    ErrorKind::Refused,
+                    format!("{url} sent more than the {limit}-byte limit"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
+    pub async fn pull_loop(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(Duration::from_secs(self.config.pull_interval_seconds.max(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = self.pull_catalog().await {
+                warn!(error = %e, "catalog pull failed");
+            }
+        }
+    }
+
+    /// The current catalog, refused for new installs once expired.
+    async fn installable_catalog(&self) -> Result<VerifiedCatalog, NodeError> {
+        let trust = self.trust.read().await;
+        let catalog = trust.catalog().cloned().ok_or_else(|| {
+            NodeError::new(ErrorKind::Unavailable, "no verified catalog yet: the node has not pulled one from its origin")
+        })?;
+        catalog.check_unexpired(Utc::now()).map_err(|e| {
+            NodeError::new(ErrorKind::Refused, format!("{e}; no installs from it until the origin publishes a fresh one"))
+        })?;
+        Ok(catalog)
+    }
+
+    /// Where the catalog's origin listens on iroh; its id must be the one the catalog signs.
+    async fn origin_peer(&self, catalog: &VerifiedCatalog) -> Result<PeerAddr, NodeError> {
+        let origin = &catalog.catalog().origin;
+        let url = format!("{}/v1/swarm/addr", origin.http.trim_end_matches('/'));
+        let bytes = self.get_bounded(&url, 64 * 1024).await?;
+        let peer: PeerAddr = serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::new(ErrorKind::Unavailable, format!("{url}: not a swarm address: {e}")))?;
+        if peer.id != origin.iroh {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!("{url} names endpoint {} but the signed catalog names the origin {}", peer.id, origin.iroh),
+            ));
+        }
+        Ok(peer)
+    }
+
+    /// Installs an app from the verified catalog: fetch its artifacts over iroh (hash and
+    /// size checked), hand them to the orchestrator, record it. Nothing stays on failure.
+    pub async fn install(&self, id: &str) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        if db::app(&self.db, id).await?.is_some() {
+            return Err(NodeError::new(ErrorKind::Conflict, format!("app {id:?} is already installed")));
+        }
+        let catalog = self.installable_catalog().await?;
+        let app = catalog.app(id).ok_or_else(|| {
+            NodeError::new(ErrorKind::NotFound, format!("no app {id:?} in catalog version {}", catalog.version()))
+        })?;
+        let op = db::begin_operation(&self.db, id, "install").await?;
+        let workdir = self.config.data_dir.join("tmp").join(format!("install-{op}"));
+        let result = self.install_steps(op, &catalog, &app, &workdir).await;
+        let _ = std::fs::remove_dir_all(&workdir);
+        match &result {
+            Ok(_) => db::finish_operation(&self.db, op, None).await?,
+            Err(e) => db::finish_operation(&self.db, op, Some(&e.message)).await?,
+        }
+        result
+    }
+
+    async fn install_steps(
+        &self,
+        op: i64,
+        catalog: &VerifiedCatalog,
+        app: &VerifiedApp,
+        workdir: &std::path::Path,
+    ) -> Result<AppView, NodeError> {
+        let id = app.manifest.id.as_str();
+        db::set_stage(&self.db, op, "fetching").await?;
+        std::fs::create_dir_all(workdir).map_err(internal)?;
+        let origin = self.origin_peer(catalog).await?;
+        let mut images = BTreeMap::new();
+        for c in &app.manifest.containers {
+            let Some(name) = &c.image.artifact else { continue };
+            if images.contains_key(name) {
+                continue;
+            }
+            let artifact = app.artifact(name).ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
+            let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
+            info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
+            self.swarm.fetch(&blob, std::slice::from_ref(&origin)).await.map_err(|e| {
+                NodeError::new(ErrorKind::Unavailable, format!("artifact {name} of {id}: {e}"))
+            })?;
+            let path = workdir.join(format!("{name}.tar"));
+            self.swarm.export(&blob, &path).await.map_err(internal)?;
+            images.insert(name.clone(), path);
+        }
+        db::set_stage(&self.db, op, "installing").await?;
+        let runtime = self.orchestrator.install(&app.manifest, &images).await?;
+        for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
+            if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
+                let _ = self.swarm.pin(&blob.hash, &format!("archy/app/{id}/{name}")).await;
+            }
+        }
+        db::insert_app(&self.db, id, &app.manifest.version.to_string(), catalog.version()).await?;
+        Ok(self.view(id, &app.manifest.version.to_string(), "running", runtime, Some(app)))
+    }
+
+    /// The manifest an installed app was installed from, re-verified from stored bytes.
+    async fn installed_app(&self, id: &str) -> Result<(db::AppRow, VerifiedApp), NodeError> {
+        let row = db::app(&self.db, id)
+            .await?
+            .ok_or_else(|| NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed")))?;
+        let bytes = db::catalog(&self.db, row.catalog_version)
+            .await?
+            .ok_or_else(|| internal(format!("catalog version {} of app {id} is missing", row.catalog_version)))?;
+        let trust = self.trust.read().await;
+        let catalog = VerifiedCatalog::verify(trust.root(), &bytes).map_err(internal)?;
+        let app = catalog
+            .app(id)
+            .ok_or_else(|| internal(format!("catalog version {} lacks app {id}", row.catalog_version)))?;
+        Ok((row, app))
+    }
+
+    pub async fn start_app(&self, id: &str) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        let (row, app) = self.installed_app(id).await?;
+        db::set_desired(&self.db, id, "running").await?;
+        let runtime = self.orchestrator.start(&app.manifest).await?;
+        Ok(self.view(id, &row.version, "running", runtime, Some(&app)))
+    }
+
+    pub async fn stop_app(&self, id: &str) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        let (row, app) = self.installed_app(id).await?;
+        // Desired state first: a reconciler must never restart what the user stopped.
+        db::set_desired(&self.db, id, "stopped").await?;
+        let runtime = self.orchestrator.stop(&app.manifest).await?;
+        Ok(self.view(id, &row.version, "stopped", runtime, Some(&app)))
+    }
+
+    pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), NodeError> {
+        let _guard = self.operation.lock().await;
+        if db::app(&self.db, id).await?.is_none() && !purge {
+            return Err(NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed")));
+        }
+        let op = db::begin_operation(&self.db, id, if purge { "purge" } else { "uninstall" }).await?;
+        let result = match self.orchestrator.uninstall(id, purge).await {
+            Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => Ok(()),
+            Err(e) => Err(NodeError::from(e)),
+        };
+        if result.is_ok() {
+            db::delete_app(&self.db, id).await?;
+        }
+        db::finish_operation(&self.db, op, result.as_ref().err().map(|e| e.message.as_str())).await?;
+        result
+    }
+
+    fn view(&self, id: &str, version: &str, desired: &str, runtime: AppRuntime, app: Option<&VerifiedApp>) -> AppView {
+        let state = if runtime.containers.is_empty() {
+            "missing"
+        } else if runtime.all_running() {
+            "running"
+        } else if runtime.containers.iter().all(|c| c.state != archy_orchestrator::ContainerState::Running) {
+            "stopped"
+        } else {
+            "degraded"
+        };
+        let url = app.and_then(|a| {
+            let ui = a.manifest.ui.as_ref()?;
+            let port = a.manifest.container(&ui.container)?.ports.iter().find(|p| p.container == ui.port)?.host;
+            let host = if self.config.publish_address.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                self.config.publish_address.to_string()
+            };
+            Some(format!("http://{host}:{port}{}", ui.path))
+        });
+        AppView {
+            id: id.to_owned(),
+            version: version.to_owned(),
+            desired: desired.to_owned(),
+            state: state.to_owned(),
+            containers: runtime.containers,
+            url,
+        }
+    }
+
+    pub async fn app(&self, id: &str) -> Result<AppView, NodeError> {
+        let (row, app) = self.installed_app(id).await?;
+        let runtime = self.orchestrator.status(id).await?;
+        Ok(self.view(id, &row.version, &row.desired, runtime, Some(&app)))
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppView>, NodeError> {
+        let mut out = Vec::new();
+        for row in db::apps(&self.db).await? {
+            out.push(self.app(&row.id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn catalog_apps(&self) -> Result<Vec<CatalogAppView>, NodeError> {
+        let installed: Vec<String> = db::apps(&self.db).await?.into_iter().map(|a| a.id).collect();
+        let trust = self.trust.read().await;
+        let Some(catalog) = trust.catalog() else {
+            return Ok(Vec::new());
+        };
+        Ok(catalog
+            .catalog()
+            .apps
+            .iter()
+            .map(|a| CatalogAppView {
+                id: a.id.clone(),
+                name: a.manifest.name.clone(),
+                version: a.version.to_string(),
+                description: a.manifest.description.clone(),
+                installed: installed.contains(&a.id),
+            })
+            .collect())
+    }
+
+    pub async fn status(&self) -> Result<StatusView, NodeError> {
+        let trust = self.trust.read().await;
+        let now = Utc::now();
+        let catalog = trust.catalog().map(|c| CatalogView {
+            version: c.version(),
+            expires: c.expires(),
+            expired: c.expires() <= now,
+            days_left: (c.expires() - now).num_days(),
+            origin: c.catalog().origin.http.clone(),
+        });
+        Ok(StatusView {
+            endpoint_id: self.swarm.endpoint_id().to_string(),
+            root_version: trust.root().version(),
+            catalog,
+            last_pull: self.last_pull.lock().map(|l| l.clone()).unwrap_or_default(),
+            alarms: db::alarms(&self.db).await?,
+            podman_url: self.orchestrator.engine().url().to_owned(),
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! `archy origin`: serves the signed catalog over HTTP and its artifacts over iroh-blobs
+//! (and HTTP). It refuses to serve a catalog whose artifacts it does not hold byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use archy_registry::{Catalog, Envelope, PayloadType};
+use archy_swarm::{BlobRef, Swarm, SwarmConfig};
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use tracing::info;
+
+pub struct OriginConfig {
+    pub data_dir: PathBuf,
+    pub catalog: PathBuf,
+    pub artifacts: PathBuf,
+    pub iroh_bind: std::net::SocketAddr,
+}
+
+pub struct Origin {
+    pub swarm: Arc<Swarm>,
+    pub router: Router,
+}
+
+/// Imports every artifact the catalog names from `artifacts/<app>/<name>.tar`-style files
+/// (see [`crate::catalog_build::artifact_path`]) and checks each hash and size.
+pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
+    let envelope_bytes = std::fs::read(&config.catalog)
+        .with_context(|| format!("reading signed catalog {}", config.catalog.display()))?;
+    let envelope = Envelope::from_bytes(&envelope_bytes)
+        .with_context(|| format!("{}", config.catalog.display()))?;
+    envelope.expect_type(PayloadType::Catalog)?;
+    if envelope.signatures.is_empty() {
+        bail!("{} carries no signature: sign it with archy-sign first", config.catalog.display());
+    }
+    let catalog = Catalog::from_json(&envelope.payload_bytes()?)?;
+    let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
+    swarm_config.bind = config.iroh_bind;
+    let swarm = Arc::new(Swarm::start(swarm_config).await?);
+    if swarm.endpoint_id().to_string() != catalog.origin.iroh {
+        bail!(
+            "the catalog names origin endpoint {} but this origin's key ({}) is {}; \
+             rebuild the catalog with --origin-iroh from `archy origin id`",
+            catalog.origin.iroh,
+            config.data_dir.display(),
+            swarm.endpoint_id()
+        );
+    }
+    for app in &catalog.apps {
+        for artifact in &app.artifacts {
+            let path = crate::catalog_build::artifact_path(&config.artifacts, &app.id, &artifact.name);
+            let imported = swarm
+                .import_file(&path, &format!("origin/{}/{}", app.id, artifact.name))
+                .await
+                .with_context(|| format!("importing {}", path.display()))?;
+            let expected = BlobRef::from_hex(&artifact.blake3, artifact.size)?;
+            if imported != expected {
+                bail!(
+                    "{} does not match the catalog: it has blake3 {} and {} bytes, the catalog says {} and {} bytes",
+                    path.display(),
+                    imported.hex(),
+                    imported.size,
+                    artifact.blake3,
+                    artifact.size
+                );
+            }
+            info!(app = %app.id, artifact = %artifact.name, hash = %artifact.blake3, "serving artifact");
+        }
+    }
+    let catalog_body = envelope_bytes.clone();
+    let router = Router::new()
+        .route(
+            "/v1/catalog",
+            get(move || {
+                let body = catalog_body.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+        .merge(archy_swarm::http_routes(swarm.clone()));
+    Ok(Origin { swarm, router })
+}
+
+pub fn default_data_dir(base: &Path) -> PathBuf {
+    base.join("origin")
+}

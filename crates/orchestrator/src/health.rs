@@ -1,0 +1,117 @@
+//! Health checks from the manifest: HTTP and TCP against the published host port,
+//! commands inside the container. Failures inside the start period don't count.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use archy_registry::manifest::{Container, HealthCheck};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::{Engine, Error, Result};
+
+pub async fn wait_healthy(
+    engine: &Engine,
+    name: &str,
+    container: &Container,
+    check: &HealthCheck,
+    publish_address: IpAddr,
+) -> Result<()> {
+    let started = Instant::now();
+    let start_period = Duration::from_secs(check.start_period_seconds.into());
+    let interval = Duration::from_secs(check.interval_seconds.into());
+    let mut failures = 0;
+    loop {
+        let result = probe(engine, name, container, check, publish_address).await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(reason) => {
+                if started.elapsed() >= start_period {
+                    failures += 1;
+                    if failures > check.retries {
+                        return Err(Error::Unhealthy {
+                            container: container.name.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        // Poll faster than the interval while starting, so healthy apps are seen soon.
+        let wait = if started.elapsed() < start_period {
+            interval.min(Duration::from_millis(250))
+        } else {
+            interval
+        };
+        sleep(wait).await;
+    }
+}
+
+async fn probe(
+    engine: &Engine,
+    name: &str,
+    container: &Container,
+    check: &HealthCheck,
+    publish_address: IpAddr,
+) -> Result<(), String> {
+    let limit = Duration::from_secs(check.timeout_seconds.into());
+    let host = if publish_address.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        publish_address
+    };
+    let host_port = |port: u16| {
+        container
+            .ports
+            .iter()
+            .find(|p| p.container == port)
+            .map(|p| p.host)
+            .ok_or_else(|| format!("container port {port} is not published, so the node cannot probe it"))
+    };
+    if let Some(http) = &check.http {
+        let port = host_port(http.port)?;
+        let attempt = async {
+            let mut stream = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+            let request = format!(
+                "GET {} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: archy-health\r\n\r\n",
+                http.path
+            );
+            stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+            let mut head = vec![0u8; 64];
+            let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
+            let status_line = String::from_utf8_lossy(&head[..n]).into_owned();
+            let code: u16 = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("not an HTTP response: {status_line:?}"))?;
+            if (200..400).contains(&code) {
+                Ok(())
+            } else {
+                Err(format!("GET {} answered {code}", http.path))
+            }
+        };
+        return timeout(limit, attempt)
+            .await
+            .unwrap_or_else(|_| Err(format!("no HTTP answer within {}s", check.timeout_seconds)));
+    }
+    if let Some(tcp) = &check.tcp {
+        let port = host_port(tcp.port)?;
+        return match timeout(limit, TcpStream::connect((host, port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("tcp connect to port {port}: {e}")),
+            Err(_) => Err(format!("tcp connect to port {port} timed out")),
+        };
+    }
+    if let Some(command) = &check.command {
+        let mut args = vec!["exec", name];
+        args.extend(command.iter().map(String::as_str));
+        return match timeout(limit, engine.run(&args)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("health command timed out after {}s", check.timeout_seconds)),
+        };
+    }
+    Ok(())
+}

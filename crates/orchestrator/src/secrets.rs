@@ -1,0 +1,77 @@
+//! App secrets: generated once, stored 0600, never logged, kept until purge.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use archy_registry::manifest::SecretSpec;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::{Error, Result};
+
+/// Returns every declared secret, generating (and storing) the ones that do not exist yet.
+pub fn ensure(dir: &Path, specs: &[SecretSpec]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let path = dir.join(&spec.name);
+        let value = match std::fs::read_to_string(&path) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let v = Alphanumeric.sample_string(&mut rand::rng(), spec.length as usize);
+                write_private(&path, v.as_bytes())?;
+                v
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "reading secret",
+                    path,
+                    source,
+                });
+            }
+        };
+        out.insert(spec.name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Writes a file readable by its owner only, replacing it atomically.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let io = |source| Error::Io {
+        what: "writing",
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(contents).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_generated_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let specs = [SecretSpec { name: "db".into(), length: 24 }];
+        let first = ensure(dir.path(), &specs).unwrap();
+        assert_eq!(first["db"].len(), 24);
+        let again = ensure(dir.path(), &specs).unwrap();
+        assert_eq!(first, again);
+        let mode = std::fs::metadata(dir.path().join("db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
