@@ -1,1 +1,152 @@
+//! Shared fixtures for the cross-crate tests: keys, a signed root and catalogs, an origin
+//! (honest or hostile) on loopback, and a node with real sqlite, iroh and rootless Podman.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use archy_node::catalog_build::{self, BuildOptions};
+use archy_node::{Node, NodeConfig, origin};
+use archy_registry::{Envelope, PayloadType, Root, SecretKey};
+use chrono::{Duration, Utc};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repo").to_owned()
+}
+
+/// The rootless Podman service the tests drive. Missing is a failure, not a skip.
+pub fn podman_url() -> String {
+    std::env::var("ARCHY_PODMAN_URL").unwrap_or_else(|_| {
+        panic!(
+            "ARCHY_PODMAN_URL is not set: these tests need a rootless Podman service. \
+             Run them through scripts/test.sh, or `eval $(scripts/setup-podman.sh)` first."
+        )
+    })
+}
+
+/// Image archives built by apps/build.sh.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("ARCHY_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build/artifacts"));
+    let image = dir.join("hello/image.tar");
+    assert!(
+        image.is_file(),
+        "{} is missing: build the app images with apps/build.sh (scripts/test.sh does)",
+        image.display()
+    );
+    dir
+}
+
+pub struct Keys {
+    pub root: SecretKey,
+    pub catalog: SecretKey,
+}
+
+impl Keys {
+    pub fn new() -> Self {
+        let m = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+        Keys {
+            root: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Root, 0).unwrap(),
+            catalog: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Catalog, 0).unwrap(),
+        }
+    }
+
+    /// A signed root envelope, written to `dir/root.json`.
+    pub fn write_root(&self, dir: &Path) -> PathBuf {
+        let root = Root::new(
+            1,
+            Utc::now() + Duration::days(365),
+            &[self.root.public()],
+            1,
+            &[self.catalog.public()],
+            1,
+        )
+        .unwrap();
+        let mut env = Envelope::unsigned(PayloadType::Root, &root.to_json());
+        env.sign(&self.root).unwrap();
+        let path = dir.join("root.json");
+        std::fs::write(&path, env.to_bytes()).unwrap();
+        path
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds and signs a catalog of the repo's apps for an origin.
+pub fn signed_catalog(keys: &Keys, http: &str, iroh: &str, version: u64, expires_in_days: i64) -> Envelope {
+    let mut env = catalog_build::build(&BuildOptions {
+        apps_dir: repo_root().join("apps"),
+        artifacts_dir: artifacts_dir(),
+        origin: archy_registry::Origin {
+            http: http.to_owned(),
+            iroh: iroh.to_owned(),
+        },
+        version,
+        expires_in_days,
+        previous: None,
+    })
+    .unwrap();
+    env.sign(&keys.catalog).unwrap();
+    env
+}
+
+pub async fn loopback_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// A real origin: its own data dir, iroh endpoint and HTTP server.
+pub struct RunningOrigin {
+    pub url: String,
+    pub swarm: Arc<archy_swarm::Swarm>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start_origin(dir: &Path, catalog: &Path, listener: tokio::net::TcpListener, url: String) -> RunningOrigin {
+    let o = origin::prepare(&origin::OriginConfig {
+        data_dir: dir.to_owned(),
+        catalog: catalog.to_owned(),
+        artifacts: artifacts_dir(),
+        iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+    })
+    .await
+    .expect("origin starts");
+    let swarm = o.swarm.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, o.router).await.unwrap();
+    });
+    RunningOrigin { url, swarm, server }
+}
+
+/// A hostile or broken origin: serves whatever catalog bytes it is given, next to the
+/// swarm routes of a real swarm node (so artifacts are reachable over iroh).
+pub fn serve_bytes(listener: tokio::net::TcpListener, catalog: Vec<u8>, swarm: Arc<archy_swarm::Swarm>) -> tokio::task::JoinHandle<()> {
+    let router = axum::Router::new()
+        .route("/v1/catalog", axum::routing::get(move || {
+            let body = catalog.clone();
+            async move { body }
+        }))
+        .merge(archy_swarm::http_routes(swarm));
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    })
+}
+
+pub async fn start_node(dir: &Path, origin: &str, root: &Path) -> Arc<Node> {
+    let config = NodeConfig {
+        data_dir: dir.to_owned(),
+        origin: Some(origin.to_owned()),
+        pinned_root: Some(root.to_owned()),
+        podman_url: podman_url(),
+        publish_address: [127, 0, 0, 1].into(),
+        pull_interval_seconds: 3600,
+        ..NodeConfig::default()
+    };
+    Node::start(config).await.expect("node starts")
+}

@@ -222,9 +222,18 @@ impl fmt::Debug for SecretKey {
 
 /// Validates a BIP39 English mnemonic (word list and checksum) and returns its 64-byte seed.
 pub fn mnemonic_seed(mnemonic: &str, passphrase: &str) -> Result<Zeroizing<[u8; 64]>> {
-    let parsed = bip39::Mnemonic::parse_in_normalized(bip39::Language::English, mnemonic.trim())
+    // Paper backups come back with capitals and line breaks; the words are what count.
+    let words = Zeroizing::new(
+        mnemonic
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let parsed = bip39::Mnemonic::parse_in(bip39::Language::English, words.as_str())
         .map_err(|e| Error::Key(format!("not a valid BIP39 mnemonic: {e}")))?;
-    Ok(Zeroizing::new(parsed.to_seed_normalized(passphrase)))
+    // `to_seed` NFKD-normalizes the passphrase as BIP39 requires.
+    Ok(Zeroizing::new(parsed.to_seed(passphrase)))
 }
 
 #[cfg(test)]

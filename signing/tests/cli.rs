@@ -1,0 +1,701 @@
+//! Runs the real `archy-sign` binary through whole ceremonies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use archy_registry::{Catalog, Envelope, Origin, PayloadType};
+use chrono::{Duration, Utc};
+
+/// The all-"abandon" BIP39 test mnemonic: valid, and public, so fine in a test.
+const TEST_MNEMONIC: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+/// Runs archy-sign with `stdin` piped in (or an empty, non-terminal stdin).
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_archy-sign"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start archy-sign");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs and insists on success, returning stdout.
+fn ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(args, stdin);
+    assert!(
+        out.status.success(),
+        "archy-sign {args:?} failed\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs and insists on failure, returning stdout + stderr.
+fn fails(args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(args, stdin);
+    assert!(
+        !out.status.success(),
+        "archy-sign {args:?} should have failed\nstdout: {}",
+        stdout(&out)
+    );
+    format!("{}{}", stdout(&out), stderr(&out))
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// One keyholder: a fresh mnemonic from `mnemonic new`, kept in a file.
+struct Keyholder {
+    mnemonic_file: PathBuf,
+}
+
+impl Keyholder {
+    fn new(dir: &Path, name: &str) -> Self {
+        let mnemonic = ok(&["mnemonic", "new"], None);
+        let mnemonic_file = dir.join(format!("{name}.mnemonic"));
+        std::fs::write(&mnemonic_file, mnemonic).unwrap();
+        Self { mnemonic_file }
+    }
+
+    fn did(&self, role: &str) -> String {
+        ok(
+            &[
+                "pubkey",
+                "--role",
+                role,
+                "--mnemonic-file",
+                s(&self.mnemonic_file),
+            ],
+            None,
+        )
+        .trim()
+        .to_owned()
+    }
+
+    fn sign(&self, file: &Path, role: &str) {
+        ok(
+            &[
+                "sign",
+                s(file),
+                "--role",
+                role,
+                "--mnemonic-file",
+                s(&self.mnemonic_file),
+            ],
+            None,
+        );
+    }
+}
+
+fn write_catalog(path: &Path, version: u64) {
+    let origin = Origin {
+        http: "http://127.0.0.1:1".into(),
+        iroh: "ab".repeat(32),
+    };
+    let catalog = Catalog::new(
+        version,
+        Utc::now() + Duration::days(30),
+        None,
+        origin,
+        vec![],
+    )
+    .unwrap();
+    let envelope = Envelope::unsigned(PayloadType::Catalog, &catalog.to_json());
+    std::fs::write(path, envelope.to_bytes()).unwrap();
+}
+
+fn root_init(
+    out: &Path,
+    version: &str,
+    root_keys: &[&str],
+    root_k: &str,
+    catalog_keys: &[&str],
+    catalog_k: &str,
+) {
+    let mut args = vec!["root", "init", "--out", s(out), "--version", version];
+    for k in root_keys {
+        args.extend(["--root-key", *k]);
+    }
+    for k in catalog_keys {
+        args.extend(["--catalog-key", *k]);
+    }
+    args.extend([
+        "--root-threshold",
+        root_k,
+        "--catalog-threshold",
+        catalog_k,
+        "--expires-in-days",
+        "365",
+    ]);
+    ok(&args, None);
+}
+
+#[test]
+fn mnemonic_new_gives_valid_words_that_check_accepts() {
+    let first = ok(&["mnemonic", "new"], None);
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(words.len(), 24, "{first}");
+    assert!(
+        words
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+    );
+    let checked = ok(&["mnemonic", "check"], Some(&first));
+    assert!(checked.contains("24 words"), "{checked}");
+
+    // Fresh randomness each time.
+    assert_ne!(first, ok(&["mnemonic", "new"], None));
+
+    let twelve = ok(&["mnemonic", "new", "--words", "12"], None);
+    assert_eq!(twelve.split_whitespace().count(), 12, "{twelve}");
+    ok(&["mnemonic", "check"], Some(&twelve));
+}
+
+#[test]
+fn extra_entropy_is_mixed_in_and_must_not_be_empty() {
+    let dice = "3 6 1 4 2 5 5 1 6 2 3 4 1 1 6 2 5 3 4 6 2 1 5 3";
+    let mnemonic = ok(&["mnemonic", "new", "--extra-entropy-stdin"], Some(dice));
+    assert_eq!(mnemonic.split_whitespace().count(), 24);
+    ok(&["mnemonic", "check"], Some(&mnemonic));
+    // The OS part still makes each run different, even with the same dice.
+    assert_ne!(
+        mnemonic,
+        ok(&["mnemonic", "new", "--extra-entropy-stdin"], Some(dice))
+    );
+
+    let err = fails(&["mnemonic", "new", "--extra-entropy-stdin"], Some(" \n"));
+    assert!(err.contains("no entropy"), "{err}");
+}
+
+#[test]
+fn mnemonic_check_names_the_problem_without_echoing_words() {
+    let bad_checksum = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon";
+    let err = fails(&["mnemonic", "check"], Some(bad_checksum));
+    assert!(
+        err.contains("mnemonic on stdin: not a valid BIP39 mnemonic"),
+        "{err}"
+    );
+    assert!(err.contains("checksum"), "{err}");
+    assert!(
+        !err.contains("abandon"),
+        "the error must not repeat the words: {err}"
+    );
+
+    let unknown = TEST_MNEMONIC.replace("about", "hunter2");
+    let err = fails(&["mnemonic", "check"], Some(&unknown));
+    assert!(
+        err.contains("word 12 is not in the BIP39 English word list"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // No mnemonic anywhere: stdin is not a terminal and is empty.
+    let err = fails(&["pubkey", "--role", "root"], None);
+    assert!(err.contains("mnemonic on stdin: empty"), "{err}");
+}
+
+#[test]
+fn bad_or_missing_mnemonic_file_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("words.txt");
+    std::fs::write(&file, "correct horse battery staple\n").unwrap();
+    let err = fails(
+        &["pubkey", "--role", "root", "--mnemonic-file", s(&file)],
+        None,
+    );
+    assert!(
+        err.contains(&format!(
+            "mnemonic file {}: not a valid BIP39 mnemonic",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("horse"), "{err}");
+
+    let missing = dir.path().join("nope.txt");
+    let err = fails(
+        &["pubkey", "--role", "root", "--mnemonic-file", s(&missing)],
+        None,
+    );
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+
+    // There is no flag that takes the mnemonic itself.
+    let err = fails(
+        &["pubkey", "--role", "root", "--mnemonic", TEST_MNEMONIC],
+        None,
+    );
+    assert!(err.contains("unexpected argument"), "{err}");
+}
+
+#[test]
+fn derive_reproduces_slip10_ed25519_vectors() {
+    let seed1 = "000102030405060708090a0b0c0d0e0f";
+    let out = ok(
+        &[
+            "derive",
+            "--seed-hex",
+            seed1,
+            "--path",
+            "m/0'/1'/2'/2'/1000000000'",
+        ],
+        None,
+    );
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("3c24da049451555d51a7014a37337aa4e12d41e485abccfa46b47dfb2af54b7a")
+    );
+    assert!(lines.next().unwrap().starts_with("did:key:z6Mk"), "{out}");
+
+    let master = ok(&["derive", "--seed-hex", seed1, "--path", "m"], None);
+    assert!(
+        master.starts_with("a4b2856bfec510abab89753fac1ac0e1112364e7d250545963f135f2a33188ed"),
+        "{master}"
+    );
+
+    let seed2 = "fffcf9f6f3f0edeae7e4e1dedbd8d5d2cfccc9c6c3c0bdbab7b4b1aeaba8a5a29f9c999693908d8a8784817e7b7875726f6c696663605d5a5754514e4b484542";
+    let out = ok(
+        &[
+            "derive",
+            "--seed-hex",
+            seed2,
+            "--path",
+            "m/0'/2147483647'/1'/2147483646'/2'",
+        ],
+        None,
+    );
+    assert!(
+        out.starts_with("47150c75db263559a70d5778bf36abbab30fb061ad69f69ece61a72b0cfa4fc0"),
+        "{out}"
+    );
+
+    let err = fails(&["derive", "--seed-hex", seed1, "--path", "m/0/1'"], None);
+    assert!(err.contains("not hardened"), "{err}");
+    let err = fails(&["derive", "--seed-hex", "zz", "--path", "m"], None);
+    assert!(err.contains("--seed-hex"), "{err}");
+}
+
+#[test]
+fn pubkey_is_reproducible_per_role_index_and_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let pubkey = |extra: &[&str]| {
+        let mut args = vec!["pubkey"];
+        args.extend(extra);
+        let out = run(&args, Some(TEST_MNEMONIC));
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out).trim().to_owned(), stderr(&out))
+    };
+    // Known answers, listed in docs/keys.md, cross-checked with an independent
+    // implementation (Python hashlib PBKDF2/HMAC-SHA512 + pyca ed25519).
+    let (root, path) = pubkey(&["--role", "root"]);
+    assert_eq!(
+        root,
+        "did:key:z6Mkow7SaUdDpF7CWySNGDqtQPnLiNyyZU319EvCPsGLkMVh"
+    );
+    assert!(path.contains("m/44'/7368'/0'/0'"), "{path}");
+    assert_eq!(pubkey(&["--role", "root"]).0, root);
+
+    let (catalog, _) = pubkey(&["--role", "catalog"]);
+    assert_eq!(
+        catalog,
+        "did:key:z6Mkr63gmgkXrPCT39TBeV7rDdDqJFGLUHEHMBjcHx2n98Tx"
+    );
+    let (catalog, path) = pubkey(&["--role", "catalog", "--index", "3"]);
+    assert!(path.contains("m/44'/7368'/1'/3'"), "{path}");
+    assert_ne!(catalog, root);
+    let (developer, path) = pubkey(&["--role", "developer"]);
+    assert_eq!(
+        developer,
+        "did:key:z6MkjSyHiayvam1CMxMncFrviidwde88N1d8ChpJtHSjTbDY"
+    );
+    assert!(path.contains("m/44'/7368'/2'/0'"), "{path}");
+    assert_ne!(developer, root);
+
+    // Messy whitespace and capitals from a paper backup give the same key.
+    let messy = format!("  {}\n", TEST_MNEMONIC.to_uppercase().replace(' ', "  \n"));
+    let out = run(&["pubkey", "--role", "root"], Some(&messy));
+    assert_eq!(stdout(&out).trim(), root, "{}", stderr(&out));
+
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "TREZOR\n").unwrap();
+    let (with_pass, _) = pubkey(&["--role", "root", "--passphrase-file", s(&pass)]);
+    assert_eq!(
+        with_pass,
+        "did:key:z6Mkhc1R4q9qFBQZLY3P43t8qSTZFvkmy8aqseduNaQYVWvN"
+    );
+
+    // BIP39 hashes the NFKD form: a composed and a decomposed "é" are the same passphrase.
+    let expected = "did:key:z6MkeuKge8VsK4kdVMqr21LwGCTJSVjgEssvSAR6KvMaBKsF";
+    for spelling in ["caf\u{e9}", "cafe\u{301}"] {
+        std::fs::write(&pass, spelling).unwrap();
+        let (key, _) = pubkey(&["--role", "root", "--passphrase-file", s(&pass)]);
+        assert_eq!(key, expected, "{spelling:?}");
+    }
+}
+
+#[test]
+fn full_ceremony_root_then_two_of_two_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let bob = Keyholder::new(dir.path(), "bob");
+    let root = dir.path().join("root.json");
+    let (alice_root, alice_cat, bob_cat) =
+        (alice.did("root"), alice.did("catalog"), bob.did("catalog"));
+    root_init(
+        &root,
+        "1",
+        &[&alice_root],
+        "1",
+        &[&alice_cat, &bob_cat],
+        "2",
+    );
+
+    // Unsigned: not a trust anchor yet.
+    let report = fails(&["verify", s(&root)], None);
+    assert!(report.contains("threshold is 1"), "{report}");
+
+    // Alice signs the root with her mnemonic piped on stdin.
+    let words = std::fs::read_to_string(&alice.mnemonic_file).unwrap();
+    let out = run(&["sign", s(&root), "--role", "root"], Some(&words));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("signed by {alice_root}")),
+        "{}",
+        stderr(&out)
+    );
+    let report = ok(&["verify", s(&root)], None);
+    assert!(
+        report.contains("result: VALID: root version 1 as a trust anchor"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{alice_root}  valid, in root role of root v1")),
+        "{report}"
+    );
+
+    // A catalog signed by Alice alone does not meet the 2-of-2 threshold.
+    let catalog = dir.path().join("catalog.json");
+    write_catalog(&catalog, 1);
+    alice.sign(&catalog, "catalog");
+    let report = fails(&["verify", s(&catalog), "--root", s(&root)], None);
+    assert!(report.contains(&alice_cat), "{report}");
+    assert!(
+        report.contains("1 of 2 key(s) signed, 2 needed: NOT MET"),
+        "{report}"
+    );
+    assert!(
+        report.contains("catalog role: 1 valid signature(s) from distinct keys, threshold is 2"),
+        "{report}"
+    );
+
+    // Bob signs in his own session; both signatures are kept.
+    bob.sign(&catalog, "catalog");
+    let report = ok(&["verify", s(&catalog), "--root", s(&root)], None);
+    assert!(
+        report.contains(&alice_cat) && report.contains(&bob_cat),
+        "{report}"
+    );
+    assert!(
+        report.contains("2 of 2 key(s) signed, 2 needed: met"),
+        "{report}"
+    );
+    assert!(
+        report.contains("result: VALID: catalog version 1 under root version 1"),
+        "{report}"
+    );
+
+    // Signing again with the same key replaces, never duplicates.
+    bob.sign(&catalog, "catalog");
+    let envelope = Envelope::from_bytes(&std::fs::read(&catalog).unwrap()).unwrap();
+    assert_eq!(envelope.signatures.len(), 2);
+
+    // A catalog without --root cannot be judged.
+    let err = fails(&["verify", s(&catalog)], None);
+    assert!(err.contains("--root"), "{err}");
+}
+
+#[test]
+fn signatures_outside_the_role_are_marked_and_wrong_role_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let mallory = Keyholder::new(dir.path(), "mallory");
+    let root = dir.path().join("root.json");
+    root_init(
+        &root,
+        "1",
+        &[&alice.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&root, "root");
+
+    // Signing a catalog with a root key would never count: refused before any mnemonic is read.
+    let catalog = dir.path().join("catalog.json");
+    write_catalog(&catalog, 1);
+    let err = fails(&["sign", s(&catalog), "--role", "root"], None);
+    assert!(err.contains("sign it with --role catalog"), "{err}");
+
+    mallory.sign(&catalog, "catalog");
+    let report = fails(&["verify", s(&catalog), "--root", s(&root)], None);
+    assert!(
+        report.contains(&format!(
+            "{}  valid, NOT IN ROLE: does not count",
+            mallory.did("catalog")
+        )),
+        "{report}"
+    );
+}
+
+#[test]
+fn tampered_payload_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let root = dir.path().join("root.json");
+    root_init(
+        &root,
+        "1",
+        &[&alice.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&root, "root");
+    let catalog = dir.path().join("catalog.json");
+    write_catalog(&catalog, 1);
+    alice.sign(&catalog, "catalog");
+    ok(&["verify", s(&catalog), "--root", s(&root)], None);
+
+    // Same signatures, payload changed to point nodes at another origin.
+    let signed = Envelope::from_bytes(&std::fs::read(&catalog).unwrap()).unwrap();
+    let payload = String::from_utf8(signed.payload_bytes().unwrap()).unwrap();
+    let evil = payload.replace("http://127.0.0.1:1", "http://127.0.0.1:2");
+    assert_ne!(payload, evil);
+    let mut tampered = Envelope::unsigned(PayloadType::Catalog, evil.as_bytes());
+    tampered.signatures = signed.signatures.clone();
+    let tampered_file = dir.path().join("tampered.json");
+    std::fs::write(&tampered_file, tampered.to_bytes()).unwrap();
+    let report = fails(&["verify", s(&tampered_file), "--root", s(&root)], None);
+    assert!(report.contains("BAD SIGNATURE"), "{report}");
+    assert!(
+        report.contains("not valid: catalog role: 0 valid signature(s)"),
+        "{report}"
+    );
+
+    // The root envelope's payload is just as bound.
+    let signed_root = Envelope::from_bytes(&std::fs::read(&root).unwrap()).unwrap();
+    let root_payload = String::from_utf8(signed_root.payload_bytes().unwrap()).unwrap();
+    let mut tampered_root = Envelope::unsigned(
+        PayloadType::Root,
+        root_payload
+            .replace("\"version\": 1", "\"version\": 7")
+            .as_bytes(),
+    );
+    tampered_root.signatures = signed_root.signatures;
+    let tampered_root_file = dir.path().join("tampered-root.json");
+    std::fs::write(&tampered_root_file, tampered_root.to_bytes()).unwrap();
+    let report = fails(&["verify", s(&tampered_root_file)], None);
+    assert!(
+        report.contains("root role: 0 valid signature(s)"),
+        "{report}"
+    );
+}
+
+#[test]
+fn root_rotation_needs_old_and_new_root_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let carol = Keyholder::new(dir.path(), "carol");
+    let v1 = dir.path().join("root-v1.json");
+    let v2 = dir.path().join("root-v2.json");
+    root_init(
+        &v1,
+        "1",
+        &[&alice.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&v1, "root");
+    // Carol takes over the root role.
+    root_init(
+        &v2,
+        "2",
+        &[&carol.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    carol.sign(&v2, "root");
+
+    // On its own, v2 meets its own threshold; as a rotation it also needs Alice.
+    ok(&["verify", s(&v2)], None);
+    let report = fails(&["verify", s(&v2), "--root", s(&v1)], None);
+    assert!(
+        report.contains("root role of previous root v1: 0 of 1"),
+        "{report}"
+    );
+
+    let out = run(
+        &[
+            "sign",
+            s(&v2),
+            "--role",
+            "root",
+            "--mnemonic-file",
+            s(&alice.mnemonic_file),
+        ],
+        None,
+    );
+    assert!(
+        stderr(&out).contains("not in this root's root role"),
+        "{}",
+        stderr(&out)
+    );
+    let report = ok(&["verify", s(&v2), "--root", s(&v1)], None);
+    assert!(
+        report.contains("result: VALID: rotation from root version 1 to 2"),
+        "{report}"
+    );
+
+    // Skipping a version is refused with the registry's reason.
+    let v3 = dir.path().join("root-v3.json");
+    root_init(
+        &v3,
+        "3",
+        &[&carol.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&v3, "root");
+    carol.sign(&v3, "root");
+    let err = fails(&["verify", s(&v3), "--root", s(&v1)], None);
+    assert!(err.contains("must go to version 2, got version 3"), "{err}");
+}
+
+#[test]
+fn root_init_validates_and_does_not_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let root = dir.path().join("root.json");
+    let (r, c) = (alice.did("root"), alice.did("catalog"));
+    let base = [
+        "root",
+        "init",
+        "--out",
+        s(&root),
+        "--root-key",
+        r.as_str(),
+        "--catalog-key",
+        c.as_str(),
+    ];
+
+    let mut too_high = base.to_vec();
+    too_high.extend([
+        "--root-threshold",
+        "2",
+        "--catalog-threshold",
+        "1",
+        "--expires-in-days",
+        "30",
+    ]);
+    let err = fails(&too_high, None);
+    assert!(
+        err.contains("roles.root.threshold: must be between 1 and the number of keys (1)"),
+        "{err}"
+    );
+
+    let mut bad_key = base.to_vec();
+    bad_key[5] = "did:key:nope";
+    bad_key.extend([
+        "--root-threshold",
+        "1",
+        "--catalog-threshold",
+        "1",
+        "--expires-in-days",
+        "30",
+    ]);
+    let err = fails(&bad_key, None);
+    assert!(err.contains("--root-key"), "{err}");
+
+    let mut good = base.to_vec();
+    good.extend([
+        "--root-threshold",
+        "1",
+        "--catalog-threshold",
+        "1",
+        "--expires",
+        "2100-01-01T00:00:00Z",
+    ]);
+    ok(&good, None);
+    let envelope = Envelope::from_bytes(&std::fs::read(&root).unwrap()).unwrap();
+    envelope.expect_type(PayloadType::Root).unwrap();
+    assert!(envelope.signatures.is_empty());
+
+    let err = fails(&good, None);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn sign_wraps_a_bare_catalog_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keyholder::new(dir.path(), "alice");
+    let root = dir.path().join("root.json");
+    root_init(
+        &root,
+        "1",
+        &[&alice.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&root, "root");
+
+    let origin = Origin {
+        http: "http://127.0.0.1:1".into(),
+        iroh: "cd".repeat(32),
+    };
+    let bare = Catalog::new(4, Utc::now() + Duration::days(7), None, origin, vec![])
+        .unwrap()
+        .to_json();
+    let bare_file = dir.path().join("catalog-bare.json");
+    let signed_file = dir.path().join("catalog-signed.json");
+    std::fs::write(&bare_file, &bare).unwrap();
+    ok(
+        &[
+            "sign",
+            s(&bare_file),
+            "--role",
+            "catalog",
+            "--out",
+            s(&signed_file),
+            "--mnemonic-file",
+            s(&alice.mnemonic_file),
+        ],
+        None,
+    );
+    // --out leaves the input untouched, and the exact bytes are what got signed.
+    assert_eq!(std::fs::read(&bare_file).unwrap(), bare);
+    let envelope = Envelope::from_bytes(&std::fs::read(&signed_file).unwrap()).unwrap();
+    assert_eq!(envelope.payload_bytes().unwrap(), bare);
+    let report = ok(&["verify", s(&signed_file), "--root", s(&root)], None);
+    assert!(report.contains("catalog version 4"), "{report}");
+}
