@@ -7,12 +7,16 @@ use archy_tests::*;
 use base64::Engine as _;
 
 async fn podman_has_app(app: &str) -> bool {
-    let engine = archy_orchestrator::Engine::connect(&podman_url()).await.expect("podman reachable");
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .expect("podman reachable");
     !engine.containers_of(app).await.unwrap().is_empty()
 }
 
 async fn remove_leftovers(app: &str) {
-    let engine = archy_orchestrator::Engine::connect(&podman_url()).await.expect("podman reachable");
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .expect("podman reachable");
     for c in engine.containers_of(app).await.unwrap() {
         engine.run(&["rm", "--force", &c.name]).await.unwrap();
     }
@@ -20,10 +24,12 @@ async fn remove_leftovers(app: &str) {
 
 /// Rewrites a catalog's payload with `edit`, keeping (now invalid) signatures unless re-signed.
 fn edit_payload(env: &Envelope, edit: impl FnOnce(&mut serde_json::Value)) -> Envelope {
-    let mut value: serde_json::Value = serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
     edit(&mut value);
     let mut out = env.clone();
-    out.payload = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&value).unwrap());
+    out.payload =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&value).unwrap());
     out
 }
 
@@ -34,18 +40,29 @@ async fn bad_catalogs_are_refused_and_nothing_is_installed() {
     let root = keys.write_root(tmp.path());
     // A real swarm node stands behind the hostile origins, so only the catalog is at fault.
     let swarm = std::sync::Arc::new(
-        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(tmp.path().join("origin-swarm"))).await.unwrap(),
+        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(
+            tmp.path().join("origin-swarm"),
+        ))
+        .await
+        .unwrap(),
     );
     let origin_id = swarm.endpoint_id().to_string();
     let good = |url: &str, days: i64| signed_catalog(&keys, url, &origin_id, 1, days);
 
     let stranger = SecretKey::from_bytes(&[42; 32]);
-    type Case<'a> = (&'static str, Box<dyn Fn(&str) -> Vec<u8> + 'a>, &'static str);
+    type Case<'a> = (
+        &'static str,
+        Box<dyn Fn(&str) -> Vec<u8> + 'a>,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             "tampered payload",
             Box::new(|url: &str| {
-                edit_payload(&good(url, 30), |v| v["apps"][0]["manifest"]["name"] = "Evil".into()).to_bytes()
+                edit_payload(&good(url, 30), |v| {
+                    v["apps"][0]["manifest"]["name"] = "Evil".into()
+                })
+                .to_bytes()
             }),
             "catalog role: 0 valid signature(s)",
         ),
@@ -59,13 +76,21 @@ async fn bad_catalogs_are_refused_and_nothing_is_installed() {
             }),
             "catalog role: 0 valid signature(s)",
         ),
-        ("expired catalog", Box::new(|url: &str| good(url, -1).to_bytes()), "expired"),
+        (
+            "expired catalog",
+            Box::new(|url: &str| good(url, -1).to_bytes()),
+            "expired",
+        ),
         (
             "a signed root presented as a catalog",
             Box::new(|_: &str| std::fs::read(&root).unwrap()),
             "payload type",
         ),
-        ("not an envelope", Box::new(|_: &str| b"<html>hello</html>".to_vec()), "not a signed envelope"),
+        (
+            "not an envelope",
+            Box::new(|_: &str| b"<html>hello</html>".to_vec()),
+            "not a signed envelope",
+        ),
     ];
 
     for (i, (name, make, expected)) in cases.iter().enumerate() {
@@ -73,15 +98,32 @@ async fn bad_catalogs_are_refused_and_nothing_is_installed() {
         let server = serve_bytes(listener, make(&url), swarm.clone());
         let node = start_node(&tmp.path().join(format!("node-{i}")), &url, &root).await;
         let err = node.pull_catalog().await.expect_err(name);
-        assert!(err.message.contains(expected), "{name}: expected {expected:?} in {:?}", err.message);
-        assert!(node.catalog_apps().await.unwrap().is_empty(), "{name}: a refused catalog was kept");
+        assert!(
+            err.message.contains(expected),
+            "{name}: expected {expected:?} in {:?}",
+            err.message
+        );
+        assert!(
+            node.catalog_apps().await.unwrap().is_empty(),
+            "{name}: a refused catalog was kept"
+        );
         let status = node.status().await.unwrap();
-        assert!(status.catalog.is_none() && !status.last_pull.ok, "{name}: status hides the refusal");
+        assert!(
+            status.catalog.is_none() && !status.last_pull.ok,
+            "{name}: status hides the refusal"
+        );
         let install = node.install("hello").await.expect_err(name);
-        assert!(install.message.contains("no verified catalog"), "{name}: {}", install.message);
+        assert!(
+            install.message.contains("no verified catalog"),
+            "{name}: {}",
+            install.message
+        );
         server.abort();
     }
-    assert!(!podman_has_app("hello").await, "a refused catalog led to containers");
+    assert!(
+        !podman_has_app("hello").await,
+        "a refused catalog led to containers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +133,9 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     let keys = Keys::new();
     let root = keys.write_root(tmp.path());
     let origin_dir = tmp.path().join("origin");
-    let origin_id = archy_swarm::endpoint_id_of(&origin_dir.join("swarm")).unwrap().to_string();
+    let origin_id = archy_swarm::endpoint_id_of(&origin_dir.join("swarm"))
+        .unwrap()
+        .to_string();
     let (listener, origin_url) = loopback_listener().await;
     let catalog = signed_catalog(&keys, &origin_url, &origin_id, 1, 30);
     let catalog_path = tmp.path().join("catalog.json");
@@ -99,10 +143,14 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     let origin = start_origin(&origin_dir, &catalog_path, listener, origin_url.clone()).await;
 
     // Artifacts that do not match what the signed catalog says are refused before Podman sees them.
-    let artifact_cases: [(&str, fn(&mut serde_json::Value), &str); 2] = [
+    type ArtifactCase = (&'static str, fn(&mut serde_json::Value), &'static str);
+    let artifact_cases: [ArtifactCase; 2] = [
         (
             "wrong hash",
-            |v| v["apps"][0]["artifacts"][0]["blake3"] = blake3::hash(b"other bytes").to_hex().to_string().into(),
+            |v| {
+                v["apps"][0]["artifacts"][0]["blake3"] =
+                    blake3::hash(b"other bytes").to_hex().to_string().into()
+            },
             "no provider could serve it",
         ),
         (
@@ -121,24 +169,47 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
         bad.sign(&keys.catalog).unwrap();
         let server = serve_bytes(listener, bad.to_bytes(), origin.swarm.clone());
         let node = start_node(&tmp.path().join(format!("bad-node-{i}")), &url, &root).await;
-        node.pull_catalog().await.expect("validly signed catalog is accepted");
+        node.pull_catalog()
+            .await
+            .expect("validly signed catalog is accepted");
         let err = node.install("hello").await.expect_err(name);
-        assert!(err.message.contains(expected), "{name}: expected {expected:?} in {:?}", err.message);
-        assert!(node.apps().await.unwrap().is_empty(), "{name}: app recorded");
-        assert!(!podman_has_app("hello").await, "{name}: containers left behind");
+        assert!(
+            err.message.contains(expected),
+            "{name}: expected {expected:?} in {:?}",
+            err.message
+        );
+        assert!(
+            node.apps().await.unwrap().is_empty(),
+            "{name}: app recorded"
+        );
+        assert!(
+            !podman_has_app("hello").await,
+            "{name}: containers left behind"
+        );
         server.abort();
     }
 
     // The honest path.
     let node = start_node(&tmp.path().join("node"), &origin_url, &root).await;
     let update = node.pull_catalog().await.expect("catalog accepted");
-    assert_eq!(update, archy_registry::CatalogUpdate::Updated { from: None, to: 1, missed: 0 });
+    assert_eq!(
+        update,
+        archy_registry::CatalogUpdate::Updated {
+            from: None,
+            to: 1,
+            missed: 0
+        }
+    );
     assert_eq!(
         node.pull_catalog().await.unwrap(),
         archy_registry::CatalogUpdate::Unchanged { version: 1 }
     );
     let missing = node.install("nope").await.unwrap_err();
-    assert!(missing.message.contains("no app \"nope\""), "{}", missing.message);
+    assert!(
+        missing.message.contains("no app \"nope\""),
+        "{}",
+        missing.message
+    );
 
     let app = node.install("hello").await.expect("hello installs");
     assert_eq!(app.state, "running");
@@ -146,11 +217,21 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
     assert!(page.contains("Hello from Archipelago"), "{page}");
     let again = node.install("hello").await.unwrap_err();
-    assert!(again.message.contains("already installed"), "{}", again.message);
+    assert!(
+        again.message.contains("already installed"),
+        "{}",
+        again.message
+    );
 
     let stopped = node.stop_app("hello").await.unwrap();
-    assert_eq!((stopped.state.as_str(), stopped.desired.as_str()), ("stopped", "stopped"));
-    assert!(reqwest::get(&url).await.is_err(), "a stopped app still answers");
+    assert_eq!(
+        (stopped.state.as_str(), stopped.desired.as_str()),
+        ("stopped", "stopped")
+    );
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "a stopped app still answers"
+    );
     let started = node.start_app("hello").await.unwrap();
     assert_eq!(started.state, "running");
     assert!(reqwest::get(&url).await.unwrap().status().is_success());

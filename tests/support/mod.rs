@@ -11,7 +11,10 @@ use archy_registry::{Envelope, PayloadType, Root, SecretKey};
 use chrono::{Duration, Utc};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repo").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repo")
+        .to_owned()
 }
 
 /// The rootless Podman service the tests drive. Missing is a failure, not a skip.
@@ -47,8 +50,10 @@ impl Keys {
     pub fn new() -> Self {
         let m = "legal winner thank year wave sausage worth useful legal winner thank yellow";
         Keys {
-            root: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Root, 0).unwrap(),
-            catalog: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Catalog, 0).unwrap(),
+            root: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Root, 0)
+                .unwrap(),
+            catalog: SecretKey::from_mnemonic(m, "", archy_registry::keys::KeyPurpose::Catalog, 0)
+                .unwrap(),
         }
     }
 
@@ -78,7 +83,13 @@ impl Default for Keys {
 }
 
 /// Builds and signs a catalog of the repo's apps for an origin.
-pub fn signed_catalog(keys: &Keys, http: &str, iroh: &str, version: u64, expires_in_days: i64) -> Envelope {
+pub fn signed_catalog(
+    keys: &Keys,
+    http: &str,
+    iroh: &str,
+    version: u64,
+    expires_in_days: i64,
+) -> Envelope {
     let mut env = catalog_build::build(&BuildOptions {
         apps_dir: repo_root().join("apps"),
         artifacts_dir: artifacts_dir(),
@@ -96,7 +107,9 @@ pub fn signed_catalog(keys: &Keys, http: &str, iroh: &str, version: u64, expires
 }
 
 pub async fn loopback_listener() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (listener, url)
 }
@@ -108,7 +121,12 @@ pub struct RunningOrigin {
     pub server: tokio::task::JoinHandle<()>,
 }
 
-pub async fn start_origin(dir: &Path, catalog: &Path, listener: tokio::net::TcpListener, url: String) -> RunningOrigin {
+pub async fn start_origin(
+    dir: &Path,
+    catalog: &Path,
+    listener: tokio::net::TcpListener,
+    url: String,
+) -> RunningOrigin {
     let o = origin::prepare(&origin::OriginConfig {
         data_dir: dir.to_owned(),
         catalog: catalog.to_owned(),
@@ -126,12 +144,19 @@ pub async fn start_origin(dir: &Path, catalog: &Path, listener: tokio::net::TcpL
 
 /// A hostile or broken origin: serves whatever catalog bytes it is given, next to the
 /// swarm routes of a real swarm node (so artifacts are reachable over iroh).
-pub fn serve_bytes(listener: tokio::net::TcpListener, catalog: Vec<u8>, swarm: Arc<archy_swarm::Swarm>) -> tokio::task::JoinHandle<()> {
+pub fn serve_bytes(
+    listener: tokio::net::TcpListener,
+    catalog: Vec<u8>,
+    swarm: Arc<archy_swarm::Swarm>,
+) -> tokio::task::JoinHandle<()> {
     let router = axum::Router::new()
-        .route("/v1/catalog", axum::routing::get(move || {
-            let body = catalog.clone();
-            async move { body }
-        }))
+        .route(
+            "/v1/catalog",
+            axum::routing::get(move || {
+                let body = catalog.clone();
+                async move { body }
+            }),
+        )
         .merge(archy_swarm::http_routes(swarm));
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();

@@ -1,1 +1,120 @@
+//! Third-party developers: one BIP39 mnemonic yields both identities a publisher needs,
+//! an ed25519 DID (did:key) that signs manifests and a Nostr key (NIP-06) that signs the
+//! NIP-78 events carrying them. Discovery, scoring and publishing build on this.
 
+use archy_registry::keys::KeyPurpose;
+use archy_registry::{PublicKey, SecretKey};
+use nostr_sdk::nips::nip06::FromMnemonic;
+use nostr_sdk::{Keys, ToBech32};
+
+/// Kind of the NIP-78 application-specific events that carry manifests.
+pub const MANIFEST_EVENT_KIND: u16 = 30078;
+
+/// The NIP-78 `d` tag of an app's manifest event: namespaced so it never collides with
+/// other applications' data in the same kind.
+pub fn manifest_d_tag(app_id: &str) -> String {
+    format!("archy:app:{app_id}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("developer key: {0}")]
+    Key(#[from] archy_registry::Error),
+    #[error("nostr key (NIP-06): {0}")]
+    Nostr(String),
+}
+
+/// A developer's two keys, derived from one mnemonic. Secrets stay inside; only public
+/// forms are exposed for display.
+pub struct DeveloperIdentity {
+    did_key: SecretKey,
+    nostr: Keys,
+}
+
+impl DeveloperIdentity {
+    /// DID key at `m/44'/7368'/2'/INDEX'` (SLIP-0010 ed25519), Nostr key at
+    /// `m/44'/1237'/ACCOUNT'/0/0` (NIP-06, secp256k1).
+    pub fn from_mnemonic(mnemonic: &str, passphrase: &str, index: u32) -> Result<Self, Error> {
+        let did_key = SecretKey::from_mnemonic(mnemonic, passphrase, KeyPurpose::Developer, index)?;
+        let passphrase = (!passphrase.is_empty()).then_some(passphrase);
+        let nostr = Keys::from_mnemonic_with_account(mnemonic, passphrase, Some(index))
+            .map_err(|e| Error::Nostr(e.to_string()))?;
+        Ok(Self { did_key, nostr })
+    }
+
+    pub fn did(&self) -> String {
+        self.did_key.public().did_key()
+    }
+
+    pub fn did_public_key(&self) -> PublicKey {
+        self.did_key.public()
+    }
+
+    /// Nostr public key, hex.
+    pub fn nostr_public_hex(&self) -> String {
+        self.nostr.public_key().to_hex()
+    }
+
+    /// Nostr public key, bech32 `npub1…`.
+    pub fn npub(&self) -> String {
+        self.nostr.public_key().to_bech32().unwrap_or_default()
+    }
+
+    /// The Nostr keys that sign this developer's events.
+    pub fn nostr_keys(&self) -> &Keys {
+        &self.nostr
+    }
+}
+
+impl std::fmt::Debug for DeveloperIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DeveloperIdentity({}, nostr {})",
+            self.did(),
+            self.nostr_public_hex()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NIP-06's published test vectors (account 0).
+    #[test]
+    fn nostr_key_matches_nip06_vectors() {
+        let cases = [
+            (
+                "leader monkey parrot ring guide accident before fence cannon height naive bean",
+                "7f7ff03d123792d6ac594bfa67bf6d0c0ab55b6b1fdb6249303fe861f1ccba9a",
+                "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917",
+            ),
+            (
+                "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose busy staff weather area salt hollow arm fade",
+                "c15d739894c81a2fcfd3a2df85a0d2c0dbc47a280d092799f144d73d7ae78add",
+                "d41b22899549e1f3d335a31002cfd382174006e166d3e658e3a5eecdb6463573",
+            ),
+        ];
+        for (mnemonic, secret, public) in cases {
+            let id = DeveloperIdentity::from_mnemonic(mnemonic, "", 0).unwrap();
+            assert_eq!(id.nostr_keys().secret_key().to_secret_hex(), secret);
+            assert_eq!(id.nostr_public_hex(), public);
+            assert!(id.did().starts_with("did:key:z6Mk"));
+            assert!(id.npub().starts_with("npub1"));
+        }
+    }
+
+    #[test]
+    fn identities_are_reproducible_and_distinct_per_index() {
+        let m = "leader monkey parrot ring guide accident before fence cannon height naive bean";
+        let a = DeveloperIdentity::from_mnemonic(m, "", 0).unwrap();
+        let b = DeveloperIdentity::from_mnemonic(m, "", 0).unwrap();
+        let c = DeveloperIdentity::from_mnemonic(m, "", 1).unwrap();
+        assert_eq!(a.did(), b.did());
+        assert_ne!(a.did(), c.did());
+        assert_ne!(a.nostr_public_hex(), c.nostr_public_hex());
+        assert!(DeveloperIdentity::from_mnemonic("not words", "", 0).is_err());
+        assert_eq!(manifest_d_tag("hello"), "archy:app:hello");
+    }
+}

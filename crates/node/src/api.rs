@@ -33,7 +33,11 @@ impl IntoResponse for NodeError {
             ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, axum::Json(serde_json::json!({ "error": self.message, "kind": self.kind }))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": self.message, "kind": self.kind })),
+        )
+            .into_response()
     }
 }
 
@@ -43,7 +47,9 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<crate::node::StatusV
     node.status().await.map(axum::Json)
 }
 
-async fn catalog_apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::CatalogAppView>> {
+async fn catalog_apps(
+    State(node): State<Arc<Node>>,
+) -> ApiResult<Vec<crate::node::CatalogAppView>> {
     node.catalog_apps().await.map(axum::Json)
 }
 
@@ -57,19 +63,31 @@ async fn apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::AppVi
     node.apps().await.map(axum::Json)
 }
 
-async fn app(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<crate::node::AppView> {
+async fn app(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
     node.app(&id).await.map(axum::Json)
 }
 
-async fn install(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<crate::node::AppView> {
+async fn install(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
     node.install(&id).await.map(axum::Json)
 }
 
-async fn start(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<crate::node::AppView> {
+async fn start(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
     node.start_app(&id).await.map(axum::Json)
 }
 
-async fn stop(State(node): State<Arc<Node>>, Path(id): Path<String>) -> ApiResult<crate::node::AppView> {
+async fn stop(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
     node.stop_app(&id).await.map(axum::Json)
 }
 

@@ -24,12 +24,15 @@ pub fn artifact_path(artifacts_dir: &Path, app: &str, name: &str) -> PathBuf {
 }
 
 fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -48,17 +51,24 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Envelope> {
         .collect();
     dirs.sort();
     if dirs.is_empty() {
-        bail!("no apps/<id>/manifest.yml under {}", options.apps_dir.display());
+        bail!(
+            "no apps/<id>/manifest.yml under {}",
+            options.apps_dir.display()
+        );
     }
     for dir in dirs {
         let path = dir.join("manifest.yml");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let manifest = Manifest::from_yaml(&text).with_context(|| format!("{}", path.display()))?;
         let mut artifacts = Vec::new();
         for decl in &manifest.artifacts {
             let file = artifact_path(&options.artifacts_dir, &manifest.id, &decl.name);
             let (blake3, size) = hash_file(&file).with_context(|| {
-                format!("artifact {:?} of app {} (build it with apps/build.sh)", decl.name, manifest.id)
+                format!(
+                    "artifact {:?} of app {} (build it with apps/build.sh)",
+                    decl.name, manifest.id
+                )
             })?;
             artifacts.push(Artifact {
                 name: decl.name.clone(),
@@ -76,7 +86,8 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Envelope> {
     }
     let previous = match &options.previous {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading previous catalog {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading previous catalog {}", path.display()))?;
             Some(archy_registry::blake3_hex(&bytes))
         }
         None => None,

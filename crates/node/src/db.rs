@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub type Db = SqlitePool;
 
@@ -108,9 +108,11 @@ pub struct AppRow {
 }
 
 pub async fn apps(db: &Db) -> sqlx::Result<Vec<AppRow>> {
-    let rows = sqlx::query("SELECT id, version, catalog_version, desired, installed_at FROM apps ORDER BY id")
-        .fetch_all(db)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, version, catalog_version, desired, installed_at FROM apps ORDER BY id",
+    )
+    .fetch_all(db)
+    .await?;
     Ok(rows.into_iter().map(app_row).collect())
 }
 
@@ -132,7 +134,12 @@ fn app_row(r: sqlx::sqlite::SqliteRow) -> AppRow {
     }
 }
 
-pub async fn insert_app(db: &Db, id: &str, version: &str, catalog_version: u64) -> sqlx::Result<()> {
+pub async fn insert_app(
+    db: &Db,
+    id: &str,
+    version: &str,
+    catalog_version: u64,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO apps (id, version, catalog_version, desired, installed_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?)")
         .bind(id)
         .bind(version)
@@ -155,7 +162,10 @@ pub async fn set_desired(db: &Db, id: &str, desired: &str) -> sqlx::Result<()> {
 }
 
 pub async fn delete_app(db: &Db, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM apps WHERE id = ?").bind(id).execute(db).await?;
+    sqlx::query("DELETE FROM apps WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -180,7 +190,11 @@ pub async fn set_stage(db: &Db, op: i64, stage: &str) -> sqlx::Result<()> {
 
 pub async fn finish_operation(db: &Db, op: i64, error: Option<&str>) -> sqlx::Result<()> {
     sqlx::query("UPDATE operations SET status = ?, error = ?, finished_at = ? WHERE id = ?")
-        .bind(if error.is_some() { "failed" } else { "succeeded" })
+        .bind(if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        })
         .bind(error)
         .bind(now())
         .bind(op)
@@ -201,9 +215,11 @@ pub struct OperationRow {
 
 /// Operations a crash left behind.
 pub async fn running_operations(db: &Db) -> sqlx::Result<Vec<OperationRow>> {
-    let rows = sqlx::query("SELECT id, app_id, kind, stage, status, error FROM operations WHERE status = 'running'")
-        .fetch_all(db)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, app_id, kind, stage, status, error FROM operations WHERE status = 'running'",
+    )
+    .fetch_all(db)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| OperationRow {
@@ -218,12 +234,14 @@ pub async fn running_operations(db: &Db) -> sqlx::Result<Vec<OperationRow>> {
 }
 
 pub async fn mark_interrupted(db: &Db, op: i64, note: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE operations SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?")
-        .bind(note)
-        .bind(now())
-        .bind(op)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE operations SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?",
+    )
+    .bind(note)
+    .bind(now())
+    .bind(op)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

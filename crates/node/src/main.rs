@@ -11,10 +11,19 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(name = "archy", version, about = "Archipelago node: signed app catalogs, fetched over iroh, run in rootless Podman")]
+#[command(
+    name = "archy",
+    version,
+    about = "Archipelago node: signed app catalogs, fetched over iroh, run in rootless Podman"
+)]
 struct Cli {
     /// The node's API, for the client commands.
-    #[arg(long, global = true, env = "ARCHY_API", default_value = "http://127.0.0.1:7878")]
+    #[arg(
+        long,
+        global = true,
+        env = "ARCHY_API",
+        default_value = "http://127.0.0.1:7878"
+    )]
     api: String,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
@@ -131,12 +140,20 @@ enum CatalogCommand {
 #[derive(Subcommand)]
 enum AppCommand {
     /// Fetch over iroh, verify, install into rootless Podman and start.
-    Install { id: String },
+    Install {
+        id: String,
+    },
     /// Installed apps.
     List,
-    Status { id: String },
-    Start { id: String },
-    Stop { id: String },
+    Status {
+        id: String,
+    },
+    Start {
+        id: String,
+    },
+    Stop {
+        id: String,
+    },
     /// Remove the app; its data stays unless --purge.
     Uninstall {
         id: String,
@@ -146,9 +163,13 @@ enum AppCommand {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,iroh=warn,iroh_blobs=warn,noq=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,iroh=warn,iroh_blobs=warn,noq=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -191,29 +212,57 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", archy_swarm::endpoint_id_of(&data_dir.join("swarm"))?);
                 Ok(())
             }
-            OriginCommand::Run { data_dir, catalog, artifacts, listen, iroh_bind } => {
+            OriginCommand::Run {
+                data_dir,
+                catalog,
+                artifacts,
+                listen,
+                iroh_bind,
+            } => {
                 init_tracing();
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("binding {listen}"))?;
-                let origin = origin::prepare(&origin::OriginConfig { data_dir, catalog, artifacts, iroh_bind }).await?;
+                let origin = origin::prepare(&origin::OriginConfig {
+                    data_dir,
+                    catalog,
+                    artifacts,
+                    iroh_bind,
+                })
+                .await?;
                 tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
                 axum::serve(listener, origin.router).await?;
                 Ok(())
             }
         },
         Command::Catalog { command } => match command {
-            CatalogCommand::Build { apps, artifacts, origin_http, origin_iroh, version, expires_in_days, previous, out } => {
+            CatalogCommand::Build {
+                apps,
+                artifacts,
+                origin_http,
+                origin_iroh,
+                version,
+                expires_in_days,
+                previous,
+                out,
+            } => {
                 let envelope = catalog_build::build(&BuildOptions {
                     apps_dir: apps,
                     artifacts_dir: artifacts,
-                    origin: archy_registry::Origin { http: origin_http, iroh: origin_iroh },
+                    origin: archy_registry::Origin {
+                        http: origin_http,
+                        iroh: origin_iroh,
+                    },
                     version,
                     expires_in_days,
                     previous,
                 })?;
-                std::fs::write(&out, envelope.to_bytes()).with_context(|| format!("writing {}", out.display()))?;
-                eprintln!("wrote unsigned catalog version {version} to {}", out.display());
+                std::fs::write(&out, envelope.to_bytes())
+                    .with_context(|| format!("writing {}", out.display()))?;
+                eprintln!(
+                    "wrote unsigned catalog version {version} to {}",
+                    out.display()
+                );
                 Ok(())
             }
             CatalogCommand::List => {
@@ -225,7 +274,11 @@ async fn main() -> anyhow::Result<()> {
                             s(a, "id"),
                             s(a, "version"),
                             s(a, "name"),
-                            if a["installed"].as_bool() == Some(true) { "  [installed]" } else { "" }
+                            if a["installed"].as_bool() == Some(true) {
+                                "  [installed]"
+                            } else {
+                                ""
+                            }
                         );
                     }
                 });
@@ -241,7 +294,9 @@ async fn main() -> anyhow::Result<()> {
             let client = Client::new(&cli.api);
             let v = match &command {
                 AppCommand::Install { id } => {
-                    eprintln!("installing {id}: fetching over iroh, verifying, starting in rootless Podman…");
+                    eprintln!(
+                        "installing {id}: fetching over iroh, verifying, starting in rootless Podman…"
+                    );
                     client.post(&format!("/v1/apps/{id}/install")).await?
                 }
                 AppCommand::List => client.get("/v1/apps").await?,
@@ -249,7 +304,9 @@ async fn main() -> anyhow::Result<()> {
                 AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
                 AppCommand::Stop { id } => client.post(&format!("/v1/apps/{id}/stop")).await?,
                 AppCommand::Uninstall { id, purge } => {
-                    client.delete(&format!("/v1/apps/{id}?purge={purge}")).await?
+                    client
+                        .delete(&format!("/v1/apps/{id}?purge={purge}"))
+                        .await?
                 }
             };
             print_or(cli.json, &v, |v| match &command {
@@ -259,7 +316,14 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 AppCommand::Uninstall { id, purge } => {
-                    println!("{id} uninstalled{}", if *purge { " and its data purged" } else { "; its data is kept (use --purge to delete it)" });
+                    println!(
+                        "{id} uninstalled{}",
+                        if *purge {
+                            " and its data purged"
+                        } else {
+                            "; its data is kept (use --purge to delete it)"
+                        }
+                    );
                 }
                 _ => print_app(v),
             });
@@ -286,7 +350,13 @@ fn print_or(json: bool, v: &Value, text: impl FnOnce(&Value)) {
 }
 
 fn print_app(a: &Value) {
-    println!("{:<16} {:<10} {:<9} (wanted: {})", s(a, "id"), s(a, "version"), s(a, "state"), s(a, "desired"));
+    println!(
+        "{:<16} {:<10} {:<9} (wanted: {})",
+        s(a, "id"),
+        s(a, "version"),
+        s(a, "state"),
+        s(a, "desired")
+    );
     if let Some(url) = a["url"].as_str() {
         println!("  url: {url}");
     }
@@ -322,7 +392,12 @@ fn print_status(v: &Value) {
         pull["message"].as_str().unwrap_or("")
     );
     for a in v["alarms"].as_array().into_iter().flatten() {
-        println!("ALARM {} at {}: {}", s(a, "kind"), s(a, "raised_at"), s(a, "message"));
+        println!(
+            "ALARM {} at {}: {}",
+            s(a, "kind"),
+            s(a, "raised_at"),
+            s(a, "message")
+        );
     }
 }
 
@@ -336,29 +411,40 @@ impl Client {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             // Installs wait for health checks; give them room.
-            http: reqwest::Client::builder().timeout(Duration::from_secs(900)).build().unwrap_or_default(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(900))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn post(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base))).await
+        self.send(self.http.post(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.base))).await
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the node API at {} (is `archy node run` running?)", self.base))?;
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the node API at {} (is `archy node run` running?)",
+                self.base
+            )
+        })?;
         let status = response.status();
-        let body: Value = response.json().await.context("the node API sent something that is not JSON")?;
+        let body: Value = response
+            .json()
+            .await
+            .context("the node API sent something that is not JSON")?;
         if !status.is_success() {
             bail!("{}", body["error"].as_str().unwrap_or("request failed"));
         }

@@ -148,8 +148,13 @@ impl Node {
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.with_timezone(&Utc));
         let catalog = db::latest_catalog(&db).await?;
-        let trust = TrustState::restore(anchor, &db::root_rotations(&db).await?, catalog.as_deref(), last_seen)
-            .context("stored trust state no longer verifies against the pinned root")?;
+        let trust = TrustState::restore(
+            anchor,
+            &db::root_rotations(&db).await?,
+            catalog.as_deref(),
+            last_seen,
+        )
+        .context("stored trust state no longer verifies against the pinned root")?;
 
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
@@ -212,11 +217,17 @@ impl Node {
             at: Some(Utc::now()),
             ok: result.is_ok(),
             message: match &result {
-                Ok(CatalogUpdate::Unchanged { version }) => format!("catalog version {version} is current"),
+                Ok(CatalogUpdate::Unchanged { version }) => {
+                    format!("catalog version {version} is current")
+                }
                 Ok(CatalogUpdate::Updated { from, to, missed }) => format!(
                     "catalog updated from {} to version {to}{}",
                     from.map_or("nothing".into(), |f| format!("version {f}")),
-                    if *missed > 0 { format!(" ({missed} version(s) skipped)") } else { String::new() }
+                    if *missed > 0 {
+                        format!(" ({missed} version(s) skipped)")
+                    } else {
+                        String::new()
+                    }
                 ),
                 Err(e) => e.message.clone(),
             },
@@ -229,23 +240,40 @@ impl Node {
 
     async fn pull_catalog_inner(&self) -> Result<CatalogUpdate, NodeError> {
         let origin = self.config.origin.as_deref().ok_or_else(|| {
-            NodeError::new(ErrorKind::Refused, "no origin configured: set origin in the node config")
+            NodeError::new(
+                ErrorKind::Refused,
+                "no origin configured: set origin in the node config",
+            )
         })?;
         let url = format!("{}/v1/catalog", origin.trim_end_matches('/'));
         let bytes = self.get_bounded(&url, MAX_CATALOG_BYTES).await?;
         let now = Utc::now();
         let mut trust = self.trust.write().await;
         let update = trust.update_catalog(&bytes, now).map_err(|e| {
-            NodeError::new(ErrorKind::Refused, format!("catalog from {url} refused: {e}"))
+            NodeError::new(
+                ErrorKind::Refused,
+                format!("catalog from {url} refused: {e}"),
+            )
         });
         match &update {
             Ok(CatalogUpdate::Updated { to, .. }) => {
-                let catalog = trust.catalog().ok_or_else(|| internal("accepted catalog missing"))?;
-                db::store_catalog(&self.db, *to, catalog.envelope_bytes(), catalog.envelope_hash(), catalog.expires(), now)
-                    .await?;
+                let catalog = trust
+                    .catalog()
+                    .ok_or_else(|| internal("accepted catalog missing"))?;
+                db::store_catalog(
+                    &self.db,
+                    *to,
+                    catalog.envelope_bytes(),
+                    catalog.envelope_hash(),
+                    catalog.expires(),
+                    now,
+                )
+                .await?;
                 info!(version = to, "catalog accepted");
             }
-            Ok(CatalogUpdate::Unchanged { .. }) => db::set_meta(&self.db, "last_seen", &now.to_rfc3339()).await?,
+            Ok(CatalogUpdate::Unchanged { .. }) => {
+                db::set_meta(&self.db, "last_seen", &now.to_rfc3339()).await?
+            }
             Err(e) => {
                 if e.message.contains("equivocation") {
                     error!(error = %e.message, "catalog equivocation");
@@ -270,7 +298,10 @@ impl Node {
                 format!("{url} answered {}", response.status()),
             ));
         }
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(NodeError::new(
                 ErrorKind::Refused,
                 format!("{url} is larger than the {limit}-byte limit"),
@@ -293,7 +324,9 @@ impl Node {
 
     /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
     pub async fn pull_loop(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(Duration::from_secs(self.config.pull_interval_seconds.max(1)));
+        let mut interval = tokio::time::interval(Duration::from_secs(
+            self.config.pull_interval_seconds.max(1),
+        ));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
@@ -307,10 +340,16 @@ impl Node {
     async fn installable_catalog(&self) -> Result<VerifiedCatalog, NodeError> {
         let trust = self.trust.read().await;
         let catalog = trust.catalog().cloned().ok_or_else(|| {
-            NodeError::new(ErrorKind::Unavailable, "no verified catalog yet: the node has not pulled one from its origin")
+            NodeError::new(
+                ErrorKind::Unavailable,
+                "no verified catalog yet: the node has not pulled one from its origin",
+            )
         })?;
         catalog.check_unexpired(Utc::now()).map_err(|e| {
-            NodeError::new(ErrorKind::Refused, format!("{e}; no installs from it until the origin publishes a fresh one"))
+            NodeError::new(
+                ErrorKind::Refused,
+                format!("{e}; no installs from it until the origin publishes a fresh one"),
+            )
         })?;
         Ok(catalog)
     }
@@ -320,12 +359,19 @@ impl Node {
         let origin = &catalog.catalog().origin;
         let url = format!("{}/v1/swarm/addr", origin.http.trim_end_matches('/'));
         let bytes = self.get_bounded(&url, 64 * 1024).await?;
-        let peer: PeerAddr = serde_json::from_slice(&bytes)
-            .map_err(|e| NodeError::new(ErrorKind::Unavailable, format!("{url}: not a swarm address: {e}")))?;
+        let peer: PeerAddr = serde_json::from_slice(&bytes).map_err(|e| {
+            NodeError::new(
+                ErrorKind::Unavailable,
+                format!("{url}: not a swarm address: {e}"),
+            )
+        })?;
         if peer.id != origin.iroh {
             return Err(NodeError::new(
                 ErrorKind::Refused,
-                format!("{url} names endpoint {} but the signed catalog names the origin {}", peer.id, origin.iroh),
+                format!(
+                    "{url} names endpoint {} but the signed catalog names the origin {}",
+                    peer.id, origin.iroh
+                ),
             ));
         }
         Ok(peer)
@@ -336,14 +382,24 @@ impl Node {
     pub async fn install(&self, id: &str) -> Result<AppView, NodeError> {
         let _guard = self.operation.lock().await;
         if db::app(&self.db, id).await?.is_some() {
-            return Err(NodeError::new(ErrorKind::Conflict, format!("app {id:?} is already installed")));
+            return Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!("app {id:?} is already installed"),
+            ));
         }
         let catalog = self.installable_catalog().await?;
         let app = catalog.app(id).ok_or_else(|| {
-            NodeError::new(ErrorKind::NotFound, format!("no app {id:?} in catalog version {}", catalog.version()))
+            NodeError::new(
+                ErrorKind::NotFound,
+                format!("no app {id:?} in catalog version {}", catalog.version()),
+            )
         })?;
         let op = db::begin_operation(&self.db, id, "install").await?;
-        let workdir = self.config.data_dir.join("tmp").join(format!("install-{op}"));
+        let workdir = self
+            .config
+            .data_dir
+            .join("tmp")
+            .join(format!("install-{op}"));
         let result = self.install_steps(op, &catalog, &app, &workdir).await;
         let _ = std::fs::remove_dir_all(&workdir);
         match &result {
@@ -366,16 +422,26 @@ impl Node {
         let origin = self.origin_peer(catalog).await?;
         let mut images = BTreeMap::new();
         for c in &app.manifest.containers {
-            let Some(name) = &c.image.artifact else { continue };
+            let Some(name) = &c.image.artifact else {
+                continue;
+            };
             if images.contains_key(name) {
                 continue;
             }
-            let artifact = app.artifact(name).ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
+            let artifact = app
+                .artifact(name)
+                .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
             let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
             info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
-            self.swarm.fetch(&blob, std::slice::from_ref(&origin)).await.map_err(|e| {
-                NodeError::new(ErrorKind::Unavailable, format!("artifact {name} of {id}: {e}"))
-            })?;
+            self.swarm
+                .fetch(&blob, std::slice::from_ref(&origin))
+                .await
+                .map_err(|e| {
+                    NodeError::new(
+                        ErrorKind::Unavailable,
+                        format!("artifact {name} of {id}: {e}"),
+                    )
+                })?;
             let path = workdir.join(format!("{name}.tar"));
             self.swarm.export(&blob, &path).await.map_err(internal)?;
             images.insert(name.clone(), path);
@@ -384,26 +450,49 @@ impl Node {
         let runtime = self.orchestrator.install(&app.manifest, &images).await?;
         for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
             if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
-                let _ = self.swarm.pin(&blob.hash, &format!("archy/app/{id}/{name}")).await;
+                let _ = self
+                    .swarm
+                    .pin(&blob.hash, &format!("archy/app/{id}/{name}"))
+                    .await;
             }
         }
-        db::insert_app(&self.db, id, &app.manifest.version.to_string(), catalog.version()).await?;
-        Ok(self.view(id, &app.manifest.version.to_string(), "running", runtime, Some(app)))
+        db::insert_app(
+            &self.db,
+            id,
+            &app.manifest.version.to_string(),
+            catalog.version(),
+        )
+        .await?;
+        Ok(self.view(
+            id,
+            &app.manifest.version.to_string(),
+            "running",
+            runtime,
+            Some(app),
+        ))
     }
 
     /// The manifest an installed app was installed from, re-verified from stored bytes.
     async fn installed_app(&self, id: &str) -> Result<(db::AppRow, VerifiedApp), NodeError> {
-        let row = db::app(&self.db, id)
-            .await?
-            .ok_or_else(|| NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed")))?;
+        let row = db::app(&self.db, id).await?.ok_or_else(|| {
+            NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed"))
+        })?;
         let bytes = db::catalog(&self.db, row.catalog_version)
             .await?
-            .ok_or_else(|| internal(format!("catalog version {} of app {id} is missing", row.catalog_version)))?;
+            .ok_or_else(|| {
+                internal(format!(
+                    "catalog version {} of app {id} is missing",
+                    row.catalog_version
+                ))
+            })?;
         let trust = self.trust.read().await;
         let catalog = VerifiedCatalog::verify(trust.root(), &bytes).map_err(internal)?;
-        let app = catalog
-            .app(id)
-            .ok_or_else(|| internal(format!("catalog version {} lacks app {id}", row.catalog_version)))?;
+        let app = catalog.app(id).ok_or_else(|| {
+            internal(format!(
+                "catalog version {} lacks app {id}",
+                row.catalog_version
+            ))
+        })?;
         Ok((row, app))
     }
 
@@ -427,9 +516,13 @@ impl Node {
     pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), NodeError> {
         let _guard = self.operation.lock().await;
         if db::app(&self.db, id).await?.is_none() && !purge {
-            return Err(NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed")));
+            return Err(NodeError::new(
+                ErrorKind::NotFound,
+                format!("app {id:?} is not installed"),
+            ));
         }
-        let op = db::begin_operation(&self.db, id, if purge { "purge" } else { "uninstall" }).await?;
+        let op =
+            db::begin_operation(&self.db, id, if purge { "purge" } else { "uninstall" }).await?;
         let result = match self.orchestrator.uninstall(id, purge).await {
             Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => Ok(()),
             Err(e) => Err(NodeError::from(e)),
@@ -437,23 +530,45 @@ impl Node {
         if result.is_ok() {
             db::delete_app(&self.db, id).await?;
         }
-        db::finish_operation(&self.db, op, result.as_ref().err().map(|e| e.message.as_str())).await?;
+        db::finish_operation(
+            &self.db,
+            op,
+            result.as_ref().err().map(|e| e.message.as_str()),
+        )
+        .await?;
         result
     }
 
-    fn view(&self, id: &str, version: &str, desired: &str, runtime: AppRuntime, app: Option<&VerifiedApp>) -> AppView {
+    fn view(
+        &self,
+        id: &str,
+        version: &str,
+        desired: &str,
+        runtime: AppRuntime,
+        app: Option<&VerifiedApp>,
+    ) -> AppView {
         let state = if runtime.containers.is_empty() {
             "missing"
         } else if runtime.all_running() {
             "running"
-        } else if runtime.containers.iter().all(|c| c.state != archy_orchestrator::ContainerState::Running) {
+        } else if runtime
+            .containers
+            .iter()
+            .all(|c| c.state != archy_orchestrator::ContainerState::Running)
+        {
             "stopped"
         } else {
             "degraded"
         };
         let url = app.and_then(|a| {
             let ui = a.manifest.ui.as_ref()?;
-            let port = a.manifest.container(&ui.container)?.ports.iter().find(|p| p.container == ui.port)?.host;
+            let port = a
+                .manifest
+                .container(&ui.container)?
+                .ports
+                .iter()
+                .find(|p| p.container == ui.port)?
+                .host;
             let host = if self.config.publish_address.is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {
@@ -486,7 +601,11 @@ impl Node {
     }
 
     pub async fn catalog_apps(&self) -> Result<Vec<CatalogAppView>, NodeError> {
-        let installed: Vec<String> = db::apps(&self.db).await?.into_iter().map(|a| a.id).collect();
+        let installed: Vec<String> = db::apps(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         let trust = self.trust.read().await;
         let Some(catalog) = trust.catalog() else {
             return Ok(Vec::new());

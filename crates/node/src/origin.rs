@@ -33,7 +33,10 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         .with_context(|| format!("{}", config.catalog.display()))?;
     envelope.expect_type(PayloadType::Catalog)?;
     if envelope.signatures.is_empty() {
-        bail!("{} carries no signature: sign it with archy-sign first", config.catalog.display());
+        bail!(
+            "{} carries no signature: sign it with archy-sign first",
+            config.catalog.display()
+        );
     }
     let catalog = Catalog::from_json(&envelope.payload_bytes()?)?;
     let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
@@ -50,7 +53,8 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
     }
     for app in &catalog.apps {
         for artifact in &app.artifacts {
-            let path = crate::catalog_build::artifact_path(&config.artifacts, &app.id, &artifact.name);
+            let path =
+                crate::catalog_build::artifact_path(&config.artifacts, &app.id, &artifact.name);
             let imported = swarm
                 .import_file(&path, &format!("origin/{}/{}", app.id, artifact.name))
                 .await

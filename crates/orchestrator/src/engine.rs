@@ -66,7 +66,9 @@ struct VolumeEntry {
 impl Engine {
     /// Checks that the service answers and runs rootless.
     pub async fn connect(url: &str) -> Result<Self> {
-        let engine = Self { url: url.to_owned() };
+        let engine = Self {
+            url: url.to_owned(),
+        };
         let rootless = engine
             .run(&["info", "--format", "{{.Host.Security.Rootless}}"])
             .await
@@ -77,7 +79,9 @@ impl Engine {
                 ))
             })?;
         if rootless.trim() != "true" {
-            return Err(Error::NotRootless { url: url.to_owned() });
+            return Err(Error::NotRootless {
+                url: url.to_owned(),
+            });
         }
         Ok(engine)
     }
@@ -98,7 +102,11 @@ impl Engine {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| Error::Engine(format!("cannot run the podman client: {e} (is podman installed?)")))?;
+            .map_err(|e| {
+                Error::Engine(format!(
+                    "cannot run the podman client: {e} (is podman installed?)"
+                ))
+            })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -113,10 +121,18 @@ impl Engine {
 
     pub async fn containers_of(&self, app: &str) -> Result<Vec<ContainerInfo>> {
         let out = self
-            .run(&["ps", "--all", "--filter", &format!("label={LABEL_APP}={app}"), "--format", "json"])
+            .run(&[
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={LABEL_APP}={app}"),
+                "--format",
+                "json",
+            ])
             .await?;
-        let entries: Vec<PsEntry> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
-            .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))?;
+        let entries: Vec<PsEntry> =
+            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+                .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))?;
         Ok(entries
             .into_iter()
             .map(|e| ContainerInfo {
@@ -128,10 +144,18 @@ impl Engine {
 
     pub async fn volumes_of(&self, app: &str) -> Result<Vec<String>> {
         let out = self
-            .run(&["volume", "ls", "--filter", &format!("label={LABEL_APP}={app}"), "--format", "json"])
+            .run(&[
+                "volume",
+                "ls",
+                "--filter",
+                &format!("label={LABEL_APP}={app}"),
+                "--format",
+                "json",
+            ])
             .await?;
-        let entries: Vec<VolumeEntry> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
-            .map_err(|e| Error::Engine(format!("unexpected `podman volume ls` output: {e}")))?;
+        let entries: Vec<VolumeEntry> =
+            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+                .map_err(|e| Error::Engine(format!("unexpected `podman volume ls` output: {e}")))?;
         Ok(entries.into_iter().map(|v| v.name).collect())
     }
 
@@ -140,8 +164,12 @@ impl Engine {
     pub async fn load_image(&self, archive: &Path) -> Result<String> {
         let path = archive.display().to_string();
         let out = self.run(&["load", "--quiet", "--input", &path]).await?;
-        let loaded = parse_loaded(&out)
-            .ok_or_else(|| Error::Engine(format!("`podman load` of {path} named no image: {}", out.trim())))?;
+        let loaded = parse_loaded(&out).ok_or_else(|| {
+            Error::Engine(format!(
+                "`podman load` of {path} named no image: {}",
+                out.trim()
+            ))
+        })?;
         let id = self
             .run(&["image", "inspect", "--format", "{{.Id}}", &loaded])
             .await?;
@@ -156,7 +184,10 @@ impl Engine {
 /// `podman load` prints `Loaded image: NAME` (or `Loaded image(s): A,B`).
 fn parse_loaded(out: &str) -> Option<String> {
     out.lines()
-        .filter_map(|l| l.split_once(':').filter(|(head, _)| head.starts_with("Loaded image")))
+        .filter_map(|l| {
+            l.split_once(':')
+                .filter(|(head, _)| head.starts_with("Loaded image"))
+        })
         .flat_map(|(_, rest)| rest.split(','))
         .map(|s| s.trim().to_owned())
         .find(|s| !s.is_empty())

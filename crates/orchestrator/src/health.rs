@@ -67,17 +67,24 @@ async fn probe(
             .iter()
             .find(|p| p.container == port)
             .map(|p| p.host)
-            .ok_or_else(|| format!("container port {port} is not published, so the node cannot probe it"))
+            .ok_or_else(|| {
+                format!("container port {port} is not published, so the node cannot probe it")
+            })
     };
     if let Some(http) = &check.http {
         let port = host_port(http.port)?;
         let attempt = async {
-            let mut stream = TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+            let mut stream = TcpStream::connect((host, port))
+                .await
+                .map_err(|e| e.to_string())?;
             let request = format!(
                 "GET {} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: archy-health\r\n\r\n",
                 http.path
             );
-            stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut head = vec![0u8; 64];
             let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
             let status_line = String::from_utf8_lossy(&head[..n]).into_owned();
@@ -110,7 +117,10 @@ async fn probe(
         return match timeout(limit, engine.run(&args)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("health command timed out after {}s", check.timeout_seconds)),
+            Err(_) => Err(format!(
+                "health command timed out after {}s",
+                check.timeout_seconds
+            )),
         };
     }
     Ok(())

@@ -80,7 +80,11 @@ pub struct ContainerRuntime {
 
 impl AppRuntime {
     pub fn all_running(&self) -> bool {
-        !self.containers.is_empty() && self.containers.iter().all(|c| c.state == ContainerState::Running)
+        !self.containers.is_empty()
+            && self
+                .containers
+                .iter()
+                .all(|c| c.state == ContainerState::Running)
     }
 }
 
@@ -219,11 +223,21 @@ impl Orchestrator {
             let vol = volume_name(app, &v.name);
             if !self.engine.volumes_of(app).await?.contains(&vol) {
                 self.engine
-                    .run(&["volume", "create", "--label", &format!("{LABEL_APP}={app}"), &vol])
+                    .run(&[
+                        "volume",
+                        "create",
+                        "--label",
+                        &format!("{LABEL_APP}={app}"),
+                        &vol,
+                    ])
                     .await?;
             }
             args.push("--volume".into());
-            args.push(format!("{vol}:{}{}", v.path, if v.read_only { ":ro" } else { "" }));
+            args.push(format!(
+                "{vol}:{}{}",
+                v.path,
+                if v.read_only { ":ro" } else { "" }
+            ));
         }
         for cap in &c.capabilities {
             args.push("--cap-add".into());
@@ -264,12 +278,18 @@ impl Orchestrator {
         for (key, value) in &c.env {
             let value = match value {
                 EnvValue::Plain(v) => v.as_str(),
-                EnvValue::Secret(r) => secrets.get(&r.secret).map(String::as_str).unwrap_or_default(),
+                EnvValue::Secret(r) => secrets
+                    .get(&r.secret)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
             };
             // Podman env files are line-based: a newline would smuggle in another variable.
             text.push_str(&format!("{key}={}\n", value.replace('\n', " ")));
         }
-        let path = self.app_dir(app).join("env").join(format!("{}.env", c.name));
+        let path = self
+            .app_dir(app)
+            .join("env")
+            .join(format!("{}.env", c.name));
         secrets::write_private(&path, text.as_bytes())?;
         Ok(path)
     }
@@ -285,7 +305,8 @@ impl Orchestrator {
             info!(app, container = %c.name, "starting");
             self.engine.run(&["start", &name]).await?;
             if let Some(check) = &c.health {
-                health::wait_healthy(&self.engine, &name, c, check, self.config.publish_address).await?;
+                health::wait_healthy(&self.engine, &name, c, check, self.config.publish_address)
+                    .await?;
             }
         }
         self.status(app).await
@@ -341,7 +362,10 @@ impl Orchestrator {
         if !left.is_empty() {
             return Err(Error::Engine(format!(
                 "containers of {app} are still present after removal: {}",
-                left.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                left.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let dir = self.app_dir(app);
@@ -363,7 +387,11 @@ impl Orchestrator {
 
     async fn remove_containers(&self, app: &str) {
         for c in self.engine.containers_of(app).await.unwrap_or_default() {
-            if let Err(e) = self.engine.run(&["rm", "--force", "--time", "10", &c.name]).await {
+            if let Err(e) = self
+                .engine
+                .run(&["rm", "--force", "--time", "10", &c.name])
+                .await
+            {
                 warn!(container = %c.name, error = %e, "remove failed");
             }
         }
@@ -391,7 +419,9 @@ impl Orchestrator {
                     other => other,
                 };
                 let free = match p.protocol {
-                    archy_registry::manifest::Protocol::Tcp => TcpListener::bind((probe_ip, p.host)).is_ok(),
+                    archy_registry::manifest::Protocol::Tcp => {
+                        TcpListener::bind((probe_ip, p.host)).is_ok()
+                    }
                     archy_registry::manifest::Protocol::Udp => {
                         std::net::UdpSocket::bind((probe_ip, p.host)).is_ok()
                     }

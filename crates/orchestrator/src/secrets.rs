@@ -66,12 +66,18 @@ mod tests {
     #[test]
     fn secrets_are_generated_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let specs = [SecretSpec { name: "db".into(), length: 24 }];
+        let specs = [SecretSpec {
+            name: "db".into(),
+            length: 24,
+        }];
         let first = ensure(dir.path(), &specs).unwrap();
         assert_eq!(first["db"].len(), 24);
         let again = ensure(dir.path(), &specs).unwrap();
         assert_eq!(first, again);
-        let mode = std::fs::metadata(dir.path().join("db")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("db"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

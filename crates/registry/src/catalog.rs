@@ -56,7 +56,9 @@ pub struct Catalog {
 }
 
 fn is_blake3_hex(s: &str) -> bool {
-    s.len() == 64 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    s.len() == 64
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 impl Catalog {
@@ -111,7 +113,10 @@ impl Catalog {
         if self.spec_version != SPEC_VERSION {
             return Err(ValidationError::new(
                 "spec_version",
-                format!("this node understands spec version {SPEC_VERSION}, found {}", self.spec_version),
+                format!(
+                    "this node understands spec version {SPEC_VERSION}, found {}",
+                    self.spec_version
+                ),
             ));
         }
         if self.version == 0 {
@@ -120,10 +125,16 @@ impl Catalog {
         if let Some(prev) = &self.previous
             && !is_blake3_hex(prev)
         {
-            return Err(ValidationError::new("previous", "must be 64 lowercase hex characters"));
+            return Err(ValidationError::new(
+                "previous",
+                "must be 64 lowercase hex characters",
+            ));
         }
         if !(self.origin.http.starts_with("http://") || self.origin.http.starts_with("https://")) {
-            return Err(ValidationError::new("origin.http", "must be an http(s) URL"));
+            return Err(ValidationError::new(
+                "origin.http",
+                "must be an http(s) URL",
+            ));
         }
         if !is_blake3_hex(&self.origin.iroh) {
             return Err(ValidationError::new(
@@ -135,28 +146,40 @@ impl Catalog {
         for (i, app) in self.apps.iter().enumerate() {
             let at = format!("apps[{i}]");
             if !ids.insert(app.id.as_str()) {
-                return Err(ValidationError::new(format!("{at}.id"), format!("duplicate app {:?}", app.id)));
+                return Err(ValidationError::new(
+                    format!("{at}.id"),
+                    format!("duplicate app {:?}", app.id),
+                ));
             }
-            app.manifest.validate().map_err(|e| {
-                ValidationError::new(format!("{at}.manifest.{}", e.field), e.rule)
-            })?;
+            app.manifest
+                .validate()
+                .map_err(|e| ValidationError::new(format!("{at}.manifest.{}", e.field), e.rule))?;
             if app.manifest.id != app.id {
                 return Err(ValidationError::new(
                     format!("{at}.id"),
-                    format!("{:?} does not match the manifest id {:?}", app.id, app.manifest.id),
+                    format!(
+                        "{:?} does not match the manifest id {:?}",
+                        app.id, app.manifest.id
+                    ),
                 ));
             }
             if app.manifest.version != app.version {
                 return Err(ValidationError::new(
                     format!("{at}.version"),
-                    format!("{} does not match the manifest version {}", app.version, app.manifest.version),
+                    format!(
+                        "{} does not match the manifest version {}",
+                        app.version, app.manifest.version
+                    ),
                 ));
             }
             let mut names = BTreeSet::new();
             for (j, a) in app.artifacts.iter().enumerate() {
                 let at = format!("{at}.artifacts[{j}]");
                 if !names.insert(a.name.as_str()) {
-                    return Err(ValidationError::new(format!("{at}.name"), "duplicate artifact"));
+                    return Err(ValidationError::new(
+                        format!("{at}.name"),
+                        "duplicate artifact",
+                    ));
                 }
                 if !is_blake3_hex(&a.blake3) {
                     return Err(ValidationError::new(
@@ -188,7 +211,10 @@ impl Catalog {
             {
                 return Err(ValidationError::new(
                     format!("{at}.artifacts"),
-                    format!("artifact {:?} declared by the manifest has no hash", missing.name),
+                    format!(
+                        "artifact {:?} declared by the manifest has no hash",
+                        missing.name
+                    ),
                 ));
             }
         }
@@ -267,9 +293,13 @@ impl VerifiedCatalog {
     }
 
     pub fn app(&self, id: &str) -> Option<VerifiedApp> {
-        self.catalog.apps.iter().find(|a| a.id == id).map(|a| VerifiedApp {
-            manifest: VerifiedManifest::new(a.manifest.clone()),
-            artifacts: a.artifacts.clone(),
-        })
+        self.catalog
+            .apps
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| VerifiedApp {
+                manifest: VerifiedManifest::new(a.manifest.clone()),
+                artifacts: a.artifacts.clone(),
+            })
     }
 }

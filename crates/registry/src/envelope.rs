@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn oversized_and_unknown_fields_are_refused() {
         let big = vec![b' '; MAX_DOCUMENT_BYTES + 1];
-        assert!(matches!(Envelope::from_bytes(&big), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            Envelope::from_bytes(&big),
+            Err(Error::TooLarge { .. })
+        ));
         let extra = br#"{"payloadType":"a","payload":"","signatures":[],"x":1}"#;
         assert!(Envelope::from_bytes(extra).is_err());
     }

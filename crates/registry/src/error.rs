@@ -47,9 +47,7 @@ pub enum Error {
         expires: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error(
-        "catalog rollback refused: offered version {offered}, current version is {current}"
-    )]
+    #[error("catalog rollback refused: offered version {offered}, current version is {current}")]
     Rollback { current: u64, offered: u64 },
     #[error(
         "catalog equivocation: version {version} was already accepted with different bytes \

@@ -272,7 +272,11 @@ mod tests {
             ),
         ];
         for (path, private, public) in cases {
-            assert_eq!(derive_hex(seed, path), (private.into(), public.into()), "{path}");
+            assert_eq!(
+                derive_hex(seed, path),
+                (private.into(), public.into()),
+                "{path}"
+            );
         }
     }
 
@@ -322,9 +326,15 @@ mod tests {
 
     #[test]
     fn paths_must_be_hardened() {
-        assert_eq!(parse_path("m/44'/7368'/1'/0'").unwrap(), vec![44, 7368, 1, 0]);
+        assert_eq!(
+            parse_path("m/44'/7368'/1'/0'").unwrap(),
+            vec![44, 7368, 1, 0]
+        );
         assert!(parse_path("m/44/0'").is_err());
         assert!(parse_path("44'/0'").is_err());
-        assert_eq!(format_path(&KeyPurpose::Catalog.path(0)), "m/44'/7368'/1'/0'");
+        assert_eq!(
+            format_path(&KeyPurpose::Catalog.path(0)),
+            "m/44'/7368'/1'/0'"
+        );
     }
 }

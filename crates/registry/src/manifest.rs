@@ -373,11 +373,10 @@ impl Manifest {
 
     /// Parses embedded JSON (unknown fields rejected) and validates it.
     pub fn from_json_value(value: serde_json::Value) -> Result<Self> {
-        let manifest: Manifest =
-            serde_json::from_value(value).map_err(|e| Error::Malformed {
-                what: "manifest",
-                reason: e.to_string(),
-            })?;
+        let manifest: Manifest = serde_json::from_value(value).map_err(|e| Error::Malformed {
+            what: "manifest",
+            reason: e.to_string(),
+        })?;
         manifest.validate().map_err(|source| Error::Invalid {
             what: "manifest",
             source,
@@ -449,7 +448,11 @@ impl Manifest {
                 if !host_ports.insert((p.host, p.protocol)) {
                     return Err(ValidationError::new(
                         format!("{at}.ports[{j}].host"),
-                        format!("host port {}/{} is published twice", p.host, p.protocol.as_str()),
+                        format!(
+                            "host port {}/{} is published twice",
+                            p.host,
+                            p.protocol.as_str()
+                        ),
                     ));
                 }
             }
@@ -471,7 +474,11 @@ impl Manifest {
                     format!("no container named {:?}", ui.container),
                 ));
             };
-            if !c.ports.iter().any(|p| p.container == ui.port && p.protocol == Protocol::Tcp) {
+            if !c
+                .ports
+                .iter()
+                .any(|p| p.container == ui.port && p.protocol == Protocol::Tcp)
+            {
                 return Err(ValidationError::new(
                     "ui.port",
                     format!(
@@ -512,15 +519,21 @@ impl Manifest {
                 }
             }
             (None, Some(reference)) => {
-                let pinned = reference.split_once("@sha256:").is_some_and(|(repo, digest)| {
-                    !repo.is_empty()
-                        && digest.len() == 64
-                        && digest.chars().all(|ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
-                });
+                let pinned = reference
+                    .split_once("@sha256:")
+                    .is_some_and(|(repo, digest)| {
+                        !repo.is_empty()
+                            && digest.len() == 64
+                            && digest
+                                .chars()
+                                .all(|ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
+                    });
                 if !pinned {
                     return Err(ValidationError::new(
                         format!("{at}.image.reference"),
-                        format!("{reference:?} must be pinned by digest: repo@sha256:<64 lowercase hex>"),
+                        format!(
+                            "{reference:?} must be pinned by digest: repo@sha256:<64 lowercase hex>"
+                        ),
                     ));
                 }
             }
@@ -546,7 +559,10 @@ impl Manifest {
             if p.host < 1024 {
                 return Err(ValidationError::new(
                     format!("{at}.ports[{j}].host"),
-                    format!("{} is below 1024; rootless Podman cannot publish privileged ports", p.host),
+                    format!(
+                        "{} is below 1024; rootless Podman cannot publish privileged ports",
+                        p.host
+                    ),
                 ));
             }
         }
@@ -559,7 +575,10 @@ impl Manifest {
             if !path_ok {
                 return Err(ValidationError::new(
                     format!("{at}.volumes[{j}].path"),
-                    format!("{:?} must be an absolute path other than / without . or .. segments", v.path),
+                    format!(
+                        "{:?} must be an absolute path other than / without . or .. segments",
+                        v.path
+                    ),
                 ));
             }
             if !paths.insert(v.path.as_str()) {
@@ -573,7 +592,9 @@ impl Manifest {
             if !LINUX_CAPABILITIES.contains(&cap.as_str()) {
                 return Err(ValidationError::new(
                     format!("{at}.capabilities[{j}]"),
-                    format!("{cap:?} is not a Linux capability (write it without CAP_, e.g. NET_BIND_SERVICE)"),
+                    format!(
+                        "{cap:?} is not a Linux capability (write it without CAP_, e.g. NET_BIND_SERVICE)"
+                    ),
                 ));
             }
         }
@@ -637,7 +658,9 @@ impl Manifest {
         while done.len() < self.containers.len() {
             let next = self.containers.iter().find(|c| {
                 !done.iter().any(|d| d.name == c.name)
-                    && c.depends_on.iter().all(|dep| done.iter().any(|d| &d.name == dep))
+                    && c.depends_on
+                        .iter()
+                        .all(|dep| done.iter().any(|d| &d.name == dep))
             });
             match next {
                 Some(c) => done.push(c),
@@ -763,13 +786,28 @@ ui: { container: web, port: 8080 }
     fn rules_name_the_field() {
         let cases = [
             (GOOD.replace("id: hello", "id: Hello"), "id:"),
-            (GOOD.replace("host: 18080", "host: 80"), "containers[0].ports[0].host"),
-            (GOOD.replace("{ artifact: image }", "{ artifact: other }"), "containers[0].image.artifact"),
-            (GOOD.replace("{ secret: admin }", "{ secret: nope }"), "containers[0].env.PASSWORD.secret"),
-            (GOOD.replace("path: /data", "path: ../etc"), "containers[0].volumes[0].path"),
+            (
+                GOOD.replace("host: 18080", "host: 80"),
+                "containers[0].ports[0].host",
+            ),
+            (
+                GOOD.replace("{ artifact: image }", "{ artifact: other }"),
+                "containers[0].image.artifact",
+            ),
+            (
+                GOOD.replace("{ secret: admin }", "{ secret: nope }"),
+                "containers[0].env.PASSWORD.secret",
+            ),
+            (
+                GOOD.replace("path: /data", "path: ../etc"),
+                "containers[0].volumes[0].path",
+            ),
             (GOOD.replace("port: 8080 }\n", "port: 9999 }\n"), "ui.port"),
             (
-                GOOD.replace("{ artifact: image }", "{ reference: \"docker.io/library/nginx:latest\" }"),
+                GOOD.replace(
+                    "{ artifact: image }",
+                    "{ reference: \"docker.io/library/nginx:latest\" }",
+                ),
                 "containers[0].image.reference",
             ),
         ];
@@ -797,13 +835,23 @@ ui: { container: web, port: 8080 }
         assert!(m.check_sandbox_policy().is_ok());
         let mut p = m.clone();
         p.containers[0].privileged = true;
-        assert!(p.check_sandbox_policy().unwrap_err().field.ends_with("privileged"));
+        assert!(
+            p.check_sandbox_policy()
+                .unwrap_err()
+                .field
+                .ends_with("privileged")
+        );
         let mut n = m.clone();
         n.containers[0].network = NetworkMode::Host;
         assert!(n.check_sandbox_policy().is_err());
         let mut c = m;
         c.containers[0].capabilities = vec!["SYS_ADMIN".into()];
         assert!(c.validate().is_ok());
-        assert!(c.check_sandbox_policy().unwrap_err().rule.contains("SYS_ADMIN"));
+        assert!(
+            c.check_sandbox_policy()
+                .unwrap_err()
+                .rule
+                .contains("SYS_ADMIN")
+        );
     }
 }

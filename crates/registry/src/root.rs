@@ -167,7 +167,10 @@ impl Root {
         if self.spec_version != SPEC_VERSION {
             return Err(ValidationError::new(
                 "spec_version",
-                format!("this node understands spec version {SPEC_VERSION}, found {}", self.spec_version),
+                format!(
+                    "this node understands spec version {SPEC_VERSION}, found {}",
+                    self.spec_version
+                ),
             ));
         }
         if self.version == 0 {

@@ -197,10 +197,23 @@ mod tests {
         let v1 = catalog(&f, 1, Duration::days(1), "a");
         assert_eq!(
             f.state.update_catalog(&v2, f.now).unwrap(),
-            CatalogUpdate::Updated { from: None, to: 2, missed: 0 }
+            CatalogUpdate::Updated {
+                from: None,
+                to: 2,
+                missed: 0
+            }
         );
         let err = f.state.update_catalog(&v1, f.now).unwrap_err();
-        assert!(matches!(err, Error::Rollback { current: 2, offered: 1 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Rollback {
+                    current: 2,
+                    offered: 1
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(f.state.catalog().unwrap().version(), 2);
         assert_eq!(
             f.state.update_catalog(&v2, f.now).unwrap(),
@@ -209,7 +222,11 @@ mod tests {
         let v5 = catalog(&f, 5, Duration::days(1), "a");
         assert_eq!(
             f.state.update_catalog(&v5, f.now).unwrap(),
-            CatalogUpdate::Updated { from: Some(2), to: 5, missed: 2 }
+            CatalogUpdate::Updated {
+                from: Some(2),
+                to: 5,
+                missed: 2
+            }
         );
     }
 
@@ -220,7 +237,10 @@ mod tests {
         let b = catalog(&f, 3, Duration::days(1), "b");
         f.state.update_catalog(&a, f.now).unwrap();
         let err = f.state.update_catalog(&b, f.now).unwrap_err();
-        assert!(matches!(err, Error::Equivocation { version: 3, .. }), "{err}");
+        assert!(
+            matches!(err, Error::Equivocation { version: 3, .. }),
+            "{err}"
+        );
         assert_eq!(f.state.catalog().unwrap().envelope_bytes(), &a[..]);
     }
 
@@ -229,7 +249,16 @@ mod tests {
         let mut f = fixture();
         let expired = catalog(&f, 1, Duration::seconds(-1), "a");
         let err = f.state.update_catalog(&expired, f.now).unwrap_err();
-        assert!(matches!(err, Error::Expired { what: "catalog", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Expired {
+                    what: "catalog",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(f.state.catalog().is_none());
         let ok = catalog(&f, 1, Duration::days(1), "a");
         f.state.update_catalog(&ok, f.now).unwrap();
@@ -247,7 +276,10 @@ mod tests {
             1,
             f.now + Duration::days(1),
             None,
-            Origin { http: "http://x".into(), iroh: "ab".repeat(32) },
+            Origin {
+                http: "http://x".into(),
+                iroh: "ab".repeat(32),
+            },
             vec![],
         )
         .unwrap();
@@ -255,7 +287,17 @@ mod tests {
         let mut env = Envelope::unsigned(PayloadType::Catalog, &c.to_json());
         env.sign(&f.root_key).unwrap();
         let err = f.state.update_catalog(&env.to_bytes(), f.now).unwrap_err();
-        assert!(matches!(err, Error::ThresholdNotMet { role: "catalog", valid: 0, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::ThresholdNotMet {
+                    role: "catalog",
+                    valid: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // A validly signed root envelope presented as a catalog.
         let root_bytes = f.state.root().envelope_bytes().to_vec();
         let err = f.state.update_catalog(&root_bytes, f.now).unwrap_err();
@@ -284,7 +326,16 @@ mod tests {
         skip.sign(&f.root_key).unwrap();
         skip.sign(&new_root_key).unwrap();
         let err = f.state.rotate_root(&skip.to_bytes()).unwrap_err();
-        assert!(matches!(err, Error::RootVersionSkip { expected: 2, found: 3 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::RootVersionSkip {
+                    expected: 2,
+                    found: 3
+                }
+            ),
+            "{err}"
+        );
         let mut both = only_new.clone();
         both.sign(&f.root_key).unwrap();
         f.state.rotate_root(&both.to_bytes()).unwrap();

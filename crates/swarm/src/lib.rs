@@ -243,7 +243,9 @@ impl Swarm {
             })?;
         while let Some(item) = progress.next().await {
             match item {
-                DownloadProgressItem::TryProvider { id, .. } => debug!(%id, hash = %hash_hex, "trying provider"),
+                DownloadProgressItem::TryProvider { id, .. } => {
+                    debug!(%id, hash = %hash_hex, "trying provider")
+                }
                 DownloadProgressItem::ProviderFailed { id, .. } => {
                     warn!(%id, hash = %hash_hex, "provider failed");
                     report.failed_providers.push(id.to_string());
@@ -328,10 +330,14 @@ impl Swarm {
 
     /// Reads a complete blob into memory (small blobs only; the HTTP origin streams larger ones).
     pub async fn read_to_bytes(&self, hash: &Hash) -> Result<bytes::Bytes> {
-        self.store.blobs().get_bytes(*hash).await.map_err(|e| Error::Blob {
-            hash: hash.to_hex().to_string(),
-            reason: e.to_string(),
-        })
+        self.store
+            .blobs()
+            .get_bytes(*hash)
+            .await
+            .map_err(|e| Error::Blob {
+                hash: hash.to_hex().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     pub async fn shutdown(self) {
@@ -367,7 +373,8 @@ fn load_or_create_secret_key(path: &Path) -> Result<SecretKey> {
             let mut bytes = [0u8; 32];
             rand::fill(&mut bytes);
             let key = SecretKey::from_bytes(&bytes);
-            write_private_file(path, hex::encode(bytes).as_bytes()).map_err(|e| err(e.to_string()))?;
+            write_private_file(path, hex::encode(bytes).as_bytes())
+                .map_err(|e| err(e.to_string()))?;
             Ok(key)
         }
         Err(e) => Err(err(e.to_string())),

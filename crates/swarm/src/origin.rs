@@ -25,11 +25,17 @@ async fn addr(State(swarm): State<Arc<Swarm>>) -> impl IntoResponse {
 
 async fn blob(State(swarm): State<Arc<Swarm>>, Path(hash): Path<String>) -> Response {
     let Ok(blob) = BlobRef::from_hex(&hash, 0) else {
-        return (StatusCode::BAD_REQUEST, format!("{hash:?} is not a BLAKE3 hash\n")).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("{hash:?} is not a BLAKE3 hash\n"),
+        )
+            .into_response();
     };
     match swarm.complete_size(&blob.hash).await {
         Ok(Some(_)) => match swarm.read_to_bytes(&blob.hash).await {
-            Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+            Ok(bytes) => {
+                ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+            }
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         },
         Ok(None) => (StatusCode::NOT_FOUND, format!("no complete blob {hash}\n")).into_response(),

@@ -3,7 +3,9 @@
 use super::*;
 
 async fn node(dir: &Path) -> Swarm {
-    Swarm::start(SwarmConfig::new(dir)).await.expect("swarm starts")
+    Swarm::start(SwarmConfig::new(dir))
+        .await
+        .expect("swarm starts")
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -29,7 +31,12 @@ async fn fetch_verifies_and_exports_over_loopback() {
     peer.export(&blob, &out).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), content);
     // A second fetch moves nothing.
-    assert!(peer.fetch(&blob, &[origin.addr()]).await.unwrap().already_present);
+    assert!(
+        peer.fetch(&blob, &[origin.addr()])
+            .await
+            .unwrap()
+            .already_present
+    );
 
     // The identity survives a restart: catalogs name the origin by it.
     let id = origin.endpoint_id();
@@ -52,14 +59,38 @@ async fn declared_size_must_match_the_content() {
         .unwrap();
 
     // Declared smaller than it is: only the declared chunks are fetched, then refused.
-    let short = BlobRef { size: 10_000, ..blob };
+    let short = BlobRef {
+        size: 10_000,
+        ..blob
+    };
     let err = peer.fetch(&short, &[origin.addr()]).await.unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { declared: 10_000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::SizeMismatch {
+                declared: 10_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // Declared larger than it is: the size proof shows the real length.
-    let long = BlobRef { size: 90_000, ..blob };
+    let long = BlobRef {
+        size: 90_000,
+        ..blob
+    };
     let err = peer.fetch(&long, &[origin.addr()]).await.unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { declared: 90_000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::SizeMismatch {
+                declared: 90_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
     origin.shutdown().await;
     peer.shutdown().await;
 }
