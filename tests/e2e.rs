@@ -6,6 +6,9 @@ use archy_registry::{Envelope, SecretKey};
 use archy_tests::*;
 use base64::Engine as _;
 
+/// These tests share the rootless Podman user and the hello app's host port: one at a time.
+static PODMAN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn podman_has_app(app: &str) -> bool {
     let engine = archy_orchestrator::Engine::connect(&podman_url())
         .await
@@ -35,6 +38,7 @@ fn edit_payload(env: &Envelope, edit: impl FnOnce(&mut serde_json::Value)) -> En
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_catalogs_are_refused_and_nothing_is_installed() {
+    let _podman = PODMAN.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let root = keys.write_root(tmp.path());
@@ -128,6 +132,7 @@ async fn bad_catalogs_are_refused_and_nothing_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
+    let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
@@ -250,4 +255,239 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     assert!(err.message.contains("not installed"), "{}", err.message);
     node.uninstall("hello", true).await.unwrap();
     origin.server.abort();
+}
+
+/// Installs that fail inside Podman (port taken, never healthy) leave no container,
+/// no record and no secrets behind; the error names the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_installs_roll_back_completely() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let swarm_dir = tmp.path().join("origin");
+    let origin_id = archy_swarm::endpoint_id_of(&swarm_dir.join("swarm"))
+        .unwrap()
+        .to_string();
+    let (listener, url) = loopback_listener().await;
+
+    // Never healthy: the health check asks for a page the app does not serve.
+    let apps = hello_variant(tmp.path(), |m| {
+        m.replace("path: /healthz", "path: /no-such-page")
+            .replace("start_period_seconds: 20", "start_period_seconds: 1")
+            .replace("retries: 3", "retries: 1")
+            .replace("interval_seconds: 2", "interval_seconds: 1")
+    });
+    let catalog = signed_catalog_of(&apps, &keys, &url, &origin_id, 1, 30);
+    let catalog_path = tmp.path().join("catalog.json");
+    std::fs::write(&catalog_path, catalog.to_bytes()).unwrap();
+    let origin = start_origin(&swarm_dir, &catalog_path, listener, url.clone()).await;
+    let node = start_node(&tmp.path().join("node"), &url, &root).await;
+    node.pull_catalog().await.unwrap();
+    let err = node.install("hello").await.unwrap_err();
+    assert!(
+        err.message.contains("did not become healthy") && err.message.contains("404"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !podman_has_app("hello").await,
+        "unhealthy install left containers"
+    );
+    assert!(node.apps().await.unwrap().is_empty());
+    assert!(
+        !tmp.path().join("node/apps/hello").exists(),
+        "app data of a failed fresh install was kept"
+    );
+
+    // Port already taken on the host: refused before anything is created.
+    let squatter =
+        std::net::TcpListener::bind("127.0.0.1:18080").expect("port 18080 free for the test");
+    let err = node.install("hello").await.unwrap_err();
+    assert!(
+        err.message.contains("18080") && err.message.contains("in use"),
+        "{}",
+        err.message
+    );
+    assert!(!podman_has_app("hello").await);
+    drop(squatter);
+    origin.server.abort();
+}
+
+/// The daemon pulls on its own, serves its API, and shows an equivocating origin as an alarm
+/// while keeping the catalog it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let swarm = std::sync::Arc::new(
+        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(
+            tmp.path().join("origin-swarm"),
+        ))
+        .await
+        .unwrap(),
+    );
+    let id = swarm.endpoint_id().to_string();
+    let (listener, url) = loopback_listener().await;
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(
+        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
+    ));
+    let server = serve_slot(listener, slot.clone(), swarm.clone());
+
+    let node = start_node_with(&tmp.path().join("node"), &url, &root, 1).await;
+    let (api_listener, api) = loopback_listener().await;
+    let daemon = tokio::spawn(archy_node::serve(node, api_listener));
+    let status = |api: String| async move {
+        reqwest::get(format!("{api}/v1/status"))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let wait_for = |want: &'static str| {
+        let api = api.clone();
+        async move {
+            for _ in 0..100 {
+                let s = status(api.clone()).await;
+                if s.to_string().contains(want) {
+                    return s;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("status never showed {want:?}: {}", status(api).await);
+        }
+    };
+    let s = wait_for("\"version\":1").await;
+    assert_eq!(s["catalog"]["expired"], false);
+
+    *slot.lock().unwrap() = signed_catalog(&keys, &url, &id, 2, 30).to_bytes();
+    wait_for("\"version\":2").await;
+
+    // Same version, different bytes, validly signed: equivocation.
+    *slot.lock().unwrap() = signed_catalog(&keys, &url, &id, 2, 31).to_bytes();
+    let s = wait_for("equivocation").await;
+    assert_eq!(
+        s["catalog"]["version"], 2,
+        "the current catalog must be kept"
+    );
+    assert_eq!(s["alarms"][0]["kind"], "equivocation");
+    assert_eq!(s["last_pull"]["ok"], false);
+    let apps = reqwest::get(format!("{api}/v1/catalog/apps"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(apps[0]["id"], "hello");
+    daemon.abort();
+    server.abort();
+}
+
+/// A node never learns its trust anchor from the network: no pinned root, no start.
+#[tokio::test]
+async fn node_refuses_to_start_without_a_valid_pinned_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = archy_node::NodeConfig {
+        data_dir: tmp.path().join("node"),
+        origin: Some("http://127.0.0.1:9".into()),
+        ..Default::default()
+    };
+    let err = format!(
+        "{:#}",
+        archy_node::Node::start(config.clone())
+            .await
+            .err()
+            .expect("no pinned root")
+    );
+    assert!(err.contains("no pinned root"), "{err}");
+
+    // A root whose own keys did not sign it is not a trust anchor.
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let mut env = Envelope::from_bytes(&std::fs::read(&root).unwrap()).unwrap();
+    env.signatures.clear();
+    env.sign(&SecretKey::from_bytes(&[5; 32])).unwrap();
+    std::fs::write(&root, env.to_bytes()).unwrap();
+    config.pinned_root = Some(root.clone());
+    let err = format!(
+        "{:#}",
+        archy_node::Node::start(config)
+            .await
+            .err()
+            .expect("bad pinned root")
+    );
+    assert!(
+        err.contains("pinned root") && err.contains("root role: 0 valid signature(s)"),
+        "{err}"
+    );
+}
+
+/// The origin serves only what it can back byte for byte, and only signed catalogs.
+#[tokio::test]
+async fn origin_refuses_unsigned_or_mismatched_catalogs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let dir = tmp.path().join("origin");
+    let id = archy_swarm::endpoint_id_of(&dir.join("swarm"))
+        .unwrap()
+        .to_string();
+    let config =
+        |catalog: &std::path::Path, dir: &std::path::Path| archy_node::origin::OriginConfig {
+            data_dir: dir.to_owned(),
+            catalog: catalog.to_owned(),
+            artifacts: artifacts_dir(),
+            iroh_bind: "127.0.0.1:0".parse().unwrap(),
+        };
+    let path = tmp.path().join("catalog.json");
+    // Each attempt gets its own store (a failed start does not release the last one), same key.
+    let same_key = |name: &str| {
+        let other = tmp.path().join(name);
+        std::fs::create_dir_all(other.join("swarm")).unwrap();
+        std::fs::copy(dir.join("swarm/iroh.key"), other.join("swarm/iroh.key")).unwrap();
+        other
+    };
+
+    let mut unsigned = signed_catalog(&keys, "http://127.0.0.1:7780", &id, 1, 30);
+    unsigned.signatures.clear();
+    std::fs::write(&path, unsigned.to_bytes()).unwrap();
+    let err = format!(
+        "{:#}",
+        archy_node::origin::prepare(&config(&path, &dir))
+            .await
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("carries no signature"), "{err}");
+
+    let mut wrong = edit_payload(
+        &signed_catalog(&keys, "http://127.0.0.1:7780", &id, 1, 30),
+        |v| {
+            v["apps"][0]["artifacts"][0]["blake3"] = blake3::hash(b"x").to_hex().to_string().into();
+        },
+    );
+    wrong.sign(&keys.catalog).unwrap();
+    std::fs::write(&path, wrong.to_bytes()).unwrap();
+    let err = format!(
+        "{:#}",
+        archy_node::origin::prepare(&config(&path, &same_key("b")))
+            .await
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("does not match the catalog"), "{err}");
+
+    // A catalog naming another origin's endpoint is refused too.
+    let elsewhere = signed_catalog(&keys, "http://127.0.0.1:7780", &"cd".repeat(32), 1, 30);
+    std::fs::write(&path, elsewhere.to_bytes()).unwrap();
+    let err = format!(
+        "{:#}",
+        archy_node::origin::prepare(&config(&path, &same_key("c")))
+            .await
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("archy origin id"), "{err}");
 }

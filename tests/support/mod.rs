@@ -90,8 +90,27 @@ pub fn signed_catalog(
     version: u64,
     expires_in_days: i64,
 ) -> Envelope {
+    signed_catalog_of(
+        &repo_root().join("apps"),
+        keys,
+        http,
+        iroh,
+        version,
+        expires_in_days,
+    )
+}
+
+/// Builds and signs a catalog of the apps under `apps_dir` (artifacts from [`artifacts_dir`]).
+pub fn signed_catalog_of(
+    apps_dir: &Path,
+    keys: &Keys,
+    http: &str,
+    iroh: &str,
+    version: u64,
+    expires_in_days: i64,
+) -> Envelope {
     let mut env = catalog_build::build(&BuildOptions {
-        apps_dir: repo_root().join("apps"),
+        apps_dir: apps_dir.to_owned(),
         artifacts_dir: artifacts_dir(),
         origin: archy_registry::Origin {
             http: http.to_owned(),
@@ -142,6 +161,9 @@ pub async fn start_origin(
     RunningOrigin { url, swarm, server }
 }
 
+/// Catalog bytes an origin serves, replaceable while it runs.
+pub type CatalogSlot = Arc<std::sync::Mutex<Vec<u8>>>;
+
 /// A hostile or broken origin: serves whatever catalog bytes it is given, next to the
 /// swarm routes of a real swarm node (so artifacts are reachable over iroh).
 pub fn serve_bytes(
@@ -149,11 +171,20 @@ pub fn serve_bytes(
     catalog: Vec<u8>,
     swarm: Arc<archy_swarm::Swarm>,
 ) -> tokio::task::JoinHandle<()> {
+    serve_slot(listener, Arc::new(std::sync::Mutex::new(catalog)), swarm)
+}
+
+/// Like [`serve_bytes`], with the catalog in a slot the test can swap.
+pub fn serve_slot(
+    listener: tokio::net::TcpListener,
+    catalog: CatalogSlot,
+    swarm: Arc<archy_swarm::Swarm>,
+) -> tokio::task::JoinHandle<()> {
     let router = axum::Router::new()
         .route(
             "/v1/catalog",
             axum::routing::get(move || {
-                let body = catalog.clone();
+                let body = catalog.lock().map(|b| b.clone()).unwrap_or_default();
                 async move { body }
             }),
         )
@@ -164,14 +195,32 @@ pub fn serve_bytes(
 }
 
 pub async fn start_node(dir: &Path, origin: &str, root: &Path) -> Arc<Node> {
+    start_node_with(dir, origin, root, 3600).await
+}
+
+pub async fn start_node_with(
+    dir: &Path,
+    origin: &str,
+    root: &Path,
+    pull_interval_seconds: u64,
+) -> Arc<Node> {
     let config = NodeConfig {
         data_dir: dir.to_owned(),
         origin: Some(origin.to_owned()),
         pinned_root: Some(root.to_owned()),
         podman_url: podman_url(),
         publish_address: [127, 0, 0, 1].into(),
-        pull_interval_seconds: 3600,
+        pull_interval_seconds,
         ..NodeConfig::default()
     };
     Node::start(config).await.expect("node starts")
+}
+
+/// A copy of the repo's hello app with its manifest edited, for failure cases.
+pub fn hello_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let apps = dir.join("apps");
+    std::fs::create_dir_all(apps.join("hello")).unwrap();
+    let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
+    std::fs::write(apps.join("hello/manifest.yml"), edit(manifest)).unwrap();
+    apps
 }

@@ -101,3 +101,85 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Envelope> {
     )?;
     Ok(Envelope::unsigned(PayloadType::Catalog, &catalog.to_json()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "id: demo\nname: Demo\nversion: 1.2.3\nartifacts:\n  - { name: image, media_type: application/vnd.oci.image.layout.v1.tar }\ncontainers:\n  - name: web\n    image: { artifact: image }\n";
+
+    fn options(dir: &Path) -> BuildOptions {
+        BuildOptions {
+            apps_dir: dir.join("apps"),
+            artifacts_dir: dir.join("artifacts"),
+            origin: Origin {
+                http: "http://127.0.0.1:7780".into(),
+                iroh: "ab".repeat(32),
+            },
+            version: 3,
+            expires_in_days: 30,
+            previous: None,
+        }
+    }
+
+    fn write(path: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn hashes_artifacts_and_embeds_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("apps/demo/manifest.yml"),
+            MANIFEST.as_bytes(),
+        );
+        write(&dir.path().join("artifacts/demo/image.tar"), b"image bytes");
+        let previous = dir.path().join("previous.json");
+        write(&previous, b"previous envelope");
+        let mut opts = options(dir.path());
+        opts.previous = Some(previous);
+        let env = build(&opts).unwrap();
+        assert!(
+            env.signatures.is_empty(),
+            "catalogs leave the builder unsigned"
+        );
+        let catalog = Catalog::from_json(&env.payload_bytes().unwrap()).unwrap();
+        assert_eq!(catalog.version, 3);
+        assert_eq!(
+            catalog.previous.as_deref(),
+            Some(archy_registry::blake3_hex(b"previous envelope").as_str())
+        );
+        let artifact = &catalog.apps[0].artifacts[0];
+        assert_eq!(artifact.blake3, archy_registry::blake3_hex(b"image bytes"));
+        assert_eq!(artifact.size, 11);
+        assert_eq!(catalog.apps[0].manifest.name, "Demo");
+    }
+
+    #[test]
+    fn bad_manifest_and_missing_artifact_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("apps/demo/manifest.yml");
+        write(
+            &manifest,
+            MANIFEST.replace("name: web", "name: Web").as_bytes(),
+        );
+        let err = format!("{:#}", build(&options(dir.path())).unwrap_err());
+        assert!(
+            err.contains("manifest.yml") && err.contains("containers[0].name"),
+            "{err}"
+        );
+
+        write(&manifest, MANIFEST.as_bytes());
+        let err = format!("{:#}", build(&options(dir.path())).unwrap_err());
+        assert!(
+            err.contains("artifact \"image\" of app demo") && err.contains("apps/build.sh"),
+            "{err}"
+        );
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("apps")).unwrap();
+        let err = format!("{:#}", build(&options(empty.path())).unwrap_err());
+        assert!(err.contains("no apps/<id>/manifest.yml"), "{err}");
+    }
+}

@@ -65,3 +65,32 @@ impl NodeConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "data_dir = \"state\"\npinned_root = \"root.json\"\norigin = \"http://127.0.0.1:7780\"\n").unwrap();
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("state"));
+        assert_eq!(config.pinned_root, Some(dir.path().join("root.json")));
+        assert_eq!(
+            config.api_listen.ip(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "API must default to loopback"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "orgin = \"http://x\"\n").unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("orgin"), "{err}");
+    }
+}

@@ -14,7 +14,7 @@ mod root;
 mod trust;
 
 pub use catalog::{Artifact, Catalog, CatalogApp, Origin, VerifiedApp, VerifiedCatalog};
-pub use envelope::{Envelope, PayloadType, Signature};
+pub use envelope::{Envelope, PayloadType, Signature, pae as envelope_pae};
 pub use error::{Error, ValidationError};
 pub use keys::{KeyId, PublicKey, SecretKey};
 pub use manifest::{Manifest, VerifiedManifest};
