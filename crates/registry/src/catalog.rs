@@ -85,10 +85,10 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Compact JSON: catalogs of thousands of apps stay well under the size cap, and
+    /// signers read `archy-sign review`, not the raw payload.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self> {

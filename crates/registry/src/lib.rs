@@ -24,9 +24,10 @@ pub use trust::{CatalogUpdate, TrustState};
 /// The spec version this crate writes and understands.
 pub const SPEC_VERSION: u32 = 1;
 
-/// Hard cap on any signed document a node will parse. Catalogs embed full manifests,
-/// so this is generous, but it bounds what a hostile origin can make us hold.
-pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Hard cap on any signed document a node will parse. Catalogs embed full manifests
+/// (a catalog of 10,000 realistic apps is about 20 MiB), so this is generous, but it
+/// bounds what a hostile origin can make us hold.
+pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
 
 /// BLAKE3 hash of bytes, lowercase hex.
 pub fn blake3_hex(bytes: &[u8]) -> String {
