@@ -331,10 +331,10 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
     );
     let id = swarm.endpoint_id().to_string();
     let (listener, url) = loopback_listener().await;
-    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(
-        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-    ));
-    let server = serve_slot(listener, slot.clone(), swarm.clone());
+    let apps_dir = repo_root().join("apps");
+    let v1 = signed_catalog(&keys, &url, &id, 1, 30).to_bytes();
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(v1.clone()));
+    let server = serve_slot(listener, slot.clone(), Default::default(), swarm.clone());
 
     let node = start_node_with(&tmp.path().join("node"), &url, &root, 1).await;
     let (api_listener, api) = loopback_listener().await;
@@ -363,11 +363,24 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
     let s = wait_for("\"version\":1").await;
     assert_eq!(s["catalog"]["expired"], false);
 
+    // Version 2 must chain to version 1; one that does not is a fork.
     *slot.lock().unwrap() = signed_catalog(&keys, &url, &id, 2, 30).to_bytes();
-    wait_for("\"version\":2").await;
+    wait_for("chain-broken").await;
+    // Expiring inside the warning window: accepted, with a warning.
+    *slot.lock().unwrap() =
+        signed_catalog_after(&apps_dir, &keys, &url, &id, 2, 3, Some(&v1)).to_bytes();
+    let s = wait_for("\"version\":2").await;
+    assert!(
+        s["catalog"]["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expires in"),
+        "{s}"
+    );
 
     // Same version, different bytes, validly signed: equivocation.
-    *slot.lock().unwrap() = signed_catalog(&keys, &url, &id, 2, 31).to_bytes();
+    *slot.lock().unwrap() =
+        signed_catalog_after(&apps_dir, &keys, &url, &id, 2, 31, Some(&v1)).to_bytes();
     let s = wait_for("equivocation").await;
     assert_eq!(
         s["catalog"]["version"], 2,
@@ -440,6 +453,7 @@ async fn origin_refuses_unsigned_or_mismatched_catalogs() {
             catalog: catalog.to_owned(),
             artifacts: artifacts_dir(),
             iroh_bind: "127.0.0.1:0".parse().unwrap(),
+            roots: None,
         };
     let path = tmp.path().join("catalog.json");
     // Each attempt gets its own store (a failed start does not release the last one), same key.
@@ -490,4 +504,98 @@ async fn origin_refuses_unsigned_or_mismatched_catalogs() {
             .unwrap()
     );
     assert!(err.contains("archy origin id"), "{err}");
+}
+
+/// Root rotation over the origin's HTTP: N+1 is accepted only with the old and the new root
+/// thresholds, the new catalog keys take over, and the chain survives a node restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_rotation_is_walked_and_checked() {
+    use archy_registry::{PayloadType, Root};
+    use chrono::{Duration, Utc};
+    let tmp = tempfile::tempdir().unwrap();
+    let old = Keys::new();
+    let root_v1 = old.write_root(tmp.path());
+    let swarm = std::sync::Arc::new(
+        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(
+            tmp.path().join("origin-swarm"),
+        ))
+        .await
+        .unwrap(),
+    );
+    let id = swarm.endpoint_id().to_string();
+    // The new root replaces both keys (say the old catalog key was compromised).
+    let new = Keys {
+        root: SecretKey::from_bytes(&[21; 32]),
+        catalog: SecretKey::from_bytes(&[22; 32]),
+    };
+    let make_root = |version: u64, keys: &Keys| {
+        Root::new(
+            version,
+            Utc::now() + Duration::days(365),
+            &[keys.root.public()],
+            1,
+            &[keys.catalog.public()],
+            1,
+        )
+        .unwrap()
+    };
+    let mut root_v2 = Envelope::unsigned(PayloadType::Root, &make_root(2, &new).to_json());
+    root_v2.sign(&new.root).unwrap();
+    let only_new_keys = root_v2.to_bytes();
+    root_v2.sign(&old.root).unwrap();
+
+    let (listener, url) = loopback_listener().await;
+    let catalog = signed_catalog(&new, &url, &id, 1, 30).to_bytes();
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(catalog));
+    let roots: RootsSlot = Default::default();
+    let server = serve_slot(listener, slot, roots.clone(), swarm.clone());
+    let node_dir = tmp.path().join("node");
+    let node = start_node(&node_dir, &url, &root_v1).await;
+
+    // Signed by keys the pinned root does not know.
+    let err = node.pull_catalog().await.unwrap_err();
+    assert!(
+        err.message.contains("catalog role: 0 valid signature(s)"),
+        "{}",
+        err.message
+    );
+
+    // Root 2 signed by its own keys only: not a valid rotation.
+    roots.lock().unwrap().insert(2, only_new_keys);
+    let err = node.pull_catalog().await.unwrap_err();
+    assert!(
+        err.message.contains("root version 2") && err.message.contains("root role: 0 valid"),
+        "{}",
+        err.message
+    );
+    assert_eq!(node.status().await.unwrap().root_version, 1);
+    assert_eq!(node.status().await.unwrap().alarms[0].kind, "root-rotation");
+
+    // Double-signed: accepted, and the catalog under the new keys with it.
+    roots.lock().unwrap().insert(2, root_v2.to_bytes());
+    node.pull_catalog()
+        .await
+        .expect("rotation and catalog accepted");
+    let status = node.status().await.unwrap();
+    assert_eq!(
+        (status.root_version, status.catalog.unwrap().version),
+        (2, 1)
+    );
+
+    // A root that skips a version is never fetched: the walk asks for 3, finds none.
+    let mut root_v4 = Envelope::unsigned(PayloadType::Root, &make_root(4, &new).to_json());
+    root_v4.sign(&new.root).unwrap();
+    roots.lock().unwrap().insert(4, root_v4.to_bytes());
+    node.pull_catalog().await.unwrap();
+    assert_eq!(node.status().await.unwrap().root_version, 2);
+
+    drop(node);
+    let node = start_node(&node_dir, &url, &root_v1).await;
+    assert_eq!(
+        node.status().await.unwrap().root_version,
+        2,
+        "rotation chain not restored"
+    );
+    assert_eq!(node.catalog_apps().await.unwrap().len(), 1);
+    server.abort();
 }

@@ -109,6 +109,24 @@ pub fn signed_catalog_of(
     version: u64,
     expires_in_days: i64,
 ) -> Envelope {
+    signed_catalog_after(apps_dir, keys, http, iroh, version, expires_in_days, None)
+}
+
+/// Like [`signed_catalog_of`], naming the previous catalog envelope (the hash chain).
+pub fn signed_catalog_after(
+    apps_dir: &Path,
+    keys: &Keys,
+    http: &str,
+    iroh: &str,
+    version: u64,
+    expires_in_days: i64,
+    previous: Option<&[u8]>,
+) -> Envelope {
+    let previous_file = previous.map(|bytes| {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        file
+    });
     let mut env = catalog_build::build(&BuildOptions {
         apps_dir: apps_dir.to_owned(),
         artifacts_dir: artifacts_dir(),
@@ -118,7 +136,7 @@ pub fn signed_catalog_of(
         },
         version,
         expires_in_days,
-        previous: None,
+        previous: previous_file.as_ref().map(|f| f.path().to_owned()),
     })
     .unwrap();
     env.sign(&keys.catalog).unwrap();
@@ -151,6 +169,7 @@ pub async fn start_origin(
         catalog: catalog.to_owned(),
         artifacts: artifacts_dir(),
         iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        roots: None,
     })
     .await
     .expect("origin starts");
@@ -163,6 +182,8 @@ pub async fn start_origin(
 
 /// Catalog bytes an origin serves, replaceable while it runs.
 pub type CatalogSlot = Arc<std::sync::Mutex<Vec<u8>>>;
+/// Root rotation envelopes an origin serves by version, changeable while it runs.
+pub type RootsSlot = Arc<std::sync::Mutex<std::collections::BTreeMap<u64, Vec<u8>>>>;
 
 /// A hostile or broken origin: serves whatever catalog bytes it is given, next to the
 /// swarm routes of a real swarm node (so artifacts are reachable over iroh).
@@ -171,13 +192,19 @@ pub fn serve_bytes(
     catalog: Vec<u8>,
     swarm: Arc<archy_swarm::Swarm>,
 ) -> tokio::task::JoinHandle<()> {
-    serve_slot(listener, Arc::new(std::sync::Mutex::new(catalog)), swarm)
+    serve_slot(
+        listener,
+        Arc::new(std::sync::Mutex::new(catalog)),
+        Default::default(),
+        swarm,
+    )
 }
 
-/// Like [`serve_bytes`], with the catalog in a slot the test can swap.
+/// Like [`serve_bytes`], with the catalog and root rotations in slots the test can change.
 pub fn serve_slot(
     listener: tokio::net::TcpListener,
     catalog: CatalogSlot,
+    roots: RootsSlot,
     swarm: Arc<archy_swarm::Swarm>,
 ) -> tokio::task::JoinHandle<()> {
     let router = axum::Router::new()
@@ -186,6 +213,13 @@ pub fn serve_slot(
             axum::routing::get(move || {
                 let body = catalog.lock().map(|b| b.clone()).unwrap_or_default();
                 async move { body }
+            }),
+        )
+        .route(
+            "/v1/root/{version}",
+            axum::routing::get(move |axum::extract::Path(v): axum::extract::Path<u64>| {
+                let body = roots.lock().ok().and_then(|r| r.get(&v).cloned());
+                async move { body.ok_or(axum::http::StatusCode::NOT_FOUND) }
             }),
         )
         .merge(archy_swarm::http_routes(swarm));

@@ -25,6 +25,10 @@ pub struct NodeConfig {
     pub publish_address: IpAddr,
     /// UDP address of the iroh endpoint.
     pub iroh_bind: SocketAddr,
+    /// Warn this many days before the catalog expires.
+    pub expiry_warning_days: i64,
+    /// Most root versions walked in one pull (N+1, N+2, … each double-signed).
+    pub max_root_rotations: u64,
 }
 
 impl Default for NodeConfig {
@@ -38,6 +42,8 @@ impl Default for NodeConfig {
             podman_url: archy_orchestrator::default_podman_url(),
             publish_address: IpAddr::from([0, 0, 0, 0]),
             iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            expiry_warning_days: 7,
+            max_root_rotations: 32,
         }
     }
 }

@@ -34,6 +34,27 @@ pub async fn root_rotations(db: &Db) -> sqlx::Result<Vec<Vec<u8>>> {
         .map(|rows| rows.into_iter().map(|r| r.get("envelope")).collect())
 }
 
+/// Stores a verified root rotation step (the chain is replayed from the pinned root at start).
+pub async fn store_root_rotation(db: &Db, version: u64, envelope: &[u8]) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO root_rotations (version, envelope, accepted_at) VALUES (?, ?, ?)",
+    )
+    .bind(version as i64)
+    .bind(envelope)
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Versions skipped when the latest catalog was accepted.
+pub async fn latest_catalog_missed(db: &Db) -> sqlx::Result<u64> {
+    sqlx::query("SELECT missed FROM catalogs ORDER BY version DESC LIMIT 1")
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map_or(0, |r| r.get::<i64, _>("missed") as u64))
+}
+
 pub async fn latest_catalog(db: &Db) -> sqlx::Result<Option<Vec<u8>>> {
     sqlx::query("SELECT envelope FROM catalogs ORDER BY version DESC LIMIT 1")
         .fetch_optional(db)
@@ -57,14 +78,16 @@ pub async fn store_catalog(
     blake3: &str,
     expires: DateTime<Utc>,
     seen: DateTime<Utc>,
+    missed: u64,
 ) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("INSERT OR IGNORE INTO catalogs (version, envelope, blake3, expires, accepted_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT OR IGNORE INTO catalogs (version, envelope, blake3, expires, accepted_at, missed) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(version as i64)
         .bind(envelope)
         .bind(blake3)
         .bind(expires.to_rfc3339())
         .bind(now())
+        .bind(missed as i64)
         .execute(&mut *tx)
         .await?;
     set_meta_in(&mut tx, "last_seen", &seen.to_rfc3339()).await?;

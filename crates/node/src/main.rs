@@ -105,6 +105,9 @@ enum OriginCommand {
         listen: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:0")]
         iroh_bind: SocketAddr,
+        /// Directory of signed root envelopes after the first (rotations), served by version.
+        #[arg(long)]
+        roots: Option<PathBuf>,
     },
 }
 
@@ -218,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
                 artifacts,
                 listen,
                 iroh_bind,
+                roots,
             } => {
                 init_tracing();
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -228,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
                     catalog,
                     artifacts,
                     iroh_bind,
+                    roots,
                 })
                 .await?;
                 tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
@@ -370,18 +375,25 @@ fn print_status(v: &Value) {
     println!("root:      version {}", v["root_version"]);
     match v["catalog"].as_object() {
         Some(c) => {
-            let expired = c.get("expired").and_then(Value::as_bool) == Some(true);
             println!(
-                "catalog:   version {} from {}, expires {} ({})",
+                "catalog:   version {} from {}, expires {} ({} days left)",
                 c["version"],
                 c["origin"].as_str().unwrap_or(""),
                 c["expires"].as_str().unwrap_or(""),
-                if expired {
-                    "EXPIRED: running apps keep running, no new installs".to_owned()
-                } else {
-                    format!("{} days left", c["days_left"])
-                }
+                c["days_left"]
             );
+            if let Some(missed) = c
+                .get("missed_versions")
+                .and_then(Value::as_u64)
+                .filter(|m| *m > 0)
+            {
+                println!(
+                    "           accepted after skipping {missed} version(s) while this node was behind"
+                );
+            }
+            if let Some(warning) = c.get("warning").and_then(Value::as_str) {
+                println!("WARNING:   {warning}");
+            }
         }
         None => println!("catalog:   none yet"),
     }

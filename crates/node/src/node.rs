@@ -104,6 +104,10 @@ pub struct CatalogView {
     pub expired: bool,
     pub days_left: i64,
     pub origin: String,
+    /// Versions skipped when this catalog was accepted (the node was behind).
+    pub missed_versions: u64,
+    /// Set when the catalog expires within the warning window, or has expired.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -245,18 +249,15 @@ impl Node {
                 "no origin configured: set origin in the node config",
             )
         })?;
-        let url = format!("{}/v1/catalog", origin.trim_end_matches('/'));
+        let origin = origin.trim_end_matches('/');
+        self.walk_root_rotations(origin).await?;
+        let url = format!("{origin}/v1/catalog");
         let bytes = self.get_bounded(&url, MAX_CATALOG_BYTES).await?;
         let now = Utc::now();
         let mut trust = self.trust.write().await;
-        let update = trust.update_catalog(&bytes, now).map_err(|e| {
-            NodeError::new(
-                ErrorKind::Refused,
-                format!("catalog from {url} refused: {e}"),
-            )
-        });
+        let update = trust.update_catalog(&bytes, now);
         match &update {
-            Ok(CatalogUpdate::Updated { to, .. }) => {
+            Ok(CatalogUpdate::Updated { to, missed, .. }) => {
                 let catalog = trust
                     .catalog()
                     .ok_or_else(|| internal("accepted catalog missing"))?;
@@ -267,31 +268,94 @@ impl Node {
                     catalog.envelope_hash(),
                     catalog.expires(),
                     now,
+                    *missed,
                 )
                 .await?;
-                info!(version = to, "catalog accepted");
+                if *missed > 0 {
+                    warn!(version = to, missed, "catalog accepted after a gap");
+                } else {
+                    info!(version = to, "catalog accepted");
+                }
+                let days_left = (catalog.expires() - now).num_days();
+                if days_left < self.config.expiry_warning_days {
+                    warn!(version = to, days_left, "catalog expires soon");
+                }
             }
             Ok(CatalogUpdate::Unchanged { .. }) => {
                 db::set_meta(&self.db, "last_seen", &now.to_rfc3339()).await?
             }
             Err(e) => {
-                if e.message.contains("equivocation") {
-                    error!(error = %e.message, "catalog equivocation");
-                    db::raise_alarm(&self.db, "equivocation", &e.message).await?;
-                } else {
-                    warn!(error = %e.message, "catalog refused");
+                // Refusals that mean someone is lying (or our clock is) must reach the operator.
+                let alarm = match e {
+                    archy_registry::Error::Equivocation { .. } => Some("equivocation"),
+                    archy_registry::Error::ChainBroken { .. } => Some("chain-broken"),
+                    archy_registry::Error::ClockBackward { .. } => Some("clock-backward"),
+                    _ => None,
+                };
+                match alarm {
+                    Some(kind) => {
+                        error!(alarm = kind, error = %e, "catalog refused");
+                        db::raise_alarm(
+                            &self.db,
+                            kind,
+                            &format!("catalog from {url} refused: {e}"),
+                        )
+                        .await?;
+                    }
+                    None => warn!(error = %e, "catalog refused"),
                 }
             }
         }
-        update
+        update.map_err(|e| {
+            NodeError::new(
+                ErrorKind::Refused,
+                format!("catalog from {url} refused: {e}"),
+            )
+        })
     }
 
-    /// GET with a hard cap on the body, checked before and while reading.
+    /// DESIGN trust rule 3: fetch root N+1, N+2, … from the origin, each accepted only when
+    /// signed by a threshold of the previous root keys and of its own; stop at the first
+    /// version the origin does not have, or at the configured cap.
+    async fn walk_root_rotations(&self, origin: &str) -> Result<(), NodeError> {
+        for _ in 0..self.config.max_root_rotations {
+            let next = self.trust.read().await.root().version() + 1;
+            let url = format!("{origin}/v1/root/{next}");
+            let Some(bytes) = self.get_optional(&url, MAX_CATALOG_BYTES).await? else {
+                return Ok(());
+            };
+            let mut trust = self.trust.write().await;
+            if let Err(e) = trust.rotate_root(&bytes) {
+                let message = format!("root version {next} from {url} refused: {e}");
+                db::raise_alarm(&self.db, "root-rotation", &message).await?;
+                return Err(NodeError::new(ErrorKind::Refused, message));
+            }
+            db::store_root_rotation(&self.db, next, &bytes).await?;
+            info!(version = next, "root rotated");
+        }
+        Ok(())
+    }
+
+    /// GET with a hard cap on the body; a 404 is an error here.
     async fn get_bounded(&self, url: &str, limit: usize) -> Result<Vec<u8>, NodeError> {
+        self.get_optional(url, limit).await?.ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::Unavailable,
+                format!("{url} answered 404 Not Found"),
+            )
+        })
+    }
+
+    /// GET with a hard cap on the body, checked before and while reading; a 404 means
+    /// "there is none" (e.g. no next root version).
+    async fn get_optional(&self, url: &str, limit: usize) -> Result<Option<Vec<u8>>, NodeError> {
         let unavailable = |e: reqwest::Error| {
             NodeError::new(ErrorKind::Unavailable, format!("cannot fetch {url}: {e}"))
         };
         let response = self.http.get(url).send().await.map_err(unavailable)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !response.status().is_success() {
             return Err(NodeError::new(
                 ErrorKind::Unavailable,
@@ -319,7 +383,7 @@ impl Node {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Some(body))
     }
 
     /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
@@ -625,14 +689,37 @@ impl Node {
     }
 
     pub async fn status(&self) -> Result<StatusView, NodeError> {
+        let missed_versions = db::latest_catalog_missed(&self.db).await?;
         let trust = self.trust.read().await;
         let now = Utc::now();
-        let catalog = trust.catalog().map(|c| CatalogView {
-            version: c.version(),
-            expires: c.expires(),
-            expired: c.expires() <= now,
-            days_left: (c.expires() - now).num_days(),
-            origin: c.catalog().origin.http.clone(),
+        let window = self.config.expiry_warning_days;
+        let catalog = trust.catalog().map(|c| {
+            let days_left = (c.expires() - now).num_days();
+            let expired = c.expires() <= now;
+            let warning = if expired {
+                Some(format!(
+                    "catalog version {} expired at {}: running apps keep running, but nothing new is installed or updated until the origin publishes a fresh catalog",
+                    c.version(),
+                    c.expires()
+                ))
+            } else if days_left < window {
+                Some(format!(
+                    "catalog version {} expires in {days_left} day(s) ({}); the origin must publish a re-signed catalog before then",
+                    c.version(),
+                    c.expires()
+                ))
+            } else {
+                None
+            };
+            CatalogView {
+                version: c.version(),
+                expires: c.expires(),
+                expired,
+                days_left,
+                origin: c.catalog().origin.http.clone(),
+                missed_versions,
+                warning,
+            }
         });
         Ok(StatusView {
             endpoint_id: self.swarm.endpoint_id().to_string(),

@@ -1,6 +1,7 @@
 //! `archy origin`: serves the signed catalog over HTTP and its artifacts over iroh-blobs
 //! (and HTTP). It refuses to serve a catalog whose artifacts it does not hold byte for byte.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub struct OriginConfig {
     pub catalog: PathBuf,
     pub artifacts: PathBuf,
     pub iroh_bind: std::net::SocketAddr,
+    /// Signed root envelopes after the first (rotations), any file names; served by version.
+    pub roots: Option<PathBuf>,
 }
 
 pub struct Origin {
@@ -73,6 +76,7 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
             info!(app = %app.id, artifact = %artifact.name, hash = %artifact.blake3, "serving artifact");
         }
     }
+    let roots = Arc::new(load_roots(config.roots.as_deref())?);
     let catalog_body = envelope_bytes.clone();
     let router = Router::new()
         .route(
@@ -82,10 +86,53 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
                 async move { ([(header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
+        .route(
+            "/v1/root/{version}",
+            get(
+                move |axum::extract::Path(version): axum::extract::Path<u64>| {
+                    let roots = roots.clone();
+                    async move {
+                        match roots.get(&version) {
+                            Some(bytes) => {
+                                Ok(([(header::CONTENT_TYPE, "application/json")], bytes.clone()))
+                            }
+                            None => Err(axum::http::StatusCode::NOT_FOUND),
+                        }
+                    }
+                },
+            ),
+        )
         .merge(archy_swarm::http_routes(swarm.clone()));
     Ok(Origin { swarm, router })
 }
 
-pub fn default_data_dir(base: &Path) -> PathBuf {
-    base.join("origin")
+/// Reads every `*.json` root envelope in `dir`, keyed by the version its payload names.
+/// The node verifies each rotation; the origin only refuses what is not a root at all.
+fn load_roots(dir: Option<&Path>) -> anyhow::Result<BTreeMap<u64, Vec<u8>>> {
+    let mut roots = BTreeMap::new();
+    let Some(dir) = dir else { return Ok(roots) };
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading roots dir {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let envelope =
+            Envelope::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+        envelope
+            .expect_type(PayloadType::Root)
+            .with_context(|| format!("{}", path.display()))?;
+        let root = archy_registry::Root::from_json(&envelope.payload_bytes()?)
+            .with_context(|| format!("{}", path.display()))?;
+        if roots.insert(root.version, bytes).is_some() {
+            bail!(
+                "two files in {} hold root version {}",
+                dir.display(),
+                root.version
+            );
+        }
+    }
+    Ok(roots)
 }

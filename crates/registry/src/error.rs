@@ -58,6 +58,16 @@ pub enum Error {
         accepted: String,
         offered: String,
     },
+    #[error(
+        "catalog version {version} does not chain to the current version {current}: its previous is {found}, \
+         the current catalog's blake3 is {expected}"
+    )]
+    ChainBroken {
+        version: u64,
+        current: u64,
+        expected: String,
+        found: String,
+    },
     #[error("root rotation must go to version {expected}, got version {found}")]
     RootVersionSkip { expected: u64, found: u64 },
     #[error("clock went backward: now is {now}, but {last_seen} was already seen")]

@@ -126,6 +126,21 @@ impl TrustState {
             }
         }
         offered.check_unexpired(now)?;
+        if let Some(current) = &self.catalog {
+            // The next version must name this one: two different histories are a fork.
+            // After a gap we cannot check the link, so the caller records the gap instead.
+            let previous = offered.catalog().previous.as_deref();
+            if offered.version() == current.version() + 1
+                && previous != Some(current.envelope_hash())
+            {
+                return Err(Error::ChainBroken {
+                    version: offered.version(),
+                    current: current.version(),
+                    expected: current.envelope_hash().to_owned(),
+                    found: previous.unwrap_or("none").to_owned(),
+                });
+            }
+        }
         let from = self.catalog.as_ref().map(VerifiedCatalog::version);
         let missed = from.map_or(0, |f| offered.version() - f - 1);
         self.catalog = Some(offered);
@@ -180,11 +195,22 @@ mod tests {
     }
 
     fn catalog(f: &Fixture, version: u64, expires_in: Duration, marker: &str) -> Vec<u8> {
+        chained(f, version, expires_in, marker, None)
+    }
+
+    fn chained(
+        f: &Fixture,
+        version: u64,
+        expires_in: Duration,
+        marker: &str,
+        previous: Option<&[u8]>,
+    ) -> Vec<u8> {
         let origin = Origin {
             http: format!("http://127.0.0.1:1/{marker}"),
             iroh: "ab".repeat(32),
         };
-        let c = Catalog::new(version, f.now + expires_in, None, origin, vec![]).unwrap();
+        let previous = previous.map(crate::blake3_hex);
+        let c = Catalog::new(version, f.now + expires_in, previous, origin, vec![]).unwrap();
         let mut env = Envelope::unsigned(PayloadType::Catalog, &c.to_json());
         env.sign(&f.catalog_key).unwrap();
         env.to_bytes()
@@ -340,5 +366,143 @@ mod tests {
         both.sign(&f.root_key).unwrap();
         f.state.rotate_root(&both.to_bytes()).unwrap();
         assert_eq!(f.state.root().version(), 2);
+    }
+
+    #[test]
+    fn consecutive_versions_must_chain_and_gaps_are_reported() {
+        let mut f = fixture();
+        let v1 = catalog(&f, 1, Duration::days(1), "a");
+        f.state.update_catalog(&v1, f.now).unwrap();
+        let unchained = catalog(&f, 2, Duration::days(1), "a");
+        let err = f.state.update_catalog(&unchained, f.now).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ChainBroken {
+                    version: 2,
+                    current: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let forked = chained(&f, 2, Duration::days(1), "a", Some(b"another history"));
+        assert!(matches!(
+            f.state.update_catalog(&forked, f.now),
+            Err(Error::ChainBroken { .. })
+        ));
+        assert_eq!(f.state.catalog().unwrap().version(), 1);
+        let v2 = chained(&f, 2, Duration::days(1), "a", Some(&v1));
+        f.state.update_catalog(&v2, f.now).unwrap();
+        // A node that was offline jumps to the newest valid catalog; the gap is reported.
+        let v9 = catalog(&f, 9, Duration::days(1), "a");
+        assert_eq!(
+            f.state.update_catalog(&v9, f.now).unwrap(),
+            CatalogUpdate::Updated {
+                from: Some(2),
+                to: 9,
+                missed: 6
+            }
+        );
+    }
+
+    #[test]
+    fn expired_root_freezes_updates() {
+        let root_key = SecretKey::from_bytes(&[1; 32]);
+        let catalog_key = SecretKey::from_bytes(&[2; 32]);
+        let now = Utc::now();
+        let root = Root::new(
+            1,
+            now - Duration::hours(1),
+            &[root_key.public()],
+            1,
+            &[catalog_key.public()],
+            1,
+        )
+        .unwrap();
+        let mut env = Envelope::unsigned(PayloadType::Root, &root.to_json());
+        env.sign(&root_key).unwrap();
+        let f = Fixture {
+            root_key,
+            catalog_key,
+            now,
+            state: TrustState::new(VerifiedRoot::trust_anchor(&env.to_bytes()).unwrap()),
+        };
+        let c = catalog(&f, 1, Duration::days(1), "a");
+        let mut state = f.state.clone();
+        let err = state.update_catalog(&c, f.now).unwrap_err();
+        assert!(matches!(err, Error::Expired { what: "root", .. }), "{err}");
+        assert!(state.catalog().is_none());
+    }
+
+    #[test]
+    fn one_key_signing_twice_does_not_meet_a_threshold_of_two() {
+        let root_key = SecretKey::from_bytes(&[1; 32]);
+        let a = SecretKey::from_bytes(&[2; 32]);
+        let b = SecretKey::from_bytes(&[3; 32]);
+        let now = Utc::now();
+        let root = Root::new(
+            1,
+            now + Duration::days(1),
+            &[root_key.public()],
+            1,
+            &[a.public(), b.public()],
+            2,
+        )
+        .unwrap();
+        let mut env = Envelope::unsigned(PayloadType::Root, &root.to_json());
+        env.sign(&root_key).unwrap();
+        let mut state = TrustState::new(VerifiedRoot::trust_anchor(&env.to_bytes()).unwrap());
+        let c = Catalog::new(
+            1,
+            now + Duration::days(1),
+            None,
+            Origin {
+                http: "http://x".into(),
+                iroh: "ab".repeat(32),
+            },
+            vec![],
+        )
+        .unwrap();
+        let mut cat = Envelope::unsigned(PayloadType::Catalog, &c.to_json());
+        cat.sign(&a).unwrap();
+        let dup = cat.signatures[0].clone();
+        cat.signatures.push(dup.clone());
+        cat.signatures.push(dup);
+        let err = state.update_catalog(&cat.to_bytes(), now).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ThresholdNotMet {
+                    valid: 1,
+                    threshold: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        cat.sign(&b).unwrap();
+        state.update_catalog(&cat.to_bytes(), now).unwrap();
+    }
+
+    #[test]
+    fn mix_and_match_of_two_catalogs_is_refused() {
+        let mut f = fixture();
+        let a = catalog(&f, 1, Duration::days(1), "a");
+        let b = catalog(&f, 2, Duration::days(1), "b");
+        // The payload of one with the signatures of the other.
+        let mut mixed = Envelope::from_bytes(&a).unwrap();
+        mixed.signatures = Envelope::from_bytes(&b).unwrap().signatures;
+        let payload_a = Envelope::from_bytes(&a).unwrap().payload;
+        let mut spliced = Envelope::from_bytes(&b).unwrap();
+        spliced.payload = payload_a;
+        for bytes in [mixed.to_bytes(), spliced.to_bytes()] {
+            let err = f.state.update_catalog(&bytes, f.now).unwrap_err();
+            assert!(
+                matches!(err, Error::ThresholdNotMet { valid: 0, .. }),
+                "{err}"
+            );
+        }
+        assert!(f.state.catalog().is_none());
     }
 }
