@@ -248,6 +248,52 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].state, "running");
 
+    // The reconciler: running containers are adopted as they are, never recreated.
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    let container_id = || async {
+        engine
+            .run(&["inspect", "--format", "{{.Id}}", "archy-hello-web"])
+            .await
+            .unwrap()
+    };
+    let id_before = container_id().await;
+    assert!(
+        node.reconcile_once().await.unwrap().is_empty(),
+        "a healthy app was repaired"
+    );
+    assert_eq!(
+        container_id().await,
+        id_before,
+        "a running container was recreated"
+    );
+
+    // A container removed behind the node's back is recreated from the pinned local blob.
+    engine
+        .run(&["rm", "--force", "archy-hello-web"])
+        .await
+        .unwrap();
+    let repairs = node.reconcile_once().await.unwrap();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    assert_eq!(repairs[0].1.recreated, vec!["archy-hello-web".to_owned()]);
+    assert!(reqwest::get(&url).await.unwrap().status().is_success());
+
+    // A container killed behind the node's back is started again.
+    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    let repairs = node.reconcile_once().await.unwrap();
+    assert_eq!(
+        repairs[0].1.restarted,
+        vec!["archy-hello-web".to_owned()],
+        "{repairs:?}"
+    );
+    assert!(reqwest::get(&url).await.unwrap().status().is_success());
+
+    // An app the user stopped stays stopped.
+    node.stop_app("hello").await.unwrap();
+    assert!(node.reconcile_once().await.unwrap().is_empty());
+    assert_eq!(node.app("hello").await.unwrap().state, "stopped");
+
     node.uninstall("hello", false).await.unwrap();
     assert!(!podman_has_app("hello").await);
     assert!(node.apps().await.unwrap().is_empty());

@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub expiry_warning_days: i64,
     /// Most root versions walked in one pull (N+1, N+2, … each double-signed).
     pub max_root_rotations: u64,
+    /// Seconds between reconciler passes (desired state vs Podman).
+    pub reconcile_interval_seconds: u64,
 }
 
 impl Default for NodeConfig {
@@ -44,6 +46,7 @@ impl Default for NodeConfig {
             iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             expiry_warning_days: 7,
             max_root_rotations: 32,
+            reconcile_interval_seconds: 30,
         }
     }
 }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 pub use config::NodeConfig;
 pub use node::Node;
 
-/// Runs a started node: the API on `listener`, plus the catalog pull loop.
+/// Runs a started node: the API on `listener`, the catalog pull loop and the reconciler.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let pull = tokio::spawn(node.clone().pull_loop());
+    let reconcile = tokio::spawn(node.clone().reconcile_loop());
     let app = api::routes(node);
     let result = axum::serve(listener, app).await;
     pull.abort();
+    reconcile.abort();
     Ok(result?)
 }

@@ -482,34 +482,8 @@ impl Node {
     ) -> Result<AppView, NodeError> {
         let id = app.manifest.id.as_str();
         db::set_stage(&self.db, op, "fetching").await?;
-        std::fs::create_dir_all(workdir).map_err(internal)?;
         let origin = self.origin_peer(catalog).await?;
-        let mut images = BTreeMap::new();
-        for c in &app.manifest.containers {
-            let Some(name) = &c.image.artifact else {
-                continue;
-            };
-            if images.contains_key(name) {
-                continue;
-            }
-            let artifact = app
-                .artifact(name)
-                .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
-            let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
-            info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
-            self.swarm
-                .fetch(&blob, std::slice::from_ref(&origin))
-                .await
-                .map_err(|e| {
-                    NodeError::new(
-                        ErrorKind::Unavailable,
-                        format!("artifact {name} of {id}: {e}"),
-                    )
-                })?;
-            let path = workdir.join(format!("{name}.tar"));
-            self.swarm.export(&blob, &path).await.map_err(internal)?;
-            images.insert(name.clone(), path);
-        }
+        let images = self.fetch_images(app, &[origin], workdir).await?;
         db::set_stage(&self.db, op, "installing").await?;
         let runtime = self.orchestrator.install(&app.manifest, &images).await?;
         for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
@@ -534,6 +508,99 @@ impl Node {
             runtime,
             Some(app),
         ))
+    }
+
+    /// Fetches (or finds in the local store) every image artifact of `app`, verified against
+    /// its hash and size, and exports each to `workdir` for `podman load`.
+    async fn fetch_images(
+        &self,
+        app: &VerifiedApp,
+        providers: &[PeerAddr],
+        workdir: &std::path::Path,
+    ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+        let id = app.manifest.id.as_str();
+        std::fs::create_dir_all(workdir).map_err(internal)?;
+        let mut images = BTreeMap::new();
+        for c in &app.manifest.containers {
+            let Some(name) = &c.image.artifact else {
+                continue;
+            };
+            if images.contains_key(name) {
+                continue;
+            }
+            let artifact = app
+                .artifact(name)
+                .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
+            let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
+            info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
+            self.swarm.fetch(&blob, providers).await.map_err(|e| {
+                NodeError::new(
+                    ErrorKind::Unavailable,
+                    format!("artifact {name} of {id}: {e}"),
+                )
+            })?;
+            let path = workdir.join(format!("{name}.tar"));
+            self.swarm.export(&blob, &path).await.map_err(internal)?;
+            images.insert(name.clone(), path);
+        }
+        Ok(images)
+    }
+
+    /// One level-triggered pass: every app the operator wants running is compared with
+    /// Podman and repaired (missing containers recreated from the pinned local blobs, dead
+    /// ones restarted). Apps the operator stopped are never touched.
+    pub async fn reconcile_once(
+        &self,
+    ) -> Result<Vec<(String, archy_orchestrator::Repair)>, NodeError> {
+        let _guard = self.operation.lock().await;
+        let mut repairs = Vec::new();
+        for row in db::apps(&self.db).await? {
+            if row.desired != "running" {
+                continue;
+            }
+            let (_, app) = self.installed_app(&row.id).await?;
+            let missing = self.orchestrator.missing_containers(&app.manifest).await?;
+            let workdir = self
+                .config
+                .data_dir
+                .join("tmp")
+                .join(format!("reconcile-{}", row.id));
+            let result = async {
+                let images = if missing.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    // Installed apps' blobs are pinned locally: no provider is needed.
+                    self.fetch_images(&app, &[], &workdir).await?
+                };
+                Ok::<_, NodeError>(self.orchestrator.repair(&app.manifest, &images).await?)
+            }
+            .await;
+            let _ = std::fs::remove_dir_all(&workdir);
+            match result {
+                Ok(repair) if repair.is_noop() => {}
+                Ok(repair) => repairs.push((row.id.clone(), repair)),
+                Err(e) => warn!(app = %row.id, error = %e, "reconcile could not repair the app"),
+            }
+        }
+        Ok(repairs)
+    }
+
+    /// Runs [`Self::reconcile_once`] forever at the configured interval.
+    pub async fn reconcile_loop(self: Arc<Self>) {
+        let period = Duration::from_secs(self.config.reconcile_interval_seconds.max(1));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match self.reconcile_once().await {
+                Ok(repairs) => {
+                    for (app, repair) in repairs {
+                        info!(%app, ?repair, "reconciler repaired drift");
+                    }
+                }
+                Err(e) => warn!(error = %e, "reconcile pass failed"),
+            }
+        }
     }
 
     /// The manifest an installed app was installed from, re-verified from stored bytes.

@@ -66,6 +66,19 @@ pub struct OrchestratorConfig {
     pub publish_address: IpAddr,
 }
 
+/// What one repair did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    pub recreated: Vec<String>,
+    pub restarted: Vec<String>,
+}
+
+impl Repair {
+    pub fn is_noop(&self) -> bool {
+        self.recreated.is_empty() && self.restarted.is_empty()
+    }
+}
+
 /// What `status` sees of one app in Podman.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRuntime {
@@ -157,10 +170,26 @@ impl Orchestrator {
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
     ) -> Result<AppRuntime> {
+        self.create_missing(manifest, images, &[]).await?;
+        self.start_containers(manifest).await
+    }
+
+    /// Creates the manifest's containers that are not among `existing` (by name).
+    async fn create_missing(
+        &self,
+        manifest: &VerifiedManifest,
+        images: &BTreeMap<String, PathBuf>,
+        existing: &[String],
+    ) -> Result<Vec<String>> {
         let app = manifest.id.as_str();
         let secrets = secrets::ensure(&self.app_dir(app).join("secrets"), &manifest.secrets)?;
         let mut image_ids = BTreeMap::new();
+        let mut created = Vec::new();
         for c in &manifest.containers {
+            let name = container_name(app, &c.name);
+            if existing.contains(&name) {
+                continue;
+            }
             let image = match (&c.image.artifact, &c.image.reference) {
                 (Some(artifact), _) => {
                     if let Some(id) = image_ids.get(artifact) {
@@ -180,8 +209,54 @@ impl Orchestrator {
             }
             .clone();
             self.create_container(manifest, c, &image, &secrets).await?;
+            created.push(name);
         }
-        self.start_containers(manifest).await
+        Ok(created)
+    }
+
+    /// Containers of the manifest that Podman does not have (removed behind our back).
+    pub async fn missing_containers(&self, manifest: &VerifiedManifest) -> Result<Vec<String>> {
+        let existing: Vec<String> = self
+            .engine
+            .containers_of(&manifest.id)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        Ok(manifest
+            .containers
+            .iter()
+            .map(|c| container_name(&manifest.id, &c.name))
+            .filter(|n| !existing.contains(n))
+            .collect())
+    }
+
+    /// One level-triggered repair of an app that should be running: recreates missing
+    /// containers (`images` must hold their archives), starts dead or stopped ones, and
+    /// leaves running containers with our name and labels alone (adopted, never recreated).
+    pub async fn repair(
+        &self,
+        manifest: &VerifiedManifest,
+        images: &BTreeMap<String, PathBuf>,
+    ) -> Result<Repair> {
+        let app = manifest.id.as_str();
+        let before = self.engine.containers_of(app).await?;
+        let existing: Vec<String> = before.iter().map(|c| c.name.clone()).collect();
+        let not_running: Vec<String> = before
+            .iter()
+            .filter(|c| c.state != ContainerState::Running)
+            .map(|c| c.name.clone())
+            .collect();
+        let recreated = self.create_missing(manifest, images, &existing).await?;
+        if recreated.is_empty() && not_running.is_empty() {
+            return Ok(Repair::default());
+        }
+        warn!(app, ?recreated, ?not_running, "repairing drift");
+        self.start_containers(manifest).await?;
+        Ok(Repair {
+            recreated,
+            restarted: not_running,
+        })
     }
 
     async fn create_container(
