@@ -359,6 +359,42 @@ async fn failed_installs_roll_back_completely() {
     assert!(!podman_has_app("hello").await);
     drop(squatter);
     origin.server.abort();
+
+    // Too little disk: refused before a byte is fetched.
+    let (listener, url) = loopback_listener().await;
+    let apps = hello_variant(&tmp.path().join("huge"), |m| {
+        m.replace("disk_mb: 10", "disk_mb: 1000000000")
+    });
+    let catalog = signed_catalog_of(&apps, &keys, &url, &origin_id, 1, 30);
+    let server = serve_bytes(listener, catalog.to_bytes(), origin.swarm.clone());
+    let node = start_node(&tmp.path().join("node-huge"), &url, &root).await;
+    node.pull_catalog().await.unwrap();
+    let err = node.install("hello").await.unwrap_err();
+    assert!(
+        err.message.contains("not enough disk") && err.message.contains("MiB"),
+        "{}",
+        err.message
+    );
+    assert!(!podman_has_app("hello").await);
+    assert!(node.apps().await.unwrap().is_empty());
+    let hash = catalog_artifact_hash(&catalog);
+    assert!(
+        node.swarm()
+            .complete_size(&archy_swarm::BlobRef::from_hex(&hash, 0).unwrap().hash)
+            .await
+            .unwrap()
+            .is_none(),
+        "the artifact was fetched although the install could not fit"
+    );
+    server.abort();
+}
+
+fn catalog_artifact_hash(env: &Envelope) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+    v["apps"][0]["artifacts"][0]["blake3"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The daemon pulls on its own, serves its API, and shows an equivocating origin as an alarm

@@ -59,6 +59,7 @@ impl From<archy_orchestrator::Error> for NodeError {
         use archy_orchestrator::Error as E;
         let kind = match &e {
             E::AlreadyInstalled(_) | E::PortInUse { .. } => ErrorKind::Conflict,
+            E::InsufficientDisk { .. } => ErrorKind::Refused,
             E::NotInstalled(_) => ErrorKind::NotFound,
             E::NotRootless { .. } => ErrorKind::Refused,
             _ => ErrorKind::Internal,
@@ -482,6 +483,10 @@ impl Node {
     ) -> Result<AppView, NodeError> {
         let id = app.manifest.id.as_str();
         db::set_stage(&self.db, op, "fetching").await?;
+        let artifact_bytes = app.artifacts.iter().map(|a| a.size).sum();
+        self.orchestrator
+            .check_disk(&app.manifest, artifact_bytes)
+            .await?;
         let origin = self.origin_peer(catalog).await?;
         let images = self.fetch_images(app, &[origin], workdir).await?;
         db::set_stage(&self.db, op, "installing").await?;

@@ -41,6 +41,14 @@ pub enum Error {
         protocol: &'static str,
         container: String,
     },
+    #[error(
+        "not enough disk at {path}: the app needs {needed_mib} MiB free, only {available_mib} MiB are"
+    )]
+    InsufficientDisk {
+        path: PathBuf,
+        needed_mib: u64,
+        available_mib: u64,
+    },
     #[error("artifact {0:?} needed for an image was not provided")]
     MissingImage(String),
     #[error("container {container:?} did not become healthy: {reason}")]
@@ -127,6 +135,42 @@ impl Orchestrator {
 
     fn app_dir(&self, app: &str) -> PathBuf {
         self.config.data_dir.join("apps").join(app)
+    }
+
+    /// Checks free disk before anything is fetched or created: Podman's image store needs
+    /// room to unpack the images next to the manifest's own requirement, and the node's
+    /// data dir holds the artifacts.
+    pub async fn check_disk(&self, manifest: &VerifiedManifest, artifact_bytes: u64) -> Result<()> {
+        const MIB: u64 = 1024 * 1024;
+        let graph_root = self
+            .engine
+            .run(&["info", "--format", "{{.Store.GraphRoot}}"])
+            .await?
+            .trim()
+            .to_owned();
+        let needs = [
+            // Loading unpacks each layer next to the archive podman copies in.
+            (
+                PathBuf::from(graph_root),
+                manifest
+                    .resources
+                    .disk_mb
+                    .saturating_mul(MIB)
+                    .saturating_add(artifact_bytes.saturating_mul(2)),
+            ),
+            (self.config.data_dir.clone(), artifact_bytes),
+        ];
+        for (path, needed) in needs {
+            let available = free_bytes(&path)?;
+            if available < needed {
+                return Err(Error::InsufficientDisk {
+                    path,
+                    needed_mib: needed.div_ceil(MIB),
+                    available_mib: available / MIB,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Installs and starts an app whose image archives are at `images` (artifact name →
@@ -512,6 +556,21 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// Bytes an unprivileged user may still write on the filesystem holding `path`
+/// (the nearest existing ancestor, as the app's own directories may not exist yet).
+fn free_bytes(path: &Path) -> Result<u64> {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let stat = rustix::fs::statvfs(existing).map_err(|e| Error::Io {
+        what: "checking free disk at",
+        path: existing.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Where `podman` puts a user's API socket by default.
