@@ -15,7 +15,9 @@ use clap::{Parser, Subcommand};
 mod document;
 mod keys;
 mod mnemonic;
+mod review;
 mod root_init;
+mod root_rotate;
 mod secrets;
 mod sign;
 mod verify;
@@ -43,9 +45,11 @@ enum Command {
     Pubkey(keys::PubkeyArgs),
     /// Derive a public key from a raw seed and path, to check against SLIP-0010's test vectors.
     Derive(keys::DeriveArgs),
-    /// Create root documents.
+    /// Create root documents: the first one, or the next one.
     #[command(subcommand)]
     Root(RootCommand),
+    /// Show what a catalog changes, permissions first, before you sign it.
+    Review(review::ReviewArgs),
     /// Add your signature to an envelope (other keyholders' signatures are kept).
     Sign(sign::SignArgs),
     /// Check a root or catalog envelope's signatures, thresholds and expiry.
@@ -64,6 +68,8 @@ enum MnemonicCommand {
 enum RootCommand {
     /// Write a new, unsigned root envelope.
     Init(root_init::RootInitArgs),
+    /// Write the unsigned next root (version + 1), carrying over what is not given.
+    Rotate(root_rotate::RootRotateArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -73,6 +79,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pubkey(args) => keys::pubkey(&args),
         Command::Derive(args) => keys::derive(&args),
         Command::Root(RootCommand::Init(args)) => root_init::run(&args),
+        Command::Root(RootCommand::Rotate(args)) => root_rotate::run(&args),
+        Command::Review(args) => review::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Verify(args) => verify::run(&args),
     }

@@ -1,6 +1,7 @@
 //! `root init`: write a new, unsigned root envelope for the keyholders to sign.
+//! Also the parts `root rotate` shares with it: expiry options and the written-root report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use archy_registry::{Envelope, PayloadType, PublicKey, Root};
@@ -23,6 +24,18 @@ pub struct RootInitArgs {
     /// How many distinct catalog keys must sign a catalog.
     #[arg(long, value_name = "K")]
     catalog_threshold: u32,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
+    /// Root version: 1 for a new trust anchor (for the next version, use `root rotate`).
+    #[arg(long, default_value_t = 1)]
+    version: u64,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+/// When the new root expires.
+#[derive(Args, Debug)]
+pub struct ExpiryArgs {
     /// Expiry, counted from this machine's clock (check it: offline machines drift).
     #[arg(
         long,
@@ -34,26 +47,60 @@ pub struct RootInitArgs {
     /// Expiry as an RFC 3339 time (e.g. 2027-01-01T00:00:00Z), independent of this machine's clock.
     #[arg(long, value_name = "TIME")]
     expires: Option<DateTime<Utc>>,
-    /// Root version: 1 for a new trust anchor, previous + 1 for a rotation.
-    #[arg(long, default_value_t = 1)]
-    version: u64,
+}
+
+impl ExpiryArgs {
+    /// The expiry time; refuses one that is not in the future by `now`.
+    pub fn resolve(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let expires = match (self.expires, self.expires_in_days) {
+            (Some(at), _) => at,
+            (None, Some(days)) => now.trunc_subsecs(0) + Duration::days(i64::from(days)),
+            (None, None) => bail!("give --expires-in-days or --expires"),
+        };
+        if expires <= now {
+            bail!(
+                "expiry {} is not in the future (this machine's clock says {})",
+                timestamp(expires),
+                timestamp(now)
+            );
+        }
+        Ok(expires)
+    }
+}
+
+/// Where the unsigned root goes.
+#[derive(Args, Debug)]
+pub struct OutArgs {
     /// Where to write the unsigned root envelope.
     #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Overwrite --out if it exists (it may already carry signatures).
     #[arg(long)]
     force: bool,
 }
 
+impl OutArgs {
+    /// Refuses to replace a file that may hold signatures, unless forced.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.out.exists() && !self.force {
+            bail!(
+                "{} already exists (it may hold signatures); pass --force to replace it",
+                self.out.display()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn write(&self, root: &Root) -> Result<()> {
+        let envelope = Envelope::unsigned(PayloadType::Root, &root.to_json());
+        write_file_atomically(&self.out, &envelope.to_bytes())
+    }
+}
+
 pub fn run(args: &RootInitArgs) -> Result<()> {
     let now = Utc::now();
-    let expires = expires_at(args, now)?;
-    if args.out.exists() && !args.force {
-        bail!(
-            "{} already exists (it may hold signatures); pass --force to replace it",
-            args.out.display()
-        );
-    }
+    let expires = args.expiry.resolve(now)?;
+    args.out.check_writable()?;
     let root = Root::new(
         args.version,
         expires,
@@ -63,47 +110,51 @@ pub fn run(args: &RootInitArgs) -> Result<()> {
         args.catalog_threshold,
     )
     .context("building the root document")?;
-    let envelope = Envelope::unsigned(PayloadType::Root, &root.to_json());
-    write_file_atomically(&args.out, &envelope.to_bytes())?;
-    report(args, &root, now);
-    Ok(())
-}
-
-fn expires_at(args: &RootInitArgs, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    let expires = match (args.expires, args.expires_in_days) {
-        (Some(at), _) => at,
-        (None, Some(days)) => now.trunc_subsecs(0) + Duration::days(i64::from(days)),
-        (None, None) => bail!("give --expires-in-days or --expires"),
-    };
-    if expires <= now {
-        bail!(
-            "expiry {} is not in the future (this machine's clock says {})",
-            timestamp(expires),
-            timestamp(now)
-        );
-    }
-    Ok(expires)
-}
-
-/// Tells the operator what was written and what comes next (stderr: stdout stays empty).
-fn report(args: &RootInitArgs, root: &Root, now: DateTime<Utc>) {
+    args.out.write(&root)?;
     eprintln!(
         "wrote unsigned root version {} to {}",
         root.version,
-        args.out.display()
+        args.out.out.display()
     );
+    describe_roles(&root, None, now);
     eprintln!(
-        "  {} (this machine's clock: {now})",
-        expiry(root.expires, now)
+        "next: each root keyholder runs `archy-sign sign {} --role root`",
+        args.out.out.display()
     );
-    for (name, role) in [("root", &root.roles.root), ("catalog", &root.roles.catalog)] {
+    Ok(())
+}
+
+/// Tells the operator what the new root says (stderr: stdout stays empty). With a
+/// previous root, marks the keys that came in and lists those rotated out.
+pub fn describe_roles(root: &Root, previous: Option<&Root>, now: DateTime<Utc>) {
+    eprintln!(
+        "  {} (this machine's clock: {})",
+        expiry(root.expires, now),
+        timestamp(now)
+    );
+    for role in [archy_registry::Role::Root, archy_registry::Role::Catalog] {
+        let keys = root.role(role);
+        let before = previous.map(|p| p.role(role));
+        let threshold_note = match before {
+            Some(b) if b.threshold != keys.threshold => {
+                format!(" (threshold was {})", b.threshold)
+            }
+            _ => String::new(),
+        };
         eprintln!(
-            "  {name} role, {} of {}:",
-            role.threshold,
-            role.keyids.len()
+            "  {} role, {} of {}{threshold_note}:",
+            role.name(),
+            keys.threshold,
+            keys.keyids.len()
         );
-        for id in &role.keyids {
-            eprintln!("    {id}");
+        for id in &keys.keyids {
+            let new = before.is_some_and(|b| !b.keyids.contains(id));
+            eprintln!("    {id}{}", if new { "  (new)" } else { "" });
+        }
+        if let Some(b) = before {
+            for id in b.keyids.iter().filter(|id| !keys.keyids.contains(id)) {
+                eprintln!("    {id}  (ROTATED OUT of the {} role)", role.name());
+            }
         }
     }
     let shared: Vec<_> = root
@@ -119,8 +170,12 @@ fn report(args: &RootInitArgs, root: &Root, now: DateTime<Utc>) {
              (`pubkey --role root` and `pubkey --role catalog`)"
         );
     }
-    eprintln!(
-        "next: each root keyholder runs `archy-sign sign {} --role root`",
-        args.out.display()
-    );
+}
+
+/// The same file, even through another name (so `--out` never replaces `--previous`).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

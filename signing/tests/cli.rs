@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use archy_registry::{Catalog, Envelope, Origin, PayloadType};
+use archy_registry::{
+    Artifact, Catalog, CatalogApp, Envelope, Manifest, Origin, PayloadType, Root, blake3_hex,
+};
 use chrono::{Duration, Utc};
 
 /// The all-"abandon" BIP39 test mnemonic: valid, and public, so fine in a test.
@@ -105,6 +107,11 @@ impl Keyholder {
 }
 
 fn write_catalog(path: &Path, version: u64) {
+    write_catalog_with(path, version, None, vec![]);
+}
+
+/// An unsigned catalog envelope with these apps, chained to `previous`.
+fn write_catalog_with(path: &Path, version: u64, previous: Option<String>, apps: Vec<CatalogApp>) {
     let origin = Origin {
         http: "http://127.0.0.1:1".into(),
         iroh: "ab".repeat(32),
@@ -112,13 +119,36 @@ fn write_catalog(path: &Path, version: u64) {
     let catalog = Catalog::new(
         version,
         Utc::now() + Duration::days(30),
-        None,
+        previous,
         origin,
-        vec![],
+        apps,
     )
     .unwrap();
     let envelope = Envelope::unsigned(PayloadType::Catalog, &catalog.to_json());
     std::fs::write(path, envelope.to_bytes()).unwrap();
+}
+
+/// A one-container app; `extra` is appended to the container's YAML.
+fn catalog_app(id: &str, version: &str, image_hash: char, extra: &str) -> CatalogApp {
+    let yaml = format!(
+        "id: {id}\nname: {id}\nversion: {version}\n\
+         artifacts: [{{ name: image, media_type: application/vnd.oci.image.layout.v1.tar }}]\n\
+         containers:\n  - name: web\n    image: {{ artifact: image }}\n\
+         \x20   ports: [{{ container: 8080, host: 18080 }}]\n{extra}"
+    );
+    let manifest = Manifest::from_yaml(&yaml).unwrap();
+    let artifacts = vec![Artifact {
+        name: "image".into(),
+        blake3: image_hash.to_string().repeat(64),
+        size: 4096,
+        media_type: "application/vnd.oci.image.layout.v1.tar".into(),
+    }];
+    CatalogApp {
+        id: id.into(),
+        version: manifest.version.clone(),
+        manifest,
+        artifacts,
+    }
 }
 
 fn root_init(
@@ -145,6 +175,23 @@ fn root_init(
         "365",
     ]);
     ok(&args, None);
+}
+
+/// The trust anchor most tests start from: Alice alone holds both roles (1 of 1) of
+/// root version 1 at `dir/root.json`, which she has signed.
+fn alice_anchor(dir: &Path) -> (Keyholder, PathBuf) {
+    let alice = Keyholder::new(dir, "alice");
+    let root = dir.join("root.json");
+    root_init(
+        &root,
+        "1",
+        &[&alice.did("root")],
+        "1",
+        &[&alice.did("catalog")],
+        "1",
+    );
+    alice.sign(&root, "root");
+    (alice, root)
 }
 
 #[test]
@@ -434,18 +481,8 @@ fn full_ceremony_root_then_two_of_two_catalog() {
 #[test]
 fn signatures_outside_the_role_are_marked_and_wrong_role_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = Keyholder::new(dir.path(), "alice");
+    let (_alice, root) = alice_anchor(dir.path());
     let mallory = Keyholder::new(dir.path(), "mallory");
-    let root = dir.path().join("root.json");
-    root_init(
-        &root,
-        "1",
-        &[&alice.did("root")],
-        "1",
-        &[&alice.did("catalog")],
-        "1",
-    );
-    alice.sign(&root, "root");
 
     // Signing a catalog with a root key would never count: refused before any mnemonic is read.
     let catalog = dir.path().join("catalog.json");
@@ -467,17 +504,7 @@ fn signatures_outside_the_role_are_marked_and_wrong_role_is_refused() {
 #[test]
 fn tampered_payload_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = Keyholder::new(dir.path(), "alice");
-    let root = dir.path().join("root.json");
-    root_init(
-        &root,
-        "1",
-        &[&alice.did("root")],
-        "1",
-        &[&alice.did("catalog")],
-        "1",
-    );
-    alice.sign(&root, "root");
+    let (alice, root) = alice_anchor(dir.path());
     let catalog = dir.path().join("catalog.json");
     write_catalog(&catalog, 1);
     alice.sign(&catalog, "catalog");
@@ -521,19 +548,9 @@ fn tampered_payload_fails_verification() {
 #[test]
 fn root_rotation_needs_old_and_new_root_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = Keyholder::new(dir.path(), "alice");
+    let (alice, v1) = alice_anchor(dir.path());
     let carol = Keyholder::new(dir.path(), "carol");
-    let v1 = dir.path().join("root-v1.json");
     let v2 = dir.path().join("root-v2.json");
-    root_init(
-        &v1,
-        "1",
-        &[&alice.did("root")],
-        "1",
-        &[&alice.did("catalog")],
-        "1",
-    );
-    alice.sign(&v1, "root");
     // Carol takes over the root role.
     root_init(
         &v2,
@@ -657,17 +674,7 @@ fn root_init_validates_and_does_not_overwrite() {
 #[test]
 fn sign_wraps_a_bare_catalog_document() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = Keyholder::new(dir.path(), "alice");
-    let root = dir.path().join("root.json");
-    root_init(
-        &root,
-        "1",
-        &[&alice.did("root")],
-        "1",
-        &[&alice.did("catalog")],
-        "1",
-    );
-    alice.sign(&root, "root");
+    let (alice, root) = alice_anchor(dir.path());
 
     let origin = Origin {
         http: "http://127.0.0.1:1".into(),
@@ -698,4 +705,291 @@ fn sign_wraps_a_bare_catalog_document() {
     assert_eq!(envelope.payload_bytes().unwrap(), bare);
     let report = ok(&["verify", s(&signed_file), "--root", s(&root)], None);
     assert!(report.contains("catalog version 4"), "{report}");
+}
+
+#[test]
+fn review_shows_what_a_catalog_changes_before_it_is_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, root) = alice_anchor(dir.path());
+
+    // Version 1, signed: what nodes hold now.
+    let old = dir.path().join("catalog-v1.json");
+    write_catalog_with(
+        &old,
+        1,
+        None,
+        vec![
+            catalog_app("hello", "1.0.0", 'a', ""),
+            catalog_app("gone", "2.0.0", 'a', ""),
+        ],
+    );
+    alice.sign(&old, "catalog");
+    ok(&["verify", s(&old), "--root", s(&root)], None);
+    let old_hash = blake3_hex(&std::fs::read(&old).unwrap());
+
+    // Version 2: hello asks for more, gone goes, extra arrives.
+    let new = dir.path().join("catalog-v2.json");
+    write_catalog_with(
+        &new,
+        2,
+        Some(old_hash.clone()),
+        vec![
+            catalog_app(
+                "hello",
+                "1.1.0",
+                'b',
+                "    capabilities: [NET_ADMIN]\n    network: host\n",
+            ),
+            catalog_app("extra", "0.1.0", 'c', ""),
+        ],
+    );
+    let args = ["review", s(&new), "--previous", s(&old)];
+    let report = ok(&args, None);
+    for line in [
+        format!("   {}: catalog version 2, 2 app(s), expires ", s(&new)),
+        format!(
+            "     previous {old_hash} = envelope blake3 of {}: the hash chain holds",
+            s(&old)
+        ),
+        "   apps: 1 added, 1 removed, 1 changed, 0 unchanged".into(),
+        "     + app extra 0.1.0 (new)".into(),
+        "!!       port host 18080/tcp -> container 8080".into(),
+        "     - app gone 2.0.0 (removed)".into(),
+        "     ~ app hello 1.0.0 -> 1.1.0".into(),
+        format!(
+            "       artifact image: blake3 {} -> {}",
+            "a".repeat(64),
+            "b".repeat(64)
+        ),
+        "!!     container web: network: app -> HOST".into(),
+        "!!     container web: capability added: NET_ADMIN".into(),
+    ] {
+        assert!(report.contains(&line), "{line:?} missing:\n{report}");
+    }
+    // Apps in id order, and the same text every time.
+    let (extra, gone, hello) = (
+        report.find("app extra").unwrap(),
+        report.find("app gone").unwrap(),
+        report.find("app hello").unwrap(),
+    );
+    assert!(extra < gone && gone < hello, "{report}");
+    assert_eq!(report, ok(&args, None));
+
+    // The payload hash the review names is the one `sign` shows the keyholder.
+    let payload = Envelope::from_bytes(&std::fs::read(&new).unwrap())
+        .unwrap()
+        .payload_bytes()
+        .unwrap();
+    let payload_hash = blake3_hex(&payload);
+    assert!(
+        report.contains(&format!("it must show payload blake3 {payload_hash}")),
+        "{report}"
+    );
+    let out = run(
+        &[
+            "sign",
+            s(&new),
+            "--role",
+            "catalog",
+            "--mnemonic-file",
+            s(&alice.mnemonic_file),
+        ],
+        None,
+    );
+    assert!(
+        stderr(&out).contains(&format!("payload blake3 {payload_hash}")),
+        "{}",
+        stderr(&out)
+    );
+    ok(&["verify", s(&new), "--root", s(&root)], None);
+
+    // Without --previous, every app is new and all its permissions are listed.
+    let alone = ok(&["review", s(&new)], None);
+    assert!(
+        alone.contains(&format!(
+            "previous {old_hash} (not checked: give --previous OLD_CATALOG)"
+        )),
+        "{alone}"
+    );
+    assert!(alone.contains("     + app hello 1.1.0 (new)"), "{alone}");
+    assert!(alone.contains("!!       capability NET_ADMIN"), "{alone}");
+    assert!(alone.contains("!!       network: HOST"), "{alone}");
+
+    // A catalog that does not name the one before it is called out.
+    let unchained = dir.path().join("catalog-unchained.json");
+    write_catalog_with(&unchained, 2, Some("f".repeat(64)), vec![]);
+    let report = ok(&["review", s(&unchained), "--previous", s(&old)], None);
+    assert!(
+        report.contains(&format!(
+            "!!   previous {} does NOT name {} (its envelope blake3 is {old_hash})",
+            "f".repeat(64),
+            s(&old)
+        )),
+        "{report}"
+    );
+
+    // Only catalogs are reviewed.
+    let err = fails(&["review", s(&root)], None);
+    assert!(err.contains("not a catalog"), "{err}");
+}
+
+#[test]
+fn root_rotate_replaces_a_compromised_key_under_old_and_new_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let [alice, bob, carol, dave] =
+        ["alice", "bob", "carol", "dave"].map(|name| Keyholder::new(dir.path(), name));
+    let (a, b, c, d) = (
+        alice.did("root"),
+        bob.did("root"),
+        carol.did("root"),
+        dave.did("root"),
+    );
+    let catalog_key = alice.did("catalog");
+    let v1 = dir.path().join("root-v1.json");
+    root_init(&v1, "1", &[&a, &b, &c], "2", &[&catalog_key], "1");
+    alice.sign(&v1, "root");
+    bob.sign(&v1, "root");
+    ok(&["verify", s(&v1)], None);
+
+    // Carol's root key is compromised: rotate it out and Dave in. The thresholds and
+    // the catalog role are not given, so they carry over.
+    let v2 = dir.path().join("root-v2.json");
+    let rotate = |out: &Path, previous: &Path, extra: &[&str]| {
+        let mut args = vec!["root", "rotate", "--previous", s(previous), "--out", s(out)];
+        args.extend(extra);
+        run(&args, None)
+    };
+    let out = rotate(
+        &v2,
+        &v1,
+        &[
+            "--root-key",
+            &a,
+            "--root-key",
+            &b,
+            "--root-key",
+            &d,
+            "--expires-in-days",
+            "365",
+        ],
+    );
+    let told = stderr(&out);
+    assert!(out.status.success(), "{told}");
+    for line in [
+        format!(
+            "wrote unsigned root version 2 to {}, rotating from root version 1",
+            s(&v2)
+        ),
+        format!("    {d}  (new)"),
+        format!("    {c}  (ROTATED OUT of the root role)"),
+        "signed by 2 of root v1's 3 root key(s) AND 2 of its own 3".into(),
+        format!("`archy-sign verify {} --root {}`", s(&v2), s(&v1)),
+    ] {
+        assert!(told.contains(&line), "{line:?} missing:\n{told}");
+    }
+    let parse = |path: &Path| {
+        let envelope = Envelope::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+        (
+            Root::from_json(&envelope.payload_bytes().unwrap()).unwrap(),
+            envelope,
+        )
+    };
+    let (root1, _) = parse(&v1);
+    let (root2, envelope2) = parse(&v2);
+    assert!(envelope2.signatures.is_empty());
+    assert_eq!(root2.version, 2);
+    assert_eq!(root2.roles.root.keyids, [a.clone(), b.clone(), d.clone()]);
+    assert_eq!(root2.roles.root.threshold, 2);
+    assert_eq!(root2.roles.catalog, root1.roles.catalog);
+    assert!(
+        !root2.keys.contains_key(&c),
+        "Carol's key must leave the root"
+    );
+
+    // Alice and compromised Carol: root v1's threshold is met, root v2's is not,
+    // because Carol's signature no longer counts there.
+    let forged = dir.path().join("root-v2-forged.json");
+    std::fs::copy(&v2, &forged).unwrap();
+    alice.sign(&forged, "root");
+    carol.sign(&forged, "root");
+    let report = fails(&["verify", s(&forged), "--root", s(&v1)], None);
+    assert!(
+        report.contains("root role of previous root v1: 2 of 3 key(s) signed, 2 needed: met"),
+        "{report}"
+    );
+    assert!(
+        report.contains("root role of root v2: 1 of 3 key(s) signed, 2 needed: NOT MET"),
+        "{report}"
+    );
+    assert!(report.contains("result: NOT VALID"), "{report}");
+
+    // Alice and Dave: root v2's threshold is met (it would pass as a fresh anchor),
+    // but only one of root v1's keys vouches for it: not a rotation yet.
+    alice.sign(&v2, "root");
+    dave.sign(&v2, "root");
+    ok(&["verify", s(&v2)], None);
+    let report = fails(&["verify", s(&v2), "--root", s(&v1)], None);
+    assert!(
+        report.contains("root role of previous root v1: 1 of 3 key(s) signed, 2 needed: NOT MET"),
+        "{report}"
+    );
+
+    // Bob completes both thresholds.
+    bob.sign(&v2, "root");
+    let report = ok(&["verify", s(&v2), "--root", s(&v1)], None);
+    assert!(
+        report.contains("result: VALID: rotation from root version 1 to 2"),
+        "{report}"
+    );
+
+    // The yearly renewal: nothing given but the expiry, everything carries over.
+    let v3 = dir.path().join("root-v3.json");
+    let out = rotate(&v3, &v2, &["--expires", "2100-01-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (root3, _) = parse(&v3);
+    assert_eq!((root3.version, &root3.roles), (3, &root2.roles));
+    alice.sign(&v3, "root");
+    bob.sign(&v3, "root");
+    ok(&["verify", s(&v3), "--root", s(&v2)], None);
+    // Root 3 against root 1 skips a version: refused, though Alice and Bob are in both.
+    let err = fails(&["verify", s(&v3), "--root", s(&v1)], None);
+    assert!(err.contains("must go to version 2, got version 3"), "{err}");
+
+    // Refusals: an unsigned previous root, overwriting the previous root, and a
+    // carried-over threshold that no longer fits the keys given.
+    let unsigned = dir.path().join("root-unsigned.json");
+    root_init(&unsigned, "1", &[&a], "1", &[&catalog_key], "1");
+    let out = rotate(
+        &dir.path().join("x.json"),
+        &unsigned,
+        &["--expires-in-days", "9"],
+    );
+    assert!(
+        stderr(&out).contains("not a validly signed root"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rotate(&v2, &v2, &["--expires-in-days", "9", "--force"]);
+    assert!(
+        stderr(&out).contains("that is the previous root"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rotate(
+        &dir.path().join("y.json"),
+        &v2,
+        &["--root-key", &a, "--expires-in-days", "9"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "root role: the threshold 2 carried over from root v2 is more than the 1 key(s) \
+             given; give --root-threshold"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("y.json").exists());
+    // Nothing overwrote the signed root 2.
+    ok(&["verify", s(&v2), "--root", s(&v1)], None);
 }

@@ -403,6 +403,14 @@ fn print_status(v: &Value) {
         pull["at"].as_str().unwrap_or("never"),
         pull["message"].as_str().unwrap_or("")
     );
+    let swarm = &v["swarm"];
+    println!(
+        "swarm:     {} bytes over iroh, {} over HTTP, {} HTTP fallback(s), {} verification failure(s)",
+        swarm["bytes_from_iroh"],
+        swarm["bytes_from_http"],
+        swarm["http_fallbacks"],
+        swarm["verification_failures"]
+    );
     for a in v["alarms"].as_array().into_iter().flatten() {
         println!(
             "ALARM {} at {}: {}",

@@ -119,6 +119,7 @@ pub struct StatusView {
     pub last_pull: PullStatus,
     pub alarms: Vec<db::Alarm>,
     pub podman_url: String,
+    pub swarm: archy_swarm::SwarmMetrics,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -487,8 +488,18 @@ impl Node {
         self.orchestrator
             .check_disk(&app.manifest, artifact_bytes)
             .await?;
-        let origin = self.origin_peer(catalog).await?;
-        let images = self.fetch_images(app, &[origin], workdir).await?;
+        // No iroh address is not fatal: the origin's HTTP is the fallback.
+        let origin = match self.origin_peer(catalog).await {
+            Ok(peer) => Some(peer),
+            Err(e) => {
+                warn!(error = %e, "origin's iroh address unknown; HTTP only");
+                None
+            }
+        };
+        let http = catalog.catalog().origin.http.clone();
+        let images = self
+            .fetch_images(app, Some((origin.as_ref(), http.as_str())), workdir)
+            .await?;
         db::set_stage(&self.db, op, "installing").await?;
         let runtime = self.orchestrator.install(&app.manifest, &images).await?;
         for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
@@ -520,7 +531,7 @@ impl Node {
     async fn fetch_images(
         &self,
         app: &VerifiedApp,
-        providers: &[PeerAddr],
+        origin: Option<(Option<&PeerAddr>, &str)>,
         workdir: &std::path::Path,
     ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
         let id = app.manifest.id.as_str();
@@ -538,7 +549,11 @@ impl Node {
                 .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
             let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
             info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
-            self.swarm.fetch(&blob, providers).await.map_err(|e| {
+            let fetched = match origin {
+                Some((iroh, http)) => self.swarm.fetch_from_origin(&blob, iroh, http).await,
+                None => self.swarm.fetch(&blob, &[]).await,
+            };
+            fetched.map_err(|e| {
                 NodeError::new(
                     ErrorKind::Unavailable,
                     format!("artifact {name} of {id}: {e}"),
@@ -575,7 +590,7 @@ impl Node {
                     BTreeMap::new()
                 } else {
                     // Installed apps' blobs are pinned locally: no provider is needed.
-                    self.fetch_images(&app, &[], &workdir).await?
+                    self.fetch_images(&app, None, &workdir).await?
                 };
                 Ok::<_, NodeError>(self.orchestrator.repair(&app.manifest, &images).await?)
             }
@@ -800,6 +815,7 @@ impl Node {
             last_pull: self.last_pull.lock().map(|l| l.clone()).unwrap_or_default(),
             alarms: db::alarms(&self.db).await?,
             podman_url: self.orchestrator.engine().url().to_owned(),
+            swarm: self.swarm.metrics(),
         })
     }
 }

@@ -10,6 +10,7 @@ mod peer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bao_tree::{ChunkNum, ChunkRanges};
@@ -103,12 +104,36 @@ pub struct FetchReport {
     pub failed_providers: Vec<String>,
 }
 
+/// Totals since start, for the node's status (DESIGN "Observable").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SwarmMetrics {
+    /// Bytes of blobs completed over iroh.
+    pub bytes_from_iroh: u64,
+    /// Bytes of blobs completed over HTTP from the origin.
+    pub bytes_from_http: u64,
+    /// Fetches that fell back from iroh to HTTP.
+    pub http_fallbacks: u64,
+    /// Downloads refused because their bytes did not match the hash or size.
+    pub verification_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    bytes_from_iroh: AtomicU64,
+    bytes_from_http: AtomicU64,
+    http_fallbacks: AtomicU64,
+    verification_failures: AtomicU64,
+}
+
 /// A running swarm node: blob store + iroh endpoint serving it + downloader.
 pub struct Swarm {
     store: FsStore,
     router: Router,
     lookup: MemoryLookup,
     downloader: Downloader,
+    data_dir: PathBuf,
+    http: reqwest::Client,
+    counters: Counters,
 }
 
 impl Swarm {
@@ -151,6 +176,17 @@ impl Swarm {
             router,
             lookup,
             downloader,
+            data_dir: config.data_dir,
+            http: {
+                // reqwest is built without a bundled TLS provider; use ring, as iroh does.
+                // Installing fails only when a provider is already set, which is fine.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+            }
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(|e| Error::Endpoint(format!("http client: {e}")))?,
+            counters: Counters::default(),
         })
     }
 
@@ -260,6 +296,9 @@ impl Swarm {
             Ok(BlobStatus::Complete { size }) => {
                 self.check_size(blob, size).await?;
                 self.pin(&blob.hash, &fetched_tag(&blob.hash)).await?;
+                self.counters
+                    .bytes_from_iroh
+                    .fetch_add(size, Ordering::Relaxed);
                 Ok(report)
             }
             Ok(BlobStatus::Partial { size }) if report.failed_providers.len() < providers.len() => {
@@ -281,6 +320,9 @@ impl Swarm {
 
     async fn check_size(&self, blob: &BlobRef, actual: u64) -> Result<()> {
         if actual != blob.size {
+            self.counters
+                .verification_failures
+                .fetch_add(1, Ordering::Relaxed);
             self.drop_blob(&blob.hash).await;
             return Err(Error::SizeMismatch {
                 hash: blob.hex(),
@@ -328,16 +370,150 @@ impl Swarm {
         Ok(())
     }
 
-    /// Reads a complete blob into memory (small blobs only; the HTTP origin streams larger ones).
-    pub async fn read_to_bytes(&self, hash: &Hash) -> Result<bytes::Bytes> {
-        self.store
-            .blobs()
-            .get_bytes(*hash)
+    /// A seekable reader over a complete blob (the HTTP origin streams from it).
+    pub(crate) fn reader(&self, hash: &Hash) -> iroh_blobs::api::blobs::BlobReader {
+        self.store.blobs().reader(*hash)
+    }
+
+    pub fn metrics(&self) -> SwarmMetrics {
+        let c = &self.counters;
+        SwarmMetrics {
+            bytes_from_iroh: c.bytes_from_iroh.load(Ordering::Relaxed),
+            bytes_from_http: c.bytes_from_http.load(Ordering::Relaxed),
+            http_fallbacks: c.http_fallbacks.load(Ordering::Relaxed),
+            verification_failures: c.verification_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The origin policy: iroh first (verified streaming), then the origin's HTTP when iroh
+    /// cannot deliver. A size that does not match is final: the origin's bytes would not
+    /// match over HTTP either.
+    pub async fn fetch_from_origin(
+        &self,
+        blob: &BlobRef,
+        iroh: Option<&PeerAddr>,
+        http_base: &str,
+    ) -> Result<FetchReport> {
+        let first = match iroh {
+            Some(peer) => match self.fetch(blob, std::slice::from_ref(peer)).await {
+                Ok(report) => return Ok(report),
+                Err(e @ Error::SizeMismatch { .. }) => return Err(e),
+                Err(e) => e.to_string(),
+            },
+            None => "origin has no reachable iroh address".to_owned(),
+        };
+        warn!(hash = %blob.hex(), reason = %first, "falling back to HTTP");
+        self.counters.http_fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.fetch_http(blob, http_base)
             .await
-            .map_err(|e| Error::Blob {
-                hash: hash.to_hex().to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| Error::Unavailable {
+                hash: blob.hex(),
+                reason: format!("over iroh: {first}; over HTTP: {e}"),
+            })?;
+        Ok(FetchReport {
+            already_present: false,
+            failed_providers: iroh.map(|p| vec![p.id.clone()]).unwrap_or_default(),
+        })
+    }
+
+    /// Downloads `{http_base}/v1/blobs/{hash}` to a part file (resuming one left by an
+    /// interrupted run with `Range`), never past the declared size, hashing as it goes; the
+    /// store takes the file only when hash and size match. iroh-blobs' `import_bao*` would
+    /// trust the bytes, so this path verifies them itself.
+    pub async fn fetch_http(&self, blob: &BlobRef, http_base: &str) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let hex = blob.hex();
+        if let Some(size) = self.complete_size(&blob.hash).await? {
+            return self.check_size(blob, size).await;
+        }
+        let fail = |reason: String| Error::Blob {
+            hash: hex.clone(),
+            reason,
+        };
+        let part = self.data_dir.join("partial").join(format!("{hex}.part"));
+        std::fs::create_dir_all(part.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| fail(e.to_string()))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut have = match std::fs::read(&part) {
+            Ok(bytes) if (bytes.len() as u64) <= blob.size => {
+                hasher.update(&bytes);
+                bytes.len() as u64
+            }
+            _ => 0,
+        };
+        let url = format!("{}/v1/blobs/{hex}", http_base.trim_end_matches('/'));
+        // A part file already holding every byte (a crash before import) needs no request.
+        if have < blob.size || blob.size == 0 {
+            let mut request = self.http.get(&url);
+            if have > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| fail(format!("GET {url}: {e}")))?;
+            match response.status() {
+                reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => {}
+                reqwest::StatusCode::OK => {
+                    // A full answer (no resume asked, or the range ignored): start over.
+                    hasher = blake3::Hasher::new();
+                    have = 0;
+                }
+                status => return Err(fail(format!("GET {url} answered {status}"))),
+            }
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(have == 0)
+                .append(have > 0)
+                .open(&part)
+                .await
+                .map_err(|e| fail(format!("{}: {e}", part.display())))?;
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| fail(format!("GET {url}: {e}")))?;
+                if have + chunk.len() as u64 > blob.size {
+                    self.counters
+                        .verification_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = std::fs::remove_file(&part);
+                    return Err(Error::SizeMismatch {
+                        hash: hex.clone(),
+                        declared: blob.size,
+                        actual: "larger".into(),
+                    });
+                }
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                have += chunk.len() as u64;
+            }
+            file.flush().await.map_err(|e| fail(e.to_string()))?;
+        }
+        let actual = hasher.finalize();
+        if have != blob.size || actual != blake3::Hash::from_bytes(*blob.hash.as_bytes()) {
+            self.counters
+                .verification_failures
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = std::fs::remove_file(&part);
+            return Err(fail(format!(
+                "HTTP download does not verify: got {have} bytes with blake3 {}, expected {} bytes",
+                actual.to_hex(),
+                blob.size
+            )));
+        }
+        let imported = self.import_file(&part, &fetched_tag(&blob.hash)).await?;
+        let _ = std::fs::remove_file(&part);
+        if imported != *blob {
+            return Err(fail(
+                "the store hashed the verified file differently".into(),
+            ));
+        }
+        self.counters
+            .bytes_from_http
+            .fetch_add(blob.size, Ordering::Relaxed);
+        Ok(())
     }
 
     pub async fn shutdown(self) {

@@ -117,3 +117,92 @@ fn bad_hashes_are_named() {
     let err = BlobRef::from_hex("xyz", 1).unwrap_err();
     assert!(err.to_string().contains("xyz"));
 }
+
+async fn serve_origin(swarm: std::sync::Arc<Swarm>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, http_routes(swarm)).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn http_fallback_verifies_resumes_and_is_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = std::sync::Arc::new(node(&tmp.path().join("origin")).await);
+    let peer = node(&tmp.path().join("peer")).await;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 239) as u8).collect();
+    let blob = origin
+        .import_file(&write(tmp.path(), "a", &content), "t")
+        .await
+        .unwrap();
+    let url = serve_origin(origin.clone()).await;
+
+    // Range requests are honoured.
+    let client = reqwest::Client::new();
+    let ranged = client
+        .get(format!("{url}/v1/blobs/{}", blob.hex()))
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &content[10..20]);
+
+    // A part file from an interrupted run is resumed, not refetched: poison its bytes
+    // and the resumed download fails verification (then starts clean and succeeds).
+    let part = tmp
+        .path()
+        .join("peer/partial")
+        .join(format!("{}.part", blob.hex()));
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, vec![0u8; 100_000]).unwrap();
+    let err = peer.fetch_http(&blob, &url).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    assert!(!part.exists(), "a part that failed verification was kept");
+    std::fs::write(&part, &content[..100_000]).unwrap();
+    peer.fetch_http(&blob, &url).await.unwrap();
+    let out = tmp.path().join("out");
+    peer.export(&blob, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    let m = peer.metrics();
+    assert_eq!((m.bytes_from_http, m.verification_failures), (blob.size, 1));
+
+    // iroh unreachable: the origin's HTTP finishes the job, and the fallback is counted.
+    let other = node(&tmp.path().join("other")).await;
+    let dead = PeerAddr {
+        id: origin.endpoint_id().to_string(),
+        addrs: vec!["127.0.0.1:9".parse().unwrap()],
+    };
+    other
+        .fetch_from_origin(&blob, Some(&dead), &url)
+        .await
+        .unwrap();
+    assert_eq!(other.metrics().http_fallbacks, 1);
+    assert_eq!(
+        other.complete_size(&blob.hash).await.unwrap(),
+        Some(blob.size)
+    );
+}
+
+#[tokio::test]
+async fn http_bytes_that_do_not_match_the_hash_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = node(&tmp.path().join("peer")).await;
+    // A lying HTTP server: right length, wrong bytes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/blobs/{hash}",
+        axum::routing::get(|| async { vec![1u8; 1000] }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let blob = BlobRef::from_hex(&blake3::hash(&[2u8; 1000]).to_hex(), 1000).unwrap();
+    let err = peer.fetch_http(&blob, &url).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    assert_eq!(peer.complete_size(&blob.hash).await.unwrap(), None);
+    // Longer than declared: cut off at the declared size.
+    let short = BlobRef { size: 10, ..blob };
+    let err = peer.fetch_http(&short, &url).await.unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+    assert_eq!(peer.metrics().verification_failures, 2);
+}
