@@ -220,8 +220,17 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     assert_eq!(app.state, "running");
     // The image came over iroh, all of it, and nothing fell back to HTTP.
     let swarm = node.status().await.unwrap().swarm;
-    let image_size = std::fs::metadata(artifacts_dir().join("hello/image.tar")).unwrap().len();
-    assert_eq!((swarm.bytes_from_iroh, swarm.bytes_from_http, swarm.http_fallbacks), (image_size, 0, 0));
+    let image_size = std::fs::metadata(artifacts_dir().join("hello/image.tar"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        (
+            swarm.bytes_from_iroh,
+            swarm.bytes_from_http,
+            swarm.http_fallbacks
+        ),
+        (image_size, 0, 0)
+    );
     let url = app.url.clone().expect("hello declares a UI");
     let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
     assert!(page.contains("Hello from Archipelago"), "{page}");
