@@ -8,4 +8,4 @@ eval "$(scripts/setup-podman.sh)"
 export ARCHY_PODMAN_URL
 apps/build.sh build/artifacts
 export ARCHY_TEST_ARTIFACTS="$repo/build/artifacts"
-cargo test --workspace --all-targets --no-fail-fast
+cargo test --workspace --no-fail-fast

@@ -255,6 +255,7 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     assert!(reqwest::get(&url).await.unwrap().status().is_success());
 
     // State survives a node restart: sqlite and the re-verified catalog.
+    node.shutdown().await;
     drop(node);
     let node = start_node(&tmp.path().join("node"), &origin_url, &root).await;
     let apps = node.apps().await.unwrap();
@@ -684,6 +685,7 @@ async fn root_rotation_is_walked_and_checked() {
     node.pull_catalog().await.unwrap();
     assert_eq!(node.status().await.unwrap().root_version, 2);
 
+    node.shutdown().await;
     drop(node);
     let node = start_node(&node_dir, &url, &root_v1).await;
     assert_eq!(

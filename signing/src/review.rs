@@ -21,7 +21,9 @@ use archy_registry::manifest::{
     Container, Dependency, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode, PidMode,
     Port, Resources, SecretSpec, TcpCheck, Ui, Volume,
 };
-use archy_registry::{Artifact, Catalog, CatalogApp, Envelope, Manifest, PayloadType, blake3_hex};
+use archy_registry::{
+    Artifact, Catalog, CatalogApp, Envelope, Manifest, PayloadType, blake3_hex, catalog_link,
+};
 use chrono::{DateTime, Utc};
 use clap::Args;
 
@@ -195,8 +197,8 @@ fn files(r: &mut Report, new: &CatalogFile, old: Option<&CatalogFile>, now: Date
             r.say(
                 1,
                 format!(
-                    "envelope blake3 {}, {} signature(s)",
-                    blake3_hex(&old.bytes),
+                    "payload blake3 {}, {} signature(s)",
+                    catalog_link(&old.envelope).unwrap_or_default(),
                     old.envelope.signatures.len()
                 ),
             );
@@ -295,19 +297,19 @@ fn catalog_fields(
             format!("previous {p} (not checked: give --previous OLD_CATALOG)"),
         ),
         (Some(o), p) => {
-            let expected = blake3_hex(&o.bytes);
+            let expected = catalog_link(&o.envelope).unwrap_or_default();
             match p {
                 Some(p) if *p == expected => r.say(
                     1,
                     format!(
-                        "previous {p} = envelope blake3 of {}: the hash chain holds",
+                        "previous {p} = payload blake3 of {}: the hash chain holds",
                         o.name
                     ),
                 ),
                 Some(p) => r.flag(
                     1,
                     format!(
-                        "previous {p} does NOT name {} (its envelope blake3 is {expected})",
+                        "previous {p} does NOT name {} (its payload blake3 is {expected})",
                         o.name
                     ),
                 ),
@@ -1056,7 +1058,7 @@ ui: {{ container: web, port: 8080 }}
             "new.json",
             apps,
             Build {
-                previous: Some(blake3_hex(&old.bytes)),
+                previous: Some(catalog_link(&old.envelope).unwrap()),
                 ..Build::default()
             },
         )
@@ -1287,14 +1289,14 @@ ui: {{ container: web, port: 8080 }}
     }
 
     #[test]
-    fn the_hash_chain_is_checked_against_the_old_envelope() {
+    fn the_hash_chain_is_checked_against_the_old_payload() {
         let old = old_file(vec![app(HELLO, "a", 1000)]);
-        let hash = blake3_hex(&old.bytes);
+        let hash = catalog_link(&old.envelope).unwrap();
         let good = chained(&old, vec![app(HELLO, "a", 1000)]);
         let report = review(&good, Some(&old), now());
         assert!(
             plain(&report).contains(&format!(
-                "previous {hash} = envelope blake3 of old.json: the hash chain holds"
+                "previous {hash} = payload blake3 of old.json: the hash chain holds"
             )),
             "{report}"
         );
@@ -1312,7 +1314,7 @@ ui: {{ container: web, port: 8080 }}
         let report = review(&wrong, Some(&old), now());
         assert!(
             flagged(&report).contains(&format!(
-                "previous {} does NOT name old.json (its envelope blake3 is {hash})",
+                "previous {} does NOT name old.json (its payload blake3 is {hash})",
                 "c".repeat(64)
             )),
             "{report}"
@@ -1364,7 +1366,7 @@ ui: {{ container: web, port: 8080 }}
             Build {
                 version: 1,
                 http: "https://elsewhere.example",
-                previous: Some(blake3_hex(&old.bytes)),
+                previous: Some(catalog_link(&old.envelope).unwrap()),
                 expires: now() - Duration::hours(1),
                 ..Build::default()
             },
@@ -1432,7 +1434,7 @@ ui: {{ container: web, port: 8080 }}
             vec![],
             Build {
                 version: 4,
-                previous: Some(blake3_hex(&old.bytes)),
+                previous: Some(catalog_link(&old.envelope).unwrap()),
                 ..Build::default()
             },
         );

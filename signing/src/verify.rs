@@ -186,8 +186,8 @@ fn print_catalog(file: &str, catalog: &Catalog, now: DateTime<Utc>) {
     }
 }
 
-/// The payload hash is what keyholders compare (signatures do not change it); the envelope
-/// hash is what the next catalog names as `previous` once signing is complete.
+/// The payload hash is what keyholders compare (signatures do not change it) and what the
+/// next catalog names as `previous`; the envelope hash identifies this exact file.
 fn print_hashes(bytes: &[u8], envelope: &Envelope) -> Result<()> {
     println!(
         "  payload blake3  {}",

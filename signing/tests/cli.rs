@@ -725,7 +725,10 @@ fn review_shows_what_a_catalog_changes_before_it_is_signed() {
     );
     alice.sign(&old, "catalog");
     ok(&["verify", s(&old), "--root", s(&root)], None);
-    let old_hash = blake3_hex(&std::fs::read(&old).unwrap());
+    let old_hash = archy_registry::catalog_link(
+        &archy_registry::Envelope::from_bytes(&std::fs::read(&old).unwrap()).unwrap(),
+    )
+    .unwrap();
 
     // Version 2: hello asks for more, gone goes, extra arrives.
     let new = dir.path().join("catalog-v2.json");
@@ -748,7 +751,7 @@ fn review_shows_what_a_catalog_changes_before_it_is_signed() {
     for line in [
         format!("   {}: catalog version 2, 2 app(s), expires ", s(&new)),
         format!(
-            "     previous {old_hash} = envelope blake3 of {}: the hash chain holds",
+            "     previous {old_hash} = payload blake3 of {}: the hash chain holds",
             s(&old)
         ),
         "   apps: 1 added, 1 removed, 1 changed, 0 unchanged".into(),
@@ -821,7 +824,7 @@ fn review_shows_what_a_catalog_changes_before_it_is_signed() {
     let report = ok(&["review", s(&unchained), "--previous", s(&old)], None);
     assert!(
         report.contains(&format!(
-            "!!   previous {} does NOT name {} (its envelope blake3 is {old_hash})",
+            "!!   previous {} does NOT name {} (its payload blake3 is {old_hash})",
             "f".repeat(64),
             s(&old)
         )),

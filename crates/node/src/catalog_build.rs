@@ -88,7 +88,9 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Envelope> {
         Some(path) => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("reading previous catalog {}", path.display()))?;
-            Some(archy_registry::blake3_hex(&bytes))
+            let envelope = Envelope::from_bytes(&bytes)
+                .with_context(|| format!("previous catalog {}", path.display()))?;
+            Some(archy_registry::catalog_link(&envelope)?)
         }
         None => None,
     };
@@ -136,7 +138,8 @@ mod tests {
         );
         write(&dir.path().join("artifacts/demo/image.tar"), b"image bytes");
         let previous = dir.path().join("previous.json");
-        write(&previous, b"previous envelope");
+        let previous_env = Envelope::unsigned(PayloadType::Catalog, b"previous payload");
+        write(&previous, &previous_env.to_bytes());
         let mut opts = options(dir.path());
         opts.previous = Some(previous);
         let env = build(&opts).unwrap();
@@ -148,7 +151,7 @@ mod tests {
         assert_eq!(catalog.version, 3);
         assert_eq!(
             catalog.previous.as_deref(),
-            Some(archy_registry::blake3_hex(b"previous envelope").as_str())
+            Some(archy_registry::blake3_hex(b"previous payload").as_str())
         );
         let artifact = &catalog.apps[0].artifacts[0];
         assert_eq!(artifact.blake3, archy_registry::blake3_hex(b"image bytes"));

@@ -17,9 +17,29 @@ pub use node::Node;
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
-    let app = api::routes(node);
-    let result = axum::serve(listener, app).await;
+    let app = api::routes(node.clone());
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     pull.abort();
     reconcile.abort();
+    node.shutdown().await;
     Ok(result?)
+}
+
+/// SIGINT or SIGTERM (what a service manager sends).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -189,6 +189,12 @@ impl Node {
         Ok(node)
     }
 
+    /// Closes the swarm endpoint and store and the database, so the data dir can be reopened.
+    pub async fn shutdown(&self) {
+        self.swarm.shutdown().await;
+        self.db.close().await;
+    }
+
     pub fn config(&self) -> &NodeConfig {
         &self.config
     }
@@ -267,7 +273,7 @@ impl Node {
                     &self.db,
                     *to,
                     catalog.envelope_bytes(),
-                    catalog.envelope_hash(),
+                    catalog.payload_hash(),
                     catalog.expires(),
                     now,
                     *missed,

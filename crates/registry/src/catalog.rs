@@ -48,7 +48,8 @@ pub struct Catalog {
     pub spec_version: u32,
     pub version: u64,
     pub expires: DateTime<Utc>,
-    /// BLAKE3 of the previous catalog's envelope bytes (a hash chain); absent for the first.
+    /// The previous catalog's link ([`catalog_link`]: BLAKE3 of its payload), a hash chain;
+    /// absent for the first.
     #[serde(default)]
     pub previous: Option<String>,
     pub origin: Origin,
@@ -242,7 +243,16 @@ impl VerifiedApp {
 pub struct VerifiedCatalog {
     catalog: Catalog,
     envelope_bytes: Vec<u8>,
-    envelope_hash: String,
+    payload_hash: String,
+}
+
+/// What the next catalog names as `previous`: BLAKE3 of this catalog's payload bytes.
+///
+/// The payload, not the envelope: keyholders may add signatures after a catalog is out
+/// (a late third signer), and that must neither break the chain nor look like a second,
+/// different catalog of the same version.
+pub fn catalog_link(envelope: &Envelope) -> Result<String> {
+    Ok(blake3_hex(&envelope.payload_bytes()?))
 }
 
 impl VerifiedCatalog {
@@ -251,11 +261,12 @@ impl VerifiedCatalog {
         let envelope = Envelope::from_bytes(envelope_bytes)?;
         envelope.expect_type(PayloadType::Catalog)?;
         root.root().check_threshold(&envelope, Role::Catalog)?;
-        let catalog = Catalog::from_json(&envelope.payload_bytes()?)?;
+        let payload = envelope.payload_bytes()?;
+        let catalog = Catalog::from_json(&payload)?;
         Ok(Self {
             catalog,
             envelope_bytes: envelope_bytes.to_vec(),
-            envelope_hash: blake3_hex(envelope_bytes),
+            payload_hash: blake3_hex(&payload),
         })
     }
 
@@ -287,9 +298,10 @@ impl VerifiedCatalog {
         &self.envelope_bytes
     }
 
-    /// BLAKE3 of the envelope bytes: what the next catalog names as `previous`.
-    pub fn envelope_hash(&self) -> &str {
-        &self.envelope_hash
+    /// BLAKE3 of the payload: what the next catalog names as `previous` ([`catalog_link`]),
+    /// and what tells two catalogs of one version apart.
+    pub fn payload_hash(&self) -> &str {
+        &self.payload_hash
     }
 
     pub fn app(&self, id: &str) -> Option<VerifiedApp> {

@@ -13,7 +13,9 @@ pub mod manifest;
 mod root;
 mod trust;
 
-pub use catalog::{Artifact, Catalog, CatalogApp, Origin, VerifiedApp, VerifiedCatalog};
+pub use catalog::{
+    Artifact, Catalog, CatalogApp, Origin, VerifiedApp, VerifiedCatalog, catalog_link,
+};
 pub use envelope::{Envelope, PayloadType, Signature, pae as envelope_pae};
 pub use error::{Error, ValidationError};
 pub use keys::{KeyId, PublicKey, SecretKey};

@@ -10,7 +10,7 @@ use crate::root::VerifiedRoot;
 /// What an accepted catalog did to the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogUpdate {
-    /// Same version, same bytes: nothing to do.
+    /// Same version, same payload (signatures may differ): nothing to do.
     Unchanged { version: u64 },
     /// A newer catalog replaced the current one (or the first one arrived).
     Updated {
@@ -112,7 +112,7 @@ impl TrustState {
                 });
             }
             if offered.version() == current.version() {
-                if offered.envelope_hash() == current.envelope_hash() {
+                if offered.payload_hash() == current.payload_hash() {
                     self.last_seen = Some(now);
                     return Ok(CatalogUpdate::Unchanged {
                         version: current.version(),
@@ -120,8 +120,8 @@ impl TrustState {
                 }
                 return Err(Error::Equivocation {
                     version: current.version(),
-                    accepted: current.envelope_hash().to_owned(),
-                    offered: offered.envelope_hash().to_owned(),
+                    accepted: current.payload_hash().to_owned(),
+                    offered: offered.payload_hash().to_owned(),
                 });
             }
         }
@@ -131,12 +131,12 @@ impl TrustState {
             // After a gap we cannot check the link, so the caller records the gap instead.
             let previous = offered.catalog().previous.as_deref();
             if offered.version() == current.version() + 1
-                && previous != Some(current.envelope_hash())
+                && previous != Some(current.payload_hash())
             {
                 return Err(Error::ChainBroken {
                     version: offered.version(),
                     current: current.version(),
-                    expected: current.envelope_hash().to_owned(),
+                    expected: current.payload_hash().to_owned(),
                     found: previous.unwrap_or("none").to_owned(),
                 });
             }
@@ -209,7 +209,8 @@ mod tests {
             http: format!("http://127.0.0.1:1/{marker}"),
             iroh: "ab".repeat(32),
         };
-        let previous = previous.map(crate::blake3_hex);
+        let previous =
+            previous.map(|b| crate::catalog_link(&Envelope::from_bytes(b).unwrap()).unwrap());
         let c = Catalog::new(version, f.now + expires_in, previous, origin, vec![]).unwrap();
         let mut env = Envelope::unsigned(PayloadType::Catalog, &c.to_json());
         env.sign(&f.catalog_key).unwrap();
@@ -386,7 +387,8 @@ mod tests {
             ),
             "{err}"
         );
-        let forked = chained(&f, 2, Duration::days(1), "a", Some(b"another history"));
+        let other_history = catalog(&f, 1, Duration::days(1), "other");
+        let forked = chained(&f, 2, Duration::days(1), "a", Some(&other_history));
         assert!(matches!(
             f.state.update_catalog(&forked, f.now),
             Err(Error::ChainBroken { .. })
@@ -504,5 +506,50 @@ mod tests {
             );
         }
         assert!(f.state.catalog().is_none());
+    }
+
+    #[test]
+    fn a_late_signature_is_not_an_equivocation() {
+        let mut f = fixture();
+        let v1 = catalog(&f, 1, Duration::days(1), "a");
+        f.state.update_catalog(&v1, f.now).unwrap();
+        let mut resigned = Envelope::from_bytes(&v1).unwrap();
+        resigned.sign(&f.root_key).unwrap();
+        assert_eq!(
+            f.state.update_catalog(&resigned.to_bytes(), f.now).unwrap(),
+            CatalogUpdate::Unchanged { version: 1 }
+        );
+        let v2 = chained(&f, 2, Duration::days(1), "a", Some(&resigned.to_bytes()));
+        f.state.update_catalog(&v2, f.now).unwrap();
+    }
+
+    #[test]
+    fn rotating_out_the_catalog_key_drops_the_catalog_it_signed() {
+        let mut f = fixture();
+        let v1 = catalog(&f, 1, Duration::days(1), "a");
+        f.state.update_catalog(&v1, f.now).unwrap();
+        let new_catalog_key = SecretKey::from_bytes(&[33; 32]);
+        let next = Root::new(
+            2,
+            f.now + Duration::days(365),
+            &[f.root_key.public()],
+            1,
+            &[new_catalog_key.public()],
+            1,
+        )
+        .unwrap();
+        let mut env = Envelope::unsigned(PayloadType::Root, &next.to_json());
+        env.sign(&f.root_key).unwrap();
+        f.state.rotate_root(&env.to_bytes()).unwrap();
+        assert!(
+            f.state.catalog().is_none(),
+            "a catalog signed by a revoked key survived rotation"
+        );
+        // So an old-key catalog of a higher version is refused, and a new-key one accepted.
+        let stale = catalog(&f, 2, Duration::days(1), "a");
+        assert!(f.state.update_catalog(&stale, f.now).is_err());
+        f.catalog_key = new_catalog_key;
+        let fresh = catalog(&f, 2, Duration::days(1), "a");
+        f.state.update_catalog(&fresh, f.now).unwrap();
     }
 }

@@ -516,7 +516,8 @@ impl Swarm {
         Ok(())
     }
 
-    pub async fn shutdown(self) {
+    /// Closes the endpoint and flushes the store; a new `Swarm` may then open the same dir.
+    pub async fn shutdown(&self) {
         if let Err(e) = self.router.shutdown().await {
             warn!(error = %e, "router shutdown");
         }
