@@ -644,7 +644,7 @@ async fn root_rotation_is_walked_and_checked() {
     let catalog = signed_catalog(&new, &url, &id, 1, 30).to_bytes();
     let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(catalog));
     let roots: RootsSlot = Default::default();
-    let server = serve_slot(listener, slot, roots.clone(), swarm.clone());
+    let server = serve_slot(listener, slot.clone(), roots.clone(), swarm.clone());
     let node_dir = tmp.path().join("node");
     let node = start_node(&node_dir, &url, &root_v1).await;
 
@@ -694,5 +694,26 @@ async fn root_rotation_is_walked_and_checked() {
         "rotation chain not restored"
     );
     assert_eq!(node.catalog_apps().await.unwrap().len(), 1);
+
+    // The root threshold was compromised: the operator pins a brand-new root out of band.
+    // The node drops what it learned under the old anchor, says so, and starts over.
+    node.shutdown().await;
+    drop(node);
+    let fresh = Keys {
+        root: SecretKey::from_bytes(&[31; 32]),
+        catalog: SecretKey::from_bytes(&[32; 32]),
+    };
+    let fresh_dir = tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh_dir).unwrap();
+    let fresh_root = fresh.write_root(&fresh_dir);
+    roots.lock().unwrap().clear();
+    let node = start_node(&node_dir, &url, &fresh_root).await;
+    let status = node.status().await.unwrap();
+    assert_eq!((status.root_version, status.catalog.is_none()), (1, true));
+    assert_eq!(status.alarms[0].kind, "pinned-root-replaced");
+    *slot.lock().unwrap() = signed_catalog(&fresh, &url, &id, 1, 30).to_bytes();
+    node.pull_catalog()
+        .await
+        .expect("catalog under the new anchor");
     server.abort();
 }

@@ -34,6 +34,21 @@ pub async fn root_rotations(db: &Db) -> sqlx::Result<Vec<Vec<u8>>> {
         .map(|rows| rows.into_iter().map(|r| r.get("envelope")).collect())
 }
 
+/// Forgets every root rotation and catalog (the pinned root was replaced).
+pub async fn reset_trust(db: &Db) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM root_rotations")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM catalogs")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM meta WHERE key = 'last_seen'")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 /// Stores a verified root rotation step (the chain is replayed from the pinned root at start).
 pub async fn store_root_rotation(db: &Db, version: u64, envelope: &[u8]) -> sqlx::Result<()> {
     sqlx::query(

@@ -154,13 +154,37 @@ impl Node {
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.with_timezone(&Utc));
         let catalog = db::latest_catalog(&db).await?;
-        let trust = TrustState::restore(
-            anchor,
+        let anchor_hash = archy_registry::blake3_hex(&anchor_bytes);
+        let anchor_replaced = db::meta(&db, "pinned_root")
+            .await?
+            .is_some_and(|stored| stored != anchor_hash);
+        let restored = TrustState::restore(
+            anchor.clone(),
             &db::root_rotations(&db).await?,
             catalog.as_deref(),
             last_seen,
-        )
-        .context("stored trust state no longer verifies against the pinned root")?;
+        );
+        let trust = match restored {
+            Ok(trust) => trust,
+            // The operator pinned a new trust anchor (e.g. after the root threshold was
+            // compromised): what was learned under the old one is dropped, apps keep running.
+            Err(e) if anchor_replaced => {
+                let message = format!(
+                    "the pinned root changed and the stored trust state does not verify under it ({e}); \
+                     root rotations and catalogs learned before were dropped. Installed apps keep running \
+                     and are managed again once the origin serves a catalog under the new root."
+                );
+                warn!("{message}");
+                db::reset_trust(&db).await?;
+                db::raise_alarm(&db, "pinned-root-replaced", &message).await?;
+                TrustState::new(anchor)
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("stored trust state no longer verifies against the pinned root"));
+            }
+        };
+        db::set_meta(&db, "pinned_root", &anchor_hash).await?;
 
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
@@ -634,22 +658,30 @@ impl Node {
         let row = db::app(&self.db, id).await?.ok_or_else(|| {
             NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed"))
         })?;
-        let bytes = db::catalog(&self.db, row.catalog_version)
-            .await?
-            .ok_or_else(|| {
-                internal(format!(
-                    "catalog version {} of app {id} is missing",
-                    row.catalog_version
-                ))
-            })?;
         let trust = self.trust.read().await;
-        let catalog = VerifiedCatalog::verify(trust.root(), &bytes).map_err(internal)?;
-        let app = catalog.app(id).ok_or_else(|| {
-            internal(format!(
-                "catalog version {} lacks app {id}",
-                row.catalog_version
-            ))
-        })?;
+        let from_install = db::catalog(&self.db, row.catalog_version)
+            .await?
+            .and_then(|bytes| VerifiedCatalog::verify(trust.root(), &bytes).ok())
+            .and_then(|catalog| catalog.app(id));
+        // After a trust reset the install-time catalog is gone; the current one serves
+        // when it lists the very same app version.
+        let app = from_install
+            .or_else(|| {
+                trust
+                    .catalog()
+                    .and_then(|c| c.app(id))
+                    .filter(|a| a.manifest.version.to_string() == row.version)
+            })
+            .ok_or_else(|| {
+                NodeError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "app {id} {} was installed from catalog version {}, which no longer verifies, \
+                         and the current catalog does not list that version",
+                        row.version, row.catalog_version
+                    ),
+                )
+            })?;
         Ok((row, app))
     }
 

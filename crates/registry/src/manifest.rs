@@ -460,6 +460,12 @@ impl Manifest {
         self.check_start_order_is_acyclic()?;
         for (i, d) in self.dependencies.iter().enumerate() {
             check_name(&format!("dependencies[{i}].id"), &d.id)?;
+            if self.dependencies[..i].iter().any(|other| other.id == d.id) {
+                return Err(ValidationError::new(
+                    format!("dependencies[{i}].id"),
+                    format!("{:?} is listed twice; give one version range", d.id),
+                ));
+            }
             if d.id == self.id {
                 return Err(ValidationError::new(
                     format!("dependencies[{i}].id"),
@@ -589,6 +595,12 @@ impl Manifest {
             }
         }
         for (j, cap) in c.capabilities.iter().enumerate() {
+            if c.capabilities[..j].contains(cap) {
+                return Err(ValidationError::new(
+                    format!("{at}.capabilities[{j}]"),
+                    format!("{cap} is listed twice"),
+                ));
+            }
             if !LINUX_CAPABILITIES.contains(&cap.as_str()) {
                 return Err(ValidationError::new(
                     format!("{at}.capabilities[{j}]"),
@@ -803,6 +815,14 @@ ui: { container: web, port: 8080 }
                 "containers[0].volumes[0].path",
             ),
             (GOOD.replace("port: 8080 }\n", "port: 9999 }\n"), "ui.port"),
+            (
+                GOOD.replace("    health:", "    capabilities: [CHOWN, CHOWN]\n    health:"),
+                "containers[0].capabilities[1]",
+            ),
+            (
+                GOOD.replace("secrets: [", "dependencies: [{ id: db, version: \"^1\" }, { id: db, version: \"^2\" }]\nsecrets: ["),
+                "dependencies[1].id",
+            ),
             (
                 GOOD.replace(
                     "{ artifact: image }",
