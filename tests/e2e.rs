@@ -216,8 +216,46 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
         missing.message
     );
 
-    let app = node.install("hello").await.expect("hello installs");
+    let events = std::sync::Mutex::new(Vec::new());
+    let sink = |p: archy_orchestrator::Progress| events.lock().unwrap().push(p);
+    let app = node
+        .install_with_progress("hello", &sink)
+        .await
+        .expect("hello installs");
     assert_eq!(app.state, "running");
+    let events = events.into_inner().unwrap();
+    let stages: Vec<_> = events.iter().map(|p| p.stage).collect();
+    use archy_orchestrator::Stage;
+    for stage in [
+        Stage::Checking,
+        Stage::Fetching,
+        Stage::Loading,
+        Stage::Creating,
+        Stage::Starting,
+        Stage::WaitingForHealth,
+        Stage::Finished,
+    ] {
+        assert!(stages.contains(&stage), "no {stage:?} event in {stages:?}");
+    }
+    assert!(
+        stages.windows(2).all(|w| w[0] <= w[1]),
+        "stages went backward: {stages:?}"
+    );
+    let fetched = events
+        .iter()
+        .filter(|p| p.stage == Stage::Fetching)
+        .map(|p| p.done)
+        .max()
+        .unwrap();
+    assert_eq!(
+        fetched,
+        events
+            .iter()
+            .find(|p| p.stage == Stage::Fetching)
+            .unwrap()
+            .total,
+        "fetch progress never reached the artifact size"
+    );
     // The image came over iroh, all of it, and nothing fell back to HTTP.
     let swarm = node.status().await.unwrap().swarm;
     let image_size = std::fs::metadata(artifacts_dir().join("hello/image.tar"))
@@ -311,6 +349,39 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     node.uninstall("hello", false).await.unwrap();
     assert!(!podman_has_app("hello").await);
     assert!(node.apps().await.unwrap().is_empty());
+
+    // Reinstall through the API, streaming progress as the CLI does.
+    let (api_listener, api) = loopback_listener().await;
+    let api_server = tokio::spawn(
+        axum::serve(api_listener, archy_node::api::routes(node.clone())).into_future(),
+    );
+    let body = reqwest::Client::new()
+        .post(format!("{api}/v1/apps/hello/install?stream=true"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 3, "{body}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l.get("progress").is_some()),
+        "{body}"
+    );
+    assert_eq!(
+        lines.last().unwrap()["result"]["state"],
+        "running",
+        "{body}"
+    );
+    assert!(reqwest::get(&url).await.unwrap().status().is_success());
+    api_server.abort();
+    node.uninstall("hello", false).await.unwrap();
     let err = node.uninstall("hello", false).await.unwrap_err();
     assert!(err.message.contains("not installed"), "{}", err.message);
     node.uninstall("hello", true).await.unwrap();

@@ -70,11 +70,44 @@ async fn app(
     node.app(&id).await.map(axum::Json)
 }
 
+#[derive(Deserialize)]
+struct InstallQuery {
+    /// Stream newline-delimited JSON progress events, then `{"result": app}` or `{"error": …}`.
+    #[serde(default)]
+    stream: bool,
+}
+
 async fn install(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-) -> ApiResult<crate::node::AppView> {
-    node.install(&id).await.map(axum::Json)
+    Query(q): Query<InstallQuery>,
+) -> Response {
+    if !q.stream {
+        return node.install(&id).await.map(axum::Json).into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    // The install runs to its end even if the client goes away: operations never stop halfway.
+    tokio::spawn(async move {
+        let events = tx.clone();
+        let sink = move |p: archy_orchestrator::Progress| {
+            let _ = events.send(serde_json::json!({ "progress": p }));
+        };
+        let last = match node.install_with_progress(&id, &sink).await {
+            Ok(app) => serde_json::json!({ "result": app }),
+            Err(e) => serde_json::json!({ "error": e.message, "kind": e.kind }),
+        };
+        let _ = tx.send(last);
+    });
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|v| (Ok::<_, std::convert::Infallible>(format!("{v}\n")), rx))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn start(

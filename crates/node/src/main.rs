@@ -298,12 +298,7 @@ async fn main() -> anyhow::Result<()> {
         Command::App { command } => {
             let client = Client::new(&cli.api);
             let v = match &command {
-                AppCommand::Install { id } => {
-                    eprintln!(
-                        "installing {id}: fetching over iroh, verifying, starting in rootless Podman…"
-                    );
-                    client.post(&format!("/v1/apps/{id}/install")).await?
-                }
+                AppCommand::Install { id } => client.install_with_progress(id, cli.json).await?,
                 AppCommand::List => client.get("/v1/apps").await?,
                 AppCommand::Status { id } => client.get(&format!("/v1/apps/{id}")).await?,
                 AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
@@ -421,6 +416,28 @@ fn print_status(v: &Value) {
     }
 }
 
+/// One progress event on the bar: bytes while fetching, steps otherwise.
+fn draw(bar: &indicatif::ProgressBar, p: &Value) {
+    let stage = p["stage"].as_str().unwrap_or("").replace('_', " ");
+    let (done, total) = (
+        p["done"].as_u64().unwrap_or(0),
+        p["total"].as_u64().unwrap_or(0),
+    );
+    bar.set_prefix(stage.clone());
+    bar.set_length(total.max(1));
+    bar.set_position(done.min(total.max(1)));
+    let detail = p["detail"].as_str().unwrap_or("");
+    if stage == "fetching" {
+        bar.set_message(format!(
+            "{detail}: {} of {}",
+            indicatif::HumanBytes(done),
+            indicatif::HumanBytes(total)
+        ));
+    } else {
+        bar.set_message(detail.to_owned());
+    }
+}
+
 struct Client {
     base: String,
     http: reqwest::Client,
@@ -451,6 +468,56 @@ impl Client {
     async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.delete(format!("{}{path}", self.base)))
             .await
+    }
+
+    /// Streams the install's progress events and draws them; returns the final app.
+    async fn install_with_progress(&self, id: &str, quiet: bool) -> anyhow::Result<Value> {
+        use futures::StreamExt;
+        let url = format!("{}/v1/apps/{id}/install?stream=true", self.base);
+        let response = self.http.post(&url).send().await.with_context(|| {
+            format!(
+                "cannot reach the node API at {} (is `archy node run` running?)",
+                self.base
+            )
+        })?;
+        if !response.status().is_success() {
+            let body: Value = response.json().await.unwrap_or_default();
+            bail!("{}", body["error"].as_str().unwrap_or("install failed"));
+        }
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(0)
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:>18} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let mut pending = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            pending.extend_from_slice(&chunk.context("the install stream broke off")?);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let event: Value =
+                    serde_json::from_slice(&line).context("a progress line is not JSON")?;
+                if let Some(p) = event.get("progress") {
+                    draw(&bar, p);
+                } else if let Some(app) = event.get("result") {
+                    bar.finish_and_clear();
+                    return Ok(app.clone());
+                } else if let Some(error) = event.get("error") {
+                    bar.abandon();
+                    bail!("{}", error.as_str().unwrap_or("install failed"));
+                }
+            }
+        }
+        bar.abandon();
+        bail!(
+            "the node closed the install stream without a result; `archy app status {id}` tells what happened"
+        )
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {

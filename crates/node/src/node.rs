@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use archy_orchestrator::{AppRuntime, Orchestrator, OrchestratorConfig};
+use archy_orchestrator::{
+    AppRuntime, Orchestrator, OrchestratorConfig, Progress, ProgressSink, Stage,
+};
 use archy_registry::{CatalogUpdate, TrustState, VerifiedApp, VerifiedCatalog, VerifiedRoot};
 use archy_swarm::{BlobRef, PeerAddr, Swarm, SwarmConfig};
 use chrono::{DateTime, Utc};
@@ -476,6 +478,23 @@ impl Node {
     /// Installs an app from the verified catalog: fetch its artifacts over iroh (hash and
     /// size checked), hand them to the orchestrator, record it. Nothing stays on failure.
     pub async fn install(&self, id: &str) -> Result<AppView, NodeError> {
+        self.install_with_progress(id, &|_| {}).await
+    }
+
+    /// [`Self::install`], reporting staged progress that never goes backward.
+    pub async fn install_with_progress(
+        &self,
+        id: &str,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        let progress = Monotonic::new(progress);
+        let progress: ProgressSink<'_> = &|p| progress.emit(p);
+        progress(Progress::new(
+            Stage::Checking,
+            0,
+            1,
+            format!("checking {id}"),
+        ));
         let _guard = self.operation.lock().await;
         if db::app(&self.db, id).await?.is_some() {
             return Err(NodeError::new(
@@ -496,7 +515,9 @@ impl Node {
             .data_dir
             .join("tmp")
             .join(format!("install-{op}"));
-        let result = self.install_steps(op, &catalog, &app, &workdir).await;
+        let result = self
+            .install_steps(op, &catalog, &app, &workdir, progress)
+            .await;
         let _ = std::fs::remove_dir_all(&workdir);
         match &result {
             Ok(_) => db::finish_operation(&self.db, op, None).await?,
@@ -511,6 +532,7 @@ impl Node {
         catalog: &VerifiedCatalog,
         app: &VerifiedApp,
         workdir: &std::path::Path,
+        progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = app.manifest.id.as_str();
         db::set_stage(&self.db, op, "fetching").await?;
@@ -528,10 +550,18 @@ impl Node {
         };
         let http = catalog.catalog().origin.http.clone();
         let images = self
-            .fetch_images(app, Some((origin.as_ref(), http.as_str())), workdir)
+            .fetch_images(
+                app,
+                Some((origin.as_ref(), http.as_str())),
+                workdir,
+                progress,
+            )
             .await?;
         db::set_stage(&self.db, op, "installing").await?;
-        let runtime = self.orchestrator.install(&app.manifest, &images).await?;
+        let runtime = self
+            .orchestrator
+            .install(&app.manifest, &images, progress)
+            .await?;
         for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
             if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
                 let _ = self
@@ -547,6 +577,12 @@ impl Node {
             catalog.version(),
         )
         .await?;
+        progress(Progress::new(
+            Stage::Finished,
+            1,
+            1,
+            format!("{id} is running"),
+        ));
         Ok(self.view(
             id,
             &app.manifest.version.to_string(),
@@ -563,7 +599,10 @@ impl Node {
         app: &VerifiedApp,
         origin: Option<(Option<&PeerAddr>, &str)>,
         workdir: &std::path::Path,
+        progress: ProgressSink<'_>,
     ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+        let total: u64 = app.artifacts.iter().map(|a| a.size).sum();
+        let mut before = 0u64;
         let id = app.manifest.id.as_str();
         std::fs::create_dir_all(workdir).map_err(internal)?;
         let mut images = BTreeMap::new();
@@ -579,10 +618,25 @@ impl Node {
                 .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
             let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
             info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
-            let fetched = match origin {
-                Some((iroh, http)) => self.swarm.fetch_from_origin(&blob, iroh, http).await,
-                None => self.swarm.fetch(&blob, &[]).await,
+            let base = before;
+            let on_bytes = |n: u64| {
+                progress(Progress::new(
+                    Stage::Fetching,
+                    base + n,
+                    total,
+                    name.clone(),
+                ))
             };
+            on_bytes(0);
+            let fetched = match origin {
+                Some((iroh, http)) => {
+                    self.swarm
+                        .fetch_from_origin(&blob, iroh, http, &on_bytes)
+                        .await
+                }
+                None => self.swarm.fetch_observed(&blob, &[], &on_bytes).await,
+            };
+            before += blob.size;
             fetched.map_err(|e| {
                 NodeError::new(
                     ErrorKind::Unavailable,
@@ -620,7 +674,7 @@ impl Node {
                     BTreeMap::new()
                 } else {
                     // Installed apps' blobs are pinned locally: no provider is needed.
-                    self.fetch_images(&app, None, &workdir).await?
+                    self.fetch_images(&app, None, &workdir, &|_| {}).await?
                 };
                 Ok::<_, NodeError>(self.orchestrator.repair(&app.manifest, &images).await?)
             }
@@ -855,5 +909,83 @@ impl Node {
             podman_url: self.orchestrator.engine().url().to_owned(),
             swarm: self.swarm.metrics(),
         })
+    }
+}
+
+/// Passes on progress events only when they move forward: stage by stage, and within a
+/// stage never to fewer units. Starting a container and waiting for its health check are
+/// steps of one sequence, so a second container's start does not count as going back.
+struct Monotonic<'a> {
+    sink: ProgressSink<'a>,
+    last: std::sync::Mutex<Option<(Stage, u64)>>,
+}
+
+impl<'a> Monotonic<'a> {
+    fn new(sink: ProgressSink<'a>) -> Self {
+        Self {
+            sink,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn key(p: &Progress) -> (Stage, u64) {
+        match p.stage {
+            Stage::Starting => (Stage::Starting, p.done * 2),
+            Stage::WaitingForHealth => (Stage::Starting, p.done * 2 + 1),
+            stage => (stage, p.done),
+        }
+    }
+
+    fn emit(&self, p: Progress) {
+        let key = Self::key(&p);
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|l| key < l) {
+            return;
+        }
+        *last = Some(key);
+        drop(last);
+        (self.sink)(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_never_goes_backward() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let sink = |p: Progress| seen.lock().unwrap().push((p.stage, p.done));
+        let m = Monotonic::new(&sink);
+        for (stage, done) in [
+            (Stage::Fetching, 10),
+            (Stage::Fetching, 5),
+            (Stage::Fetching, 20),
+            (Stage::Loading, 0),
+            (Stage::Fetching, 30),
+            (Stage::Starting, 0),
+            (Stage::WaitingForHealth, 0),
+            (Stage::Starting, 1),
+            (Stage::WaitingForHealth, 1),
+            (Stage::Starting, 0),
+            (Stage::Finished, 1),
+        ] {
+            m.emit(Progress::new(stage, done, 100, ""));
+        }
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            vec![
+                (Stage::Fetching, 10),
+                (Stage::Fetching, 20),
+                (Stage::Loading, 0),
+                (Stage::Starting, 0),
+                (Stage::WaitingForHealth, 0),
+                (Stage::Starting, 1),
+                (Stage::WaitingForHealth, 1),
+                (Stage::Finished, 1),
+            ]
+        );
     }
 }

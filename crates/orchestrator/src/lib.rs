@@ -74,6 +74,42 @@ pub struct OrchestratorConfig {
     pub publish_address: IpAddr,
 }
 
+/// Stages of an operation, in the order they happen; progress never goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Checking,
+    Fetching,
+    Loading,
+    Creating,
+    Starting,
+    WaitingForHealth,
+    Finished,
+}
+
+/// One progress event: `done` of `total` units (bytes while fetching, items otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: u64,
+    pub total: u64,
+    pub detail: String,
+}
+
+impl Progress {
+    pub fn new(stage: Stage, done: u64, total: u64, detail: impl Into<String>) -> Self {
+        Self {
+            stage,
+            done,
+            total,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where progress goes. `&|_| {}` when nobody watches.
+pub type ProgressSink<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
 /// What one repair did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repair {
@@ -180,6 +216,7 @@ impl Orchestrator {
         &self,
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
         let app = manifest.id.as_str();
         if !self.engine.containers_of(app).await?.is_empty() {
@@ -188,7 +225,7 @@ impl Orchestrator {
         self.check_ports_free(manifest)?;
         let existing_volumes = self.engine.volumes_of(app).await?;
         let secrets_existed = self.app_dir(app).join("secrets").exists();
-        match self.create_and_start(manifest, images).await {
+        match self.create_and_start(manifest, images, progress).await {
             Ok(runtime) => Ok(runtime),
             Err(e) => {
                 warn!(app, error = %e, "install failed; removing what it created");
@@ -213,9 +250,10 @@ impl Orchestrator {
         &self,
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
-        self.create_missing(manifest, images, &[]).await?;
-        self.start_containers(manifest).await
+        self.create_missing(manifest, images, &[], progress).await?;
+        self.start_containers(manifest, progress).await
     }
 
     /// Creates the manifest's containers that are not among `existing` (by name).
@@ -224,6 +262,7 @@ impl Orchestrator {
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
         existing: &[String],
+        progress: ProgressSink<'_>,
     ) -> Result<Vec<String>> {
         let app = manifest.id.as_str();
         let secrets = secrets::ensure(&self.app_dir(app).join("secrets"), &manifest.secrets)?;
@@ -243,6 +282,13 @@ impl Orchestrator {
                             .get(artifact)
                             .ok_or_else(|| Error::MissingImage(artifact.clone()))?;
                         info!(app, artifact, "loading image archive");
+                        let loaded = image_ids.len() as u64;
+                        progress(Progress::new(
+                            Stage::Loading,
+                            loaded,
+                            images.len() as u64,
+                            artifact.clone(),
+                        ));
                         let id = self.engine.load_image(path).await?;
                         image_ids.insert(artifact.clone(), id);
                         &image_ids[artifact]
@@ -252,6 +298,13 @@ impl Orchestrator {
                 (None, None) => unreachable!("validated manifests name an image"),
             }
             .clone();
+            let total = manifest.containers.len() as u64;
+            progress(Progress::new(
+                Stage::Creating,
+                created.len() as u64,
+                total,
+                c.name.clone(),
+            ));
             self.create_container(manifest, c, &image, &secrets).await?;
             created.push(name);
         }
@@ -291,12 +344,14 @@ impl Orchestrator {
             .filter(|c| c.state != ContainerState::Running)
             .map(|c| c.name.clone())
             .collect();
-        let recreated = self.create_missing(manifest, images, &existing).await?;
+        let recreated = self
+            .create_missing(manifest, images, &existing, &|_| {})
+            .await?;
         if recreated.is_empty() && not_running.is_empty() {
             return Ok(Repair::default());
         }
         warn!(app, ?recreated, ?not_running, "repairing drift");
-        self.start_containers(manifest).await?;
+        self.start_containers(manifest, &|_| {}).await?;
         Ok(Repair {
             recreated,
             restarted: not_running,
@@ -414,16 +469,33 @@ impl Orchestrator {
     }
 
     /// Starts containers in dependency order, waiting for each one's health check.
-    pub async fn start_containers(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
+    pub async fn start_containers(
+        &self,
+        manifest: &VerifiedManifest,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppRuntime> {
         let app = manifest.id.as_str();
         let order = manifest
             .start_order()
             .map_err(|e| Error::Engine(format!("start order: {e}")))?;
-        for c in order {
+        let total = order.len() as u64;
+        for (i, c) in order.into_iter().enumerate() {
             let name = container_name(app, &c.name);
             info!(app, container = %c.name, "starting");
+            progress(Progress::new(
+                Stage::Starting,
+                i as u64,
+                total,
+                c.name.clone(),
+            ));
             self.engine.run(&["start", &name]).await?;
             if let Some(check) = &c.health {
+                progress(Progress::new(
+                    Stage::WaitingForHealth,
+                    i as u64,
+                    total,
+                    c.name.clone(),
+                ));
                 health::wait_healthy(&self.engine, &name, c, check, self.config.publish_address)
                     .await?;
             }
@@ -436,7 +508,7 @@ impl Orchestrator {
         if self.engine.containers_of(&manifest.id).await?.is_empty() {
             return Err(Error::NotInstalled(manifest.id.clone()));
         }
-        self.start_containers(manifest).await
+        self.start_containers(manifest, &|_| {}).await
     }
 
     /// Stops an app's containers in reverse start order, honouring each one's stop grace.

@@ -95,6 +95,9 @@ impl SwarmConfig {
     }
 }
 
+/// Told the number of bytes of a blob held so far.
+pub type ByteSink<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
 /// What one fetch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchReport {
@@ -251,6 +254,16 @@ impl Swarm {
     /// provider cannot make us store more than the verified document allows; a blob that
     /// turns out larger or smaller than declared is refused and dropped.
     pub async fn fetch(&self, blob: &BlobRef, providers: &[PeerAddr]) -> Result<FetchReport> {
+        self.fetch_observed(blob, providers, &|_| {}).await
+    }
+
+    /// [`Self::fetch`], telling `on_bytes` how many verified bytes the store holds so far.
+    pub async fn fetch_observed(
+        &self,
+        blob: &BlobRef,
+        providers: &[PeerAddr],
+        on_bytes: ByteSink<'_>,
+    ) -> Result<FetchReport> {
         let hash_hex = blob.hex();
         if let Some(size) = self.complete_size(&blob.hash).await? {
             self.check_size(blob, size).await?;
@@ -289,7 +302,8 @@ impl Swarm {
                 }
                 DownloadProgressItem::Error(e) => last_error = e.to_string(),
                 DownloadProgressItem::DownloadError => {}
-                DownloadProgressItem::Progress(_) | DownloadProgressItem::PartComplete { .. } => {}
+                DownloadProgressItem::Progress(bytes) => on_bytes(bytes.min(blob.size)),
+                DownloadProgressItem::PartComplete { .. } => {}
             }
         }
         match self.store.blobs().status(blob.hash).await {
@@ -393,9 +407,13 @@ impl Swarm {
         blob: &BlobRef,
         iroh: Option<&PeerAddr>,
         http_base: &str,
+        on_bytes: ByteSink<'_>,
     ) -> Result<FetchReport> {
         let first = match iroh {
-            Some(peer) => match self.fetch(blob, std::slice::from_ref(peer)).await {
+            Some(peer) => match self
+                .fetch_observed(blob, std::slice::from_ref(peer), on_bytes)
+                .await
+            {
                 Ok(report) => return Ok(report),
                 Err(e @ Error::SizeMismatch { .. }) => return Err(e),
                 Err(e) => e.to_string(),
@@ -404,7 +422,7 @@ impl Swarm {
         };
         warn!(hash = %blob.hex(), reason = %first, "falling back to HTTP");
         self.counters.http_fallbacks.fetch_add(1, Ordering::Relaxed);
-        self.fetch_http(blob, http_base)
+        self.fetch_http_observed(blob, http_base, on_bytes)
             .await
             .map_err(|e| Error::Unavailable {
                 hash: blob.hex(),
@@ -421,6 +439,15 @@ impl Swarm {
     /// store takes the file only when hash and size match. iroh-blobs' `import_bao*` would
     /// trust the bytes, so this path verifies them itself.
     pub async fn fetch_http(&self, blob: &BlobRef, http_base: &str) -> Result<()> {
+        self.fetch_http_observed(blob, http_base, &|_| {}).await
+    }
+
+    async fn fetch_http_observed(
+        &self,
+        blob: &BlobRef,
+        http_base: &str,
+        on_bytes: ByteSink<'_>,
+    ) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         let hex = blob.hex();
         if let Some(size) = self.complete_size(&blob.hash).await? {
@@ -488,6 +515,7 @@ impl Swarm {
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 have += chunk.len() as u64;
+                on_bytes(have);
             }
             file.flush().await.map_err(|e| fail(e.to_string()))?;
         }

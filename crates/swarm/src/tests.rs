@@ -173,10 +173,17 @@ async fn http_fallback_verifies_resumes_and_is_counted() {
         id: origin.endpoint_id().to_string(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
     };
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    let on_bytes = |n: u64| seen.store(n, std::sync::atomic::Ordering::Relaxed);
     other
-        .fetch_from_origin(&blob, Some(&dead), &url)
+        .fetch_from_origin(&blob, Some(&dead), &url, &on_bytes)
         .await
         .unwrap();
+    assert_eq!(
+        seen.into_inner(),
+        blob.size,
+        "progress did not reach the full size"
+    );
     assert_eq!(other.metrics().http_fallbacks, 1);
     assert_eq!(
         other.complete_size(&blob.hash).await.unwrap(),
