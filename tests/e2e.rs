@@ -788,3 +788,142 @@ async fn root_rotation_is_walked_and_checked() {
         .expect("catalog under the new anchor");
     server.abort();
 }
+
+/// Updates keep volumes, secrets, names and ports; an update that never becomes healthy
+/// goes back to the previous version with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_rolls_back_when_unhealthy_and_keeps_data() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let swarm = std::sync::Arc::new(
+        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(tmp.path().join("origin")))
+            .await
+            .unwrap(),
+    );
+    swarm
+        .import_file(&artifacts_dir().join("hello/image.tar"), "origin/hello")
+        .await
+        .unwrap();
+    let id = swarm.endpoint_id().to_string();
+    let with_data = |m: String| {
+        m.replace(
+            "    stop_grace_seconds: 5",
+            "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }",
+        )
+        .replace("resources:", "secrets: [{ name: token }]\nresources:")
+    };
+    let v1 = hello_variant(&tmp.path().join("v1"), with_data);
+    let v2 = hello_variant(&tmp.path().join("v2"), |m| {
+        with_data(m)
+            .replace("version: 1.0.0", "version: 1.1.0")
+            .replace("path: /healthz", "path: /broken-in-1.1")
+            .replace("start_period_seconds: 20", "start_period_seconds: 1")
+            .replace("retries: 3", "retries: 1")
+            .replace("interval_seconds: 2", "interval_seconds: 1")
+    });
+    let v3 = hello_variant(&tmp.path().join("v3"), |m| {
+        with_data(m).replace("version: 1.0.0", "version: 1.2.0")
+    });
+
+    let (listener, url) = loopback_listener().await;
+    let c1 = signed_catalog_after(&v1, &keys, &url, &id, 1, 30, None).to_bytes();
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(c1.clone()));
+    let server = serve_slot(listener, slot.clone(), Default::default(), swarm.clone());
+    let node_dir = tmp.path().join("node");
+    let node = start_node(&node_dir, &url, &root).await;
+    node.pull_catalog().await.unwrap();
+    let app = node.install("hello").await.unwrap();
+    let page = app.url.unwrap();
+
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    // The image runs as uid 1000: the volume must be writable by it.
+    engine
+        .run(&[
+            "exec",
+            "archy-hello-web",
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo keep > /data/keep",
+        ])
+        .await
+        .expect("the app can write its own volume");
+    let read_data = || async {
+        engine
+            .run(&[
+                "exec",
+                "archy-hello-web",
+                "/bin/busybox",
+                "cat",
+                "/data/keep",
+            ])
+            .await
+            .unwrap_or_default()
+    };
+    let token_path = node_dir.join("apps/hello/secrets/token");
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    let token_in_app = || async {
+        engine
+            .run(&[
+                "exec",
+                "archy-hello-web",
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "echo $TOKEN",
+            ])
+            .await
+            .unwrap_or_default()
+    };
+    assert_eq!(token_in_app().await.trim(), token);
+
+    // 1.1.0 never becomes healthy: back to 1.0.0 with its data.
+    let c2 = signed_catalog_after(&v2, &keys, &url, &id, 2, 30, Some(&c1)).to_bytes();
+    *slot.lock().unwrap() = c2.clone();
+    node.pull_catalog().await.unwrap();
+    let err = node.update("hello").await.unwrap_err();
+    assert!(
+        err.message.contains("rolled back to 1.0.0") && err.message.contains("404"),
+        "{}",
+        err.message
+    );
+    let app = node.app("hello").await.unwrap();
+    assert_eq!(
+        (app.version.as_str(), app.state.as_str()),
+        ("1.0.0", "running")
+    );
+    assert!(reqwest::get(&page).await.unwrap().status().is_success());
+    assert_eq!(read_data().await.trim(), "keep");
+
+    // 1.2.0 is healthy: same name, port, data and secret.
+    let c3 = signed_catalog_after(&v3, &keys, &url, &id, 3, 30, Some(&c2)).to_bytes();
+    *slot.lock().unwrap() = c3;
+    node.pull_catalog().await.unwrap();
+    let app = node.update("hello").await.expect("update to 1.2.0");
+    assert_eq!(
+        (app.version.as_str(), app.state.as_str()),
+        ("1.2.0", "running")
+    );
+    assert_eq!(app.url.as_deref(), Some(page.as_str()));
+    assert_eq!(read_data().await.trim(), "keep");
+    assert_eq!(token_in_app().await.trim(), token);
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token);
+    let err = node.update("hello").await.unwrap_err();
+    assert!(err.message.contains("nothing newer"), "{}", err.message);
+
+    // The version survives a restart, and purge removes data and secrets.
+    node.shutdown().await;
+    drop(node);
+    let node = start_node(&node_dir, &url, &root).await;
+    assert_eq!(node.app("hello").await.unwrap().version, "1.2.0");
+    node.uninstall("hello", true).await.unwrap();
+    assert!(!token_path.exists());
+    let volumes = engine.volumes_of("hello").await.unwrap();
+    assert!(volumes.is_empty(), "purge left volumes: {volumes:?}");
+    server.abort();
+}

@@ -21,6 +21,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/install", post(install))
         .route("/v1/apps/{id}/start", post(start))
         .route("/v1/apps/{id}/stop", post(stop))
+        .route("/v1/apps/{id}/update", post(update))
         .with_state(node)
 }
 
@@ -115,6 +116,13 @@ async fn start(
     Path(id): Path<String>,
 ) -> ApiResult<crate::node::AppView> {
     node.start_app(&id).await.map(axum::Json)
+}
+
+async fn update(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
+    node.update(&id).await.map(axum::Json)
 }
 
 async fn stop(

@@ -189,6 +189,23 @@ pub async fn insert_app(
     Ok(())
 }
 
+/// Records a finished update: the app now runs `version` from `catalog_version`.
+pub async fn update_app(
+    db: &Db,
+    id: &str,
+    version: &str,
+    catalog_version: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE apps SET version = ?, catalog_version = ?, updated_at = ? WHERE id = ?")
+        .bind(version)
+        .bind(catalog_version as i64)
+        .bind(now())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_desired(db: &Db, id: &str, desired: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE apps SET desired = ?, updated_at = ? WHERE id = ?")
         .bind(desired)

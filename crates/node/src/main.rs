@@ -157,6 +157,10 @@ enum AppCommand {
     Stop {
         id: String,
     },
+    /// Update to the version in the current catalog; rolls back if it is not healthy.
+    Update {
+        id: String,
+    },
     /// Remove the app; its data stays unless --purge.
     Uninstall {
         id: String,
@@ -303,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
                 AppCommand::Status { id } => client.get(&format!("/v1/apps/{id}")).await?,
                 AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
                 AppCommand::Stop { id } => client.post(&format!("/v1/apps/{id}/stop")).await?,
+                AppCommand::Update { id } => client.post(&format!("/v1/apps/{id}/update")).await?,
                 AppCommand::Uninstall { id, purge } => {
                     client
                         .delete(&format!("/v1/apps/{id}?purge={purge}"))

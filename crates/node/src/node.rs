@@ -61,7 +61,7 @@ impl From<archy_orchestrator::Error> for NodeError {
         use archy_orchestrator::Error as E;
         let kind = match &e {
             E::AlreadyInstalled(_) | E::PortInUse { .. } => ErrorKind::Conflict,
-            E::InsufficientDisk { .. } => ErrorKind::Refused,
+            E::InsufficientDisk { .. } | E::RolledBack { .. } => ErrorKind::Refused,
             E::NotInstalled(_) => ErrorKind::NotFound,
             E::NotRootless { .. } => ErrorKind::Refused,
             _ => ErrorKind::Internal,
@@ -240,6 +240,14 @@ impl Node {
                     }
                     Err(e) => format!("interrupted at stage {}; rollback failed: {e}", op.stage),
                 }
+            } else if op.kind == "update" {
+                // Whatever half of the update exists goes; the reconciler then rebuilds the
+                // version recorded in sqlite, which is still the previous one.
+                self.orchestrator.remove_app_containers(&op.app_id).await;
+                format!(
+                    "interrupted at stage {}; the previous version is restored by the reconciler",
+                    op.stage
+                )
             } else {
                 format!("interrupted at stage {}", op.stage)
             };
@@ -705,6 +713,90 @@ impl Node {
                 Err(e) => warn!(error = %e, "reconcile pass failed"),
             }
         }
+    }
+
+    /// Updates an installed app to the version the current catalog lists. The previous
+    /// version's image (pinned locally) and manifest are kept, and the orchestrator goes
+    /// back to them when the new version does not become healthy.
+    pub async fn update(&self, id: &str) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        let (row, old) = self.installed_app(id).await?;
+        let catalog = self.installable_catalog().await?;
+        let new = catalog.app(id).ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::NotFound,
+                format!("catalog version {} no longer lists {id}", catalog.version()),
+            )
+        })?;
+        if new.manifest.version <= old.manifest.version {
+            return Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{id} is at {}; catalog version {} offers {}, nothing newer",
+                    old.manifest.version,
+                    catalog.version(),
+                    new.manifest.version
+                ),
+            ));
+        }
+        let op = db::begin_operation(&self.db, id, "update").await?;
+        let workdir = self
+            .config
+            .data_dir
+            .join("tmp")
+            .join(format!("update-{op}"));
+        let result = async {
+            let new_bytes = new.artifacts.iter().map(|a| a.size).sum();
+            self.orchestrator
+                .check_disk(&new.manifest, new_bytes)
+                .await?;
+            db::set_stage(&self.db, op, "fetching").await?;
+            let origin = self.origin_peer(&catalog).await.ok();
+            let http = catalog.catalog().origin.http.clone();
+            let new_images = self
+                .fetch_images(
+                    &new,
+                    Some((origin.as_ref(), http.as_str())),
+                    &workdir.join("new"),
+                    &|_| {},
+                )
+                .await?;
+            // The previous version's images come from the local store: rollback needs no network.
+            let old_images = self
+                .fetch_images(&old, None, &workdir.join("old"), &|_| {})
+                .await?;
+            db::set_stage(&self.db, op, "replacing").await?;
+            let runtime = self
+                .orchestrator
+                .update(
+                    &old.manifest,
+                    &new.manifest,
+                    &old_images,
+                    &new_images,
+                    &|_| {},
+                )
+                .await?;
+            for artifact in &new.artifacts {
+                if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
+                    let _ = self
+                        .swarm
+                        .pin(&blob.hash, &format!("archy/app/{id}/{}", artifact.name))
+                        .await;
+                }
+            }
+            let version = new.manifest.version.to_string();
+            db::update_app(&self.db, id, &version, catalog.version()).await?;
+            Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(&new)))
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&workdir);
+        db::finish_operation(
+            &self.db,
+            op,
+            result.as_ref().err().map(|e| e.message.as_str()),
+        )
+        .await?;
+        result
     }
 
     /// The manifest an installed app was installed from, re-verified from stored bytes.

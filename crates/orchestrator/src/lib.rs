@@ -49,6 +49,19 @@ pub enum Error {
         needed_mib: u64,
         available_mib: u64,
     },
+    #[error("update of {app} to {to} failed ({cause}); rolled back to {from}, its data intact")]
+    RolledBack {
+        app: String,
+        from: String,
+        to: String,
+        cause: String,
+    },
+    #[error("update of {app} failed ({cause}) and so did the rollback ({rollback})")]
+    RollbackFailed {
+        app: String,
+        cause: String,
+        rollback: String,
+    },
     #[error("artifact {0:?} needed for an image was not provided")]
     MissingImage(String),
     #[error("container {container:?} did not become healthy: {reason}")]
@@ -406,11 +419,13 @@ impl Orchestrator {
                     ])
                     .await?;
             }
+            // `U`: Podman chowns the volume to the container's user, so an image running
+            // as a non-root uid can write its own data in a rootless container.
             args.push("--volume".into());
             args.push(format!(
-                "{vol}:{}{}",
+                "{vol}:{}:{}U",
                 v.path,
-                if v.read_only { ":ro" } else { "" }
+                if v.read_only { "ro," } else { "" }
             ));
         }
         for cap in &c.capabilities {
@@ -576,6 +591,53 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Replaces a running app with a newer version. Volumes, secrets, container names and
+    /// ports carry over (they are derived from the app id and the manifest). When the new
+    /// version does not come up healthy, its containers are removed and the previous
+    /// version is recreated from `old_images`, so the app runs as before.
+    pub async fn update(
+        &self,
+        old: &VerifiedManifest,
+        new: &VerifiedManifest,
+        old_images: &BTreeMap<String, PathBuf>,
+        new_images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppRuntime> {
+        let app = new.id.as_str();
+        if self.engine.containers_of(app).await?.is_empty() {
+            return Err(Error::NotInstalled(app.to_owned()));
+        }
+        self.check_ports_free_except(new, &old.containers)?;
+        // Stopping first honours the old version's stop grace (its data flushed cleanly).
+        self.stop(old).await?;
+        self.remove_containers(app).await;
+        match self.create_and_start(new, new_images, progress).await {
+            Ok(runtime) => Ok(runtime),
+            Err(cause) => {
+                warn!(app, error = %cause, "update failed; rolling back");
+                self.remove_containers(app).await;
+                match self.create_and_start(old, old_images, &|_| {}).await {
+                    Ok(_) => Err(Error::RolledBack {
+                        app: app.to_owned(),
+                        from: old.version.to_string(),
+                        to: new.version.to_string(),
+                        cause: cause.to_string(),
+                    }),
+                    Err(rollback) => Err(Error::RollbackFailed {
+                        app: app.to_owned(),
+                        cause: cause.to_string(),
+                        rollback: rollback.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Removes every container of the app (e.g. a half-done update found after a crash).
+    pub async fn remove_app_containers(&self, app: &str) {
+        self.remove_containers(app).await;
+    }
+
     async fn remove_containers(&self, app: &str) {
         for c in self.engine.containers_of(app).await.unwrap_or_default() {
             if let Err(e) = self
@@ -603,8 +665,23 @@ impl Orchestrator {
     }
 
     fn check_ports_free(&self, manifest: &VerifiedManifest) -> Result<()> {
+        self.check_ports_free_except(manifest, &[])
+    }
+
+    /// Ports the new manifest publishes must be free, but for those `current` holds itself.
+    fn check_ports_free_except(
+        &self,
+        manifest: &VerifiedManifest,
+        current: &[archy_registry::manifest::Container],
+    ) -> Result<()> {
+        let held = |port: &archy_registry::manifest::Port| {
+            current
+                .iter()
+                .flat_map(|c| &c.ports)
+                .any(|p| p.host == port.host && p.protocol == port.protocol)
+        };
         for c in &manifest.containers {
-            for p in &c.ports {
+            for p in c.ports.iter().filter(|p| !held(p)) {
                 let probe_ip = match self.config.publish_address {
                     IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     other => other,
