@@ -553,8 +553,29 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
         s["catalog"]["version"], 2,
         "the current catalog must be kept"
     );
+
     assert_eq!(s["alarms"][0]["kind"], "equivocation");
     assert_eq!(s["last_pull"]["ok"], false);
+
+    // An origin (or a man in the middle) replaying the older catalog: rollback refused.
+    *slot.lock().unwrap() = v1.clone();
+    let s = wait_for("rollback refused").await;
+    assert_eq!(s["catalog"]["version"], 2);
+
+    // A node that was behind takes the newest valid catalog and records the gap.
+    *slot.lock().unwrap() = signed_catalog(&keys, &url, &id, 5, 30).to_bytes();
+    let s = wait_for("\"version\":5").await;
+    assert_eq!(s["catalog"]["missed_versions"], 2, "{s}");
+    assert_eq!(s["last_pull"]["ok"], true);
+    // The equivocation alarm stays visible after the node moved on.
+    assert!(
+        s["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "equivocation"),
+        "{s}"
+    );
     let apps = reqwest::get(format!("{api}/v1/catalog/apps"))
         .await
         .unwrap()
@@ -798,16 +819,7 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let root = keys.write_root(tmp.path());
-    let swarm = std::sync::Arc::new(
-        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(tmp.path().join("origin")))
-            .await
-            .unwrap(),
-    );
-    swarm
-        .import_file(&artifacts_dir().join("hello/image.tar"), "origin/hello")
-        .await
-        .unwrap();
-    let id = swarm.endpoint_id().to_string();
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
     let with_data = |m: String| {
         m.replace(
             "    stop_grace_seconds: 5",
@@ -925,5 +937,73 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     assert!(!token_path.exists());
     let volumes = engine.volumes_of("hello").await.unwrap();
     assert!(volumes.is_empty(), "purge left volumes: {volumes:?}");
+    server.abort();
+}
+
+/// An expired catalog freezes installs and updates, never the apps already running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_catalog_keeps_running_apps_running() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let apps = repo_root().join("apps");
+    let short = signed_catalog_expiring(
+        &apps,
+        &keys,
+        &url,
+        &id,
+        1,
+        chrono::Duration::seconds(20),
+        None,
+    );
+    let server = serve_bytes(listener, short.to_bytes(), swarm.clone());
+    let node = start_node(&tmp.path().join("node"), &url, &root).await;
+    node.pull_catalog().await.unwrap();
+    let status = node.status().await.unwrap();
+    assert!(
+        status
+            .catalog
+            .unwrap()
+            .warning
+            .unwrap()
+            .contains("expires in 0 day(s)")
+    );
+    let app = node.install("hello").await.unwrap();
+    let page = app.url.unwrap();
+
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(21);
+    while chrono::Utc::now() < expires {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let catalog = node.status().await.unwrap().catalog.unwrap();
+    assert!(catalog.expired, "{catalog:?}");
+    assert!(
+        catalog
+            .warning
+            .unwrap()
+            .contains("running apps keep running")
+    );
+    // The app is untouched and still managed: the reconciler repairs it as before.
+    assert!(reqwest::get(&page).await.unwrap().status().is_success());
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    assert_eq!(node.reconcile_once().await.unwrap().len(), 1);
+    assert!(reqwest::get(&page).await.unwrap().status().is_success());
+    // Nothing new is installed from it.
+    node.uninstall("hello", false).await.unwrap();
+    let err = node.install("hello").await.unwrap_err();
+    assert!(
+        err.message.contains("expired") && err.message.contains("no installs"),
+        "{}",
+        err.message
+    );
+    assert!(!podman_has_app("hello").await);
+    node.uninstall("hello", true).await.unwrap();
     server.abort();
 }

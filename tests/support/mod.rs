@@ -122,6 +122,20 @@ pub fn signed_catalog_after(
     expires_in_days: i64,
     previous: Option<&[u8]>,
 ) -> Envelope {
+    let expires_in = chrono::Duration::days(expires_in_days);
+    signed_catalog_expiring(apps_dir, keys, http, iroh, version, expires_in, previous)
+}
+
+/// The general form: any expiry (even seconds away), any predecessor.
+pub fn signed_catalog_expiring(
+    apps_dir: &Path,
+    keys: &Keys,
+    http: &str,
+    iroh: &str,
+    version: u64,
+    expires_in: chrono::Duration,
+    previous: Option<&[u8]>,
+) -> Envelope {
     let previous_file = previous.map(|bytes| {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), bytes).unwrap();
@@ -135,7 +149,7 @@ pub fn signed_catalog_after(
             iroh: iroh.to_owned(),
         },
         version,
-        expires_in_days,
+        expires_in,
         previous: previous_file.as_ref().map(|f| f.path().to_owned()),
     })
     .unwrap();
@@ -257,4 +271,19 @@ pub fn hello_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf
     let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
     std::fs::write(apps.join("hello/manifest.yml"), edit(manifest)).unwrap();
     apps
+}
+
+/// A swarm node holding the hello image, to stand behind test origins; and its endpoint id.
+pub async fn origin_swarm_with_hello(dir: &Path) -> (Arc<archy_swarm::Swarm>, String) {
+    let swarm = Arc::new(
+        archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(dir))
+            .await
+            .unwrap(),
+    );
+    swarm
+        .import_file(&artifacts_dir().join("hello/image.tar"), "origin/hello")
+        .await
+        .unwrap();
+    let id = swarm.endpoint_id().to_string();
+    (swarm, id)
 }

@@ -13,7 +13,8 @@ pub struct BuildOptions {
     pub artifacts_dir: PathBuf,
     pub origin: Origin,
     pub version: u64,
-    pub expires_in_days: i64,
+    /// How long from now the catalog stays valid.
+    pub expires_in: Duration,
     /// The previous signed catalog, to chain by hash.
     pub previous: Option<PathBuf>,
 }
@@ -96,7 +97,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Envelope> {
     };
     let catalog = Catalog::new(
         options.version,
-        Utc::now() + Duration::days(options.expires_in_days),
+        Utc::now() + options.expires_in,
         previous,
         options.origin.clone(),
         apps,
@@ -119,7 +120,7 @@ mod tests {
                 iroh: "ab".repeat(32),
             },
             version: 3,
-            expires_in_days: 30,
+            expires_in: Duration::days(30),
             previous: None,
         }
     }

@@ -263,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
                         iroh: origin_iroh,
                     },
                     version,
-                    expires_in_days,
+                    expires_in: chrono::Duration::days(expires_in_days),
                     previous,
                 })?;
                 std::fs::write(&out, envelope.to_bytes())

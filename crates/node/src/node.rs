@@ -570,14 +570,7 @@ impl Node {
             .orchestrator
             .install(&app.manifest, &images, progress)
             .await?;
-        for (name, artifact) in app.artifacts.iter().map(|a| (&a.name, a)) {
-            if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
-                let _ = self
-                    .swarm
-                    .pin(&blob.hash, &format!("archy/app/{id}/{name}"))
-                    .await;
-            }
-        }
+        self.pin_artifacts(app).await;
         db::insert_app(
             &self.db,
             id,
@@ -715,6 +708,20 @@ impl Node {
         }
     }
 
+    /// Pins an installed app's blobs under its name, so the store keeps them for repairs
+    /// and rollbacks without the network.
+    async fn pin_artifacts(&self, app: &VerifiedApp) {
+        for artifact in &app.artifacts {
+            let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) else {
+                continue;
+            };
+            let tag = format!("archy/app/{}/{}", app.manifest.id, artifact.name);
+            if let Err(e) = self.swarm.pin(&blob.hash, &tag).await {
+                warn!(%tag, error = %e, "could not pin artifact");
+            }
+        }
+    }
+
     /// Updates an installed app to the version the current catalog lists. The previous
     /// version's image (pinned locally) and manifest are kept, and the orchestrator goes
     /// back to them when the new version does not become healthy.
@@ -776,14 +783,7 @@ impl Node {
                     &|_| {},
                 )
                 .await?;
-            for artifact in &new.artifacts {
-                if let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) {
-                    let _ = self
-                        .swarm
-                        .pin(&blob.hash, &format!("archy/app/{id}/{}", artifact.name))
-                        .await;
-                }
-            }
+            self.pin_artifacts(&new).await;
             let version = new.manifest.version.to_string();
             db::update_app(&self.db, id, &version, catalog.version()).await?;
             Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(&new)))
