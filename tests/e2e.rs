@@ -1007,3 +1007,84 @@ async fn expired_catalog_keeps_running_apps_running() {
     node.uninstall("hello", true).await.unwrap();
     server.abort();
 }
+
+/// Dependencies between apps: install refuses a missing or too-old dependency by name, and
+/// an app others need cannot be uninstalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_dependencies_are_enforced() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    remove_leftovers("greeter").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let same = |m: String| m;
+    let needs_hello = |m: String| {
+        m.replace(
+            "resources:",
+            "dependencies: [{ id: hello, version: \"^1\" }]\nresources:",
+        )
+    };
+    let needs_hello_2 = |m: String| {
+        m.replace(
+            "resources:",
+            "dependencies: [{ id: hello, version: \"^2\" }]\nresources:",
+        )
+    };
+    let apps = apps_from_hello(
+        &tmp.path().join("one"),
+        &[("hello", 18080, &same), ("greeter", 18081, &needs_hello)],
+    );
+    let (listener, url) = loopback_listener().await;
+    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(catalog.clone()));
+    let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
+    let node = start_node(&tmp.path().join("node"), &url, &root).await;
+    node.pull_catalog().await.unwrap();
+
+    let err = node.install("greeter").await.unwrap_err();
+    assert!(
+        err.message
+            .contains("greeter needs hello ^1: hello is not installed"),
+        "{}",
+        err.message
+    );
+    assert!(!podman_has_app("greeter").await);
+    node.install("hello").await.unwrap();
+    node.install("greeter").await.unwrap();
+    let err = node.uninstall("hello", true).await.unwrap_err();
+    assert!(
+        err.message.contains("hello is needed by greeter"),
+        "{}",
+        err.message
+    );
+    assert!(podman_has_app("hello").await, "a needed app was removed");
+
+    // A newer greeter that needs hello 2 cannot be applied while hello is 1.x.
+    let apps2 = apps_from_hello(
+        &tmp.path().join("two"),
+        &[
+            ("hello", 18080, &same),
+            ("greeter", 18081, &|m: String| {
+                needs_hello_2(m).replace("version: 1.0.0", "version: 1.1.0")
+            }),
+        ],
+    );
+    *slot.lock().unwrap() =
+        signed_catalog_after(&apps2, &keys, &url, &id, 2, 30, Some(&catalog)).to_bytes();
+    node.pull_catalog().await.unwrap();
+    let err = node.update("greeter").await.unwrap_err();
+    assert!(
+        err.message
+            .contains("hello 1.0.0 is installed, which is outside ^2"),
+        "{}",
+        err.message
+    );
+    assert_eq!(node.app("greeter").await.unwrap().version, "1.0.0");
+
+    node.uninstall("greeter", true).await.unwrap();
+    node.uninstall("hello", true).await.unwrap();
+    assert!(!podman_has_app("hello").await && !podman_has_app("greeter").await);
+    server.abort();
+}

@@ -141,9 +141,16 @@ pub fn signed_catalog_expiring(
         std::fs::write(file.path(), bytes).unwrap();
         file
     });
+    // Apps made by `apps_from_hello` carry their own artifacts dir beside them.
+    let beside = apps_dir.with_file_name("artifacts");
+    let artifacts_dir = if beside.is_dir() {
+        beside
+    } else {
+        artifacts_dir()
+    };
     let mut env = catalog_build::build(&BuildOptions {
         apps_dir: apps_dir.to_owned(),
-        artifacts_dir: artifacts_dir(),
+        artifacts_dir,
         origin: archy_registry::Origin {
             http: http.to_owned(),
             iroh: iroh.to_owned(),
@@ -286,4 +293,21 @@ pub async fn origin_swarm_with_hello(dir: &Path) -> (Arc<archy_swarm::Swarm>, St
         .unwrap();
     let id = swarm.endpoint_id().to_string();
     (swarm, id)
+}
+
+/// Several apps made from hello's manifest and image: `(id, host port, edit)` each. Returns
+/// the apps dir; the image archives are copied into an `artifacts` dir beside it.
+pub fn apps_from_hello(dir: &Path, apps: &[(&str, u16, &dyn Fn(String) -> String)]) -> PathBuf {
+    let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
+    let image = artifacts_dir().join("hello/image.tar");
+    for (id, port, edit) in apps {
+        let m = manifest
+            .replace("id: hello", &format!("id: {id}"))
+            .replace("host: 18080", &format!("host: {port}"));
+        std::fs::create_dir_all(dir.join("apps").join(id)).unwrap();
+        std::fs::write(dir.join("apps").join(id).join("manifest.yml"), edit(m)).unwrap();
+        std::fs::create_dir_all(dir.join("artifacts").join(id)).unwrap();
+        std::fs::copy(&image, dir.join("artifacts").join(id).join("image.tar")).unwrap();
+    }
+    dir.join("apps")
 }

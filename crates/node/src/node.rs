@@ -517,6 +517,7 @@ impl Node {
                 format!("no app {id:?} in catalog version {}", catalog.version()),
             )
         })?;
+        self.check_dependencies_installed(&app).await?;
         let op = db::begin_operation(&self.db, id, "install").await?;
         let workdir = self
             .config
@@ -708,6 +709,45 @@ impl Node {
         }
     }
 
+    /// Every app this one depends on must be installed at a version its range accepts.
+    async fn check_dependencies_installed(&self, app: &VerifiedApp) -> Result<(), NodeError> {
+        for dep in &app.manifest.dependencies {
+            let problem = match db::app(&self.db, &dep.id).await? {
+                None => format!("{} is not installed", dep.id),
+                Some(row) => match semver::Version::parse(&row.version) {
+                    Ok(v) if dep.version.matches(&v) => continue,
+                    _ => format!(
+                        "{} {} is installed, which is outside {}",
+                        dep.id, row.version, dep.version
+                    ),
+                },
+            };
+            return Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} needs {} {}: {problem}; install it first",
+                    app.manifest.id, dep.id, dep.version
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Installed apps whose manifest depends on `id`.
+    async fn dependents_of(&self, id: &str) -> Result<Vec<String>, NodeError> {
+        let mut dependents = Vec::new();
+        for row in db::apps(&self.db).await? {
+            if row.id == id {
+                continue;
+            }
+            let (_, app) = self.installed_app(&row.id).await?;
+            if app.manifest.dependencies.iter().any(|d| d.id == id) {
+                dependents.push(row.id);
+            }
+        }
+        Ok(dependents)
+    }
+
     /// Pins an installed app's blobs under its name, so the store keeps them for repairs
     /// and rollbacks without the network.
     async fn pin_artifacts(&self, app: &VerifiedApp) {
@@ -746,6 +786,7 @@ impl Node {
                 ),
             ));
         }
+        self.check_dependencies_installed(&new).await?;
         let op = db::begin_operation(&self.db, id, "update").await?;
         let workdir = self
             .config
@@ -850,6 +891,17 @@ impl Node {
 
     pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), NodeError> {
         let _guard = self.operation.lock().await;
+        let dependents = self.dependents_of(id).await?;
+        if !dependents.is_empty() {
+            return Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{id} is needed by {}; uninstall {} first",
+                    dependents.join(", "),
+                    if dependents.len() == 1 { "it" } else { "them" }
+                ),
+            ));
+        }
         if db::app(&self.db, id).await?.is_none() && !purge {
             return Err(NodeError::new(
                 ErrorKind::NotFound,
