@@ -297,7 +297,10 @@ pub async fn origin_swarm_with_hello(dir: &Path) -> (Arc<archy_swarm::Swarm>, St
 
 /// Several apps made from hello's manifest and image: `(id, host port, edit)` each. Returns
 /// the apps dir; the image archives are copied into an `artifacts` dir beside it.
-pub fn apps_from_hello(dir: &Path, apps: &[(&str, u16, &dyn Fn(String) -> String)]) -> PathBuf {
+/// One app made from hello: its id, host port, and an edit of the manifest text.
+pub type HelloApp<'a> = (&'a str, u16, &'a dyn Fn(String) -> String);
+
+pub fn apps_from_hello(dir: &Path, apps: &[HelloApp<'_>]) -> PathBuf {
     let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
     let image = artifacts_dir().join("hello/image.tar");
     for (id, port, edit) in apps {
