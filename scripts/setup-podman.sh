@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PODMAN_USER="${ARCHY_PODMAN_USER:-archy-podman}"
-PACKAGES=(podman uidmap slirp4netns runc busybox-static curl)
+PACKAGES=(podman uidmap slirp4netns runc netavark aardvark-dns busybox-static curl)
 
 log() { echo "setup-podman: $*" >&2; }
 die() { echo "setup-podman: ERROR: $*" >&2; exit 1; }

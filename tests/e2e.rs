@@ -1088,3 +1088,105 @@ async fn app_dependencies_are_enforced() {
     assert!(!podman_has_app("hello").await && !podman_has_app("greeter").await);
     server.abort();
 }
+
+/// A multi-container app: its own network where containers find each other by name, start
+/// order from depends_on and health, and nothing left of it (network included) after removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_container_app_gets_its_own_network_and_start_order() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("duo").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    // `web` is healthy only when it reaches `api` by its name on the app network.
+    let duo = |_: String| {
+        r#"
+id: duo
+name: Duo
+version: 1.0.0
+artifacts:
+  - { name: image, media_type: application/vnd.oci.image.layout.v1.tar }
+containers:
+  - name: web
+    image: { artifact: image }
+    depends_on: [api]
+    ports: [{ container: 8080, host: 18082 }]
+    health:
+      command: ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://api:8080/healthz"]
+      interval_seconds: 1
+      start_period_seconds: 10
+    stop_grace_seconds: 5
+  - name: api
+    image: { artifact: image }
+    health:
+      command: ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
+      interval_seconds: 1
+      start_period_seconds: 10
+    stop_grace_seconds: 5
+ui: { container: web, port: 8080 }
+"#
+        .to_owned()
+    };
+    let apps = apps_from_hello(&tmp.path().join("apps"), &[("duo", 18082, &duo)]);
+    let (listener, url) = loopback_listener().await;
+    let server = serve_bytes(
+        listener,
+        signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes(),
+        swarm,
+    );
+    let node = start_node(&tmp.path().join("node"), &url, &root).await;
+    node.pull_catalog().await.unwrap();
+
+    let events = std::sync::Mutex::new(Vec::new());
+    let sink = |p: archy_orchestrator::Progress| events.lock().unwrap().push(p);
+    let app = node
+        .install_with_progress("duo", &sink)
+        .await
+        .expect("duo installs");
+    assert_eq!(app.state, "running");
+    let started: Vec<String> = events
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.stage == archy_orchestrator::Stage::Starting)
+        .map(|p| p.detail)
+        .collect();
+    assert_eq!(started, ["api", "web"], "depends_on must start api first");
+    assert!(
+        reqwest::get(app.url.unwrap())
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    let reached = engine
+        .run(&[
+            "exec",
+            "archy-duo-web",
+            "/bin/busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://api:8080/healthz",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(reached.trim(), "ok");
+
+    node.uninstall("duo", true).await.unwrap();
+    assert!(!podman_has_app("duo").await);
+    assert!(
+        engine
+            .run(&["network", "exists", "archy-duo"])
+            .await
+            .is_err(),
+        "the app network was left behind"
+    );
+    server.abort();
+}

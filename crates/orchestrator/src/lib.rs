@@ -167,6 +167,10 @@ pub fn container_name(app: &str, container: &str) -> String {
     format!("archy-{app}-{container}")
 }
 
+fn network_name(app: &str) -> String {
+    format!("archy-{app}")
+}
+
 fn volume_name(app: &str, volume: &str) -> String {
     format!("archy-{app}-{volume}")
 }
@@ -243,6 +247,7 @@ impl Orchestrator {
             Err(e) => {
                 warn!(app, error = %e, "install failed; removing what it created");
                 self.remove_containers(app).await;
+                self.remove_network(app).await;
                 for v in self.engine.volumes_of(app).await.unwrap_or_default() {
                     if !existing_volumes.contains(&v) {
                         let _ = self.engine.run(&["volume", "rm", "-f", &v]).await;
@@ -279,6 +284,13 @@ impl Orchestrator {
     ) -> Result<Vec<String>> {
         let app = manifest.id.as_str();
         let secrets = secrets::ensure(&self.app_dir(app).join("secrets"), &manifest.secrets)?;
+        if manifest
+            .containers
+            .iter()
+            .any(|c| c.network == NetworkMode::App)
+        {
+            self.ensure_network(app).await?;
+        }
         let mut image_ids = BTreeMap::new();
         let mut created = Vec::new();
         for c in &manifest.containers {
@@ -439,8 +451,13 @@ impl Orchestrator {
         if c.privileged {
             args.push("--privileged".into());
         }
-        if c.network == NetworkMode::Host {
-            args.push("--network=host".into());
+        match c.network {
+            NetworkMode::Host => args.push("--network=host".into()),
+            // The app's own network: its containers reach each other by container name.
+            NetworkMode::App => {
+                args.push(format!("--network={}", network_name(app)));
+                args.push(format!("--network-alias={}", c.name));
+            }
         }
         if c.pid == PidMode::Host {
             args.push("--pid=host".into());
@@ -574,6 +591,7 @@ impl Orchestrator {
                     .join(", ")
             )));
         }
+        self.remove_network(app).await;
         let dir = self.app_dir(app);
         let _ = std::fs::remove_dir_all(dir.join("env"));
         if purge {
@@ -630,6 +648,46 @@ impl Orchestrator {
                     }),
                 }
             }
+        }
+    }
+
+    async fn ensure_network(&self, app: &str) -> Result<()> {
+        let name = network_name(app);
+        if self
+            .engine
+            .run(&["network", "exists", &name])
+            .await
+            .is_err()
+        {
+            self.engine
+                .run(&[
+                    "network",
+                    "create",
+                    "--label",
+                    &format!("{LABEL_APP}={app}"),
+                    &name,
+                ])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the app's network, only if it carries our label (never someone else's).
+    async fn remove_network(&self, app: &str) {
+        let name = network_name(app);
+        let labelled = self
+            .engine
+            .run(&[
+                "network",
+                "inspect",
+                "--format",
+                &format!("{{{{index .Labels \"{LABEL_APP}\"}}}}"),
+                &name,
+            ])
+            .await
+            .is_ok_and(|owner| owner.trim() == app);
+        if labelled && let Err(e) = self.engine.run(&["network", "rm", &name]).await {
+            warn!(network = %name, error = %e, "could not remove the app network");
         }
     }
 
