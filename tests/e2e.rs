@@ -290,6 +290,8 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     );
     let started = node.start_app("hello").await.unwrap();
     assert_eq!(started.state, "running");
+    let restarted = node.restart_app("hello").await.unwrap();
+    assert_eq!(restarted.state, "running");
     assert!(reqwest::get(&url).await.unwrap().status().is_success());
 
     // State survives a node restart: sqlite and the re-verified catalog.

@@ -66,19 +66,33 @@ async fn main() {
         // podman run of the image already in the store, until it answers its health URL.
         let start = Instant::now();
         engine
-            .run(&["run", "-d", "--name", "bench-plain", "-p", "127.0.0.1:18099:8080", &image_ref])
+            .run(&[
+                "run",
+                "-d",
+                "--name",
+                "bench-plain",
+                "-p",
+                "127.0.0.1:18099:8080",
+                &image_ref,
+            ])
             .await
             .unwrap();
         wait_http_ok("http://127.0.0.1:18099/healthz").await;
         plain.push(start.elapsed());
-        engine.run(&["rm", "--force", "--time", "0", "bench-plain"]).await.unwrap();
+        engine
+            .run(&["rm", "--force", "--time", "0", "bench-plain"])
+            .await
+            .unwrap();
 
         // archy: verify, fetch over iroh (first round) or from the store, load, create, start, healthy.
         let start = Instant::now();
         node.install("hello").await.unwrap();
         ours.push(start.elapsed());
         node.uninstall("hello", true).await.unwrap();
-        println!("round {round}: podman run {:?}, archy install {:?}", plain[round], ours[round]);
+        println!(
+            "round {round}: podman run {:?}, archy install {:?}",
+            plain[round], ours[round]
+        );
     }
     let (ours, plain) = (median(ours), median(plain));
     println!("install to healthy, median of {runs}: archy {ours:?}, podman run {plain:?}");
@@ -102,7 +116,10 @@ async fn main() {
     let mut lists = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        engine.run(&["ps", "--all", "--format", "json"]).await.unwrap();
+        engine
+            .run(&["ps", "--all", "--format", "json"])
+            .await
+            .unwrap();
         lists.push(start.elapsed());
     }
     let (pass, list) = (median(passes), median(lists));

@@ -22,6 +22,7 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/start", post(start))
         .route("/v1/apps/{id}/stop", post(stop))
         .route("/v1/apps/{id}/update", post(update))
+        .route("/v1/apps/{id}/restart", post(restart))
         .with_state(node)
 }
 
@@ -116,6 +117,13 @@ async fn start(
     Path(id): Path<String>,
 ) -> ApiResult<crate::node::AppView> {
     node.start_app(&id).await.map(axum::Json)
+}
+
+async fn restart(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::node::AppView> {
+    node.restart_app(&id).await.map(axum::Json)
 }
 
 async fn update(

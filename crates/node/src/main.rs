@@ -157,6 +157,9 @@ enum AppCommand {
     Stop {
         id: String,
     },
+    Restart {
+        id: String,
+    },
     /// Update to the version in the current catalog; rolls back if it is not healthy.
     Update {
         id: String,
@@ -307,6 +310,9 @@ async fn main() -> anyhow::Result<()> {
                 AppCommand::Status { id } => client.get(&format!("/v1/apps/{id}")).await?,
                 AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
                 AppCommand::Stop { id } => client.post(&format!("/v1/apps/{id}/stop")).await?,
+                AppCommand::Restart { id } => {
+                    client.post(&format!("/v1/apps/{id}/restart")).await?
+                }
                 AppCommand::Update { id } => client.post(&format!("/v1/apps/{id}/update")).await?,
                 AppCommand::Uninstall { id, purge } => {
                     client

@@ -660,11 +660,17 @@ impl Node {
     ) -> Result<Vec<(String, archy_orchestrator::Repair)>, NodeError> {
         let _guard = self.operation.lock().await;
         let mut repairs = Vec::new();
+        // One listing of every archy container per pass; only drifted apps cost more.
+        let podman = self.orchestrator.engine().containers_by_app().await?;
         for row in db::apps(&self.db).await? {
             if row.desired != "running" {
                 continue;
             }
             let (_, app) = self.installed_app(&row.id).await?;
+            let current = podman.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+            if !Orchestrator::drifted(&app.manifest, current) {
+                continue;
+            }
             let missing = self.orchestrator.missing_containers(&app.manifest).await?;
             let workdir = self
                 .config
@@ -875,6 +881,16 @@ impl Node {
     pub async fn start_app(&self, id: &str) -> Result<AppView, NodeError> {
         let _guard = self.operation.lock().await;
         let (row, app) = self.installed_app(id).await?;
+        db::set_desired(&self.db, id, "running").await?;
+        let runtime = self.orchestrator.start(&app.manifest).await?;
+        Ok(self.view(id, &row.version, "running", runtime, Some(&app)))
+    }
+
+    /// Stops (honouring each stop grace) and starts again, in dependency order.
+    pub async fn restart_app(&self, id: &str) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        let (row, app) = self.installed_app(id).await?;
+        self.orchestrator.stop(&app.manifest).await?;
         db::set_desired(&self.db, id, "running").await?;
         let runtime = self.orchestrator.start(&app.manifest).await?;
         Ok(self.view(id, &row.version, "running", runtime, Some(&app)))

@@ -55,6 +55,8 @@ pub struct ContainerInfo {
 struct PsEntry {
     names: Vec<String>,
     state: String,
+    #[serde(default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +142,37 @@ impl Engine {
                 state: ContainerState::parse(&e.state),
             })
             .collect())
+    }
+
+    /// Every container carrying an `archy.app` label, grouped by app: one Podman call for a
+    /// whole reconciler pass.
+    pub async fn containers_by_app(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<ContainerInfo>>> {
+        let out = self
+            .run(&[
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={LABEL_APP}"),
+                "--format",
+                "json",
+            ])
+            .await?;
+        let entries: Vec<PsEntry> =
+            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+                .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))?;
+        let mut by_app: std::collections::BTreeMap<String, Vec<ContainerInfo>> = Default::default();
+        for e in entries {
+            let Some(app) = e.labels.as_ref().and_then(|l| l.get(LABEL_APP)).cloned() else {
+                continue;
+            };
+            by_app.entry(app).or_default().push(ContainerInfo {
+                name: e.names.into_iter().next().unwrap_or_default(),
+                state: ContainerState::parse(&e.state),
+            });
+        }
+        Ok(by_app)
     }
 
     pub async fn volumes_of(&self, app: &str) -> Result<Vec<String>> {

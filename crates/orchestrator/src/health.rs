@@ -40,7 +40,7 @@ pub async fn wait_healthy(
         }
         // Poll faster than the interval while starting, so healthy apps are seen soon.
         let wait = if started.elapsed() < start_period {
-            interval.min(Duration::from_millis(250))
+            interval.min(Duration::from_millis(50))
         } else {
             interval
         };

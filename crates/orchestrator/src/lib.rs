@@ -17,7 +17,7 @@ use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-pub use engine::{ContainerState, Engine};
+pub use engine::{ContainerInfo, ContainerState, Engine};
 
 pub const LABEL_APP: &str = "archy.app";
 pub const LABEL_CONTAINER: &str = "archy.container";
@@ -334,6 +334,17 @@ impl Orchestrator {
             created.push(name);
         }
         Ok(created)
+    }
+
+    /// Whether `current` (what Podman has of the app) differs from the manifest: a
+    /// container missing or not running. Cheap: no Podman call.
+    pub fn drifted(manifest: &VerifiedManifest, current: &[engine::ContainerInfo]) -> bool {
+        manifest.containers.iter().any(|c| {
+            let name = container_name(&manifest.id, &c.name);
+            !current
+                .iter()
+                .any(|have| have.name == name && have.state == ContainerState::Running)
+        })
     }
 
     /// Containers of the manifest that Podman does not have (removed behind our back).
