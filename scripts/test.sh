@@ -8,4 +8,6 @@ eval "$(scripts/setup-podman.sh)"
 export ARCHY_PODMAN_URL
 apps/build.sh build/artifacts
 export ARCHY_TEST_ARTIFACTS="$repo/build/artifacts"
+# The crash tests kill a real `archy` process: build the binaries first.
+cargo build --bins
 cargo test --workspace --no-fail-fast

@@ -1192,3 +1192,210 @@ ui: { container: web, port: 8080 }
     );
     server.abort();
 }
+
+/// A node killed (SIGKILL) in the middle of an install leaves no ghost: at the next start
+/// the operation is rolled back, and the app can be installed cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_install_rolls_back_at_restart() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let server = serve_bytes(
+        listener,
+        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
+        swarm,
+    );
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let config = tmp.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"node\"\norigin = \"{url}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
+             publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\n",
+            root.display(),
+            podman_url(),
+            api.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+
+    let mut node = NodeProcess::spawn(&config, &api).await;
+    let response = reqwest::Client::new()
+        .post(format!("{api}/v1/apps/hello/install?stream=true"))
+        .send()
+        .await
+        .unwrap();
+    // Read progress until the node is creating containers, then pull the plug.
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    use futures::StreamExt;
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if seen.contains("\"stage\":\"creating\"") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("creating"),
+        "never reached the creating stage: {seen}"
+    );
+    node.kill();
+
+    // Restart: the interrupted install is rolled back, nothing half-installed remains.
+    let node = NodeProcess::spawn(&config, &api).await;
+    let apps: serde_json::Value = reqwest::get(format!("{api}/v1/apps"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        apps,
+        serde_json::json!([]),
+        "an interrupted install is listed"
+    );
+    assert!(
+        !podman_has_app("hello").await,
+        "the killed install left containers behind"
+    );
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    assert!(
+        log.contains("rolling back interrupted operation"),
+        "no rollback at restart: {log}"
+    );
+
+    // And installing again works.
+    let app: serde_json::Value = reqwest::Client::new()
+        .post(format!("{api}/v1/apps/hello/install"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app["state"], "running", "{app}");
+    reqwest::Client::new()
+        .delete(format!("{api}/v1/apps/hello?purge=true"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!podman_has_app("hello").await);
+    drop(node);
+    server.abort();
+}
+
+/// A node killed in the middle of an update comes back on the previous version: the half
+/// of the update that exists is removed and the reconciler rebuilds what sqlite records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_update_comes_back_on_the_previous_version() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let v1 = signed_catalog(&keys, &url, &id, 1, 30).to_bytes();
+    // 1.1.0 takes its time to become healthy (it never does), which leaves room to kill.
+    let slow = hello_variant(&tmp.path().join("v2"), |m| {
+        m.replace("version: 1.0.0", "version: 1.1.0")
+            .replace("path: /healthz", "path: /not-yet")
+    });
+    let v2 = signed_catalog_after(&slow, &keys, &url, &id, 2, 30, Some(&v1)).to_bytes();
+    let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(v1));
+    let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let config = tmp.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"node\"\norigin = \"{url}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
+             publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\nreconcile_interval_seconds = 1\n",
+            root.display(),
+            podman_url(),
+            api.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut node = NodeProcess::spawn(&config, &api).await;
+    let app: serde_json::Value = client
+        .post(format!("{api}/v1/apps/hello/install"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = app["url"].as_str().unwrap().to_owned();
+
+    *slot.lock().unwrap() = v2;
+    client
+        .post(format!("{api}/v1/catalog/pull"))
+        .send()
+        .await
+        .unwrap();
+    let update = tokio::spawn(client.post(format!("{api}/v1/apps/hello/update")).send());
+    // Kill once the new version's container exists.
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    let label = "{{index .Config.Labels \"archy.version\"}}";
+    let mut replaced = false;
+    for _ in 0..400 {
+        let version = engine
+            .run(&["inspect", "--format", label, "archy-hello-web"])
+            .await
+            .unwrap_or_default();
+        if version.trim() == "1.1.0" {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(replaced, "the update never created the new container");
+    node.kill();
+    let _ = update.await;
+
+    let _node = NodeProcess::spawn(&config, &api).await;
+    let mut back = serde_json::Value::Null;
+    for _ in 0..100 {
+        back = client
+            .get(format!("{api}/v1/apps/hello"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if back["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (back["version"].as_str(), back["state"].as_str()),
+        (Some("1.0.0"), Some("running")),
+        "{back}"
+    );
+    let version = engine
+        .run(&["inspect", "--format", label, "archy-hello-web"])
+        .await
+        .unwrap();
+    assert_eq!(
+        version.trim(),
+        "1.0.0",
+        "the half-done update's container survived"
+    );
+    assert!(reqwest::get(&page).await.unwrap().status().is_success());
+    client
+        .delete(format!("{api}/v1/apps/hello?purge=true"))
+        .send()
+        .await
+        .unwrap();
+    server.abort();
+}

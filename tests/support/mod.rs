@@ -314,3 +314,73 @@ pub fn apps_from_hello(dir: &Path, apps: &[HelloApp<'_>]) -> PathBuf {
     }
     dir.join("apps")
 }
+
+/// The `archy` binary next to the test executable (target/debug/archy).
+pub fn archy_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("archy");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build --bins` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `archy node run` as a real child process, killed (SIGKILL) when dropped.
+pub struct NodeProcess {
+    pub child: std::process::Child,
+    pub api: String,
+}
+
+impl NodeProcess {
+    pub async fn spawn(config: &Path, api: &str) -> Self {
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        let child = std::process::Command::new(archy_binary())
+            .args(["node", "run", "--config"])
+            .arg(config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Self {
+            child,
+            api: api.to_owned(),
+        };
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(format!("{api}/v1/status")).await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && v["catalog"]["version"].is_u64()
+            {
+                return node;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "archy node did not come up with a catalog; log: {}",
+            std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+        );
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a power cut or OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
