@@ -8,6 +8,11 @@ eval "$(scripts/setup-podman.sh)"
 export ARCHY_PODMAN_URL
 apps/build.sh build/artifacts
 export ARCHY_TEST_ARTIFACTS="$repo/build/artifacts"
+# The offline signer must not be able to talk to a network: no networking crate in its tree.
+if cargo tree -p archy-sign -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|iroh|rustls|mio|axum|noq|quinn|nostr|socket2|h2) '; then
+  echo "test.sh: FAILED: archy-sign depends on a networking crate (listed above)" >&2
+  exit 1
+fi
 # The crash tests kill a real `archy` process: build the binaries first.
 cargo build --bins
 cargo test --workspace --no-fail-fast
