@@ -32,6 +32,15 @@ pub struct DeveloperIdentity {
 }
 
 impl DeveloperIdentity {
+    /// A new 24-word mnemonic from OS randomness, for `archy dev init`.
+    pub fn new_mnemonic() -> zeroize::Zeroizing<String> {
+        let mut entropy = zeroize::Zeroizing::new([0u8; 32]);
+        rand::fill(&mut entropy[..]);
+        // 32 bytes is always a valid BIP39 entropy length.
+        let mnemonic = bip39::Mnemonic::from_entropy(&entropy[..]).map(|m| m.to_string());
+        zeroize::Zeroizing::new(mnemonic.unwrap_or_default())
+    }
+
     /// DID key at `m/44'/7368'/2'/INDEX'` (SLIP-0010 ed25519), Nostr key at
     /// `m/44'/1237'/ACCOUNT'/0/0` (NIP-06, secp256k1).
     pub fn from_mnemonic(mnemonic: &str, passphrase: &str, index: u32) -> Result<Self, Error> {
@@ -116,5 +125,8 @@ mod tests {
         assert_ne!(a.nostr_public_hex(), c.nostr_public_hex());
         assert!(DeveloperIdentity::from_mnemonic("not words", "", 0).is_err());
         assert_eq!(manifest_d_tag("hello"), "archy:app:hello");
+        let fresh = DeveloperIdentity::new_mnemonic();
+        assert_eq!(fresh.split_whitespace().count(), 24);
+        assert!(DeveloperIdentity::from_mnemonic(&fresh, "", 0).is_ok());
     }
 }

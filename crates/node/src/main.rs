@@ -9,6 +9,7 @@ use archy_node::catalog_build::{self, BuildOptions};
 use archy_node::{NodeConfig, origin};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,27 @@ enum Command {
     },
     /// The node's trust state, catalog freshness and alarms.
     Status,
+    /// Third-party developer identity: one mnemonic, a did:key and a Nostr key.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Create a new developer mnemonic (written 0600 to --out) and show its identities.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show the did:key and Nostr key of a mnemonic (from --mnemonic-file or stdin, never argv).
+    Show {
+        #[arg(long)]
+        mnemonic_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +181,18 @@ enum AppCommand {
     },
     Restart {
         id: String,
+    },
+    /// Check a manifest file: schema, rules, and (with --third-party) the sandbox policy.
+    Validate {
+        manifest: PathBuf,
+        #[arg(long)]
+        third_party: bool,
+    },
+    /// Print the Podman commands installing a manifest would run.
+    Render {
+        manifest: PathBuf,
+        #[arg(long, default_value = "0.0.0.0")]
+        publish_address: std::net::IpAddr,
     },
     /// Update to the version in the current catalog; rolls back if it is not healthy.
     Update {
@@ -302,6 +336,44 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::App {
+            command:
+                AppCommand::Validate {
+                    manifest,
+                    third_party,
+                },
+        } => {
+            let m = read_manifest(&manifest)?;
+            if third_party {
+                m.check_sandbox_policy()
+                    .with_context(|| format!("{}: sandbox policy", manifest.display()))?;
+            }
+            println!(
+                "{}: {} {} is valid{}",
+                manifest.display(),
+                m.id,
+                m.version,
+                if third_party {
+                    " and passes the third-party sandbox policy"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        Command::App {
+            command:
+                AppCommand::Render {
+                    manifest,
+                    publish_address,
+                },
+        } => {
+            for line in archy_orchestrator::render(&read_manifest(&manifest)?, publish_address) {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Dev { command } => dev(command),
         Command::App { command } => {
             let client = Client::new(&cli.api);
             let v = match &command {
@@ -319,6 +391,8 @@ async fn main() -> anyhow::Result<()> {
                         .delete(&format!("/v1/apps/{id}?purge={purge}"))
                         .await?
                 }
+                // Local commands, handled above.
+                AppCommand::Validate { .. } | AppCommand::Render { .. } => return Ok(()),
             };
             print_or(cli.json, &v, |v| match &command {
                 AppCommand::List => {
@@ -346,6 +420,56 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn read_manifest(path: &std::path::Path) -> anyhow::Result<archy_registry::Manifest> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    archy_registry::Manifest::from_yaml(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn dev(command: DevCommand) -> anyhow::Result<()> {
+    use archy_marketplace::DeveloperIdentity;
+    use std::io::{Read, Write};
+    let (mnemonic, index) = match command {
+        DevCommand::Init { out } => {
+            let mnemonic = DeveloperIdentity::new_mnemonic();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+            file.write_all(format!("{}\n", mnemonic.as_str()).as_bytes())?;
+            eprintln!(
+                "wrote a new mnemonic to {} (0600): back it up offline; it is your identity",
+                out.display()
+            );
+            (mnemonic, 0)
+        }
+        DevCommand::Show {
+            mnemonic_file,
+            index,
+        } => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            match &mnemonic_file {
+                Some(path) => {
+                    *text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                }
+                None => {
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading the mnemonic from stdin")?;
+                }
+            }
+            (text, index)
+        }
+    };
+    let id = DeveloperIdentity::from_mnemonic(&mnemonic, "", index)?;
+    println!("did:   {}", id.did());
+    println!("nostr: {} ({})", id.npub(), id.nostr_public_hex());
+    Ok(())
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {

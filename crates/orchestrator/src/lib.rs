@@ -402,83 +402,18 @@ impl Orchestrator {
         secrets: &BTreeMap<String, String>,
     ) -> Result<()> {
         let app = manifest.id.as_str();
-        let name = container_name(app, &c.name);
         let env_file = self.write_env_file(app, c, secrets)?;
-        let mut args: Vec<String> = vec![
-            "create".into(),
-            "--name".into(),
-            name.clone(),
-            "--label".into(),
-            format!("{LABEL_APP}={app}"),
-            "--label".into(),
-            format!("{LABEL_CONTAINER}={}", c.name),
-            "--label".into(),
-            format!("{LABEL_VERSION}={}", manifest.version),
-            "--stop-timeout".into(),
-            c.stop_grace_seconds.to_string(),
-            "--env-file".into(),
-            env_file.display().to_string(),
-        ];
-        for p in &c.ports {
-            args.push("--publish".into());
-            args.push(format!(
-                "{}:{}:{}/{}",
-                self.config.publish_address,
-                p.host,
-                p.container,
-                p.protocol.as_str()
-            ));
-        }
+        let existing = self.engine.volumes_of(app).await?;
         for v in &c.volumes {
             let vol = volume_name(app, &v.name);
-            if !self.engine.volumes_of(app).await?.contains(&vol) {
+            if !existing.contains(&vol) {
+                let label = format!("{LABEL_APP}={app}");
                 self.engine
-                    .run(&[
-                        "volume",
-                        "create",
-                        "--label",
-                        &format!("{LABEL_APP}={app}"),
-                        &vol,
-                    ])
+                    .run(&["volume", "create", "--label", &label, &vol])
                     .await?;
             }
-            // `U`: Podman chowns the volume to the container's user, so an image running
-            // as a non-root uid can write its own data in a rootless container.
-            args.push("--volume".into());
-            args.push(format!(
-                "{vol}:{}:{}U",
-                v.path,
-                if v.read_only { "ro," } else { "" }
-            ));
         }
-        for cap in &c.capabilities {
-            args.push("--cap-add".into());
-            args.push(cap.clone());
-        }
-        if let Some(user) = &c.user {
-            args.push("--user".into());
-            args.push(user.clone());
-        }
-        if c.privileged {
-            args.push("--privileged".into());
-        }
-        match c.network {
-            NetworkMode::Host => args.push("--network=host".into()),
-            // The app's own network: its containers reach each other by container name.
-            NetworkMode::App => {
-                args.push(format!("--network={}", network_name(app)));
-                args.push(format!("--network-alias={}", c.name));
-            }
-        }
-        if c.pid == PidMode::Host {
-            args.push("--pid=host".into());
-        }
-        if let Some(mb) = manifest.resources.memory_mb {
-            args.push("--memory".into());
-            args.push(format!("{mb}m"));
-        }
-        args.push(image.to_owned());
-        args.extend(c.command.iter().cloned());
+        let args = create_args(manifest, c, image, &env_file, self.config.publish_address);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.engine.run(&refs).await?;
         Ok(())
@@ -776,6 +711,141 @@ impl Orchestrator {
     }
 }
 
+/// The `podman create` arguments for one container of a manifest: the single place that
+/// turns the manifest into Podman's terms (used to act, and to render for developers).
+pub fn create_args(
+    manifest: &archy_registry::Manifest,
+    c: &Container,
+    image: &str,
+    env_file: &Path,
+    publish_address: IpAddr,
+) -> Vec<String> {
+    let app = manifest.id.as_str();
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "--name".into(),
+        container_name(app, &c.name),
+        "--label".into(),
+        format!("{LABEL_APP}={app}"),
+        "--label".into(),
+        format!("{LABEL_CONTAINER}={}", c.name),
+        "--label".into(),
+        format!("{LABEL_VERSION}={}", manifest.version),
+        "--stop-timeout".into(),
+        c.stop_grace_seconds.to_string(),
+        "--env-file".into(),
+        env_file.display().to_string(),
+    ];
+    for p in &c.ports {
+        args.push("--publish".into());
+        args.push(format!(
+            "{publish_address}:{}:{}/{}",
+            p.host,
+            p.container,
+            p.protocol.as_str()
+        ));
+    }
+    for v in &c.volumes {
+        // `U`: Podman chowns the volume to the container's user, so an image running
+        // as a non-root uid can write its own data in a rootless container.
+        args.push("--volume".into());
+        args.push(format!(
+            "{}:{}:{}U",
+            volume_name(app, &v.name),
+            v.path,
+            if v.read_only { "ro," } else { "" }
+        ));
+    }
+    for cap in &c.capabilities {
+        args.push("--cap-add".into());
+        args.push(cap.clone());
+    }
+    if let Some(user) = &c.user {
+        args.push("--user".into());
+        args.push(user.clone());
+    }
+    if c.privileged {
+        args.push("--privileged".into());
+    }
+    match c.network {
+        NetworkMode::Host => args.push("--network=host".into()),
+        // The app's own network: its containers reach each other by container name.
+        NetworkMode::App => {
+            args.push(format!("--network={}", network_name(app)));
+            args.push(format!("--network-alias={}", c.name));
+        }
+    }
+    if c.pid == PidMode::Host {
+        args.push("--pid=host".into());
+    }
+    if let Some(mb) = manifest.resources.memory_mb {
+        args.push("--memory".into());
+        args.push(format!("{mb}m"));
+    }
+    args.push(image.to_owned());
+    args.extend(c.command.iter().cloned());
+    args
+}
+
+/// What installing `manifest` would run, as shell-like lines, for `archy app render`.
+/// Image ids are only known after `podman load`, so images show as `<artifact:NAME>`.
+pub fn render(manifest: &archy_registry::Manifest, publish_address: IpAddr) -> Vec<String> {
+    let app = manifest.id.as_str();
+    let mut lines = Vec::new();
+    if manifest
+        .containers
+        .iter()
+        .any(|c| c.network == NetworkMode::App)
+    {
+        lines.push(format!(
+            "podman network create --label {LABEL_APP}={app} {}",
+            network_name(app)
+        ));
+    }
+    for c in &manifest.containers {
+        for v in &c.volumes {
+            lines.push(format!(
+                "podman volume create --label {LABEL_APP}={app} {}",
+                volume_name(app, &v.name)
+            ));
+        }
+    }
+    let order = manifest.start_order().unwrap_or_default();
+    for c in &manifest.containers {
+        let image = match (&c.image.artifact, &c.image.reference) {
+            (Some(a), _) => format!("<artifact:{a}>"),
+            (None, Some(r)) => r.clone(),
+            (None, None) => "<no image>".into(),
+        };
+        let env_file = Path::new("<data>/apps")
+            .join(app)
+            .join("env")
+            .join(format!("{}.env", c.name));
+        let args = create_args(manifest, c, &image, &env_file, publish_address);
+        lines.push(format!("podman {}", shell_words(&args)));
+    }
+    for c in order {
+        lines.push(format!("podman start {}", container_name(app, &c.name)));
+    }
+    lines
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=:./<>,@".contains(c))
+                && !a.is_empty()
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Bytes an unprivileged user may still write on the filesystem holding `path`
 /// (the nearest existing ancestor, as the app's own directories may not exist yet).
 fn free_bytes(path: &Path) -> Result<u64> {
@@ -808,4 +878,43 @@ pub fn default_podman_url() -> String {
 
 pub fn app_data_dir(data_dir: &Path, app: &str) -> PathBuf {
     data_dir.join("apps").join(app)
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_every_podman_step_in_order() {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../apps/hello/manifest.yml"
+        ))
+        .unwrap();
+        let manifest = archy_registry::Manifest::from_yaml(&yaml).unwrap();
+        let lines = render(&manifest, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(
+            lines[0],
+            "podman network create --label archy.app=hello archy-hello"
+        );
+        let create = &lines[1];
+        for part in [
+            "podman create --name archy-hello-web",
+            "--label archy.app=hello",
+            "--stop-timeout 5",
+            "--publish 127.0.0.1:18080:8080/tcp",
+            "--network=archy-hello --network-alias=web",
+            "--memory 32m",
+            "<artifact:image>",
+        ] {
+            assert!(create.contains(part), "{part:?} missing from {create}");
+        }
+        assert_eq!(lines.last().unwrap(), "podman start archy-hello-web");
+    }
+
+    #[test]
+    fn shell_words_quote_what_needs_it() {
+        let args = vec!["echo".to_owned(), "two words".to_owned(), "it's".to_owned()];
+        assert_eq!(shell_words(&args), r"echo 'two words' 'it'\''s'");
+    }
 }

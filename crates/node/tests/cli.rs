@@ -1,0 +1,138 @@
+//! The developer-side `archy` commands, run as a real binary: validate, render, dev.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn archy(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_archy"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../apps/hello/manifest.yml");
+
+#[test]
+fn validate_names_the_field_and_the_rule() {
+    let ok = archy(&["app", "validate", HELLO, "--third-party"], None);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("hello 1.0.0 is valid and passes the third-party sandbox policy"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let hello = std::fs::read_to_string(HELLO).unwrap();
+    let typo = dir.path().join("typo.yml");
+    std::fs::write(&typo, hello.replace("    ports:", "    portz:")).unwrap();
+    let out = archy(&["app", "validate", typo.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("portz"), "{}", text(&out));
+
+    let privileged = dir.path().join("privileged.yml");
+    std::fs::write(
+        &privileged,
+        hello.replace(
+            "    stop_grace_seconds: 5",
+            "    stop_grace_seconds: 5\n    privileged: true",
+        ),
+    )
+    .unwrap();
+    let first_party = archy(&["app", "validate", privileged.to_str().unwrap()], None);
+    assert!(first_party.status.success(), "{}", text(&first_party));
+    let third_party = archy(
+        &[
+            "app",
+            "validate",
+            privileged.to_str().unwrap(),
+            "--third-party",
+        ],
+        None,
+    );
+    assert!(!third_party.status.success());
+    assert!(
+        text(&third_party).contains("containers[0].privileged"),
+        "{}",
+        text(&third_party)
+    );
+}
+
+#[test]
+fn render_prints_the_podman_commands() {
+    let out = archy(
+        &["app", "render", HELLO, "--publish-address", "127.0.0.1"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("podman create --name archy-hello-web"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--publish 127.0.0.1:18080:8080/tcp"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("podman start archy-hello-web"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dev_init_and_show_give_the_same_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.mnemonic");
+    let path = file.to_str().unwrap();
+    let init = archy(&["dev", "init", "--out", path], None);
+    assert!(init.status.success(), "{}", text(&init));
+    let shown = String::from_utf8_lossy(&init.stdout).into_owned();
+    assert!(
+        shown.contains("did:   did:key:z6Mk") && shown.contains("nostr: npub1"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !shown.contains(std::fs::read_to_string(&file).unwrap().trim()),
+        "the mnemonic was printed"
+    );
+
+    let again = archy(&["dev", "show", "--mnemonic-file", path], None);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), shown);
+    let piped = archy(
+        &["dev", "show"],
+        Some(&std::fs::read_to_string(&file).unwrap()),
+    );
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), shown);
+
+    let twice = archy(&["dev", "init", "--out", path], None);
+    assert!(
+        !twice.status.success() && text(&twice).contains("must not exist"),
+        "{}",
+        text(&twice)
+    );
+    assert!(Path::new(path).exists());
+    let bad = archy(&["dev", "show"], Some("not a mnemonic"));
+    assert!(
+        !bad.status.success() && text(&bad).contains("mnemonic"),
+        "{}",
+        text(&bad)
+    );
+}
