@@ -2,6 +2,12 @@
 //! an ed25519 DID (did:key) that signs manifests and a Nostr key (NIP-06) that signs the
 //! NIP-78 events carrying them. Discovery, scoring and publishing build on this.
 
+mod nostr;
+
+pub use nostr::{
+    APP_HASHTAG, Discovery, Listing, discover, publication_event, publish, verify_event,
+};
+
 use archy_registry::keys::KeyPurpose;
 use archy_registry::{PublicKey, SecretKey};
 use nostr_sdk::nips::nip06::FromMnemonic;
@@ -53,6 +59,11 @@ impl DeveloperIdentity {
 
     pub fn did(&self) -> String {
         self.did_key.public().did_key()
+    }
+
+    /// The key that signs this developer's publications.
+    pub fn did_key(&self) -> &SecretKey {
+        &self.did_key
     }
 
     pub fn did_public_key(&self) -> PublicKey {
@@ -130,3 +141,6 @@ mod tests {
         assert!(DeveloperIdentity::from_mnemonic(&fresh, "", 0).is_ok());
     }
 }
+
+#[cfg(test)]
+mod relay_tests;

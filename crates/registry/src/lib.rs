@@ -10,6 +10,7 @@ mod envelope;
 mod error;
 pub mod keys;
 pub mod manifest;
+mod publication;
 mod root;
 mod trust;
 
@@ -20,6 +21,7 @@ pub use envelope::{Envelope, PayloadType, Signature, pae as envelope_pae};
 pub use error::{Error, ValidationError};
 pub use keys::{KeyId, PublicKey, SecretKey};
 pub use manifest::{Manifest, VerifiedManifest};
+pub use publication::{Publication, Publisher, VerifiedPublication};
 pub use root::{KeyEntry, Role, RoleKeys, Root, VerifiedRoot};
 pub use trust::{CatalogUpdate, TrustState};
 
