@@ -1399,3 +1399,126 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
         .unwrap();
     server.abort();
 }
+
+/// The node discovers third-party publications on its relays (a real Nostr relay over
+/// websocket), keeps verified ones, forgets deleted ones, and never lists a forged binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_discovers_third_party_apps_on_relays() {
+    use archy_marketplace::DeveloperIdentity;
+    use nostr_relay_builder::prelude::{LocalRelay, RelayBuilder};
+    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+    relay.run().await.unwrap();
+    let relay_url = relay.url().await.to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let server = serve_bytes(
+        listener,
+        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
+        swarm.clone(),
+    );
+    let config = archy_node::NodeConfig {
+        data_dir: tmp.path().join("node"),
+        origin: Some(url.clone()),
+        pinned_root: Some(root.clone()),
+        podman_url: podman_url(),
+        relays: vec![relay_url.clone()],
+        ..Default::default()
+    };
+    let node = archy_node::Node::start(config).await.unwrap();
+
+    // A developer publishes "notes" (their own node as origin).
+    let dev = DeveloperIdentity::from_mnemonic(
+        "legal winner thank year wave sausage worth useful legal winner thank yellow",
+        "",
+        0,
+    )
+    .unwrap();
+    let manifest_text = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml"))
+        .unwrap()
+        .replace("id: hello", "id: notes")
+        .replace("name: Hello", "name: Notes");
+    let manifest = archy_registry::Manifest::from_yaml(&manifest_text).unwrap();
+    let image = artifacts_dir().join("hello/image.tar");
+    let publication = |nostr: String| {
+        archy_registry::Publication::new(
+            archy_registry::Publisher {
+                did: dev.did(),
+                nostr,
+            },
+            manifest.clone(),
+            vec![archy_registry::Artifact {
+                name: "image".into(),
+                blake3: blake3::hash(&std::fs::read(&image).unwrap())
+                    .to_hex()
+                    .to_string(),
+                size: std::fs::metadata(&image).unwrap().len(),
+                media_type: "application/vnd.oci.image.layout.v1.tar".into(),
+            }],
+            archy_registry::Origin {
+                http: url.clone(),
+                iroh: id.clone(),
+            },
+            chrono::Utc::now(),
+        )
+    };
+    let envelope = publication(dev.nostr_public_hex())
+        .sign(dev.did_key())
+        .unwrap();
+    let event = archy_marketplace::publication_event(&dev, &envelope, "notes").unwrap();
+    archy_marketplace::publish(&event, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+    // A forger reuses the developer's DID-signed envelope under their own Nostr key.
+    let forger = DeveloperIdentity::from_mnemonic(
+        "legal winner thank year wave sausage worth useful legal winner thank yellow",
+        "",
+        7,
+    )
+    .unwrap();
+    let stolen = archy_marketplace::publication_event(&forger, &envelope, "notes").unwrap();
+    archy_marketplace::publish(&stolen, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.rejected.len(), 1, "{:?}", found.rejected);
+    assert!(
+        found.rejected[0].1.contains("binds Nostr key"),
+        "{:?}",
+        found.rejected
+    );
+    let market = node.market().await.unwrap();
+    assert_eq!(market.len(), 1);
+    assert_eq!(
+        (market[0].app_id.as_str(), market[0].did.as_str()),
+        ("notes", dev.did().as_str())
+    );
+    assert_eq!(market[0].author, dev.nostr_public_hex());
+
+    // The developer deletes it: the node forgets it at the next discovery.
+    let deletion = nostr_sdk_event_deletion(&dev, &event);
+    archy_marketplace::publish(&deletion, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+    node.discover_market().await.unwrap();
+    assert!(
+        node.market().await.unwrap().is_empty(),
+        "a deleted publication is still listed"
+    );
+    server.abort();
+    relay.shutdown();
+}
+
+fn nostr_sdk_event_deletion(
+    dev: &archy_marketplace::DeveloperIdentity,
+    event: &nostr_relay_builder::prelude::Event,
+) -> nostr_relay_builder::prelude::Event {
+    use nostr_relay_builder::prelude::*;
+    EventBuilder::delete(EventDeletionRequest::new().id(event.id))
+        .sign_with_keys(dev.nostr_keys())
+        .unwrap()
+}

@@ -23,6 +23,8 @@ pub struct Listing {
     pub app_id: String,
     pub created_at: u64,
     pub publication: VerifiedPublication,
+    /// The DID-signed envelope as received, for storage and re-verification.
+    pub envelope: String,
 }
 
 /// What a discovery pass found.
@@ -88,6 +90,7 @@ pub fn verify_event(event: &Event) -> Result<Listing, String> {
         app_id: app_id.to_owned(),
         created_at: event.created_at.as_secs(),
         publication,
+        envelope: event.content.clone(),
     })
 }
 

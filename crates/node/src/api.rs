@@ -16,6 +16,8 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/catalog/apps", get(catalog_apps))
         .route("/v1/catalog/pull", post(pull))
+        .route("/v1/market", get(market))
+        .route("/v1/market/discover", post(discover))
         .route("/v1/apps", get(apps))
         .route("/v1/apps/{id}", get(app).delete(uninstall))
         .route("/v1/apps/{id}/install", post(install))
@@ -59,6 +61,18 @@ async fn pull(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
     node.pull_catalog()
         .await
         .map(|u| axum::Json(serde_json::json!({ "result": format!("{u:?}") })))
+}
+
+async fn market(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::db::MarketRow>> {
+    node.market().await.map(axum::Json)
+}
+
+async fn discover(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
+    let found = node.discover_market().await?;
+    Ok(axum::Json(serde_json::json!({
+        "listed": found.listings.len(),
+        "rejected": found.rejected.iter().map(|(id, why)| serde_json::json!({"event": id, "reason": why})).collect::<Vec<_>>(),
+    })))
 }
 
 async fn apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::AppView>> {

@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub max_root_rotations: u64,
     /// Seconds between reconciler passes (desired state vs Podman).
     pub reconcile_interval_seconds: u64,
+    /// Nostr relays (ws:// or wss://) to discover third-party apps on.
+    pub relays: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +49,7 @@ impl Default for NodeConfig {
             expiry_warning_days: 7,
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
+            relays: Vec::new(),
         }
     }
 }

@@ -330,3 +330,72 @@ pub async fn alarms(db: &Db) -> sqlx::Result<Vec<Alarm>> {
         })
         .collect())
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketRow {
+    pub author: String,
+    pub app_id: String,
+    pub event_id: String,
+    pub created_at: i64,
+    pub version: String,
+    pub name: String,
+    pub did: String,
+}
+
+/// Keeps the newest listing per (author, app): an older event never replaces a newer one.
+pub async fn upsert_listing(db: &Db, row: &MarketRow, envelope: &[u8]) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO market_listings (author, app_id, event_id, created_at, version, name, did, envelope, discovered_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(author, app_id) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at, \
+         version = excluded.version, name = excluded.name, did = excluded.did, envelope = excluded.envelope, \
+         discovered_at = excluded.discovered_at WHERE excluded.created_at > market_listings.created_at",
+    )
+    .bind(&row.author)
+    .bind(&row.app_id)
+    .bind(&row.event_id)
+    .bind(row.created_at)
+    .bind(&row.version)
+    .bind(&row.name)
+    .bind(&row.did)
+    .bind(envelope)
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Drops listings the relays no longer serve (deleted by their author).
+pub async fn retain_listings(db: &Db, keep: &[(String, String)]) -> sqlx::Result<()> {
+    let rows = market_listings(db).await?;
+    for r in rows {
+        if !keep.iter().any(|(a, id)| *a == r.author && *id == r.app_id) {
+            sqlx::query("DELETE FROM market_listings WHERE author = ? AND app_id = ?")
+                .bind(&r.author)
+                .bind(&r.app_id)
+                .execute(db)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn market_listings(db: &Db) -> sqlx::Result<Vec<MarketRow>> {
+    let rows = sqlx::query(
+        "SELECT author, app_id, event_id, created_at, version, name, did FROM market_listings ORDER BY app_id, author",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MarketRow {
+            author: r.get("author"),
+            app_id: r.get("app_id"),
+            event_id: r.get("event_id"),
+            created_at: r.get("created_at"),
+            version: r.get("version"),
+            name: r.get("name"),
+            did: r.get("did"),
+        })
+        .collect())
+}

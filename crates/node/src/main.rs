@@ -57,11 +57,24 @@ enum Command {
     },
     /// The node's trust state, catalog freshness and alarms.
     Status,
+    /// Third-party apps discovered through Nostr relays.
+    Market {
+        #[command(subcommand)]
+        command: MarketCommand,
+    },
     /// Third-party developer identity: one mnemonic, a did:key and a Nostr key.
     Dev {
         #[command(subcommand)]
         command: DevCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum MarketCommand {
+    /// Verified publications the node knows, newest per publisher and app.
+    List,
+    /// Ask the configured relays now.
+    Discover,
 }
 
 #[derive(Subcommand)]
@@ -374,6 +387,36 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dev { command } => dev(command),
+        Command::Market { command } => {
+            let client = Client::new(&cli.api);
+            match command {
+                MarketCommand::List => {
+                    let v = client.get("/v1/market").await?;
+                    print_or(cli.json, &v, |v| {
+                        for l in v.as_array().into_iter().flatten() {
+                            println!(
+                                "{:<16} {:<10} {:<24} by {} ({}…)",
+                                s(l, "app_id"),
+                                s(l, "version"),
+                                s(l, "name"),
+                                s(l, "did"),
+                                &s(l, "author")[..s(l, "author").len().min(12)]
+                            );
+                        }
+                    });
+                }
+                MarketCommand::Discover => {
+                    let v = client.post("/v1/market/discover").await?;
+                    print_or(cli.json, &v, |v| {
+                        println!("{} publication(s) listed", v["listed"]);
+                        for r in v["rejected"].as_array().into_iter().flatten() {
+                            println!("rejected {}: {}", s(r, "event"), s(r, "reason"));
+                        }
+                    });
+                }
+            }
+            Ok(())
+        }
         Command::App { command } => {
             let client = Client::new(&cli.api);
             let v = match &command {

@@ -428,6 +428,41 @@ impl Node {
         Ok(Some(body))
     }
 
+    /// Discovers third-party publications on the configured relays and stores the newest
+    /// verified one per (publisher, app). A relay that is down or lies costs only its share.
+    pub async fn discover_market(&self) -> Result<archy_marketplace::Discovery, NodeError> {
+        if self.config.relays.is_empty() {
+            return Ok(Default::default());
+        }
+        let found = archy_marketplace::discover(&self.config.relays, Duration::from_secs(10))
+            .await
+            .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
+        let mut keep = Vec::new();
+        for l in &found.listings {
+            let p = l.publication.publication();
+            let row = db::MarketRow {
+                author: l.author.clone(),
+                app_id: l.app_id.clone(),
+                event_id: l.event_id.clone(),
+                created_at: l.created_at as i64,
+                version: p.manifest.version.to_string(),
+                name: p.manifest.name.clone(),
+                did: p.publisher.did.clone(),
+            };
+            db::upsert_listing(&self.db, &row, l.envelope.as_bytes()).await?;
+            keep.push((l.author.clone(), l.app_id.clone()));
+        }
+        db::retain_listings(&self.db, &keep).await?;
+        for (event, reason) in &found.rejected {
+            warn!(%event, %reason, "relay publication rejected");
+        }
+        Ok(found)
+    }
+
+    pub async fn market(&self) -> Result<Vec<db::MarketRow>, NodeError> {
+        Ok(db::market_listings(&self.db).await?)
+    }
+
     /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
     pub async fn pull_loop(self: Arc<Self>) {
         let mut interval = tokio::time::interval(Duration::from_secs(
@@ -438,6 +473,9 @@ impl Node {
             interval.tick().await;
             if let Err(e) = self.pull_catalog().await {
                 warn!(error = %e, "catalog pull failed");
+            }
+            if let Err(e) = self.discover_market().await {
+                warn!(error = %e, "marketplace discovery failed");
             }
         }
     }
