@@ -1210,18 +1210,7 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
         swarm,
     );
     let api = format!("http://127.0.0.1:{}", free_port());
-    let config = tmp.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"node\"\norigin = \"{url}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
-             publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\n",
-            root.display(),
-            podman_url(),
-            api.trim_start_matches("http://")
-        ),
-    )
-    .unwrap();
+    let config = write_node_config(tmp.path(), &url, &root, &api, "");
 
     let mut node = NodeProcess::spawn(&config, &api).await;
     let response = reqwest::Client::new()
@@ -1309,18 +1298,13 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     let slot: CatalogSlot = std::sync::Arc::new(std::sync::Mutex::new(v1));
     let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
     let api = format!("http://127.0.0.1:{}", free_port());
-    let config = tmp.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"node\"\norigin = \"{url}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
-             publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\nreconcile_interval_seconds = 1\n",
-            root.display(),
-            podman_url(),
-            api.trim_start_matches("http://")
-        ),
-    )
-    .unwrap();
+    let config = write_node_config(
+        tmp.path(),
+        &url,
+        &root,
+        &api,
+        "reconcile_interval_seconds = 1\n",
+    );
     let client = reqwest::Client::new();
     let mut node = NodeProcess::spawn(&config, &api).await;
     let app: serde_json::Value = client

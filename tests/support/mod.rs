@@ -337,6 +337,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A `node.toml` in `dir` for an `archy node run` child process (`extra` is appended TOML).
+pub fn write_node_config(dir: &Path, origin: &str, root: &Path, api: &str, extra: &str) -> PathBuf {
+    let config = dir.join("node.toml");
+    let text = format!(
+        "data_dir = \"node\"\norigin = \"{origin}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
+         publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\n{extra}",
+        root.display(),
+        podman_url(),
+        api.trim_start_matches("http://")
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// `archy node run` as a real child process, killed (SIGKILL) when dropped.
 pub struct NodeProcess {
     pub child: std::process::Child,

@@ -59,6 +59,15 @@ struct PsEntry {
     labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl PsEntry {
+    fn into_info(self) -> ContainerInfo {
+        ContainerInfo {
+            name: self.names.into_iter().next().unwrap_or_default(),
+            state: ContainerState::parse(&self.state),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct VolumeEntry {
@@ -121,27 +130,19 @@ impl Engine {
         }
     }
 
-    pub async fn containers_of(&self, app: &str) -> Result<Vec<ContainerInfo>> {
+    /// `podman ps --all` for containers carrying `label` (`key` or `key=value`).
+    async fn ps(&self, label: &str) -> Result<Vec<PsEntry>> {
+        let filter = format!("label={label}");
         let out = self
-            .run(&[
-                "ps",
-                "--all",
-                "--filter",
-                &format!("label={LABEL_APP}={app}"),
-                "--format",
-                "json",
-            ])
+            .run(&["ps", "--all", "--filter", &filter, "--format", "json"])
             .await?;
-        let entries: Vec<PsEntry> =
-            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
-                .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))?;
-        Ok(entries
-            .into_iter()
-            .map(|e| ContainerInfo {
-                name: e.names.into_iter().next().unwrap_or_default(),
-                state: ContainerState::parse(&e.state),
-            })
-            .collect())
+        serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+            .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))
+    }
+
+    pub async fn containers_of(&self, app: &str) -> Result<Vec<ContainerInfo>> {
+        let entries = self.ps(&format!("{LABEL_APP}={app}")).await?;
+        Ok(entries.into_iter().map(PsEntry::into_info).collect())
     }
 
     /// Every container carrying an `archy.app` label, grouped by app: one Podman call for a
@@ -149,28 +150,11 @@ impl Engine {
     pub async fn containers_by_app(
         &self,
     ) -> Result<std::collections::BTreeMap<String, Vec<ContainerInfo>>> {
-        let out = self
-            .run(&[
-                "ps",
-                "--all",
-                "--filter",
-                &format!("label={LABEL_APP}"),
-                "--format",
-                "json",
-            ])
-            .await?;
-        let entries: Vec<PsEntry> =
-            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
-                .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))?;
         let mut by_app: std::collections::BTreeMap<String, Vec<ContainerInfo>> = Default::default();
-        for e in entries {
-            let Some(app) = e.labels.as_ref().and_then(|l| l.get(LABEL_APP)).cloned() else {
-                continue;
-            };
-            by_app.entry(app).or_default().push(ContainerInfo {
-                name: e.names.into_iter().next().unwrap_or_default(),
-                state: ContainerState::parse(&e.state),
-            });
+        for e in self.ps(LABEL_APP).await? {
+            if let Some(app) = e.labels.as_ref().and_then(|l| l.get(LABEL_APP)).cloned() {
+                by_app.entry(app).or_default().push(e.into_info());
+            }
         }
         Ok(by_app)
     }
