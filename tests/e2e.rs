@@ -39,6 +39,7 @@ fn edit_payload(env: &Envelope, edit: impl FnOnce(&mut serde_json::Value)) -> En
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_catalogs_are_refused_and_nothing_is_installed() {
     let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let root = keys.write_root(tmp.path());
