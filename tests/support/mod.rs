@@ -272,12 +272,8 @@ pub async fn start_node_with(
 }
 
 /// A copy of the repo's hello app with its manifest edited, for failure cases.
-pub fn hello_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
-    let apps = dir.join("apps");
-    std::fs::create_dir_all(apps.join("hello")).unwrap();
-    let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
-    std::fs::write(apps.join("hello/manifest.yml"), edit(manifest)).unwrap();
-    apps
+pub fn hello_variant(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    apps_from_hello(dir, &[("hello", 18080, &edit)])
 }
 
 /// A swarm node holding the hello image, to stand behind test origins; and its endpoint id.
