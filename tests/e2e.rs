@@ -901,7 +901,7 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     let c2 = signed_catalog_after(&v2, &keys, &url, &id, 2, 30, Some(&c1)).to_bytes();
     *slot.lock().unwrap() = c2.clone();
     node.pull_catalog().await.unwrap();
-    let err = node.update("hello").await.unwrap_err();
+    let err = node.update("hello", false).await.unwrap_err();
     assert!(
         err.message.contains("rolled back to 1.0.0") && err.message.contains("404"),
         "{}",
@@ -919,7 +919,7 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     let c3 = signed_catalog_after(&v3, &keys, &url, &id, 3, 30, Some(&c2)).to_bytes();
     *slot.lock().unwrap() = c3;
     node.pull_catalog().await.unwrap();
-    let app = node.update("hello").await.expect("update to 1.2.0");
+    let app = node.update("hello", false).await.expect("update to 1.2.0");
     assert_eq!(
         (app.version.as_str(), app.state.as_str()),
         ("1.2.0", "running")
@@ -928,7 +928,7 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     assert_eq!(read_data().await.trim(), "keep");
     assert_eq!(token_in_app().await.trim(), token);
     assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token);
-    let err = node.update("hello").await.unwrap_err();
+    let err = node.update("hello", false).await.unwrap_err();
     assert!(err.message.contains("nothing newer"), "{}", err.message);
 
     // The version survives a restart, and purge removes data and secrets.
@@ -1077,7 +1077,7 @@ async fn app_dependencies_are_enforced() {
     *slot.lock().unwrap() =
         signed_catalog_after(&apps2, &keys, &url, &id, 2, 30, Some(&catalog)).to_bytes();
     node.pull_catalog().await.unwrap();
-    let err = node.update("greeter").await.unwrap_err();
+    let err = node.update("greeter", false).await.unwrap_err();
     assert!(
         err.message
             .contains("hello 1.0.0 is installed, which is outside ^2"),
@@ -1507,3 +1507,6 @@ fn nostr_sdk_event_deletion(
         .sign_with_keys(dev.nostr_keys())
         .unwrap()
 }
+
+#[path = "e2e/market.rs"]
+mod market;

@@ -18,6 +18,9 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/catalog/pull", post(pull))
         .route("/v1/market", get(market))
         .route("/v1/market/discover", post(discover))
+        .route("/v1/market/{app}", get(market_show))
+        .route("/v1/market/{app}/install", post(market_install))
+        .route("/v1/publish/{app}/{artifact}", post(publish_artifact))
         .route("/v1/apps", get(apps))
         .route("/v1/apps/{id}", get(app).delete(uninstall))
         .route("/v1/apps/{id}/install", post(install))
@@ -101,14 +104,24 @@ async fn install(
     if !q.stream {
         return node.install(&id).await.map(axum::Json).into_response();
     }
+    stream_progress(move |sink| async move { node.install_with_progress(&id, &sink).await })
+}
+
+/// Runs an operation that reports progress, streaming newline-delimited JSON: progress
+/// events, then `{"result": …}` or `{"error": …}`. The operation runs to its end even if the
+/// client goes away: operations never stop halfway.
+fn stream_progress<F, Fut>(operation: F) -> Response
+where
+    F: FnOnce(Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<crate::node::AppView, NodeError>> + Send,
+{
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
-    // The install runs to its end even if the client goes away: operations never stop halfway.
     tokio::spawn(async move {
         let events = tx.clone();
-        let sink = move |p: archy_orchestrator::Progress| {
+        let sink = Box::new(move |p: archy_orchestrator::Progress| {
             let _ = events.send(serde_json::json!({ "progress": p }));
-        };
-        let last = match node.install_with_progress(&id, &sink).await {
+        });
+        let last = match operation(sink).await {
             Ok(app) => serde_json::json!({ "result": app }),
             Err(e) => serde_json::json!({ "error": e.message, "kind": e.kind }),
         };
@@ -126,6 +139,89 @@ async fn install(
         .into_response()
 }
 
+async fn market_show(
+    State(node): State<Arc<Node>>,
+    Path(app): Path<String>,
+) -> ApiResult<Vec<crate::node::MarketDetail>> {
+    node.market_show(&app).await.map(axum::Json)
+}
+
+#[derive(Deserialize)]
+struct MarketInstallQuery {
+    /// The publisher's Nostr key (hex, or a prefix), when several list the app.
+    publisher: Option<String>,
+    /// The operator accepts a publisher below the trust threshold.
+    #[serde(default)]
+    approve: bool,
+    #[serde(default)]
+    stream: bool,
+}
+
+async fn market_install(
+    State(node): State<Arc<Node>>,
+    Path(app): Path<String>,
+    Query(q): Query<MarketInstallQuery>,
+) -> Response {
+    let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
+        node.install_listing(&app, q.publisher.as_deref(), q.approve, &sink)
+            .await
+    };
+    if q.stream {
+        stream_progress(run)
+    } else {
+        run(Box::new(|_| {})).await.map(axum::Json).into_response()
+    }
+}
+
+/// A developer's artifact, uploaded by `archy app publish` from the same machine: imported
+/// and pinned so this node serves it as the publication's origin.
+async fn publish_artifact(
+    State(node): State<Arc<Node>>,
+    Path((app, artifact)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> ApiResult<serde_json::Value> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if !valid(&app) || !valid(&artifact) {
+        return Err(NodeError::new(
+            ErrorKind::Refused,
+            "app and artifact names are letters, digits, '-' and '_' (at most 64)",
+        ));
+    }
+    let dir = node.config().data_dir.join("tmp");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))?;
+    let path = dir.join(format!("publish-{app}-{artifact}-{}", std::process::id()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk.map_err(std::io::Error::other)?)
+                .await?;
+        }
+        file.flush().await
+    }
+    .await;
+    let result = match written {
+        Ok(()) => node.import_artifact(&app, &artifact, &path).await,
+        Err(e) => Err(NodeError::new(
+            ErrorKind::Internal,
+            format!("receiving artifact {artifact}: {e}"),
+        )),
+    };
+    let _ = std::fs::remove_file(&path);
+    let blob = result?;
+    Ok(axum::Json(
+        serde_json::json!({ "blake3": blob.hex(), "size": blob.size }),
+    ))
+}
+
 async fn start(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
@@ -140,11 +236,19 @@ async fn restart(
     node.restart_app(&id).await.map(axum::Json)
 }
 
+#[derive(Deserialize)]
+struct UpdateQuery {
+    /// The operator accepts a third-party publisher below the trust threshold.
+    #[serde(default)]
+    approve: bool,
+}
+
 async fn update(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
+    Query(q): Query<UpdateQuery>,
 ) -> ApiResult<crate::node::AppView> {
-    node.update(&id).await.map(axum::Json)
+    node.update(&id, q.approve).await.map(axum::Json)
 }
 
 async fn stop(

@@ -33,6 +33,14 @@ pub struct NodeConfig {
     pub reconcile_interval_seconds: u64,
     /// Nostr relays (ws:// or wss://) to discover third-party apps on.
     pub relays: Vec<String>,
+    /// The operator's own Nostr keys (npub or hex): the roots of the web of trust that
+    /// scores third-party publishers.
+    pub trusted_keys: Vec<String>,
+    /// Publishers scoring below this (0..100) need explicit approval to install.
+    pub market_min_score: u8,
+    /// Where to serve this node's blobs over HTTP (read-only: blobs and the swarm address),
+    /// for peers and as a developer's origin. Off unless set.
+    pub blobs_listen: Option<SocketAddr>,
 }
 
 impl Default for NodeConfig {
@@ -50,6 +58,9 @@ impl Default for NodeConfig {
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
             relays: Vec::new(),
+            trusted_keys: Vec::new(),
+            market_min_score: 50,
+            blobs_listen: None,
         }
     }
 }

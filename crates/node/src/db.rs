@@ -143,11 +143,16 @@ pub struct AppRow {
     pub catalog_version: i64,
     pub desired: String,
     pub installed_at: String,
+    /// Set for third-party apps: the publisher's Nostr key (hex).
+    pub publisher: Option<String>,
+    /// Set for third-party apps: the DID-signed publication they were installed from.
+    #[serde(skip)]
+    pub publication: Option<Vec<u8>>,
 }
 
 pub async fn apps(db: &Db) -> sqlx::Result<Vec<AppRow>> {
     let rows = sqlx::query(
-        "SELECT id, version, catalog_version, desired, installed_at FROM apps ORDER BY id",
+        "SELECT id, version, catalog_version, desired, installed_at, publisher, publication FROM apps ORDER BY id",
     )
     .fetch_all(db)
     .await?;
@@ -155,7 +160,7 @@ pub async fn apps(db: &Db) -> sqlx::Result<Vec<AppRow>> {
 }
 
 pub async fn app(db: &Db, id: &str) -> sqlx::Result<Option<AppRow>> {
-    sqlx::query("SELECT id, version, catalog_version, desired, installed_at FROM apps WHERE id = ?")
+    sqlx::query("SELECT id, version, catalog_version, desired, installed_at, publisher, publication FROM apps WHERE id = ?")
         .bind(id)
         .fetch_optional(db)
         .await
@@ -169,6 +174,8 @@ fn app_row(r: sqlx::sqlite::SqliteRow) -> AppRow {
         catalog_version: r.get("catalog_version"),
         desired: r.get("desired"),
         installed_at: r.get("installed_at"),
+        publisher: r.get("publisher"),
+        publication: r.get("publication"),
     }
 }
 
@@ -184,6 +191,43 @@ pub async fn insert_app(
         .bind(catalog_version as i64)
         .bind(now())
         .bind(now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a third-party app installed from `publication` (catalog version 0: none).
+pub async fn insert_third_party_app(
+    db: &Db,
+    id: &str,
+    version: &str,
+    publisher: &str,
+    publication: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO apps (id, version, catalog_version, desired, installed_at, updated_at, publisher, publication) VALUES (?, ?, 0, 'running', ?, ?, ?, ?)")
+        .bind(id)
+        .bind(version)
+        .bind(now())
+        .bind(now())
+        .bind(publisher)
+        .bind(publication)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a finished update of a third-party app to the version `publication` carries.
+pub async fn update_third_party_app(
+    db: &Db,
+    id: &str,
+    version: &str,
+    publication: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE apps SET version = ?, publication = ?, updated_at = ? WHERE id = ?")
+        .bind(version)
+        .bind(publication)
+        .bind(now())
+        .bind(id)
         .execute(db)
         .await?;
     Ok(())
@@ -398,4 +442,72 @@ pub async fn market_listings(db: &Db) -> sqlx::Result<Vec<MarketRow>> {
             did: r.get("did"),
         })
         .collect())
+}
+
+/// The stored publication envelope of a listing.
+pub async fn listing_envelope(
+    db: &Db,
+    author: &str,
+    app_id: &str,
+) -> sqlx::Result<Option<Vec<u8>>> {
+    sqlx::query("SELECT envelope FROM market_listings WHERE author = ? AND app_id = ?")
+        .bind(author)
+        .bind(app_id)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("envelope")))
+}
+
+/// Listings of `app_id` (by any publisher).
+pub async fn listings_of(db: &Db, app_id: &str) -> sqlx::Result<Vec<MarketRow>> {
+    Ok(market_listings(db)
+        .await?
+        .into_iter()
+        .filter(|r| r.app_id == app_id)
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreRow {
+    pub author: String,
+    pub score: u8,
+    /// The explanation, as the marketplace produced it (JSON).
+    pub explanation: serde_json::Value,
+    pub computed_at: String,
+}
+
+pub async fn store_score(
+    db: &Db,
+    author: &str,
+    score: u8,
+    explanation: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO market_scores (author, score, explanation, computed_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT(author) DO UPDATE SET score = excluded.score, explanation = excluded.explanation, \
+         computed_at = excluded.computed_at",
+    )
+    .bind(author)
+    .bind(score as i64)
+    .bind(explanation.to_string())
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn score(db: &Db, author: &str) -> sqlx::Result<Option<ScoreRow>> {
+    let row = sqlx::query(
+        "SELECT author, score, explanation, computed_at FROM market_scores WHERE author = ?",
+    )
+    .bind(author)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| ScoreRow {
+        author: r.get("author"),
+        score: r.get::<i64, _>("score").clamp(0, 100) as u8,
+        explanation: serde_json::from_str(r.get::<&str, _>("explanation"))
+            .unwrap_or(serde_json::Value::Null),
+        computed_at: r.get("computed_at"),
+    }))
 }

@@ -7,14 +7,27 @@ pub mod config;
 pub mod db;
 pub mod node;
 pub mod origin;
+pub mod publish;
 
 use std::sync::Arc;
+
+use anyhow::Context;
 
 pub use config::NodeConfig;
 pub use node::Node;
 
-/// Runs a started node: the API on `listener`, the catalog pull loop and the reconciler.
+/// Runs a started node: the API on `listener`, the catalog pull loop and the reconciler,
+/// and the read-only blob server when `blobs_listen` is configured.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let blobs = match node.config().blobs_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding blobs_listen {addr}"))?;
+            Some(tokio::spawn(serve_blobs(node.clone(), listener)))
+        }
+        None => None,
+    };
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
     let app = api::routes(node.clone());
@@ -23,8 +36,21 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
         .await;
     pull.abort();
     reconcile.abort();
+    if let Some(blobs) = blobs {
+        blobs.abort();
+    }
     node.shutdown().await;
     Ok(result?)
+}
+
+/// Serves the node's blobs (and its swarm address) over HTTP on `listener`: read-only, safe
+/// to expose beyond loopback, unlike the API.
+pub async fn serve_blobs(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    node.set_blobs_url(format!("http://{addr}"));
+    tracing::info!(%addr, "serving blobs over HTTP");
+    axum::serve(listener, archy_swarm::http_routes(node.swarm().clone())).await?;
+    Ok(())
 }
 
 /// SIGINT or SIGTERM (what a service manager sends).

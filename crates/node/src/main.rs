@@ -75,6 +75,19 @@ enum MarketCommand {
     List,
     /// Ask the configured relays now.
     Discover,
+    /// Each publisher's listing of an app: its local id, sandbox verdict and trust score,
+    /// with every point explained.
+    Show { app: String },
+    /// Install a third-party app: sandboxed, under its publisher's namespace.
+    Install {
+        app: String,
+        /// The publisher's Nostr key (hex or a prefix), when several list the app.
+        #[arg(long)]
+        publisher: Option<String>,
+        /// Accept a publisher who scores below the node's threshold.
+        #[arg(long)]
+        approve: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,9 +220,33 @@ enum AppCommand {
         #[arg(long, default_value = "0.0.0.0")]
         publish_address: std::net::IpAddr,
     },
-    /// Update to the version in the current catalog; rolls back if it is not healthy.
+    /// Update to the version in the current catalog (a third-party app: its publisher's
+    /// newest listing); rolls back if it is not healthy.
     Update {
         id: String,
+        /// Accept a third-party publisher who now scores below the node's threshold.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Publish a third-party app: your node serves the artifacts, your DID signs the
+    /// manifest, your Nostr key signs the NIP-78 event sent to the relays.
+    Publish {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// NAME=FILE for each artifact the manifest declares.
+        #[arg(long = "artifact", value_parser = parse_artifact)]
+        artifacts: Vec<(String, PathBuf)>,
+        /// The developer mnemonic (`archy dev init`); never on the command line.
+        #[arg(long)]
+        mnemonic_file: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+        /// A relay to publish to (repeat for several).
+        #[arg(long = "relay", required = true)]
+        relays: Vec<String>,
+        /// Where nodes fetch the artifacts over HTTP (default: your node's blobs_url).
+        #[arg(long)]
+        origin_http: Option<String>,
     },
     /// Remove the app; its data stays unless --purge.
     Uninstall {
@@ -386,6 +423,44 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::App {
+            command:
+                AppCommand::Publish {
+                    manifest,
+                    artifacts,
+                    mnemonic_file,
+                    index,
+                    relays,
+                    origin_http,
+                },
+        } => {
+            let m = read_manifest(&manifest)?;
+            let mnemonic = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&mnemonic_file)
+                    .with_context(|| format!("reading {}", mnemonic_file.display()))?,
+            );
+            let identity =
+                archy_marketplace::DeveloperIdentity::from_mnemonic(&mnemonic, "", index)?;
+            let published = archy_node::publish::publish(archy_node::publish::PublishRequest {
+                api: &cli.api,
+                manifest: m,
+                artifacts: artifacts.into_iter().collect(),
+                identity: &identity,
+                relays: &relays,
+                origin_http,
+            })
+            .await?;
+            for a in &published.artifacts {
+                println!("artifact {:<12} {} ({} bytes)", a.name, a.blake3, a.size);
+            }
+            println!("event     {}", published.event_id);
+            println!("relays    {}", published.accepted_by.join(", "));
+            println!(
+                "nodes install it as {} (`archy market install`)",
+                published.local_id
+            );
+            Ok(())
+        }
         Command::Dev { command } => dev(command),
         Command::Market { command } => {
             let client = Client::new(&cli.api);
@@ -405,6 +480,23 @@ async fn main() -> anyhow::Result<()> {
                         }
                     });
                 }
+                MarketCommand::Show { app } => {
+                    let v = client.get(&format!("/v1/market/{app}")).await?;
+                    print_or(cli.json, &v, print_market_details);
+                }
+                MarketCommand::Install {
+                    app,
+                    publisher,
+                    approve,
+                } => {
+                    let mut query = format!("approve={approve}");
+                    if let Some(p) = publisher {
+                        query.push_str(&format!("&publisher={p}"));
+                    }
+                    let url = format!("/v1/market/{app}/install?{query}&stream=true");
+                    let v = client.stream_operation(&url, &app, cli.json).await?;
+                    print_or(cli.json, &v, print_app);
+                }
                 MarketCommand::Discover => {
                     let v = client.post("/v1/market/discover").await?;
                     print_or(cli.json, &v, |v| {
@@ -420,7 +512,10 @@ async fn main() -> anyhow::Result<()> {
         Command::App { command } => {
             let client = Client::new(&cli.api);
             let v = match &command {
-                AppCommand::Install { id } => client.install_with_progress(id, cli.json).await?,
+                AppCommand::Install { id } => {
+                    let url = format!("/v1/apps/{id}/install?stream=true");
+                    client.stream_operation(&url, id, cli.json).await?
+                }
                 AppCommand::List => client.get("/v1/apps").await?,
                 AppCommand::Status { id } => client.get(&format!("/v1/apps/{id}")).await?,
                 AppCommand::Start { id } => client.post(&format!("/v1/apps/{id}/start")).await?,
@@ -428,14 +523,20 @@ async fn main() -> anyhow::Result<()> {
                 AppCommand::Restart { id } => {
                     client.post(&format!("/v1/apps/{id}/restart")).await?
                 }
-                AppCommand::Update { id } => client.post(&format!("/v1/apps/{id}/update")).await?,
+                AppCommand::Update { id, approve } => {
+                    client
+                        .post(&format!("/v1/apps/{id}/update?approve={approve}"))
+                        .await?
+                }
                 AppCommand::Uninstall { id, purge } => {
                     client
                         .delete(&format!("/v1/apps/{id}?purge={purge}"))
                         .await?
                 }
                 // Local commands, handled above.
-                AppCommand::Validate { .. } | AppCommand::Render { .. } => return Ok(()),
+                AppCommand::Validate { .. }
+                | AppCommand::Render { .. }
+                | AppCommand::Publish { .. } => return Ok(()),
             };
             print_or(cli.json, &v, |v| match &command {
                 AppCommand::List => {
@@ -540,6 +641,62 @@ fn print_app(a: &Value) {
     }
     for c in a["containers"].as_array().into_iter().flatten() {
         println!("  container {:<28} {}", s(c, "name"), s(c, "state"));
+    }
+}
+
+fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=FILE"))?;
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+fn print_market_details(v: &Value) {
+    for d in v.as_array().into_iter().flatten() {
+        let l = &d["listing"];
+        println!(
+            "{} {} ({}) by {}",
+            s(l, "app_id"),
+            s(l, "version"),
+            s(l, "name"),
+            s(l, "did")
+        );
+        println!("  publisher: {}", s(l, "author"));
+        if let Some(id) = d["local_id"].as_str() {
+            println!(
+                "  installs as: {id}{}",
+                if d["installed"].as_bool() == Some(true) {
+                    "  [installed]"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(desc) = d["description"].as_str().filter(|d| !d.is_empty()) {
+            println!("  {desc}");
+        }
+        println!("  sandbox policy: {}", s(d, "sandbox"));
+        if let Some(origin) = d["origin"].as_str() {
+            println!("  origin: {origin}");
+        }
+        match d["score"].as_object() {
+            Some(score) => {
+                println!(
+                    "  trust score: {}/100 (install without --approve needs {})",
+                    score["score"], d["threshold"]
+                );
+                for term in score["explanation"].as_array().into_iter().flatten() {
+                    match term["points"].as_f64() {
+                        Some(p) => println!("    {p:+6} {}", s(term, "reason")),
+                        None => println!("    {}", s(term, "reason")),
+                    }
+                }
+            }
+            None => println!(
+                "  trust score: not computed yet (counts as 0; needs --approve below {})",
+                d["threshold"]
+            ),
+        }
     }
 }
 
@@ -648,10 +805,10 @@ impl Client {
             .await
     }
 
-    /// Streams the install's progress events and draws them; returns the final app.
-    async fn install_with_progress(&self, id: &str, quiet: bool) -> anyhow::Result<Value> {
+    /// Streams an operation's progress events and draws them; returns the final app.
+    async fn stream_operation(&self, path: &str, id: &str, quiet: bool) -> anyhow::Result<Value> {
         use futures::StreamExt;
-        let url = format!("{}/v1/apps/{id}/install?stream=true", self.base);
+        let url = format!("{}{path}", self.base);
         let response = self.http.post(&url).send().await.with_context(|| {
             format!(
                 "cannot reach the node API at {} (is `archy node run` running?)",

@@ -8,7 +8,9 @@ use anyhow::Context;
 use archy_orchestrator::{
     AppRuntime, Orchestrator, OrchestratorConfig, Progress, ProgressSink, Stage,
 };
-use archy_registry::{CatalogUpdate, TrustState, VerifiedApp, VerifiedCatalog, VerifiedRoot};
+use archy_registry::{
+    CatalogUpdate, TrustState, VerifiedApp, VerifiedCatalog, VerifiedPublication, VerifiedRoot,
+};
 use archy_swarm::{BlobRef, PeerAddr, Swarm, SwarmConfig};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -88,6 +90,8 @@ pub struct Node {
     last_pull: std::sync::Mutex<PullStatus>,
     /// One lifecycle operation at a time keeps Podman and sqlite in step.
     operation: Mutex<()>,
+    /// Where this node serves blobs over HTTP (`blobs_listen`), once bound.
+    blobs_url: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +126,24 @@ pub struct StatusView {
     pub alarms: Vec<db::Alarm>,
     pub podman_url: String,
     pub swarm: archy_swarm::SwarmMetrics,
+    /// Where this node serves its blobs over HTTP (for peers, and as a developer's origin).
+    pub blobs_url: Option<String>,
+}
+
+/// One publisher's listing of an app, as `archy market show` presents it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketDetail {
+    pub listing: db::MarketRow,
+    /// The id the app gets on this node (`<id>.<publisher key prefix>`).
+    pub local_id: Option<String>,
+    pub description: String,
+    /// "passes", or why the sandbox policy (or verification) refuses it.
+    pub sandbox: String,
+    pub origin: Option<String>,
+    pub installed: bool,
+    pub score: Option<db::ScoreRow>,
+    /// Below this score an install needs `--approve`.
+    pub threshold: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +232,7 @@ impl Node {
             http,
             last_pull: Default::default(),
             operation: Mutex::new(()),
+            blobs_url: std::sync::OnceLock::new(),
         });
         node.recover_interrupted().await?;
         Ok(node)
@@ -227,6 +250,23 @@ impl Node {
 
     pub fn swarm(&self) -> &Arc<Swarm> {
         &self.swarm
+    }
+
+    /// Records where [`crate::serve_blobs`] listens, for `archy status` and publishing.
+    pub fn set_blobs_url(&self, url: String) {
+        let _ = self.blobs_url.set(url);
+    }
+
+    /// Imports a developer's artifact into the store and pins it, so this node serves it as
+    /// the publication's origin. Returns its hash and size.
+    pub async fn import_artifact(
+        &self,
+        app_id: &str,
+        name: &str,
+        path: &std::path::Path,
+    ) -> Result<BlobRef, NodeError> {
+        let tag = format!("archy/publish/{app_id}/{name}");
+        self.swarm.import_file(path, &tag).await.map_err(internal)
     }
 
     /// An install that never finished is rolled back: no app stays "installing" forever.
@@ -463,6 +503,49 @@ impl Node {
         Ok(db::market_listings(&self.db).await?)
     }
 
+    /// Everything an operator needs to decide on a third-party app: each publisher's listing
+    /// re-verified, the id it would get here, its sandbox verdict and the publisher's score.
+    pub async fn market_show(&self, app_id: &str) -> Result<Vec<MarketDetail>, NodeError> {
+        let listings = db::listings_of(&self.db, app_id).await?;
+        if listings.is_empty() {
+            return Err(NodeError::new(
+                ErrorKind::NotFound,
+                format!("no marketplace listing of {app_id:?}"),
+            ));
+        }
+        let mut out = Vec::new();
+        for listing in listings {
+            let envelope = db::listing_envelope(&self.db, &listing.author, &listing.app_id)
+                .await?
+                .unwrap_or_default();
+            let (local_id, sandbox, origin, description) =
+                match third_party_app(&envelope, &listing.author) {
+                    Ok((verified, app)) => (
+                        Some(app.manifest.id.clone()),
+                        "passes".to_owned(),
+                        Some(verified.publication().origin.http.clone()),
+                        app.manifest.description.clone(),
+                    ),
+                    Err(e) => (None, e.message, None, String::new()),
+                };
+            let installed = match &local_id {
+                Some(id) => db::app(&self.db, id).await?.is_some(),
+                None => false,
+            };
+            out.push(MarketDetail {
+                score: db::score(&self.db, &listing.author).await?,
+                threshold: self.config.market_min_score,
+                listing,
+                local_id,
+                description,
+                sandbox,
+                origin,
+                installed,
+            });
+        }
+        Ok(out)
+    }
+
     /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
     pub async fn pull_loop(self: Arc<Self>) {
         let mut interval = tokio::time::interval(Duration::from_secs(
@@ -499,8 +582,7 @@ impl Node {
     }
 
     /// Where the catalog's origin listens on iroh; its id must be the one the catalog signs.
-    async fn origin_peer(&self, catalog: &VerifiedCatalog) -> Result<PeerAddr, NodeError> {
-        let origin = &catalog.catalog().origin;
+    async fn origin_peer(&self, origin: &archy_registry::Origin) -> Result<PeerAddr, NodeError> {
         let url = format!("{}/v1/swarm/addr", origin.http.trim_end_matches('/'));
         let bytes = self.get_bounded(&url, 64 * 1024).await?;
         let peer: PeerAddr = serde_json::from_slice(&bytes).map_err(|e| {
@@ -513,7 +595,7 @@ impl Node {
             return Err(NodeError::new(
                 ErrorKind::Refused,
                 format!(
-                    "{url} names endpoint {} but the signed catalog names the origin {}",
+                    "{url} names endpoint {} but the signed document names the origin {}",
                     peer.id, origin.iroh
                 ),
             ));
@@ -542,20 +624,149 @@ impl Node {
             format!("checking {id}"),
         ));
         let _guard = self.operation.lock().await;
-        if db::app(&self.db, id).await?.is_some() {
-            return Err(NodeError::new(
-                ErrorKind::Conflict,
-                format!("app {id:?} is already installed"),
-            ));
-        }
         let catalog = self.installable_catalog().await?;
         let app = catalog.app(id).ok_or_else(|| {
+            let third_party = if id.contains('.') {
+                "; third-party apps are installed with `archy market install`"
+            } else {
+                ""
+            };
             NodeError::new(
                 ErrorKind::NotFound,
-                format!("no app {id:?} in catalog version {}", catalog.version()),
+                format!(
+                    "no app {id:?} in catalog version {}{third_party}",
+                    catalog.version()
+                ),
             )
         })?;
-        self.check_dependencies_installed(&app).await?;
+        self.install_locked(&Source::Catalog(&catalog), &app, progress)
+            .await
+    }
+
+    /// Installs a third-party app discovered on the relays: the newest verified listing of
+    /// `app_id` (by `publisher`, a Nostr key in hex or a prefix of it, needed only when
+    /// several publishers list that id). It must pass the sandbox policy, and a publisher
+    /// scoring below the node's threshold needs the operator's explicit `approve`. The app
+    /// lives under its publisher's namespace (`<id>.<key prefix>`).
+    pub async fn install_listing(
+        &self,
+        app_id: &str,
+        publisher: Option<&str>,
+        approve: bool,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        let progress = Monotonic::new(progress);
+        let progress: ProgressSink<'_> = &|p| progress.emit(p);
+        progress(Progress::new(
+            Stage::Checking,
+            0,
+            1,
+            format!("checking {app_id} from the marketplace"),
+        ));
+        let _guard = self.operation.lock().await;
+        let listing = self.resolve_listing(app_id, publisher).await?;
+        let envelope = db::listing_envelope(&self.db, &listing.author, &listing.app_id)
+            .await?
+            .ok_or_else(|| {
+                NodeError::new(ErrorKind::NotFound, format!("listing of {app_id} vanished"))
+            })?;
+        let (verified, app) = third_party_app(&envelope, &listing.author)?;
+        self.check_publisher_trust(&listing.author, approve).await?;
+        let source = Source::Publication {
+            author: &listing.author,
+            envelope: &envelope,
+            verified: &verified,
+        };
+        self.install_locked(&source, &app, progress).await
+    }
+
+    /// The one listing `app_id` (optionally narrowed to `publisher`) names.
+    async fn resolve_listing(
+        &self,
+        app_id: &str,
+        publisher: Option<&str>,
+    ) -> Result<db::MarketRow, NodeError> {
+        let mut found: Vec<db::MarketRow> = db::listings_of(&self.db, app_id)
+            .await?
+            .into_iter()
+            .filter(|l| publisher.is_none_or(|p| l.author.starts_with(&p.to_ascii_lowercase())))
+            .collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(NodeError::new(
+                ErrorKind::NotFound,
+                match publisher {
+                    Some(p) => format!(
+                        "no marketplace listing of {app_id:?} by publisher {p}; `archy market list` shows what was discovered"
+                    ),
+                    None => format!(
+                        "no marketplace listing of {app_id:?}; `archy market discover` asks the relays again"
+                    ),
+                },
+            )),
+            _ => Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} publishers list {app_id:?} ({}); name one with --publisher",
+                    found.len(),
+                    found
+                        .iter()
+                        .map(|l| l.author.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Below the node's threshold, a publisher's app needs the operator's explicit approval.
+    async fn check_publisher_trust(&self, author: &str, approve: bool) -> Result<(), NodeError> {
+        let threshold = self.config.market_min_score;
+        let (score, why) = match db::score(&self.db, author).await? {
+            Some(row) => (row.score, explain(&row.explanation)),
+            None => (0, "not scored yet".to_owned()),
+        };
+        if score >= threshold {
+            return Ok(());
+        }
+        if approve {
+            info!(
+                publisher = author,
+                score, threshold, "install approved by the operator below the trust threshold"
+            );
+            return Ok(());
+        }
+        Err(NodeError::new(
+            ErrorKind::Refused,
+            format!(
+                "publisher {author} scores {score}/100, below this node's threshold of {threshold} \
+                 (market_min_score): {why}. Review it with `archy market show`, then install with \
+                 --approve to accept it"
+            ),
+        ))
+    }
+
+    /// Installs `app` from `source` with the operation lock held: nothing stays on failure.
+    async fn install_locked(
+        &self,
+        source: &Source<'_>,
+        app: &VerifiedApp,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        let id = app.manifest.id.as_str();
+        if let Some(row) = db::app(&self.db, id).await? {
+            let whose = match (&row.publisher, source) {
+                (Some(p), Source::Publication { author, .. }) if p != author => format!(
+                    "; it belongs to publisher {p}, and a publisher never replaces another's app"
+                ),
+                _ => String::new(),
+            };
+            return Err(NodeError::new(
+                ErrorKind::Conflict,
+                format!("app {id:?} is already installed{whose}"),
+            ));
+        }
+        self.check_dependencies_installed(app).await?;
         let op = db::begin_operation(&self.db, id, "install").await?;
         let workdir = self
             .config
@@ -563,7 +774,7 @@ impl Node {
             .join("tmp")
             .join(format!("install-{op}"));
         let result = self
-            .install_steps(op, &catalog, &app, &workdir, progress)
+            .install_steps(op, source, app, &workdir, progress)
             .await;
         let _ = std::fs::remove_dir_all(&workdir);
         match &result {
@@ -576,7 +787,7 @@ impl Node {
     async fn install_steps(
         &self,
         op: i64,
-        catalog: &VerifiedCatalog,
+        source: &Source<'_>,
         app: &VerifiedApp,
         workdir: &std::path::Path,
         progress: ProgressSink<'_>,
@@ -587,19 +798,19 @@ impl Node {
         self.orchestrator
             .check_disk(&app.manifest, artifact_bytes)
             .await?;
+        let origin = source.origin();
         // No iroh address is not fatal: the origin's HTTP is the fallback.
-        let origin = match self.origin_peer(catalog).await {
+        let peer = match self.origin_peer(origin).await {
             Ok(peer) => Some(peer),
             Err(e) => {
                 warn!(error = %e, "origin's iroh address unknown; HTTP only");
                 None
             }
         };
-        let http = catalog.catalog().origin.http.clone();
         let images = self
             .fetch_images(
                 app,
-                Some((origin.as_ref(), http.as_str())),
+                Some((peer.as_ref(), origin.http.as_str())),
                 workdir,
                 progress,
             )
@@ -610,26 +821,22 @@ impl Node {
             .install(&app.manifest, &images, progress)
             .await?;
         self.pin_artifacts(app).await;
-        db::insert_app(
-            &self.db,
-            id,
-            &app.manifest.version.to_string(),
-            catalog.version(),
-        )
-        .await?;
+        let version = app.manifest.version.to_string();
+        match source {
+            Source::Catalog(catalog) => {
+                db::insert_app(&self.db, id, &version, catalog.version()).await?
+            }
+            Source::Publication {
+                author, envelope, ..
+            } => db::insert_third_party_app(&self.db, id, &version, author, envelope).await?,
+        }
         progress(Progress::new(
             Stage::Finished,
             1,
             1,
             format!("{id} is running"),
         ));
-        Ok(self.view(
-            id,
-            &app.manifest.version.to_string(),
-            "running",
-            runtime,
-            Some(app),
-        ))
+        Ok(self.view(id, &version, "running", runtime, Some(app)))
     }
 
     /// Fetches (or finds in the local store) every image artifact of `app`, verified against
@@ -806,31 +1013,78 @@ impl Node {
         }
     }
 
-    /// Updates an installed app to the version the current catalog lists. The previous
-    /// version's image (pinned locally) and manifest are kept, and the orchestrator goes
-    /// back to them when the new version does not become healthy.
-    pub async fn update(&self, id: &str) -> Result<AppView, NodeError> {
+    /// Updates an installed app to the version the current catalog lists (a third-party app:
+    /// its publisher's newest listing, which must clear the trust threshold again unless
+    /// `approve`). The previous version's image (pinned locally) and manifest are kept, and
+    /// the orchestrator goes back to them when the new version does not become healthy.
+    pub async fn update(&self, id: &str, approve: bool) -> Result<AppView, NodeError> {
         let _guard = self.operation.lock().await;
         let (row, old) = self.installed_app(id).await?;
-        let catalog = self.installable_catalog().await?;
-        let new = catalog.app(id).ok_or_else(|| {
-            NodeError::new(
-                ErrorKind::NotFound,
-                format!("catalog version {} no longer lists {id}", catalog.version()),
-            )
-        })?;
+        match (&row.publisher, &row.publication) {
+            (Some(author), Some(installed)) => {
+                let app_id = VerifiedPublication::verify(installed)
+                    .map_err(internal)?
+                    .publication()
+                    .manifest
+                    .id
+                    .clone();
+                let envelope = db::listing_envelope(&self.db, author, &app_id)
+                    .await?
+                    .ok_or_else(|| {
+                        NodeError::new(
+                            ErrorKind::NotFound,
+                            format!("publisher {author} no longer lists {app_id}"),
+                        )
+                    })?;
+                let (verified, new) = third_party_app(&envelope, author)?;
+                self.check_publisher_trust(author, approve).await?;
+                let source = Source::Publication {
+                    author,
+                    envelope: &envelope,
+                    verified: &verified,
+                };
+                self.update_locked(&row, &old, &new, &source).await
+            }
+            _ => {
+                let catalog = self.installable_catalog().await?;
+                let new = catalog.app(id).ok_or_else(|| {
+                    NodeError::new(
+                        ErrorKind::NotFound,
+                        format!("catalog version {} no longer lists {id}", catalog.version()),
+                    )
+                })?;
+                self.update_locked(&row, &old, &new, &Source::Catalog(&catalog))
+                    .await
+            }
+        }
+    }
+
+    async fn update_locked(
+        &self,
+        row: &db::AppRow,
+        old: &VerifiedApp,
+        new: &VerifiedApp,
+        source: &Source<'_>,
+    ) -> Result<AppView, NodeError> {
+        let id = row.id.as_str();
+        if new.manifest.id != old.manifest.id {
+            return Err(internal(format!(
+                "{id}: the new version is {}, another app",
+                new.manifest.id
+            )));
+        }
         if new.manifest.version <= old.manifest.version {
             return Err(NodeError::new(
                 ErrorKind::Conflict,
                 format!(
-                    "{id} is at {}; catalog version {} offers {}, nothing newer",
+                    "{id} is at {}; {} offers {}, nothing newer",
                     old.manifest.version,
-                    catalog.version(),
+                    source.describe(),
                     new.manifest.version
                 ),
             ));
         }
-        self.check_dependencies_installed(&new).await?;
+        self.check_dependencies_installed(new).await?;
         let op = db::begin_operation(&self.db, id, "update").await?;
         let workdir = self
             .config
@@ -843,19 +1097,19 @@ impl Node {
                 .check_disk(&new.manifest, new_bytes)
                 .await?;
             db::set_stage(&self.db, op, "fetching").await?;
-            let origin = self.origin_peer(&catalog).await.ok();
-            let http = catalog.catalog().origin.http.clone();
+            let origin = source.origin();
+            let peer = self.origin_peer(origin).await.ok();
             let new_images = self
                 .fetch_images(
-                    &new,
-                    Some((origin.as_ref(), http.as_str())),
+                    new,
+                    Some((peer.as_ref(), origin.http.as_str())),
                     &workdir.join("new"),
                     &|_| {},
                 )
                 .await?;
             // The previous version's images come from the local store: rollback needs no network.
             let old_images = self
-                .fetch_images(&old, None, &workdir.join("old"), &|_| {})
+                .fetch_images(old, None, &workdir.join("old"), &|_| {})
                 .await?;
             db::set_stage(&self.db, op, "replacing").await?;
             let runtime = self
@@ -868,10 +1122,17 @@ impl Node {
                     &|_| {},
                 )
                 .await?;
-            self.pin_artifacts(&new).await;
+            self.pin_artifacts(new).await;
             let version = new.manifest.version.to_string();
-            db::update_app(&self.db, id, &version, catalog.version()).await?;
-            Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(&new)))
+            match source {
+                Source::Catalog(catalog) => {
+                    db::update_app(&self.db, id, &version, catalog.version()).await?
+                }
+                Source::Publication { envelope, .. } => {
+                    db::update_third_party_app(&self.db, id, &version, envelope).await?
+                }
+            }
+            Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(new)))
         }
         .await;
         let _ = std::fs::remove_dir_all(&workdir);
@@ -889,6 +1150,16 @@ impl Node {
         let row = db::app(&self.db, id).await?.ok_or_else(|| {
             NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed"))
         })?;
+        if let (Some(author), Some(envelope)) = (&row.publisher, &row.publication) {
+            let (_, app) = third_party_app(envelope, author)?;
+            if app.manifest.id != row.id {
+                return Err(internal(format!(
+                    "app {id}: its stored publication is for {}",
+                    app.manifest.id
+                )));
+            }
+            return Ok((row, app));
+        }
         let trust = self.trust.read().await;
         let from_install = db::catalog(&self.db, row.catalog_version)
             .await?
@@ -1106,7 +1377,92 @@ impl Node {
             alarms: db::alarms(&self.db).await?,
             podman_url: self.orchestrator.engine().url().to_owned(),
             swarm: self.swarm.metrics(),
+            blobs_url: self.blobs_url.get().cloned(),
         })
+    }
+}
+
+/// Where an install or update takes its app from: the first-party catalog, or a
+/// third-party publication discovered on the relays.
+enum Source<'a> {
+    Catalog(&'a VerifiedCatalog),
+    Publication {
+        /// The publisher's Nostr key (hex).
+        author: &'a str,
+        /// The DID-signed envelope, stored with the app so it can be re-verified.
+        envelope: &'a [u8],
+        verified: &'a VerifiedPublication,
+    },
+}
+
+impl Source<'_> {
+    fn origin(&self) -> &archy_registry::Origin {
+        match self {
+            Source::Catalog(c) => &c.catalog().origin,
+            Source::Publication { verified, .. } => &verified.publication().origin,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Catalog(c) => format!("catalog version {}", c.version()),
+            Source::Publication { author, .. } => format!("publisher {author}'s newest listing"),
+        }
+    }
+}
+
+/// A third-party publication, re-verified (DID signature, binding to `author`'s Nostr key)
+/// and turned into an installable app: sandbox policy passed, id in the publisher's namespace.
+fn third_party_app(
+    envelope: &[u8],
+    author: &str,
+) -> Result<(VerifiedPublication, VerifiedApp), NodeError> {
+    let verified = VerifiedPublication::verify(envelope).map_err(|e| {
+        NodeError::new(
+            ErrorKind::Refused,
+            format!("publication does not verify: {e}"),
+        )
+    })?;
+    if verified.publication().publisher.nostr != author {
+        return Err(NodeError::new(
+            ErrorKind::Refused,
+            format!(
+                "publication binds Nostr key {}, not the publisher {author}",
+                verified.publication().publisher.nostr
+            ),
+        ));
+    }
+    let app = verified.sandboxed_app().map_err(|e| {
+        NodeError::new(
+            ErrorKind::Refused,
+            format!(
+                "{} by {author} fails the third-party sandbox policy: {e}",
+                verified.publication().manifest.id
+            ),
+        )
+    })?;
+    Ok((verified, app))
+}
+
+/// The first reasons of a score explanation, for an error message.
+fn explain(explanation: &serde_json::Value) -> String {
+    let reasons: Vec<String> = explanation
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let reason = t.get("reason")?.as_str()?;
+            Some(match t.get("points").and_then(serde_json::Value::as_f64) {
+                Some(p) => format!("{p:+} {reason}"),
+                None => reason.to_owned(),
+            })
+        })
+        .take(4)
+        .collect();
+    if reasons.is_empty() {
+        "no path from your trusted keys".to_owned()
+    } else {
+        reasons.join("; ")
     }
 }
 

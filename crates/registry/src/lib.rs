@@ -21,7 +21,7 @@ pub use envelope::{Envelope, PayloadType, Signature, pae as envelope_pae};
 pub use error::{Error, ValidationError};
 pub use keys::{KeyId, PublicKey, SecretKey};
 pub use manifest::{Manifest, VerifiedManifest};
-pub use publication::{Publication, Publisher, VerifiedPublication};
+pub use publication::{Publication, Publisher, VerifiedPublication, namespaced_id};
 pub use root::{KeyEntry, Role, RoleKeys, Root, VerifiedRoot};
 pub use trust::{CatalogUpdate, TrustState};
 

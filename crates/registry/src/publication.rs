@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::SPEC_VERSION;
-use crate::catalog::{Artifact, Origin};
+use crate::catalog::{Artifact, Origin, VerifiedApp};
 use crate::envelope::{Envelope, PayloadType};
 use crate::error::{Error, Result, ValidationError};
 use crate::keys::{PublicKey, SecretKey};
@@ -165,11 +165,37 @@ impl VerifiedPublication {
         self.did
     }
 
-    /// The manifest, verified as the DID's, once it passes the third-party sandbox policy.
-    pub fn sandboxed_manifest(&self) -> Result<VerifiedManifest, ValidationError> {
-        self.publication.manifest.check_sandbox_policy()?;
-        Ok(VerifiedManifest::new(self.publication.manifest.clone()))
+    /// The id this app gets on a node: see [`namespaced_id`].
+    pub fn local_id(&self) -> String {
+        namespaced_id(
+            &self.publication.manifest.id,
+            &self.publication.publisher.nostr,
+        )
     }
+
+    /// The app, verified as the DID's, once it passes the third-party sandbox policy, under
+    /// its publisher's namespace ([`Self::local_id`]) so it can never take the place of a
+    /// first-party app or another publisher's.
+    pub fn sandboxed_app(&self) -> Result<VerifiedApp, ValidationError> {
+        let mut manifest = self.publication.manifest.clone();
+        manifest.check_sandbox_policy()?;
+        manifest.id = self.local_id();
+        Ok(VerifiedApp {
+            manifest: VerifiedManifest::new(manifest),
+            artifacts: self.publication.artifacts.clone(),
+        })
+    }
+}
+
+/// Hex digits of the publisher's key in a third-party app's local id: 64 bits, so a
+/// publisher cannot grind a key that lands in another's namespace.
+const NAMESPACE_HEX: usize = 16;
+
+/// A third-party app's id on a node: `<app id>.<first 16 hex digits of the publisher's
+/// Nostr key>`. First-party ids cannot contain '.', so the two never meet.
+pub fn namespaced_id(app_id: &str, publisher_nostr_hex: &str) -> String {
+    let prefix: String = publisher_nostr_hex.chars().take(NAMESPACE_HEX).collect();
+    format!("{app_id}.{prefix}")
 }
 
 #[cfg(test)]
@@ -207,7 +233,9 @@ mod tests {
         let env = sample(&key).sign(&key).unwrap();
         let v = VerifiedPublication::verify(&env.to_bytes()).unwrap();
         assert_eq!(v.did(), key.public());
-        assert!(v.sandboxed_manifest().is_ok());
+        let app = v.sandboxed_app().unwrap();
+        assert_eq!(app.manifest.id, format!("notes.{}", "ab".repeat(8)));
+        assert_eq!(app.manifest.id, v.local_id());
     }
 
     #[test]
@@ -241,7 +269,7 @@ mod tests {
         let mut p = sample(&key);
         p.manifest.containers[0].privileged = true;
         let v = VerifiedPublication::verify(&p.sign(&key).unwrap().to_bytes()).unwrap();
-        let err = v.sandboxed_manifest().unwrap_err();
+        let err = v.sandboxed_app().unwrap_err();
         assert!(err.field.ends_with("privileged"), "{err}");
     }
 }

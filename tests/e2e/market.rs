@@ -1,0 +1,259 @@
+//! Third-party apps end to end: `archy app publish` from a developer's own node (its origin),
+//! discovery through a real Nostr relay over websocket, trust gating, the sandbox policy and
+//! namespacing, and the install into rootless Podman.
+
+use super::*;
+use archy_marketplace::DeveloperIdentity;
+use nostr_relay_builder::prelude::{LocalRelay, RelayBuilder};
+
+const DEV_MNEMONIC: &str =
+    "legal winner thank year wave sausage worth useful legal winner thank yellow";
+
+/// Hello's manifest as a third party would ship it: same id as the first-party app (an
+/// attempt to shadow it), its own host port.
+fn third_party_hello(dir: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml"))
+        .unwrap()
+        .replace("host: 18080", "host: 18090");
+    let path = dir.join(format!("manifest-{}.yml", rand_suffix()));
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn archy_publish(
+    api: &str,
+    manifest: &std::path::Path,
+    mnemonic: &std::path::Path,
+    relay: &str,
+) -> std::process::Output {
+    std::process::Command::new(archy_binary())
+        .args(["--api", api, "app", "publish", "--manifest"])
+        .arg(manifest)
+        .arg("--artifact")
+        .arg(format!(
+            "image={}",
+            artifacts_dir().join("hello/image.tar").display()
+        ))
+        .arg("--mnemonic-file")
+        .arg(mnemonic)
+        .args(["--relay", relay])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_party_app_is_published_discovered_gated_and_installed() {
+    let _podman = PODMAN.lock().await;
+    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+    relay.run().await.unwrap();
+    let relay_url = relay.url().await.to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let server = serve_bytes(
+        listener,
+        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
+        swarm.clone(),
+    );
+
+    // The developer's own node: it serves the artifacts (blobs_listen) as their origin.
+    let dev_dir = tmp.path().join("dev");
+    std::fs::create_dir_all(&dev_dir).unwrap();
+    let dev_api = format!("http://127.0.0.1:{}", free_port());
+    let dev_config = write_node_config(
+        &dev_dir,
+        &url,
+        &root,
+        &dev_api,
+        "blobs_listen = \"127.0.0.1:0\"\n",
+    );
+    let _dev_node = NodeProcess::spawn(&dev_config, &dev_api).await;
+    let mnemonic = dev_dir.join("dev.mnemonic");
+    std::fs::write(&mnemonic, DEV_MNEMONIC).unwrap();
+    let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
+    let local_id = archy_registry::namespaced_id("hello", &dev.nostr_public_hex());
+
+    let published = archy_publish(
+        &dev_api,
+        &third_party_hello(&dev_dir, |m| m),
+        &mnemonic,
+        &relay_url,
+    );
+    let stdout = String::from_utf8_lossy(&published.stdout);
+    assert!(
+        published.status.success(),
+        "publish failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&published.stderr)
+    );
+    assert!(stdout.contains(&local_id), "{stdout}");
+
+    // The CLI refuses to publish what the sandbox policy forbids, naming the field.
+    let privileged = archy_publish(
+        &dev_api,
+        &third_party_hello(&dev_dir, |m| {
+            m.replace(
+                "    stop_grace_seconds: 5",
+                "    stop_grace_seconds: 5\n    privileged: true",
+            )
+        }),
+        &mnemonic,
+        &relay_url,
+    );
+    let stderr = String::from_utf8_lossy(&privileged.stderr);
+    assert!(!privileged.status.success());
+    assert!(stderr.contains("containers[0].privileged"), "{stderr}");
+
+    // A hostile developer skips the CLI and publishes a privileged app straight to the relay.
+    let attacker = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 3).unwrap();
+    let mut rootkit = archy_registry::Manifest::from_yaml(
+        &std::fs::read_to_string(third_party_hello(&dev_dir, |m| {
+            m.replace("id: hello", "id: rootkit")
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    rootkit.containers[0].privileged = true;
+    let image = artifacts_dir().join("hello/image.tar");
+    let envelope = archy_registry::Publication::new(
+        archy_registry::Publisher {
+            did: attacker.did(),
+            nostr: attacker.nostr_public_hex(),
+        },
+        rootkit,
+        vec![archy_registry::Artifact {
+            name: "image".into(),
+            blake3: blake3::hash(&std::fs::read(&image).unwrap())
+                .to_hex()
+                .to_string(),
+            size: std::fs::metadata(&image).unwrap().len(),
+            media_type: archy_registry::manifest::OCI_ARCHIVE_MEDIA_TYPE.into(),
+        }],
+        archy_registry::Origin {
+            http: url.clone(),
+            iroh: id.clone(),
+        },
+        chrono::Utc::now(),
+    )
+    .sign(attacker.did_key())
+    .unwrap();
+    let event = archy_marketplace::publication_event(&attacker, &envelope, "rootkit").unwrap();
+    archy_marketplace::publish(&event, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+
+    // The operator's node: first-party hello from the catalog, third-party from the relay.
+    remove_leftovers("hello").await;
+    remove_leftovers(&local_id).await;
+    let node = archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: tmp.path().join("node"),
+        origin: Some(url.clone()),
+        pinned_root: Some(root.clone()),
+        podman_url: podman_url(),
+        publish_address: [127, 0, 0, 1].into(),
+        relays: vec![relay_url.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.listings.len(), 2, "{:?}", found.rejected);
+
+    let shown = node.market_show("hello").await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].local_id.as_deref(), Some(local_id.as_str()));
+    assert_eq!(shown[0].sandbox, "passes");
+
+    // Unscored publisher, below the threshold: refused without the operator's approval.
+    let err = node
+        .install_listing("hello", None, false, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("below this node's threshold"), "{err}");
+    assert!(!podman_has_app(&local_id).await);
+
+    // A privileged third-party manifest is refused even with approval; nothing is created.
+    let err = node
+        .install_listing("rootkit", None, true, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("sandbox policy"), "{err}");
+    assert!(err.message.contains("privileged"), "{err}");
+    let rootkit_id = archy_registry::namespaced_id("rootkit", &attacker.nostr_public_hex());
+    assert!(!podman_has_app(&rootkit_id).await);
+    assert!(node.app(&rootkit_id).await.is_err());
+
+    // Approved: installed under the publisher's namespace, its image fetched over iroh from
+    // the developer's node, the origin the publication names.
+    let app = node
+        .install_listing("hello", None, true, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(app.id, local_id);
+    assert_eq!(app.state, "running");
+    let body = reqwest::get("http://127.0.0.1:18090/").await.unwrap();
+    assert!(body.status().is_success());
+    let metrics = node.status().await.unwrap().swarm;
+    assert_eq!(
+        metrics.bytes_from_iroh,
+        std::fs::metadata(&image).unwrap().len()
+    );
+    assert_eq!(metrics.bytes_from_http, 0);
+
+    // First-party hello installs beside it: neither shadows the other.
+    node.pull_catalog().await.unwrap();
+    node.install("hello").await.unwrap();
+    let first_party = node.app("hello").await.unwrap();
+    assert_eq!(first_party.state, "running");
+    assert!(
+        reqwest::get("http://127.0.0.1:18080/")
+            .await
+            .unwrap()
+            .status()
+            .is_success(),
+        "first-party hello must be untouched"
+    );
+    let apps: Vec<String> = node
+        .apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(apps, vec!["hello".to_owned(), local_id.clone()]);
+    let again = node
+        .install_listing("hello", None, true, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(again.message.contains("already installed"), "{again}");
+
+    // The app survives a restart of the node: it is re-verified from its stored publication.
+    node.shutdown().await;
+    let node = archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: tmp.path().join("node"),
+        origin: Some(url.clone()),
+        pinned_root: Some(root.clone()),
+        podman_url: podman_url(),
+        publish_address: [127, 0, 0, 1].into(),
+        relays: vec![relay_url.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(node.app(&local_id).await.unwrap().state, "running");
+    node.uninstall(&local_id, true).await.unwrap();
+    node.uninstall("hello", true).await.unwrap();
+    assert!(!podman_has_app(&local_id).await);
+    node.shutdown().await;
+    server.abort();
+    relay.shutdown();
+}
