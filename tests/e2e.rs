@@ -1054,8 +1054,26 @@ async fn app_dependencies_are_enforced() {
         err.message
     );
     assert!(!podman_has_app("greeter").await);
-    node.install("hello").await.unwrap();
-    node.install("greeter").await.unwrap();
+
+    // Asked to bring its dependencies: when greeter itself then fails (its port is taken),
+    // the hello installed for it is removed again.
+    let blocker = std::net::TcpListener::bind("127.0.0.1:18081").expect("port 18081 free");
+    let err = node
+        .install_with_dependencies("greeter", &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("18081"), "{}", err.message);
+    assert!(
+        !podman_has_app("hello").await && node.app("hello").await.is_err(),
+        "the dependency installed for a failed install stayed"
+    );
+    drop(blocker);
+    let greeter = node
+        .install_with_dependencies("greeter", &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(greeter.state, "running");
+    assert_eq!(node.app("hello").await.unwrap().state, "running");
     let err = node.uninstall("hello", true).await.unwrap_err();
     assert!(
         err.message.contains("hello is needed by greeter"),
@@ -1508,5 +1526,7 @@ fn nostr_sdk_event_deletion(
         .unwrap()
 }
 
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
 #[path = "e2e/market.rs"]
 mod market;

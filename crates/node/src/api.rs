@@ -94,6 +94,9 @@ struct InstallQuery {
     /// Stream newline-delimited JSON progress events, then `{"result": app}` or `{"error": …}`.
     #[serde(default)]
     stream: bool,
+    /// Also install the apps it depends on that are not installed yet.
+    #[serde(default)]
+    with_dependencies: bool,
 }
 
 async fn install(
@@ -101,10 +104,18 @@ async fn install(
     Path(id): Path<String>,
     Query(q): Query<InstallQuery>,
 ) -> Response {
-    if !q.stream {
-        return node.install(&id).await.map(axum::Json).into_response();
+    let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
+        if q.with_dependencies {
+            node.install_with_dependencies(&id, &sink).await
+        } else {
+            node.install_with_progress(&id, &sink).await
+        }
+    };
+    if q.stream {
+        stream_progress(run)
+    } else {
+        run(Box::new(|_| {})).await.map(axum::Json).into_response()
     }
-    stream_progress(move |sink| async move { node.install_with_progress(&id, &sink).await })
 }
 
 /// Runs an operation that reports progress, streaming newline-delimited JSON: progress

@@ -193,6 +193,9 @@ enum AppCommand {
     /// Fetch over iroh, verify, install into rootless Podman and start.
     Install {
         id: String,
+        /// Also install the apps it depends on (at the catalog's versions) when missing.
+        #[arg(long)]
+        with_deps: bool,
     },
     /// Installed apps.
     List,
@@ -512,8 +515,9 @@ async fn main() -> anyhow::Result<()> {
         Command::App { command } => {
             let client = Client::new(&cli.api);
             let v = match &command {
-                AppCommand::Install { id } => {
-                    let url = format!("/v1/apps/{id}/install?stream=true");
+                AppCommand::Install { id, with_deps } => {
+                    let url =
+                        format!("/v1/apps/{id}/install?stream=true&with_dependencies={with_deps}");
                     client.stream_operation(&url, id, cli.json).await?
                 }
                 AppCommand::List => client.get("/v1/apps").await?,

@@ -643,6 +643,77 @@ impl Node {
             .await
     }
 
+    /// Installs an app and, first, every app it depends on that is not installed yet,
+    /// each at the catalog's version (which must satisfy the range). Everything is checked
+    /// before anything is installed; if any install fails, the dependencies this call
+    /// installed are removed again, so nothing is left half-done.
+    pub async fn install_with_dependencies(
+        &self,
+        id: &str,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        let _guard = self.operation.lock().await;
+        let catalog = self.installable_catalog().await?;
+        let app = catalog.app(id).ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::NotFound,
+                format!("no app {id:?} in catalog version {}", catalog.version()),
+            )
+        })?;
+        let installed: BTreeMap<String, String> = db::apps(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect();
+        let plan = dependency_plan(&catalog, &installed, &app)?;
+        let source = Source::Catalog(&catalog);
+        let mut installed_now: Vec<String> = Vec::new();
+        for dep in &plan {
+            progress(Progress::new(
+                Stage::Checking,
+                0,
+                1,
+                format!(
+                    "installing {} {} (needed by {id})",
+                    dep.manifest.id, dep.manifest.version
+                ),
+            ));
+            if let Err(e) = self.install_locked(&source, dep, &|_| {}).await {
+                self.remove_installed_now(&installed_now).await;
+                return Err(NodeError::new(
+                    e.kind,
+                    format!(
+                        "installing {}, which {id} needs: {}",
+                        dep.manifest.id, e.message
+                    ),
+                ));
+            }
+            installed_now.push(dep.manifest.id.clone());
+        }
+        let progress = Monotonic::new(progress);
+        let progress: ProgressSink<'_> = &|p| progress.emit(p);
+        let result = self.install_locked(&source, &app, progress).await;
+        if result.is_err() {
+            self.remove_installed_now(&installed_now).await;
+        }
+        result
+    }
+
+    /// Undoes dependencies installed for an app whose own install failed (newest first).
+    async fn remove_installed_now(&self, ids: &[String]) {
+        for dep in ids.iter().rev() {
+            let removed = match self.orchestrator.uninstall(dep, true).await {
+                Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
+                    db::delete_app(&self.db, dep).await.map_err(NodeError::from)
+                }
+                Err(e) => Err(NodeError::from(e)),
+            };
+            if let Err(e) = removed {
+                error!(app = %dep, error = %e, "could not remove a dependency installed for a failed install");
+            }
+        }
+    }
+
     /// Installs a third-party app discovered on the relays: the newest verified listing of
     /// `app_id` (by `publisher`, a Nostr key in hex or a prefix of it, needed only when
     /// several publishers list that id). It must pass the sandbox policy, and a publisher
@@ -942,13 +1013,49 @@ impl Node {
         Ok(repairs)
     }
 
-    /// Runs [`Self::reconcile_once`] forever at the configured interval.
+    /// Runs [`Self::reconcile_once`] forever: at the configured interval, and as soon as
+    /// Podman reports that an app's container died or was removed. The event stream only
+    /// makes repairs prompt; the interval still catches whatever an event could miss.
     pub async fn reconcile_loop(self: Arc<Self>) {
         let period = Duration::from_secs(self.config.reconcile_interval_seconds.max(1));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = None;
         loop {
-            interval.tick().await;
+            if events.is_none() {
+                events = match self.orchestrator.engine().app_events() {
+                    Ok(rx) => Some(rx),
+                    Err(e) => {
+                        warn!(error = %e, "cannot follow Podman events; reconciling on the interval only");
+                        None
+                    }
+                };
+            }
+            let event = async {
+                match events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = interval.tick() => {}
+                received = event => match received {
+                    Some(ev) => {
+                        info!(app = %ev.app, container = %ev.container, status = %ev.status, "podman event");
+                        // A burst (stop, died, remove…) settles into one pass.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if let Some(rx) = events.as_mut() {
+                            while rx.try_recv().is_ok() {}
+                        }
+                    }
+                    None => {
+                        warn!("podman event stream ended; following it again");
+                        events = None;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            }
             match self.reconcile_once().await {
                 Ok(repairs) => {
                     for (app, repair) in repairs {
@@ -976,7 +1083,7 @@ impl Node {
             return Err(NodeError::new(
                 ErrorKind::Conflict,
                 format!(
-                    "{} needs {} {}: {problem}; install it first",
+                    "{} needs {} {}: {problem}; install it first (or install with --with-deps)",
                     app.manifest.id, dep.id, dep.version
                 ),
             ));
@@ -1442,6 +1549,89 @@ fn third_party_app(
         )
     })?;
     Ok((verified, app))
+}
+
+/// The apps to install, in order, before `app`: every dependency not installed yet (and
+/// theirs), at the catalog's version, which must satisfy each range that asks for it.
+/// An installed dependency outside a range, one the catalog lacks, or a cycle is an error
+/// naming the chain that led to it.
+fn dependency_plan(
+    catalog: &VerifiedCatalog,
+    installed: &BTreeMap<String, String>,
+    app: &VerifiedApp,
+) -> Result<Vec<VerifiedApp>, NodeError> {
+    fn visit(
+        catalog: &VerifiedCatalog,
+        installed: &BTreeMap<String, String>,
+        app: &VerifiedApp,
+        chain: &mut Vec<String>,
+        plan: &mut Vec<VerifiedApp>,
+    ) -> Result<(), NodeError> {
+        chain.push(app.manifest.id.clone());
+        for dep in &app.manifest.dependencies {
+            let path = format!("{} needs {} {}", chain.join(" → "), dep.id, dep.version);
+            if chain.contains(&dep.id) {
+                return Err(NodeError::new(
+                    ErrorKind::Refused,
+                    format!("{path}: a dependency cycle"),
+                ));
+            }
+            if let Some(version) = installed.get(&dep.id) {
+                match semver::Version::parse(version) {
+                    Ok(v) if dep.version.matches(&v) => continue,
+                    _ => {
+                        return Err(NodeError::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "{path}: {} {version} is installed, which is outside {}; update it first",
+                                dep.id, dep.version
+                            ),
+                        ));
+                    }
+                }
+            }
+            if plan.iter().any(|p| p.manifest.id == dep.id) {
+                if plan
+                    .iter()
+                    .any(|p| p.manifest.id == dep.id && dep.version.matches(&p.manifest.version))
+                {
+                    continue;
+                }
+                return Err(NodeError::new(
+                    ErrorKind::Conflict,
+                    format!("{path}: the catalog's {} does not satisfy it", dep.id),
+                ));
+            }
+            let Some(found) = catalog.app(&dep.id) else {
+                return Err(NodeError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{path}: catalog version {} has no {}",
+                        catalog.version(),
+                        dep.id
+                    ),
+                ));
+            };
+            if !dep.version.matches(&found.manifest.version) {
+                return Err(NodeError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{path}: catalog version {} offers {} {}",
+                        catalog.version(),
+                        dep.id,
+                        found.manifest.version
+                    ),
+                ));
+            }
+            visit(catalog, installed, &found, chain, plan)?;
+            plan.push(found);
+        }
+        chain.pop();
+        Ok(())
+    }
+    let mut plan = Vec::new();
+    visit(catalog, installed, app, &mut Vec::new(), &mut plan)?;
+    Ok(plan)
 }
 
 /// The first reasons of a score explanation, for an error message.

@@ -198,6 +198,83 @@ impl Engine {
     }
 }
 
+/// A change to one of an app's containers, from Podman's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEvent {
+    pub app: String,
+    pub container: String,
+    /// Podman's status word: `died`, `remove`, `oom`, …
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawEvent {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    status: String,
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// The events that can leave a running app short of a container. Podman 4.3 ignores a
+/// `label` filter on `events --remote`, so the filtering happens here.
+fn app_event(line: &str) -> Option<AppEvent> {
+    let raw: RawEvent = serde_json::from_str(line).ok()?;
+    if raw.kind != "container" || !matches!(raw.status.as_str(), "died" | "remove" | "oom") {
+        return None;
+    }
+    Some(AppEvent {
+        app: raw.attributes.get(LABEL_APP)?.clone(),
+        container: raw.name,
+        status: raw.status,
+    })
+}
+
+impl Engine {
+    /// Follows Podman's event stream and passes on what happens to archy-labelled
+    /// containers. The stream ends when Podman's ends (e.g. the service restarted); the
+    /// caller decides when to follow it again. Dropping the receiver stops the child.
+    pub fn app_events(&self) -> Result<tokio::sync::mpsc::Receiver<AppEvent>> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = Command::new("podman")
+            .arg("--remote")
+            .arg("--url")
+            .arg(&self.url)
+            .args(["events", "--format", "json", "--filter", "type=container"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                Error::Engine(format!(
+                    "cannot run `podman events`: {e} (is podman installed?)"
+                ))
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Engine("`podman events` has no stdout".into()))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let _child = child;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(event) = app_event(&line)
+                    && tx.send(event).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
 /// `podman load` prints `Loaded image: NAME` (or `Loaded image(s): A,B`).
 fn parse_loaded(out: &str) -> Option<String> {
     out.lines()
@@ -225,6 +302,26 @@ mod tests {
             Some("sha256:abc")
         );
         assert_eq!(parse_loaded("Getting image source signatures\n"), None);
+    }
+
+    #[test]
+    fn keeps_only_app_container_losses() {
+        let died = r#"{"ContainerExitCode":137,"ID":"16","Image":"localhost/archy/hello:1.0.0","Name":"archy-hello-web","Status":"died","Time":"2026-11-23T21:58:17Z","Type":"container","Attributes":{"archy.app":"hello","podId":""}}"#;
+        assert_eq!(
+            app_event(died),
+            Some(AppEvent {
+                app: "hello".into(),
+                container: "archy-hello-web".into(),
+                status: "died".into()
+            })
+        );
+        let start = died.replace("\"died\"", "\"start\"");
+        assert_eq!(app_event(&start), None);
+        let foreign = died.replace("\"archy.app\":\"hello\",", "");
+        assert_eq!(app_event(&foreign), None);
+        let image = r#"{"Name":"localhost/archy/hello:1.0.0","Status":"remove","Type":"image","Attributes":{}}"#;
+        assert_eq!(app_event(image), None);
+        assert_eq!(app_event("not json"), None);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use tokio::time::{Instant, sleep, timeout};
 
 use crate::{Engine, Error, Result};
 
+/// How long a TCP health probe waits for the peer to hang up before calling the port open.
+const TCP_SETTLE: Duration = Duration::from_millis(300);
+
 pub async fn wait_healthy(
     engine: &Engine,
     name: &str,
@@ -105,10 +108,22 @@ async fn probe(
     }
     if let Some(tcp) = &check.tcp {
         let port = host_port(tcp.port)?;
-        return match timeout(limit, TcpStream::connect((host, port))).await {
-            Ok(Ok(_)) => Ok(()),
+        let mut stream = match timeout(limit, TcpStream::connect((host, port))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(format!("tcp connect to port {port}: {e}")),
+            Err(_) => return Err(format!("tcp connect to port {port} timed out")),
+        };
+        // Rootless Podman's port forwarder accepts on the host side whether or not anything
+        // listens in the container, then hangs up. A service keeps the connection open (or
+        // speaks first); an immediate end-of-stream means nothing is behind the port.
+        let mut first = [0u8; 1];
+        return match timeout(TCP_SETTLE, stream.read(&mut first)).await {
+            Ok(Ok(0)) => Err(format!(
+                "tcp connect to port {port}: the connection was closed at once (nothing listens on container port {})",
+                tcp.port
+            )),
             Ok(Err(e)) => Err(format!("tcp connect to port {port}: {e}")),
-            Err(_) => Err(format!("tcp connect to port {port} timed out")),
+            Ok(Ok(_)) | Err(_) => Ok(()),
         };
     }
     if let Some(command) = &check.command {

@@ -17,7 +17,7 @@ use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-pub use engine::{ContainerInfo, ContainerState, Engine};
+pub use engine::{AppEvent, ContainerInfo, ContainerState, Engine};
 
 pub const LABEL_APP: &str = "archy.app";
 pub const LABEL_CONTAINER: &str = "archy.container";

@@ -1,0 +1,211 @@
+//! Orchestrator behaviour the other tests do not reach: Podman's event stream driving the
+//! reconciler, TCP health checks, the stop grace, and containers the node did not create.
+
+use super::*;
+
+/// A node whose catalog holds `hello` edited by `edit`, pulled and ready.
+async fn node_with_hello(
+    tmp: &std::path::Path,
+    edit: impl Fn(String) -> String,
+) -> (
+    std::sync::Arc<archy_node::Node>,
+    tokio::task::JoinHandle<()>,
+) {
+    let keys = Keys::new();
+    let root = keys.write_root(tmp);
+    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
+    let apps = hello_variant(&tmp.join("variant"), edit);
+    let (listener, url) = loopback_listener().await;
+    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
+    let server = serve_bytes(listener, catalog, swarm);
+    let node = archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: tmp.join("node"),
+        origin: Some(url),
+        pinned_root: Some(root),
+        podman_url: podman_url(),
+        publish_address: [127, 0, 0, 1].into(),
+        pull_interval_seconds: 3600,
+        // Only Podman's events can bring a repair within a test's time.
+        reconcile_interval_seconds: 3600,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    node.pull_catalog().await.unwrap();
+    (node, server)
+}
+
+async fn wait_until_running(
+    node: &archy_node::Node,
+    app: &str,
+    within: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if node.app(app).await.is_ok_and(|a| a.state == "running") {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_events_trigger_repair_without_waiting_for_the_interval() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), |m| m).await;
+    node.install("hello").await.unwrap();
+    // The interval is an hour: only an event can bring the repair in time.
+    let reconciler = tokio::spawn(node.clone().reconcile_loop());
+    // Let the loop take its immediate first tick and subscribe to events.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    engine
+        .run(&["rm", "--force", "archy-hello-web"])
+        .await
+        .unwrap();
+    assert!(
+        wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
+        "the removed container was not recreated after Podman's remove event"
+    );
+    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    assert!(
+        wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
+        "the killed container was not restarted after Podman's died event"
+    );
+    // Stopped by the operator: events come, the reconciler leaves it stopped.
+    node.stop_app("hello").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(node.app("hello").await.unwrap().state, "stopped");
+
+    reconciler.abort();
+    node.uninstall("hello", true).await.unwrap();
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_health_checks_gate_the_install() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tcp = |port: u16| {
+        move |m: String| {
+            m.replace(
+                "      http: { port: 8080, path: /healthz }",
+                &format!("      tcp: {{ port: {port} }}"),
+            )
+            .replace("start_period_seconds: 20", "start_period_seconds: 3")
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), tcp(8080)).await;
+    let app = node.install("hello").await.unwrap();
+    assert_eq!(app.state, "running");
+    node.uninstall("hello", true).await.unwrap();
+    node.shutdown().await;
+    server.abort();
+
+    // A TCP check on a port nothing listens on (8081 is published, httpd is on 8080): the
+    // install fails naming the check, and nothing is left.
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), |m| {
+        tcp(8081)(m).replace(
+            "      - { container: 8080, host: 18080 }",
+            "      - { container: 8080, host: 18080 }\n      - { container: 8081, host: 18081 }",
+        )
+    })
+    .await;
+    let err = node.install("hello").await.unwrap_err();
+    assert!(err.message.contains("tcp connect"), "{}", err.message);
+    assert!(!podman_has_app("hello").await);
+    assert!(node.app("hello").await.is_err());
+    node.shutdown().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_out_the_grace_of_a_container_that_ignores_sigterm() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), |m| {
+        m.replace(
+            "    image: { artifact: image }",
+            "    image: { artifact: image }\n    command: [sh, -c, \"trap '' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
+        )
+        .replace("stop_grace_seconds: 5", "stop_grace_seconds: 4")
+    })
+    .await;
+    node.install("hello").await.unwrap();
+    let started = std::time::Instant::now();
+    let app = node.stop_app("hello").await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(app.state, "stopped");
+    // Podman waited the grace before killing; the node's own wait (grace + 30 s) outlasted it.
+    assert!(
+        took >= std::time::Duration::from_secs(4),
+        "stop returned after {took:?}, before the 4 s grace"
+    );
+    node.uninstall("hello", true).await.unwrap();
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_the_node_did_not_create_are_never_deleted() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    for name in ["archy-hello-web", "bystander"] {
+        let _ = engine.run(&["rm", "--force", name]).await;
+    }
+    let image = engine
+        .load_image(&artifacts_dir().join("hello/image.tar"))
+        .await
+        .unwrap();
+    // Someone else's containers: one squats the name hello's container would get.
+    for name in ["archy-hello-web", "bystander"] {
+        engine
+            .run(&["run", "--detach", "--name", name, &image])
+            .await
+            .unwrap();
+    }
+    let running = |name: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .run(&["inspect", "--format", "{{.State.Running}}", name])
+                .await
+                .map(|s| s.trim() == "true")
+                .unwrap_or(false)
+        }
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), |m| m).await;
+    let err = node.install("hello").await.unwrap_err();
+    assert!(err.message.contains("archy-hello-web"), "{}", err.message);
+    assert!(running("archy-hello-web").await, "the squatter was touched");
+    assert!(node.app("hello").await.is_err());
+
+    // With the name free, hello installs; reconciling, purging and uninstalling leave the
+    // bystander alone.
+    engine
+        .run(&["rm", "--force", "archy-hello-web"])
+        .await
+        .unwrap();
+    node.install("hello").await.unwrap();
+    node.reconcile_once().await.unwrap();
+    node.uninstall("hello", true).await.unwrap();
+    assert!(
+        running("bystander").await,
+        "a container the node did not create was removed"
+    );
+    engine.run(&["rm", "--force", "bystander"]).await.unwrap();
+    server.abort();
+}
