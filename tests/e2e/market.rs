@@ -26,6 +26,44 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Publishes without the CLI (and so without its checks), as a hostile developer could.
+async fn publish_directly(
+    who: &DeveloperIdentity,
+    manifest: archy_registry::Manifest,
+    origin_http: &str,
+    origin_iroh: &str,
+    relay: &str,
+) {
+    let image = artifacts_dir().join("hello/image.tar");
+    let app_id = manifest.id.clone();
+    let envelope = archy_registry::Publication::new(
+        archy_registry::Publisher {
+            did: who.did(),
+            nostr: who.nostr_public_hex(),
+        },
+        manifest,
+        vec![archy_registry::Artifact {
+            name: "image".into(),
+            blake3: blake3::hash(&std::fs::read(&image).unwrap())
+                .to_hex()
+                .to_string(),
+            size: std::fs::metadata(&image).unwrap().len(),
+            media_type: archy_registry::manifest::OCI_ARCHIVE_MEDIA_TYPE.into(),
+        }],
+        archy_registry::Origin {
+            http: origin_http.to_owned(),
+            iroh: origin_iroh.to_owned(),
+        },
+        chrono::Utc::now(),
+    )
+    .sign(who.did_key())
+    .unwrap();
+    let event = archy_marketplace::publication_event(who, &envelope, &app_id).unwrap();
+    archy_marketplace::publish(&event, &[relay.to_owned()])
+        .await
+        .unwrap();
+}
+
 fn archy_publish(
     api: &str,
     manifest: &std::path::Path,
@@ -124,32 +162,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     .unwrap();
     rootkit.containers[0].privileged = true;
     let image = artifacts_dir().join("hello/image.tar");
-    let envelope = archy_registry::Publication::new(
-        archy_registry::Publisher {
-            did: attacker.did(),
-            nostr: attacker.nostr_public_hex(),
-        },
-        rootkit,
-        vec![archy_registry::Artifact {
-            name: "image".into(),
-            blake3: blake3::hash(&std::fs::read(&image).unwrap())
-                .to_hex()
-                .to_string(),
-            size: std::fs::metadata(&image).unwrap().len(),
-            media_type: archy_registry::manifest::OCI_ARCHIVE_MEDIA_TYPE.into(),
-        }],
-        archy_registry::Origin {
-            http: url.clone(),
-            iroh: id.clone(),
-        },
-        chrono::Utc::now(),
-    )
-    .sign(attacker.did_key())
-    .unwrap();
-    let event = archy_marketplace::publication_event(&attacker, &envelope, "rootkit").unwrap();
-    archy_marketplace::publish(&event, std::slice::from_ref(&relay_url))
-        .await
-        .unwrap();
+    publish_directly(&attacker, rootkit, &url, &id, &relay_url).await;
 
     // The operator's node: first-party hello from the catalog, third-party from the relay.
     remove_leftovers("hello").await;
@@ -235,6 +248,48 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
         .await
         .unwrap_err();
     assert!(again.message.contains("already installed"), "{again}");
+
+    // Another publisher lists a "hello" 9.0.0; the developer publishes 1.1.0. The installed
+    // app updates from its own publisher only, and the other gets a namespace of its own.
+    let other = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 5).unwrap();
+    let nine = archy_registry::Manifest::from_yaml(
+        &std::fs::read_to_string(third_party_hello(&dev_dir, |m| {
+            m.replace("version: 1.0.0", "version: 9.0.0")
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    publish_directly(&other, nine, &url, &id, &relay_url).await;
+    let newer = archy_publish(
+        &dev_api,
+        &third_party_hello(&dev_dir, |m| m.replace("version: 1.0.0", "version: 1.1.0")),
+        &mnemonic,
+        &relay_url,
+    );
+    assert!(
+        newer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&newer.stderr)
+    );
+    node.discover_market().await.unwrap();
+    let ambiguous = node
+        .install_listing("hello", None, true, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        ambiguous.message.contains("2 publishers list"),
+        "{ambiguous}"
+    );
+    let updated = node.update(&local_id, true).await.unwrap();
+    assert_eq!(updated.version, "1.1.0");
+    let others = node.market_show("hello").await.unwrap();
+    let ids: Vec<_> = others.iter().filter_map(|d| d.local_id.clone()).collect();
+    assert!(ids.contains(&archy_registry::namespaced_id(
+        "hello",
+        &other.nostr_public_hex()
+    )));
+    assert!(ids.contains(&local_id));
+    assert_eq!(node.app("hello").await.unwrap().version, "1.0.0");
 
     // The app survives a restart of the node: it is re-verified from its stored publication.
     node.shutdown().await;
