@@ -178,6 +178,12 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     })
     .await
     .unwrap();
+    // The operator trusts their own Nostr key (as `archy market trust add` does); it does
+    // not follow the developer yet.
+    let operator = nostr_relay_builder::prelude::Keys::generate();
+    node.trust_key(&operator.public_key().to_hex())
+        .await
+        .unwrap();
     let found = node.discover_market().await.unwrap();
     assert_eq!(found.listings.len(), 2, "{:?}", found.rejected);
 
@@ -186,12 +192,21 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     assert_eq!(shown[0].local_id.as_deref(), Some(local_id.as_str()));
     assert_eq!(shown[0].sandbox, "passes");
 
-    // Unscored publisher, below the threshold: refused without the operator's approval.
+    // No path from the operator's key: score 0, refused without the operator's approval.
+    let score = shown[0]
+        .score
+        .as_ref()
+        .expect("publisher scored at discovery");
+    assert_eq!(score.score, 0, "{:?}", score.explanation);
     let err = node
         .install_listing("hello", None, false, &|_| {})
         .await
         .unwrap_err();
-    assert!(err.message.contains("below this node's threshold"), "{err}");
+    assert!(
+        err.message
+            .contains("scores 0/100, below this node's threshold of 50"),
+        "{err}"
+    );
     assert!(!podman_has_app(&local_id).await);
 
     // A privileged third-party manifest is refused even with approval; nothing is created.
@@ -205,10 +220,33 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     assert!(!podman_has_app(&rootkit_id).await);
     assert!(node.app(&rootkit_id).await.is_err());
 
-    // Approved: installed under the publisher's namespace, its image fetched over iroh from
-    // the developer's node, the origin the publication names.
+    // The operator follows the developer (NIP-02): one hop from a trusted key scores 50,
+    // which clears the threshold. Installed under the publisher's namespace, its image
+    // fetched over iroh from the developer's node, the origin the publication names.
+    let follow = nostr_relay_builder::prelude::EventBuilder::contact_list([
+        nostr_relay_builder::prelude::Contact::new(dev.nostr_keys().public_key()),
+    ])
+    .sign_with_keys(&operator)
+    .unwrap();
+    archy_marketplace::publish(&follow, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+    node.discover_market().await.unwrap();
+    let score = node.market_show("hello").await.unwrap()[0]
+        .score
+        .clone()
+        .unwrap();
+    assert_eq!(score.score, 50, "{:?}", score.explanation);
+    assert!(
+        score
+            .explanation
+            .to_string()
+            .contains("followed by operator key"),
+        "{}",
+        score.explanation
+    );
     let app = node
-        .install_listing("hello", None, true, &|_| {})
+        .install_listing("hello", None, false, &|_| {})
         .await
         .unwrap();
     assert_eq!(app.id, local_id);
@@ -255,6 +293,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     let nine = archy_registry::Manifest::from_yaml(
         &std::fs::read_to_string(third_party_hello(&dev_dir, |m| {
             m.replace("version: 1.0.0", "version: 9.0.0")
+                .replace("host: 18090", "host: 18091")
         }))
         .unwrap(),
     )
@@ -280,8 +319,28 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
         ambiguous.message.contains("2 publishers list"),
         "{ambiguous}"
     );
-    let updated = node.update(&local_id, true).await.unwrap();
+    let updated = node.update(&local_id, false).await.unwrap();
     assert_eq!(updated.version, "1.1.0");
+
+    // The other publisher is a stranger (score 0): only the operator's approval installs it,
+    // under its own namespace, beside the developer's.
+    let other_prefix = &other.nostr_public_hex()[..16];
+    let err = node
+        .install_listing("hello", Some(other_prefix), false, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("below this node's threshold"), "{err}");
+    let other_id = archy_registry::namespaced_id("hello", &other.nostr_public_hex());
+    let approved = node
+        .install_listing("hello", Some(other_prefix), true, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (approved.id.as_str(), approved.version.as_str()),
+        (other_id.as_str(), "9.0.0")
+    );
+    assert_eq!(node.app(&local_id).await.unwrap().version, "1.1.0");
+    node.uninstall(&other_id, true).await.unwrap();
     let others = node.market_show("hello").await.unwrap();
     let ids: Vec<_> = others.iter().filter_map(|d| d.local_id.clone()).collect();
     assert!(ids.contains(&archy_registry::namespaced_id(

@@ -2,16 +2,37 @@
 //! an ed25519 DID (did:key) that signs manifests and a Nostr key (NIP-06) that signs the
 //! NIP-78 events carrying them. Discovery, scoring and publishing build on this.
 
+mod fetch;
 mod nostr;
+mod par;
+mod score;
 
+pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events};
 pub use nostr::{
-    APP_HASHTAG, Discovery, Listing, discover, publication_event, publish, verify_event,
+    APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, Rejection, discover,
+    discover_with, publication_event, publish, verify_event,
+};
+pub use score::{
+    ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,
+    MAX_TARGETS_PER_CLAIM, ScoreConfig, ScoreTerm, TrustInputs, TrustScore, TrustScores,
 };
 
 use archy_registry::keys::KeyPurpose;
 use archy_registry::{PublicKey, SecretKey};
 use nostr_sdk::nips::nip06::FromMnemonic;
 use nostr_sdk::{Keys, ToBech32};
+
+/// A Nostr public key (secp256k1, x-only), as publishers and operators are named.
+pub use nostr_sdk::PublicKey as NostrKey;
+
+/// Reads a Nostr public key written as `npub1…` (NIP-19) or 64 hex digits.
+pub fn parse_nostr_key(text: &str) -> Result<NostrKey, Error> {
+    NostrKey::parse(text.trim()).map_err(|e| {
+        Error::Nostr(format!(
+            "{text:?} is not a Nostr public key (npub1… or hex): {e}"
+        ))
+    })
+}
 
 /// Kind of the NIP-78 application-specific events that carry manifests.
 pub const MANIFEST_EVENT_KIND: u16 = 30078;
@@ -125,6 +146,34 @@ mod tests {
         }
     }
 
+    /// The node runs discovery and trust fetches on spawned tasks.
+    #[test]
+    fn relay_futures_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let relays: Vec<String> = Vec::new();
+        let timeout = std::time::Duration::ZERO;
+        is_send(&discover(&relays, timeout));
+        let limits = DiscoveryLimits::default();
+        is_send(&discover_with(&relays, &[], &limits, timeout));
+        let fetch_limits = TrustFetchLimits::default();
+        is_send(&fetch_trust_events(
+            &relays,
+            &[],
+            &[],
+            &fetch_limits,
+            timeout,
+        ));
+    }
+
+    #[test]
+    fn nostr_keys_parse_as_npub_or_hex() {
+        let hex = "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917";
+        let key = parse_nostr_key(hex).unwrap();
+        assert_eq!(parse_nostr_key(&key.to_bech32().unwrap()).unwrap(), key);
+        let err = parse_nostr_key("npub1nope").unwrap_err().to_string();
+        assert!(err.contains("npub1nope"), "{err}");
+    }
+
     #[test]
     fn identities_are_reproducible_and_distinct_per_index() {
         let m = "leader monkey parrot ring guide accident before fence cannon height naive bean";
@@ -144,3 +193,5 @@ mod tests {
 
 #[cfg(test)]
 mod relay_tests;
+#[cfg(test)]
+mod test_support;

@@ -1,14 +1,21 @@
 //! NIP-78 (kind 30078) events carrying DID-signed publications: building them, checking
 //! them (NIP-01 id and signature, DID signature, DID ↔ Nostr key binding, manifest), and
 //! discovering them through relays, newest per (author, app), NIP-09 deletions honoured.
+//!
+//! Discovery is bounded by design: relays are walked page by page (`limit` + `until`) up to
+//! a budget of events per relay, each author's events are checked up to a cap, and rejected
+//! events are counted by reason with only the first few kept verbatim. A flood of events
+//! therefore costs bounded memory and work; it can hide unknown publishers once the budget
+//! is spent, but never the publishers the caller names (they are fetched by author first).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use archy_registry::{Envelope, VerifiedPublication};
 use nostr_sdk::prelude::*;
 use tracing::debug;
 
+use crate::par::par_map;
 use crate::{DeveloperIdentity, Error, MANIFEST_EVENT_KIND, manifest_d_tag};
 
 /// The indexed `t` tag that lets relays filter Archipelago publications.
@@ -27,12 +34,95 @@ pub struct Listing {
     pub envelope: String,
 }
 
+/// Why an event carries no usable publication.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("NIP-01 id or signature invalid: {0}")]
+    Nostr(String),
+    #[error("kind {0} is not {MANIFEST_EVENT_KIND}")]
+    Kind(u16),
+    #[error("no d tag")]
+    NoIdentifier,
+    #[error("d tag {0:?} is not archy:app:<id>")]
+    Identifier(String),
+    #[error("publication: {0}")]
+    Publication(String),
+    #[error("the DID {did} binds Nostr key {bound}, but the event is signed by {signer}")]
+    KeyBinding {
+        did: String,
+        bound: String,
+        signer: String,
+    },
+    #[error("d tag names {d_tag:?}, the manifest {manifest:?}")]
+    AppId { d_tag: String, manifest: String },
+    #[error("author already has {0} publications checked in this pass")]
+    AuthorCap(usize),
+}
+
+impl Rejection {
+    /// A stable short name, for counting rejections by reason.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Nostr(_) => "nostr-signature",
+            Self::Kind(_) => "kind",
+            Self::NoIdentifier | Self::Identifier(_) => "d-tag",
+            Self::Publication(_) => "publication",
+            Self::KeyBinding { .. } => "key-binding",
+            Self::AppId { .. } => "app-id",
+            Self::AuthorCap(_) => "author-cap",
+        }
+    }
+}
+
+/// Bounds on one discovery pass. The defaults suit public relays (most cap a REQ at a few
+/// hundred events) and keep a pass under a few MB whatever the relays hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryLimits {
+    /// `limit` of each REQ; relays may lower it, which only costs more pages.
+    pub page_size: usize,
+    /// Events taken from one relay in the open (any author) walk. Past it, older events on
+    /// that relay are not seen this pass and [`Discovery::truncated`] is set.
+    pub max_events_per_relay: usize,
+    /// Publications of one author checked per pass (newest first); more are counted as
+    /// rejected without the DID check, so one key cannot buy unbounded verification work.
+    pub max_per_author: usize,
+    /// Rejected events whose reason is kept verbatim; all are counted by category.
+    pub max_rejected_kept: usize,
+    /// Authors named in one REQ (targeted publishers, deletions).
+    pub authors_per_request: usize,
+}
+
+impl Default for DiscoveryLimits {
+    fn default() -> Self {
+        Self {
+            page_size: 500,
+            max_events_per_relay: 20_000,
+            max_per_author: 100,
+            max_rejected_kept: 100,
+            authors_per_request: 200,
+        }
+    }
+}
+
 /// What a discovery pass found.
 #[derive(Debug, Default)]
 pub struct Discovery {
     pub listings: Vec<Listing>,
-    /// Events refused, with the reason (event id, reason).
+    /// The first [`DiscoveryLimits::max_rejected_kept`] events refused, with the reason
+    /// (event id, reason); [`Self::rejected_total`] counts them all.
     pub rejected: Vec<(String, String)>,
+    /// Every event refused in this pass.
+    pub rejected_total: usize,
+    /// Refused events by [`Rejection::category`].
+    pub rejected_by_reason: BTreeMap<String, usize>,
+    /// Distinct events examined.
+    pub examined: usize,
+    /// A relay had more events than the budget allowed: older publications of publishers
+    /// not named to [`discover_with`] may be missing, so a caller should not treat absence
+    /// from this pass as removal.
+    pub truncated: bool,
+    /// Relays that could not be asked (relay, reason).
+    pub relay_errors: Vec<(String, String)>,
 }
 
 /// The kind-30078 event for a publication envelope, signed by the developer's Nostr key.
@@ -53,36 +143,40 @@ pub fn publication_event(
 }
 
 /// Every check a node applies to an event before it lists the app.
-pub fn verify_event(event: &Event) -> Result<Listing, String> {
-    event
-        .verify()
-        .map_err(|e| format!("NIP-01 id or signature invalid: {e}"))?;
+pub fn verify_event(event: &Event) -> Result<Listing, Rejection> {
+    check_nostr(event)?;
+    check_publication(event)
+}
+
+/// NIP-01: the id is the hash of the event and the signature is the author's.
+fn check_nostr(event: &Event) -> Result<(), Rejection> {
+    event.verify().map_err(|e| Rejection::Nostr(e.to_string()))
+}
+
+/// Everything after NIP-01; only for events whose signature was checked.
+pub(crate) fn check_publication(event: &Event) -> Result<Listing, Rejection> {
     if event.kind != Kind::Custom(MANIFEST_EVENT_KIND) {
-        return Err(format!(
-            "kind {} is not {MANIFEST_EVENT_KIND}",
-            event.kind.as_u16()
-        ));
+        return Err(Rejection::Kind(event.kind.as_u16()));
     }
-    let d = event.tags.identifier().ok_or("no d tag")?;
+    let d = event.tags.identifier().ok_or(Rejection::NoIdentifier)?;
     let app_id = d
         .strip_prefix("archy:app:")
-        .ok_or_else(|| format!("d tag {d:?} is not archy:app:<id>"))?;
+        .ok_or_else(|| Rejection::Identifier(d.to_owned()))?;
     let publication = VerifiedPublication::verify(event.content.as_bytes())
-        .map_err(|e| format!("publication: {e}"))?;
+        .map_err(|e| Rejection::Publication(e.to_string()))?;
     let p = publication.publication();
     if p.publisher.nostr != event.pubkey.to_hex() {
-        return Err(format!(
-            "the DID {} binds Nostr key {}, but the event is signed by {}",
-            p.publisher.did,
-            p.publisher.nostr,
-            event.pubkey.to_hex()
-        ));
+        return Err(Rejection::KeyBinding {
+            did: p.publisher.did.clone(),
+            bound: p.publisher.nostr.clone(),
+            signer: event.pubkey.to_hex(),
+        });
     }
     if p.manifest.id != app_id {
-        return Err(format!(
-            "d tag names {app_id:?}, the manifest {:?}",
-            p.manifest.id
-        ));
+        return Err(Rejection::AppId {
+            d_tag: app_id.to_owned(),
+            manifest: p.manifest.id.clone(),
+        });
     }
     Ok(Listing {
         event_id: event.id.to_hex(),
@@ -94,87 +188,131 @@ pub fn verify_event(event: &Event) -> Result<Listing, String> {
     })
 }
 
-async fn connected_client(relays: &[String], keys: Option<Keys>) -> Result<Client, Error> {
-    let client = match keys {
-        Some(keys) => Client::new(keys),
-        None => Client::default(),
-    };
-    for relay in relays {
-        client
-            .add_relay(relay.as_str())
-            .await
-            .map_err(|e| Error::Nostr(format!("relay {relay}: {e}")))?;
-    }
-    client.connect().await;
-    Ok(client)
+/// Turns a stream of events into a [`Discovery`] within [`DiscoveryLimits`]: each event is
+/// examined once, the newest valid publication per (author, app) kept, rejections counted.
+/// Usable without relays (e.g. on events a node stored).
+#[derive(Debug)]
+pub struct DiscoveryCollector {
+    limits: DiscoveryLimits,
+    seen: HashSet<EventId>,
+    per_author: HashMap<PublicKey, usize>,
+    newest: BTreeMap<(String, String), Listing>,
+    found: Discovery,
 }
 
-/// Sends a publication event to every relay; returns the relays that accepted it. Fails
-/// only when none did.
-pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Error> {
-    let client = connected_client(relays, None).await?;
-    client.wait_for_connection(Duration::from_secs(5)).await;
-    let output = client
-        .send_event(event)
-        .await
-        .map_err(|e| Error::Nostr(format!("publishing: {e}")))?;
-    client.disconnect().await;
-    if output.success.is_empty() {
-        return Err(Error::Nostr(format!(
-            "no relay accepted the event: {:?}",
-            output.failed
-        )));
-    }
-    Ok(output.success.iter().map(|u| u.to_string()).collect())
-}
-
-/// Fetches publications from the relays (those that answer within `timeout`), keeps the
-/// newest valid one per (author, app), and drops the ones their author deleted (NIP-09).
-/// A relay that is down or sends garbage costs its share only.
-pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery, Error> {
-    let client = connected_client(relays, None).await?;
-    client.wait_for_connection(timeout).await;
-    let filter = Filter::new()
-        .kind(Kind::Custom(MANIFEST_EVENT_KIND))
-        .hashtag(APP_HASHTAG);
-    let events = client
-        .fetch_events(filter, timeout)
-        .await
-        .map_err(|e| Error::Nostr(format!("fetching: {e}")))?;
-    let mut discovery = Discovery::default();
-    let mut newest: BTreeMap<(String, String), Listing> = BTreeMap::new();
-    for event in events.iter() {
-        match verify_event(event) {
-            Ok(listing) => {
-                let key = (listing.author.clone(), listing.app_id.clone());
-                let keep = newest.get(&key).is_none_or(|old| {
-                    (listing.created_at, &listing.event_id) > (old.created_at, &old.event_id)
-                });
-                if keep {
-                    newest.insert(key, listing);
-                }
-            }
-            Err(reason) => {
-                debug!(event = %event.id, %reason, "publication rejected");
-                discovery.rejected.push((event.id.to_hex(), reason));
-            }
+impl DiscoveryCollector {
+    pub fn new(limits: DiscoveryLimits) -> Self {
+        Self {
+            limits,
+            seen: HashSet::new(),
+            per_author: HashMap::new(),
+            newest: BTreeMap::new(),
+            found: Discovery::default(),
         }
     }
-    let authors: Vec<PublicKey> = newest
-        .values()
-        .filter_map(|l| PublicKey::from_hex(&l.author).ok())
-        .collect();
-    if !authors.is_empty() {
-        let deletions = client
-            .fetch_events(
-                Filter::new().kind(Kind::EventDeletion).authors(authors),
-                timeout,
-            )
-            .await
-            .map_err(|e| Error::Nostr(format!("fetching deletions: {e}")))?;
+
+    /// Examines one event; false when it was seen before (from another relay or page).
+    pub fn add(&mut self, event: &Event) -> bool {
+        self.add_batch(std::slice::from_ref(event)) == 1
+    }
+
+    /// Examines a batch (e.g. one page from a relay), checking signatures on every core;
+    /// returns how many events were new.
+    pub fn add_batch(&mut self, events: &[Event]) -> usize {
+        let candidates: Vec<&Event> = events
+            .iter()
+            .filter(|e| !self.seen.contains(&e.id))
+            .collect();
+        // The signature first: only what an author signed may mark an id as seen or spend
+        // the author's budget, or a forgery could shadow the real event or its publisher.
+        let signed = par_map(&candidates, |e| check_nostr(e));
+        let mut fresh: Vec<(&Event, Option<Rejection>)> = Vec::with_capacity(candidates.len());
+        let mut to_check: Vec<(usize, &Event)> = Vec::new();
+        for (event, signed) in candidates.into_iter().zip(signed) {
+            if let Err(reason) = signed {
+                fresh.push((event, Some(reason)));
+                continue;
+            }
+            if !self.seen.insert(event.id) {
+                continue;
+            }
+            let count = self.per_author.entry(event.pubkey).or_default();
+            if *count >= self.limits.max_per_author {
+                fresh.push((
+                    event,
+                    Some(Rejection::AuthorCap(self.limits.max_per_author)),
+                ));
+                continue;
+            }
+            *count += 1;
+            to_check.push((fresh.len(), event));
+            fresh.push((event, None));
+        }
+        let checked = par_map(&to_check, |(_, e)| check_publication(e));
+        let mut listings: Vec<Option<Listing>> = vec![None; fresh.len()];
+        for ((i, _), result) in to_check.iter().zip(checked) {
+            match result {
+                Ok(listing) => listings[*i] = Some(listing),
+                Err(reason) => fresh[*i].1 = Some(reason),
+            }
+        }
+        self.found.examined += fresh.len();
+        let count = fresh.len();
+        for ((event, rejection), listing) in fresh.into_iter().zip(listings) {
+            if let Some(reason) = rejection {
+                self.reject(event, reason);
+            } else if let Some(listing) = listing {
+                self.keep(listing);
+            }
+        }
+        count
+    }
+
+    fn keep(&mut self, listing: Listing) {
+        let key = (listing.author.clone(), listing.app_id.clone());
+        let newer = self.newest.get(&key).is_none_or(|old| {
+            (listing.created_at, &listing.event_id) > (old.created_at, &old.event_id)
+        });
+        if newer {
+            self.newest.insert(key, listing);
+        }
+    }
+
+    fn reject(&mut self, event: &Event, reason: Rejection) {
+        debug!(event = %event.id, %reason, "publication rejected");
+        self.found.rejected_total += 1;
+        *self
+            .found
+            .rejected_by_reason
+            .entry(reason.category().to_owned())
+            .or_default() += 1;
+        if self.found.rejected.len() < self.limits.max_rejected_kept {
+            self.found
+                .rejected
+                .push((event.id.to_hex(), reason.to_string()));
+        }
+    }
+
+    /// Authors with at least one valid publication so far.
+    pub fn authors(&self) -> Vec<PublicKey> {
+        let mut authors: Vec<PublicKey> = self
+            .newest
+            .keys()
+            .filter_map(|(author, _)| PublicKey::from_hex(author).ok())
+            .collect();
+        authors.dedup();
+        authors
+    }
+
+    /// Drops the listings their own author deleted (NIP-09, by event id or by coordinate
+    /// at or after the listing's time). Deletions with a bad signature are ignored.
+    pub fn apply_deletions<'a>(&mut self, deletions: impl IntoIterator<Item = &'a Event>) {
         let mut deleted_ids: HashSet<(String, String)> = HashSet::new();
         let mut deleted_coords: Vec<(String, String, u64)> = Vec::new();
-        for del in deletions.iter().filter(|d| d.verify().is_ok()) {
+        for del in deletions {
+            if del.kind != Kind::EventDeletion || del.verify().is_err() {
+                continue;
+            }
             let author = del.pubkey.to_hex();
             for id in del.tags.event_ids() {
                 deleted_ids.insert((author.clone(), id.to_hex()));
@@ -190,7 +328,7 @@ pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery,
                 }
             }
         }
-        newest.retain(|(author, app), l| {
+        self.newest.retain(|(author, app), l| {
             let by_id = deleted_ids.contains(&(author.clone(), l.event_id.clone()));
             let d = manifest_d_tag(app);
             let by_coord = deleted_coords
@@ -199,7 +337,319 @@ pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery,
             !(by_id || by_coord)
         });
     }
+
+    pub fn finish(mut self) -> Discovery {
+        self.found.listings = self.newest.into_values().collect();
+        self.found
+    }
+}
+
+/// A client that checks every event a relay sends against the REQ's filters and `limit`,
+/// so a relay cannot push unrelated or unbounded events into a pass.
+pub(crate) async fn connected_client(relays: &[String]) -> Result<Client, Error> {
+    let client = Client::builder()
+        .opts(ClientOptions::new().verify_subscriptions(true))
+        .build();
+    for relay in relays {
+        client
+            .add_relay(relay.as_str())
+            .await
+            .map_err(|e| Error::Nostr(format!("relay {relay}: {e}")))?;
+    }
+    client.connect().await;
+    Ok(client)
+}
+
+/// The relays of `client` that are connected; the others go to `errors`.
+pub(crate) async fn connected_relays(
+    client: &Client,
+    errors: &mut Vec<(String, String)>,
+) -> Vec<RelayUrl> {
+    let mut up = Vec::new();
+    for (url, relay) in client.relays().await {
+        if relay.is_connected() {
+            up.push(url);
+        } else {
+            errors.push((
+                url.to_string(),
+                format!("not connected ({})", relay.status()),
+            ));
+        }
+    }
+    up.sort();
+    up
+}
+
+/// What a walk does with each page; returns how many of its events were new.
+pub(crate) type PageSink<'a> = dyn FnMut(&[Event]) -> usize + Send + 'a;
+
+/// Events of one REQ, at most `limit` (the page is the only buffer), handed to `sink`.
+/// Returns how many arrived, how many were new, and the oldest `created_at` among them.
+pub(crate) async fn stream_into(
+    client: &Client,
+    relays: &[RelayUrl],
+    filter: Filter,
+    limit: usize,
+    timeout: Duration,
+    sink: &mut PageSink<'_>,
+) -> Result<(usize, usize, Option<Timestamp>), Error> {
+    let mut stream = client
+        .stream_events_from(relays.to_vec(), filter.limit(limit), timeout)
+        .await
+        .map_err(|e| Error::Nostr(format!("fetching: {e}")))?;
+    let mut page: Vec<Event> = Vec::new();
+    while let Some(event) = stream.next().await {
+        page.push(event);
+        if page.len() >= limit {
+            break;
+        }
+    }
+    let oldest = page.iter().map(|e| e.created_at).min();
+    let fresh = sink(&page);
+    Ok((page.len(), fresh, oldest))
+}
+
+/// More bytes than the control messages of an empty page (EOSE, CLOSED, NOTICE).
+const DROPPED_PAGE_BYTES: usize = 4096;
+
+/// Walks one relay from the newest events back, page by page, until it has nothing older
+/// or `budget` events were taken. Returns true when the budget stopped the walk.
+pub(crate) async fn walk(
+    client: &Client,
+    relay: &RelayUrl,
+    base: &Filter,
+    page_size: usize,
+    budget: usize,
+    timeout: Duration,
+    sink: &mut PageSink<'_>,
+) -> Result<bool, Error> {
+    let relays = std::slice::from_ref(relay);
+    let handle = client.relay(relay).await.ok();
+    let received = || handle.as_ref().map_or(0, |r| r.stats().bytes_received());
+    let mut taken = 0usize;
+    let mut until: Option<Timestamp> = None;
+    loop {
+        if taken >= budget {
+            return Ok(true);
+        }
+        let want = page_size.min(budget - taken).max(1);
+        let mut filter = base.clone();
+        if let Some(until) = until {
+            filter = filter.until(until);
+        }
+        let before = received();
+        let (got, fresh, oldest) = stream_into(client, relays, filter, want, timeout, sink).await?;
+        // Every event taken counts, repeats included, so a relay that ignores `until`
+        // cannot keep the walk going forever.
+        taken += got;
+        let Some(oldest) = oldest else {
+            // The client drops events with a bad signature or outside the filter before
+            // they reach us; a page made only of those looks like the end. Say so.
+            let sent = received().saturating_sub(before);
+            if sent > DROPPED_PAGE_BYTES {
+                return Err(Error::Nostr(format!(
+                    "sent {sent} bytes but no valid event matching the request; \
+                     stopped reading this relay"
+                )));
+            }
+            return Ok(false);
+        };
+        until = Some(if fresh > 0 {
+            // Events of the oldest second may continue on the next page.
+            oldest
+        } else if oldest.as_secs() == 0 {
+            return Ok(false);
+        } else {
+            // Nothing new: step past that second. Events beyond a page within one second
+            // are skipped; named publishers are fetched by author, so this hides no one
+            // the caller asked for.
+            Timestamp::from_secs(oldest.as_secs() - 1)
+        });
+    }
+}
+
+/// Sends a publication event to every relay; returns the relays that accepted it. Fails
+/// only when none did.
+pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Error> {
+    let client = connected_client(relays).await?;
+    client.wait_for_connection(Duration::from_secs(5)).await;
+    let output = client
+        .send_event(event)
+        .await
+        .map_err(|e| Error::Nostr(format!("publishing: {e}")))?;
     client.disconnect().await;
-    discovery.listings = newest.into_values().collect();
-    Ok(discovery)
+    if output.success.is_empty() {
+        return Err(Error::Nostr(format!(
+            "no relay accepted the event: {:?}",
+            output.failed
+        )));
+    }
+    Ok(output.success.iter().map(|u| u.to_string()).collect())
+}
+
+/// [`discover_with`] with the default limits and no named publishers.
+pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery, Error> {
+    discover_with(relays, &[], &DiscoveryLimits::default(), timeout).await
+}
+
+/// Fetches publications from the relays (those that answer; `timeout` bounds each REQ),
+/// keeps the newest valid one per (author, app), and drops the ones their author deleted
+/// (NIP-09). `publishers` (e.g. the keys the operator's web of trust reaches) are fetched
+/// by author first, so no flood from other keys can crowd them out; then every relay is
+/// walked for anyone's publications within `limits`. A relay that is down or sends garbage
+/// costs its share only.
+pub async fn discover_with(
+    relays: &[String],
+    publishers: &[PublicKey],
+    limits: &DiscoveryLimits,
+    timeout: Duration,
+) -> Result<Discovery, Error> {
+    let client = connected_client(relays).await?;
+    client.wait_for_connection(timeout).await;
+    let mut errors = Vec::new();
+    let up = connected_relays(&client, &mut errors).await;
+    let mut collector = DiscoveryCollector::new(limits.clone());
+    let mut truncated = false;
+    let page_size = limits.page_size.max(1);
+    let per_request = limits.authors_per_request.max(1);
+    for relay in &up {
+        truncated |= walk_relay(
+            &client,
+            relay,
+            publishers,
+            limits,
+            timeout,
+            &mut collector,
+            &mut errors,
+        )
+        .await;
+    }
+    let authors = collector.authors();
+    let mut deletions: Vec<Event> = Vec::new();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    for relay in &up {
+        for chunk in authors.chunks(per_request) {
+            let filter = Filter::new()
+                .kind(Kind::EventDeletion)
+                .authors(chunk.iter().copied());
+            let budget = chunk.len().saturating_mul(limits.max_per_author);
+            let mut sink = |page: &[Event]| {
+                let before = deletions.len();
+                deletions.extend(page.iter().filter(|e| seen.insert(e.id)).cloned());
+                deletions.len() - before
+            };
+            if let Err(e) = walk(
+                &client, relay, &filter, page_size, budget, timeout, &mut sink,
+            )
+            .await
+            {
+                errors.push((relay.to_string(), format!("deletions: {e}")));
+            }
+        }
+    }
+    collector.apply_deletions(&deletions);
+    client.disconnect().await;
+    let mut found = collector.finish();
+    found.truncated = truncated;
+    found.relay_errors = errors;
+    Ok(found)
+}
+
+/// One relay's share of a discovery pass: the named publishers by author, then anyone's
+/// publications newest first. True when a budget stopped a walk. A failed walk is recorded
+/// and the next one still runs.
+async fn walk_relay(
+    client: &Client,
+    relay: &RelayUrl,
+    publishers: &[PublicKey],
+    limits: &DiscoveryLimits,
+    timeout: Duration,
+    collector: &mut DiscoveryCollector,
+    errors: &mut Vec<(String, String)>,
+) -> bool {
+    let base = Filter::new()
+        .kind(Kind::Custom(MANIFEST_EVENT_KIND))
+        .hashtag(APP_HASHTAG);
+    let page_size = limits.page_size.max(1);
+    let mut sink = |page: &[Event]| collector.add_batch(page);
+    let mut walks: Vec<(Filter, usize)> = publishers
+        .chunks(limits.authors_per_request.max(1))
+        .map(|chunk| {
+            let budget = chunk.len().saturating_mul(limits.max_per_author);
+            (base.clone().authors(chunk.iter().copied()), budget)
+        })
+        .collect();
+    walks.push((base, limits.max_events_per_relay));
+    let mut truncated = false;
+    for (filter, budget) in walks {
+        match walk(
+            client, relay, &filter, page_size, budget, timeout, &mut sink,
+        )
+        .await
+        {
+            Ok(t) => truncated |= t,
+            Err(e) => errors.push((relay.to_string(), e.to_string())),
+        }
+    }
+    truncated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::publication_event_at;
+    use archy_registry::SecretKey;
+
+    /// Forgeries in an author's name do not spend its budget; its own events past the cap
+    /// are refused unchecked; reasons are kept up to the cap and all counted.
+    #[test]
+    fn the_collector_bounds_work_per_author_and_reasons_kept() {
+        let limits = DiscoveryLimits {
+            max_per_author: 3,
+            max_rejected_kept: 4,
+            ..DiscoveryLimits::default()
+        };
+        let did = SecretKey::from_bytes(&[5; 32]);
+        let publisher = Keys::generate();
+        let legit = publication_event_at(&did, &publisher, "notes", "1.0.0", 1_000);
+        let mut collector = DiscoveryCollector::new(limits);
+        for i in 0..50 {
+            let mut forged = publication_event_at(
+                &did,
+                &Keys::generate(),
+                &format!("f{i}"),
+                "1.0.0",
+                2_000 + i,
+            );
+            forged.pubkey = publisher.public_key();
+            assert!(collector.add(&forged));
+        }
+        // The real event's id with someone else's signature does not shadow it.
+        let mut shadow = legit.clone();
+        shadow.sig = Keys::generate().sign_schnorr(&nostr_sdk::secp256k1::Message::from_digest(
+            legit.id.to_bytes(),
+        ));
+        assert!(collector.add(&shadow));
+        assert!(collector.add(&legit));
+        assert!(!collector.add(&legit), "seen before");
+        let loud = Keys::generate();
+        for i in 0..10 {
+            let e = EventBuilder::new(Kind::Custom(MANIFEST_EVENT_KIND), "junk")
+                .tags([Tag::identifier(format!("archy:app:x{i}"))])
+                .sign_with_keys(&loud)
+                .unwrap();
+            collector.add(&e);
+        }
+        assert_eq!(collector.authors(), vec![publisher.public_key()]);
+        let found = collector.finish();
+        assert_eq!(found.listings.len(), 1);
+        assert_eq!(found.examined, 62);
+        assert_eq!(found.rejected_total, 61);
+        assert_eq!(found.rejected.len(), 4);
+        let by = |r: &str| found.rejected_by_reason.get(r).copied().unwrap_or(0);
+        assert_eq!(
+            (by("nostr-signature"), by("publication"), by("author-cap")),
+            (51, 3, 7)
+        );
+    }
 }

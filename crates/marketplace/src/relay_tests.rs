@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use archy_registry::{Artifact, Manifest, Origin, Publication, Publisher};
 use nostr_relay_builder::prelude::*;
+use nostr_sdk::{Client, PublicKey};
 
 use super::*;
 
@@ -138,14 +139,24 @@ fn forged_nostr_signatures_and_ids_are_rejected() {
     // Same id and signature, other content.
     let mut forged = good.clone();
     forged.content.push(' ');
-    assert!(verify_event(&forged).unwrap_err().contains("NIP-01"));
+    assert!(
+        verify_event(&forged)
+            .unwrap_err()
+            .to_string()
+            .contains("NIP-01")
+    );
     // Someone else's key claimed as author.
     let mut stolen = good;
     stolen.pubkey = DeveloperIdentity::from_mnemonic(DEV, "", 2)
         .unwrap()
         .nostr_keys()
         .public_key();
-    assert!(verify_event(&stolen).unwrap_err().contains("NIP-01"));
+    assert!(
+        verify_event(&stolen)
+            .unwrap_err()
+            .to_string()
+            .contains("NIP-01")
+    );
 }
 
 #[tokio::test]
@@ -237,4 +248,378 @@ async fn a_dead_relay_does_not_stop_discovery() {
     publish(&event, &[url.clone(), dead.clone()]).await.unwrap();
     let found = discover(&[dead, url], TIMEOUT).await.unwrap();
     assert_eq!(found.listings.len(), 1);
+}
+
+/// A relay whose store the test can also write to directly, with a rate limit high enough
+/// for a flood to land through the websocket (LocalRelay allows 60 events a minute per
+/// connection by default).
+async fn open_relay() -> (LocalRelay, String, std::sync::Arc<dyn NostrDatabase>) {
+    let db: std::sync::Arc<dyn NostrDatabase> =
+        std::sync::Arc::new(MemoryDatabase::with_opts(MemoryDatabaseOptions {
+            events: true,
+            max_events: Some(100_000),
+        }));
+    let relay = LocalRelay::new(
+        RelayBuilder::default()
+            .addr([127, 0, 0, 1].into())
+            .database(db.clone())
+            .rate_limit(RateLimit {
+                max_reqs: 500,
+                notes_per_minute: 1_000_000,
+            }),
+    );
+    relay.run().await.unwrap();
+    let url = relay.url().await.to_string();
+    (relay, url, db)
+}
+
+/// Sends events through one connection, without waiting for each OK, then waits until the
+/// relay holds `expect` events of `filter` (bounded).
+async fn flood(
+    url: &str,
+    db: &dyn NostrDatabase,
+    events: Vec<Event>,
+    filter: Filter,
+    expect: usize,
+) {
+    let client = Client::default();
+    client.add_relay(url).await.unwrap();
+    client.connect().await;
+    client.wait_for_connection(TIMEOUT).await;
+    for chunk in events.chunks(1000) {
+        let msgs = chunk
+            .iter()
+            .map(|e| ClientMessage::event(e.clone()))
+            .collect();
+        client.batch_msg_to([url], msgs).await.unwrap();
+    }
+    for _ in 0..600 {
+        if db.count(filter.clone()).await.unwrap() >= expect {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        db.count(filter).await.unwrap(),
+        expect,
+        "the flood did not land"
+    );
+    client.disconnect().await;
+}
+
+fn spam_event(keys: &Keys, d: &str, content: String, at: u64) -> Event {
+    EventBuilder::new(Kind::Custom(MANIFEST_EVENT_KIND), content)
+        .tags([Tag::identifier(d), Tag::hashtag(APP_HASHTAG)])
+        .custom_created_at(Timestamp::from_secs(at))
+        .sign_with_keys(keys)
+        .unwrap()
+}
+
+/// 10,000 spam publications, all newer than one legitimate publication: 2,000 of garbage
+/// from one key, 2,000 of garbage from 2,000 keys, 2,000 DID-signed envelopes binding
+/// another Nostr key, 2,000 with a foreign d tag (all validly signed, sent through the
+/// websocket), and 2,000 with forged signatures, some claiming the legitimate publisher's
+/// key, written straight into the relay's store among the others (the relay itself refuses
+/// them). Discovery finds the legitimate listing with bounded bookkeeping; with a budget too
+/// small for the flood, it still finds it when the publisher is named; a relay that hides
+/// it behind a page of forgeries costs its share only, and is reported.
+#[tokio::test]
+async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
+    let (_relay, url, db) = open_relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    let t0 = Timestamp::now().as_secs() - 50_000;
+    let legit = event_at(
+        &dev,
+        &publication(&dev, "1.0.0", None)
+            .sign(dev.did_key())
+            .unwrap(),
+        t0,
+    );
+    publish(&legit, std::slice::from_ref(&url)).await.unwrap();
+
+    // Valid signatures at t0+1, t0+2, …; forgeries at every fifth second among them.
+    let mut at = t0;
+    let mut next = || {
+        at += 1;
+        if (at - t0).is_multiple_of(5) {
+            at += 1;
+        }
+        at
+    };
+    let mut spam = Vec::new();
+    let loud = Keys::generate();
+    for i in 0..2000 {
+        spam.push(spam_event(
+            &loud,
+            &format!("archy:app:loud{i}"),
+            format!("garbage {i}"),
+            next(),
+        ));
+    }
+    for i in 0..2000 {
+        let content = if i % 2 == 0 {
+            "{\"payloadType\":1}".into()
+        } else {
+            "x".repeat(i % 300)
+        };
+        spam.push(spam_event(
+            &Keys::generate(),
+            "archy:app:junk",
+            content,
+            next(),
+        ));
+    }
+    let binder_keys: Vec<Keys> = (0..200).map(|_| Keys::generate()).collect();
+    let did = archy_registry::SecretKey::from_bytes(&[3; 32]);
+    let envelope =
+        crate::test_support::publication(&did, &dev.nostr_keys().public_key(), "notes", "6.6.6")
+            .sign(&did)
+            .unwrap();
+    let bound_elsewhere = String::from_utf8(envelope.to_bytes()).unwrap();
+    for i in 0..2000 {
+        spam.push(spam_event(
+            &binder_keys[i % 200],
+            &format!("archy:app:notes{}", i / 200),
+            bound_elsewhere.clone(),
+            next(),
+        ));
+    }
+    for i in 0..2000 {
+        spam.push(spam_event(
+            &Keys::generate(),
+            &format!("other:{i}"),
+            "{}".into(),
+            next(),
+        ));
+    }
+    let all_spam = Filter::new().kind(Kind::Custom(MANIFEST_EVENT_KIND));
+    flood(&url, db.as_ref(), spam, all_spam.clone(), 8001).await;
+
+    let forge = |i: u64, at: u64, claim_publisher: bool| {
+        let mut e = spam_event(
+            &Keys::generate(),
+            &format!("archy:app:forged{i}"),
+            "{}".into(),
+            at,
+        );
+        if claim_publisher {
+            // Claims the legitimate publisher's key (the id no longer matches).
+            e.pubkey = dev.nostr_keys().public_key();
+        } else if i.is_multiple_of(2) {
+            e.content.push(' ');
+        } else {
+            e.sig =
+                Keys::generate().sign_schnorr(&nostr_sdk::secp256k1::Message::from_digest([7; 32]));
+        }
+        e
+    };
+    let forged: Vec<Event> = (0..2000)
+        .map(|i| forge(i, t0 + 5 * (i + 1), false))
+        .collect();
+    assert!(
+        publish(&forged[0], std::slice::from_ref(&url))
+            .await
+            .is_err(),
+        "the relay verifies signatures itself"
+    );
+    for e in &forged {
+        db.save_event(e).await.unwrap();
+    }
+    assert_eq!(db.count(all_spam.clone()).await.unwrap(), 10_001);
+
+    let limits = DiscoveryLimits::default();
+    let found = discover_with(std::slice::from_ref(&url), &[], &limits, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.rejected_by_reason);
+    assert_eq!(found.listings[0].event_id, legit.id.to_hex());
+    assert!(!found.truncated);
+    assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    // Forged events never reach the collector (the client drops them); everything with a
+    // valid signature is examined once and refused, counted by reason, a few kept verbatim.
+    assert_eq!(found.examined, 8001);
+    assert_eq!(found.rejected_total, 8000);
+    assert_eq!(found.rejected.len(), limits.max_rejected_kept);
+    let by = |r: &str| found.rejected_by_reason.get(r).copied().unwrap_or(0);
+    assert_eq!(by("author-cap"), 2000 - limits.max_per_author);
+    assert_eq!(by("publication"), limits.max_per_author + 2000);
+    assert_eq!(by("key-binding"), 2000);
+    assert_eq!(by("d-tag"), 2000);
+
+    // A budget smaller than the flood: the open walk stops early and says so, and the
+    // publisher the caller names is still found.
+    let small = DiscoveryLimits {
+        max_events_per_relay: 1000,
+        ..DiscoveryLimits::default()
+    };
+    let blind = discover_with(std::slice::from_ref(&url), &[], &small, TIMEOUT)
+        .await
+        .unwrap();
+    assert!(blind.truncated);
+    assert!(blind.examined <= 1000, "{}", blind.examined);
+    assert!(blind.listings.is_empty());
+    let named = discover_with(
+        std::slice::from_ref(&url),
+        &[dev.nostr_keys().public_key()],
+        &small,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(named.listings.len(), 1);
+    assert_eq!(named.listings[0].event_id, legit.id.to_hex());
+
+    // A lying relay: the legitimate event under a solid block of forgeries that claim its
+    // publisher's key. It hides the publication, as any relay can, and is reported; with
+    // another relay the publication is found.
+    let (_liar, liar_url, liar_db) = open_relay().await;
+    liar_db.save_event(&legit).await.unwrap();
+    let newest = Timestamp::now().as_secs();
+    for i in 0..1000 {
+        liar_db
+            .save_event(&forge(i, newest - i, true))
+            .await
+            .unwrap();
+    }
+    let publisher = [dev.nostr_keys().public_key()];
+    let alone = discover_with(
+        std::slice::from_ref(&liar_url),
+        &publisher,
+        &limits,
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(alone.listings.is_empty());
+    assert!(!alone.relay_errors.is_empty());
+    assert!(
+        alone
+            .relay_errors
+            .iter()
+            .all(|(_, e)| e.contains("no valid event")),
+        "{:?}",
+        alone.relay_errors
+    );
+    let both = discover_with(&[liar_url, url], &publisher, &limits, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(both.listings.len(), 1);
+}
+
+async fn send_all(url: &str, events: &[Event]) {
+    let client = Client::default();
+    client.add_relay(url).await.unwrap();
+    client.connect().await;
+    client.wait_for_connection(TIMEOUT).await;
+    for e in events {
+        let out = client.send_event(e).await.unwrap();
+        assert!(!out.success.is_empty(), "{:?}", out.failed);
+    }
+    client.disconnect().await;
+}
+
+/// Publish, discover, fetch the operator's web of trust from the relay, score.
+#[tokio::test]
+async fn publishers_are_scored_from_the_operators_web_of_trust_on_a_relay() {
+    use crate::test_support::{endorse, follows, report};
+    use nostr_sdk::nips::nip56::Report;
+
+    let (_relay, url, _db) = open_relay().await;
+    let devs: Vec<DeveloperIdentity> = (0..5)
+        .map(|i| DeveloperIdentity::from_mnemonic(DEV, "", i).unwrap())
+        .collect();
+    for dev in &devs {
+        let event = publication_event(
+            dev,
+            &publication(dev, "1.0.0", None).sign(dev.did_key()).unwrap(),
+            "notes",
+        )
+        .unwrap();
+        publish(&event, std::slice::from_ref(&url)).await.unwrap();
+    }
+    let [plain, reported, endorsed, sybil_reported, stranger] =
+        [0, 1, 2, 3, 4].map(|i| devs[i].nostr_keys().public_key());
+
+    let operator = Keys::generate();
+    let friend = Keys::generate();
+    let sybils: Vec<Keys> = (0..50).map(|_| Keys::generate()).collect();
+    let sybil_pks: Vec<PublicKey> = sybils.iter().map(|k| k.public_key()).collect();
+    let now = Timestamp::now().as_secs();
+    let mut events = vec![
+        follows(
+            &operator,
+            &[
+                friend.public_key(),
+                plain,
+                reported,
+                endorsed,
+                sybil_reported,
+            ],
+            now,
+        ),
+        report(&friend, &reported, Report::Malware),
+        endorse(&friend, &endorsed),
+    ];
+    for s in &sybils {
+        events.push(follows(s, &sybil_pks, now));
+        events.push(report(s, &sybil_reported, Report::Malware));
+        events.push(endorse(s, &stranger));
+    }
+    send_all(&url, &events).await;
+
+    let found = discover(std::slice::from_ref(&url), TIMEOUT).await.unwrap();
+    assert_eq!(found.listings.len(), 5, "{:?}", found.rejected);
+    let publishers: Vec<PublicKey> = found
+        .listings
+        .iter()
+        .map(|l| PublicKey::from_hex(&l.author).unwrap())
+        .collect();
+    let fetched = fetch_trust_events(
+        std::slice::from_ref(&url),
+        &[operator.public_key()],
+        &publishers,
+        &TrustFetchLimits::default(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        fetched.relay_errors.is_empty(),
+        "{:?}",
+        fetched.relay_errors
+    );
+    let mut inputs = fetched.inputs;
+    // The sybils' reports are not even fetched (no path to their authors); counted
+    // anyway, they weigh nothing.
+    inputs.add_events(&events);
+
+    let scores = inputs.scores(&[operator.public_key()], &ScoreConfig::default());
+    let explain = |pk: &PublicKey| {
+        let s = scores.score(pk);
+        let text: Vec<String> = s
+            .explanation
+            .iter()
+            .map(|t| format!("{:+} {}", t.points, t.reason))
+            .collect();
+        (s.score, text.join("; "))
+    };
+    let (p, why) = explain(&plain);
+    assert_eq!(p, 50, "{why}");
+    assert!(why.contains("followed by operator key npub1"), "{why}");
+    assert!(
+        why.contains("publishing for 0 days, 1 versions of 1 apps"),
+        "{why}"
+    );
+    let (r, why) = explain(&reported);
+    assert!(r < p, "{why}");
+    assert!(why.contains("reported as malware by npub1"), "{why}");
+    let (e, why) = explain(&endorsed);
+    assert!(e > p, "{why}");
+    assert!(why.contains("+10 endorsed by npub1"), "{why}");
+    let (s, why) = explain(&sybil_reported);
+    assert_eq!(s, p, "{why}");
+    assert!(!why.contains("reported"), "{why}");
+    let (u, why) = explain(&stranger);
+    assert_eq!(u, 0, "{why}");
+    assert!(why.contains("no follow path"), "{why}");
 }

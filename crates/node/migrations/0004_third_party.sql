@@ -10,3 +10,10 @@ CREATE TABLE market_scores (
     explanation TEXT NOT NULL,
     computed_at TEXT NOT NULL
 );
+
+-- Nostr keys the operator trusts, added with `archy market trust add` (beside the config's
+-- `trusted_keys`): the roots of the web of trust that scores publishers.
+CREATE TABLE trusted_keys (
+    key TEXT PRIMARY KEY,
+    added_at TEXT NOT NULL
+);

@@ -21,6 +21,8 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/market/{app}", get(market_show))
         .route("/v1/market/{app}/install", post(market_install))
         .route("/v1/publish/{app}/{artifact}", post(publish_artifact))
+        .route("/v1/trust/keys", get(trusted_keys))
+        .route("/v1/trust/keys/{key}", post(trust_key).delete(untrust_key))
         .route("/v1/apps", get(apps))
         .route("/v1/apps/{id}", get(app).delete(uninstall))
         .route("/v1/apps/{id}/install", post(install))
@@ -148,6 +150,31 @@ where
         axum::body::Body::from_stream(lines),
     )
         .into_response()
+}
+
+async fn trusted_keys(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
+    let keys = node.trusted_keys().await?;
+    Ok(axum::Json(serde_json::json!(
+        keys.iter()
+            .map(|(key, source)| serde_json::json!({ "key": key, "source": source }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn trust_key(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let hex = node.trust_key(&key).await?;
+    Ok(axum::Json(serde_json::json!({ "trusted": hex })))
+}
+
+async fn untrust_key(
+    State(node): State<Arc<Node>>,
+    Path(key): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let hex = node.untrust_key(&key).await?;
+    Ok(axum::Json(serde_json::json!({ "untrusted": hex })))
 }
 
 async fn market_show(

@@ -511,3 +511,31 @@ pub async fn score(db: &Db, author: &str) -> sqlx::Result<Option<ScoreRow>> {
         computed_at: r.get("computed_at"),
     }))
 }
+
+/// Operator keys added through the API (hex).
+pub async fn trusted_keys(db: &Db) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT key FROM trusted_keys ORDER BY added_at, key")
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.get("key")).collect())
+}
+
+pub async fn add_trusted_key(db: &Db, key: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO trusted_keys (key, added_at) VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether a key was there to remove.
+pub async fn remove_trusted_key(db: &Db, key: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM trusted_keys WHERE key = ?")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

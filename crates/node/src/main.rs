@@ -78,6 +78,11 @@ enum MarketCommand {
     /// Each publisher's listing of an app: its local id, sandbox verdict and trust score,
     /// with every point explained.
     Show { app: String },
+    /// The Nostr keys this node trusts: the roots its publisher scores start from.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
     /// Install a third-party app: sandboxed, under its publisher's namespace.
     Install {
         app: String,
@@ -87,6 +92,19 @@ enum MarketCommand {
         /// Accept a publisher who scores below the node's threshold.
         #[arg(long)]
         approve: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Trusted keys, from the config and added here.
+    List,
+    /// Trust a key (npub1… or hex); scores are recomputed at the next discovery.
+    Add {
+        key: String,
+    },
+    Remove {
+        key: String,
     },
 }
 
@@ -480,6 +498,31 @@ async fn main() -> anyhow::Result<()> {
                                 s(l, "did"),
                                 &s(l, "author")[..s(l, "author").len().min(12)]
                             );
+                        }
+                    });
+                }
+                MarketCommand::Trust { command } => {
+                    let v = match &command {
+                        TrustCommand::List => client.get("/v1/trust/keys").await?,
+                        TrustCommand::Add { key } => {
+                            client.post(&format!("/v1/trust/keys/{key}")).await?
+                        }
+                        TrustCommand::Remove { key } => {
+                            client.delete(&format!("/v1/trust/keys/{key}")).await?
+                        }
+                    };
+                    print_or(cli.json, &v, |v| match command {
+                        TrustCommand::List => {
+                            for k in v.as_array().into_iter().flatten() {
+                                println!("{}  ({})", s(k, "key"), s(k, "source"));
+                            }
+                        }
+                        TrustCommand::Add { .. } => println!(
+                            "trusting {}; `archy market discover` rescores publishers",
+                            s(v, "trusted")
+                        ),
+                        TrustCommand::Remove { .. } => {
+                            println!("no longer trusting {}", s(v, "untrusted"))
                         }
                     });
                 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use archy_marketplace::NostrKey;
 use archy_orchestrator::{
     AppRuntime, Orchestrator, OrchestratorConfig, Progress, ProgressSink, Stage,
 };
@@ -209,6 +210,9 @@ impl Node {
             }
         };
         db::set_meta(&db, "pinned_root", &anchor_hash).await?;
+        for key in &config.trusted_keys {
+            archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
+        }
 
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
@@ -468,15 +472,29 @@ impl Node {
         Ok(Some(body))
     }
 
-    /// Discovers third-party publications on the configured relays and stores the newest
-    /// verified one per (publisher, app). A relay that is down or lies costs only its share.
+    /// Discovers third-party publications on the configured relays, stores the newest
+    /// verified one per (publisher, app), then scores every listed publisher from the
+    /// operator's web of trust. A relay that is down, slow or lying costs only its share;
+    /// listings are forgotten only after a complete pass that no longer finds them.
     pub async fn discover_market(&self) -> Result<archy_marketplace::Discovery, NodeError> {
         if self.config.relays.is_empty() {
             return Ok(Default::default());
         }
-        let found = archy_marketplace::discover(&self.config.relays, Duration::from_secs(10))
-            .await
-            .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
+        let timeout = Duration::from_secs(10);
+        // Publishers already listed are asked for by name: a flood cannot push them out.
+        let known: Vec<NostrKey> = db::market_listings(&self.db)
+            .await?
+            .iter()
+            .filter_map(|l| archy_marketplace::parse_nostr_key(&l.author).ok())
+            .collect();
+        let found = archy_marketplace::discover_with(
+            &self.config.relays,
+            &known,
+            &archy_marketplace::DiscoveryLimits::default(),
+            timeout,
+        )
+        .await
+        .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
         let mut keep = Vec::new();
         for l in &found.listings {
             let p = l.publication.publication();
@@ -492,11 +510,141 @@ impl Node {
             db::upsert_listing(&self.db, &row, l.envelope.as_bytes()).await?;
             keep.push((l.author.clone(), l.app_id.clone()));
         }
-        db::retain_listings(&self.db, &keep).await?;
-        for (event, reason) in &found.rejected {
-            warn!(%event, %reason, "relay publication rejected");
+        if found.truncated || !found.relay_errors.is_empty() {
+            warn!(
+                truncated = found.truncated,
+                relay_errors = ?found.relay_errors,
+                "incomplete discovery pass: listings it did not see are kept"
+            );
+        } else {
+            db::retain_listings(&self.db, &keep).await?;
+        }
+        if found.rejected_total > 0 {
+            warn!(
+                total = found.rejected_total,
+                by_reason = ?found.rejected_by_reason,
+                "relay publications rejected"
+            );
+        }
+        if let Err(e) = self.score_publishers(&found).await {
+            warn!(error = %e, "scoring publishers failed; previous scores are kept");
         }
         Ok(found)
+    }
+
+    /// The operator's keys: the config's `trusted_keys` and those added with
+    /// `archy market trust add`.
+    async fn operator_keys(&self) -> Result<Vec<NostrKey>, NodeError> {
+        let mut keys = Vec::new();
+        for text in self
+            .config
+            .trusted_keys
+            .iter()
+            .cloned()
+            .chain(db::trusted_keys(&self.db).await?)
+        {
+            let key = archy_marketplace::parse_nostr_key(&text)
+                .map_err(|e| NodeError::new(ErrorKind::Refused, format!("trusted key: {e}")))?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Scores every listed publisher (0..100, each point explained) and stores the result.
+    async fn score_publishers(
+        &self,
+        found: &archy_marketplace::Discovery,
+    ) -> Result<(), NodeError> {
+        let operator = self.operator_keys().await?;
+        let mut publishers: Vec<NostrKey> = Vec::new();
+        for l in db::market_listings(&self.db).await? {
+            if let Ok(key) = archy_marketplace::parse_nostr_key(&l.author)
+                && !publishers.contains(&key)
+            {
+                publishers.push(key);
+            }
+        }
+        if operator.is_empty() {
+            let explanation = serde_json::json!([{
+                "points": 0,
+                "reason": "this node trusts no key yet (trusted_keys in the config, or `archy market trust add`): nobody vouches for any publisher"
+            }]);
+            for p in &publishers {
+                db::store_score(&self.db, &p.to_hex(), 0, &explanation).await?;
+            }
+            return Ok(());
+        }
+        let fetched = archy_marketplace::fetch_trust_events(
+            &self.config.relays,
+            &operator,
+            &publishers,
+            &archy_marketplace::TrustFetchLimits::default(),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
+        if fetched.truncated || !fetched.relay_errors.is_empty() {
+            warn!(truncated = fetched.truncated, relay_errors = ?fetched.relay_errors, "trust graph incomplete");
+        }
+        let mut inputs = fetched.inputs;
+        for l in &found.listings {
+            inputs.add_listing(l);
+        }
+        let scores = inputs.scores(&operator, &archy_marketplace::ScoreConfig::default());
+        for p in &publishers {
+            let score = scores.score(p);
+            let explanation = serde_json::to_value(&score.explanation).map_err(internal)?;
+            db::store_score(&self.db, &p.to_hex(), score.score, &explanation).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a key (npub or hex) to the operator's trusted keys; returns it as hex.
+    pub async fn trust_key(&self, key: &str) -> Result<String, NodeError> {
+        let key = archy_marketplace::parse_nostr_key(key)
+            .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
+            .to_hex();
+        db::add_trusted_key(&self.db, &key).await?;
+        Ok(key)
+    }
+
+    pub async fn untrust_key(&self, key: &str) -> Result<String, NodeError> {
+        let hex = archy_marketplace::parse_nostr_key(key)
+            .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
+            .to_hex();
+        if !db::remove_trusted_key(&self.db, &hex).await? {
+            let in_config =
+                self.config.trusted_keys.iter().any(|k| {
+                    archy_marketplace::parse_nostr_key(k).is_ok_and(|k| k.to_hex() == hex)
+                });
+            return Err(NodeError::new(
+                ErrorKind::NotFound,
+                if in_config {
+                    format!("{key} is trusted by the node's config (trusted_keys); remove it there")
+                } else {
+                    format!("{key} is not a trusted key")
+                },
+            ));
+        }
+        Ok(hex)
+    }
+
+    /// The operator's trusted keys, hex, with where each comes from.
+    pub async fn trusted_keys(&self) -> Result<Vec<(String, &'static str)>, NodeError> {
+        let mut out: Vec<(String, &'static str)> = Vec::new();
+        for k in &self.config.trusted_keys {
+            if let Ok(key) = archy_marketplace::parse_nostr_key(k) {
+                out.push((key.to_hex(), "config"));
+            }
+        }
+        for k in db::trusted_keys(&self.db).await? {
+            if !out.iter().any(|(h, _)| *h == k) {
+                out.push((k, "cli"));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn market(&self) -> Result<Vec<db::MarketRow>, NodeError> {
@@ -795,7 +943,10 @@ impl Node {
         let threshold = self.config.market_min_score;
         let (score, why) = match db::score(&self.db, author).await? {
             Some(row) => (row.score, explain(&row.explanation)),
-            None => (0, "not scored yet".to_owned()),
+            None => (
+                0,
+                "not scored yet (`archy market discover` scores publishers)".to_owned(),
+            ),
         };
         if score >= threshold {
             return Ok(());
