@@ -3,31 +3,60 @@
 //!
 //! This crate knows hashes and sizes, never apps or manifests. The caller decides what
 //! a hash is worth (from a verified catalog) and who the origin is.
+//!
+//! - [`Swarm::fetch_with_policy`]: "origin always wins" (peers under deadlines, strikes for
+//!   bad data, resume from the missing ranges, coalesced and jittered fallback to the
+//!   origin over iroh, then over HTTP), see `policy.rs`.
+//! - Finding providers: the origin's [`Tracker`] ([`tracker_routes`], [`Swarm::announce`],
+//!   [`Swarm::providers`]), static peers from the caller, and opt-in mDNS
+//!   ([`SwarmConfig::local_discovery`], [`Swarm::local_peers`]).
+//! - [`Swarm::gc`]: drops blobs that nothing references.
+//! - Relayed documents (`archy/doc/0`): opaque named bytes a node passes on
+//!   ([`Swarm::set_relayed_document`], [`Swarm::fetch_document`]).
+//! - [`SwarmMetrics`]: bytes by source, fallbacks by reason, strikes, per hash.
+//! - [`http_routes`]: `/v1/swarm/addr`, `/v1/blobs/{hash}` and `/v1/swarm/get` (the get
+//!   protocol over HTTP, the verified fallback).
 
+mod discovery;
+mod gc;
+mod http_bao;
+mod http_fetch;
+mod metrics;
 mod origin;
 mod peer;
+mod policy;
+mod relay;
+mod serve;
+mod tracker;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bao_tree::{ChunkNum, ChunkRanges};
-use futures::StreamExt;
 use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::presets;
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointId, RelayMode, SecretKey};
+use iroh_blobs::BlobsProtocol;
 use iroh_blobs::api::blobs::BlobStatus;
-use iroh_blobs::api::downloader::{DownloadProgressItem, Downloader};
-use iroh_blobs::protocol::GetRequest;
 use iroh_blobs::store::fs::FsStore;
-use iroh_blobs::{BlobsProtocol, Hash};
+use iroh_blobs::store::fs::options::Options as StoreOptions;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+pub use discovery::LOCAL_SERVICE_NAME;
+pub use gc::GcReport;
+pub use iroh_blobs::Hash;
+pub use metrics::{FallbackCounts, FallbackReason, HashMetrics, SwarmMetrics};
 pub use origin::http_routes;
 pub use peer::PeerAddr;
+pub use policy::{FetchPolicy, FetchReport, ProviderFailure, Providers, STRIKES_TO_BAN, Strike};
+pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
+pub use tracker::{
+    AnnounceError, AnnounceReply, Announcement, Tracker, TrackerConfig, tracker_routes,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,6 +78,25 @@ pub enum Error {
     },
     #[error("blob {hash}: {reason}")]
     Blob { hash: String, reason: String },
+    #[error("tracker {url}: {reason}")]
+    Tracker { url: String, reason: String },
+    #[error("garbage collection: {0}")]
+    Gc(String),
+    #[error("document {name:?} from {peer}: {reason}")]
+    Document {
+        name: String,
+        peer: String,
+        reason: String,
+    },
+    #[error("document {name:?} from {peer}: the peer relays no such document")]
+    DocumentNotFound { name: String, peer: String },
+    #[error("document {name:?} from {peer}: {size} bytes is over the limit of {max}")]
+    DocumentTooLarge {
+        name: String,
+        peer: String,
+        size: u64,
+        max: u64,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -81,8 +129,14 @@ pub struct SwarmConfig {
     pub data_dir: PathBuf,
     /// UDP address the iroh endpoint binds. Loopback by default.
     pub bind: SocketAddr,
-    /// How long a connection attempt to one provider may take.
+    /// How long a connection attempt to one provider may take (the HTTP client, document
+    /// relay and the fetches that take no [`FetchPolicy`]).
     pub connect_timeout: Duration,
+    /// Caps what this node serves to others, in bytes per second (all requests together).
+    pub upload_limit_bytes_per_sec: Option<u64>,
+    /// Find other swarm nodes on the local network over mDNS ([`Swarm::local_peers`]).
+    /// Off by default: it sends multicast on every interface.
+    pub local_discovery: bool,
 }
 
 impl SwarmConfig {
@@ -91,6 +145,8 @@ impl SwarmConfig {
             data_dir: data_dir.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             connect_timeout: Duration::from_secs(5),
+            upload_limit_bytes_per_sec: None,
+            local_discovery: false,
         }
     }
 }
@@ -98,45 +154,23 @@ impl SwarmConfig {
 /// Told the number of bytes of a blob held so far.
 pub type ByteSink<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
-/// What one fetch did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FetchReport {
-    /// The blob was complete in the store already; nothing moved.
-    pub already_present: bool,
-    /// Providers tried that failed, in order.
-    pub failed_providers: Vec<String>,
-}
-
-/// Totals since start, for the node's status (DESIGN "Observable").
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SwarmMetrics {
-    /// Bytes of blobs completed over iroh.
-    pub bytes_from_iroh: u64,
-    /// Bytes of blobs completed over HTTP from the origin.
-    pub bytes_from_http: u64,
-    /// Fetches that fell back from iroh to HTTP.
-    pub http_fallbacks: u64,
-    /// Downloads refused because their bytes did not match the hash or size.
-    pub verification_failures: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    bytes_from_iroh: AtomicU64,
-    bytes_from_http: AtomicU64,
-    http_fallbacks: AtomicU64,
-    verification_failures: AtomicU64,
-}
-
-/// A running swarm node: blob store + iroh endpoint serving it + downloader.
+/// A running swarm node: blob store, the iroh endpoint serving it (blobs and relayed
+/// documents), the fetch policy's state (strikes, fetches in flight) and its metrics.
 pub struct Swarm {
     store: FsStore,
     router: Router,
     lookup: MemoryLookup,
-    downloader: Downloader,
     data_dir: PathBuf,
     http: reqwest::Client,
-    counters: Counters,
+    connect_timeout: Duration,
+    metrics: Arc<metrics::Metrics>,
+    strikes: Mutex<policy::StrikeTable>,
+    inflight: policy::InFlightMap,
+    documents: relay::Documents,
+    gc_requests: mpsc::Sender<gc::GcRequest>,
+    /// The provider's event sender for answers carried over HTTP (`/v1/swarm/get`).
+    http_events: iroh_blobs::provider::events::EventSender,
+    local_peers: discovery::LocalPeers,
 }
 
 impl Swarm {
@@ -149,37 +183,64 @@ impl Swarm {
             reason: e.to_string(),
         })?;
         let secret_key = load_or_create_secret_key(&config.data_dir.join("iroh.key"))?;
-        let store = FsStore::load(&blobs_dir).await.map_err(|e| Error::Store {
-            path: blobs_dir.clone(),
-            reason: e.to_string(),
-        })?;
+        let inflight = policy::InFlightMap::default();
+        let (gc_config, gc_requests) = gc::gc_config(inflight.clone());
+        let options = StoreOptions {
+            gc: Some(gc_config),
+            ..StoreOptions::new(&blobs_dir)
+        };
+        let store = FsStore::load_with_opts(blobs_dir.join("blobs.db"), options)
+            .await
+            .map_err(|e| Error::Store {
+                path: blobs_dir.clone(),
+                reason: e.to_string(),
+            })?;
         let lookup = MemoryLookup::new();
-        let endpoint = Endpoint::builder(presets::Minimal)
+        let me = secret_key.public();
+        let mdns = match config.local_discovery {
+            true => Some(discovery::mdns(me)?),
+            false => None,
+        };
+        let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret_key)
             .relay_mode(RelayMode::Disabled)
             .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
-            .address_lookup(lookup.clone())
+            .address_lookup(lookup.clone());
+        if let Some(mdns) = &mdns {
+            builder = builder.address_lookup(mdns.clone());
+        }
+        let endpoint = builder
             .bind_addr(config.bind)
             .map_err(|e| Error::Endpoint(e.to_string()))?
             .bind()
             .await
             .map_err(|e| Error::Endpoint(e.to_string()))?;
-        let blobs = BlobsProtocol::new(&store, None);
+        let local_peers = match &mdns {
+            Some(mdns) => discovery::follow(mdns, me).await,
+            None => discovery::LocalPeers::default(),
+        };
+        let metrics = Arc::new(metrics::Metrics::default());
+        let limiter = config.upload_limit_bytes_per_sec.map(serve::Limiter::new);
+        let events = serve::provider_events(metrics.clone(), limiter.clone(), serve::Via::Iroh);
+        let http_events = serve::provider_events(metrics.clone(), limiter, serve::Via::Http);
+        let blobs = BlobsProtocol::new(&store, Some(events));
+        let documents = relay::Documents::default();
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, blobs)
+            .accept(
+                DOC_ALPN,
+                relay::DocProtocol {
+                    docs: documents.clone(),
+                },
+            )
             .spawn();
-        let mut pool = iroh_blobs::util::connection_pool::Options::default();
-        pool.connect_timeout = config.connect_timeout;
-        let downloader = Downloader::builder(&store, &endpoint)
-            .pool_options(pool)
-            .build();
         info!(endpoint_id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "swarm endpoint up");
         Ok(Self {
             store,
             router,
             lookup,
-            downloader,
             data_dir: config.data_dir,
+            connect_timeout: config.connect_timeout,
             http: {
                 // reqwest is built without a bundled TLS provider; use ring, as iroh does.
                 // Installing fails only when a provider is already set, which is fine.
@@ -189,7 +250,13 @@ impl Swarm {
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|e| Error::Endpoint(format!("http client: {e}")))?,
-            counters: Counters::default(),
+            metrics,
+            strikes: Mutex::default(),
+            inflight,
+            documents,
+            gc_requests,
+            http_events,
+            local_peers,
         })
     }
 
@@ -203,6 +270,12 @@ impl Swarm {
             id: self.endpoint_id().to_string(),
             addrs: self.router.endpoint().bound_sockets(),
         }
+    }
+
+    /// Swarm nodes found on the local network (empty unless
+    /// [`SwarmConfig::local_discovery`] is on). Candidates for [`Providers::peers`].
+    pub fn local_peers(&self) -> Vec<PeerAddr> {
+        self.local_peers.list()
     }
 
     /// Teaches the endpoint where a peer listens (no outside discovery is used).
@@ -252,7 +325,8 @@ impl Swarm {
     /// Fetches `blob` from `providers` (tried in order), verifying every chunk against the
     /// hash as it streams. Only the chunks the declared size covers are requested, so a
     /// provider cannot make us store more than the verified document allows; a blob that
-    /// turns out larger or smaller than declared is refused and dropped.
+    /// turns out larger or smaller than declared is refused and dropped. The providers are
+    /// treated as the origin: never struck, never dropped for being slow.
     pub async fn fetch(&self, blob: &BlobRef, providers: &[PeerAddr]) -> Result<FetchReport> {
         self.fetch_observed(blob, providers, &|_| {}).await
     }
@@ -264,79 +338,59 @@ impl Swarm {
         providers: &[PeerAddr],
         on_bytes: ByteSink<'_>,
     ) -> Result<FetchReport> {
-        let hash_hex = blob.hex();
-        if let Some(size) = self.complete_size(&blob.hash).await? {
-            self.check_size(blob, size).await?;
-            return Ok(FetchReport {
-                already_present: true,
-                ..Default::default()
-            });
-        }
-        let mut ids = Vec::with_capacity(providers.len());
-        for p in providers {
-            ids.push(self.add_peer(p)?);
-        }
-        // Chunk 0 is needed even for an empty blob: its proof carries the size.
-        let chunks = ChunkNum::chunks(blob.size).max(ChunkNum(1));
-        let request = GetRequest::blob_ranges(blob.hash, ChunkRanges::from(ChunkNum(0)..chunks));
-        let mut report = FetchReport::default();
-        let mut last_error = String::from("no providers");
-        let mut progress = self
-            .downloader
-            .download(request, ids)
-            .stream()
+        let policy = self.default_policy();
+        self.fetch_inner(blob, &[], providers, None, &policy, on_bytes)
             .await
-            .map_err(|e| Error::Unavailable {
-                hash: hash_hex.clone(),
+    }
+
+    /// The origin alone: iroh first (verified streaming), then the origin's HTTP when iroh
+    /// cannot deliver. A size that does not match is final: the origin's bytes would not
+    /// match over HTTP either.
+    pub async fn fetch_from_origin(
+        &self,
+        blob: &BlobRef,
+        iroh: Option<&PeerAddr>,
+        http_base: &str,
+        on_bytes: ByteSink<'_>,
+    ) -> Result<FetchReport> {
+        let policy = self.default_policy();
+        let origins: Vec<PeerAddr> = iroh.into_iter().cloned().collect();
+        self.fetch_inner(blob, &[], &origins, Some(http_base), &policy, on_bytes)
+            .await
+    }
+
+    /// The policy of the fetches that take none: defaults, this swarm's connect timeout.
+    fn default_policy(&self) -> FetchPolicy {
+        FetchPolicy {
+            connect_timeout: self.connect_timeout,
+            ..FetchPolicy::default()
+        }
+    }
+
+    /// Hashes of every complete blob in the store.
+    pub async fn complete_hashes(&self) -> Result<Vec<Hash>> {
+        let hashes = self
+            .store
+            .blobs()
+            .list()
+            .hashes()
+            .await
+            .map_err(|e| Error::Store {
+                path: self.data_dir.join("blobs"),
                 reason: e.to_string(),
             })?;
-        while let Some(item) = progress.next().await {
-            match item {
-                DownloadProgressItem::TryProvider { id, .. } => {
-                    debug!(%id, hash = %hash_hex, "trying provider")
-                }
-                DownloadProgressItem::ProviderFailed { id, .. } => {
-                    warn!(%id, hash = %hash_hex, "provider failed");
-                    report.failed_providers.push(id.to_string());
-                    last_error = format!("provider {id} failed");
-                }
-                DownloadProgressItem::Error(e) => last_error = e.to_string(),
-                DownloadProgressItem::DownloadError => {}
-                DownloadProgressItem::Progress(bytes) => on_bytes(bytes.min(blob.size)),
-                DownloadProgressItem::PartComplete { .. } => {}
+        let mut complete = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            if self.complete_size(&hash).await?.is_some() {
+                complete.push(hash);
             }
         }
-        match self.store.blobs().status(blob.hash).await {
-            Ok(BlobStatus::Complete { size }) => {
-                self.check_size(blob, size).await?;
-                self.pin(&blob.hash, &fetched_tag(&blob.hash)).await?;
-                self.counters
-                    .bytes_from_iroh
-                    .fetch_add(size, Ordering::Relaxed);
-                Ok(report)
-            }
-            Ok(BlobStatus::Partial { size }) if report.failed_providers.len() < providers.len() => {
-                // Every declared chunk arrived and verified, yet the blob is not complete:
-                // the content is longer than the catalog says.
-                self.drop_blob(&blob.hash).await;
-                Err(Error::SizeMismatch {
-                    hash: hash_hex,
-                    declared: blob.size,
-                    actual: size.map_or("larger".into(), |s| format!("{s}")),
-                })
-            }
-            _ => Err(Error::Unavailable {
-                hash: hash_hex,
-                reason: last_error,
-            }),
-        }
+        Ok(complete)
     }
 
     async fn check_size(&self, blob: &BlobRef, actual: u64) -> Result<()> {
         if actual != blob.size {
-            self.counters
-                .verification_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.verification_failure(&blob.hash);
             self.drop_blob(&blob.hash).await;
             return Err(Error::SizeMismatch {
                 hash: blob.hex(),
@@ -389,159 +443,14 @@ impl Swarm {
         self.store.blobs().reader(*hash)
     }
 
+    /// Totals and per-hash counters since start (DESIGN "Observable").
     pub fn metrics(&self) -> SwarmMetrics {
-        let c = &self.counters;
-        SwarmMetrics {
-            bytes_from_iroh: c.bytes_from_iroh.load(Ordering::Relaxed),
-            bytes_from_http: c.bytes_from_http.load(Ordering::Relaxed),
-            http_fallbacks: c.http_fallbacks.load(Ordering::Relaxed),
-            verification_failures: c.verification_failures.load(Ordering::Relaxed),
-        }
+        self.metrics.snapshot()
     }
 
-    /// The origin policy: iroh first (verified streaming), then the origin's HTTP when iroh
-    /// cannot deliver. A size that does not match is final: the origin's bytes would not
-    /// match over HTTP either.
-    pub async fn fetch_from_origin(
-        &self,
-        blob: &BlobRef,
-        iroh: Option<&PeerAddr>,
-        http_base: &str,
-        on_bytes: ByteSink<'_>,
-    ) -> Result<FetchReport> {
-        let first = match iroh {
-            Some(peer) => match self
-                .fetch_observed(blob, std::slice::from_ref(peer), on_bytes)
-                .await
-            {
-                Ok(report) => return Ok(report),
-                Err(e @ Error::SizeMismatch { .. }) => return Err(e),
-                Err(e) => e.to_string(),
-            },
-            None => "origin has no reachable iroh address".to_owned(),
-        };
-        warn!(hash = %blob.hex(), reason = %first, "falling back to HTTP");
-        self.counters.http_fallbacks.fetch_add(1, Ordering::Relaxed);
-        self.fetch_http_observed(blob, http_base, on_bytes)
-            .await
-            .map_err(|e| Error::Unavailable {
-                hash: blob.hex(),
-                reason: format!("over iroh: {first}; over HTTP: {e}"),
-            })?;
-        Ok(FetchReport {
-            already_present: false,
-            failed_providers: iroh.map(|p| vec![p.id.clone()]).unwrap_or_default(),
-        })
-    }
-
-    /// Downloads `{http_base}/v1/blobs/{hash}` to a part file (resuming one left by an
-    /// interrupted run with `Range`), never past the declared size, hashing as it goes; the
-    /// store takes the file only when hash and size match. iroh-blobs' `import_bao*` would
-    /// trust the bytes, so this path verifies them itself.
-    pub async fn fetch_http(&self, blob: &BlobRef, http_base: &str) -> Result<()> {
-        self.fetch_http_observed(blob, http_base, &|_| {}).await
-    }
-
-    async fn fetch_http_observed(
-        &self,
-        blob: &BlobRef,
-        http_base: &str,
-        on_bytes: ByteSink<'_>,
-    ) -> Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let hex = blob.hex();
-        if let Some(size) = self.complete_size(&blob.hash).await? {
-            return self.check_size(blob, size).await;
-        }
-        let fail = |reason: String| Error::Blob {
-            hash: hex.clone(),
-            reason,
-        };
-        let part = self.data_dir.join("partial").join(format!("{hex}.part"));
-        std::fs::create_dir_all(part.parent().unwrap_or(Path::new(".")))
-            .map_err(|e| fail(e.to_string()))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut have = match std::fs::read(&part) {
-            Ok(bytes) if (bytes.len() as u64) <= blob.size => {
-                hasher.update(&bytes);
-                bytes.len() as u64
-            }
-            _ => 0,
-        };
-        let url = format!("{}/v1/blobs/{hex}", http_base.trim_end_matches('/'));
-        // A part file already holding every byte (a crash before import) needs no request.
-        if have < blob.size || blob.size == 0 {
-            let mut request = self.http.get(&url);
-            if have > 0 {
-                request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| fail(format!("GET {url}: {e}")))?;
-            match response.status() {
-                reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => {}
-                reqwest::StatusCode::OK => {
-                    // A full answer (no resume asked, or the range ignored): start over.
-                    hasher = blake3::Hasher::new();
-                    have = 0;
-                }
-                status => return Err(fail(format!("GET {url} answered {status}"))),
-            }
-            let mut file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(have == 0)
-                .append(have > 0)
-                .open(&part)
-                .await
-                .map_err(|e| fail(format!("{}: {e}", part.display())))?;
-            let mut stream = response.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| fail(format!("GET {url}: {e}")))?;
-                if have + chunk.len() as u64 > blob.size {
-                    self.counters
-                        .verification_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    let _ = std::fs::remove_file(&part);
-                    return Err(Error::SizeMismatch {
-                        hash: hex.clone(),
-                        declared: blob.size,
-                        actual: "larger".into(),
-                    });
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                have += chunk.len() as u64;
-                on_bytes(have);
-            }
-            file.flush().await.map_err(|e| fail(e.to_string()))?;
-        }
-        let actual = hasher.finalize();
-        if have != blob.size || actual != blake3::Hash::from_bytes(*blob.hash.as_bytes()) {
-            self.counters
-                .verification_failures
-                .fetch_add(1, Ordering::Relaxed);
-            let _ = std::fs::remove_file(&part);
-            return Err(fail(format!(
-                "HTTP download does not verify: got {have} bytes with blake3 {}, expected {} bytes",
-                actual.to_hex(),
-                blob.size
-            )));
-        }
-        let imported = self.import_file(&part, &fetched_tag(&blob.hash)).await?;
-        let _ = std::fs::remove_file(&part);
-        if imported != *blob {
-            return Err(fail(
-                "the store hashed the verified file differently".into(),
-            ));
-        }
-        self.counters
-            .bytes_from_http
-            .fetch_add(blob.size, Ordering::Relaxed);
-        Ok(())
+    /// Counts bytes this node served over its HTTP route.
+    pub(crate) fn count_served_http(&self, hash: &Hash, bytes: u64) {
+        self.metrics.served_http(hash, bytes);
     }
 
     /// Closes the endpoint and flushes the store; a new `Swarm` may then open the same dir.
@@ -555,9 +464,12 @@ impl Swarm {
     }
 }
 
+/// Tags of blobs held only because a fetch completed them; [`Swarm::gc`] releases them.
+pub(crate) const FETCHED_TAG_PREFIX: &str = "archy/fetched/";
+
 /// The tag a fetched blob is kept under until the caller decides otherwise.
 fn fetched_tag(hash: &Hash) -> String {
-    format!("archy/fetched/{}", hash.to_hex())
+    format!("{FETCHED_TAG_PREFIX}{}", hash.to_hex())
 }
 
 /// The endpoint's identity must survive restarts: a catalog names the origin by it.

@@ -5,20 +5,28 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{BlobRef, Swarm};
 
-/// Routes: `GET /v1/swarm/addr` (this node's [`crate::PeerAddr`] as JSON) and
-/// `GET /v1/blobs/{blake3}` (the blob's bytes, `Range: bytes=a-b` honoured).
+/// Routes: `GET /v1/swarm/addr` (this node's [`crate::PeerAddr`] as JSON),
+/// `GET /v1/blobs/{blake3}` (the blob's bytes, `Range: bytes=a-b` honoured) and
+/// `POST /v1/swarm/get` (iroh-blobs' verified get protocol over HTTP, the fetch policy's
+/// HTTP fallback).
 pub fn http_routes(swarm: Arc<Swarm>) -> Router {
     Router::new()
         .route("/v1/swarm/addr", get(addr))
         .route("/v1/blobs/{hash}", get(blob))
+        .route(
+            "/v1/swarm/get",
+            post(crate::http_bao::serve_get)
+                .layer(DefaultBodyLimit::max(crate::http_bao::MAX_REQUEST_BYTES)),
+        )
         .with_state(swarm)
 }
 
@@ -86,7 +94,14 @@ async fn blob(
     if let Err(e) = reader.seek(std::io::SeekFrom::Start(start)).await {
         return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader.take(len)));
+    // Large reads: the default 4 KiB makes serving CPU-bound on small chunks.
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader.take(len), 256 * 1024);
+    let body = Body::from_stream(Counted {
+        inner: stream,
+        swarm: swarm.clone(),
+        hash: blob.hash,
+        sent: 0,
+    });
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -98,6 +113,39 @@ async fn blob(
     response
         .body(body)
         .unwrap_or_else(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// A body stream that counts what it sent into the swarm's metrics when it ends (or the
+/// client goes away), so the origin can tell how much the swarm spared it.
+struct Counted<S> {
+    inner: S,
+    swarm: Arc<Swarm>,
+    hash: iroh_blobs::Hash,
+    sent: u64,
+}
+
+impl<S> futures::Stream for Counted<S>
+where
+    S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let item = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &item {
+            self.sent += chunk.len() as u64;
+        }
+        item
+    }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        self.swarm.count_served_http(&self.hash, self.sent);
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
-//! Two real iroh endpoints on loopback, real filesystem stores.
+//! Real iroh endpoints on loopback, real filesystem stores.
 
 use super::*;
+
+mod corrupt;
+mod fetch_policy;
+mod services;
 
 async fn node(dir: &Path) -> Swarm {
     Swarm::start(SwarmConfig::new(dir))
@@ -8,10 +12,60 @@ async fn node(dir: &Path) -> Swarm {
         .expect("swarm starts")
 }
 
+/// A node serving at most `rate` bytes per second (to make transfers slow enough to watch).
+async fn throttled_node(dir: &Path, rate: u64) -> Swarm {
+    let mut config = SwarmConfig::new(dir);
+    config.upload_limit_bytes_per_sec = Some(rate);
+    Swarm::start(config).await.expect("swarm starts")
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// `len` bytes of deterministic, incompressible content (xorshift from `seed`).
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    let mut x = seed.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
+/// Imports `len` bytes of fresh content into `swarm` and returns the blob.
+async fn import(swarm: &Swarm, dir: &Path, len: usize, seed: u64) -> (BlobRef, Vec<u8>) {
+    let data = content(len, seed);
+    let file = write(dir, &format!("content-{seed}-{len}"), &data);
+    let blob = swarm
+        .import_file(&file, &format!("test/{seed}"))
+        .await
+        .unwrap();
+    (blob, data)
+}
+
+/// Checks `swarm` holds exactly `data` under `blob`.
+async fn assert_holds(swarm: &Swarm, blob: &BlobRef, data: &[u8], scratch: &Path) {
+    let out = scratch.join(format!("export-{}-{}", blob.hex(), swarm.endpoint_id()));
+    swarm.export(blob, &out).await.unwrap();
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "exported bytes differ"
+    );
+    std::fs::remove_file(&out).unwrap();
+}
+
+/// An address where nothing answers: a swarm that was started and shut down.
+async fn dead_peer(dir: &Path) -> PeerAddr {
+    let s = node(dir).await;
+    let addr = s.addr();
+    s.shutdown().await;
+    addr
 }
 
 #[tokio::test]

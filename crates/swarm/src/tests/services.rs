@@ -1,0 +1,303 @@
+//! The tracker, garbage collection, the document relay and the metrics' JSON.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::fetch_policy::serve;
+use super::*;
+
+fn peer(swarm_like_id: &str, addr: &str) -> PeerAddr {
+    PeerAddr {
+        id: swarm_like_id.to_owned(),
+        addrs: vec![addr.parse().unwrap()],
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    SecretKey::from_bytes(&bytes).public().to_string()
+}
+
+fn hex_of(seed: &[u8]) -> String {
+    blake3::hash(seed).to_hex().to_string()
+}
+
+#[test]
+fn the_tracker_bounds_expires_and_validates() {
+    let tracker = Tracker::new(TrackerConfig {
+        ttl: Duration::from_millis(200),
+        max_providers_per_hash: 2,
+        max_hashes: 2,
+        max_hashes_per_announce: 3,
+        ..TrackerConfig::default()
+    });
+    let (a, b, c) = (random_id(), random_id(), random_id());
+    let h = hex_of(b"h");
+    let hash = BlobRef::from_hex(&h, 0).unwrap().hash;
+    tracker
+        .announce(&peer(&a, "10.0.0.1:1"), std::slice::from_ref(&h), None)
+        .unwrap();
+    tracker
+        .announce(&peer(&b, "10.0.0.2:1"), std::slice::from_ref(&h), None)
+        .unwrap();
+    // A third provider replaces the oldest: the list stays bounded.
+    tracker
+        .announce(&peer(&c, "10.0.0.3:1"), std::slice::from_ref(&h), None)
+        .unwrap();
+    let ids: HashSet<String> = tracker.providers(&hash).into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, HashSet::from([b.clone(), c.clone()]));
+    // Announcing again refreshes rather than duplicates.
+    tracker
+        .announce(&peer(&c, "10.0.0.3:1"), std::slice::from_ref(&h), None)
+        .unwrap();
+    assert_eq!(tracker.providers(&hash).len(), 2);
+
+    // Bounded hashes: a third distinct hash is ignored, not an error.
+    let accepted = tracker
+        .announce(&peer(&a, "10.0.0.1:1"), &[hex_of(b"x"), hex_of(b"y")], None)
+        .unwrap();
+    assert_eq!(accepted, 1);
+
+    // Validation names what is wrong.
+    let too_many: Vec<String> = (0..4u8).map(|i| hex_of(&[i])).collect();
+    assert_eq!(
+        tracker.announce(&peer(&a, "10.0.0.1:1"), &too_many, None),
+        Err(AnnounceError::TooManyHashes { given: 4, max: 3 })
+    );
+    assert_eq!(
+        tracker.announce(
+            &peer("nobody", "10.0.0.1:1"),
+            std::slice::from_ref(&h),
+            None
+        ),
+        Err(AnnounceError::BadPeerId("nobody".into()))
+    );
+    assert_eq!(
+        tracker.announce(&peer(&a, "10.0.0.1:1"), &["zz".into()], None),
+        Err(AnnounceError::BadHash("zz".into()))
+    );
+    // An unspecified address is completed with the announcer's IP, or refused.
+    assert_eq!(
+        tracker.announce(&peer(&a, "0.0.0.0:7"), std::slice::from_ref(&h), None),
+        Err(AnnounceError::NoAddress)
+    );
+    tracker
+        .announce(
+            &peer(&a, "0.0.0.0:7"),
+            std::slice::from_ref(&h),
+            Some("192.168.1.5:40000".parse().unwrap()),
+        )
+        .unwrap();
+    let listed = tracker.providers(&hash);
+    let a_entry = listed.iter().find(|p| p.id == a).expect("a is listed");
+    assert_eq!(a_entry.addrs, vec!["192.168.1.5:7".parse().unwrap()]);
+
+    // Entries expire.
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(tracker.providers(&hash).is_empty());
+}
+
+#[tokio::test]
+async fn the_tracker_over_http_refuses_oversized_and_malformed_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tracker = Arc::new(Tracker::new(TrackerConfig {
+        max_body_bytes: 2048,
+        ..TrackerConfig::default()
+    }));
+    let url = serve(tracker_routes(tracker.clone())).await;
+    let me = node(&tmp.path().join("me")).await;
+    let other = node(&tmp.path().join("other")).await;
+    let hash = BlobRef::from_hex(&hex_of(b"held"), 0).unwrap().hash;
+    other.announce(&url, &[hash]).await.unwrap();
+    let found = me.providers(&url, &hash).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, other.endpoint_id().to_string());
+    let v4 = other
+        .addr()
+        .addrs
+        .into_iter()
+        .find(|a| a.is_ipv4())
+        .unwrap();
+    assert!(found[0].addrs.contains(&v4), "{found:?}");
+    // A node never lists itself.
+    assert!(other.providers(&url, &hash).await.unwrap().is_empty());
+
+    let client = reqwest::Client::new();
+    let big = Announcement {
+        peer: me.addr(),
+        hashes: (0..100u8).map(|i| hex_of(&[i])).collect(),
+    };
+    let response = client
+        .post(format!("{url}/v1/swarm/announce"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let response = client
+        .get(format!("{url}/v1/swarm/providers/nothex"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let err = me
+        .announce(&format!("{url}/nowhere"), &[hash])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tracker { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn gc_removes_what_nothing_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = node(&tmp.path().join("origin")).await;
+    let me = node(&tmp.path().join("me")).await;
+    let mut blobs = Vec::new();
+    for seed in 0..4 {
+        let (blob, data) = import(&origin, tmp.path(), 100_000, 100 + seed).await;
+        me.fetch(&blob, &[origin.addr()]).await.unwrap();
+        blobs.push((blob, data));
+    }
+    let [
+        (pinned, pinned_data),
+        (kept, _),
+        (dropped, _),
+        (unpinned, _),
+    ] = &blobs[..]
+    else {
+        unreachable!()
+    };
+    me.pin(&pinned.hash, "archy/app/x/image").await.unwrap();
+    me.pin(&unpinned.hash, "archy/app/y/image").await.unwrap();
+    me.unpin("archy/app/y/image").await.unwrap();
+    assert_eq!(
+        me.pins("archy/app/").await.unwrap(),
+        vec![("archy/app/x/image".to_owned(), pinned.hash)]
+    );
+    let report = me.gc(&HashSet::from([kept.hash])).await.unwrap();
+    let mut expected = vec![dropped.hex(), unpinned.hex()];
+    expected.sort();
+    assert_eq!(report.removed, expected);
+    assert_eq!(report.bytes_freed, 200_000);
+    assert_eq!(report.kept, 2);
+    assert_eq!(me.complete_size(&dropped.hash).await.unwrap(), None);
+    assert_eq!(me.complete_size(&kept.hash).await.unwrap(), Some(100_000));
+    assert_holds(&me, pinned, pinned_data, tmp.path()).await;
+    // The origin's imports are pinned by their tags: its GC keeps them.
+    assert!(origin.gc(&HashSet::new()).await.unwrap().removed.is_empty());
+    // A second run finds nothing more to do.
+    assert!(
+        me.gc(&HashSet::from([kept.hash]))
+            .await
+            .unwrap()
+            .removed
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn documents_are_relayed_by_name_and_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = node(&tmp.path().join("relay")).await;
+    let me = node(&tmp.path().join("me")).await;
+    let envelope = content(50_000, 11);
+    relay
+        .set_relayed_document("catalog", envelope.clone())
+        .unwrap();
+    let got = me
+        .fetch_document(&relay.addr(), "catalog", 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(got, envelope);
+    let err = me
+        .fetch_document(&relay.addr(), "catalog", 49_999)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DocumentTooLarge {
+                size: 50_000,
+                max: 49_999,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = me
+        .fetch_document(&relay.addr(), "root", 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DocumentNotFound { .. }), "{err}");
+    relay.remove_relayed_document("catalog");
+    let err = me
+        .fetch_document(&relay.addr(), "catalog", 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DocumentNotFound { .. }), "{err}");
+    assert!(
+        relay
+            .set_relayed_document(&"n".repeat(300), vec![1])
+            .is_err()
+    );
+    let dead = dead_peer(&tmp.path().join("dead")).await;
+    let err = me.fetch_document(&dead, "catalog", 10).await.unwrap_err();
+    assert!(err.to_string().contains("catalog"), "{err}");
+}
+
+#[tokio::test]
+async fn metrics_serialize_with_totals_reasons_and_per_hash_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = node(&tmp.path().join("origin")).await;
+    let me = node(&tmp.path().join("me")).await;
+    let (blob, _) = import(&origin, tmp.path(), 70_000, 12).await;
+    me.fetch(&blob, &[origin.addr()]).await.unwrap();
+    let json = serde_json::to_value(me.metrics()).unwrap();
+    assert_eq!(json["bytes_from_iroh"], 70_000);
+    assert_eq!(json["bytes_from_origin_iroh"], 70_000);
+    assert_eq!(json["fallbacks"]["peer_bad_data"], 0);
+    assert_eq!(
+        json["per_hash"][blob.hex()]["bytes_from_origin_iroh"],
+        70_000
+    );
+    assert_eq!(
+        serde_json::to_value(FallbackReason::OriginIrohFailed).unwrap(),
+        "origin-iroh-failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_discovery_finds_swarm_nodes_on_the_lan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let start = |name: &str| {
+        let mut config = SwarmConfig::new(tmp.path().join(name));
+        config.local_discovery = true;
+        Swarm::start(config)
+    };
+    let (a, b) = (start("a").await.unwrap(), start("b").await.unwrap());
+    let off = node(&tmp.path().join("off")).await;
+    // Other swarms on this machine may show up too (tests running in parallel elsewhere).
+    let b_id = b.endpoint_id().to_string();
+    let has_b = || a.local_peers().iter().any(|p| p.id == b_id) as u64;
+    assert_eq!(super::fetch_policy::eventually(has_b, |v| v == 1).await, 1);
+    let b_found = a.local_peers().into_iter().find(|p| p.id == b_id).unwrap();
+    assert!(!b_found.addrs.is_empty());
+    assert!(off.local_peers().is_empty());
+    // What discovery found is dialable: fetch a blob from it.
+    let (blob, data) = import(&b, tmp.path(), 100_000, 21).await;
+    let report = a
+        .fetch_with_policy(
+            &blob,
+            &Providers {
+                peers: vec![b_found],
+                ..Default::default()
+            },
+            &FetchPolicy::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.bytes_from_peers, blob.size);
+    assert_holds(&a, &blob, &data, tmp.path()).await;
+}
