@@ -1530,3 +1530,5 @@ fn nostr_sdk_event_deletion(
 mod lifecycle;
 #[path = "e2e/market.rs"]
 mod market;
+#[path = "e2e/swarm.rs"]
+mod swarm;

@@ -196,7 +196,13 @@ pub async fn start_origin(
     .expect("origin starts");
     let swarm = o.swarm.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, o.router).await.unwrap();
+        axum::serve(
+            listener,
+            o.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     RunningOrigin { url, swarm, server }
 }
@@ -243,9 +249,17 @@ pub fn serve_slot(
                 async move { body.ok_or(axum::http::StatusCode::NOT_FOUND) }
             }),
         )
-        .merge(archy_swarm::http_routes(swarm));
+        .merge(archy_swarm::http_routes(swarm))
+        .merge(archy_swarm::tracker_routes(Arc::new(
+            archy_swarm::Tracker::new(Default::default()),
+        )));
     tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     })
 }
 

@@ -14,6 +14,7 @@ use crate::node::{ErrorKind, Node, NodeError};
 pub fn routes(node: Arc<Node>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/swarm", get(swarm_status))
         .route("/v1/catalog/apps", get(catalog_apps))
         .route("/v1/catalog/pull", post(pull))
         .route("/v1/market", get(market))
@@ -54,6 +55,10 @@ type ApiResult<T> = Result<axum::Json<T>, NodeError>;
 
 async fn status(State(node): State<Arc<Node>>) -> ApiResult<crate::node::StatusView> {
     node.status().await.map(axum::Json)
+}
+
+async fn swarm_status(State(node): State<Arc<Node>>) -> axum::Json<crate::node::SwarmStatus> {
+    axum::Json(node.swarm_status())
 }
 
 async fn catalog_apps(

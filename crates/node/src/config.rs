@@ -38,6 +38,14 @@ pub struct NodeConfig {
     pub trusted_keys: Vec<String>,
     /// Publishers scoring below this (0..100) need explicit approval to install.
     pub market_min_score: u8,
+    /// Other nodes to fetch blobs from (and ask for the catalog while the origin is down):
+    /// `[[static_peers]]` with `id` (iroh endpoint id) and `addrs` (["ip:port", …]).
+    pub static_peers: Vec<archy_swarm::PeerAddr>,
+    /// Find other nodes on the local network over mDNS. Off by default: it multicasts.
+    pub local_discovery: bool,
+    /// How much time peers may cost a fetch (failed attempts, stalls, slowness) before
+    /// the origin takes over: a fetch finishes within the origin-only time plus this.
+    pub detour_budget_seconds: u64,
     /// Where to serve this node's blobs over HTTP (read-only: blobs and the swarm address),
     /// for peers and as a developer's origin. Off unless set.
     pub blobs_listen: Option<SocketAddr>,
@@ -59,6 +67,9 @@ impl Default for NodeConfig {
             reconcile_interval_seconds: 30,
             relays: Vec::new(),
             trusted_keys: Vec::new(),
+            static_peers: Vec::new(),
+            local_discovery: false,
+            detour_budget_seconds: 10,
             market_min_score: 50,
             blobs_listen: None,
         }

@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: MarketCommand,
     },
+    /// The swarm: bytes from the origin and from peers, fallbacks, strikes, peers.
+    Swarm {
+        #[command(subcommand)]
+        command: SwarmCommand,
+    },
     /// Third-party developer identity: one mnemonic, a did:key and a Nostr key.
     Dev {
         #[command(subcommand)]
@@ -93,6 +98,13 @@ enum MarketCommand {
         #[arg(long)]
         approve: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SwarmCommand {
+    /// Traffic by source (origin iroh/HTTP, peers) in total and per blob, fallbacks by
+    /// reason, verification failures, strikes, known peers.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -348,7 +360,13 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?;
                 tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
-                axum::serve(listener, origin.router).await?;
+                axum::serve(
+                    listener,
+                    origin
+                        .router
+                        .into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await?;
                 Ok(())
             }
         },
@@ -605,6 +623,13 @@ async fn main() -> anyhow::Result<()> {
             });
             Ok(())
         }
+        Command::Swarm {
+            command: SwarmCommand::Status,
+        } => {
+            let v = Client::new(&cli.api).get("/v1/swarm").await?;
+            print_or(cli.json, &v, print_swarm);
+            Ok(())
+        }
         Command::Status => {
             let v = Client::new(&cli.api).get("/v1/status").await?;
             print_or(cli.json, &v, print_status);
@@ -744,6 +769,67 @@ fn print_market_details(v: &Value) {
                 d["threshold"]
             ),
         }
+    }
+}
+
+fn print_swarm(v: &Value) {
+    let m = &v["metrics"];
+    println!("endpoint:  {}", s(v, "endpoint_id"));
+    if let Some(url) = v["blobs_url"].as_str() {
+        println!("blobs:     {url}");
+    }
+    println!(
+        "received:  {} B from the origin over iroh, {} B over HTTP, {} B from peers",
+        m["bytes_from_origin_iroh"], m["bytes_from_http"], m["bytes_from_peers"]
+    );
+    println!(
+        "served:    {} B over iroh, {} B over HTTP",
+        m["bytes_served_iroh"], m["bytes_served_http"]
+    );
+    let reasons: Vec<String> = m["fallbacks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    println!(
+        "fallbacks: {} (HTTP fallbacks {}, detour {} ms, coalesced fetches {})",
+        if reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            reasons.join(", ")
+        },
+        m["http_fallbacks"],
+        m["detour_ms"],
+        m["coalesced_fetches"]
+    );
+    println!(
+        "integrity: {} verification failure(s), {} strike(s)",
+        m["verification_failures"], m["strikes"]
+    );
+    for st in v["strikes"].as_array().into_iter().flatten() {
+        println!(
+            "  strike: peer {} on {}: {}",
+            s(st, "peer"),
+            s(st, "hash"),
+            s(st, "detail")
+        );
+    }
+    for p in v["peers"].as_array().into_iter().flatten() {
+        println!("peer:      {} {}", s(p, "id"), p["addrs"]);
+    }
+    for (hash, h) in m["per_hash"].as_object().into_iter().flatten() {
+        println!(
+            "blob {}…  origin {} B (HTTP {} B), peers {} B, served {} B, failures {}",
+            &hash[..hash.len().min(16)],
+            h["bytes_from_origin_iroh"],
+            h["bytes_from_origin_http"],
+            h["bytes_from_peers"],
+            h["bytes_served_iroh"].as_u64().unwrap_or(0)
+                + h["bytes_served_http"].as_u64().unwrap_or(0),
+            h["verification_failures"]
+        );
     }
 }
 

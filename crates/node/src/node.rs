@@ -131,6 +131,16 @@ pub struct StatusView {
     pub blobs_url: Option<String>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmStatus {
+    pub endpoint_id: String,
+    pub metrics: archy_swarm::SwarmMetrics,
+    pub strikes: Vec<archy_swarm::Strike>,
+    /// Static and local-network peers (tracker peers are asked per blob).
+    pub peers: Vec<PeerAddr>,
+    pub blobs_url: Option<String>,
+}
+
 /// One publisher's listing of an app, as `archy market show` presents it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketDetail {
@@ -158,6 +168,12 @@ pub struct CatalogAppView {
 
 /// The catalog download cap: a hostile origin cannot make us buffer more.
 const MAX_CATALOG_BYTES: usize = archy_registry::MAX_DOCUMENT_BYTES;
+
+/// The name under which nodes relay the signed catalog envelope to each other.
+const CATALOG_DOCUMENT: &str = "catalog";
+
+/// At most this many peers are asked for a relayed catalog in one pull.
+const MAX_RELAY_PEERS: usize = 8;
 
 impl Node {
     /// Opens state, restores trust from sqlite (re-verified), starts the swarm and
@@ -216,7 +232,16 @@ impl Node {
 
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
+        swarm_config.local_discovery = config.local_discovery;
         let swarm = Arc::new(Swarm::start(swarm_config).await?);
+        for peer in &config.static_peers {
+            swarm
+                .add_peer(peer)
+                .with_context(|| format!("static_peers: {}", peer.id))?;
+        }
+        if let Some(catalog) = trust.catalog() {
+            swarm.set_relayed_document(CATALOG_DOCUMENT, catalog.envelope_bytes().to_vec())?;
+        }
         let orchestrator = Orchestrator::connect(OrchestratorConfig {
             podman_url: config.podman_url.clone(),
             data_dir: config.data_dir.clone(),
@@ -254,6 +279,18 @@ impl Node {
 
     pub fn swarm(&self) -> &Arc<Swarm> {
         &self.swarm
+    }
+
+    /// The swarm as `archy swarm status` shows it: traffic by source and per hash,
+    /// fallbacks by reason, strikes, and the peers this node knows.
+    pub fn swarm_status(&self) -> SwarmStatus {
+        SwarmStatus {
+            endpoint_id: self.swarm.endpoint_id().to_string(),
+            metrics: self.swarm.metrics(),
+            strikes: self.swarm.strikes(),
+            peers: self.known_peers(),
+            blobs_url: self.blobs_url.get().cloned(),
+        }
     }
 
     /// Records where [`crate::serve_blobs`] listens, for `archy status` and publishing.
@@ -336,12 +373,71 @@ impl Node {
             )
         })?;
         let origin = origin.trim_end_matches('/');
-        self.walk_root_rotations(origin).await?;
         let url = format!("{origin}/v1/catalog");
-        let bytes = self.get_bounded(&url, MAX_CATALOG_BYTES).await?;
+        let from_origin = async {
+            self.walk_root_rotations(origin).await?;
+            self.get_bounded(&url, MAX_CATALOG_BYTES).await
+        }
+        .await;
+        match from_origin {
+            Ok(bytes) => self.accept_catalog(&bytes, &url).await,
+            // DESIGN swarm rule 4: while the origin is unreachable, peers may pass on the
+            // signed catalog; it goes through exactly the same checks.
+            Err(e) if e.kind == ErrorKind::Unavailable => {
+                match self.catalog_from_peers(&e.message).await {
+                    Some(update) => Ok(update),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks this node's peers (static and local) for the catalog they relay and offers each
+    /// to the trust state until one is accepted (or is the one we have).
+    async fn catalog_from_peers(&self, origin_error: &str) -> Option<CatalogUpdate> {
+        for peer in self.known_peers().into_iter().take(MAX_RELAY_PEERS) {
+            let bytes = match self
+                .swarm
+                .fetch_document(&peer, CATALOG_DOCUMENT, MAX_CATALOG_BYTES as u64)
+                .await
+            {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    info!(peer = %peer.id, error = %e, "peer relays no catalog");
+                    continue;
+                }
+            };
+            let from = format!(
+                "peer {} (relayed while the origin is unreachable: {origin_error})",
+                peer.id
+            );
+            match self.accept_catalog(&bytes, &from).await {
+                Ok(update) => return Some(update),
+                Err(e) => warn!(peer = %peer.id, error = %e, "relayed catalog refused"),
+            }
+        }
+        None
+    }
+
+    /// Peers from the config and, when enabled, the local network.
+    fn known_peers(&self) -> Vec<PeerAddr> {
+        let mut peers = self.config.static_peers.clone();
+        for p in self.swarm.local_peers() {
+            if !peers.iter().any(|q| q.id == p.id) {
+                peers.push(p);
+            }
+        }
+        peers
+    }
+
+    /// Offers catalog bytes (from the origin at `from`, or relayed) to the trust state;
+    /// an accepted one is stored and relayed on to peers.
+    async fn accept_catalog(&self, bytes: &[u8], from: &str) -> Result<CatalogUpdate, NodeError> {
+        let url = from;
         let now = Utc::now();
         let mut trust = self.trust.write().await;
-        let update = trust.update_catalog(&bytes, now);
+        let update = trust.update_catalog(bytes, now);
         match &update {
             Ok(CatalogUpdate::Updated { to, missed, .. }) => {
                 let catalog = trust
@@ -357,6 +453,12 @@ impl Node {
                     *missed,
                 )
                 .await?;
+                if let Err(e) = self
+                    .swarm
+                    .set_relayed_document(CATALOG_DOCUMENT, catalog.envelope_bytes().to_vec())
+                {
+                    warn!(error = %e, "cannot relay the catalog to peers");
+                }
                 if *missed > 0 {
                     warn!(version = to, missed, "catalog accepted after a gap");
                 } else {
@@ -704,6 +806,9 @@ impl Node {
             interval.tick().await;
             if let Err(e) = self.pull_catalog().await {
                 warn!(error = %e, "catalog pull failed");
+            }
+            if let Err(e) = self.swarm_upkeep().await {
+                warn!(error = %e, "swarm upkeep failed");
             }
             if let Err(e) = self.discover_market().await {
                 warn!(error = %e, "marketplace discovery failed");
@@ -1099,9 +1204,28 @@ impl Node {
             on_bytes(0);
             let fetched = match origin {
                 Some((iroh, http)) => {
-                    self.swarm
-                        .fetch_from_origin(&blob, iroh, http, &on_bytes)
-                        .await
+                    let providers = archy_swarm::Providers {
+                        origin: iroh.cloned(),
+                        origin_http: Some(http.to_owned()),
+                        peers: self.peers_for(&blob, http).await,
+                    };
+                    let fetched = self
+                        .swarm
+                        .fetch_with_policy(&blob, &providers, &self.fetch_policy(), &on_bytes)
+                        .await;
+                    if let Ok(report) = &fetched {
+                        info!(
+                            app = id,
+                            artifact = name,
+                            from_peers = report.bytes_from_peers,
+                            from_origin_iroh = report.bytes_from_origin_iroh,
+                            from_origin_http = report.bytes_from_origin_http,
+                            fallbacks = report.fallbacks.len(),
+                            "artifact fetched"
+                        );
+                        self.announce(http, &[blob.hash]);
+                    }
+                    fetched
                 }
                 None => self.swarm.fetch_observed(&blob, &[], &on_bytes).await,
             };
@@ -1117,6 +1241,86 @@ impl Node {
             images.insert(name.clone(), path);
         }
         Ok(images)
+    }
+
+    /// Who else may hold `blob`: static peers, local-network peers, and whoever the origin's
+    /// tracker says announced it. None of them is trusted: every byte is verified.
+    async fn peers_for(&self, blob: &BlobRef, origin_http: &str) -> Vec<PeerAddr> {
+        let mut peers = self.known_peers();
+        match self.swarm.providers(origin_http, &blob.hash).await {
+            Ok(found) => {
+                for p in found {
+                    if !peers.iter().any(|q| q.id == p.id) {
+                        peers.push(p);
+                    }
+                }
+            }
+            // An origin without a tracker (e.g. a developer's node) is normal.
+            Err(e) => info!(error = %e, "no tracker answer; peers from config only"),
+        }
+        peers
+    }
+
+    fn fetch_policy(&self) -> archy_swarm::FetchPolicy {
+        archy_swarm::FetchPolicy {
+            detour_budget: Duration::from_secs(self.config.detour_budget_seconds),
+            ..Default::default()
+        }
+    }
+
+    /// Tells the origin's tracker, in the background, that this node now holds `hashes`.
+    fn announce(&self, origin_http: &str, hashes: &[archy_swarm::Hash]) {
+        let swarm = self.swarm.clone();
+        let origin = origin_http.to_owned();
+        let hashes = hashes.to_vec();
+        tokio::spawn(async move {
+            if let Err(e) = swarm.announce(&origin, &hashes).await {
+                info!(error = %e, "announce to the tracker failed");
+            }
+        });
+    }
+
+    /// Swarm upkeep after a pull: re-announce what this node holds to the catalog origin's
+    /// tracker (within its time-to-live), and drop blobs that neither the current catalog
+    /// nor an installed app references. Pinned blobs (installed apps, publications) stay.
+    pub async fn swarm_upkeep(&self) -> Result<archy_swarm::GcReport, NodeError> {
+        let (origin, mut keep) = {
+            let trust = self.trust.read().await;
+            let Some(catalog) = trust.catalog() else {
+                return Ok(Default::default());
+            };
+            let keep: std::collections::HashSet<archy_swarm::Hash> = catalog
+                .catalog()
+                .apps
+                .iter()
+                .flat_map(|a| a.artifacts.iter())
+                .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
+                .map(|b| b.hash)
+                .collect();
+            (catalog.catalog().origin.http.clone(), keep)
+        };
+        for row in db::apps(&self.db).await? {
+            if let Ok((_, app)) = self.installed_app(&row.id).await {
+                keep.extend(
+                    app.artifacts
+                        .iter()
+                        .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
+                        .map(|b| b.hash),
+                );
+            }
+        }
+        let report = self.swarm.gc(&keep).await.map_err(internal)?;
+        if !report.removed.is_empty() {
+            info!(
+                removed = report.removed.len(),
+                bytes = report.bytes_freed,
+                "unreferenced blobs collected"
+            );
+        }
+        if let Err(e) = self.swarm.announce_held(&origin).await {
+            info!(error = %e, "announce to the tracker failed");
+        }
+        Ok(report)
     }
 
     /// One level-triggered pass: every app the operator wants running is compared with
@@ -1499,6 +1703,15 @@ impl Node {
         };
         if result.is_ok() {
             db::delete_app(&self.db, id).await?;
+            // Its blobs stay only while a catalog references them (see swarm_upkeep).
+            let prefix = format!("archy/app/{id}/");
+            if let Ok(pins) = self.swarm.pins(&prefix).await {
+                for (tag, _) in pins {
+                    if let Err(e) = self.swarm.unpin(&tag).await {
+                        warn!(%tag, error = %e, "could not unpin");
+                    }
+                }
+            }
         }
         db::finish_operation(
             &self.db,

@@ -24,6 +24,8 @@ pub struct OriginConfig {
 
 pub struct Origin {
     pub swarm: Arc<Swarm>,
+    /// Serve with `into_make_service_with_connect_info::<SocketAddr>()`: the tracker fills
+    /// in announcers' addresses from the connection.
     pub router: Router,
 }
 
@@ -102,7 +104,11 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
                 },
             ),
         )
-        .merge(archy_swarm::http_routes(swarm.clone()));
+        .merge(archy_swarm::http_routes(swarm.clone()))
+        // Nodes announce the blobs they hold; others ask who holds one (peers offload us).
+        .merge(archy_swarm::tracker_routes(Arc::new(
+            archy_swarm::Tracker::new(Default::default()),
+        )));
     Ok(Origin { swarm, router })
 }
 
