@@ -92,7 +92,8 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
     );
     let status = c.status().await.unwrap();
     assert!(
-        status.last_pull.message.contains("version 1"),
+        status.last_pull.message.contains("relayed by peer")
+            && status.last_pull.message.contains("origin is unreachable"),
         "{:?}",
         status.last_pull
     );

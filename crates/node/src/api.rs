@@ -240,7 +240,20 @@ async fn publish_artifact(
     let dir = node.config().data_dir.join("tmp");
     std::fs::create_dir_all(&dir)
         .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))?;
-    let path = dir.join(format!("publish-{app}-{artifact}-{}", std::process::id()));
+    // One file per upload, removed on every path (also when the client goes away).
+    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(
+        "publish-{app}-{artifact}-{}-{n}",
+        std::process::id()
+    ));
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(path.clone());
     let written = async {
         let mut file = tokio::fs::File::create(&path).await?;
         let mut stream = body.into_data_stream();
@@ -258,7 +271,6 @@ async fn publish_artifact(
             format!("receiving artifact {artifact}: {e}"),
         )),
     };
-    let _ = std::fs::remove_file(&path);
     let blob = result?;
     Ok(axum::Json(
         serde_json::json!({ "blake3": blob.hex(), "size": blob.size }),

@@ -539,3 +539,10 @@ pub async fn remove_trusted_key(db: &Db, key: &str) -> sqlx::Result<bool> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Forgets every publisher score: after the operator's trusted keys change, old scores
+/// mean nothing (a missing score counts as 0 until the next discovery rescores).
+pub async fn clear_scores(db: &Db) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM market_scores").execute(db).await?;
+    Ok(())
+}

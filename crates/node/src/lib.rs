@@ -24,6 +24,8 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding blobs_listen {addr}"))?;
+            // Known before the API answers, so a publish right after start sees it.
+            node.set_blobs_url(format!("http://{}", listener.local_addr()?));
             Some(tokio::spawn(serve_blobs(node.clone(), listener)))
         }
         None => None,

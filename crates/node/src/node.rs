@@ -172,6 +172,26 @@ const MAX_CATALOG_BYTES: usize = archy_registry::MAX_DOCUMENT_BYTES;
 /// The name under which nodes relay the signed catalog envelope to each other.
 const CATALOG_DOCUMENT: &str = "catalog";
 
+/// Reconciler pacing for Podman events: wait for a burst to settle, keep event-driven
+/// passes apart, and back off while the event stream cannot be followed.
+const EVENT_SETTLE: Duration = Duration::from_millis(500);
+const EVENT_PASS_GAP: Duration = Duration::from_secs(5);
+const EVENT_RETRY_MIN: Duration = Duration::from_secs(1);
+const EVENT_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// A tracker that does not answer within this is treated as absent.
+const TRACKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an install or update fetches from.
+#[derive(Clone, Copy)]
+struct FetchFrom<'a> {
+    /// The origin's iroh address, when `/v1/swarm/addr` gave one matching the signed id.
+    iroh: Option<&'a PeerAddr>,
+    http: &'a str,
+    /// The first-party catalog origin, which runs a tracker to ask and announce to.
+    first_party: bool,
+}
+
 /// At most this many peers are asked for a relayed catalog in one pull.
 const MAX_RELAY_PEERS: usize = 8;
 
@@ -249,6 +269,7 @@ impl Node {
         })
         .await?;
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -339,7 +360,9 @@ impl Node {
 
     /// Fetches the origin's catalog (bounded), verifies it and stores it when it is newer.
     pub async fn pull_catalog(&self) -> Result<CatalogUpdate, NodeError> {
-        let result = self.pull_catalog_inner().await;
+        let pulled = self.pull_catalog_inner().await;
+        let via = pulled.as_ref().ok().and_then(|(_, via)| via.clone());
+        let result = pulled.map(|(update, _)| update);
         let status = PullStatus {
             at: Some(Utc::now()),
             ok: result.is_ok(),
@@ -359,13 +382,21 @@ impl Node {
                 Err(e) => e.message.clone(),
             },
         };
+        let status = match via {
+            Some(via) => PullStatus {
+                message: format!("{}, {via}", status.message),
+                ..status
+            },
+            None => status,
+        };
         if let Ok(mut last) = self.last_pull.lock() {
             *last = status;
         }
         result
     }
 
-    async fn pull_catalog_inner(&self) -> Result<CatalogUpdate, NodeError> {
+    /// The update, and how the catalog came when it did not come from the origin.
+    async fn pull_catalog_inner(&self) -> Result<(CatalogUpdate, Option<String>), NodeError> {
         let origin = self.config.origin.as_deref().ok_or_else(|| {
             NodeError::new(
                 ErrorKind::Refused,
@@ -380,12 +411,18 @@ impl Node {
         }
         .await;
         match from_origin {
-            Ok(bytes) => self.accept_catalog(&bytes, &url).await,
+            Ok(bytes) => Ok((self.accept_catalog(&bytes, &url).await?, None)),
             // DESIGN swarm rule 4: while the origin is unreachable, peers may pass on the
             // signed catalog; it goes through exactly the same checks.
             Err(e) if e.kind == ErrorKind::Unavailable => {
                 match self.catalog_from_peers(&e.message).await {
-                    Some(update) => Ok(update),
+                    Some((update, peer)) => Ok((
+                        update,
+                        Some(format!(
+                            "relayed by peer {peer}: the origin is unreachable ({})",
+                            e.message
+                        )),
+                    )),
                     None => Err(e),
                 }
             }
@@ -395,7 +432,7 @@ impl Node {
 
     /// Asks this node's peers (static and local) for the catalog they relay and offers each
     /// to the trust state until one is accepted (or is the one we have).
-    async fn catalog_from_peers(&self, origin_error: &str) -> Option<CatalogUpdate> {
+    async fn catalog_from_peers(&self, origin_error: &str) -> Option<(CatalogUpdate, String)> {
         for peer in self.known_peers().into_iter().take(MAX_RELAY_PEERS) {
             let bytes = match self
                 .swarm
@@ -413,7 +450,7 @@ impl Node {
                 peer.id
             );
             match self.accept_catalog(&bytes, &from).await {
-                Ok(update) => return Some(update),
+                Ok(update) => return Some((update, peer.id)),
                 Err(e) => warn!(peer = %peer.id, error = %e, "relayed catalog refused"),
             }
         }
@@ -687,8 +724,11 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
-        if fetched.truncated || !fetched.relay_errors.is_empty() {
-            warn!(truncated = fetched.truncated, relay_errors = ?fetched.relay_errors, "trust graph incomplete");
+        // With part of the graph missing (a relay down, a bound hit), a report that was not
+        // seen must not raise anyone: a score may then only go down.
+        let incomplete = fetched.truncated || !fetched.relay_errors.is_empty();
+        if incomplete {
+            warn!(truncated = fetched.truncated, relay_errors = ?fetched.relay_errors, "trust graph incomplete; scores may only fall this pass");
         }
         let mut inputs = fetched.inputs;
         for l in &found.listings {
@@ -697,6 +737,12 @@ impl Node {
         let scores = inputs.scores(&operator, &archy_marketplace::ScoreConfig::default());
         for p in &publishers {
             let score = scores.score(p);
+            if incomplete
+                && let Some(old) = db::score(&self.db, &p.to_hex()).await?
+                && old.score < score.score
+            {
+                continue;
+            }
             let explanation = serde_json::to_value(&score.explanation).map_err(internal)?;
             db::store_score(&self.db, &p.to_hex(), score.score, &explanation).await?;
         }
@@ -709,6 +755,7 @@ impl Node {
             .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
             .to_hex();
         db::add_trusted_key(&self.db, &key).await?;
+        db::clear_scores(&self.db).await?;
         Ok(key)
     }
 
@@ -716,7 +763,12 @@ impl Node {
         let hex = archy_marketplace::parse_nostr_key(key)
             .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
             .to_hex();
-        if !db::remove_trusted_key(&self.db, &hex).await? {
+        let removed = db::remove_trusted_key(&self.db, &hex).await?;
+        if removed {
+            // Trust that flowed from this key must not outlive it.
+            db::clear_scores(&self.db).await?;
+        }
+        if !removed {
             let in_config =
                 self.config.trusted_keys.iter().any(|k| {
                     archy_marketplace::parse_nostr_key(k).is_ok_and(|k| k.to_hex() == hex)
@@ -921,6 +973,13 @@ impl Node {
         let plan = dependency_plan(&catalog, &installed, &app)?;
         let source = Source::Catalog(&catalog);
         let mut installed_now: Vec<String> = Vec::new();
+        // A dependency uninstalled earlier kept its data: undoing our install must not purge it.
+        let mut had_data = BTreeMap::new();
+        for dep in &plan {
+            let id = dep.manifest.id.clone();
+            let volumes = self.orchestrator.engine().volumes_of(&id).await?;
+            had_data.insert(id, !volumes.is_empty());
+        }
         for dep in &plan {
             progress(Progress::new(
                 Stage::Checking,
@@ -932,7 +991,7 @@ impl Node {
                 ),
             ));
             if let Err(e) = self.install_locked(&source, dep, &|_| {}).await {
-                self.remove_installed_now(&installed_now).await;
+                self.remove_installed_now(&installed_now, &had_data).await;
                 return Err(NodeError::new(
                     e.kind,
                     format!(
@@ -947,22 +1006,51 @@ impl Node {
         let progress: ProgressSink<'_> = &|p| progress.emit(p);
         let result = self.install_locked(&source, &app, progress).await;
         if result.is_err() {
-            self.remove_installed_now(&installed_now).await;
+            self.remove_installed_now(&installed_now, &had_data).await;
         }
         result
     }
 
-    /// Undoes dependencies installed for an app whose own install failed (newest first).
-    async fn remove_installed_now(&self, ids: &[String]) {
+    /// Undoes dependencies installed for an app whose own install failed (newest first),
+    /// each as a recorded uninstall. Data a dependency had before is kept; data its fresh
+    /// install created goes with it.
+    async fn remove_installed_now(&self, ids: &[String], had_data: &BTreeMap<String, bool>) {
         for dep in ids.iter().rev() {
-            let removed = match self.orchestrator.uninstall(dep, true).await {
-                Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
-                    db::delete_app(&self.db, dep).await.map_err(NodeError::from)
-                }
-                Err(e) => Err(NodeError::from(e)),
-            };
+            let purge = !had_data.get(dep).copied().unwrap_or(true);
+            let removed = async {
+                let op =
+                    db::begin_operation(&self.db, dep, if purge { "purge" } else { "uninstall" })
+                        .await?;
+                let result = match self.orchestrator.uninstall(dep, purge).await {
+                    Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
+                        db::delete_app(&self.db, dep).await.map_err(NodeError::from)
+                    }
+                    Err(e) => Err(NodeError::from(e)),
+                };
+                self.unpin_app(dep).await;
+                db::finish_operation(
+                    &self.db,
+                    op,
+                    result.as_ref().err().map(|e| e.message.as_str()),
+                )
+                .await?;
+                result
+            }
+            .await;
             if let Err(e) = removed {
                 error!(app = %dep, error = %e, "could not remove a dependency installed for a failed install");
+            }
+        }
+    }
+
+    /// Releases an app's pinned blobs; they stay only while a catalog references them.
+    async fn unpin_app(&self, id: &str) {
+        let prefix = format!("archy/app/{id}/");
+        if let Ok(pins) = self.swarm.pins(&prefix).await {
+            for (tag, _) in pins {
+                if let Err(e) = self.swarm.unpin(&tag).await {
+                    warn!(%tag, error = %e, "could not unpin");
+                }
             }
         }
     }
@@ -1134,13 +1222,13 @@ impl Node {
                 None
             }
         };
+        let from = FetchFrom {
+            iroh: peer.as_ref(),
+            http: origin.http.as_str(),
+            first_party: matches!(source, Source::Catalog(_)),
+        };
         let images = self
-            .fetch_images(
-                app,
-                Some((peer.as_ref(), origin.http.as_str())),
-                workdir,
-                progress,
-            )
+            .fetch_images(app, Some(from), workdir, progress)
             .await?;
         db::set_stage(&self.db, op, "installing").await?;
         let runtime = self
@@ -1171,7 +1259,7 @@ impl Node {
     async fn fetch_images(
         &self,
         app: &VerifiedApp,
-        origin: Option<(Option<&PeerAddr>, &str)>,
+        origin: Option<FetchFrom<'_>>,
         workdir: &std::path::Path,
         progress: ProgressSink<'_>,
     ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
@@ -1202,12 +1290,19 @@ impl Node {
                 ))
             };
             on_bytes(0);
-            let fetched = match origin {
-                Some((iroh, http)) => {
+            let fetched = match &origin {
+                Some(from) => {
+                    let http = from.http;
+                    // Only the first-party origin runs a tracker; a developer's node does not.
+                    let peers = if from.first_party {
+                        self.peers_for(&blob, http).await
+                    } else {
+                        self.known_peers()
+                    };
                     let providers = archy_swarm::Providers {
-                        origin: iroh.cloned(),
+                        origin: from.iroh.cloned(),
                         origin_http: Some(http.to_owned()),
-                        peers: self.peers_for(&blob, http).await,
+                        peers,
                     };
                     let fetched = self
                         .swarm
@@ -1223,7 +1318,9 @@ impl Node {
                             fallbacks = report.fallbacks.len(),
                             "artifact fetched"
                         );
-                        self.announce(http, &[blob.hash]);
+                        if from.first_party {
+                            self.announce(http, &[blob.hash]);
+                        }
                     }
                     fetched
                 }
@@ -1247,7 +1344,18 @@ impl Node {
     /// tracker says announced it. None of them is trusted: every byte is verified.
     async fn peers_for(&self, blob: &BlobRef, origin_http: &str) -> Vec<PeerAddr> {
         let mut peers = self.known_peers();
-        match self.swarm.providers(origin_http, &blob.hash).await {
+        let asked = tokio::time::timeout(
+            TRACKER_TIMEOUT,
+            self.swarm.providers(origin_http, &blob.hash),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(archy_swarm::Error::Tracker {
+                url: origin_http.to_owned(),
+                reason: "no answer in time".into(),
+            })
+        });
+        match asked {
             Ok(found) => {
                 for p in found {
                     if !peers.iter().any(|q| q.id == p.id) {
@@ -1274,8 +1382,10 @@ impl Node {
         let origin = origin_http.to_owned();
         let hashes = hashes.to_vec();
         tokio::spawn(async move {
-            if let Err(e) = swarm.announce(&origin, &hashes).await {
-                info!(error = %e, "announce to the tracker failed");
+            match tokio::time::timeout(TRACKER_TIMEOUT, swarm.announce(&origin, &hashes)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
+                Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
             }
         });
     }
@@ -1309,7 +1419,12 @@ impl Node {
                 );
             }
         }
-        let report = self.swarm.gc(&keep).await.map_err(internal)?;
+        // Under the operation lock: a blob being installed is referenced only once the
+        // install is recorded, so collection must not run in between.
+        let report = {
+            let _guard = self.operation.lock().await;
+            self.swarm.gc(&keep).await.map_err(internal)?
+        };
         if !report.removed.is_empty() {
             info!(
                 removed = report.removed.len(),
@@ -1317,8 +1432,10 @@ impl Node {
                 "unreferenced blobs collected"
             );
         }
-        if let Err(e) = self.swarm.announce_held(&origin).await {
-            info!(error = %e, "announce to the tracker failed");
+        match tokio::time::timeout(TRACKER_TIMEOUT, self.swarm.announce_held(&origin)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
+            Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
         }
         Ok(report)
     }
@@ -1337,7 +1454,13 @@ impl Node {
             if row.desired != "running" {
                 continue;
             }
-            let (_, app) = self.installed_app(&row.id).await?;
+            let app = match self.installed_app(&row.id).await {
+                Ok((_, app)) => app,
+                Err(e) => {
+                    warn!(app = %row.id, error = %e, "cannot verify the app; the reconciler leaves it alone");
+                    continue;
+                }
+            };
             let current = podman.get(&row.id).map(Vec::as_slice).unwrap_or_default();
             if !Orchestrator::drifted(&app.manifest, current) {
                 continue;
@@ -1376,6 +1499,10 @@ impl Node {
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = None;
+        // A stream that keeps ending (Podman down) is retried ever more slowly.
+        let mut retry = EVENT_RETRY_MIN;
+        // A container that dies right after each restart must not make the reconciler spin.
+        let mut last_event_pass: Option<tokio::time::Instant> = None;
         loop {
             if events.is_none() {
                 events = match self.orchestrator.engine().app_events() {
@@ -1397,16 +1524,26 @@ impl Node {
                 received = event => match received {
                     Some(ev) => {
                         info!(app = %ev.app, container = %ev.container, status = %ev.status, "podman event");
-                        // A burst (stop, died, remove…) settles into one pass.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        retry = EVENT_RETRY_MIN;
+                        // A burst (stop, died, remove…) settles into one pass, and passes
+                        // driven by events are at least EVENT_PASS_GAP apart.
+                        let settle = match last_event_pass {
+                            Some(at) => (at + EVENT_PASS_GAP)
+                                .saturating_duration_since(tokio::time::Instant::now())
+                                .max(EVENT_SETTLE),
+                            None => EVENT_SETTLE,
+                        };
+                        tokio::time::sleep(settle).await;
                         if let Some(rx) = events.as_mut() {
                             while rx.try_recv().is_ok() {}
                         }
+                        last_event_pass = Some(tokio::time::Instant::now());
                     }
                     None => {
-                        warn!("podman event stream ended; following it again");
+                        warn!(retry_in = ?retry, "podman event stream ended; following it again");
                         events = None;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(EVENT_RETRY_MAX);
                         continue;
                     }
                 },
@@ -1453,9 +1590,17 @@ impl Node {
             if row.id == id {
                 continue;
             }
-            let (_, app) = self.installed_app(&row.id).await?;
-            if app.manifest.dependencies.iter().any(|d| d.id == id) {
-                dependents.push(row.id);
+            match self.installed_app(&row.id).await {
+                Ok((_, app)) => {
+                    if app.manifest.dependencies.iter().any(|d| d.id == id) {
+                        dependents.push(row.id);
+                    }
+                }
+                // Its manifest cannot be trusted to say what it needs; it must not block
+                // the operator from managing the rest.
+                Err(e) => {
+                    warn!(app = %row.id, error = %e, "cannot verify the app; not counted as a dependent")
+                }
             }
         }
         Ok(dependents)
@@ -1561,13 +1706,13 @@ impl Node {
             db::set_stage(&self.db, op, "fetching").await?;
             let origin = source.origin();
             let peer = self.origin_peer(origin).await.ok();
+            let from = FetchFrom {
+                iroh: peer.as_ref(),
+                http: origin.http.as_str(),
+                first_party: matches!(source, Source::Catalog(_)),
+            };
             let new_images = self
-                .fetch_images(
-                    new,
-                    Some((peer.as_ref(), origin.http.as_str())),
-                    &workdir.join("new"),
-                    &|_| {},
-                )
+                .fetch_images(new, Some(from), &workdir.join("new"), &|_| {})
                 .await?;
             // The previous version's images come from the local store: rollback needs no network.
             let old_images = self
@@ -1703,15 +1848,7 @@ impl Node {
         };
         if result.is_ok() {
             db::delete_app(&self.db, id).await?;
-            // Its blobs stay only while a catalog references them (see swarm_upkeep).
-            let prefix = format!("archy/app/{id}/");
-            if let Ok(pins) = self.swarm.pins(&prefix).await {
-                for (tag, _) in pins {
-                    if let Err(e) = self.swarm.unpin(&tag).await {
-                        warn!(%tag, error = %e, "could not unpin");
-                    }
-                }
-            }
+            self.unpin_app(id).await;
         }
         db::finish_operation(
             &self.db,
@@ -1775,10 +1912,21 @@ impl Node {
         Ok(self.view(id, &row.version, &row.desired, runtime, Some(&app)))
     }
 
+    /// Every installed app; one that no longer verifies is listed as "unverifiable"
+    /// rather than hiding the others.
     pub async fn apps(&self) -> Result<Vec<AppView>, NodeError> {
         let mut out = Vec::new();
         for row in db::apps(&self.db).await? {
-            out.push(self.app(&row.id).await?);
+            match self.app(&row.id).await {
+                Ok(view) => out.push(view),
+                Err(e) => {
+                    warn!(app = %row.id, error = %e, "listing an app that does not verify");
+                    let runtime = self.orchestrator.status(&row.id).await?;
+                    let mut view = self.view(&row.id, &row.version, &row.desired, runtime, None);
+                    view.state = "unverifiable".into();
+                    out.push(view);
+                }
+            }
         }
         Ok(out)
     }

@@ -66,14 +66,26 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
         .as_str()
         .context("the node's status names no endpoint id")?
         .to_owned();
-    let origin_http = match request
-        .origin_http
-        .or_else(|| status["blobs_url"].as_str().map(str::to_owned))
-    {
+    let origin_http = match request.origin_http {
         Some(url) => url,
-        None => bail!(
-            "your node serves no blobs over HTTP: set blobs_listen in its config, or pass --origin-http"
-        ),
+        None => match status["blobs_url"].as_str() {
+            Some(url) if url.contains("://0.0.0.0:") || url.contains("://[::]:") => bail!(
+                "your node serves blobs on {url}, which is not an address others can use: \
+                 pass --origin-http with the URL other nodes reach it at"
+            ),
+            Some(url) => {
+                if url.contains("://127.") || url.contains("://[::1]") {
+                    eprintln!(
+                        "note: the origin {url} is loopback, reachable from this machine only; \
+                         pass --origin-http to publish a reachable one"
+                    );
+                }
+                url.to_owned()
+            }
+            None => bail!(
+                "your node serves no blobs over HTTP: set blobs_listen in its config, or pass --origin-http"
+            ),
+        },
     };
 
     let mut artifacts = Vec::new();
@@ -104,12 +116,24 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
                 body["error"].as_str().unwrap_or("unknown error")
             );
         }
+        let blake3 = body["blake3"]
+            .as_str()
+            .context("the node returned no hash")?
+            .to_owned();
+        // What gets signed is what is on disk here, not what the node says it stored.
+        let local = hash_file(path)
+            .await
+            .with_context(|| format!("hashing {}", path.display()))?;
+        if local != blake3 {
+            bail!(
+                "your node stored artifact {} as {blake3}, but {} hashes to {local}; nothing was published",
+                decl.name,
+                path.display()
+            );
+        }
         artifacts.push(Artifact {
             name: decl.name.clone(),
-            blake3: body["blake3"]
-                .as_str()
-                .context("the node returned no hash")?
-                .to_owned(),
+            blake3,
             size: body["size"].as_u64().context("the node returned no size")?,
             media_type: decl.media_type.clone(),
         });
@@ -139,4 +163,15 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
         local_id: archy_registry::namespaced_id(&app_id, &identity.nostr_public_hex()),
         artifacts,
     })
+}
+
+async fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(&path)?)?;
+        Ok(hasher.finalize().to_hex().to_string())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

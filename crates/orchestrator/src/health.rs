@@ -11,8 +11,9 @@ use tokio::time::{Instant, sleep, timeout};
 
 use crate::{Engine, Error, Result};
 
-/// How long a TCP health probe waits for the peer to hang up before calling the port open.
-const TCP_SETTLE: Duration = Duration::from_millis(300);
+/// How long a TCP health probe waits for the peer to hang up before calling the port open
+/// (rootless Podman's forwarder hangs up within milliseconds; a loaded host gets slack).
+const TCP_SETTLE: Duration = Duration::from_secs(1);
 
 pub async fn wait_healthy(
     engine: &Engine,

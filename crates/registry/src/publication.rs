@@ -75,6 +75,16 @@ impl Publication {
                 format!("expected {SPEC_VERSION}"),
             ));
         }
+        check_origin_http(&self.origin.http)
+            .map_err(|rule| ValidationError::new("origin.http", rule))?;
+        let iroh_ok =
+            self.origin.iroh.len() == 64 && self.origin.iroh.chars().all(|c| c.is_ascii_hexdigit());
+        if !iroh_ok {
+            return Err(ValidationError::new(
+                "origin.iroh",
+                "must be an iroh endpoint id (64 hex)",
+            ));
+        }
         self.manifest
             .validate()
             .map_err(|e| ValidationError::new(format!("manifest.{}", e.field), e.rule))?;
@@ -187,6 +197,24 @@ impl VerifiedPublication {
     }
 }
 
+/// A developer's origin is a base URL the node appends fixed paths to, so it must be
+/// nothing but `http(s)://host[:port]`: a path, query, fragment or user info could steer
+/// the node's requests somewhere the developer chose (e.g. the node's own API).
+fn check_origin_http(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if authority.is_empty() || !authority.chars().all(allowed) {
+        return Err(format!(
+            "{url:?} must be only scheme, host and port (no path, query, fragment or user info)"
+        ));
+    }
+    Ok(())
+}
+
 /// Hex digits of the publisher's key in a third-party app's local id: 64 bits, so a
 /// publisher cannot grind a key that lands in another's namespace.
 const NAMESPACE_HEX: usize = 16;
@@ -261,6 +289,31 @@ mod tests {
     fn sample_payload(p: &Publication) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(p).unwrap())
+    }
+
+    #[test]
+    fn origins_are_bare_base_urls() {
+        for good in [
+            "http://127.0.0.1:7790",
+            "https://dev.example.org",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_origin_http(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:7878/v1/trust/keys/abc?x=",
+            "http://127.0.0.1:7878#",
+            "http://user@host",
+            "ftp://host",
+            "http://",
+        ] {
+            assert!(check_origin_http(bad).is_err(), "{bad}");
+        }
+        let key = SecretKey::from_bytes(&[4; 32]);
+        let mut p = sample(&key);
+        p.origin.http = "http://127.0.0.1:7878/v1/apps/x/update?approve=true&".into();
+        let err = VerifiedPublication::verify(&p.sign(&key).unwrap().to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("origin.http"), "{err}");
     }
 
     #[test]

@@ -248,6 +248,9 @@ impl Swarm {
                 reqwest::Client::builder()
             }
             .connect_timeout(config.connect_timeout)
+            // Origins and trackers answer directly; a redirect could point our requests
+            // (announces are POSTs) at something else, such as a node's local API.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Endpoint(format!("http client: {e}")))?,
             metrics,
