@@ -409,6 +409,9 @@ pub(crate) async fn stream_into(
     Ok((page.len(), fresh, oldest))
 }
 
+/// Pages in a row that bring nothing new before a relay's walk ends.
+const MAX_STALE_PAGES: usize = 3;
+
 /// More bytes than the control messages of an empty page (EOSE, CLOSED, NOTICE).
 const DROPPED_PAGE_BYTES: usize = 4096;
 
@@ -427,6 +430,7 @@ pub(crate) async fn walk(
     let handle = client.relay(relay).await.ok();
     let received = || handle.as_ref().map_or(0, |r| r.stats().bytes_received());
     let mut taken = 0usize;
+    let mut stale_pages = 0usize;
     let mut until: Option<Timestamp> = None;
     loop {
         if taken >= budget {
@@ -439,9 +443,19 @@ pub(crate) async fn walk(
         }
         let before = received();
         let (got, fresh, oldest) = stream_into(client, relays, filter, want, timeout, sink).await?;
-        // Every event taken counts, repeats included, so a relay that ignores `until`
-        // cannot keep the walk going forever.
-        taken += got;
+        // Only new events spend the budget: the inclusive `until` second returns the last
+        // page's oldest events again, and counting those would report a complete walk as
+        // cut. A relay that ignores `until` (only repeats, page after page) is left after
+        // a few such pages instead.
+        taken += fresh;
+        if got > 0 && fresh == 0 {
+            stale_pages += 1;
+            if stale_pages > MAX_STALE_PAGES {
+                return Ok(false);
+            }
+        } else {
+            stale_pages = 0;
+        }
         let Some(oldest) = oldest else {
             // The client drops events with a bad signature or outside the filter before
             // they reach us; a page made only of those looks like the end. Say so.
