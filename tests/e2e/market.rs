@@ -20,6 +20,26 @@ fn third_party_hello(dir: &std::path::Path, edit: impl Fn(String) -> String) -> 
     path
 }
 
+/// The operator's node: first-party catalog from `origin`, discovery on `relay`.
+async fn operator_node(
+    dir: &std::path::Path,
+    origin: &str,
+    root: &std::path::Path,
+    relay: &str,
+) -> std::sync::Arc<archy_node::Node> {
+    archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: dir.to_owned(),
+        origin: Some(origin.to_owned()),
+        pinned_root: Some(root.to_owned()),
+        podman_url: podman_url(),
+        publish_address: [127, 0, 0, 1].into(),
+        relays: vec![relay.to_owned()],
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -167,17 +187,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     // The operator's node: first-party hello from the catalog, third-party from the relay.
     remove_leftovers("hello").await;
     remove_leftovers(&local_id).await;
-    let node = archy_node::Node::start(archy_node::NodeConfig {
-        data_dir: tmp.path().join("node"),
-        origin: Some(url.clone()),
-        pinned_root: Some(root.clone()),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
-        relays: vec![relay_url.clone()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let node = operator_node(&tmp.path().join("node"), &url, &root, &relay_url).await;
     // The operator trusts their own Nostr key (as `archy market trust add` does); it does
     // not follow the developer yet.
     let operator = nostr_relay_builder::prelude::Keys::generate();
@@ -352,17 +362,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
 
     // The app survives a restart of the node: it is re-verified from its stored publication.
     node.shutdown().await;
-    let node = archy_node::Node::start(archy_node::NodeConfig {
-        data_dir: tmp.path().join("node"),
-        origin: Some(url.clone()),
-        pinned_root: Some(root.clone()),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
-        relays: vec![relay_url.clone()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let node = operator_node(&tmp.path().join("node"), &url, &root, &relay_url).await;
     assert_eq!(node.app(&local_id).await.unwrap().state, "running");
     node.uninstall(&local_id, true).await.unwrap();
     node.uninstall("hello", true).await.unwrap();

@@ -930,20 +930,7 @@ impl Node {
         ));
         let _guard = self.operation.lock().await;
         let catalog = self.installable_catalog().await?;
-        let app = catalog.app(id).ok_or_else(|| {
-            let third_party = if id.contains('.') {
-                "; third-party apps are installed with `archy market install`"
-            } else {
-                ""
-            };
-            NodeError::new(
-                ErrorKind::NotFound,
-                format!(
-                    "no app {id:?} in catalog version {}{third_party}",
-                    catalog.version()
-                ),
-            )
-        })?;
+        let app = app_in(&catalog, id)?;
         self.install_locked(&Source::Catalog(&catalog), &app, progress)
             .await
     }
@@ -959,12 +946,7 @@ impl Node {
     ) -> Result<AppView, NodeError> {
         let _guard = self.operation.lock().await;
         let catalog = self.installable_catalog().await?;
-        let app = catalog.app(id).ok_or_else(|| {
-            NodeError::new(
-                ErrorKind::NotFound,
-                format!("no app {id:?} in catalog version {}", catalog.version()),
-            )
-        })?;
+        let app = app_in(&catalog, id)?;
         let installed: BTreeMap<String, String> = db::apps(&self.db)
             .await?
             .into_iter()
@@ -2061,6 +2043,24 @@ fn third_party_app(
         )
     })?;
     Ok((verified, app))
+}
+
+/// The catalog's app `id`, or an error that says where to look instead.
+fn app_in(catalog: &VerifiedCatalog, id: &str) -> Result<VerifiedApp, NodeError> {
+    catalog.app(id).ok_or_else(|| {
+        let third_party = if id.contains('.') {
+            "; third-party apps are installed with `archy market install`"
+        } else {
+            ""
+        };
+        NodeError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no app {id:?} in catalog version {}{third_party}",
+                catalog.version()
+            ),
+        )
+    })
 }
 
 /// The apps to install, in order, before `app`: every dependency not installed yet (and
