@@ -80,6 +80,7 @@ done
 
 step "Installing hello: fetched over iroh, BLAKE3-verified, loaded into rootless Podman"
 "$archy" app install hello
+"$archy" swarm status
 url="$("$archy" app status hello --json | sed -n 's/.*"url": "\(.*\)".*/\1/p')"
 
 step "The app answers at $url"
