@@ -49,7 +49,12 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
     a.install("hello").await.unwrap();
     // Uninstalled (data kept): the catalog still lists the image, so A keeps and serves it.
     a.uninstall("hello", false).await.unwrap();
-    a.swarm_upkeep().await.unwrap();
+    assert!(
+        a.swarm().pins("archy/app/hello/").await.unwrap().is_empty(),
+        "uninstall must release the app's pins"
+    );
+    let gc = a.swarm_upkeep().await.unwrap();
+    assert!(gc.removed.is_empty(), "GC removed {:?}", gc.removed);
     assert_eq!(
         a.status().await.unwrap().swarm.bytes_from_origin_iroh,
         image_size

@@ -338,6 +338,7 @@ impl Node {
             let note = if op.kind == "install" && db::app(&self.db, &op.app_id).await?.is_none() {
                 match self.orchestrator.uninstall(&op.app_id, false).await {
                     Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
+                        self.unpin_app(&op.app_id).await;
                         format!("interrupted at stage {}; rolled back", op.stage)
                     }
                     Err(e) => format!("interrupted at stage {}; rollback failed: {e}", op.stage),
@@ -1021,6 +1022,22 @@ impl Node {
             .await;
             if let Err(e) = removed {
                 error!(app = %dep, error = %e, "could not remove a dependency installed for a failed install");
+            }
+        }
+    }
+
+    /// After an update, releases the pins of artifacts the new version no longer has.
+    async fn unpin_dropped_artifacts(&self, app: &VerifiedApp) {
+        let prefix = format!("archy/app/{}/", app.manifest.id);
+        let Ok(pins) = self.swarm.pins(&prefix).await else {
+            return;
+        };
+        for (tag, _) in pins {
+            let name = tag.strip_prefix(&prefix).unwrap_or_default();
+            if app.artifact(name).is_none()
+                && let Err(e) = self.swarm.unpin(&tag).await
+            {
+                warn!(%tag, error = %e, "could not unpin");
             }
         }
     }
@@ -1712,6 +1729,7 @@ impl Node {
                 )
                 .await?;
             self.pin_artifacts(new).await;
+            self.unpin_dropped_artifacts(new).await;
             let version = new.manifest.version.to_string();
             match source {
                 Source::Catalog(catalog) => {
