@@ -19,15 +19,10 @@ async fn node_with_hello(
     let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
     let server = serve_bytes(listener, catalog, swarm);
     let node = archy_node::Node::start(archy_node::NodeConfig {
-        data_dir: tmp.join("node"),
-        origin: Some(url),
-        pinned_root: Some(root),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
         pull_interval_seconds: 3600,
         // Only Podman's events can bring a repair within a test's time.
         reconcile_interval_seconds: 3600,
-        ..Default::default()
+        ..node_config(&tmp.join("node"), &url, &root)
     })
     .await
     .unwrap();

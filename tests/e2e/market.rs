@@ -4,7 +4,7 @@
 
 use super::*;
 use archy_marketplace::DeveloperIdentity;
-use nostr_relay_builder::prelude::{LocalRelay, RelayBuilder};
+use nostr_relay_builder::prelude::{EventBuilder, EventDeletionRequest, LocalRelay, RelayBuilder};
 
 const DEV_MNEMONIC: &str =
     "legal winner thank year wave sausage worth useful legal winner thank yellow";
@@ -28,13 +28,8 @@ async fn operator_node(
     relay: &str,
 ) -> std::sync::Arc<archy_node::Node> {
     archy_node::Node::start(archy_node::NodeConfig {
-        data_dir: dir.to_owned(),
-        origin: Some(origin.to_owned()),
-        pinned_root: Some(root.to_owned()),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
         relays: vec![relay.to_owned()],
-        ..Default::default()
+        ..node_config(dir, origin, root)
     })
     .await
     .unwrap()
@@ -47,12 +42,16 @@ fn rand_suffix() -> u64 {
 }
 
 /// Publishes without the CLI (and so without its checks), as a hostile developer could.
+/// Returns the DID-signed envelope and the event that carried it.
 async fn publish_directly(
     who: &DeveloperIdentity,
     manifest: archy_registry::Manifest,
     origin_http: &str,
     origin_iroh: &str,
     relay: &str,
+) -> (
+    archy_registry::Envelope,
+    nostr_relay_builder::prelude::Event,
 ) {
     let image = artifacts_dir().join("hello/image.tar");
     let app_id = manifest.id.clone();
@@ -82,6 +81,7 @@ async fn publish_directly(
     archy_marketplace::publish(&event, &[relay.to_owned()])
         .await
         .unwrap();
+    (envelope, event)
 }
 
 fn archy_publish(
@@ -367,6 +367,76 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     node.uninstall(&local_id, true).await.unwrap();
     node.uninstall("hello", true).await.unwrap();
     assert!(!podman_has_app(&local_id).await);
+    node.shutdown().await;
+    server.abort();
+    relay.shutdown();
+}
+
+/// The node discovers third-party publications on its relays (a real Nostr relay over
+/// websocket), keeps verified ones, forgets deleted ones, and never lists a forged binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_discovers_third_party_apps_on_relays() {
+    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+    relay.run().await.unwrap();
+    let relay_url = relay.url().await.to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let root = keys.write_root(tmp.path());
+    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
+    let (listener, url) = loopback_listener().await;
+    let server = serve_bytes(
+        listener,
+        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
+        swarm.clone(),
+    );
+    let node = operator_node(&tmp.path().join("node"), &url, &root, &relay_url).await;
+
+    // A developer publishes "notes" (their own node as origin).
+    let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
+    let notes = archy_registry::Manifest::from_yaml(
+        &std::fs::read_to_string(third_party_hello(tmp.path(), |m| {
+            m.replace("id: hello", "id: notes")
+                .replace("name: Hello", "name: Notes")
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let (envelope, event) = publish_directly(&dev, notes, &url, &id, &relay_url).await;
+    // A forger reuses the developer's DID-signed envelope under their own Nostr key.
+    let forger = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 7).unwrap();
+    let stolen = archy_marketplace::publication_event(&forger, &envelope, "notes").unwrap();
+    archy_marketplace::publish(&stolen, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.rejected.len(), 1, "{:?}", found.rejected);
+    assert!(
+        found.rejected[0].1.contains("binds Nostr key"),
+        "{:?}",
+        found.rejected
+    );
+    let market = node.market().await.unwrap();
+    assert_eq!(market.len(), 1);
+    assert_eq!(
+        (market[0].app_id.as_str(), market[0].did.as_str()),
+        ("notes", dev.did().as_str())
+    );
+    assert_eq!(market[0].author, dev.nostr_public_hex());
+
+    // The developer deletes it: the node forgets it at the next discovery.
+    let deletion = EventBuilder::delete(EventDeletionRequest::new().id(event.id))
+        .sign_with_keys(dev.nostr_keys())
+        .unwrap();
+    archy_marketplace::publish(&deletion, std::slice::from_ref(&relay_url))
+        .await
+        .unwrap();
+    node.discover_market().await.unwrap();
+    assert!(
+        node.market().await.unwrap().is_empty(),
+        "a deleted publication is still listed"
+    );
     node.shutdown().await;
     server.abort();
     relay.shutdown();

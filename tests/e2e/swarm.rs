@@ -5,21 +5,17 @@
 
 use super::*;
 
-fn node_config(
+/// A node that pulls only when told, with `peers` as its static peers.
+fn config_with_peers(
     dir: &std::path::Path,
     origin: &str,
     root: &std::path::Path,
     peers: Vec<archy_swarm::PeerAddr>,
 ) -> archy_node::NodeConfig {
     archy_node::NodeConfig {
-        data_dir: dir.to_owned(),
-        origin: Some(origin.to_owned()),
-        pinned_root: Some(root.to_owned()),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
         pull_interval_seconds: 3600,
         static_peers: peers,
-        ..Default::default()
+        ..node_config(dir, origin, root)
     }
 }
 
@@ -42,9 +38,14 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
         .len();
 
     // Node A installs hello from the origin and announces the image to its tracker.
-    let a = archy_node::Node::start(node_config(&tmp.path().join("a"), &url, &root, vec![]))
-        .await
-        .unwrap();
+    let a = archy_node::Node::start(config_with_peers(
+        &tmp.path().join("a"),
+        &url,
+        &root,
+        vec![],
+    ))
+    .await
+    .unwrap();
     a.pull_catalog().await.unwrap();
     a.install("hello").await.unwrap();
     // Uninstalled (data kept): the catalog still lists the image, so A keeps and serves it.
@@ -61,9 +62,14 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
     );
 
     // Node B learns A from the tracker (no static peer): the image comes from A.
-    let b = archy_node::Node::start(node_config(&tmp.path().join("b"), &url, &root, vec![]))
-        .await
-        .unwrap();
+    let b = archy_node::Node::start(config_with_peers(
+        &tmp.path().join("b"),
+        &url,
+        &root,
+        vec![],
+    ))
+    .await
+    .unwrap();
     b.pull_catalog().await.unwrap();
     b.install("hello").await.unwrap();
     let swarm_b = b.swarm_status();
@@ -82,7 +88,7 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
     // (checked like the origin's), the image from A.
     server.abort();
     origin_swarm.shutdown().await;
-    let c = archy_node::Node::start(node_config(
+    let c = archy_node::Node::start(config_with_peers(
         &tmp.path().join("c"),
         &url,
         &root,
@@ -130,7 +136,7 @@ async fn a_relayed_catalog_is_held_to_the_same_rules() {
     let tampered = edit_payload(&good, |v| v["version"] = 7.into());
     liar.set_relayed_document("catalog", tampered.to_bytes())
         .unwrap();
-    let node = archy_node::Node::start(node_config(
+    let node = archy_node::Node::start(config_with_peers(
         &tmp.path().join("node"),
         "http://127.0.0.1:9",
         &root,

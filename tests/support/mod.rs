@@ -274,15 +274,23 @@ pub async fn start_node_with(
     pull_interval_seconds: u64,
 ) -> Arc<Node> {
     let config = NodeConfig {
+        pull_interval_seconds,
+        ..node_config(dir, origin, root)
+    };
+    Node::start(config).await.expect("node starts")
+}
+
+/// A test node's config: state in `dir`, the catalog from `origin` under `root`, the test
+/// Podman, apps published on loopback; tests adjust the rest with `..node_config(…)`.
+pub fn node_config(dir: &Path, origin: &str, root: &Path) -> NodeConfig {
+    NodeConfig {
         data_dir: dir.to_owned(),
         origin: Some(origin.to_owned()),
         pinned_root: Some(root.to_owned()),
         podman_url: podman_url(),
         publish_address: [127, 0, 0, 1].into(),
-        pull_interval_seconds,
         ..NodeConfig::default()
-    };
-    Node::start(config).await.expect("node starts")
+    }
 }
 
 /// A copy of the repo's hello app with its manifest edited, for failure cases.

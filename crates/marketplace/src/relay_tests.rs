@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use archy_registry::{Artifact, Manifest, Origin, Publication, Publisher};
+use archy_registry::Publication;
 use nostr_relay_builder::prelude::*;
 use nostr_sdk::{Client, PublicKey};
 
@@ -19,41 +19,14 @@ async fn relay() -> (LocalRelay, String) {
     (relay, url)
 }
 
-fn publication(dev: &DeveloperIdentity, version: &str, nostr: Option<String>) -> Publication {
-    let manifest = Manifest::from_yaml(&format!(
-        "id: notes\nname: Notes\nversion: {version}\nartifacts:\n  - {{ name: image, media_type: x }}\ncontainers:\n  - name: web\n    image: {{ artifact: image }}\n"
-    ))
-    .unwrap();
-    Publication::new(
-        Publisher {
-            did: dev.did(),
-            nostr: nostr.unwrap_or_else(|| dev.nostr_public_hex()),
-        },
-        manifest,
-        vec![Artifact {
-            name: "image".into(),
-            blake3: "cd".repeat(32),
-            size: 10,
-            media_type: "x".into(),
-        }],
-        Origin {
-            http: "http://127.0.0.1:1".into(),
-            iroh: "ef".repeat(32),
-        },
-        chrono::Utc::now(),
-    )
+/// A publication of "notes" by `dev`, binding `nostr` (by default the developer's own key).
+fn publication(dev: &DeveloperIdentity, version: &str, nostr: Option<PublicKey>) -> Publication {
+    let nostr = nostr.unwrap_or_else(|| dev.nostr_keys().public_key());
+    crate::test_support::publication(dev.did_key(), &nostr, "notes", version)
 }
 
 fn event_at(dev: &DeveloperIdentity, envelope: &archy_registry::Envelope, at: u64) -> Event {
-    let content = String::from_utf8(envelope.to_bytes()).unwrap();
-    EventBuilder::new(Kind::Custom(MANIFEST_EVENT_KIND), content)
-        .tags([
-            Tag::identifier(manifest_d_tag("notes")),
-            Tag::hashtag(APP_HASHTAG),
-        ])
-        .custom_created_at(Timestamp::from_secs(at))
-        .sign_with_keys(dev.nostr_keys())
-        .unwrap()
+    crate::test_support::envelope_event_at(envelope, dev.nostr_keys(), "notes", at)
 }
 
 #[tokio::test]
@@ -89,7 +62,7 @@ async fn mismatched_did_and_tampered_manifest_are_rejected_with_reasons() {
     let other = DeveloperIdentity::from_mnemonic(DEV, "", 1).unwrap();
 
     // The DID binds `other`'s Nostr key, but `dev` signs the event.
-    let wrong_binding = publication(&dev, "1.0.0", Some(other.nostr_public_hex()))
+    let wrong_binding = publication(&dev, "1.0.0", Some(other.nostr_keys().public_key()))
         .sign(dev.did_key())
         .unwrap();
     publish(

@@ -42,6 +42,17 @@ pub fn publication_event_at(
     let envelope = publication(did, &keys.public_key(), app, version)
         .sign(did)
         .unwrap();
+    envelope_event_at(&envelope, keys, app, at)
+}
+
+/// The kind-30078 event carrying `envelope` (as it is, even if tampered) for `app`,
+/// signed by `keys` and created at `at`.
+pub fn envelope_event_at(
+    envelope: &archy_registry::Envelope,
+    keys: &Keys,
+    app: &str,
+    at: u64,
+) -> Event {
     EventBuilder::new(
         Kind::Custom(MANIFEST_EVENT_KIND),
         String::from_utf8(envelope.to_bytes()).unwrap(),

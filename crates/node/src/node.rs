@@ -1076,19 +1076,36 @@ impl Node {
         ));
         let _guard = self.operation.lock().await;
         let listing = self.resolve_listing(app_id, publisher).await?;
-        let envelope = db::listing_envelope(&self.db, &listing.author, &listing.app_id)
-            .await?
-            .ok_or_else(|| {
-                NodeError::new(ErrorKind::NotFound, format!("listing of {app_id} vanished"))
-            })?;
-        let (verified, app) = third_party_app(&envelope, &listing.author)?;
-        self.check_publisher_trust(&listing.author, approve).await?;
+        let (envelope, verified, app) = self
+            .listed_app(&listing.author, &listing.app_id, approve)
+            .await?;
         let source = Source::Publication {
             author: &listing.author,
             envelope: &envelope,
             verified: &verified,
         };
         self.install_locked(&source, &app, progress).await
+    }
+
+    /// `author`'s stored listing of `app_id`, re-verified into an installable app (sandbox
+    /// policy, namespace), once the publisher clears the trust threshold or `approve`.
+    async fn listed_app(
+        &self,
+        author: &str,
+        app_id: &str,
+        approve: bool,
+    ) -> Result<(Vec<u8>, VerifiedPublication, VerifiedApp), NodeError> {
+        let envelope = db::listing_envelope(&self.db, author, app_id)
+            .await?
+            .ok_or_else(|| {
+                NodeError::new(
+                    ErrorKind::NotFound,
+                    format!("publisher {author} no longer lists {app_id}"),
+                )
+            })?;
+        let (verified, app) = third_party_app(&envelope, author)?;
+        self.check_publisher_trust(author, approve).await?;
+        Ok((envelope, verified, app))
     }
 
     /// The one listing `app_id` (optionally narrowed to `publisher`) names.
@@ -1634,16 +1651,7 @@ impl Node {
                     .manifest
                     .id
                     .clone();
-                let envelope = db::listing_envelope(&self.db, author, &app_id)
-                    .await?
-                    .ok_or_else(|| {
-                        NodeError::new(
-                            ErrorKind::NotFound,
-                            format!("publisher {author} no longer lists {app_id}"),
-                        )
-                    })?;
-                let (verified, new) = third_party_app(&envelope, author)?;
-                self.check_publisher_trust(author, approve).await?;
+                let (envelope, verified, new) = self.listed_app(author, &app_id, approve).await?;
                 let source = Source::Publication {
                     author,
                     envelope: &envelope,

@@ -3,13 +3,12 @@
 //! for a request from [`Swarm::gc`], so a run happens exactly when asked, and the next call
 //! of the callback tells that the previous run is over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use iroh_blobs::Hash;
-use iroh_blobs::api::blobs::BlobStatus;
 use iroh_blobs::store::{GcConfig, ProtectCb, ProtectOutcome};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -145,28 +144,6 @@ impl Swarm {
             "swarm gc"
         );
         Ok(report)
-    }
-
-    /// Every blob in the store with its size when complete.
-    async fn blob_sizes(&self) -> Result<HashMap<Hash, Option<u64>>> {
-        let fail = |e: String| Error::Gc(format!("listing blobs: {e}"));
-        let hashes = self
-            .store
-            .blobs()
-            .list()
-            .hashes()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let mut sizes = HashMap::with_capacity(hashes.len());
-        for hash in hashes {
-            let size = match self.store.blobs().status(hash).await {
-                Ok(BlobStatus::Complete { size }) => Some(size),
-                Ok(_) => None,
-                Err(e) => return Err(fail(e.to_string())),
-            };
-            sizes.insert(hash, size);
-        }
-        Ok(sizes)
     }
 
     /// Removes a pin made by [`Swarm::pin`] (or an import's tag); the blob goes at the

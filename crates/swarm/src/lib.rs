@@ -372,6 +372,16 @@ impl Swarm {
 
     /// Hashes of every complete blob in the store.
     pub async fn complete_hashes(&self) -> Result<Vec<Hash>> {
+        Ok(self
+            .blob_sizes()
+            .await?
+            .into_iter()
+            .filter_map(|(hash, size)| size.map(|_| hash))
+            .collect())
+    }
+
+    /// Every blob in the store (complete or partial) with its size when complete.
+    pub(crate) async fn blob_sizes(&self) -> Result<std::collections::HashMap<Hash, Option<u64>>> {
         let hashes = self
             .store
             .blobs()
@@ -382,13 +392,11 @@ impl Swarm {
                 path: self.data_dir.join("blobs"),
                 reason: e.to_string(),
             })?;
-        let mut complete = Vec::with_capacity(hashes.len());
+        let mut sizes = std::collections::HashMap::with_capacity(hashes.len());
         for hash in hashes {
-            if self.complete_size(&hash).await?.is_some() {
-                complete.push(hash);
-            }
+            sizes.insert(hash, self.complete_size(&hash).await?);
         }
-        Ok(complete)
+        Ok(sizes)
     }
 
     async fn check_size(&self, blob: &BlobRef, actual: u64) -> Result<()> {

@@ -480,16 +480,23 @@ impl Swarm {
             self.metrics.detour(jitter);
         }
 
+        // The origin is never dropped for being slow or costing detour, on either transport.
+        let origin_limits = Limits {
+            connect: policy.connect_timeout,
+            stall: policy.origin_stall_timeout,
+            min_rate: None,
+            budget: None,
+        };
         let mut iroh_errors = Vec::new();
         for origin in origins {
-            let limits = Limits {
-                connect: policy.connect_timeout,
-                stall: policy.origin_stall_timeout,
-                min_rate: None,
-                budget: None,
-            };
             let attempt = self
-                .attempt(blob, &request, Transport::Iroh(origin), &limits, progress)
+                .attempt(
+                    blob,
+                    &request,
+                    Transport::Iroh(origin),
+                    &origin_limits,
+                    progress,
+                )
                 .await?;
             self.metrics
                 .received(&hash, Source::OriginIroh, attempt.bytes);
@@ -526,14 +533,14 @@ impl Swarm {
             .fallback(&hash, FallbackReason::OriginIrohFailed);
         // Verified streaming over HTTP first: only the missing ranges, straight into the
         // store. An origin without that route still has the whole-file one.
-        let limits = Limits {
-            connect: policy.connect_timeout,
-            stall: policy.origin_stall_timeout,
-            min_rate: None,
-            budget: None,
-        };
         let attempt = self
-            .attempt(blob, &request, Transport::Http(base), &limits, progress)
+            .attempt(
+                blob,
+                &request,
+                Transport::Http(base),
+                &origin_limits,
+                progress,
+            )
             .await?;
         self.metrics
             .received(&hash, Source::OriginHttp, attempt.bytes);
