@@ -36,8 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "Signing ceremony: one keyholder's mnemonic, root and catalog keys derived by SLIP-0010"
-"$sign" mnemonic new > "$work/keys/keyholder.mnemonic"
-chmod 600 "$work/keys/keyholder.mnemonic"
+"$sign" mnemonic new --out "$work/keys/keyholder.mnemonic"
 root_key="$("$sign" pubkey --role root --mnemonic-file "$work/keys/keyholder.mnemonic" 2>/dev/null)"
 catalog_key="$("$sign" pubkey --role catalog --mnemonic-file "$work/keys/keyholder.mnemonic" 2>/dev/null)"
 echo "root key:    $root_key"
@@ -71,6 +70,8 @@ TOML
 "$archy" node run --config "$work/node.toml" > "$work/node.log" 2>&1 &
 pids+=($!)
 export ARCHY_API="$api"
+# The CLI authenticates with the token the node keeps in its data dir (0600).
+export ARCHY_DATA_DIR="$work/node"
 for _ in $(seq 1 60); do
   if "$archy" status --json 2>/dev/null | grep -q '"version": 1'; then break; fi
   sleep 0.5
@@ -88,5 +89,5 @@ curl --fail --silent --show-error "$url"
 echo
 echo "Demo complete: hello is served from a rootless container whose image came over iroh."
 if $keep; then
-  echo "Left running (--keep). Logs: $work/node.log $work/origin.log; try: ARCHY_API=$api $archy app list"
+  echo "Left running (--keep). Logs: $work/node.log $work/origin.log; try: ARCHY_API=$api ARCHY_DATA_DIR=$work/node $archy app list"
 fi

@@ -8,7 +8,13 @@
 set -euo pipefail
 
 PODMAN_USER="${ARCHY_PODMAN_USER:-archy-podman}"
-PACKAGES=(podman uidmap slirp4netns runc netavark aardvark-dns busybox-static curl)
+# netavark drives the host firewall through iptables: without it `podman start` fails with
+# "netavark: No such file or directory" on a fresh Debian machine.
+PACKAGES=(podman uidmap slirp4netns runc netavark aardvark-dns iptables busybox-static curl)
+# What each of those must leave on the machine, checked after installing (name: path).
+BINARIES=(podman:podman newuidmap:newuidmap newgidmap:newgidmap slirp4netns:slirp4netns runc:runc
+  netavark:/usr/lib/podman/netavark aardvark-dns:/usr/lib/podman/aardvark-dns iptables:iptables
+  busybox:busybox curl:curl)
 
 log() { echo "setup-podman: $*" >&2; }
 die() { echo "setup-podman: ERROR: $*" >&2; exit 1; }
@@ -26,6 +32,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update >&2 || die "apt-get update failed"
   apt-get install -y --no-install-recommends "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
 fi
+
+# Every binary Podman's stack runs must be there now; name what is missing.
+absent=()
+for entry in "${BINARIES[@]}"; do
+  name="${entry%%:*}"; path="${entry#*:}"
+  if [[ "$path" == /* ]]; then [ -x "$path" ] || absent+=("$name ($path)")
+  else command -v "$path" >/dev/null 2>&1 || absent+=("$name"); fi
+done
+[ "${#absent[@]}" -eq 0 ] || die "missing after installing ${PACKAGES[*]}: ${absent[*]}"
 
 # 2. Dedicated unprivileged user; containers never run as root on the host.
 if ! id "$PODMAN_USER" >/dev/null 2>&1; then

@@ -21,7 +21,7 @@ async fn remove_leftovers(app: &str) {
         .await
         .expect("podman reachable");
     for c in engine.containers_of(app).await.unwrap() {
-        engine.run(&["rm", "--force", &c.name]).await.unwrap();
+        engine.remove_container(&c.name).await.unwrap();
     }
 }
 
@@ -309,9 +309,11 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
         .unwrap();
     let container_id = || async {
         engine
-            .run(&["inspect", "--format", "{{.Id}}", "archy-hello-web"])
+            .inspect_container("archy-hello-web")
             .await
             .unwrap()
+            .expect("the container exists")["Id"]
+            .to_string()
     };
     let id_before = container_id().await;
     assert!(
@@ -325,17 +327,14 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     );
 
     // A container removed behind the node's back is recreated from the pinned local blob.
-    engine
-        .run(&["rm", "--force", "archy-hello-web"])
-        .await
-        .unwrap();
+    engine.remove_container("archy-hello-web").await.unwrap();
     let repairs = node.reconcile_once().await.unwrap();
     assert_eq!(repairs.len(), 1, "{repairs:?}");
     assert_eq!(repairs[0].1.recreated, vec!["archy-hello-web".to_owned()]);
     assert!(reqwest::get(&url).await.unwrap().status().is_success());
 
     // A container killed behind the node's back is started again.
-    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    engine.kill_container("archy-hello-web").await.unwrap();
     let repairs = node.reconcile_once().await.unwrap();
     assert_eq!(
         repairs[0].1.restarted,
@@ -356,9 +355,9 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     // Reinstall through the API, streaming progress as the CLI does.
     let (api_listener, api) = loopback_listener().await;
     let api_server = tokio::spawn(
-        axum::serve(api_listener, archy_node::api::routes(node.clone())).into_future(),
+        axum::serve(api_listener, archy_node::api_router(node.clone()).unwrap()).into_future(),
     );
-    let body = reqwest::Client::new()
+    let body = api_client(&node.config().data_dir)
         .post(format!("{api}/v1/apps/hello/install?stream=true"))
         .send()
         .await
@@ -509,13 +508,25 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
     let node = start_node_with(&tmp.path().join("node"), &url, &root, 1).await;
     let (api_listener, api) = loopback_listener().await;
     let daemon = tokio::spawn(archy_node::serve(node, api_listener));
-    let status = |api: String| async move {
-        reqwest::get(format!("{api}/v1/status"))
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
+    let client = {
+        let token = archy_node::auth::token_path(&tmp.path().join("node"));
+        while !token.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        api_client(&tmp.path().join("node"))
+    };
+    let status = |api: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{api}/v1/status"))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     let wait_for = |want: &'static str| {
         let api = api.clone();
@@ -579,7 +590,9 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
             .any(|a| a["kind"] == "equivocation"),
         "{s}"
     );
-    let apps = reqwest::get(format!("{api}/v1/catalog/apps"))
+    let apps = client
+        .get(format!("{api}/v1/catalog/apps"))
+        .send()
         .await
         .unwrap()
         .json::<serde_json::Value>()
@@ -858,25 +871,15 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
         .unwrap();
     // The image runs as uid 1000: the volume must be writable by it.
     engine
-        .run(&[
-            "exec",
+        .exec(
             "archy-hello-web",
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "echo keep > /data/keep",
-        ])
+            &["/bin/busybox", "sh", "-c", "echo keep > /data/keep"],
+        )
         .await
         .expect("the app can write its own volume");
     let read_data = || async {
         engine
-            .run(&[
-                "exec",
-                "archy-hello-web",
-                "/bin/busybox",
-                "cat",
-                "/data/keep",
-            ])
+            .exec("archy-hello-web", &["/bin/busybox", "cat", "/data/keep"])
             .await
             .unwrap_or_default()
     };
@@ -884,14 +887,10 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     let token = std::fs::read_to_string(&token_path).unwrap();
     let token_in_app = || async {
         engine
-            .run(&[
-                "exec",
+            .exec(
                 "archy-hello-web",
-                "/bin/busybox",
-                "sh",
-                "-c",
-                "echo $TOKEN",
-            ])
+                &["/bin/busybox", "sh", "-c", "echo $TOKEN"],
+            )
             .await
             .unwrap_or_default()
     };
@@ -995,7 +994,7 @@ async fn expired_catalog_keeps_running_apps_running() {
     let engine = archy_orchestrator::Engine::connect(&podman_url())
         .await
         .unwrap();
-    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    engine.kill_container("archy-hello-web").await.unwrap();
     assert_eq!(node.reconcile_once().await.unwrap().len(), 1);
     assert!(reqwest::get(&page).await.unwrap().status().is_success());
     // Nothing new is installed from it.
@@ -1186,16 +1185,17 @@ ui: { container: web, port: 8080 }
         .await
         .unwrap();
     let reached = engine
-        .run(&[
-            "exec",
+        .exec(
             "archy-duo-web",
-            "/bin/busybox",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            "http://api:8080/healthz",
-        ])
+            &[
+                "/bin/busybox",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://api:8080/healthz",
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(reached.trim(), "ok");
@@ -1204,9 +1204,9 @@ ui: { container: web, port: 8080 }
     assert!(!podman_has_app("duo").await);
     assert!(
         engine
-            .run(&["network", "exists", "archy-duo"])
+            .network_exists("archy-duo")
             .await
-            .is_err(),
+            .is_ok_and(|exists| !exists),
         "the app network was left behind"
     );
     server.abort();
@@ -1232,7 +1232,8 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
     let config = write_node_config(tmp.path(), &url, &root, &api, "");
 
     let mut node = NodeProcess::spawn(&config, &api).await;
-    let response = reqwest::Client::new()
+    let client = node.client();
+    let response = client
         .post(format!("{api}/v1/apps/hello/install?stream=true"))
         .send()
         .await
@@ -1255,7 +1256,9 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
 
     // Restart: the interrupted install is rolled back, nothing half-installed remains.
     let node = NodeProcess::spawn(&config, &api).await;
-    let apps: serde_json::Value = reqwest::get(format!("{api}/v1/apps"))
+    let apps: serde_json::Value = client
+        .get(format!("{api}/v1/apps"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -1277,7 +1280,7 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
     );
 
     // And installing again works.
-    let app: serde_json::Value = reqwest::Client::new()
+    let app: serde_json::Value = client
         .post(format!("{api}/v1/apps/hello/install"))
         .send()
         .await
@@ -1286,7 +1289,7 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
         .await
         .unwrap();
     assert_eq!(app["state"], "running", "{app}");
-    reqwest::Client::new()
+    client
         .delete(format!("{api}/v1/apps/hello?purge=true"))
         .send()
         .await
@@ -1324,8 +1327,8 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
         &api,
         "reconcile_interval_seconds = 1\n",
     );
-    let client = reqwest::Client::new();
     let mut node = NodeProcess::spawn(&config, &api).await;
+    let client = node.client();
     let app: serde_json::Value = client
         .post(format!("{api}/v1/apps/hello/install"))
         .send()
@@ -1347,12 +1350,18 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     let engine = archy_orchestrator::Engine::connect(&podman_url())
         .await
         .unwrap();
-    let label = "{{index .Config.Labels \"archy.version\"}}";
     let mut replaced = false;
     for _ in 0..400 {
         let version = engine
-            .run(&["inspect", "--format", label, "archy-hello-web"])
+            .inspect_container("archy-hello-web")
             .await
+            .ok()
+            .flatten()
+            .and_then(|c| {
+                c["Config"]["Labels"]["archy.version"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .unwrap_or_default();
         if version.trim() == "1.1.0" {
             replaced = true;
@@ -1386,9 +1395,13 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
         "{back}"
     );
     let version = engine
-        .run(&["inspect", "--format", label, "archy-hello-web"])
+        .inspect_container("archy-hello-web")
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the container exists")["Config"]["Labels"]["archy.version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(
         version.trim(),
         "1.0.0",
@@ -1403,9 +1416,15 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     server.abort();
 }
 
+#[path = "e2e/hardening.rs"]
+mod hardening;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/market.rs"]
 mod market;
 #[path = "e2e/swarm.rs"]
 mod swarm;
+#[path = "e2e/security.rs"]
+mod security;
+#[path = "e2e/trust_chain.rs"]
+mod trust_chain;

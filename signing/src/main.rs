@@ -58,7 +58,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum MnemonicCommand {
-    /// Generate a mnemonic from OS randomness (optionally mixed with dice rolls) and print it.
+    /// Generate a mnemonic from OS randomness (optionally mixed with dice rolls): print it,
+    /// or write it to a new owner-only (0600) file with --out.
     New(mnemonic::NewArgs),
     /// Check that a mnemonic is valid (BIP39 English word list and checksum).
     Check(mnemonic::CheckArgs),

@@ -1,6 +1,7 @@
 //! `mnemonic new` and `mnemonic check`.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -42,6 +43,13 @@ pub struct NewArgs {
     /// Also mix in entropy read from stdin (e.g. dice rolls), in addition to OS randomness.
     #[arg(long)]
     extra_entropy_stdin: bool,
+    /// Write the mnemonic to this file, created with mode 0600 (owner only), instead of
+    /// printing it. Refuses to replace an existing file unless --force.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// With --out: replace an existing file (atomically; the new file is 0600 too).
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -66,12 +74,84 @@ pub fn new(args: &NewArgs) -> Result<()> {
         }
         phrase.push_str(word);
     }
-    println!("{}", phrase.as_str());
-    eprintln!(
-        "Write these {} words down on paper, in order. Anyone who has them holds your keys.",
-        mnemonic.word_count()
-    );
+    let words = mnemonic.word_count();
+    match &args.out {
+        Some(out) => {
+            let mut text = Zeroizing::new(String::with_capacity(phrase.len() + 1));
+            text.push_str(&phrase);
+            text.push('\n');
+            write_private(out, text.as_bytes(), args.force)?;
+            eprintln!(
+                "Wrote a new {words}-word mnemonic to {} (mode 0600). Copy the words onto paper, \
+                 in order, on this machine. Anyone who has them holds your keys.",
+                out.display()
+            );
+        }
+        None => {
+            println!("{}", phrase.as_str());
+            eprintln!(
+                "Write these {words} words down on paper, in order. Anyone who has them holds your keys."
+            );
+            if !io::stdout().is_terminal() {
+                eprintln!(
+                    "warning: the mnemonic went to standard output; a file it is redirected to \
+                     is created with your umask (often readable by everyone). Use --out FILE \
+                     to write it with mode 0600."
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// Writes `bytes` to a new file at `path` created with mode 0600, so the secret is never
+/// readable by anyone else, not even for a moment. An existing file is refused unless
+/// `force`; then the new one is written beside it and renamed over it (atomic).
+pub fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let create = |at: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(at)
+    };
+    if !force {
+        let mut file = create(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{} already exists: not replacing it (a mnemonic there would be lost); \
+                     choose another file, or pass --force",
+                    path.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("creating {}", path.display()))
+            }
+        })?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| -> Result<()> {
+        let mut file = create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// 32 bytes from the OS, optionally mixed with bytes from stdin.

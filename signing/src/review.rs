@@ -569,7 +569,12 @@ fn manifest_diff(r: &mut Report, depth: usize, old: &Manifest, new: &Manifest) {
     for d in new_deps.difference(&old_deps) {
         r.flag(depth, format!("dependency added: {d}"));
     }
-    let Resources { disk_mb, memory_mb } = resources;
+    let Resources {
+        disk_mb,
+        memory_mb,
+        millicpus,
+        pids_limit,
+    } = resources;
     if *disk_mb != old.resources.disk_mb {
         r.say(
             depth,
@@ -584,6 +589,28 @@ fn manifest_diff(r: &mut Report, depth: usize, old: &Manifest, new: &Manifest) {
                 "memory: {} -> {}",
                 mib(&old.resources.memory_mb),
                 mib(memory_mb)
+            ),
+        );
+    }
+    if *millicpus != old.resources.millicpus {
+        let cpus = |m: &Option<u32>| m.map_or("none".to_owned(), |m| format!("{m} millicpus"));
+        r.say(
+            depth,
+            format!(
+                "cpu: {} -> {}",
+                cpus(&old.resources.millicpus),
+                cpus(millicpus)
+            ),
+        );
+    }
+    if *pids_limit != old.resources.pids_limit {
+        let pids = |m: &Option<u32>| m.map_or("default".to_owned(), |m| m.to_string());
+        r.say(
+            depth,
+            format!(
+                "process limit: {} -> {}",
+                pids(&old.resources.pids_limit),
+                pids(pids_limit)
             ),
         );
     }
@@ -624,6 +651,7 @@ fn container_diff(r: &mut Report, depth: usize, old: &Container, new: &Container
         privileged,
         network,
         pid,
+        read_only_root,
     } = new;
     let flag = |r: &mut Report, text: String| r.flag(depth, format!("container {name}: {text}"));
     if *image != old.image {
@@ -663,6 +691,17 @@ fn container_diff(r: &mut Report, depth: usize, old: &Container, new: &Container
         flag(
             r,
             format!("pid namespace: {} -> {}", pid_text(old.pid), pid_text(*pid)),
+        );
+    }
+    if *read_only_root != old.read_only_root {
+        let text = |ro: bool| if ro { "read-only" } else { "writable" };
+        flag(
+            r,
+            format!(
+                "root filesystem: {} -> {}",
+                text(old.read_only_root),
+                text(*read_only_root)
+            ),
         );
     }
     for (_, change) in changes(

@@ -97,7 +97,34 @@ fn normalize_words(text: &str) -> Zeroizing<String> {
 
 fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    check_private(path, &file)?;
     read_bounded(file).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Refuses a secret file that anyone but its owner may read (or write): checked on the
+/// opened file, so it is the file that is read. The error names the fix.
+pub fn check_private(path: &Path, file: &std::fs::File) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        let who = match (mode & 0o044 != 0, mode & 0o004 != 0) {
+            (_, true) => "everyone on this machine",
+            (true, false) => "its group",
+            _ => "others (group/other permission bits are set)",
+        };
+        bail!(
+            "{} holds a secret but is readable or writable by {who} (mode {:04o}): \
+             run `chmod 600 {}` and try again",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn read_stdin() -> Result<Zeroizing<Vec<u8>>> {
@@ -211,6 +238,33 @@ impl KeyInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_files_must_be_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyholder.mnemonic");
+        std::fs::write(&path, "abandon about\n").unwrap();
+        for (mode, who) in [
+            (0o644, "everyone on this machine"),
+            (0o640, "its group"),
+            (0o604, "everyone on this machine"),
+            (0o620, "others"),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = format!("{:#}", read_secret_file(&path).unwrap_err());
+            assert!(
+                err.contains(&format!("run `chmod 600 {}`", path.display()))
+                    && err.contains(who)
+                    && err.contains(&format!("mode {mode:04o}")),
+                "{err}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(&read_secret_file(&path).unwrap()[..], b"abandon about\n");
+        }
+    }
 
     #[test]
     fn words_are_normalized() {

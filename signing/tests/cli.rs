@@ -63,6 +63,18 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// Writes a secret file the way a keyholder should keep one: owner-only.
+fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
 /// One keyholder: a fresh mnemonic from `mnemonic new`, kept in a file.
 struct Keyholder {
     mnemonic_file: PathBuf,
@@ -70,9 +82,8 @@ struct Keyholder {
 
 impl Keyholder {
     fn new(dir: &Path, name: &str) -> Self {
-        let mnemonic = ok(&["mnemonic", "new"], None);
         let mnemonic_file = dir.join(format!("{name}.mnemonic"));
-        std::fs::write(&mnemonic_file, mnemonic).unwrap();
+        ok(&["mnemonic", "new", "--out", s(&mnemonic_file)], None);
         Self { mnemonic_file }
     }
 
@@ -216,6 +227,95 @@ fn mnemonic_new_gives_valid_words_that_check_accepts() {
 }
 
 #[test]
+fn mnemonic_new_out_writes_an_owner_only_file_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyholder.mnemonic");
+    let out = run(&["mnemonic", "new", "--out", s(&file)], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "the words went to stdout too");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(mode(&file), 0o600);
+    let words = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(words.split_whitespace().count(), 24, "{words}");
+    ok(&["mnemonic", "check", "--mnemonic-file", s(&file)], None);
+
+    // An existing file (perhaps the only copy of a mnemonic) is not replaced.
+    let err = fails(&["mnemonic", "new", "--out", s(&file)], None);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), words);
+    // Unless asked, and the replacement is 0600 even over a world-readable file.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ok(&["mnemonic", "new", "--out", s(&file), "--force"], None);
+    assert_eq!(mode(&file), 0o600);
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), words);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "a temporary file was left: {leftovers:?}"
+    );
+    assert!(fails(&["mnemonic", "new", "--force"], None).contains("--out"));
+
+    // Printing still works, with a warning when stdout is not a terminal.
+    let out = run(&["mnemonic", "new"], None);
+    assert_eq!(stdout(&out).split_whitespace().count(), 24);
+    assert!(
+        stderr(&out).contains("warning") && stderr(&out).contains("--out FILE"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_command_reading_a_mnemonic_refuses_a_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("words.mnemonic");
+    std::fs::write(&file, TEST_MNEMONIC).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", file.display());
+    let envelope = dir.path().join("catalog.json");
+    write_catalog(&envelope, 1);
+    for args in [
+        vec!["mnemonic", "check", "--mnemonic-file", s(&file)],
+        vec!["pubkey", "--role", "root", "--mnemonic-file", s(&file)],
+        vec![
+            "sign",
+            s(&envelope),
+            "--role",
+            "catalog",
+            "--mnemonic-file",
+            s(&file),
+        ],
+    ] {
+        let err = fails(&args, None);
+        assert!(err.contains(&fix), "{args:?}: {err}");
+        assert!(!err.contains("abandon"), "{err}");
+    }
+    // A readable passphrase file is refused the same way.
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "TREZOR\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = fails(
+        &["pubkey", "--role", "root", "--passphrase-file", s(&pass)],
+        Some(TEST_MNEMONIC),
+    );
+    assert!(
+        err.contains(&format!("chmod 600 {}", pass.display())),
+        "{err}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(
+        &["pubkey", "--role", "root", "--mnemonic-file", s(&file)],
+        None,
+    );
+}
+
+#[test]
 fn extra_entropy_is_mixed_in_and_must_not_be_empty() {
     let dice = "3 6 1 4 2 5 5 1 6 2 3 4 1 1 6 2 5 3 4 6 2 1 5 3";
     let mnemonic = ok(&["mnemonic", "new", "--extra-entropy-stdin"], Some(dice));
@@ -262,7 +362,7 @@ fn mnemonic_check_names_the_problem_without_echoing_words() {
 fn bad_or_missing_mnemonic_file_gives_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("words.txt");
-    std::fs::write(&file, "correct horse battery staple\n").unwrap();
+    write_secret(&file, "correct horse battery staple\n");
     let err = fails(
         &["pubkey", "--role", "root", "--mnemonic-file", s(&file)],
         None,
@@ -381,7 +481,7 @@ fn pubkey_is_reproducible_per_role_index_and_passphrase() {
     assert_eq!(stdout(&out).trim(), root, "{}", stderr(&out));
 
     let pass = dir.path().join("pass");
-    std::fs::write(&pass, "TREZOR\n").unwrap();
+    write_secret(&pass, "TREZOR\n");
     let (with_pass, _) = pubkey(&["--role", "root", "--passphrase-file", s(&pass)]);
     assert_eq!(
         with_pass,
@@ -391,7 +491,7 @@ fn pubkey_is_reproducible_per_role_index_and_passphrase() {
     // BIP39 hashes the NFKD form: a composed and a decomposed "é" are the same passphrase.
     let expected = "did:key:z6MkeuKge8VsK4kdVMqr21LwGCTJSVjgEssvSAR6KvMaBKsF";
     for spelling in ["caf\u{e9}", "cafe\u{301}"] {
-        std::fs::write(&pass, spelling).unwrap();
+        write_secret(&pass, spelling);
         let (key, _) = pubkey(&["--role", "root", "--passphrase-file", s(&pass)]);
         assert_eq!(key, expected, "{spelling:?}");
     }

@@ -60,15 +60,12 @@ async fn podman_events_trigger_repair_without_waiting_for_the_interval() {
     let engine = archy_orchestrator::Engine::connect(&podman_url())
         .await
         .unwrap();
-    engine
-        .run(&["rm", "--force", "archy-hello-web"])
-        .await
-        .unwrap();
+    engine.remove_container("archy-hello-web").await.unwrap();
     assert!(
         wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
         "the removed container was not recreated after Podman's remove event"
     );
-    engine.run(&["kill", "archy-hello-web"]).await.unwrap();
+    engine.kill_container("archy-hello-web").await.unwrap();
     assert!(
         wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
         "the killed container was not restarted after Podman's died event"
@@ -157,7 +154,7 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
         .await
         .unwrap();
     for name in ["archy-hello-web", "bystander"] {
-        let _ = engine.run(&["rm", "--force", name]).await;
+        let _ = engine.remove_container(name).await;
     }
     let image = engine
         .load_image(&artifacts_dir().join("hello/image.tar"))
@@ -165,19 +162,27 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
         .unwrap();
     // Someone else's containers: one squats the name hello's container would get.
     for name in ["archy-hello-web", "bystander"] {
-        engine
-            .run(&["run", "--detach", "--name", name, &image])
-            .await
+        // Not something the orchestrator does: the podman CLI directly.
+        let out = std::process::Command::new("podman")
+            .args(["--remote", "--url", &podman_url()])
+            .args(["run", "--detach", "--name", name, "--", &image])
+            .output()
             .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let running = |name: &'static str| {
         let engine = engine.clone();
         async move {
             engine
-                .run(&["inspect", "--format", "{{.State.Running}}", name])
+                .inspect_container(name)
                 .await
-                .map(|s| s.trim() == "true")
-                .unwrap_or(false)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c["State"]["Running"] == true)
         }
     };
 
@@ -190,10 +195,7 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
 
     // With the name free, hello installs; reconciling, purging and uninstalling leave the
     // bystander alone.
-    engine
-        .run(&["rm", "--force", "archy-hello-web"])
-        .await
-        .unwrap();
+    engine.remove_container("archy-hello-web").await.unwrap();
     node.install("hello").await.unwrap();
     node.reconcile_once().await.unwrap();
     node.uninstall("hello", true).await.unwrap();
@@ -201,6 +203,6 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
         running("bystander").await,
         "a container the node did not create was removed"
     );
-    engine.run(&["rm", "--force", "bystander"]).await.unwrap();
+    engine.remove_container("bystander").await.unwrap();
     server.abort();
 }

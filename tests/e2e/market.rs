@@ -90,6 +90,8 @@ fn archy_publish(
     mnemonic: &std::path::Path,
     relay: &str,
 ) -> std::process::Output {
+    // The developer's node keeps its token in `node/` beside its config ([`write_node_config`]).
+    let token = archy_node::auth::token_path(&manifest.parent().unwrap().join("node"));
     std::process::Command::new(archy_binary())
         .args(["--api", api, "app", "publish", "--manifest"])
         .arg(manifest)
@@ -101,6 +103,7 @@ fn archy_publish(
         .arg("--mnemonic-file")
         .arg(mnemonic)
         .args(["--relay", relay])
+        .env("ARCHY_TOKEN_FILE", token)
         .output()
         .unwrap()
 }
@@ -137,6 +140,11 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     let _dev_node = NodeProcess::spawn(&dev_config, &dev_api).await;
     let mnemonic = dev_dir.join("dev.mnemonic");
     std::fs::write(&mnemonic, DEV_MNEMONIC).unwrap();
+    std::fs::set_permissions(
+        &mnemonic,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
     let local_id = archy_registry::namespaced_id("hello", &dev.nostr_public_hex());
 

@@ -369,10 +369,32 @@ pub fn write_node_config(dir: &Path, origin: &str, root: &Path, api: &str, extra
     config
 }
 
+/// A client of a node's API: the node's token (from `data_dir`) on every request, and the
+/// JSON body type the API wants on state changes.
+pub fn api_client(data_dir: &Path) -> reqwest::Client {
+    let token = archy_node::auth::read_token(&archy_node::auth::token_path(data_dir))
+        .unwrap_or_else(|e| panic!("the node's API token: {e:#}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.as_str()).parse().unwrap(),
+    );
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// `archy node run` as a real child process, killed (SIGKILL) when dropped.
 pub struct NodeProcess {
     pub child: std::process::Child,
     pub api: String,
+    /// The node's data dir (`node` beside its config, as [`write_node_config`] writes it).
+    pub data_dir: PathBuf,
 }
 
 impl NodeProcess {
@@ -388,9 +410,12 @@ impl NodeProcess {
         let node = Self {
             child,
             api: api.to_owned(),
+            data_dir: config.parent().unwrap().join("node"),
         };
+        let token = archy_node::auth::token_path(&node.data_dir);
         for _ in 0..200 {
-            if let Ok(r) = reqwest::get(format!("{api}/v1/status")).await
+            if token.exists()
+                && let Ok(r) = node.client().get(format!("{api}/v1/status")).send().await
                 && let Ok(v) = r.json::<serde_json::Value>().await
                 && v["catalog"]["version"].is_u64()
             {
@@ -402,6 +427,11 @@ impl NodeProcess {
             "archy node did not come up with a catalog; log: {}",
             std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
         );
+    }
+
+    /// A client with this node's token.
+    pub fn client(&self) -> reqwest::Client {
+        api_client(&self.data_dir)
     }
 
     /// SIGKILL: no shutdown code runs, as in a power cut or OOM kill.

@@ -49,6 +49,12 @@ pub struct NodeConfig {
     /// Where to serve this node's blobs over HTTP (read-only: blobs and the swarm address),
     /// for peers and as a developer's origin. Off unless set.
     pub blobs_listen: Option<SocketAddr>,
+    /// Host names (with or without port) the API answers to besides loopback names and
+    /// `api_listen`'s address, e.g. `["archy.lan"]`. Any other `Host` is refused, so a web
+    /// page cannot reach the API through DNS rebinding.
+    pub api_hosts: Vec<String>,
+    /// Largest artifact a developer may upload for publication, in MiB.
+    pub max_upload_mib: u64,
 }
 
 impl Default for NodeConfig {
@@ -72,11 +78,18 @@ impl Default for NodeConfig {
             detour_budget_seconds: 10,
             market_min_score: 50,
             blobs_listen: None,
+            api_hosts: Vec::new(),
+            max_upload_mib: 4096,
         }
     }
 }
 
-fn default_data_dir() -> PathBuf {
+/// `ARCHY_DATA_DIR`, else the XDG data dir: the node and the CLI (which reads the API token
+/// there) agree on it without flags.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ARCHY_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
     match std::env::var_os("XDG_DATA_HOME") {
         Some(dir) => PathBuf::from(dir).join("archy"),
         None => match std::env::var_os("HOME") {

@@ -20,7 +20,27 @@ pub async fn open(path: &Path) -> anyhow::Result<Db> {
         .connect_with(options)
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
+    private_files(path)?;
     Ok(pool)
+}
+
+/// The database and its WAL files hold trust state and operations: owner-only (0600).
+fn private_files(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names = vec![path.as_os_str().to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name);
+    }
+    for name in names {
+        let file = Path::new(&name);
+        if file.exists() {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| anyhow::anyhow!("making {} private (0600): {e}", file.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn now() -> String {

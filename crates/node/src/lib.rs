@@ -2,6 +2,7 @@
 //! `archy node run` is the daemon; the rest of the CLI talks to its HTTP API.
 
 pub mod api;
+pub mod auth;
 pub mod catalog_build;
 pub mod config;
 pub mod db;
@@ -32,7 +33,7 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     };
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
-    let app = api::routes(node.clone());
+    let app = api_router(node.clone())?;
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -43,6 +44,18 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     }
     node.shutdown().await;
     Ok(result?)
+}
+
+/// The node's API behind its front door, with the token from the data dir (created on first
+/// use): what [`serve`] answers with.
+pub fn api_router(node: Arc<Node>) -> anyhow::Result<axum::Router> {
+    let token = auth::load_or_create_token(&node.config().data_dir)?;
+    let guard = Arc::new(api::guard::Guard::new(
+        token,
+        node.config().api_listen,
+        &node.config().api_hosts,
+    ));
+    Ok(api::routes(node, guard))
 }
 
 /// Serves the node's blobs (and its swarm address) over HTTP on `listener`: read-only, safe

@@ -9,7 +9,6 @@ use archy_node::catalog_build::{self, BuildOptions};
 use archy_node::{NodeConfig, origin};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use std::os::unix::fs::OpenOptionsExt;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +25,10 @@ struct Cli {
         default_value = "http://127.0.0.1:7878"
     )]
     api: String,
+    /// The node's API token, for the client commands (default: api.token in the node's
+    /// data dir, `$ARCHY_DATA_DIR` or the XDG data dir).
+    #[arg(long, global = true, env = "ARCHY_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -401,7 +404,9 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             CatalogCommand::List => {
-                let apps = Client::new(&cli.api).get("/v1/catalog/apps").await?;
+                let apps = Client::new(&cli.api, cli.token_file.as_deref())
+                    .get("/v1/catalog/apps")
+                    .await?;
                 print_or(cli.json, &apps, |v| {
                     for a in v.as_array().into_iter().flatten() {
                         println!(
@@ -420,7 +425,9 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             CatalogCommand::Pull => {
-                let v = Client::new(&cli.api).post("/v1/catalog/pull").await?;
+                let v = Client::new(&cli.api, cli.token_file.as_deref())
+                    .post("/v1/catalog/pull")
+                    .await?;
                 print_or(cli.json, &v, |v| println!("{}", s(v, "result")));
                 Ok(())
             }
@@ -474,14 +481,14 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let m = read_manifest(&manifest)?;
-            let mnemonic = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&mnemonic_file)
-                    .with_context(|| format!("reading {}", mnemonic_file.display()))?,
-            );
+            let mnemonic = archy_node::publish::read_mnemonic_file(&mnemonic_file)?;
             let identity =
                 archy_marketplace::DeveloperIdentity::from_mnemonic(&mnemonic, "", index)?;
+            let http =
+                archy_node::auth::api_client(cli.token_file.as_deref(), Duration::from_secs(3600))?;
             let published = archy_node::publish::publish(archy_node::publish::PublishRequest {
                 api: &cli.api,
+                http: &http,
                 manifest: m,
                 artifacts: artifacts.into_iter().collect(),
                 identity: &identity,
@@ -502,7 +509,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dev { command } => dev(command),
         Command::Market { command } => {
-            let client = Client::new(&cli.api);
+            let client = Client::new(&cli.api, cli.token_file.as_deref());
             match command {
                 MarketCommand::List => {
                     let v = client.get("/v1/market").await?;
@@ -574,7 +581,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::App { command } => {
-            let client = Client::new(&cli.api);
+            let client = Client::new(&cli.api, cli.token_file.as_deref());
             let v = match &command {
                 AppCommand::Install { id, with_deps } => {
                     let url =
@@ -626,12 +633,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Swarm {
             command: SwarmCommand::Status,
         } => {
-            let v = Client::new(&cli.api).get("/v1/swarm").await?;
+            let v = Client::new(&cli.api, cli.token_file.as_deref())
+                .get("/v1/swarm")
+                .await?;
             print_or(cli.json, &v, print_swarm);
             Ok(())
         }
         Command::Status => {
-            let v = Client::new(&cli.api).get("/v1/status").await?;
+            let v = Client::new(&cli.api, cli.token_file.as_deref())
+                .get("/v1/status")
+                .await?;
             print_or(cli.json, &v, print_status);
             Ok(())
         }
@@ -646,17 +657,11 @@ fn read_manifest(path: &std::path::Path) -> anyhow::Result<archy_registry::Manif
 
 fn dev(command: DevCommand) -> anyhow::Result<()> {
     use archy_marketplace::DeveloperIdentity;
-    use std::io::{Read, Write};
+    use std::io::Read;
     let (mnemonic, index) = match command {
         DevCommand::Init { out } => {
             let mnemonic = DeveloperIdentity::new_mnemonic();
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&out)
-                .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
-            file.write_all(format!("{}\n", mnemonic.as_str()).as_bytes())?;
+            archy_node::publish::write_mnemonic_file(&out, &mnemonic)?;
             eprintln!(
                 "wrote a new mnemonic to {} (0600): back it up offline; it is your identity",
                 out.display()
@@ -669,10 +674,7 @@ fn dev(command: DevCommand) -> anyhow::Result<()> {
         } => {
             let mut text = zeroize::Zeroizing::new(String::new());
             match &mnemonic_file {
-                Some(path) => {
-                    *text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?
-                }
+                Some(path) => text = archy_node::publish::read_mnemonic_file(path)?,
                 None => {
                     std::io::stdin()
                         .read_to_string(&mut text)
@@ -713,6 +715,9 @@ fn print_app(a: &Value) {
     }
     for c in a["containers"].as_array().into_iter().flatten() {
         println!("  container {:<28} {}", s(c, "name"), s(c, "state"));
+    }
+    for w in a["warnings"].as_array().into_iter().flatten() {
+        println!("  WARNING: {}", w.as_str().unwrap_or_default());
     }
 }
 
@@ -851,7 +856,7 @@ fn print_status(v: &Value) {
                 .filter(|m| *m > 0)
             {
                 println!(
-                    "           accepted after skipping {missed} version(s) while this node was behind"
+                    "           accepted across {missed} version(s) whose hash chain could not be checked (the origin no longer had them)"
                 );
             }
             if let Some(warning) = c.get("warning").and_then(Value::as_str) {
@@ -874,6 +879,22 @@ fn print_status(v: &Value) {
         swarm["http_fallbacks"],
         swarm["verification_failures"]
     );
+    let limits = &v["resource_limits"];
+    let enforced: Vec<&str> = ["memory", "cpu", "pids"]
+        .into_iter()
+        .filter(|k| limits[*k].as_bool() == Some(true))
+        .collect();
+    if enforced.len() < 3 {
+        println!(
+            "limits:    enforced: {}; {}",
+            if enforced.is_empty() {
+                "none".to_owned()
+            } else {
+                enforced.join(", ")
+            },
+            limits["reason"].as_str().unwrap_or_default()
+        );
+    }
     for a in v["alarms"].as_array().into_iter().flatten() {
         println!(
             "ALARM {} at {}: {}",
@@ -908,46 +929,61 @@ fn draw(bar: &indicatif::ProgressBar, p: &Value) {
 
 struct Client {
     base: String,
-    http: reqwest::Client,
+    /// Sends the node's token; an error (no readable token) is reported at the first call.
+    http: anyhow::Result<reqwest::Client>,
 }
 
 impl Client {
-    fn new(base: &str) -> Self {
+    fn new(base: &str, token_file: Option<&std::path::Path>) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             // Installs wait for health checks; give them room.
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(900))
-                .build()
-                .unwrap_or_default(),
+            http: archy_node::auth::api_client(token_file, Duration::from_secs(900)),
         }
     }
 
+    fn http(&self) -> anyhow::Result<&reqwest::Client> {
+        self.http.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    /// A state-changing request: the API takes those only with a JSON body type.
+    fn change(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        Ok(self
+            .http()?
+            .request(method, format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json"))
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
+        self.send(self.http()?.get(format!("{}{path}", self.base)))
             .await
     }
 
     async fn post(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)))
-            .await
+        self.send(self.change(reqwest::Method::POST, path)?).await
     }
 
     async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
+        self.send(self.change(reqwest::Method::DELETE, path)?).await
     }
 
     /// Streams an operation's progress events and draws them; returns the final app.
     async fn stream_operation(&self, path: &str, id: &str, quiet: bool) -> anyhow::Result<Value> {
         use futures::StreamExt;
-        let url = format!("{}{path}", self.base);
-        let response = self.http.post(&url).send().await.with_context(|| {
-            format!(
-                "cannot reach the node API at {} (is `archy node run` running?)",
-                self.base
-            )
-        })?;
+        let response = self
+            .change(reqwest::Method::POST, path)?
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the node API at {} (is `archy node run` running?)",
+                    self.base
+                )
+            })?;
         if !response.status().is_success() {
             let body: Value = response.json().await.unwrap_or_default();
             bail!("{}", body["error"].as_str().unwrap_or("install failed"));

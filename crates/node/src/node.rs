@@ -33,6 +33,18 @@ pub struct NodeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
+    /// A parameter or body broke its grammar (400).
+    Invalid,
+    /// No or a wrong API credential (401).
+    Unauthorized,
+    /// A web page of another site tried to use the API (403).
+    CrossSite,
+    /// The request named a host that is not this node (421).
+    WrongHost,
+    /// A state change without a JSON (or upload) body (415).
+    WrongContentType,
+    /// More bytes than allowed (413).
+    TooLarge,
     NotFound,
     Conflict,
     Refused,
@@ -66,7 +78,9 @@ impl From<archy_orchestrator::Error> for NodeError {
             E::AlreadyInstalled(_) | E::PortInUse { .. } => ErrorKind::Conflict,
             E::InsufficientDisk { .. } | E::RolledBack { .. } => ErrorKind::Refused,
             E::NotInstalled(_) => ErrorKind::NotFound,
-            E::NotRootless { .. } => ErrorKind::Refused,
+            E::NotRootless { .. } | E::InvalidManifest { .. } | E::UnsafeArgument { .. } => {
+                ErrorKind::Refused
+            }
             _ => ErrorKind::Internal,
         };
         NodeError::new(kind, e.to_string())
@@ -103,6 +117,9 @@ pub struct AppView {
     pub state: String,
     pub containers: Vec<archy_orchestrator::ContainerRuntime>,
     pub url: Option<String>,
+    /// Limits the manifest declares that this host does not enforce, in words: said at
+    /// install and in every view, never silently dropped.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +129,8 @@ pub struct CatalogView {
     pub expired: bool,
     pub days_left: i64,
     pub origin: String,
-    /// Versions skipped when this catalog was accepted (the node was behind).
+    /// Versions accepted without a checked link in the hash chain (the node was behind and
+    /// the origin no longer had them); a gap the node could fetch and verify counts 0.
     pub missed_versions: u64,
     /// Set when the catalog expires within the warning window, or has expired.
     pub warning: Option<String>,
@@ -129,6 +147,9 @@ pub struct StatusView {
     pub swarm: archy_swarm::SwarmMetrics,
     /// Where this node serves its blobs over HTTP (for peers, and as a developer's origin).
     pub blobs_url: Option<String>,
+    /// Which resource limits (memory, CPU, processes) this host's Podman enforces, and why
+    /// not the others.
+    pub resource_limits: archy_orchestrator::LimitSupport,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,9 +221,15 @@ impl Node {
     /// connects to rootless Podman. Operations a crash left running are rolled back.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let db = db::open(&config.data_dir.join("archy.db")).await?;
+        crate::auth::private_data_dir(&config.data_dir)?;
+        let db_path = config.data_dir.join("archy.db");
+        let db = db::open(&db_path).await.with_context(|| {
+            format!(
+                "opening the node database {} (is it an archy database, readable by this \
+                 user, on a disk with free space?)",
+                db_path.display()
+            )
+        })?;
         let root_path = config.pinned_root.as_ref().context(
             "no pinned root: set pinned_root in the node config to the signed root envelope from your signing ceremony",
         )?;
@@ -321,16 +348,6 @@ impl Node {
 
     /// Imports a developer's artifact into the store and pins it, so this node serves it as
     /// the publication's origin. Returns its hash and size.
-    pub async fn import_artifact(
-        &self,
-        app_id: &str,
-        name: &str,
-        path: &std::path::Path,
-    ) -> Result<BlobRef, NodeError> {
-        let tag = format!("archy/publish/{app_id}/{name}");
-        self.swarm.import_file(path, &tag).await.map_err(internal)
-    }
-
     /// An install that never finished is rolled back: no app stays "installing" forever.
     async fn recover_interrupted(&self) -> anyhow::Result<()> {
         for op in db::running_operations(&self.db).await? {
@@ -362,33 +379,33 @@ impl Node {
     /// Fetches the origin's catalog (bounded), verifies it and stores it when it is newer.
     pub async fn pull_catalog(&self) -> Result<CatalogUpdate, NodeError> {
         let pulled = self.pull_catalog_inner().await;
-        let via = pulled.as_ref().ok().and_then(|(_, via)| via.clone());
+        let notes = pulled
+            .as_ref()
+            .map(|(_, notes)| notes.clone())
+            .unwrap_or_default();
         let result = pulled.map(|(update, _)| update);
+        let mut message = match &result {
+            Ok(CatalogUpdate::Unchanged { version }) => {
+                format!("catalog version {version} is current")
+            }
+            Ok(CatalogUpdate::Updated { from, to, missed }) => format!(
+                "catalog updated from {} to version {to}{}",
+                from.map_or("nothing".into(), |f| format!("version {f}")),
+                if *missed > 0 && notes.is_empty() {
+                    format!(" ({missed} version(s) skipped)")
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => e.message.clone(),
+        };
+        for note in notes {
+            message = format!("{message}, {note}");
+        }
         let status = PullStatus {
             at: Some(Utc::now()),
             ok: result.is_ok(),
-            message: match &result {
-                Ok(CatalogUpdate::Unchanged { version }) => {
-                    format!("catalog version {version} is current")
-                }
-                Ok(CatalogUpdate::Updated { from, to, missed }) => format!(
-                    "catalog updated from {} to version {to}{}",
-                    from.map_or("nothing".into(), |f| format!("version {f}")),
-                    if *missed > 0 {
-                        format!(" ({missed} version(s) skipped)")
-                    } else {
-                        String::new()
-                    }
-                ),
-                Err(e) => e.message.clone(),
-            },
-        };
-        let status = match via {
-            Some(via) => PullStatus {
-                message: format!("{}, {via}", status.message),
-                ..status
-            },
-            None => status,
+            message,
         };
         if let Ok(mut last) = self.last_pull.lock() {
             *last = status;
@@ -396,8 +413,9 @@ impl Node {
         result
     }
 
-    /// The update, and how the catalog came when it did not come from the origin.
-    async fn pull_catalog_inner(&self) -> Result<(CatalogUpdate, Option<String>), NodeError> {
+    /// The update, and notes for the operator: how the catalog came when it did not come
+    /// from the origin, and how the history up to it was checked when it skipped versions.
+    async fn pull_catalog_inner(&self) -> Result<(CatalogUpdate, Vec<String>), NodeError> {
         let origin = self.config.origin.as_deref().ok_or_else(|| {
             NodeError::new(
                 ErrorKind::Refused,
@@ -412,18 +430,22 @@ impl Node {
         }
         .await;
         match from_origin {
-            Ok(bytes) => Ok((self.accept_catalog(&bytes, &url).await?, None)),
+            Ok(bytes) => {
+                let (update, note) = self.accept_catalog(&bytes, &url, Some(origin)).await?;
+                Ok((update, note.into_iter().collect()))
+            }
             // DESIGN swarm rule 4: while the origin is unreachable, peers may pass on the
             // signed catalog; it goes through exactly the same checks.
             Err(e) if e.kind == ErrorKind::Unavailable => {
                 match self.catalog_from_peers(&e.message).await {
-                    Some((update, peer)) => Ok((
-                        update,
-                        Some(format!(
+                    Some((update, peer, note)) => {
+                        let mut notes = vec![format!(
                             "relayed by peer {peer}: the origin is unreachable ({})",
                             e.message
-                        )),
-                    )),
+                        )];
+                        notes.extend(note);
+                        Ok((update, notes))
+                    }
                     None => Err(e),
                 }
             }
@@ -433,7 +455,10 @@ impl Node {
 
     /// Asks this node's peers (static and local) for the catalog they relay and offers each
     /// to the trust state until one is accepted (or is the one we have).
-    async fn catalog_from_peers(&self, origin_error: &str) -> Option<(CatalogUpdate, String)> {
+    async fn catalog_from_peers(
+        &self,
+        origin_error: &str,
+    ) -> Option<(CatalogUpdate, String, Option<String>)> {
         for peer in self.known_peers().into_iter().take(MAX_RELAY_PEERS) {
             let bytes = match self
                 .swarm
@@ -450,8 +475,9 @@ impl Node {
                 "peer {} (relayed while the origin is unreachable: {origin_error})",
                 peer.id
             );
-            match self.accept_catalog(&bytes, &from).await {
-                Ok(update) => return Some((update, peer.id)),
+            // No intermediate versions to check a gap with: the origin is the one that is down.
+            match self.accept_catalog(&bytes, &from, None).await {
+                Ok((update, note)) => return Some((update, peer.id, note)),
                 Err(e) => warn!(peer = %peer.id, error = %e, "relayed catalog refused"),
             }
         }
@@ -469,15 +495,103 @@ impl Node {
         peers
     }
 
-    /// Offers catalog bytes (from the origin at `from`, or relayed) to the trust state;
-    /// an accepted one is stored and relayed on to peers.
-    async fn accept_catalog(&self, bytes: &[u8], from: &str) -> Result<CatalogUpdate, NodeError> {
+    /// Offers catalog bytes (from the origin at `from`, or relayed) to the trust state.
+    /// When it skips versions and `history` names its origin, the versions in between are
+    /// fetched from there (`/v1/catalog/{version}`) and the hash chain is checked through
+    /// them: one that is there but does not chain is refused with the chain-broken alarm.
+    /// Only versions that cannot be had (404, origin unreachable) are accepted across, as an
+    /// unverified gap, with an alarm. An accepted catalog is stored and relayed on to peers.
+    /// Returns the update and, when the history was checked or could not be, a note saying so.
+    async fn accept_catalog(
+        &self,
+        bytes: &[u8],
+        from: &str,
+        history: Option<&str>,
+    ) -> Result<(CatalogUpdate, Option<String>), NodeError> {
         let url = from;
+        let begun = self
+            .trust
+            .read()
+            .await
+            .begin_catalog_chain(bytes, Utc::now());
+        let mut chain = match begun {
+            Ok(chain) => chain,
+            Err(e) => return Err(self.catalog_refused(url, e).await),
+        };
+        let offered = chain.offered().version();
+        let missing = chain.missing();
+        // Why versions could not be checked, for the operator.
+        let mut unavailable: Vec<String> = Vec::new();
+        if !missing.is_empty() {
+            match history {
+                None => unavailable.push(
+                    "it was relayed by a peer while the origin is unreachable, so the versions in between could not be fetched".to_owned(),
+                ),
+                Some(origin) => {
+                    let mut not_found = Vec::new();
+                    for version in missing.clone() {
+                        if version - missing.start >= MAX_CHAIN_FETCH {
+                            unavailable.push(format!(
+                                "the node is more than {MAX_CHAIN_FETCH} versions behind and fetched only the first {MAX_CHAIN_FETCH}"
+                            ));
+                            break;
+                        }
+                        let link_url = format!("{origin}/v1/catalog/{version}");
+                        let fetched = match self.get_optional(&link_url, MAX_CATALOG_BYTES).await {
+                            Ok(Some(fetched)) => fetched,
+                            Ok(None) => {
+                                not_found.push(version);
+                                continue;
+                            }
+                            // Unreachable or failing: the rest would fail the same way.
+                            Err(e) if e.kind == ErrorKind::Unavailable => {
+                                unavailable.push(format!(
+                                    "the origin did not serve them ({})",
+                                    e.message
+                                ));
+                                break;
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        let problem = match chain.add(&fetched) {
+                            Ok(v) if v == version => continue,
+                            Ok(v) => format!("it holds version {v}"),
+                            Err(e) => e.to_string(),
+                        };
+                        let message = format!(
+                            "catalog version {offered} from {url} refused: the chain from the current catalog breaks at version {version} ({link_url}): {problem}"
+                        );
+                        return Err(self.chain_refused(message).await);
+                    }
+                    if let (Some(first), Some(last)) = (not_found.first(), not_found.last()) {
+                        unavailable.insert(
+                            0,
+                            format!(
+                                "the origin no longer has {} ({origin}/v1/catalog/{first}{} answered 404 Not Found)",
+                                if not_found.len() == 1 { "it" } else { "them" },
+                                if first == last {
+                                    String::new()
+                                } else {
+                                    format!(" … {last}")
+                                }
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let now = Utc::now();
         let mut trust = self.trust.write().await;
-        let update = trust.update_catalog(bytes, now);
-        match &update {
-            Ok(CatalogUpdate::Updated { to, missed, .. }) => {
+        let done = match trust.finish_catalog_chain(chain, now) {
+            Ok(done) => done,
+            Err(e) => {
+                drop(trust);
+                return Err(self.catalog_refused(url, e).await);
+            }
+        };
+        let mut note = None;
+        match &done.update {
+            CatalogUpdate::Updated { to, missed, .. } => {
                 let catalog = trust
                     .catalog()
                     .ok_or_else(|| internal("accepted catalog missing"))?;
@@ -498,7 +612,30 @@ impl Node {
                     warn!(error = %e, "cannot relay the catalog to peers");
                 }
                 if *missed > 0 {
-                    warn!(version = to, missed, "catalog accepted after a gap");
+                    let gap = format!(
+                        "accepted across an unverified gap of {missed} version(s) ({}): {}",
+                        describe_gaps(&done.gaps),
+                        if unavailable.is_empty() {
+                            "they were not available".to_owned()
+                        } else {
+                            unavailable.join("; ")
+                        }
+                    );
+                    warn!(version = to, missed, "catalog {gap}");
+                    db::raise_alarm(
+                        &self.db,
+                        "unverified-gap",
+                        &format!("catalog version {to} from {url} {gap}; the hash chain was not checked across those versions"),
+                    )
+                    .await?;
+                    note = Some(gap);
+                } else if !done.verified.is_empty() {
+                    let chained = format!(
+                        "chain verified through {} skipped version(s) fetched from the origin",
+                        done.verified.len()
+                    );
+                    info!(version = to, "catalog accepted, {chained}");
+                    note = Some(chained);
                 } else {
                     info!(version = to, "catalog accepted");
                 }
@@ -507,37 +644,43 @@ impl Node {
                     warn!(version = to, days_left, "catalog expires soon");
                 }
             }
-            Ok(CatalogUpdate::Unchanged { .. }) => {
+            CatalogUpdate::Unchanged { .. } => {
                 db::set_meta(&self.db, "last_seen", &now.to_rfc3339()).await?
             }
-            Err(e) => {
-                // Refusals that mean someone is lying (or our clock is) must reach the operator.
-                let alarm = match e {
-                    archy_registry::Error::Equivocation { .. } => Some("equivocation"),
-                    archy_registry::Error::ChainBroken { .. } => Some("chain-broken"),
-                    archy_registry::Error::ClockBackward { .. } => Some("clock-backward"),
-                    _ => None,
-                };
-                match alarm {
-                    Some(kind) => {
-                        error!(alarm = kind, error = %e, "catalog refused");
-                        db::raise_alarm(
-                            &self.db,
-                            kind,
-                            &format!("catalog from {url} refused: {e}"),
-                        )
-                        .await?;
-                    }
-                    None => warn!(error = %e, "catalog refused"),
+        }
+        Ok((done.update, note))
+    }
+
+    /// A refused catalog: refusals that mean someone is lying (or our clock is) raise an
+    /// alarm the operator sees. Returns the error for the caller.
+    async fn catalog_refused(&self, url: &str, e: archy_registry::Error) -> NodeError {
+        let message = format!("catalog from {url} refused: {e}");
+        let alarm = match e {
+            archy_registry::Error::Equivocation { .. } => Some("equivocation"),
+            archy_registry::Error::ChainBroken { .. } => Some("chain-broken"),
+            archy_registry::Error::ClockBackward { .. } => Some("clock-backward"),
+            _ => None,
+        };
+        match alarm {
+            Some(kind) => {
+                error!(alarm = kind, error = %e, "catalog refused");
+                if let Err(e) = db::raise_alarm(&self.db, kind, &message).await {
+                    return e.into();
                 }
             }
+            None => warn!(error = %e, "catalog refused"),
         }
-        update.map_err(|e| {
-            NodeError::new(
-                ErrorKind::Refused,
-                format!("catalog from {url} refused: {e}"),
-            )
-        })
+        NodeError::new(ErrorKind::Refused, message)
+    }
+
+    /// A skipped version that is there but does not chain (a fork, a bad signature, the
+    /// wrong version): never a gap, always refused with the chain-broken alarm.
+    async fn chain_refused(&self, message: String) -> NodeError {
+        error!(alarm = "chain-broken", "{message}");
+        if let Err(e) = db::raise_alarm(&self.db, "chain-broken", &message).await {
+            return e.into();
+        }
+        NodeError::new(ErrorKind::Refused, message)
     }
 
     /// DESIGN trust rule 3: fetch root N+1, N+2, … from the origin, each accepted only when
@@ -573,12 +716,56 @@ impl Node {
     }
 
     /// GET with a hard cap on the body, checked before and while reading; a 404 means
-    /// "there is none" (e.g. no next root version).
+    /// "there is none" (e.g. no next root version). The whole exchange must finish within
+    /// [`ORIGIN_TIMEOUT`].
     async fn get_optional(&self, url: &str, limit: usize) -> Result<Option<Vec<u8>>, NodeError> {
-        let unavailable = |e: reqwest::Error| {
-            NodeError::new(ErrorKind::Unavailable, format!("cannot fetch {url}: {e}"))
-        };
-        let response = self.http.get(url).send().await.map_err(unavailable)?;
+        fetch_optional(&self.http, url, limit, ORIGIN_TIMEOUT).await
+    }
+}
+
+/// Everything the node fetches from an origin (catalog, roots, swarm address) must have
+/// arrived, body included, within this.
+const ORIGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// At most this many skipped catalog versions are fetched in one pull to check the chain.
+const MAX_CHAIN_FETCH: u64 = 128;
+
+/// "version 2", "versions 2–4, 7".
+fn describe_gaps(gaps: &[std::ops::RangeInclusive<u64>]) -> String {
+    let runs: Vec<String> = gaps
+        .iter()
+        .map(|g| {
+            if g.start() == g.end() {
+                g.start().to_string()
+            } else {
+                format!("{}–{}", g.start(), g.end())
+            }
+        })
+        .collect();
+    let single = gaps.len() == 1 && gaps[0].start() == gaps[0].end();
+    format!(
+        "{} {}",
+        if single { "version" } else { "versions" },
+        runs.join(", ")
+    )
+}
+
+/// [`Node::get_optional`] with its client and deadline. Failures say what happened: the
+/// origin did not answer in time, could not be connected to, or broke off.
+async fn fetch_optional(
+    http: &reqwest::Client,
+    url: &str,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Option<Vec<u8>>, NodeError> {
+    let mut body = Vec::new();
+    let fetch = async {
+        let response = http
+            .get(url)
+            .timeout(deadline)
+            .send()
+            .await
+            .map_err(|e| fetch_error(url, deadline, &e, None))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -597,10 +784,9 @@ impl Node {
                 format!("{url} is larger than the {limit}-byte limit"),
             ));
         }
-        let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(unavailable)?;
+            let chunk = chunk.map_err(|e| fetch_error(url, deadline, &e, Some(body.len())))?;
             if body.len() + chunk.len() > limit {
                 return Err(NodeError::new(
                     ErrorKind::Refused,
@@ -609,9 +795,145 @@ impl Node {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Some(body))
+        Ok(Some(()))
+    };
+    // reqwest's own deadline should fire first; this one holds whatever it classifies.
+    match tokio::time::timeout(deadline + Duration::from_millis(100), fetch).await {
+        Ok(Ok(Some(()))) => Ok(Some(body)),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(timed_out(url, deadline, Some(body.len()))),
+    }
+}
+
+fn timed_out(url: &str, deadline: Duration, received: Option<usize>) -> NodeError {
+    NodeError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "origin did not answer within {} s: GET {url}{}",
+            deadline.as_secs_f64(),
+            match received {
+                Some(n) => format!(" (the body stopped after {n} bytes)"),
+                None => String::new(),
+            }
+        ),
+    )
+}
+
+/// Names a failed fetch by what happened, not by reqwest's outermost wording ("error
+/// decoding response body" for a body that stopped coming).
+fn fetch_error(
+    url: &str,
+    deadline: Duration,
+    e: &reqwest::Error,
+    received: Option<usize>,
+) -> NodeError {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_connect() {
+        let why = if e.is_timeout() {
+            "the connection attempt timed out".to_owned()
+        } else {
+            cause.to_string()
+        };
+        return NodeError::new(
+            ErrorKind::Unavailable,
+            format!("cannot connect to {url}: {why}"),
+        );
+    }
+    if e.is_timeout() {
+        return timed_out(url, deadline, received);
+    }
+    let message = match received {
+        Some(n) => format!("{url}: the connection broke after {n} bytes of the body: {cause}"),
+        None => format!("cannot fetch {url}: {cause}"),
+    };
+    NodeError::new(ErrorKind::Unavailable, message)
+}
+
+#[cfg(test)]
+mod fetch_tests {
+    use super::*;
+
+    /// A server on loopback that accepts and then sends `reply` (if any) and nothing more.
+    async fn silent_server(reply: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/catalog", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // Read the request head, then answer (or not).
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(reply).await;
+                held.push(socket);
+            }
+        });
+        url
     }
 
+    fn client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
+    #[tokio::test]
+    async fn a_silent_origin_is_named_as_a_timeout_with_deadline_and_url() {
+        let http = client();
+        let url = silent_server(b"").await;
+        let err = fetch_optional(&http, &url, 1024, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert_eq!(
+            err.message,
+            format!("origin did not answer within 0.3 s: GET {url}")
+        );
+        // Headers, then a body that never comes: still a timeout, not a decoding error.
+        let url = silent_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789").await;
+        let err = fetch_optional(&http, &url, 1024, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("origin did not answer within 0.3 s: GET ")
+                && err.message.contains(&url)
+                && err.message.contains("after 10 bytes")
+                && !err.message.contains("decoding"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_named_as_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/catalog", listener.local_addr().unwrap());
+        drop(listener);
+        let err = fetch_optional(&client(), &url, 1024, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .starts_with(&format!("cannot connect to {url}: ")),
+            "{}",
+            err.message
+        );
+        assert_eq!(describe_gaps(&[2..=2]), "version 2",);
+        assert_eq!(describe_gaps(&[2..=4, 7..=7]), "versions 2–4, 7");
+    }
+}
+
+impl Node {
     /// Discovers third-party publications on the configured relays, stores the newest
     /// verified one per (publisher, app), then scores every listed publisher from the
     /// operator's web of trust. A relay that is down, slow or lying costs only its share;
@@ -1842,10 +2164,12 @@ impl Node {
                 ),
             ));
         }
-        if db::app(&self.db, id).await?.is_none() && !purge {
+        // Purge deletes data: only of an app this node installed, or whose data it kept
+        // after an uninstall without purge; never a path a request made up.
+        if db::app(&self.db, id).await?.is_none() && !(purge && self.has_retained_data(id).await?) {
             return Err(NodeError::new(
                 ErrorKind::NotFound,
-                format!("app {id:?} is not installed"),
+                format!("app {id:?} is not installed (and this node keeps no data of it)"),
             ));
         }
         let op =
@@ -1865,6 +2189,21 @@ impl Node {
         )
         .await?;
         result
+    }
+
+    /// Whether an uninstalled app left data here: its labelled volumes, or its directory
+    /// under `<data_dir>/apps`, checked to resolve inside that directory.
+    async fn has_retained_data(&self, id: &str) -> Result<bool, NodeError> {
+        let apps = self.config.data_dir.join("apps");
+        let dir = archy_orchestrator::app_data_dir(&self.config.data_dir, id);
+        let inside = match (apps.canonicalize(), dir.canonicalize()) {
+            (Ok(root), Ok(dir)) => dir.parent() == Some(root.as_path()),
+            _ => false,
+        };
+        if inside {
+            return Ok(true);
+        }
+        Ok(!self.orchestrator.engine().volumes_of(id).await?.is_empty())
     }
 
     fn view(
@@ -1904,6 +2243,16 @@ impl Node {
             };
             Some(format!("http://{host}:{port}{}", ui.path))
         });
+        let warnings = app
+            .map(|a| {
+                self.orchestrator
+                    .unenforced_limits(&a.manifest)
+                    .into_iter()
+                    .filter(|l| l.declared)
+                    .map(|l| l.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
         AppView {
             id: id.to_owned(),
             version: version.to_owned(),
@@ -1911,6 +2260,7 @@ impl Node {
             state: state.to_owned(),
             containers: runtime.containers,
             url,
+            warnings,
         }
     }
 
@@ -2003,6 +2353,7 @@ impl Node {
             last_pull: self.last_pull.lock().map(|l| l.clone()).unwrap_or_default(),
             alarms: db::alarms(&self.db).await?,
             podman_url: self.orchestrator.engine().url().to_owned(),
+            resource_limits: self.orchestrator.limits(),
             swarm: self.swarm.metrics(),
             blobs_url: self.blobs_url.get().cloned(),
         })

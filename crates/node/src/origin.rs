@@ -1,5 +1,10 @@
 //! `archy origin`: serves the signed catalog over HTTP and its artifacts over iroh-blobs
 //! (and HTTP). It refuses to serve a catalog whose artifacts it does not hold byte for byte.
+//!
+//! Every catalog it serves is kept in `<data-dir>/catalogs/` and served again by version
+//! (`GET /v1/catalog/{version}`), across restarts and catalog replacements: a node that
+//! was offline checks the hash chain through the versions it skipped. Older signed
+//! catalogs the origin never served can be copied into that directory (any `*.json` name).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,7 @@ use archy_swarm::{BlobRef, Swarm, SwarmConfig};
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use tracing::info;
+use tracing::{info, warn};
 
 pub struct OriginConfig {
     pub data_dir: PathBuf,
@@ -79,6 +84,11 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         }
     }
     let roots = Arc::new(load_roots(config.roots.as_deref())?);
+    let history = Arc::new(record_history(
+        &config.data_dir.join(HISTORY_DIR),
+        &envelope_bytes,
+        &catalog,
+    )?);
     let catalog_body = envelope_bytes.clone();
     let router = Router::new()
         .route(
@@ -87,6 +97,26 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
                 let body = catalog_body.clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], body) }
             }),
+        )
+        .route(
+            "/v1/catalog/{version}",
+            get(
+                move |axum::extract::Path(version): axum::extract::Path<u64>| {
+                    let history = history.clone();
+                    async move {
+                        let path = history
+                            .get(&version)
+                            .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+                        match tokio::fs::read(path).await {
+                            Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes)),
+                            Err(e) => {
+                                warn!(path = %path.display(), error = %e, "cannot read a served catalog");
+                                Err(axum::http::StatusCode::NOT_FOUND)
+                            }
+                        }
+                    }
+                },
+            ),
         )
         .route(
             "/v1/root/{version}",
@@ -110,6 +140,120 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
             archy_swarm::Tracker::new(Default::default()),
         )));
     Ok(Origin { swarm, router })
+}
+
+/// Where, under the data dir, the origin keeps every catalog it has served.
+pub const HISTORY_DIR: &str = "catalogs";
+
+/// One kept catalog: its file and what the chain needs of it.
+struct Kept {
+    path: PathBuf,
+    link: String,
+    previous: Option<String>,
+}
+
+/// Loads the catalogs this origin served before (and any older ones copied in), refuses a
+/// served catalog that nodes would refuse against them (same version with other content,
+/// an older version, not naming the version before it), and keeps the served one.
+/// Returns version → file, for `GET /v1/catalog/{version}`.
+fn record_history(
+    dir: &Path,
+    envelope_bytes: &[u8],
+    catalog: &Catalog,
+) -> anyhow::Result<BTreeMap<u64, PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut kept: BTreeMap<u64, Kept> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let envelope =
+            Envelope::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+        envelope
+            .expect_type(PayloadType::Catalog)
+            .with_context(|| format!("{}", path.display()))?;
+        let old = Catalog::from_json(&envelope.payload_bytes()?)
+            .with_context(|| format!("{}", path.display()))?;
+        let link = archy_registry::catalog_link(&envelope)?;
+        if let Some(other) = kept.insert(
+            old.version,
+            Kept {
+                path: path.clone(),
+                link,
+                previous: old.previous,
+            },
+        ) {
+            bail!(
+                "{} and {} both hold catalog version {}: keep one",
+                other.path.display(),
+                path.display(),
+                old.version
+            );
+        }
+    }
+    let envelope = Envelope::from_bytes(envelope_bytes)?;
+    let link = archy_registry::catalog_link(&envelope)?;
+    let version = catalog.version;
+    if let Some((&newest, newer)) = kept.iter().next_back()
+        && newest > version
+    {
+        bail!(
+            "this origin already served catalog version {newest} ({}); serving version {version} \
+             is a rollback every node that saw it refuses",
+            newer.path.display()
+        );
+    }
+    if let Some(same) = kept.get(&version)
+        && same.link != link
+    {
+        bail!(
+            "this origin already served catalog version {version} ({}) with different content \
+             (blake3 {}, this one {link}); nodes that saw it would raise an equivocation alarm: \
+             publish the change as version {}",
+            same.path.display(),
+            same.link,
+            kept.keys().next_back().map_or(version, |v| v + 1)
+        );
+    }
+    if let Some(before) = version.checked_sub(1).and_then(|v| kept.get(&v))
+        && catalog.previous.as_deref() != Some(before.link.as_str())
+    {
+        bail!(
+            "catalog version {version} does not chain to version {} this origin served ({}): \
+             its previous is {}, that catalog's blake3 is {}; nodes refuse it as chain-broken. \
+             Rebuild it with --previous {}",
+            version - 1,
+            before.path.display(),
+            catalog.previous.as_deref().unwrap_or("none"),
+            before.link,
+            before.path.display()
+        );
+    }
+    // What was copied in by hand is served as is; say when it does not chain.
+    for (v, k) in &kept {
+        if let Some(before) = v.checked_sub(1).and_then(|p| kept.get(&p))
+            && k.previous.as_deref() != Some(before.link.as_str())
+        {
+            warn!(
+                version = v,
+                file = %k.path.display(),
+                "kept catalog does not name the version before it: nodes checking the chain refuse it"
+            );
+        }
+    }
+    // Replace the kept file of this version (signatures may have been added), atomically.
+    let path = kept
+        .remove(&version)
+        .map_or_else(|| dir.join(format!("{version}.json")), |k| k.path);
+    let tmp = dir.join(format!(".{version}.json.tmp"));
+    std::fs::write(&tmp, envelope_bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    let mut served: BTreeMap<u64, PathBuf> = kept.into_iter().map(|(v, k)| (v, k.path)).collect();
+    served.insert(version, path);
+    info!(versions = served.len(), dir = %dir.display(), "serving catalog history");
+    Ok(served)
 }
 
 /// Reads every `*.json` root envelope in `dir`, keyed by the version its payload names.
@@ -141,4 +285,73 @@ fn load_roots(dir: Option<&Path>) -> anyhow::Result<BTreeMap<u64, Vec<u8>>> {
         }
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use archy_registry::SecretKey;
+
+    fn signed(version: u64, marker: &str, previous: Option<&[u8]>) -> (Vec<u8>, Catalog) {
+        let previous = previous
+            .map(|b| archy_registry::catalog_link(&Envelope::from_bytes(b).unwrap()).unwrap());
+        let catalog = Catalog::new(
+            version,
+            chrono::Utc::now() + chrono::Duration::days(1),
+            previous,
+            archy_registry::Origin {
+                http: format!("http://127.0.0.1:1/{marker}"),
+                iroh: "ab".repeat(32),
+            },
+            vec![],
+        )
+        .unwrap();
+        let mut env = Envelope::unsigned(PayloadType::Catalog, &catalog.to_json());
+        env.sign(&SecretKey::from_bytes(&[2; 32])).unwrap();
+        (env.to_bytes(), catalog)
+    }
+
+    fn record(dir: &Path, (bytes, catalog): &(Vec<u8>, Catalog)) -> anyhow::Result<Vec<u64>> {
+        record_history(dir, bytes, catalog).map(|h| h.into_keys().collect())
+    }
+
+    #[test]
+    fn served_catalogs_are_kept_across_replacements_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(HISTORY_DIR);
+        let v1 = signed(1, "a", None);
+        assert_eq!(record(&dir, &v1).unwrap(), vec![1]);
+        // Serving the same again (say with one more signature) keeps one file.
+        assert_eq!(record(&dir, &v1).unwrap(), vec![1]);
+        let v2 = signed(2, "a", Some(&v1.0));
+        assert_eq!(record(&dir, &v2).unwrap(), vec![1, 2]);
+        assert_eq!(std::fs::read(dir.join("1.json")).unwrap(), v1.0);
+
+        let err = record(&dir, &signed(2, "b", Some(&v1.0)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already served catalog version 2"), "{err}");
+        let err = record(&dir, &signed(1, "b", None)).unwrap_err().to_string();
+        assert!(err.contains("rollback"), "{err}");
+        let err = record(&dir, &signed(3, "a", Some(&v1.0)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not chain to version 2") && err.contains("--previous"),
+            "{err}"
+        );
+        // A skip is served (the node decides), and older catalogs copied in are served too.
+        let v4 = signed(4, "a", None);
+        let v5 = signed(5, "a", Some(&v4.0));
+        std::fs::write(dir.join("older.json"), &v4.0).unwrap();
+        let history = record_history(&dir, &v5.0, &v5.1).unwrap();
+        assert_eq!(
+            history.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 4, 5]
+        );
+        assert_eq!(history[&4], dir.join("older.json"));
+        std::fs::write(dir.join("dup.json"), &v4.0).unwrap();
+        let err = record(&dir, &v5).unwrap_err().to_string();
+        assert!(err.contains("both hold catalog version 4"), "{err}");
+    }
 }

@@ -12,6 +12,8 @@ use archy_registry::{Artifact, Manifest, Origin, Publication, Publisher};
 pub struct PublishRequest<'a> {
     /// The developer's node API (it imports the artifacts and serves them).
     pub api: &'a str,
+    /// A client that authenticates to that API ([`crate::auth::api_client`]).
+    pub http: &'a reqwest::Client,
     pub manifest: Manifest,
     /// Artifact name → file.
     pub artifacts: BTreeMap<String, PathBuf>,
@@ -50,7 +52,7 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
             );
         }
     }
-    let http = reqwest::Client::new();
+    let http = request.http;
     let base = request.api.trim_end_matches('/');
     let status: serde_json::Value = http
         .get(format!("{base}/v1/status"))
@@ -88,6 +90,8 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
         },
     };
 
+    // What gets signed is what is on disk here: hash each file first, declare sizes and
+    // hashes to the node, which takes exactly those bytes and nothing else.
     let mut artifacts = Vec::new();
     for decl in &manifest.artifacts {
         let path = request.artifacts.get(&decl.name).with_context(|| {
@@ -96,47 +100,46 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
                 decl.name, decl.name
             )
         })?;
-        let file = tokio::fs::File::open(path)
-            .await
-            .with_context(|| format!("opening artifact {}", path.display()))?;
-        let response = http
-            .post(format!("{base}/v1/publish/{}/{}", manifest.id, decl.name))
-            .body(reqwest::Body::wrap_stream(
-                tokio_util::io::ReaderStream::new(file),
-            ))
-            .send()
-            .await
-            .with_context(|| format!("uploading {} to your node", path.display()))?;
-        let ok = response.status().is_success();
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        if !ok {
-            bail!(
-                "your node refused artifact {}: {}",
-                decl.name,
-                body["error"].as_str().unwrap_or("unknown error")
-            );
-        }
-        let blake3 = body["blake3"]
-            .as_str()
-            .context("the node returned no hash")?
-            .to_owned();
-        // What gets signed is what is on disk here, not what the node says it stored.
-        let local = hash_file(path)
+        let (blake3, size) = hash_file(path)
             .await
             .with_context(|| format!("hashing {}", path.display()))?;
-        if local != blake3 {
-            bail!(
-                "your node stored artifact {} as {blake3}, but {} hashes to {local}; nothing was published",
-                decl.name,
-                path.display()
-            );
-        }
         artifacts.push(Artifact {
             name: decl.name.clone(),
             blake3,
-            size: body["size"].as_u64().context("the node returned no size")?,
+            size,
             media_type: decl.media_type.clone(),
         });
+    }
+    let session = begin_upload(http, base, &manifest.id, &artifacts).await?;
+    let uploaded = async {
+        for artifact in &artifacts {
+            upload(
+                http,
+                base,
+                &session,
+                artifact,
+                &request.artifacts[&artifact.name],
+            )
+            .await?;
+        }
+        node_call(
+            http,
+            reqwest::Method::POST,
+            &format!("{base}/v1/publish/{session}/finish"),
+        )
+        .await
+        .context("finishing the upload")
+    }
+    .await;
+    if let Err(e) = uploaded {
+        // Best effort: an abandoned session is also released when it expires.
+        let _ = node_call(
+            http,
+            reqwest::Method::DELETE,
+            &format!("{base}/v1/publish/{session}"),
+        )
+        .await;
+        return Err(e);
     }
 
     let identity = request.identity;
@@ -165,13 +168,186 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
     })
 }
 
-async fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
+/// BLAKE3 and size of a file.
+async fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(std::fs::File::open(&path)?)?;
-        Ok(hasher.finalize().to_hex().to_string())
+        Ok((hasher.finalize().to_hex().to_string(), hasher.count()))
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// A JSON call to the node; an error carries the node's own message.
+async fn node_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+) -> anyhow::Result<serde_json::Value> {
+    answer(
+        http.request(method, url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .send()
+            .await?,
+    )
+    .await
+}
+
+async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let ok = response.status().is_success();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !ok {
+        bail!("{}", body["error"].as_str().unwrap_or("unknown error"));
+    }
+    Ok(body)
+}
+
+/// Declares the artifacts (name, size, hash) and gets the session the uploads go to.
+async fn begin_upload(
+    http: &reqwest::Client,
+    base: &str,
+    app: &str,
+    artifacts: &[Artifact],
+) -> anyhow::Result<String> {
+    let declared: Vec<serde_json::Value> = artifacts
+        .iter()
+        .map(|a| serde_json::json!({ "name": a.name, "size": a.size, "blake3": a.blake3 }))
+        .collect();
+    let response = http
+        .post(format!("{base}/v1/publish"))
+        .json(&serde_json::json!({ "app": app, "artifacts": declared }))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach your node's API at {base}"))?;
+    let body = answer(response)
+        .await
+        .context("your node refused the publication")?;
+    Ok(body["session"]
+        .as_str()
+        .context("the node returned no upload session")?
+        .to_owned())
+}
+
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    session: &str,
+    artifact: &Artifact,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("opening artifact {}", path.display()))?;
+    let response = http
+        .put(format!("{base}/v1/publish/{session}/{}", artifact.name))
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .header(reqwest::header::CONTENT_LENGTH, artifact.size)
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(file),
+        ))
+        .send()
+        .await
+        .with_context(|| format!("uploading {} to your node", path.display()))?;
+    let body = answer(response)
+        .await
+        .with_context(|| format!("your node refused artifact {}", artifact.name))?;
+    if body["blake3"].as_str() != Some(artifact.blake3.as_str()) {
+        bail!(
+            "your node stored artifact {} as {}, but it hashes to {}; nothing was published",
+            artifact.name,
+            body["blake3"],
+            artifact.blake3
+        );
+    }
+    Ok(())
+}
+
+/// Far more than any mnemonic; bounds what a mistaken path makes us read.
+const MAX_MNEMONIC_BYTES: u64 = 8 * 1024;
+
+/// Writes a new developer mnemonic to `path`, created with mode 0600 (owner only) so it
+/// is never readable by anyone else, not even for a moment; an existing file is refused.
+pub fn write_mnemonic_file(path: &std::path::Path, phrase: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    let text = zeroize::Zeroizing::new(format!("{phrase}\n"));
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a mnemonic file (`--mnemonic-file`), refusing one that anyone but its owner may
+/// read or write: the error names the `chmod` that fixes it.
+pub fn read_mnemonic_file(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mode = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} holds your developer mnemonic but is readable or writable by others (mode {:04o}): \
+             run `chmod 600 {}` and try again",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        );
+    }
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(MAX_MNEMONIC_BYTES as usize + 1));
+    file.take(MAX_MNEMONIC_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if text.len() as u64 > MAX_MNEMONIC_BYTES {
+        bail!(
+            "{}: more than {MAX_MNEMONIC_BYTES} bytes; that is not a mnemonic",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod mnemonic_file_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const WORDS: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+    #[test]
+    fn mnemonic_files_are_written_and_read_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev.mnemonic");
+        write_mnemonic_file(&path, WORDS).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_mnemonic_file(&path).unwrap().trim(), WORDS);
+        // Never over an existing file.
+        let err = format!("{:#}", write_mnemonic_file(&path, WORDS).unwrap_err());
+        assert!(err.contains("must not exist yet"), "{err}");
+
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = format!("{:#}", read_mnemonic_file(&path).unwrap_err());
+            assert!(
+                err.contains(&format!("run `chmod 600 {}`", path.display()))
+                    && err.contains(&format!("mode {mode:04o}"))
+                    && !err.contains("abandon"),
+                "{err}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_mnemonic_file(&path).unwrap().trim(), WORDS);
+    }
 }

@@ -9,11 +9,76 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 use tracing::debug;
 
-use crate::{Error, LABEL_APP, Result};
+use crate::{Error, LABEL_APP, LimitSupport, Result};
 
 #[derive(Debug, Clone)]
 pub struct Engine {
     url: String,
+    host: HostInfo,
+}
+
+/// The parts of `podman info` the orchestrator acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub rootless: bool,
+    /// `v1` or `v2`.
+    pub cgroup_version: String,
+    /// `systemd` or `cgroupfs`.
+    pub cgroup_manager: String,
+    /// Controllers delegated to the Podman user (empty on cgroup v1 rootless).
+    pub cgroup_controllers: Vec<String>,
+    pub graph_root: String,
+    pub version: String,
+}
+
+impl HostInfo {
+    fn parse(json: &str) -> Result<Self> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Info {
+            host: Host,
+            #[serde(default)]
+            store: Store,
+            #[serde(default)]
+            version: Version,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Host {
+            #[serde(default)]
+            cgroup_version: String,
+            #[serde(default)]
+            cgroup_manager: String,
+            #[serde(default)]
+            cgroup_controllers: Option<Vec<String>>,
+            security: Security,
+        }
+        #[derive(Deserialize)]
+        struct Security {
+            rootless: bool,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Store {
+            #[serde(default)]
+            graph_root: String,
+        }
+        #[derive(Deserialize, Default)]
+        struct Version {
+            #[serde(rename = "Version", default)]
+            version: String,
+        }
+        let info: Info = serde_json::from_str(json)
+            .map_err(|e| Error::Engine(format!("unexpected `podman info` output: {e}")))?;
+        Ok(Self {
+            rootless: info.host.security.rootless,
+            cgroup_version: info.host.cgroup_version,
+            cgroup_manager: info.host.cgroup_manager,
+            cgroup_controllers: info.host.cgroup_controllers.unwrap_or_default(),
+            graph_root: info.store.graph_root,
+            version: info.version.version,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,13 +140,15 @@ struct VolumeEntry {
 }
 
 impl Engine {
-    /// Checks that the service answers and runs rootless.
+    /// Checks that the service answers and runs rootless, and records what the host can
+    /// enforce (one `podman info` call).
     pub async fn connect(url: &str) -> Result<Self> {
-        let engine = Self {
+        let mut engine = Self {
             url: url.to_owned(),
+            host: HostInfo::default(),
         };
-        let rootless = engine
-            .run(&["info", "--format", "{{.Host.Security.Rootless}}"])
+        let info = engine
+            .run(&["info", "--format", "json"])
             .await
             .map_err(|e| {
                 Error::Engine(format!(
@@ -89,11 +156,13 @@ impl Engine {
                      (start it as the podman user: podman system service --time=0 {url})"
                 ))
             })?;
-        if rootless.trim() != "true" {
+        let host = HostInfo::parse(&info)?;
+        if !host.rootless {
             return Err(Error::NotRootless {
                 url: url.to_owned(),
             });
         }
+        engine.host = host;
         Ok(engine)
     }
 
@@ -101,23 +170,70 @@ impl Engine {
         &self.url
     }
 
+    /// An engine that was never connected, for unit tests that never call Podman.
+    #[cfg(test)]
+    pub(crate) fn unconnected() -> Self {
+        Self {
+            url: String::new(),
+            host: HostInfo::default(),
+        }
+    }
+
+    /// What `podman info` said about the host at connect.
+    pub fn host(&self) -> &HostInfo {
+        &self.host
+    }
+
+    /// Which resource limits Podman can enforce on this host.
+    pub fn limits(&self) -> LimitSupport {
+        LimitSupport::of(&self.host)
+    }
+
     /// Runs `podman --remote --url URL ARGS…`; returns stdout, or an error with stderr.
-    pub async fn run(&self, args: &[&str]) -> Result<String> {
+    /// Crate-private: every caller passes positional values after `--`, and outside code
+    /// gets named operations instead of a raw argv.
+    pub(crate) async fn run(&self, args: &[&str]) -> Result<String> {
+        self.run_with_input(args, None).await
+    }
+
+    /// Like [`Engine::run`], writing `input` to podman's stdin (secret values: never argv).
+    pub(crate) async fn run_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<String> {
+        use tokio::io::AsyncWriteExt;
         debug!(args = ?args.first(), "podman");
-        let output = Command::new("podman")
+        let mut child = Command::new("podman")
             .arg("--remote")
             .arg("--url")
             .arg(&self.url)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output()
-            .await
+            .spawn()
             .map_err(|e| {
                 Error::Engine(format!(
                     "cannot run the podman client: {e} (is podman installed?)"
                 ))
             })?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(input)
+                .await
+                .map_err(|e| Error::Engine(format!("cannot write to `podman {}`: {e}", args[0])))?;
+            drop(stdin);
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Error::Engine(format!("waiting for `podman {}`: {e}", args[0])))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -132,9 +248,9 @@ impl Engine {
 
     /// `podman ps --all` for containers carrying `label` (`key` or `key=value`).
     async fn ps(&self, label: &str) -> Result<Vec<PsEntry>> {
-        let filter = format!("label={label}");
+        let filter = format!("--filter=label={label}");
         let out = self
-            .run(&["ps", "--all", "--filter", &filter, "--format", "json"])
+            .run(&["ps", "--all", &filter, "--format", "json"])
             .await?;
         serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
             .map_err(|e| Error::Engine(format!("unexpected `podman ps` output: {e}")))
@@ -164,8 +280,7 @@ impl Engine {
             .run(&[
                 "volume",
                 "ls",
-                "--filter",
-                &format!("label={LABEL_APP}={app}"),
+                &format!("--filter=label={LABEL_APP}={app}"),
                 "--format",
                 "json",
             ])
@@ -180,7 +295,10 @@ impl Engine {
     /// Referring to images by id means an archive cannot retarget another app's tag.
     pub async fn load_image(&self, archive: &Path) -> Result<String> {
         let path = archive.display().to_string();
-        let out = self.run(&["load", "--quiet", "--input", &path]).await?;
+        // `load` takes no positional argument (`--input -- PATH` is refused); the `=` form
+        // keeps the path bound to its flag whatever it starts with.
+        let input = format!("--input={path}");
+        let out = self.run(&["load", "--quiet", &input]).await?;
         let loaded = parse_loaded(&out).ok_or_else(|| {
             Error::Engine(format!(
                 "`podman load` of {path} named no image: {}",
@@ -188,14 +306,116 @@ impl Engine {
             ))
         })?;
         let id = self
-            .run(&["image", "inspect", "--format", "{{.Id}}", &loaded])
+            .run(&["image", "inspect", "--format", "{{.Id}}", "--", &loaded])
             .await?;
         let id = id.trim().to_owned();
-        if id.is_empty() {
-            return Err(Error::Engine(format!("loaded image {loaded} has no id")));
+        if !is_image_id(&id) {
+            return Err(Error::Engine(format!(
+                "loaded image {loaded} has no usable id: {id:?}"
+            )));
         }
         Ok(id)
     }
+
+    /// Where Podman keeps images and containers (`podman info` at connect).
+    pub fn graph_root(&self) -> &str {
+        &self.host.graph_root
+    }
+
+    /// `podman inspect` of one container, as JSON; `None` when there is no such container.
+    pub async fn inspect_container(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        match self
+            .run(&["container", "inspect", "--format", "json", "--", name])
+            .await
+        {
+            Ok(out) => {
+                let mut all: Vec<serde_json::Value> = serde_json::from_str(&out).map_err(|e| {
+                    Error::Engine(format!("unexpected `podman inspect` output: {e}"))
+                })?;
+                Ok(if all.is_empty() {
+                    None
+                } else {
+                    Some(all.swap_remove(0))
+                })
+            }
+            Err(Error::Engine(e)) if e.contains("no such container") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `command` inside a running container (`podman exec`), returning its stdout.
+    pub async fn exec(&self, container: &str, command: &[&str]) -> Result<String> {
+        let mut args = vec!["exec", "--", container];
+        args.extend_from_slice(command);
+        self.run(&args).await
+    }
+
+    /// Sends SIGKILL to a container's main process.
+    pub async fn kill_container(&self, name: &str) -> Result<()> {
+        self.run(&["kill", "--", name]).await.map(drop)
+    }
+
+    /// Removes one container by name, stopping it first (10 s grace).
+    pub async fn remove_container(&self, name: &str) -> Result<()> {
+        self.run(&["rm", "--force", "--time", "10", "--", name])
+            .await
+            .map(drop)
+    }
+
+    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+        // `network exists` answers with its exit code only.
+        Ok(self.run(&["network", "exists", "--", name]).await.is_ok())
+    }
+
+    /// The `archy.app` label of a Podman secret: `None` when there is no such secret,
+    /// `Some("")` when it exists without the label (not ours).
+    pub async fn secret_owner(&self, name: &str) -> Result<Option<String>> {
+        let format = format!("{{{{index .Spec.Labels \"{LABEL_APP}\"}}}}");
+        match self
+            .run(&["secret", "inspect", "--format", &format, "--", name])
+            .await
+        {
+            Ok(owner) => Ok(Some(owner.trim().to_owned())),
+            Err(Error::Engine(e)) if e.contains("no such secret") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a Podman secret labelled for `app`; the value goes through stdin, never argv.
+    pub(crate) async fn create_secret(&self, name: &str, app: &str, value: &[u8]) -> Result<()> {
+        let label = format!("{LABEL_APP}={app}");
+        self.run_with_input(
+            &["secret", "create", "--label", &label, "--", name, "-"],
+            Some(value),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn remove_secret(&self, name: &str) -> Result<()> {
+        self.run(&["secret", "rm", "--", name]).await.map(drop)
+    }
+
+    /// Names of every Podman secret (`secret ls` cannot filter by label in 4.3).
+    pub(crate) async fn secret_names(&self) -> Result<Vec<String>> {
+        let out = self
+            .run(&["secret", "ls", "--noheading", "--format", "{{.Name}}"])
+            .await?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+/// `sha256` image ids as `podman image inspect` prints them: 64 lowercase hex digits.
+pub(crate) fn is_image_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 /// A change to one of an app's containers, from Podman's event stream.
@@ -322,6 +542,40 @@ mod tests {
         let image = r#"{"Name":"localhost/archy/hello:1.0.0","Status":"remove","Type":"image","Attributes":{}}"#;
         assert_eq!(app_event(image), None);
         assert_eq!(app_event("not json"), None);
+    }
+
+    #[test]
+    fn reads_host_facts_from_podman_info() {
+        // Trimmed `podman info --format json` of this project's test host (Podman 4.3.1).
+        let info = r#"{"host":{"cgroupManager":"cgroupfs","cgroupVersion":"v1","cgroupControllers":[],
+            "security":{"rootless":true,"capabilities":"CAP_CHOWN"}},
+            "store":{"graphRoot":"/home/archy-podman/.local/share/containers/storage"},
+            "version":{"APIVersion":"4.3.1","Version":"4.3.1"}}"#;
+        let host = HostInfo::parse(info).unwrap();
+        assert!(host.rootless);
+        assert_eq!(
+            (host.cgroup_version.as_str(), host.cgroup_manager.as_str()),
+            ("v1", "cgroupfs")
+        );
+        assert!(host.cgroup_controllers.is_empty());
+        assert_eq!(
+            host.graph_root,
+            "/home/archy-podman/.local/share/containers/storage"
+        );
+        assert_eq!(host.version, "4.3.1");
+        let limits = LimitSupport::of(&host);
+        assert!(!limits.memory && !limits.cpu && !limits.pids);
+        let rootful = info.replace("\"rootless\":true", "\"rootless\":false");
+        assert!(!HostInfo::parse(&rootful).unwrap().rootless);
+        assert!(HostInfo::parse("not json").is_err());
+    }
+
+    #[test]
+    fn image_ids_are_64_lowercase_hex() {
+        assert!(is_image_id(&"0a".repeat(32)));
+        assert!(!is_image_id(&"0A".repeat(32)));
+        assert!(!is_image_id("localhost/archy/hello:1.0.0"));
+        assert!(!is_image_id(&format!("-{}", "a".repeat(63))));
     }
 
     #[test]

@@ -128,9 +128,8 @@ async fn probe(
         };
     }
     if let Some(command) = &check.command {
-        let mut args = vec!["exec", name];
-        args.extend(command.iter().map(String::as_str));
-        return match timeout(limit, engine.run(&args)).await {
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        return match timeout(limit, engine.exec(name, &command)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(

@@ -1,4 +1,8 @@
-//! App secrets: generated once, stored 0600, never logged, kept until purge.
+//! App secrets: generated once, stored 0600 under the app's dir, never logged, kept until
+//! purge (so they survive updates and reinstalls). Containers get them as Podman secrets
+//! (`archy-<app>-<secret>`, labelled `archy.app=<app>`, value written to podman's stdin)
+//! delivered as environment variables (`--secret NAME,type=env,target=KEY`), so no value is
+//! ever in an argv or in the node's env files.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,9 +14,22 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::{Error, Result};
 
+/// The app's secrets: every declared one by name, and which of them this call generated.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    pub values: BTreeMap<String, String>,
+    /// Generated just now: a Podman secret of the same name holds an older value.
+    pub generated: Vec<String>,
+}
+
+/// The Podman secret holding an app's secret.
+pub fn podman_name(app: &str, secret: &str) -> String {
+    format!("archy-{app}-{secret}")
+}
+
 /// Returns every declared secret, generating (and storing) the ones that do not exist yet.
-pub fn ensure(dir: &Path, specs: &[SecretSpec]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+pub fn ensure(dir: &Path, specs: &[SecretSpec]) -> Result<Secrets> {
+    let mut out = Secrets::default();
     for spec in specs {
         let path = dir.join(&spec.name);
         let value = match std::fs::read_to_string(&path) {
@@ -20,6 +37,7 @@ pub fn ensure(dir: &Path, specs: &[SecretSpec]) -> Result<BTreeMap<String, Strin
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let v = Alphanumeric.sample_string(&mut rand::rng(), spec.length as usize);
                 write_private(&path, v.as_bytes())?;
+                out.generated.push(spec.name.clone());
                 v
             }
             Err(source) => {
@@ -30,7 +48,7 @@ pub fn ensure(dir: &Path, specs: &[SecretSpec]) -> Result<BTreeMap<String, Strin
                 });
             }
         };
-        out.insert(spec.name.clone(), value);
+        out.values.insert(spec.name.clone(), value);
     }
     Ok(out)
 }
@@ -71,9 +89,11 @@ mod tests {
             length: 24,
         }];
         let first = ensure(dir.path(), &specs).unwrap();
-        assert_eq!(first["db"].len(), 24);
+        assert_eq!(first.values["db"].len(), 24);
+        assert_eq!(first.generated, ["db"]);
         let again = ensure(dir.path(), &specs).unwrap();
-        assert_eq!(first, again);
+        assert_eq!(first.values, again.values);
+        assert!(again.generated.is_empty());
         let mode = std::fs::metadata(dir.path().join("db"))
             .unwrap()
             .permissions()

@@ -8,6 +8,7 @@
 mod catalog;
 mod envelope;
 mod error;
+pub mod grammar;
 pub mod keys;
 pub mod manifest;
 mod publication;
@@ -23,7 +24,7 @@ pub use keys::{KeyId, PublicKey, SecretKey};
 pub use manifest::{Manifest, VerifiedManifest};
 pub use publication::{Publication, Publisher, VerifiedPublication, namespaced_id};
 pub use root::{KeyEntry, Role, RoleKeys, Root, VerifiedRoot};
-pub use trust::{CatalogUpdate, TrustState};
+pub use trust::{CatalogChain, CatalogUpdate, ChainUpdate, TrustState};
 
 /// The spec version this crate writes and understands.
 pub const SPEC_VERSION: u32 = 1;

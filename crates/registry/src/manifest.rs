@@ -8,6 +8,11 @@ use std::ops::Deref;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, ValidationError};
+use crate::grammar::{
+    check_capability, check_command_arg, check_description, check_display_name, check_env_key,
+    check_env_value, check_http_path, check_image_reference, check_media_type, check_name,
+    check_user, check_volume_path,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +76,8 @@ pub struct Container {
     /// Containers of this app that must be started (and healthy, if they have a check) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
-    /// `uid[:gid]` to run as inside the container.
+    /// `user[:group]` to run as inside the container: numeric ids or POSIX names
+    /// (see [`crate::grammar::check_user`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -80,6 +86,10 @@ pub struct Container {
     pub network: NetworkMode,
     #[serde(default, skip_serializing_if = "is_default")]
     pub pid: PidMode,
+    /// The app works with a read-only root filesystem: the node then mounts it read-only,
+    /// with a tmpfs at `/tmp`; volumes stay writable unless they say otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_root: bool,
 }
 
 fn default_stop_grace() -> u32 {
@@ -97,7 +107,8 @@ pub struct ImageSource {
     /// An OCI archive shipped as one of this manifest's artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
-    /// A registry reference pinned by digest (`repo@sha256:<64 hex>`).
+    /// A registry reference pinned by digest (`[registry/]repo[:tag]@sha256:<64 hex>`, the
+    /// distribution/reference grammar: see [`crate::grammar::parse_image_reference`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
 }
@@ -147,7 +158,8 @@ impl Protocol {
 pub struct Volume {
     /// App-scoped volume name; containers of one app share a volume by naming it.
     pub name: String,
-    /// Absolute mount path inside the container.
+    /// Absolute mount path inside the container (no `:`, `,`, `.`/`..` or empty segments:
+    /// see [`crate::grammar::check_volume_path`]).
     pub path: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
@@ -250,8 +262,67 @@ pub struct Resources {
     /// Free disk the node must have before installing, in MiB (on top of the artifacts).
     #[serde(default)]
     pub disk_mb: u64,
+    /// Memory limit of each container, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
+    /// CPU limit of each container, in thousandths of a CPU (1000 = one core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millicpus: Option<u32>,
+    /// Most processes (and threads) each container may have; the node applies a default
+    /// when the manifest does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<u32>,
+}
+
+impl Resources {
+    /// Smallest memory limit Podman accepts, in MiB.
+    pub const MIN_MEMORY_MB: u64 = 6;
+    /// Largest memory limit, in MiB (16 TiB; keeps `mb * 2^20` far from overflowing).
+    pub const MAX_MEMORY_MB: u64 = 16 * 1024 * 1024;
+    /// CPU limit range in thousandths of a CPU: 1/1000 of a CPU to 1000 CPUs.
+    pub const MILLICPUS: std::ops::RangeInclusive<u32> = 1..=1_000_000;
+    /// Process limit range (a handful of processes is the least any container starts with).
+    pub const PIDS_LIMIT: std::ops::RangeInclusive<u32> = 16..=1_000_000;
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(mb) = self.memory_mb
+            && !(Self::MIN_MEMORY_MB..=Self::MAX_MEMORY_MB).contains(&mb)
+        {
+            return Err(ValidationError::new(
+                "resources.memory_mb",
+                format!(
+                    "{mb} is out of range: must be {}-{} MiB (Podman needs at least 6 MiB)",
+                    Self::MIN_MEMORY_MB,
+                    Self::MAX_MEMORY_MB
+                ),
+            ));
+        }
+        if let Some(m) = self.millicpus
+            && !Self::MILLICPUS.contains(&m)
+        {
+            return Err(ValidationError::new(
+                "resources.millicpus",
+                format!(
+                    "{m} is out of range: must be {}-{} thousandths of a CPU",
+                    Self::MILLICPUS.start(),
+                    Self::MILLICPUS.end()
+                ),
+            ));
+        }
+        if let Some(p) = self.pids_limit
+            && !Self::PIDS_LIMIT.contains(&p)
+        {
+            return Err(ValidationError::new(
+                "resources.pids_limit",
+                format!(
+                    "{p} is out of range: must be {}-{} processes",
+                    Self::PIDS_LIMIT.start(),
+                    Self::PIDS_LIMIT.end()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,85 +348,6 @@ pub const THIRD_PARTY_CAPABILITIES: &[&str] = &[
     "SETUID",
     "SETPCAP",
 ];
-
-/// Every capability name Linux knows, so a typo is caught at validation.
-const LINUX_CAPABILITIES: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "KILL",
-    "LEASE",
-    "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYSLOG",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
-    "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "WAKE_ALARM",
-];
-
-/// Ids, container, volume, secret and artifact names share one shape so they are safe
-/// inside Podman object names and paths.
-fn check_name(field: &str, value: &str) -> Result<(), ValidationError> {
-    let ok = (1..=63).contains(&value.len())
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!(
-                "{value:?} must be 1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'"
-            ),
-        ))
-    }
-}
-
-fn check_env_key(field: &str, key: &str) -> Result<(), ValidationError> {
-    let ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!("{key:?} is not a valid environment variable name"),
-        ))
-    }
-}
 
 impl Manifest {
     /// Parses authored YAML (unknown fields rejected) and validates it.
@@ -391,9 +383,8 @@ impl Manifest {
     /// Every rule a manifest must meet, first-party or not. Returns the first broken rule.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_name("id", &self.id)?;
-        if self.name.trim().is_empty() || self.name.len() > 100 {
-            return Err(ValidationError::new("name", "must be 1-100 characters"));
-        }
+        check_display_name("name", &self.name)?;
+        check_description("description", &self.description)?;
         let mut artifact_names = BTreeSet::new();
         for (i, a) in self.artifacts.iter().enumerate() {
             check_name(&format!("artifacts[{i}].name"), &a.name)?;
@@ -403,12 +394,7 @@ impl Manifest {
                     format!("duplicate artifact name {:?}", a.name),
                 ));
             }
-            if a.media_type.trim().is_empty() {
-                return Err(ValidationError::new(
-                    format!("artifacts[{i}].media_type"),
-                    "must not be empty",
-                ));
-            }
+            check_media_type(&format!("artifacts[{i}].media_type"), &a.media_type)?;
         }
         let mut secret_names = BTreeSet::new();
         for (i, s) in self.secrets.iter().enumerate() {
@@ -458,6 +444,7 @@ impl Manifest {
             }
         }
         self.check_start_order_is_acyclic()?;
+        self.resources.validate()?;
         for (i, d) in self.dependencies.iter().enumerate() {
             check_name(&format!("dependencies[{i}].id"), &d.id)?;
             if self.dependencies[..i].iter().any(|other| other.id == d.id) {
@@ -493,9 +480,7 @@ impl Manifest {
                     ),
                 ));
             }
-            if !ui.path.starts_with('/') {
-                return Err(ValidationError::new("ui.path", "must start with '/'"));
-            }
+            check_http_path("ui.path", &ui.path)?;
         }
         Ok(())
     }
@@ -525,34 +510,21 @@ impl Manifest {
                 }
             }
             (None, Some(reference)) => {
-                let pinned = reference
-                    .split_once("@sha256:")
-                    .is_some_and(|(repo, digest)| {
-                        !repo.is_empty()
-                            && digest.len() == 64
-                            && digest
-                                .chars()
-                                .all(|ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
-                    });
-                if !pinned {
-                    return Err(ValidationError::new(
-                        format!("{at}.image.reference"),
-                        format!(
-                            "{reference:?} must be pinned by digest: repo@sha256:<64 lowercase hex>"
-                        ),
-                    ));
-                }
+                check_image_reference(&format!("{at}.image.reference"), reference)?;
             }
         }
         for (key, value) in &c.env {
-            check_env_key(&format!("{at}.env.{key}"), key)?;
-            if let EnvValue::Secret(r) = value
-                && !secrets.contains(r.secret.as_str())
-            {
-                return Err(ValidationError::new(
-                    format!("{at}.env.{key}.secret"),
-                    format!("{:?} is not declared in secrets", r.secret),
-                ));
+            check_env_key(&format!("{at}.env"), key)?;
+            match value {
+                EnvValue::Plain(v) => check_env_value(&format!("{at}.env.{key}"), v)?,
+                EnvValue::Secret(r) => {
+                    if !secrets.contains(r.secret.as_str()) {
+                        return Err(ValidationError::new(
+                            format!("{at}.env.{key}.secret"),
+                            format!("{:?} is not declared in secrets", r.secret),
+                        ));
+                    }
+                }
             }
         }
         for (j, p) in c.ports.iter().enumerate() {
@@ -575,18 +547,7 @@ impl Manifest {
         let mut paths = BTreeSet::new();
         for (j, v) in c.volumes.iter().enumerate() {
             check_name(&format!("{at}.volumes[{j}].name"), &v.name)?;
-            let path_ok = v.path.starts_with('/')
-                && v.path != "/"
-                && !v.path.split('/').any(|seg| seg == ".." || seg == ".");
-            if !path_ok {
-                return Err(ValidationError::new(
-                    format!("{at}.volumes[{j}].path"),
-                    format!(
-                        "{:?} must be an absolute path other than / without . or .. segments",
-                        v.path
-                    ),
-                ));
-            }
+            check_volume_path(&format!("{at}.volumes[{j}].path"), &v.path)?;
             if !paths.insert(v.path.as_str()) {
                 return Err(ValidationError::new(
                     format!("{at}.volumes[{j}].path"),
@@ -601,14 +562,7 @@ impl Manifest {
                     format!("{cap} is listed twice"),
                 ));
             }
-            if !LINUX_CAPABILITIES.contains(&cap.as_str()) {
-                return Err(ValidationError::new(
-                    format!("{at}.capabilities[{j}]"),
-                    format!(
-                        "{cap:?} is not a Linux capability (write it without CAP_, e.g. NET_BIND_SERVICE)"
-                    ),
-                ));
-            }
+            check_capability(&format!("{at}.capabilities[{j}]"), cap)?;
         }
         if let Some(h) = &c.health {
             let kinds = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()];
@@ -618,27 +572,50 @@ impl Manifest {
                     "exactly one of http, tcp or command must be set",
                 ));
             }
-            if let Some(cmd) = &h.command
-                && cmd.is_empty()
+            if let Some(cmd) = &h.command {
+                if cmd.is_empty() {
+                    return Err(ValidationError::new(
+                        format!("{at}.health.command"),
+                        "must not be empty",
+                    ));
+                }
+                for (k, arg) in cmd.iter().enumerate() {
+                    check_command_arg(&format!("{at}.health.command[{k}]"), arg)?;
+                }
+            }
+            if let Some(http) = &h.http {
+                if http.port == 0 {
+                    return Err(ValidationError::new(
+                        format!("{at}.health.http.port"),
+                        "must be 1-65535",
+                    ));
+                }
+                check_http_path(&format!("{at}.health.http.path"), &http.path)?;
+            }
+            if let Some(tcp) = &h.tcp
+                && tcp.port == 0
             {
                 return Err(ValidationError::new(
-                    format!("{at}.health.command"),
-                    "must not be empty",
+                    format!("{at}.health.tcp.port"),
+                    "must be 1-65535",
                 ));
             }
-            if let Some(http) = &h.http
-                && !http.path.starts_with('/')
-            {
-                return Err(ValidationError::new(
-                    format!("{at}.health.http.path"),
-                    "must start with '/'",
-                ));
-            }
-            if h.interval_seconds == 0 || h.timeout_seconds == 0 {
-                return Err(ValidationError::new(
-                    format!("{at}.health"),
-                    "interval_seconds and timeout_seconds must be at least 1",
-                ));
+            for (what, value, range) in [
+                ("interval_seconds", h.interval_seconds, 1..=3600),
+                ("timeout_seconds", h.timeout_seconds, 1..=3600),
+                ("retries", h.retries, 0..=1000),
+                ("start_period_seconds", h.start_period_seconds, 0..=86_400),
+            ] {
+                if !range.contains(&value) {
+                    return Err(ValidationError::new(
+                        format!("{at}.health.{what}"),
+                        format!(
+                            "{value} is out of range: must be {}-{}",
+                            range.start(),
+                            range.end()
+                        ),
+                    ));
+                }
             }
         }
         if c.stop_grace_seconds > 3600 {
@@ -655,11 +632,11 @@ impl Manifest {
                 ));
             }
         }
-        if c.command.iter().any(|a| a.contains('\0')) {
-            return Err(ValidationError::new(
-                format!("{at}.command"),
-                "must not contain NUL bytes",
-            ));
+        for (k, arg) in c.command.iter().enumerate() {
+            check_command_arg(&format!("{at}.command[{k}]"), arg)?;
+        }
+        if let Some(user) = &c.user {
+            check_user(&format!("{at}.user"), user)?;
         }
         Ok(())
     }
@@ -835,6 +812,204 @@ ui: { container: web, port: 8080 }
             let err = invalid(&yaml);
             assert!(err.contains(field), "expected {field} in: {err}");
         }
+    }
+
+    const HEX64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// The manifest that mounted the host's `/`: the reference starts with `--mount=…`.
+    #[test]
+    fn the_flag_injection_image_reference_is_refused() {
+        let attack = format!("--mount=type=bind,src=/,dst=/x@sha256:{HEX64}");
+        let mut m = Manifest::from_yaml(GOOD).unwrap();
+        m.containers[0].image = ImageSource {
+            artifact: None,
+            reference: Some(attack),
+        };
+        m.containers[0].command = vec!["docker.io/library/busybox".into(), "sh".into()];
+        let e = m.validate().unwrap_err();
+        assert_eq!(e.field, "containers[0].image.reference");
+        assert!(e.rule.contains("pinned by digest"), "{}", e.rule);
+        // Through the catalog path too.
+        let json = serde_json::to_value(&m).unwrap();
+        let err = Manifest::from_json_value(json).unwrap_err().to_string();
+        assert!(err.contains("containers[0].image.reference"), "{err}");
+        // A real pinned reference is fine.
+        m.containers[0].image.reference =
+            Some(format!("registry.example:5000/team/app:1.2@sha256:{HEX64}"));
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn every_value_that_reaches_podman_has_a_grammar() {
+        let with = |f: &dyn Fn(&mut Manifest)| {
+            let mut m = Manifest::from_yaml(GOOD).unwrap();
+            f(&mut m);
+            m.validate().unwrap_err()
+        };
+        let cases: Vec<(ValidationError, &str, &str)> = vec![
+            (
+                with(&|m| m.containers[0].volumes[0].path = "/data:/host".into()),
+                "containers[0].volumes[0].path",
+                "':'",
+            ),
+            (
+                with(&|m| m.containers[0].volumes[0].path = "/x,ro".into()),
+                "containers[0].volumes[0].path",
+                "','",
+            ),
+            (
+                with(&|m| m.containers[0].volumes[0].path = "/data/".into()),
+                "containers[0].volumes[0].path",
+                "absolute path",
+            ),
+            (
+                with(&|m| {
+                    m.containers[0]
+                        .health
+                        .as_mut()
+                        .unwrap()
+                        .http
+                        .as_mut()
+                        .unwrap()
+                        .path = "/\r\nHost: evil".into()
+                }),
+                "containers[0].health.http.path",
+                "RFC 3986",
+            ),
+            (
+                with(&|m| m.ui.as_mut().unwrap().path = "/ui\r\n".into()),
+                "ui.path",
+                "RFC 3986",
+            ),
+            (
+                with(&|m| {
+                    m.containers[0].env.insert(
+                        "GREETING".into(),
+                        EnvValue::Plain("hi\nLD_PRELOAD=/x".into()),
+                    );
+                }),
+                "containers[0].env.GREETING",
+                "one line",
+            ),
+            (
+                with(&|m| {
+                    m.containers[0]
+                        .env
+                        .insert("BAD-KEY".into(), EnvValue::Plain("x".into()));
+                }),
+                "containers[0].env",
+                "environment variable name",
+            ),
+            (
+                with(&|m| m.containers[0].user = Some("--privileged".into())),
+                "containers[0].user",
+                "user[:group]",
+            ),
+            (
+                with(&|m| m.containers[0].command[1] = "a\0b".into()),
+                "containers[0].command[1]",
+                "NUL",
+            ),
+            (
+                with(&|m| {
+                    m.containers[0].health = Some(HealthCheck {
+                        http: None,
+                        tcp: None,
+                        command: Some(vec!["true".into(), "\0".into()]),
+                        interval_seconds: 2,
+                        timeout_seconds: 2,
+                        retries: 3,
+                        start_period_seconds: 30,
+                    })
+                }),
+                "containers[0].health.command[1]",
+                "NUL",
+            ),
+            (
+                with(&|m| m.containers[0].capabilities = vec!["CHOWN,SYS_ADMIN".into()]),
+                "containers[0].capabilities[0]",
+                "not a Linux capability",
+            ),
+            (
+                with(&|m| m.artifacts[0].media_type = "text/plain\n".into()),
+                "artifacts[0].media_type",
+                "media type",
+            ),
+            (
+                with(&|m| m.name = "Hello\u{1b}[2J".into()),
+                "name",
+                "control",
+            ),
+            (
+                with(&|m| m.description = "a\rb".into()),
+                "description",
+                "control",
+            ),
+            (
+                with(&|m| m.resources.memory_mb = Some(5)),
+                "resources.memory_mb",
+                "at least 6 MiB",
+            ),
+            (
+                with(&|m| m.resources.millicpus = Some(0)),
+                "resources.millicpus",
+                "1-1000000",
+            ),
+            (
+                with(&|m| m.resources.millicpus = Some(1_000_001)),
+                "resources.millicpus",
+                "1-1000000",
+            ),
+            (
+                with(&|m| m.resources.pids_limit = Some(15)),
+                "resources.pids_limit",
+                "16-1000000",
+            ),
+            (
+                with(&|m| m.resources.pids_limit = Some(1_000_001)),
+                "resources.pids_limit",
+                "16-1000000",
+            ),
+            (
+                with(&|m| m.containers[0].health.as_mut().unwrap().retries = 1001),
+                "containers[0].health.retries",
+                "0-1000",
+            ),
+        ];
+        for (e, field, rule) in cases {
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.rule.contains(rule), "expected {rule:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn resource_limits_at_their_bounds_are_accepted() {
+        let mut m = Manifest::from_yaml(GOOD).unwrap();
+        m.resources.memory_mb = Some(6);
+        m.resources.millicpus = Some(1);
+        m.resources.pids_limit = Some(16);
+        m.containers[0].read_only_root = true;
+        m.validate().unwrap();
+        m.resources.millicpus = Some(1_000_000);
+        m.resources.pids_limit = Some(1_000_000);
+        m.validate().unwrap();
+        let yaml = GOOD.replace(
+            "secrets: [",
+            "resources: { millicpus: 500, pids_limit: 256, memory_mb: 64 }\nsecrets: [",
+        );
+        let m = Manifest::from_yaml(&yaml).unwrap();
+        assert_eq!(m.resources.millicpus, Some(500));
+        assert_eq!(m.resources.pids_limit, Some(256));
+    }
+
+    #[test]
+    fn the_first_party_hello_manifest_still_validates() {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../apps/hello/manifest.yml"
+        ))
+        .unwrap();
+        Manifest::from_yaml(&yaml).unwrap();
     }
 
     #[test]

@@ -1,17 +1,32 @@
 //! The node's HTTP API (loopback by default). The CLI is a client of it.
+//!
+//! Every route sits behind [`guard`]: right host, no cross-site caller, the node's token,
+//! and a JSON (or, for uploads, octet-stream) body on anything that changes state. Path and
+//! query parameters are parsed by the grammar of their kind ([`params`]) before any handler
+//! sees them.
+
+pub mod guard;
+pub mod params;
+mod publish;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::node::{ErrorKind, Node, NodeError};
+use params::{AppId, Key, KeyPrefix, ManifestId, Valid};
 
-pub fn routes(node: Arc<Node>) -> Router {
+/// The API with its front door: `guard` decides who gets in.
+pub fn routes(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
+    unguarded(node).layer(axum::middleware::from_fn_with_state(guard, guard::check))
+}
+
+fn unguarded(node: Arc<Node>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/swarm", get(swarm_status))
@@ -21,7 +36,6 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/market/discover", post(discover))
         .route("/v1/market/{app}", get(market_show))
         .route("/v1/market/{app}/install", post(market_install))
-        .route("/v1/publish/{app}/{artifact}", post(publish_artifact))
         .route("/v1/trust/keys", get(trusted_keys))
         .route("/v1/trust/keys/{key}", post(trust_key).delete(untrust_key))
         .route("/v1/apps", get(apps))
@@ -31,12 +45,19 @@ pub fn routes(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/stop", post(stop))
         .route("/v1/apps/{id}/update", post(update))
         .route("/v1/apps/{id}/restart", post(restart))
-        .with_state(node)
+        .with_state(node.clone())
+        .merge(publish::routes(node))
 }
 
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
         let status = match self.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::CrossSite => StatusCode::FORBIDDEN,
+            ErrorKind::WrongHost => StatusCode::MISDIRECTED_REQUEST,
+            ErrorKind::WrongContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,7 +112,7 @@ async fn apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::AppVi
 
 async fn app(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
 ) -> ApiResult<crate::node::AppView> {
     node.app(&id).await.map(axum::Json)
 }
@@ -108,7 +129,7 @@ struct InstallQuery {
 
 async fn install(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(ManifestId(id)): Valid<ManifestId>,
     Query(q): Query<InstallQuery>,
 ) -> Response {
     let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
@@ -168,7 +189,7 @@ async fn trusted_keys(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Va
 
 async fn trust_key(
     State(node): State<Arc<Node>>,
-    Path(key): Path<String>,
+    Valid(Key(key)): Valid<Key>,
 ) -> ApiResult<serde_json::Value> {
     let hex = node.trust_key(&key).await?;
     Ok(axum::Json(serde_json::json!({ "trusted": hex })))
@@ -176,7 +197,7 @@ async fn trust_key(
 
 async fn untrust_key(
     State(node): State<Arc<Node>>,
-    Path(key): Path<String>,
+    Valid(Key(key)): Valid<Key>,
 ) -> ApiResult<serde_json::Value> {
     let hex = node.untrust_key(&key).await?;
     Ok(axum::Json(serde_json::json!({ "untrusted": hex })))
@@ -184,7 +205,7 @@ async fn untrust_key(
 
 async fn market_show(
     State(node): State<Arc<Node>>,
-    Path(app): Path<String>,
+    Valid(ManifestId(app)): Valid<ManifestId>,
 ) -> ApiResult<Vec<crate::node::MarketDetail>> {
     node.market_show(&app).await.map(axum::Json)
 }
@@ -192,7 +213,8 @@ async fn market_show(
 #[derive(Deserialize)]
 struct MarketInstallQuery {
     /// The publisher's Nostr key (hex, or a prefix), when several list the app.
-    publisher: Option<String>,
+    #[serde(default, deserialize_with = "params::deserialize_opt")]
+    publisher: Option<KeyPrefix>,
     /// The operator accepts a publisher below the trust threshold.
     #[serde(default)]
     approve: bool,
@@ -202,11 +224,12 @@ struct MarketInstallQuery {
 
 async fn market_install(
     State(node): State<Arc<Node>>,
-    Path(app): Path<String>,
+    Valid(ManifestId(app)): Valid<ManifestId>,
     Query(q): Query<MarketInstallQuery>,
 ) -> Response {
     let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
-        node.install_listing(&app, q.publisher.as_deref(), q.approve, &sink)
+        let publisher = q.publisher.map(|p| p.0);
+        node.install_listing(&app, publisher.as_deref(), q.approve, &sink)
             .await
     };
     if q.stream {
@@ -216,77 +239,16 @@ async fn market_install(
     }
 }
 
-/// A developer's artifact, uploaded by `archy app publish` from the same machine: imported
-/// and pinned so this node serves it as the publication's origin.
-async fn publish_artifact(
-    State(node): State<Arc<Node>>,
-    Path((app, artifact)): Path<(String, String)>,
-    body: axum::body::Body,
-) -> ApiResult<serde_json::Value> {
-    use futures::StreamExt;
-    use tokio::io::AsyncWriteExt;
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    };
-    if !valid(&app) || !valid(&artifact) {
-        return Err(NodeError::new(
-            ErrorKind::Refused,
-            "app and artifact names are letters, digits, '-' and '_' (at most 64)",
-        ));
-    }
-    let dir = node.config().data_dir.join("tmp");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))?;
-    // One file per upload, removed on every path (also when the client goes away).
-    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!(
-        "publish-{app}-{artifact}-{}-{n}",
-        std::process::id()
-    ));
-    struct RemoveOnDrop(std::path::PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _cleanup = RemoveOnDrop(path.clone());
-    let written = async {
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk.map_err(std::io::Error::other)?)
-                .await?;
-        }
-        file.flush().await
-    }
-    .await;
-    let result = match written {
-        Ok(()) => node.import_artifact(&app, &artifact, &path).await,
-        Err(e) => Err(NodeError::new(
-            ErrorKind::Internal,
-            format!("receiving artifact {artifact}: {e}"),
-        )),
-    };
-    let blob = result?;
-    Ok(axum::Json(
-        serde_json::json!({ "blake3": blob.hex(), "size": blob.size }),
-    ))
-}
-
 async fn start(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
 ) -> ApiResult<crate::node::AppView> {
     node.start_app(&id).await.map(axum::Json)
 }
 
 async fn restart(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
 ) -> ApiResult<crate::node::AppView> {
     node.restart_app(&id).await.map(axum::Json)
 }
@@ -300,7 +262,7 @@ struct UpdateQuery {
 
 async fn update(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
     Query(q): Query<UpdateQuery>,
 ) -> ApiResult<crate::node::AppView> {
     node.update(&id, q.approve).await.map(axum::Json)
@@ -308,7 +270,7 @@ async fn update(
 
 async fn stop(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
 ) -> ApiResult<crate::node::AppView> {
     node.stop_app(&id).await.map(axum::Json)
 }
@@ -321,7 +283,7 @@ struct UninstallQuery {
 
 async fn uninstall(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    Valid(AppId(id)): Valid<AppId>,
     Query(q): Query<UninstallQuery>,
 ) -> ApiResult<serde_json::Value> {
     node.uninstall(&id, q.purge)
