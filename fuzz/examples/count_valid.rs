@@ -6,7 +6,9 @@
 use archy_registry::Manifest;
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: count_valid <corpus dir>");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: count_valid <corpus dir>");
     let (mut total, mut yaml, mut json, mut dashy) = (0, 0, 0, 0);
     for entry in std::fs::read_dir(&dir).expect("readable corpus dir") {
         let data = std::fs::read(entry.expect("entry").path()).expect("readable input");

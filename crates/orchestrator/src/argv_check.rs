@@ -969,10 +969,7 @@ mod tests {
             ),
             (&["create", "-v", "/:/x", "--", IMAGE], "short option"),
             (&["create", IMAGE, "--", "sh"], "positional"),
-            (
-                &["create", "--name", "archy-a-b", IMAGE],
-                "never end with `--`",
-            ),
+            (&["create", "--name", "archy-a-b"], "never end with `--`"),
             (&["create", "--"], "no image"),
             (
                 &[
