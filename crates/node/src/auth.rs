@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use zeroize::Zeroizing;
 
 /// File name of the API token inside the data dir.
@@ -85,33 +85,10 @@ pub fn load_or_create_token(data_dir: &Path) -> anyhow::Result<ApiToken> {
     }
 }
 
-/// Reads a token file, refusing one that group or others can read.
+/// Reads a token file, refusing one that group or others can read (the one rule, kept in
+/// [`archy_api::read_token`] for the CLI and every other client).
 pub fn read_token(path: &Path) -> anyhow::Result<ApiToken> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "cannot read the node's API token {} (start the node once to create it, or \
-             point ARCHY_DATA_DIR / --token-file at the node's data dir)",
-            path.display()
-        )
-    })?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        bail!(
-            "the API token {} is readable by others (mode {:o}); run `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading the API token {}", path.display()))?,
-    );
-    let token = text.trim();
-    if token.len() < 32 {
-        bail!("the API token {} is too short to be one", path.display());
-    }
-    Ok(ApiToken(Zeroizing::new(token.to_owned())))
+    Ok(ApiToken(archy_api::read_token(path)?.into_secret()))
 }
 
 /// An HTTP client for the node's API that sends the token from `token_file` (default:

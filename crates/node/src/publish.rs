@@ -10,10 +10,8 @@ use archy_marketplace::DeveloperIdentity;
 use archy_registry::{Artifact, Manifest, Origin, Publication, Publisher};
 
 pub struct PublishRequest<'a> {
-    /// The developer's node API (it imports the artifacts and serves them).
-    pub api: &'a str,
-    /// A client that authenticates to that API ([`crate::auth::api_client`]).
-    pub http: &'a reqwest::Client,
+    /// A client of the developer's node API (it imports the artifacts and serves them).
+    pub client: &'a archy_api::Client,
     pub manifest: Manifest,
     /// Artifact name → file.
     pub artifacts: BTreeMap<String, PathBuf>,
@@ -52,25 +50,12 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
             );
         }
     }
-    let http = request.http;
-    let base = request.api.trim_end_matches('/');
-    let status: serde_json::Value = http
-        .get(format!("{base}/v1/status"))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach your node's API at {base} (is `archy node run` running?)")
-        })?
-        .json()
-        .await
-        .context("the node's status is not JSON")?;
-    let iroh = status["endpoint_id"]
-        .as_str()
-        .context("the node's status names no endpoint id")?
-        .to_owned();
+    let client = request.client;
+    let status = client.status().await?;
+    let iroh = status.endpoint_id;
     let origin_http = match request.origin_http {
         Some(url) => url,
-        None => match status["blobs_url"].as_str() {
+        None => match status.blobs_url.as_deref() {
             Some(url) if url.contains("://0.0.0.0:") || url.contains("://[::]:") => bail!(
                 "your node serves blobs on {url}, which is not an address others can use: \
                  pass --origin-http with the URL other nodes reach it at"
@@ -110,35 +95,26 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
             media_type: decl.media_type.clone(),
         });
     }
-    let session = begin_upload(http, base, &manifest.id, &artifacts).await?;
+    let session = begin_upload(client, &manifest.id, &artifacts).await?;
     let uploaded = async {
         for artifact in &artifacts {
             upload(
-                http,
-                base,
+                client,
                 &session,
                 artifact,
                 &request.artifacts[&artifact.name],
             )
             .await?;
         }
-        node_call(
-            http,
-            reqwest::Method::POST,
-            &format!("{base}/v1/publish/{session}/finish"),
-        )
-        .await
-        .context("finishing the upload")
+        client
+            .finish_publish(&session)
+            .await
+            .context("finishing the upload")
     }
     .await;
     if let Err(e) = uploaded {
         // Best effort: an abandoned session is also released when it expires.
-        let _ = node_call(
-            http,
-            reqwest::Method::DELETE,
-            &format!("{base}/v1/publish/{session}"),
-        )
-        .await;
+        let _ = client.abort_publish(&session).await;
         return Err(e);
     }
 
@@ -180,59 +156,32 @@ async fn hash_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
     .map_err(std::io::Error::other)?
 }
 
-/// A JSON call to the node; an error carries the node's own message.
-async fn node_call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-) -> anyhow::Result<serde_json::Value> {
-    answer(
-        http.request(method, url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .send()
-            .await?,
-    )
-    .await
-}
-
-async fn answer(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
-    let ok = response.status().is_success();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    if !ok {
-        bail!("{}", body["error"].as_str().unwrap_or("unknown error"));
-    }
-    Ok(body)
-}
-
 /// Declares the artifacts (name, size, hash) and gets the session the uploads go to.
 async fn begin_upload(
-    http: &reqwest::Client,
-    base: &str,
+    client: &archy_api::Client,
     app: &str,
     artifacts: &[Artifact],
 ) -> anyhow::Result<String> {
-    let declared: Vec<serde_json::Value> = artifacts
-        .iter()
-        .map(|a| serde_json::json!({ "name": a.name, "size": a.size, "blake3": a.blake3 }))
-        .collect();
-    let response = http
-        .post(format!("{base}/v1/publish"))
-        .json(&serde_json::json!({ "app": app, "artifacts": declared }))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach your node's API at {base}"))?;
-    let body = answer(response)
+    let request = archy_api::BeginPublish {
+        app: app.to_owned(),
+        artifacts: artifacts
+            .iter()
+            .map(|a| archy_api::DeclaredArtifact {
+                name: a.name.clone(),
+                size: a.size,
+                blake3: a.blake3.clone(),
+            })
+            .collect(),
+    };
+    let session = client
+        .begin_publish(&request)
         .await
         .context("your node refused the publication")?;
-    Ok(body["session"]
-        .as_str()
-        .context("the node returned no upload session")?
-        .to_owned())
+    Ok(session.session)
 }
 
 async fn upload(
-    http: &reqwest::Client,
-    base: &str,
+    client: &archy_api::Client,
     session: &str,
     artifact: &Artifact,
     path: &std::path::Path,
@@ -240,24 +189,16 @@ async fn upload(
     let file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("opening artifact {}", path.display()))?;
-    let response = http
-        .put(format!("{base}/v1/publish/{session}/{}", artifact.name))
-        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-        .header(reqwest::header::CONTENT_LENGTH, artifact.size)
-        .body(reqwest::Body::wrap_stream(
-            tokio_util::io::ReaderStream::new(file),
-        ))
-        .send()
-        .await
-        .with_context(|| format!("uploading {} to your node", path.display()))?;
-    let body = answer(response)
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    let stored = client
+        .upload_artifact(session, &artifact.name, artifact.size, body)
         .await
         .with_context(|| format!("your node refused artifact {}", artifact.name))?;
-    if body["blake3"].as_str() != Some(artifact.blake3.as_str()) {
+    if stored.blake3 != artifact.blake3 {
         bail!(
-            "your node stored artifact {} as {}, but it hashes to {}; nothing was published",
+            "your node stored artifact {} as {:?}, but it hashes to {}; nothing was published",
             artifact.name,
-            body["blake3"],
+            stored.blake3,
             artifact.blake3
         );
     }

@@ -136,3 +136,31 @@ fn dev_init_and_show_give_the_same_identities() {
         text(&bad)
     );
 }
+
+/// `archy … | head`: a reader that has gone away ends the output quietly (status 0), never
+/// with a panic about a broken pipe.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let cases: [&[&str]; 3] = [
+        &["app", "render", HELLO, "--publish-address", "127.0.0.1"],
+        &["app", "validate", HELLO],
+        &["--help"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_archy"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

@@ -45,6 +45,7 @@ fn unguarded(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/stop", post(stop))
         .route("/v1/apps/{id}/update", post(update))
         .route("/v1/apps/{id}/restart", post(restart))
+        .route(archy_api::routes::OPENAPI, get(openapi))
         .with_state(node.clone())
         .merge(publish::routes(node))
 }
@@ -73,6 +74,10 @@ impl IntoResponse for NodeError {
 }
 
 type ApiResult<T> = Result<axum::Json<T>, NodeError>;
+
+async fn openapi() -> axum::Json<archy_api::utoipa::openapi::OpenApi> {
+    axum::Json(archy_api::openapi())
+}
 
 async fn status(State(node): State<Arc<Node>>) -> ApiResult<crate::node::StatusView> {
     node.status().await.map(axum::Json)

@@ -45,18 +45,10 @@ fn shorten(raw: &str) -> String {
     }
 }
 
-/// The name grammar manifests use for app ids and artifact names: 1-63 of a-z, 0-9, '-',
-/// starting with a letter, not ending with '-'.
+/// The name grammar manifests use for app ids and artifact names (one grammar, the
+/// registry's).
 fn name_rule(raw: &str) -> Result<(), String> {
-    let ok = (1..=63).contains(&raw.len())
-        && raw.starts_with(|c: char| c.is_ascii_lowercase())
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !raw.ends_with('-');
-    ok.then_some(()).ok_or_else(|| {
-        "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter".to_owned()
-    })
+    archy_registry::grammar::check_name("", raw).map_err(|e| e.rule)
 }
 
 fn hex_rule(raw: &str, min: usize, max: usize) -> Result<(), String> {

@@ -1,0 +1,223 @@
+//! The API's paths: one constant per route (the template, as the server and the OpenAPI
+//! document spell it) and a builder per parameterised route that percent-encodes what it
+//! is given, so a value can never add a path segment.
+
+/// An HTTP method of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+pub const STATUS: &str = "/v1/status";
+pub const SWARM: &str = "/v1/swarm";
+pub const CATALOG_APPS: &str = "/v1/catalog/apps";
+pub const CATALOG_PULL: &str = "/v1/catalog/pull";
+pub const MARKET: &str = "/v1/market";
+pub const MARKET_DISCOVER: &str = "/v1/market/discover";
+pub const MARKET_APP: &str = "/v1/market/{app}";
+pub const MARKET_INSTALL: &str = "/v1/market/{app}/install";
+pub const TRUST_KEYS: &str = "/v1/trust/keys";
+pub const TRUST_KEY: &str = "/v1/trust/keys/{key}";
+pub const APPS: &str = "/v1/apps";
+pub const APP: &str = "/v1/apps/{id}";
+pub const APP_INSTALL: &str = "/v1/apps/{id}/install";
+pub const APP_START: &str = "/v1/apps/{id}/start";
+pub const APP_STOP: &str = "/v1/apps/{id}/stop";
+pub const APP_UPDATE: &str = "/v1/apps/{id}/update";
+pub const APP_RESTART: &str = "/v1/apps/{id}/restart";
+pub const PUBLISH: &str = "/v1/publish";
+pub const PUBLISH_SESSION: &str = "/v1/publish/{session}";
+pub const PUBLISH_FINISH: &str = "/v1/publish/{session}/finish";
+pub const PUBLISH_ARTIFACT: &str = "/v1/publish/{session}/{artifact}";
+pub const OPENAPI: &str = "/v1/openapi.json";
+
+/// Every route of the API: method and path template.
+pub const ALL: &[(Method, &str)] = &[
+    (Method::Get, STATUS),
+    (Method::Get, SWARM),
+    (Method::Get, CATALOG_APPS),
+    (Method::Post, CATALOG_PULL),
+    (Method::Get, MARKET),
+    (Method::Post, MARKET_DISCOVER),
+    (Method::Get, MARKET_APP),
+    (Method::Post, MARKET_INSTALL),
+    (Method::Get, TRUST_KEYS),
+    (Method::Post, TRUST_KEY),
+    (Method::Delete, TRUST_KEY),
+    (Method::Get, APPS),
+    (Method::Get, APP),
+    (Method::Delete, APP),
+    (Method::Post, APP_INSTALL),
+    (Method::Post, APP_START),
+    (Method::Post, APP_STOP),
+    (Method::Post, APP_UPDATE),
+    (Method::Post, APP_RESTART),
+    (Method::Post, PUBLISH),
+    (Method::Delete, PUBLISH_SESSION),
+    (Method::Post, PUBLISH_FINISH),
+    (Method::Put, PUBLISH_ARTIFACT),
+    (Method::Get, OPENAPI),
+];
+
+/// Percent-encodes one path segment or query value: everything but ASCII letters, digits
+/// and `-_.~`, and the dots of a `.` or `..` segment, which URL parsers would resolve.
+pub fn encode(value: &str) -> String {
+    if value == "." || value == ".." {
+        return "%2E".repeat(value.len());
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `/v1/market/{app}`
+pub fn market_app(app: &str) -> String {
+    format!("/v1/market/{}", encode(app))
+}
+
+/// `/v1/market/{app}/install?approve=…[&publisher=…]&stream=…`
+pub fn market_install(app: &str, publisher: Option<&str>, approve: bool, stream: bool) -> String {
+    let publisher = publisher
+        .map(|p| format!("&publisher={}", encode(p)))
+        .unwrap_or_default();
+    format!(
+        "/v1/market/{}/install?approve={approve}{publisher}&stream={stream}",
+        encode(app)
+    )
+}
+
+/// `/v1/trust/keys/{key}`
+pub fn trust_key(key: &str) -> String {
+    format!("/v1/trust/keys/{}", encode(key))
+}
+
+/// `/v1/apps/{id}`
+pub fn app(id: &str) -> String {
+    format!("/v1/apps/{}", encode(id))
+}
+
+/// `/v1/apps/{id}?purge=…`
+pub fn uninstall(id: &str, purge: bool) -> String {
+    format!("{}?purge={purge}", app(id))
+}
+
+/// `/v1/apps/{id}/install?stream=…&with_dependencies=…`
+pub fn app_install(id: &str, stream: bool, with_dependencies: bool) -> String {
+    format!(
+        "{}/install?stream={stream}&with_dependencies={with_dependencies}",
+        app(id)
+    )
+}
+
+/// `/v1/apps/{id}/start`
+pub fn app_start(id: &str) -> String {
+    format!("{}/start", app(id))
+}
+
+/// `/v1/apps/{id}/stop`
+pub fn app_stop(id: &str) -> String {
+    format!("{}/stop", app(id))
+}
+
+/// `/v1/apps/{id}/restart`
+pub fn app_restart(id: &str) -> String {
+    format!("{}/restart", app(id))
+}
+
+/// `/v1/apps/{id}/update?approve=…`
+pub fn app_update(id: &str, approve: bool) -> String {
+    format!("{}/update?approve={approve}", app(id))
+}
+
+/// `/v1/publish/{session}`
+pub fn publish_session(session: &str) -> String {
+    format!("/v1/publish/{}", encode(session))
+}
+
+/// `/v1/publish/{session}/finish`
+pub fn publish_finish(session: &str) -> String {
+    format!("{}/finish", publish_session(session))
+}
+
+/// `/v1/publish/{session}/{artifact}`
+pub fn publish_artifact(session: &str, artifact: &str) -> String {
+    format!("{}/{}", publish_session(session), encode(artifact))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_cannot_add_segments() {
+        assert_eq!(app("hello"), "/v1/apps/hello");
+        assert_eq!(
+            app("notes.0123456789abcdef"),
+            "/v1/apps/notes.0123456789abcdef"
+        );
+        assert_eq!(app(".."), "/v1/apps/%2E%2E");
+        assert_eq!(app("../x"), "/v1/apps/..%2Fx");
+        assert_eq!(uninstall("a b", true), "/v1/apps/a%20b?purge=true");
+        assert_eq!(
+            market_install("hello", Some("ab&x=1"), false, true),
+            "/v1/market/hello/install?approve=false&publisher=ab%26x%3D1&stream=true"
+        );
+        assert_eq!(
+            app_install("hello", true, false),
+            "/v1/apps/hello/install?stream=true&with_dependencies=false"
+        );
+    }
+
+    #[test]
+    fn builders_follow_their_templates() {
+        let fill = |t: &str| {
+            t.replace("{app}", "x")
+                .replace("{id}", "x")
+                .replace("{key}", "x")
+                .replace("{session}", "s")
+                .replace("{artifact}", "a")
+        };
+        let strip = |p: String| p.split('?').next().unwrap().to_owned();
+        assert_eq!(strip(market_app("x")), fill(MARKET_APP));
+        assert_eq!(
+            strip(market_install("x", None, false, false)),
+            fill(MARKET_INSTALL)
+        );
+        assert_eq!(trust_key("x"), fill(TRUST_KEY));
+        assert_eq!(strip(uninstall("x", false)), fill(APP));
+        assert_eq!(strip(app_install("x", false, false)), fill(APP_INSTALL));
+        assert_eq!(app_start("x"), fill(APP_START));
+        assert_eq!(app_stop("x"), fill(APP_STOP));
+        assert_eq!(app_restart("x"), fill(APP_RESTART));
+        assert_eq!(strip(app_update("x", false)), fill(APP_UPDATE));
+        assert_eq!(publish_session("s"), fill(PUBLISH_SESSION));
+        assert_eq!(publish_finish("s"), fill(PUBLISH_FINISH));
+        assert_eq!(publish_artifact("s", "a"), fill(PUBLISH_ARTIFACT));
+    }
+}

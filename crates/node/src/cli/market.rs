@@ -1,0 +1,119 @@
+//! `archy market`: third-party listings discovered on Nostr relays, their install, and the
+//! keys the operator trusts.
+
+use archy_api::MarketDetail;
+
+use super::print::{self, json_or};
+use super::{MarketCommand, Target, TrustCommand, progress};
+
+pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> {
+    let client = target.client()?;
+    match command {
+        MarketCommand::List => {
+            let listings = client.market().await?;
+            json_or(target.json, &listings, |listings| {
+                for l in listings {
+                    outln!(
+                        "{:<16} {:<10} {:<24} by {} ({}…)",
+                        l.app_id,
+                        l.version,
+                        l.name,
+                        l.did,
+                        l.author.get(..12).unwrap_or(&l.author)
+                    );
+                }
+            });
+        }
+        MarketCommand::Trust { command } => match command {
+            TrustCommand::List => {
+                let keys = client.trusted_keys().await?;
+                json_or(target.json, &keys, |keys| {
+                    for k in keys {
+                        outln!("{}  ({})", k.key, k.source);
+                    }
+                });
+            }
+            TrustCommand::Add { key } => {
+                let added = client.trust_key(&key).await?;
+                json_or(target.json, &added, |a| {
+                    outln!(
+                        "trusting {}; `archy market discover` rescores publishers",
+                        a.trusted
+                    )
+                });
+            }
+            TrustCommand::Remove { key } => {
+                let removed = client.untrust_key(&key).await?;
+                json_or(target.json, &removed, |r| {
+                    outln!("no longer trusting {}", r.untrusted)
+                });
+            }
+        },
+        MarketCommand::Show { app } => {
+            let details = client.market_show(&app).await?;
+            json_or(target.json, &details, |details| {
+                details.iter().for_each(print_detail)
+            });
+        }
+        MarketCommand::Install {
+            app,
+            publisher,
+            approve,
+        } => {
+            let bar = progress::bar(target.json);
+            let installed = client
+                .market_install(&app, publisher.as_deref(), approve, |p| {
+                    progress::draw(&bar, p)
+                })
+                .await;
+            progress::finish(&bar, installed.is_ok());
+            json_or(target.json, &installed?, print::app);
+        }
+        MarketCommand::Discover => {
+            let found = client.discover().await?;
+            json_or(target.json, &found, |found| {
+                outln!("{} publication(s) listed", found.listed);
+                for r in &found.rejected {
+                    outln!("rejected {}: {}", r.event, r.reason);
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One publisher's listing: who, the local id, the sandbox verdict, the score explained.
+fn print_detail(d: &MarketDetail) {
+    let l = &d.listing;
+    outln!("{} {} ({}) by {}", l.app_id, l.version, l.name, l.did);
+    outln!("  publisher: {}", l.author);
+    if let Some(id) = &d.local_id {
+        outln!(
+            "  installs as: {id}{}",
+            if d.installed { "  [installed]" } else { "" }
+        );
+    }
+    if !d.description.is_empty() {
+        outln!("  {}", d.description);
+    }
+    outln!("  sandbox policy: {}", d.sandbox);
+    if let Some(origin) = &d.origin {
+        outln!("  origin: {origin}");
+    }
+    match &d.score {
+        Some(score) => {
+            outln!(
+                "  trust score: {}/100 (install without --approve needs {})",
+                score.score,
+                d.threshold
+            );
+            for term in &score.explanation {
+                outln!("    {:+6} {}", term.points, term.reason);
+            }
+        }
+        None => outln!(
+            "  trust score: not computed yet (counts as 0; needs --approve below {})",
+            d.threshold
+        ),
+    }
+}

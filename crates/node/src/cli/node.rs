@@ -1,0 +1,91 @@
+//! The daemons: `archy node run` and `archy origin run`, and `archy origin id`. They log to
+//! stderr and keep ignoring SIGPIPE (a closed peer socket is not their end).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use archy_node::{NodeConfig, origin};
+
+use super::{NodeCommand, OriginCommand};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,iroh=warn,iroh_blobs=warn,noq=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `archy node run`: pull and verify the catalog, serve the API.
+pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
+    init_tracing();
+    let NodeCommand::Run {
+        config,
+        data_dir,
+        api_listen,
+        origin,
+        pinned_root,
+        podman_url,
+        publish_address,
+        pull_interval_seconds,
+    } = command;
+    let mut cfg = match config {
+        Some(path) => NodeConfig::load(&path)?,
+        None => NodeConfig::default(),
+    };
+    cfg.data_dir = data_dir.unwrap_or(cfg.data_dir);
+    cfg.api_listen = api_listen.unwrap_or(cfg.api_listen);
+    cfg.origin = origin.or(cfg.origin);
+    cfg.pinned_root = pinned_root.or(cfg.pinned_root);
+    cfg.podman_url = podman_url.unwrap_or(cfg.podman_url);
+    cfg.publish_address = publish_address.unwrap_or(cfg.publish_address);
+    cfg.pull_interval_seconds = pull_interval_seconds.unwrap_or(cfg.pull_interval_seconds);
+    let listener = tokio::net::TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("binding the API on {}", cfg.api_listen))?;
+    let node = archy_node::Node::start(cfg).await?;
+    tracing::info!(api = %listener.local_addr()?, endpoint = %node.swarm().endpoint_id(), "node running");
+    archy_node::serve(node, listener).await
+}
+
+/// `archy origin id` and `archy origin run`.
+pub async fn origin(command: OriginCommand) -> anyhow::Result<()> {
+    match command {
+        OriginCommand::Id { data_dir } => {
+            outln!("{}", archy_swarm::endpoint_id_of(&data_dir.join("swarm"))?);
+            Ok(())
+        }
+        OriginCommand::Run {
+            data_dir,
+            catalog,
+            artifacts,
+            listen,
+            iroh_bind,
+            roots,
+        } => {
+            init_tracing();
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let origin = origin::prepare(&origin::OriginConfig {
+                data_dir,
+                catalog,
+                artifacts,
+                iroh_bind,
+                roots,
+            })
+            .await?;
+            tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
+            axum::serve(
+                listener,
+                origin
+                    .router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
