@@ -10,11 +10,12 @@ set -euo pipefail
 PODMAN_USER="${ARCHY_PODMAN_USER:-archy-podman}"
 # netavark drives the host firewall through iptables: without it `podman start` fails with
 # "netavark: No such file or directory" on a fresh Debian machine.
-PACKAGES=(podman uidmap slirp4netns runc netavark aardvark-dns iptables busybox-static curl)
+# catatonit: Podman builds its pause image (the netns keeper pod below) from it.
+PACKAGES=(podman uidmap slirp4netns runc netavark aardvark-dns iptables busybox-static curl catatonit)
 # What each of those must leave on the machine, checked after installing (name: path).
 BINARIES=(podman:podman newuidmap:newuidmap newgidmap:newgidmap slirp4netns:slirp4netns runc:runc
   netavark:/usr/lib/podman/netavark aardvark-dns:/usr/lib/podman/aardvark-dns iptables:iptables
-  busybox:busybox curl:curl)
+  busybox:busybox curl:curl catatonit:catatonit)
 
 log() { echo "setup-podman: $*" >&2; }
 die() { echo "setup-podman: ERROR: $*" >&2; exit 1; }
@@ -133,5 +134,22 @@ fi
 # 7. Sanity: the service must be rootless (never hand out a root engine).
 rootless="$(answers)" || die "podman info via $url failed"
 [ "$rootless" = "true" ] || die "podman service on $sock is not rootless (Host.Security.Rootless=$rootless)"
+
+# 8. Keep the rootless network namespace up. Containers on a bridge network (every app's
+# own network) share one namespace whose slirp4netns Podman 4.3 starts as a child of the
+# API service; when the last such container stops, Podman kills that slirp4netns and never
+# waits for it, so each teardown leaves a zombie under the (living) service, which no init
+# or subreaper can reap (measured: 95 after a day of test runs). A pod whose infra
+# container sits on the default bridge network keeps the namespace, and its one
+# slirp4netns, alive: no teardown, no zombie (measured: 5 install/remove cycles, +0).
+# Labelled archy.infra, never archy.app: the orchestrator never touches it.
+keeper=archy-netns-keeper
+pm() { podman --remote --url "$url" "$@"; }
+if ! pm pod exists "$keeper"; then
+  log "creating pod $keeper (keeps the rootless network namespace up)"
+  pm pod create --name "$keeper" --label archy.infra=netns --network podman >/dev/null \
+    || die "podman pod create $keeper failed"
+fi
+pm pod start "$keeper" >/dev/null || die "podman pod start $keeper failed"
 
 echo "ARCHY_PODMAN_URL=$url"

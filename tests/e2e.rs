@@ -1428,3 +1428,7 @@ mod swarm;
 mod security;
 #[path = "e2e/trust_chain.rs"]
 mod trust_chain;
+#[path = "e2e/reliability.rs"]
+mod reliability;
+#[path = "e2e/api_contract.rs"]
+mod api_contract;

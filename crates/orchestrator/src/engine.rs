@@ -4,17 +4,28 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::{Error, LABEL_APP, LimitSupport, Result};
+
+/// How long one Podman call may take unless it says otherwise: far more than any
+/// healthy service needs for a listing, a create or a start, and a bound on a stuck one.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How often [`Engine::app_events`] asks the service whether it is alive, and how long
+/// that question may take: a stream from a frozen service ends within their sum.
+const EVENTS_PING_EVERY: Duration = Duration::from_secs(15);
+const EVENTS_PING_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Engine {
     url: String,
     host: HostInfo,
+    deadline: Duration,
 }
 
 /// The parts of `podman info` the orchestrator acts on.
@@ -146,15 +157,17 @@ impl Engine {
         let mut engine = Self {
             url: url.to_owned(),
             host: HostInfo::default(),
+            deadline: DEFAULT_DEADLINE,
         };
         let info = engine
             .run(&["info", "--format", "json"])
             .await
-            .map_err(|e| {
-                Error::Engine(format!(
+            .map_err(|e| match e {
+                e @ (Error::Timeout { .. } | Error::ServiceDown { .. }) => e,
+                e => Error::Engine(format!(
                     "cannot reach the Podman service at {url}: {e} \
                      (start it as the podman user: podman system service --time=0 {url})"
-                ))
+                )),
             })?;
         let host = HostInfo::parse(&info)?;
         if !host.rootless {
@@ -170,12 +183,25 @@ impl Engine {
         &self.url
     }
 
+    /// The same engine with another default deadline for each Podman call (the default is
+    /// [`DEFAULT_DEADLINE`]; calls with their own bound, such as `load` and `stop`, keep it).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The default deadline of one Podman call.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// An engine that was never connected, for unit tests that never call Podman.
     #[cfg(test)]
     pub(crate) fn unconnected() -> Self {
         Self {
             url: String::new(),
             host: HostInfo::default(),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 
@@ -189,11 +215,13 @@ impl Engine {
         LimitSupport::of(&self.host)
     }
 
-    /// Runs `podman --remote --url URL ARGS…`; returns stdout, or an error with stderr.
+    /// Runs `podman --remote --url URL ARGS…` within the default deadline; returns stdout,
+    /// or an error with stderr ([`Error::Timeout`] when podman did not answer in time,
+    /// [`Error::ServiceDown`] when nothing listens on the socket).
     /// Crate-private: every caller passes positional values after `--`, and outside code
     /// gets named operations instead of a raw argv.
     pub(crate) async fn run(&self, args: &[&str]) -> Result<String> {
-        self.run_with_input(args, None).await
+        self.run_within(args, None, self.deadline).await
     }
 
     /// Like [`Engine::run`], writing `input` to podman's stdin (secret values: never argv).
@@ -202,6 +230,27 @@ impl Engine {
         args: &[&str],
         input: Option<&[u8]>,
     ) -> Result<String> {
+        self.run_within(args, input, self.deadline).await
+    }
+
+    /// Like [`Engine::run_with_input`] with its own deadline. When it passes, the podman
+    /// client is killed (`kill_on_drop`) and the error names the command and the bound.
+    pub(crate) async fn run_within(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        deadline: Duration,
+    ) -> Result<String> {
+        match tokio::time::timeout(deadline, self.run_unbounded(args, input)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                what: describe(args),
+                after: deadline,
+            }),
+        }
+    }
+
+    async fn run_unbounded(&self, args: &[&str], input: Option<&[u8]>) -> Result<String> {
         use tokio::io::AsyncWriteExt;
         debug!(args = ?args.first(), "podman");
         let mut child = Command::new("podman")
@@ -238,12 +287,32 @@ impl Engine {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = stderr.trim();
+            if is_unreachable(stderr) {
+                return Err(Error::ServiceDown {
+                    url: self.url.clone(),
+                    what: describe(args),
+                    // Podman's last line says why ("dial unix …: connection refused").
+                    detail: stderr.lines().last().unwrap_or_default().trim().to_owned(),
+                });
+            }
             Err(Error::Engine(format!(
                 "`podman {}` failed: {}",
                 args.first().copied().unwrap_or_default(),
-                stderr.trim()
+                stderr
             )))
         }
+    }
+
+    /// Whether the service answers, within `deadline` (`podman version`).
+    pub async fn ping(&self, deadline: Duration) -> Result<()> {
+        self.run_within(
+            &["version", "--format", "{{.Server.Version}}"],
+            None,
+            deadline,
+        )
+        .await
+        .map(drop)
     }
 
     /// `podman ps --all` for containers carrying `label` (`key` or `key=value`).
@@ -298,7 +367,14 @@ impl Engine {
         // `load` takes no positional argument (`--input -- PATH` is refused); the `=` form
         // keeps the path bound to its flag whatever it starts with.
         let input = format!("--input={path}");
-        let out = self.run(&["load", "--quiet", &input]).await?;
+        let size = std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0);
+        let out = self
+            .run_within(
+                &["load", "--quiet", &input],
+                None,
+                load_deadline(self.deadline, size),
+            )
+            .await?;
         let loaded = parse_loaded(&out).ok_or_else(|| {
             Error::Engine(format!(
                 "`podman load` of {path} named no image: {}",
@@ -363,8 +439,13 @@ impl Engine {
     }
 
     pub async fn network_exists(&self, name: &str) -> Result<bool> {
-        // `network exists` answers with its exit code only.
-        Ok(self.run(&["network", "exists", "--", name]).await.is_ok())
+        // `network exists` answers with its exit code only; a service that does not
+        // answer is an error, not a "no".
+        match self.run(&["network", "exists", "--", name]).await {
+            Ok(_) => Ok(true),
+            Err(e @ (Error::Timeout { .. } | Error::ServiceDown { .. })) => Err(e),
+            Err(_) => Ok(false),
+        }
     }
 
     /// The `archy.app` label of a Podman secret: `None` when there is no such secret,
@@ -408,6 +489,38 @@ impl Engine {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// How long `podman load` of an archive of `bytes` may take: the default deadline plus a
+/// second per 4 MiB (a slow disk writes the layers and their user-namespace copy).
+pub(crate) fn load_deadline(base: Duration, bytes: u64) -> Duration {
+    base + Duration::from_secs(bytes / (4 * 1024 * 1024))
+}
+
+/// A podman command as an operator would name it: its subcommand words and the object
+/// after `--` (e.g. `podman volume create archy-hello-data`), never option values.
+pub(crate) fn describe(args: &[&str]) -> String {
+    let mut words: Vec<&str> = args
+        .iter()
+        .take_while(|a| !a.starts_with('-'))
+        .copied()
+        .collect();
+    if let Some(pos) = args.iter().position(|a| *a == "--")
+        && let Some(object) = args.get(pos + 1)
+        && *object != "-"
+    {
+        words.push(object);
+    }
+    format!("podman {}", words.join(" "))
+}
+
+/// What the podman client says when nothing answers on the socket (the service is dead).
+fn is_unreachable(stderr: &str) -> bool {
+    stderr.contains("Cannot connect to Podman")
+        || stderr.contains("connection refused")
+        || stderr.contains("no such file or directory") && stderr.contains(".sock")
+        || stderr.contains("unexpected EOF")
+        || stderr.contains("connection reset by peer")
 }
 
 /// `sha256` image ids as `podman image inspect` prints them: 64 lowercase hex digits.
@@ -456,9 +569,20 @@ fn app_event(line: &str) -> Option<AppEvent> {
 
 impl Engine {
     /// Follows Podman's event stream and passes on what happens to archy-labelled
-    /// containers. The stream ends when Podman's ends (e.g. the service restarted); the
+    /// containers. The stream ends when Podman's ends (e.g. the service restarted or died),
+    /// and also when the service stops answering a ping (every 15 s, 10 s to answer): a
+    /// frozen service cannot keep a caller waiting on a stream that will never speak. The
     /// caller decides when to follow it again. Dropping the receiver stops the child.
     pub fn app_events(&self) -> Result<tokio::sync::mpsc::Receiver<AppEvent>> {
+        self.app_events_pinging(EVENTS_PING_EVERY, EVENTS_PING_DEADLINE)
+    }
+
+    /// [`Engine::app_events`] with its liveness ping every `every`, answered within `deadline`.
+    pub fn app_events_pinging(
+        &self,
+        every: Duration,
+        deadline: Duration,
+    ) -> Result<tokio::sync::mpsc::Receiver<AppEvent>> {
         use tokio::io::AsyncBufReadExt;
         let mut child = Command::new("podman")
             .arg("--remote")
@@ -480,14 +604,34 @@ impl Engine {
             .take()
             .ok_or_else(|| Error::Engine("`podman events` has no stdout".into()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let engine = self.clone();
         tokio::spawn(async move {
             let _child = child;
             let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(event) = app_event(&line)
-                    && tx.send(event).await.is_err()
-                {
-                    break;
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => match line {
+                        Ok(Some(line)) => {
+                            if let Some(event) = app_event(&line)
+                                && tx.send(event).await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                        _ => {
+                            warn!("the Podman event stream ended");
+                            break;
+                        }
+                    },
+                    _ = ping.tick() => {
+                        if let Err(e) = engine.ping(deadline).await {
+                            warn!(error = %e, "the Podman service does not answer; ending its event stream");
+                            break;
+                        }
+                    }
+                    _ = tx.closed() => break,
                 }
             }
         });
@@ -576,6 +720,106 @@ mod tests {
         assert!(!is_image_id(&"0A".repeat(32)));
         assert!(!is_image_id("localhost/archy/hello:1.0.0"));
         assert!(!is_image_id(&format!("-{}", "a".repeat(63))));
+    }
+
+    #[test]
+    fn timeouts_name_the_command_not_its_values() {
+        assert_eq!(
+            describe(&[
+                "volume",
+                "create",
+                "--label",
+                "archy.app=x",
+                "--",
+                "archy-x-data"
+            ]),
+            "podman volume create archy-x-data"
+        );
+        assert_eq!(
+            describe(&["secret", "create", "--label", "l", "--", "archy-x-db", "-"]),
+            "podman secret create archy-x-db"
+        );
+        assert_eq!(
+            describe(&["load", "--quiet", "--input=/a.tar"]),
+            "podman load"
+        );
+        assert_eq!(describe(&["ps", "--all"]), "podman ps");
+        let e = Error::Timeout {
+            what: describe(&["start", "--", "archy-x-web"]),
+            after: Duration::from_secs(60),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`podman start archy-x-web` did not answer within 60s (is the Podman service alive?)"
+        );
+    }
+
+    #[test]
+    fn load_deadline_grows_with_the_archive() {
+        let base = Duration::from_secs(60);
+        assert_eq!(load_deadline(base, 0), base);
+        assert_eq!(
+            load_deadline(base, 400 * 1024 * 1024),
+            Duration::from_secs(160)
+        );
+    }
+
+    #[test]
+    fn a_dead_service_is_told_apart_from_a_failed_command() {
+        assert!(is_unreachable(
+            "Error: unable to connect to Podman socket: Get \"http://d/v4.3.1/libpod/_ping\": dial unix /run/user/1001/podman.sock: connect: connection refused"
+        ));
+        assert!(is_unreachable(
+            "Cannot connect to Podman. Please verify your connection to the Linux system"
+        ));
+        assert!(!is_unreachable("Error: no such container archy-x-web"));
+    }
+
+    #[tokio::test]
+    async fn a_podman_call_that_never_answers_times_out_with_its_name() {
+        // A socket that accepts and never answers: a frozen service.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("podman.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let engine = Engine {
+            url: format!("unix://{}", sock.display()),
+            host: HostInfo::default(),
+            deadline: Duration::from_millis(1500),
+        };
+        let started = std::time::Instant::now();
+        let err = engine.containers_of("x").await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout { what, after } if what == "podman ps" && *after == Duration::from_millis(1500)),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // Nothing listens any more: a named error at once, not a hang.
+        drop(_listener);
+        std::fs::remove_file(&sock).unwrap();
+        let started = std::time::Instant::now();
+        let err = engine.containers_of("x").await.unwrap_err();
+        assert!(matches!(err, Error::ServiceDown { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn the_event_stream_of_a_frozen_service_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("podman.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let engine = Engine {
+            url: format!("unix://{}", sock.display()),
+            host: HostInfo::default(),
+            deadline: DEFAULT_DEADLINE,
+        };
+        let mut rx = engine
+            .app_events_pinging(Duration::from_millis(500), Duration::from_millis(500))
+            .unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "the stream of a frozen service went on"
+        );
     }
 
     #[test]

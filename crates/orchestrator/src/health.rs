@@ -11,6 +11,10 @@ use tokio::time::{Instant, sleep, timeout};
 
 use crate::{Engine, Error, Result};
 
+/// How often the wait for health also asks Podman whether the container still runs: a
+/// container that exited, or a Podman service that died, ends the wait at once.
+const STATE_EVERY: Duration = Duration::from_secs(2);
+
 /// How long a TCP health probe waits for the peer to hang up before calling the port open
 /// (rootless Podman's forwarder hangs up within milliseconds; a loaded host gets slack).
 const TCP_SETTLE: Duration = Duration::from_secs(1);
@@ -26,7 +30,17 @@ pub async fn wait_healthy(
     let start_period = Duration::from_secs(check.start_period_seconds.into());
     let interval = Duration::from_secs(check.interval_seconds.into());
     let mut failures = 0;
+    let mut state_checked = Instant::now();
     loop {
+        if state_checked.elapsed() >= STATE_EVERY {
+            state_checked = Instant::now();
+            if let Some(reason) = not_running(engine, name).await? {
+                return Err(Error::Unhealthy {
+                    container: container.name.clone(),
+                    reason,
+                });
+            }
+        }
         let result = probe(engine, name, container, check, publish_address).await;
         match result {
             Ok(()) => return Ok(()),
@@ -50,6 +64,23 @@ pub async fn wait_healthy(
         };
         sleep(wait).await;
     }
+}
+
+/// Why the container cannot become healthy any more (it is not running), if so. Errors
+/// from Podman itself (a dead or frozen service) are returned as they are.
+async fn not_running(engine: &Engine, name: &str) -> Result<Option<String>> {
+    let Some(info) = engine.inspect_container(name).await? else {
+        return Ok(Some("the container was removed while starting".into()));
+    };
+    let state = &info["State"];
+    let status = state["Status"].as_str().unwrap_or_default();
+    Ok(match status {
+        "running" | "created" | "configured" | "initialized" | "" => None,
+        other => Some(format!(
+            "the container is {other} (exit code {}) instead of running",
+            state["ExitCode"].as_i64().unwrap_or_default()
+        )),
+    })
 }
 
 async fn probe(

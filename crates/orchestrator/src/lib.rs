@@ -21,7 +21,7 @@ use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-pub use engine::{AppEvent, ContainerInfo, ContainerState, Engine, HostInfo};
+pub use engine::{AppEvent, ContainerInfo, ContainerState, DEFAULT_DEADLINE, Engine, HostInfo};
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use secrets::podman_name as secret_name;
 
@@ -57,6 +57,22 @@ pub const TMP_TMPFS: &str = "/tmp:rw,nosuid,nodev,mode=1777";
 pub enum Error {
     #[error("podman: {0}")]
     Engine(String),
+    /// A Podman call that did not finish within its deadline (its client was killed).
+    #[error("`{what}` did not answer within {}s (is the Podman service alive?)", after.as_secs())]
+    Timeout { what: String, after: Duration },
+    /// Nothing answers on the Podman socket: the service is not running.
+    #[error(
+        "the Podman service at {url} is not running (`{what}` could not connect: {detail}); \
+         start it as the podman user: podman system service --time=0 {url}"
+    )]
+    ServiceDown {
+        url: String,
+        what: String,
+        detail: String,
+    },
+    /// [`Orchestrator::undo`] could not remove everything it was given.
+    #[error("undoing what an operation on {app} created left behind: {}", left.join("; "))]
+    UndoIncomplete { app: String, left: Vec<String> },
     #[error(
         "podman at {url} is not rootless; Archipelago only drives rootless Podman (run it as a non-root user)"
     )]
@@ -175,6 +191,99 @@ pub struct Repair {
 impl Repair {
     pub fn is_noop(&self) -> bool {
         self.recreated.is_empty() && self.restarted.is_empty()
+    }
+}
+
+/// Everything one install or update created, so that exactly that can be undone
+/// ([`Orchestrator::undo`]) whatever failed, even after a crash: every Podman object is
+/// recorded *before* it is created (an entry for an object that never came is harmless:
+/// undo skips what does not exist), files right after they are written. Objects that
+/// existed before the operation (the app's volumes and data, secrets it kept) are never
+/// in it. Serializable, so the node keeps it in the operation's row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub app: String,
+    /// The app's data dir (`<data>/apps/<app>`) did not exist before: undo removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub app_dir: bool,
+    /// The app's env dir did not exist before: undo removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_dir: bool,
+    /// Secret files (names under `<app dir>/secrets`) the operation generated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+}
+
+impl Created {
+    pub fn new(app: impl Into<String>) -> Self {
+        Self {
+            app: app.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Nothing to undo.
+    pub fn is_empty(&self) -> bool {
+        !self.app_dir
+            && !self.env_dir
+            && self.secret_files.is_empty()
+            && self.secrets.is_empty()
+            && self.networks.is_empty()
+            && self.volumes.is_empty()
+            && self.containers.is_empty()
+    }
+}
+
+/// Where the growing [`Created`] record goes: called with the whole record each time an
+/// object is about to be created, and once more after a failed operation undid itself,
+/// with what is still left (empty when everything went). `&|_| {}` when nobody keeps it.
+pub type CreatedSink<'a> = &'a (dyn Fn(&Created) + Send + Sync);
+
+/// The record of one operation in progress, reported to its sink at each change.
+struct Tracker<'a> {
+    record: std::sync::Mutex<Created>,
+    sink: CreatedSink<'a>,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(app: &str, sink: CreatedSink<'a>) -> Self {
+        Self {
+            record: std::sync::Mutex::new(Created::new(app)),
+            sink,
+        }
+    }
+
+    /// A record nobody reads (repairs and rollbacks rebuild the app's own state).
+    fn unreported(app: &str) -> Tracker<'static> {
+        Tracker::new(app, &|_| {})
+    }
+
+    fn add(&self, change: impl FnOnce(&mut Created)) {
+        let snapshot = {
+            let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+            change(&mut record);
+            record.clone()
+        };
+        (self.sink)(&snapshot);
+    }
+
+    fn snapshot(&self) -> Created {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, record: Created) {
+        self.add(|r| *r = record);
     }
 }
 
@@ -300,35 +409,196 @@ impl Orchestrator {
         images: &BTreeMap<String, PathBuf>,
         progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
+        self.install_tracked(manifest, images, progress, &|_| {})
+            .await
+    }
+
+    /// [`Orchestrator::install`], reporting what it creates to `created` as it goes (for
+    /// the caller to persist, and to [`Orchestrator::undo`] after a crash). After a failure
+    /// the sink gets what the install's own undo could not remove (nothing, normally).
+    pub async fn install_tracked(
+        &self,
+        manifest: &VerifiedManifest,
+        images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
+        created: CreatedSink<'_>,
+    ) -> Result<AppRuntime> {
         preflight::check_manifest(manifest)?;
         let app = manifest.id.as_str();
         if !self.engine.containers_of(app).await?.is_empty() {
             return Err(Error::AlreadyInstalled(app.to_owned()));
         }
         self.check_ports_free(manifest)?;
-        let existing_volumes = self.engine.volumes_of(app).await?;
-        let secrets_existed = self.app_dir(app).join("secrets").exists();
-        match self.create_and_start(manifest, images, progress).await {
+        let tracker = Tracker::new(app, created);
+        let dir = self.app_dir(app);
+        tracker.add(|c| {
+            c.app_dir = !dir.exists();
+            c.env_dir = !dir.join("env").exists();
+        });
+        match self
+            .create_and_start(manifest, images, progress, &tracker)
+            .await
+        {
             Ok(runtime) => Ok(self.with_limit_warnings(manifest, runtime)),
             Err(e) => {
                 warn!(app, error = %e, "install failed; removing what it created");
-                self.remove_containers(app).await;
-                self.remove_network(app).await;
-                self.remove_secrets(app).await;
-                for v in self.engine.volumes_of(app).await.unwrap_or_default() {
-                    if !existing_volumes.contains(&v) {
-                        let _ = self.engine.run(&["volume", "rm", "-f", "--", &v]).await;
-                    }
-                }
-                let dir = self.app_dir(app);
-                if !secrets_existed {
-                    let _ = std::fs::remove_dir_all(&dir);
-                } else {
-                    let _ = std::fs::remove_dir_all(dir.join("env"));
-                }
+                self.undo_reporting(&tracker).await;
                 Err(e)
             }
         }
+    }
+
+    /// Undoes what `tracker` recorded and reports what is left to its sink.
+    async fn undo_reporting(&self, tracker: &Tracker<'_>) {
+        let (left, problems) = self.undo_inner(&tracker.snapshot()).await;
+        if !problems.is_empty() {
+            warn!(app = %left.app, ?problems, "undo left objects behind");
+        }
+        tracker.replace(left);
+    }
+
+    /// Removes exactly what an operation created (`created`, as reported by
+    /// [`Orchestrator::install_tracked`] or [`Orchestrator::update_tracked`]), whether or
+    /// not any container of the app exists: containers, Podman secrets, volumes, networks,
+    /// then the files. Only objects named for the app and carrying its label are touched;
+    /// what no longer exists is skipped, so undoing twice is harmless.
+    pub async fn undo(&self, created: &Created) -> Result<()> {
+        let (_, problems) = self.undo_inner(created).await;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UndoIncomplete {
+                app: created.app.clone(),
+                left: problems,
+            })
+        }
+    }
+
+    /// Undoes `created`; returns what is still there and why.
+    async fn undo_inner(&self, created: &Created) -> (Created, Vec<String>) {
+        let app = created.app.as_str();
+        let mut left = Created::new(app);
+        let mut problems = Vec::new();
+        // Every name an operation of `app` creates is `archy-<app>[-<part>]`.
+        let prefix = format!("archy-{app}");
+        let ours = |name: &str| {
+            name == prefix
+                || name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|r| r.starts_with('-'))
+        };
+        let refuse = |kind: &str, name: &str, problems: &mut Vec<String>| {
+            problems.push(format!(
+                "{kind} {name:?} is not named for {app}; left alone"
+            ));
+        };
+        if !created.containers.is_empty() {
+            match self.engine.containers_of(app).await {
+                Ok(have) => {
+                    for name in &created.containers {
+                        if !ours(name) {
+                            refuse("container", name, &mut problems);
+                        } else if have.iter().any(|c| &c.name == name)
+                            && let Err(e) = self.engine.remove_container(name).await
+                        {
+                            problems.push(format!("container {name}: {e}"));
+                            left.containers.push(name.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("containers: {e}"));
+                    left.containers = created.containers.clone();
+                }
+            }
+        }
+        for name in &created.secrets {
+            if !ours(name) {
+                refuse("secret", name, &mut problems);
+                continue;
+            }
+            let result = match self.engine.secret_owner(name).await {
+                Ok(Some(owner)) if owner == app => self.engine.remove_secret(name).await,
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                problems.push(format!("secret {name}: {e}"));
+                left.secrets.push(name.clone());
+            }
+        }
+        if !created.volumes.is_empty() {
+            match self.engine.volumes_of(app).await {
+                Ok(have) => {
+                    for name in &created.volumes {
+                        if !ours(name) {
+                            refuse("volume", name, &mut problems);
+                        } else if have.contains(name)
+                            && let Err(e) = self
+                                .engine
+                                .run(&["volume", "rm", "--force", "--", name])
+                                .await
+                        {
+                            problems.push(format!("volume {name}: {e}"));
+                            left.volumes.push(name.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("volumes: {e}"));
+                    left.volumes = created.volumes.clone();
+                }
+            }
+        }
+        for name in &created.networks {
+            if !ours(name) {
+                refuse("network", name, &mut problems);
+                continue;
+            }
+            let result = match self.network_owner(name).await {
+                Ok(Some(owner)) if owner == app => self
+                    .engine
+                    .run(&["network", "rm", "--", name])
+                    .await
+                    .map(drop),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                problems.push(format!("network {name}: {e}"));
+                left.networks.push(name.clone());
+            }
+        }
+        let dir = self.app_dir(app);
+        let remove = |path: PathBuf, is_dir: bool, problems: &mut Vec<String>| {
+            let result = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match result {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    problems.push(format!("{}: {e}", path.display()));
+                    false
+                }
+                _ => true,
+            }
+        };
+        if created.app_dir {
+            left.app_dir = !remove(dir.clone(), true, &mut problems);
+        } else {
+            for file in &created.secret_files {
+                if file.is_empty() || file.contains('/') || file == "." || file == ".." {
+                    refuse("secret file", file, &mut problems);
+                } else if !remove(dir.join("secrets").join(file), false, &mut problems) {
+                    left.secret_files.push(file.clone());
+                }
+            }
+            if created.env_dir {
+                left.env_dir = !remove(dir.join("env"), true, &mut problems);
+            }
+        }
+        (left, problems)
     }
 
     async fn create_and_start(
@@ -336,8 +606,10 @@ impl Orchestrator {
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
         progress: ProgressSink<'_>,
+        tracker: &Tracker<'_>,
     ) -> Result<AppRuntime> {
-        self.create_missing(manifest, images, &[], progress).await?;
+        self.create_missing(manifest, images, &[], progress, tracker)
+            .await?;
         self.start_containers(manifest, progress).await
     }
 
@@ -348,18 +620,22 @@ impl Orchestrator {
         images: &BTreeMap<String, PathBuf>,
         existing: &[String],
         progress: ProgressSink<'_>,
+        tracker: &Tracker<'_>,
     ) -> Result<Vec<String>> {
         // Every path that creates containers (install, update, its rollback, repair) passes here.
         preflight::check_manifest(manifest)?;
         let app = manifest.id.as_str();
         let secrets = secrets::ensure(&self.app_dir(app).join("secrets"), &manifest.secrets)?;
-        self.ensure_secrets(app, &secrets).await?;
+        if !secrets.generated.is_empty() {
+            tracker.add(|c| c.secret_files.extend(secrets.generated.iter().cloned()));
+        }
+        self.ensure_secrets(app, &secrets, tracker).await?;
         if manifest
             .containers
             .iter()
             .any(|c| c.network == NetworkMode::App)
         {
-            self.ensure_network(app).await?;
+            self.ensure_network(app, tracker).await?;
         }
         let mut image_ids = BTreeMap::new();
         let mut created = Vec::new();
@@ -400,7 +676,7 @@ impl Orchestrator {
                 total,
                 c.name.clone(),
             ));
-            self.create_container(manifest, c, &image).await?;
+            self.create_container(manifest, c, &image, tracker).await?;
             created.push(name);
         }
         Ok(created)
@@ -452,7 +728,13 @@ impl Orchestrator {
             .map(|c| c.name.clone())
             .collect();
         let recreated = self
-            .create_missing(manifest, images, &existing, &|_| {})
+            .create_missing(
+                manifest,
+                images,
+                &existing,
+                &|_| {},
+                &Tracker::unreported(app),
+            )
             .await?;
         if recreated.is_empty() && not_running.is_empty() {
             return Ok(Repair::default());
@@ -470,6 +752,7 @@ impl Orchestrator {
         manifest: &VerifiedManifest,
         c: &Container,
         image: &str,
+        tracker: &Tracker<'_>,
     ) -> Result<()> {
         let app = manifest.id.as_str();
         let env_file = self.write_env_file(app, c)?;
@@ -486,12 +769,14 @@ impl Orchestrator {
             let vol = volume_name(app, &v.name);
             if !existing.contains(&vol) {
                 let label = format!("{LABEL_APP}={app}");
+                tracker.add(|r| r.volumes.push(vol.clone()));
                 self.engine
                     .run(&["volume", "create", "--label", &label, "--", &vol])
                     .await?;
             }
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        tracker.add(|r| r.containers.push(container_name(app, &c.name)));
         self.engine.run(&refs).await?;
         Ok(())
     }
@@ -574,25 +859,23 @@ impl Orchestrator {
             // Podman waits `grace` then kills; our own wait must outlast that.
             let outer = Duration::from_secs(u64::from(grace) + 30);
             let grace_arg = grace.to_string();
-            let stop_args = ["stop", "--time", &grace_arg, "--", &name];
-            match tokio::time::timeout(outer, self.engine.run(&stop_args)).await {
-                Ok(result) => {
-                    result?;
-                }
-                Err(_) => {
-                    return Err(Error::Engine(format!(
-                        "stopping {name} took longer than its {grace}s grace plus 30s"
-                    )));
-                }
-            }
+            self.engine
+                .run_within(&["stop", "--time", &grace_arg, "--", &name], None, outer)
+                .await?;
         }
         self.status(app).await
     }
 
-    /// Removes an app's containers. Volumes and secrets stay unless `purge` is set.
+    /// Removes an app's containers, its network and its Podman secrets. Volumes and the
+    /// secret files stay unless `purge` is set. Without a container (an install that
+    /// failed or was interrupted before creating one) the network and secrets still go,
+    /// and the answer is [`Error::NotInstalled`] unless `purge` is set.
     pub async fn uninstall(&self, app: &str, purge: bool) -> Result<()> {
         let containers = self.engine.containers_of(app).await?;
         if containers.is_empty() && !purge {
+            self.remove_network(app).await;
+            self.remove_secrets(app).await;
+            let _ = std::fs::remove_dir_all(self.app_dir(app).join("env"));
             return Err(Error::NotInstalled(app.to_owned()));
         }
         self.remove_containers(app).await;
@@ -628,7 +911,7 @@ impl Orchestrator {
 
     /// Replaces a running app with a newer version. Volumes, secrets, container names and
     /// ports carry over (they are derived from the app id and the manifest). When the new
-    /// version does not come up healthy, its containers are removed and the previous
+    /// version does not come up healthy, what it created is undone and the previous
     /// version is recreated from `old_images`, so the app runs as before.
     pub async fn update(
         &self,
@@ -637,6 +920,23 @@ impl Orchestrator {
         old_images: &BTreeMap<String, PathBuf>,
         new_images: &BTreeMap<String, PathBuf>,
         progress: ProgressSink<'_>,
+    ) -> Result<AppRuntime> {
+        self.update_tracked(old, new, old_images, new_images, progress, &|_| {})
+            .await
+    }
+
+    /// [`Orchestrator::update`], reporting what the new version creates to `created` as it
+    /// goes. Undoing that record after a crash removes the new version's containers (and
+    /// any volume, network or secret only it declared); the previous version's objects are
+    /// never in it, so recreating the recorded version afterwards brings the app back.
+    pub async fn update_tracked(
+        &self,
+        old: &VerifiedManifest,
+        new: &VerifiedManifest,
+        old_images: &BTreeMap<String, PathBuf>,
+        new_images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
+        created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
         // Refused before the running version is stopped.
         preflight::check_manifest(new)?;
@@ -648,12 +948,22 @@ impl Orchestrator {
         // Stopping first honours the old version's stop grace (its data flushed cleanly).
         self.stop(old).await?;
         self.remove_containers(app).await;
-        match self.create_and_start(new, new_images, progress).await {
+        let tracker = Tracker::new(app, created);
+        let env_dir = self.app_dir(app).join("env");
+        tracker.add(|c| c.env_dir = !env_dir.exists());
+        match self
+            .create_and_start(new, new_images, progress, &tracker)
+            .await
+        {
             Ok(runtime) => Ok(self.with_limit_warnings(new, runtime)),
             Err(cause) => {
                 warn!(app, error = %cause, "update failed; rolling back");
+                self.undo_reporting(&tracker).await;
                 self.remove_containers(app).await;
-                match self.create_and_start(old, old_images, &|_| {}).await {
+                let rollback = self
+                    .create_and_start(old, old_images, &|_| {}, &Tracker::unreported(app))
+                    .await;
+                match rollback {
                     Ok(_) => Err(Error::RolledBack {
                         app: app.to_owned(),
                         from: old.version.to_string(),
@@ -673,7 +983,12 @@ impl Orchestrator {
     /// Makes sure every declared secret exists as the app's Podman secret, holding the
     /// value of its 0600 file. A secret generated just now replaces a leftover of ours; a
     /// secret of that name that is not ours is never touched (the install fails).
-    async fn ensure_secrets(&self, app: &str, secrets: &secrets::Secrets) -> Result<()> {
+    async fn ensure_secrets(
+        &self,
+        app: &str,
+        secrets: &secrets::Secrets,
+        tracker: &Tracker<'_>,
+    ) -> Result<()> {
         for (secret, value) in &secrets.values {
             let name = secrets::podman_name(app, secret);
             match self.engine.secret_owner(&name).await? {
@@ -684,8 +999,11 @@ impl Orchestrator {
                     });
                 }
                 Some(_) if !secrets.generated.contains(secret) => continue,
-                Some(_) => self.engine.remove_secret(&name).await?,
-                None => {}
+                Some(_) => {
+                    tracker.add(|r| r.secrets.push(name.clone()));
+                    self.engine.remove_secret(&name).await?
+                }
+                None => tracker.add(|r| r.secrets.push(name.clone())),
             }
             self.engine
                 .create_secret(&name, app, value.as_bytes())
@@ -709,14 +1027,10 @@ impl Orchestrator {
         }
     }
 
-    async fn ensure_network(&self, app: &str) -> Result<()> {
+    async fn ensure_network(&self, app: &str, tracker: &Tracker<'_>) -> Result<()> {
         let name = network_name(app);
-        if self
-            .engine
-            .run(&["network", "exists", "--", &name])
-            .await
-            .is_err()
-        {
+        if !self.engine.network_exists(&name).await? {
+            tracker.add(|r| r.networks.push(name.clone()));
             self.engine
                 .run(&[
                     "network",
@@ -731,21 +1045,32 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// The `archy.app` label of a network: `None` when there is no such network, `Some("")`
+    /// when it has no such label (not ours).
+    async fn network_owner(&self, name: &str) -> Result<Option<String>> {
+        let format = format!("{{{{index .Labels \"{LABEL_APP}\"}}}}");
+        match self
+            .engine
+            .run(&["network", "inspect", "--format", &format, "--", name])
+            .await
+        {
+            Ok(owner) => Ok(Some(owner.trim().to_owned())),
+            Err(Error::Engine(e))
+                if e.contains("network not found") || e.contains("no such network") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes the app's network, only if it carries our label (never someone else's).
     async fn remove_network(&self, app: &str) {
         let name = network_name(app);
         let labelled = self
-            .engine
-            .run(&[
-                "network",
-                "inspect",
-                "--format",
-                &format!("{{{{index .Labels \"{LABEL_APP}\"}}}}"),
-                "--",
-                &name,
-            ])
+            .network_owner(&name)
             .await
-            .is_ok_and(|owner| owner.trim() == app);
+            .is_ok_and(|owner| owner.as_deref() == Some(app));
         if labelled && let Err(e) = self.engine.run(&["network", "rm", "--", &name]).await {
             warn!(network = %name, error = %e, "could not remove the app network");
         }
@@ -1243,6 +1568,29 @@ mod render_tests {
             .write_env_file("hello", &m.containers[0])
             .unwrap();
         assert_eq!(std::fs::read_to_string(path).unwrap(), "GREETING=hi\n");
+    }
+
+    #[test]
+    fn created_records_round_trip_and_grow_in_order() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let sink = |c: &Created| seen.lock().unwrap().push(c.clone());
+        let tracker = Tracker::new("hello", &sink);
+        assert!(tracker.snapshot().is_empty());
+        tracker.add(|c| c.networks.push("archy-hello".into()));
+        tracker.add(|c| c.containers.push("archy-hello-web".into()));
+        let snapshot = tracker.snapshot();
+        drop(tracker);
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 2, "the sink sees every step");
+        assert_eq!(seen[0].containers.len(), 0);
+        assert_eq!(seen[1], snapshot);
+        let json = serde_json::to_string(&seen[1]).unwrap();
+        assert_eq!(
+            json,
+            r#"{"app":"hello","networks":["archy-hello"],"containers":["archy-hello-web"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Created>(&json).unwrap(), seen[1]);
+        assert!(Created::new("hello").is_empty());
     }
 
     #[test]
