@@ -9,6 +9,7 @@ pub mod db;
 pub mod node;
 pub mod origin;
 pub mod publish;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -34,9 +35,14 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
     let app = api_router(node.clone())?;
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // The peer's address: the dashboard's first-run page answers only to loopback, and its
+    // login rate limit counts per client address.
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     pull.abort();
     reconcile.abort();
     if let Some(blobs) = blobs {
@@ -46,16 +52,24 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     Ok(result?)
 }
 
-/// The node's API behind its front door, with the token from the data dir (created on first
-/// use): what [`serve`] answers with.
+/// The node's API and its web dashboard behind their front door, with the token from the
+/// data dir (created on first use) and the dashboard's sessions: what [`serve`] answers with.
+/// Serve it with connect info (`into_make_service_with_connect_info::<SocketAddr>()`), or the
+/// dashboard's first-run page refuses everyone.
 pub fn api_router(node: Arc<Node>) -> anyhow::Result<axum::Router> {
     let token = auth::load_or_create_token(&node.config().data_dir)?;
-    let guard = Arc::new(api::guard::Guard::new(
-        token,
-        node.config().api_listen,
-        &node.config().api_hosts,
-    ));
-    Ok(api::routes(node, guard))
+    let dashboard = archy_dashboard::Dashboard::new(node.config().data_dir.clone());
+    let guard = Arc::new(
+        api::guard::Guard::new(token, node.config().api_listen, &node.config().api_hosts)
+            .with_dashboard(dashboard.clone()),
+    );
+    let pages = dashboard
+        .routes()
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            api::guard::check,
+        ));
+    Ok(api::routes(node, guard).merge(pages))
 }
 
 /// Serves the node's blobs (and its swarm address) over HTTP on `listener`: read-only, safe

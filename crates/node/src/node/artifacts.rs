@@ -1,0 +1,284 @@
+//! An app's artifacts in the swarm: fetch each image (verified against its hash and size)
+//! by the fetch policy from peers, tracker peers and the origin; pin what an installed app
+//! uses, release pins it no longer uses, announce what this node holds, and collect blobs
+//! nothing references, under the operation lock so nothing being installed is collected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use archy_orchestrator::{Progress, ProgressSink, Stage};
+use archy_registry::VerifiedApp;
+use archy_swarm::{BlobRef, PeerAddr};
+use tracing::{info, warn};
+
+use super::error::internal;
+use super::{ErrorKind, Node, NodeError};
+use crate::db;
+
+/// A tracker that does not answer within this is treated as absent.
+const TRACKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an install or update fetches from.
+#[derive(Clone, Copy)]
+pub(super) struct FetchFrom<'a> {
+    /// The origin's iroh address, when `/v1/swarm/addr` gave one matching the signed id.
+    pub(super) iroh: Option<&'a PeerAddr>,
+    pub(super) http: &'a str,
+    /// The first-party catalog origin, which runs a tracker to ask and announce to.
+    pub(super) first_party: bool,
+}
+
+impl Node {
+    /// Where the catalog's origin listens on iroh; its id must be the one the catalog signs.
+    pub(super) async fn origin_peer(
+        &self,
+        origin: &archy_registry::Origin,
+    ) -> Result<PeerAddr, NodeError> {
+        let url = format!("{}/v1/swarm/addr", origin.http.trim_end_matches('/'));
+        let bytes = self.get_bounded(&url, 64 * 1024).await?;
+        let peer: PeerAddr = serde_json::from_slice(&bytes).map_err(|e| {
+            NodeError::new(
+                ErrorKind::Unavailable,
+                format!("{url}: not a swarm address: {e}"),
+            )
+        })?;
+        if peer.id != origin.iroh {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{url} names endpoint {} but the signed document names the origin {}",
+                    peer.id, origin.iroh
+                ),
+            ));
+        }
+        Ok(peer)
+    }
+
+    /// Fetches (or finds in the local store) every image artifact of `app`, verified against
+    /// its hash and size, and exports each to `workdir` for `podman load`.
+    pub(super) async fn fetch_images(
+        &self,
+        app: &VerifiedApp,
+        origin: Option<FetchFrom<'_>>,
+        workdir: &std::path::Path,
+        progress: ProgressSink<'_>,
+    ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+        let total: u64 = app.artifacts.iter().map(|a| a.size).sum();
+        let mut before = 0u64;
+        let id = app.manifest.id.as_str();
+        std::fs::create_dir_all(workdir).map_err(internal)?;
+        let mut images = BTreeMap::new();
+        for c in &app.manifest.containers {
+            let Some(name) = &c.image.artifact else {
+                continue;
+            };
+            if images.contains_key(name) {
+                continue;
+            }
+            let artifact = app
+                .artifact(name)
+                .ok_or_else(|| internal(format!("catalog lacks artifact {name}")))?;
+            let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
+            info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
+            let base = before;
+            let on_bytes = |n: u64| {
+                progress(Progress::new(
+                    Stage::Fetching,
+                    base + n,
+                    total,
+                    name.clone(),
+                ))
+            };
+            on_bytes(0);
+            let fetched = match &origin {
+                Some(from) => {
+                    let http = from.http;
+                    // Only the first-party origin runs a tracker; a developer's node does not.
+                    let peers = if from.first_party {
+                        self.peers_for(&blob, http).await
+                    } else {
+                        self.known_peers()
+                    };
+                    let providers = archy_swarm::Providers {
+                        origin: from.iroh.cloned(),
+                        origin_http: Some(http.to_owned()),
+                        peers,
+                    };
+                    let fetched = self
+                        .swarm
+                        .fetch_with_policy(&blob, &providers, &self.fetch_policy(), &on_bytes)
+                        .await;
+                    if let Ok(report) = &fetched {
+                        info!(
+                            app = id,
+                            artifact = name,
+                            from_peers = report.bytes_from_peers,
+                            from_origin_iroh = report.bytes_from_origin_iroh,
+                            from_origin_http = report.bytes_from_origin_http,
+                            fallbacks = report.fallbacks.len(),
+                            "artifact fetched"
+                        );
+                        if from.first_party {
+                            self.announce(http, &[blob.hash]);
+                        }
+                    }
+                    fetched
+                }
+                None => self.swarm.fetch_observed(&blob, &[], &on_bytes).await,
+            };
+            before += blob.size;
+            fetched.map_err(|e| {
+                NodeError::new(
+                    ErrorKind::Unavailable,
+                    format!("artifact {name} of {id}: {e}"),
+                )
+            })?;
+            let path = workdir.join(format!("{name}.tar"));
+            self.swarm.export(&blob, &path).await.map_err(internal)?;
+            images.insert(name.clone(), path);
+        }
+        Ok(images)
+    }
+
+    /// Who else may hold `blob`: static peers, local-network peers, and whoever the origin's
+    /// tracker says announced it. None of them is trusted: every byte is verified.
+    async fn peers_for(&self, blob: &BlobRef, origin_http: &str) -> Vec<PeerAddr> {
+        let mut peers = self.known_peers();
+        let asked = tokio::time::timeout(
+            TRACKER_TIMEOUT,
+            self.swarm.providers(origin_http, &blob.hash),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(archy_swarm::Error::Tracker {
+                url: origin_http.to_owned(),
+                reason: "no answer in time".into(),
+            })
+        });
+        match asked {
+            Ok(found) => {
+                for p in found {
+                    if !peers.iter().any(|q| q.id == p.id) {
+                        peers.push(p);
+                    }
+                }
+            }
+            // An origin without a tracker (e.g. a developer's node) is normal.
+            Err(e) => info!(error = %e, "no tracker answer; peers from config only"),
+        }
+        peers
+    }
+
+    fn fetch_policy(&self) -> archy_swarm::FetchPolicy {
+        archy_swarm::FetchPolicy {
+            detour_budget: Duration::from_secs(self.config.detour_budget_seconds),
+            ..Default::default()
+        }
+    }
+
+    /// Tells the origin's tracker, in the background, that this node now holds `hashes`.
+    fn announce(&self, origin_http: &str, hashes: &[archy_swarm::Hash]) {
+        let swarm = self.swarm.clone();
+        let origin = origin_http.to_owned();
+        let hashes = hashes.to_vec();
+        tokio::spawn(async move {
+            match tokio::time::timeout(TRACKER_TIMEOUT, swarm.announce(&origin, &hashes)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
+                Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
+            }
+        });
+    }
+
+    /// Swarm upkeep after a pull: re-announce what this node holds to the catalog origin's
+    /// tracker (within its time-to-live), and drop blobs that neither the current catalog
+    /// nor an installed app references. Pinned blobs (installed apps, publications) stay.
+    pub async fn swarm_upkeep(&self) -> Result<archy_swarm::GcReport, NodeError> {
+        let (origin, mut keep) = {
+            let trust = self.trust.read().await;
+            let Some(catalog) = trust.catalog() else {
+                return Ok(Default::default());
+            };
+            let keep: std::collections::HashSet<archy_swarm::Hash> = catalog
+                .catalog()
+                .apps
+                .iter()
+                .flat_map(|a| a.artifacts.iter())
+                .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
+                .map(|b| b.hash)
+                .collect();
+            (catalog.catalog().origin.http.clone(), keep)
+        };
+        for row in db::apps(&self.db).await? {
+            if let Ok((_, app)) = self.installed_app(&row.id).await {
+                keep.extend(
+                    app.artifacts
+                        .iter()
+                        .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
+                        .map(|b| b.hash),
+                );
+            }
+        }
+        // Under the operation lock: a blob being installed is referenced only once the
+        // install is recorded, so collection must not run in between.
+        let report = {
+            let _lock = self.exclusive().await;
+            self.swarm.gc(&keep).await.map_err(internal)?
+        };
+        if !report.removed.is_empty() {
+            info!(
+                removed = report.removed.len(),
+                bytes = report.bytes_freed,
+                "unreferenced blobs collected"
+            );
+        }
+        match tokio::time::timeout(TRACKER_TIMEOUT, self.swarm.announce_held(&origin)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
+            Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
+        }
+        Ok(report)
+    }
+
+    /// Pins an installed app's blobs under its name, so the store keeps them for repairs
+    /// and rollbacks without the network.
+    pub(super) async fn pin_artifacts(&self, app: &VerifiedApp) {
+        for artifact in &app.artifacts {
+            let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) else {
+                continue;
+            };
+            let tag = format!("archy/app/{}/{}", app.manifest.id, artifact.name);
+            if let Err(e) = self.swarm.pin(&blob.hash, &tag).await {
+                warn!(%tag, error = %e, "could not pin artifact");
+            }
+        }
+    }
+
+    /// After an update, releases the pins of artifacts the new version no longer has.
+    pub(super) async fn unpin_dropped_artifacts(&self, app: &VerifiedApp) {
+        let prefix = format!("archy/app/{}/", app.manifest.id);
+        let Ok(pins) = self.swarm.pins(&prefix).await else {
+            return;
+        };
+        for (tag, _) in pins {
+            let name = tag.strip_prefix(&prefix).unwrap_or_default();
+            if app.artifact(name).is_none()
+                && let Err(e) = self.swarm.unpin(&tag).await
+            {
+                warn!(%tag, error = %e, "could not unpin");
+            }
+        }
+    }
+
+    /// Releases an app's pinned blobs; they stay only while a catalog references them.
+    pub(super) async fn unpin_app(&self, id: &str) {
+        let prefix = format!("archy/app/{id}/");
+        if let Ok(pins) = self.swarm.pins(&prefix).await {
+            for (tag, _) in pins {
+                if let Err(e) = self.swarm.unpin(&tag).await {
+                    warn!(%tag, error = %e, "could not unpin");
+                }
+            }
+        }
+    }
+}

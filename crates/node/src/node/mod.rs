@@ -1,0 +1,196 @@
+//! The running node: trust state, swarm, orchestrator and sqlite, wired together.
+//!
+//! This file holds the [`Node`] itself, its start (restore trust, start the swarm, connect
+//! to Podman, recover interrupted operations) and shutdown. Each concern lives in its own
+//! file as further `impl Node` blocks, layered from where a verified app comes from up to
+//! what the operator sees:
+//!
+//! - `http`: bounded GETs from an origin, with deadlines and named failures;
+//! - `catalog`: the catalog pull, its hash chain and gaps, root rotation, peer relay;
+//! - `market`: third-party discovery, scores, trusted keys and the publisher trust gate;
+//! - `source`: the catalog or publication an app comes from, and re-verifying installed apps;
+//! - `artifacts`: fetching images (policy, providers, tracker), pins, swarm upkeep;
+//! - `operation`: the operation lock and the operation record, in one guard;
+//! - `lifecycle` and `deps`: install, update, uninstall, start/stop, recovery at start;
+//! - `reconcile` and `daemon`: the reconciler and the pull loop;
+//! - `views`: what the API returns.
+
+mod artifacts;
+mod catalog;
+mod daemon;
+mod deps;
+mod error;
+mod http;
+mod lifecycle;
+mod market;
+mod operation;
+mod reconcile;
+mod source;
+mod views;
+
+pub use error::{ErrorKind, NodeError};
+pub use views::{
+    AppView, CatalogAppView, CatalogView, MarketDetail, PullStatus, StatusView, SwarmStatus,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use archy_orchestrator::{Orchestrator, OrchestratorConfig};
+use archy_registry::{TrustState, VerifiedRoot};
+use archy_swarm::{PeerAddr, Swarm, SwarmConfig};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, RwLock};
+use tracing::warn;
+
+use crate::config::NodeConfig;
+use crate::db::{self, Db};
+
+pub struct Node {
+    config: NodeConfig,
+    db: Db,
+    trust: RwLock<TrustState>,
+    swarm: Arc<Swarm>,
+    orchestrator: Orchestrator,
+    http: reqwest::Client,
+    last_pull: std::sync::Mutex<PullStatus>,
+    /// One lifecycle operation at a time keeps Podman and sqlite in step; taken only
+    /// through [`Node::exclusive`] (see [`operation`]).
+    operation: Mutex<()>,
+    /// Where this node serves blobs over HTTP (`blobs_listen`), once bound.
+    blobs_url: std::sync::OnceLock<String>,
+}
+
+/// The name under which nodes relay the signed catalog envelope to each other.
+const CATALOG_DOCUMENT: &str = "catalog";
+
+impl Node {
+    /// Opens state, restores trust from sqlite (re-verified), starts the swarm and
+    /// connects to rootless Podman. Operations a crash left running are rolled back.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::auth::private_data_dir(&config.data_dir)?;
+        let db_path = config.data_dir.join("archy.db");
+        let db = db::open(&db_path).await.with_context(|| {
+            format!(
+                "opening the node database {} (is it an archy database, readable by this \
+                 user, on a disk with free space?)",
+                db_path.display()
+            )
+        })?;
+        let root_path = config.pinned_root.as_ref().context(
+            "no pinned root: set pinned_root in the node config to the signed root envelope from your signing ceremony",
+        )?;
+        let anchor_bytes = std::fs::read(root_path)
+            .with_context(|| format!("reading pinned root {}", root_path.display()))?;
+        let anchor = VerifiedRoot::trust_anchor(&anchor_bytes)
+            .with_context(|| format!("pinned root {}", root_path.display()))?;
+        let last_seen = db::meta(&db, "last_seen")
+            .await?
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let catalog = db::latest_catalog(&db).await?;
+        let anchor_hash = archy_registry::blake3_hex(&anchor_bytes);
+        let anchor_replaced = db::meta(&db, "pinned_root")
+            .await?
+            .is_some_and(|stored| stored != anchor_hash);
+        let restored = TrustState::restore(
+            anchor.clone(),
+            &db::root_rotations(&db).await?,
+            catalog.as_deref(),
+            last_seen,
+        );
+        let trust = match restored {
+            Ok(trust) => trust,
+            // The operator pinned a new trust anchor (e.g. after the root threshold was
+            // compromised): what was learned under the old one is dropped, apps keep running.
+            Err(e) if anchor_replaced => {
+                let message = format!(
+                    "the pinned root changed and the stored trust state does not verify under it ({e}); \
+                     root rotations and catalogs learned before were dropped. Installed apps keep running \
+                     and are managed again once the origin serves a catalog under the new root."
+                );
+                warn!("{message}");
+                db::reset_trust(&db).await?;
+                db::raise_alarm(&db, "pinned-root-replaced", &message).await?;
+                TrustState::new(anchor)
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("stored trust state no longer verifies against the pinned root"));
+            }
+        };
+        db::set_meta(&db, "pinned_root", &anchor_hash).await?;
+        for key in &config.trusted_keys {
+            archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
+        }
+
+        let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
+        swarm_config.bind = config.iroh_bind;
+        swarm_config.local_discovery = config.local_discovery;
+        let swarm = Arc::new(Swarm::start(swarm_config).await?);
+        for peer in &config.static_peers {
+            swarm
+                .add_peer(peer)
+                .with_context(|| format!("static_peers: {}", peer.id))?;
+        }
+        if let Some(catalog) = trust.catalog() {
+            swarm.set_relayed_document(CATALOG_DOCUMENT, catalog.envelope_bytes().to_vec())?;
+        }
+        let orchestrator = Orchestrator::connect(OrchestratorConfig {
+            podman_url: config.podman_url.clone(),
+            data_dir: config.data_dir.clone(),
+            publish_address: config.publish_address,
+        })
+        .await?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let node = Arc::new(Node {
+            config,
+            db,
+            trust: RwLock::new(trust),
+            swarm,
+            orchestrator,
+            http,
+            last_pull: Default::default(),
+            operation: Mutex::new(()),
+            blobs_url: std::sync::OnceLock::new(),
+        });
+        node.recover_interrupted().await?;
+        Ok(node)
+    }
+
+    /// Closes the swarm endpoint and store and the database, so the data dir can be reopened.
+    pub async fn shutdown(&self) {
+        self.swarm.shutdown().await;
+        self.db.close().await;
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn swarm(&self) -> &Arc<Swarm> {
+        &self.swarm
+    }
+
+    /// Records where [`crate::serve_blobs`] listens, for `archy status` and publishing.
+    pub fn set_blobs_url(&self, url: String) {
+        let _ = self.blobs_url.set(url);
+    }
+
+    /// Peers from the config and, when enabled, the local network.
+    fn known_peers(&self) -> Vec<PeerAddr> {
+        let mut peers = self.config.static_peers.clone();
+        for p in self.swarm.local_peers() {
+            if !peers.iter().any(|q| q.id == p.id) {
+                peers.push(p);
+            }
+        }
+        peers
+    }
+}

@@ -1,0 +1,123 @@
+//! Where a verified app comes from: the unexpired first-party catalog, or a third-party
+//! publication ([`Source`]), and, for an installed app, its manifest re-verified from the
+//! stored signed bytes. Nothing acts on an app that has not just been verified this way.
+
+use archy_registry::{VerifiedApp, VerifiedCatalog, VerifiedPublication};
+use chrono::Utc;
+
+use super::error::internal;
+use super::market::third_party_app;
+use super::{ErrorKind, Node, NodeError};
+use crate::db;
+
+/// Where an install or update takes its app from: the first-party catalog, or a
+/// third-party publication discovered on the relays.
+pub(super) enum Source<'a> {
+    Catalog(&'a VerifiedCatalog),
+    Publication {
+        /// The publisher's Nostr key (hex).
+        author: &'a str,
+        /// The DID-signed envelope, stored with the app so it can be re-verified.
+        envelope: &'a [u8],
+        verified: &'a VerifiedPublication,
+    },
+}
+
+impl Source<'_> {
+    pub(super) fn origin(&self) -> &archy_registry::Origin {
+        match self {
+            Source::Catalog(c) => &c.catalog().origin,
+            Source::Publication { verified, .. } => &verified.publication().origin,
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Source::Catalog(c) => format!("catalog version {}", c.version()),
+            Source::Publication { author, .. } => format!("publisher {author}'s newest listing"),
+        }
+    }
+}
+
+impl Node {
+    /// The current catalog, refused for new installs once expired.
+    pub(super) async fn installable_catalog(&self) -> Result<VerifiedCatalog, NodeError> {
+        let trust = self.trust.read().await;
+        let catalog = trust.catalog().cloned().ok_or_else(|| {
+            NodeError::new(
+                ErrorKind::Unavailable,
+                "no verified catalog yet: the node has not pulled one from its origin",
+            )
+        })?;
+        catalog.check_unexpired(Utc::now()).map_err(|e| {
+            NodeError::new(
+                ErrorKind::Refused,
+                format!("{e}; no installs from it until the origin publishes a fresh one"),
+            )
+        })?;
+        Ok(catalog)
+    }
+
+    /// The manifest an installed app was installed from, re-verified from stored bytes.
+    pub(super) async fn installed_app(
+        &self,
+        id: &str,
+    ) -> Result<(db::AppRow, VerifiedApp), NodeError> {
+        let row = db::app(&self.db, id).await?.ok_or_else(|| {
+            NodeError::new(ErrorKind::NotFound, format!("app {id:?} is not installed"))
+        })?;
+        if let (Some(author), Some(envelope)) = (&row.publisher, &row.publication) {
+            let (_, app) = third_party_app(envelope, author)?;
+            if app.manifest.id != row.id {
+                return Err(internal(format!(
+                    "app {id}: its stored publication is for {}",
+                    app.manifest.id
+                )));
+            }
+            return Ok((row, app));
+        }
+        let trust = self.trust.read().await;
+        let from_install = db::catalog(&self.db, row.catalog_version)
+            .await?
+            .and_then(|bytes| VerifiedCatalog::verify(trust.root(), &bytes).ok())
+            .and_then(|catalog| catalog.app(id));
+        // After a trust reset the install-time catalog is gone; the current one serves
+        // when it lists the very same app version.
+        let app = from_install
+            .or_else(|| {
+                trust
+                    .catalog()
+                    .and_then(|c| c.app(id))
+                    .filter(|a| a.manifest.version.to_string() == row.version)
+            })
+            .ok_or_else(|| {
+                NodeError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "app {id} {} was installed from catalog version {}, which no longer verifies, \
+                         and the current catalog does not list that version",
+                        row.version, row.catalog_version
+                    ),
+                )
+            })?;
+        Ok((row, app))
+    }
+}
+
+/// The catalog's app `id`, or an error that says where to look instead.
+pub(super) fn app_in(catalog: &VerifiedCatalog, id: &str) -> Result<VerifiedApp, NodeError> {
+    catalog.app(id).ok_or_else(|| {
+        let third_party = if id.contains('.') {
+            "; third-party apps are installed with `archy market install`"
+        } else {
+            ""
+        };
+        NodeError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no app {id:?} in catalog version {}{third_party}",
+                catalog.version()
+            ),
+        )
+    })
+}
