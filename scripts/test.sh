@@ -4,6 +4,17 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+# The dashboard's browser tests drive Debian's chromium through chromedriver (WebDriver).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get install -y --no-install-recommends chromium chromium-driver >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends chromium chromium-driver >&2; } || true
+fi
+for tool in chromium chromedriver; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "test.sh: FAILED: $tool is missing (Debian packages chromium and chromium-driver); the dashboard's browser tests need it" >&2
+    exit 1
+  fi
+done
 eval "$(scripts/setup-podman.sh)"
 export ARCHY_PODMAN_URL
 apps/build.sh build/artifacts

@@ -1432,3 +1432,5 @@ mod trust_chain;
 mod reliability;
 #[path = "e2e/api_contract.rs"]
 mod api_contract;
+#[path = "e2e/dashboard.rs"]
+mod dashboard;

@@ -258,9 +258,9 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     assert!(
         score
             .explanation
-            .to_string()
-            .contains("followed by operator key"),
-        "{}",
+            .iter()
+            .any(|term| term.reason.contains("followed by operator key")),
+        "{:?}",
         score.explanation
     );
     let app = node

@@ -211,6 +211,37 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
     let client = api_client(&n.data_dir);
     let status = client.get(n.url("/v1/status")).send().await.unwrap();
     assert!(status.status().is_success());
+    // Every error answer is the contract's error body, axum's own included.
+    for (method, path, body, want) in [
+        (reqwest::Method::GET, "/v1/nope", "", StatusCode::NOT_FOUND),
+        (reqwest::Method::POST, "/v1/publish", "not json", StatusCode::BAD_REQUEST),
+        (
+            reqwest::Method::POST,
+            "/v1/publish",
+            r#"{"app": "x", "artifacts": [], "extra": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/apps/hello/install?stream=maybe",
+            "",
+            StatusCode::BAD_REQUEST,
+        ),
+        (reqwest::Method::PUT, "/v1/status", "", StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let answer = client
+            .request(method.clone(), n.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), want, "{method} {path}");
+        let error: archy_api::ApiError = answer
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: not an ApiError: {e}"));
+        assert!(!error.error.is_empty(), "{method} {path}");
+    }
     n.stop();
 }
 

@@ -10,6 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, He
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorKind};
+use crate::operations::{OPERATION_HEADER, OperationResult, OperationStreamEvent, OperationView};
 use crate::routes;
 use crate::token::{Token, TokenError, read_token};
 use crate::types::*;
@@ -350,58 +351,196 @@ impl Client {
     async fn events(&self, path: &str) -> Result<EventStream, ClientError> {
         let what = format!("POST {path}");
         let response = self.send(self.change(reqwest::Method::POST, path)).await?;
-        if !response.status().is_success() {
-            return Err(answer::<serde_json::Value>(&what, response)
-                .await
-                .err()
-                .unwrap_or_else(|| protocol(&what, "an error status with a success body")));
+        let response = streaming(&what, response).await?;
+        Ok(ndjson(what, response))
+    }
+
+    /// Sends a request that starts an operation with `stream=true`: the operation's id (from
+    /// [`OPERATION_HEADER`]) and its events.
+    async fn operation_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<StartedOperation, ClientError> {
+        let what = format!("{method} {path}");
+        let response = self.send(self.change(method, path)).await?;
+        let response = streaming(&what, response).await?;
+        let id = operation_id(&response);
+        Ok(StartedOperation {
+            id,
+            events: ndjson(what, response),
+        })
+    }
+
+    // ---- operations ----
+
+    /// `GET /v1/operations`: running operations and the last finished ones, newest first.
+    pub async fn operations(&self) -> Result<Vec<OperationView>, ClientError> {
+        self.get(routes::OPERATIONS).await
+    }
+
+    /// `GET /v1/operations/{id}`
+    pub async fn operation(&self, id: u64) -> Result<OperationView, ClientError> {
+        self.get(&routes::operation(id)).await
+    }
+
+    /// `GET /v1/operations/{id}/events`: the operation's events so far, then each new one,
+    /// up to its result or error (re-attaching to an operation another client started).
+    pub async fn operation_events(&self, id: u64) -> Result<OperationStream, ClientError> {
+        let path = routes::operation_events(id);
+        let what = format!("GET {path}");
+        let response = self.send(self.http.get(self.url(&path))).await?;
+        let response = streaming(&what, response).await?;
+        Ok(ndjson(what, response))
+    }
+
+    /// `POST /v1/apps/{id}/install?stream=true`, with the operation's id.
+    pub async fn install_operation(
+        &self,
+        id: &str,
+        with_dependencies: bool,
+    ) -> Result<StartedOperation, ClientError> {
+        self.operation_request(
+            reqwest::Method::POST,
+            &routes::app_install(id, true, with_dependencies),
+        )
+        .await
+    }
+
+    /// `POST /v1/market/{app}/install?stream=true`, with the operation's id.
+    pub async fn market_install_operation(
+        &self,
+        app: &str,
+        publisher: Option<&str>,
+        approve: bool,
+    ) -> Result<StartedOperation, ClientError> {
+        self.operation_request(
+            reqwest::Method::POST,
+            &routes::market_install(app, publisher, approve, true),
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{id}/update?approve=…&stream=true`, with the operation's id.
+    pub async fn update_operation(
+        &self,
+        id: &str,
+        approve: bool,
+    ) -> Result<StartedOperation, ClientError> {
+        let path = format!("{}&stream=true", routes::app_update(id, approve));
+        self.operation_request(reqwest::Method::POST, &path).await
+    }
+
+    /// `DELETE /v1/apps/{id}?purge=…&stream=true`, with the operation's id.
+    pub async fn uninstall_operation(
+        &self,
+        id: &str,
+        purge: bool,
+    ) -> Result<StartedOperation, ClientError> {
+        let path = format!("{}&stream=true", routes::uninstall(id, purge));
+        self.operation_request(reqwest::Method::DELETE, &path).await
+    }
+}
+
+/// An operation's events as a stream: progress, then its result or its error.
+pub type OperationStream =
+    Pin<Box<dyn Stream<Item = Result<OperationStreamEvent, ClientError>> + Send>>;
+
+/// An operation a request started: its id (when the node named it) and its events.
+pub struct StartedOperation {
+    pub id: Option<u64>,
+    pub events: OperationStream,
+}
+
+/// Drives an operation's events to its end: progress to `on_progress`, then the result.
+/// A stream that ends without its final line is [`ClientError::StreamEnded`] (`id` names
+/// the app or operation in the hint).
+pub async fn follow_operation(
+    mut events: OperationStream,
+    what: &str,
+    id: &str,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<OperationResult, ClientError> {
+    while let Some(event) = events.next().await {
+        match event? {
+            OperationStreamEvent::Progress { progress } => on_progress(&progress),
+            OperationStreamEvent::Result { result } => return Ok(result),
+            OperationStreamEvent::Error(e) => return Err(ClientError::Api(e)),
         }
-        struct Lines {
-            body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-            pending: Vec<u8>,
-            what: String,
-            done: bool,
-        }
-        let lines = Lines {
-            body: Box::pin(response.bytes_stream()),
-            pending: Vec::new(),
-            what,
-            done: false,
-        };
-        Ok(Box::pin(futures::stream::unfold(
-            lines,
-            |mut s| async move {
-                loop {
-                    if let Some(end) = s.pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = s.pending.drain(..=end).collect();
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        let event = serde_json::from_slice::<OperationEvent>(&line)
-                            .map_err(|e| protocol(&s.what, &format!("a stream line: {e}")));
-                        return Some((event, s));
-                    }
-                    if s.done {
-                        return None;
-                    }
-                    match s.body.next().await {
-                        Some(Ok(chunk)) => s.pending.extend_from_slice(&chunk),
-                        Some(Err(source)) => {
-                            s.done = true;
-                            let what = s.what.clone();
-                            return Some((Err(ClientError::Broken { what, source }), s));
-                        }
-                        None => {
-                            s.done = true;
-                            if !s.pending.iter().all(u8::is_ascii_whitespace) {
-                                s.pending.push(b'\n');
-                            }
-                        }
+    }
+    Err(ClientError::StreamEnded {
+        what: what.to_owned(),
+        id: id.to_owned(),
+    })
+}
+
+/// The operation a response names in [`OPERATION_HEADER`].
+fn operation_id(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get(OPERATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The response of a streaming request, or its error.
+async fn streaming(what: &str, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    Err(answer::<serde_json::Value>(what, response)
+        .await
+        .err()
+        .unwrap_or_else(|| protocol(what, "an error status with a success body")))
+}
+
+/// A response body of NDJSON lines, each parsed as a `T`.
+fn ndjson<T: DeserializeOwned + Send + 'static>(
+    what: String,
+    response: reqwest::Response,
+) -> Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send>> {
+    struct Lines {
+        body: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+        pending: Vec<u8>,
+        what: String,
+        done: bool,
+    }
+    let lines = Lines {
+        body: Box::pin(response.bytes_stream()),
+        pending: Vec::new(),
+        what,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(lines, |mut s| async move {
+        loop {
+            if let Some(end) = s.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = s.pending.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let event = serde_json::from_slice::<T>(&line)
+                    .map_err(|e| protocol(&s.what, &format!("a stream line: {e}")));
+                return Some((event, s));
+            }
+            if s.done {
+                return None;
+            }
+            match s.body.next().await {
+                Some(Ok(chunk)) => s.pending.extend_from_slice(&chunk),
+                Some(Err(source)) => {
+                    s.done = true;
+                    let what = s.what.clone();
+                    return Some((Err(ClientError::Broken { what, source }), s));
+                }
+                None => {
+                    s.done = true;
+                    if !s.pending.iter().all(u8::is_ascii_whitespace) {
+                        s.pending.push(b'\n');
                     }
                 }
-            },
-        )))
-    }
+            }
+        }
+    }))
 }
 
 /// Drives an operation's events to its end: progress to `on_progress`, then the result.
@@ -563,6 +702,51 @@ mod tests {
         assert!(
             err.to_string().contains("`archy app status hello`"),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_operation_names_its_id_and_any_result() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = format!(
+                "{}\n",
+                serde_json::json!({"result": {"uninstalled": "hello", "purged": true}})
+            );
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\n{OPERATION_HEADER}: 42\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        let started = client(&base)
+            .uninstall_operation("hello", true)
+            .await
+            .unwrap();
+        assert_eq!(started.id, Some(42));
+        let result = follow_operation(started.events, "uninstall", "hello", |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            result,
+            OperationResult::Uninstalled(Uninstalled {
+                uninstalled: "hello".into(),
+                purged: true
+            })
+        );
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("DELETE /v1/apps/hello?purge=true&stream=true HTTP/1.1"),
+            "{request}"
         );
     }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`types`]: every request and response body, exactly as on the wire;
 //! - [`ApiError`] / [`ErrorKind`]: the error body and its stable, machine-readable kind;
+//! - [`operations`]: operations the node runs as its own tasks, and their event streams;
 //! - [`routes`]: the paths (templates and builders);
 //! - [`openapi()`]: the OpenAPI document generated from the types (served by the node at
 //!   `GET /v1/openapi.json`);
@@ -13,6 +14,7 @@
 
 mod error;
 mod openapi;
+pub mod operations;
 pub mod routes;
 pub mod types;
 
@@ -23,11 +25,17 @@ mod token;
 
 pub use error::{ApiError, ErrorKind};
 pub use openapi::{ApiDoc, openapi};
+pub use operations::{
+    OPERATION_HEADER, OperationKind, OperationResult, OperationState, OperationStreamEvent,
+    OperationView, StreamQuery,
+};
 pub use types::*;
 /// The utoipa this crate builds its document with (for `openapi()`'s type).
 pub use utoipa;
 
 #[cfg(feature = "client")]
-pub use client::{Client, ClientError, DEFAULT_TIMEOUT};
+pub use client::{
+    Client, ClientError, DEFAULT_TIMEOUT, OperationStream, StartedOperation, follow_operation,
+};
 #[cfg(feature = "client")]
 pub use token::{Token, TokenError, read_token};

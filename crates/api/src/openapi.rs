@@ -8,6 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiError, ErrorKind};
+use crate::operations::*;
 use crate::types::*;
 
 /// The document type; [`openapi`] builds it.
@@ -47,6 +48,9 @@ use crate::types::*;
         publish_finish,
         publish_upload,
         openapi_document,
+        operations,
+        operation,
+        operation_events,
     ),
     components(schemas(
         ApiError,
@@ -55,6 +59,11 @@ use crate::types::*;
         Progress,
         Stage,
         ArtifactBytes,
+        OperationView,
+        OperationKind,
+        OperationState,
+        OperationStreamEvent,
+        OperationResult,
     )),
     modifiers(&BearerToken),
     security(("bearer" = [])),
@@ -64,6 +73,7 @@ use crate::types::*;
         (name = "apps", description = "Installed apps and their lifecycle"),
         (name = "market", description = "Third-party apps discovered on Nostr relays, and the keys the operator trusts"),
         (name = "publish", description = "Artifact uploads for `archy app publish`"),
+        (name = "operations", description = "Installs, updates, removals, starts and stops: tasks of the node that finish whether or not their client stays"),
     ),
 )]
 pub struct ApiDoc;
@@ -219,9 +229,13 @@ fn app() {}
 
 #[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps",
     summary = "Remove an app; its data stays unless `purge`",
-    params(("id" = String, Path, description = "The app's id on this node"), UninstallQuery),
+    params(("id" = String, Path, description = "The app's id on this node"), UninstallQuery, StreamQuery),
     responses(
-        (status = 200, body = Uninstalled),
+        (status = 200, description = "What was removed; with `stream=true`, NDJSON lines of `OperationStreamEvent` ending in a result or an error. The `x-archy-operation` header names the operation",
+            content(
+                (Uninstalled = "application/json"),
+                (OperationStreamEvent = "application/x-ndjson"),
+            )),
         (status = "4XX", body = ApiError, description = "Not installed (`not_found`), needed by another app (`conflict`), …"),
         (status = "5XX", body = ApiError, description = "The node or Podman failed"),
     ))]
@@ -263,9 +277,13 @@ fn app_stop() {}
 
 #[utoipa::path(post, path = "/v1/apps/{id}/update", tag = "apps",
     summary = "Update to the catalog's version (third party: the publisher's newest); rolls back if unhealthy",
-    params(("id" = String, Path, description = "The app's id on this node"), UpdateQuery),
+    params(("id" = String, Path, description = "The app's id on this node"), UpdateQuery, StreamQuery),
     responses(
-        (status = 200, body = AppView),
+        (status = 200, description = "The updated app; with `stream=true`, NDJSON lines of `OperationStreamEvent` ending in a result or an error. The `x-archy-operation` header names the operation",
+            content(
+                (AppView = "application/json"),
+                (OperationStreamEvent = "application/x-ndjson"),
+            )),
         (status = "4XX", body = ApiError, description = "Not installed (`not_found`), unhealthy and rolled back or below the trust threshold (`refused`), …"),
         (status = "5XX", body = ApiError, description = "The origin or Podman failed"),
     ))]
@@ -330,6 +348,36 @@ fn publish_upload() {}
     ))]
 fn openapi_document() {}
 
+#[utoipa::path(get, path = "/v1/operations", tag = "operations",
+    summary = "Running operations and the last finished ones, newest first",
+    responses(
+        (status = 200, body = Vec<OperationView>),
+        (status = "4XX", body = ApiError, description = "Refused; `kind` says why"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn operations() {}
+
+#[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
+    summary = "One operation",
+    params(("id" = u64, Path, description = "The operation's id (the `x-archy-operation` header of the request that started it)")),
+    responses(
+        (status = 200, body = OperationView),
+        (status = "4XX", body = ApiError, description = "No such operation (`not_found`), a bad id (`invalid`), …"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn operation() {}
+
+#[utoipa::path(get, path = "/v1/operations/{id}/events", tag = "operations",
+    summary = "Re-attach to an operation: its events so far, then each new one, up to its result or error",
+    params(("id" = u64, Path, description = "The operation's id")),
+    responses(
+        (status = 200, description = "NDJSON lines of `OperationStreamEvent` ending in a result or an error (an operation this node no longer holds events of: only that line)",
+            content((OperationStreamEvent = "application/x-ndjson"))),
+        (status = "4XX", body = ApiError, description = "No such operation (`not_found`), a bad id (`invalid`), …"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn operation_events() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +428,8 @@ mod tests {
             "TrustedKey",
             "OperationEvent",
             "BeginPublish",
+            "OperationView",
+            "OperationStreamEvent",
         ] {
             assert!(schemas.get(name).is_some(), "schema {name} missing");
         }

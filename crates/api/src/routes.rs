@@ -50,6 +50,9 @@ pub const PUBLISH_SESSION: &str = "/v1/publish/{session}";
 pub const PUBLISH_FINISH: &str = "/v1/publish/{session}/finish";
 pub const PUBLISH_ARTIFACT: &str = "/v1/publish/{session}/{artifact}";
 pub const OPENAPI: &str = "/v1/openapi.json";
+pub const OPERATIONS: &str = "/v1/operations";
+pub const OPERATION: &str = "/v1/operations/{id}";
+pub const OPERATION_EVENTS: &str = "/v1/operations/{id}/events";
 
 /// Every route of the API: method and path template.
 pub const ALL: &[(Method, &str)] = &[
@@ -77,6 +80,9 @@ pub const ALL: &[(Method, &str)] = &[
     (Method::Post, PUBLISH_FINISH),
     (Method::Put, PUBLISH_ARTIFACT),
     (Method::Get, OPENAPI),
+    (Method::Get, OPERATIONS),
+    (Method::Get, OPERATION),
+    (Method::Get, OPERATION_EVENTS),
 ];
 
 /// Percent-encodes one path segment or query value: everything but ASCII letters, digits
@@ -155,6 +161,16 @@ pub fn app_update(id: &str, approve: bool) -> String {
     format!("{}/update?approve={approve}", app(id))
 }
 
+/// `/v1/operations/{id}`
+pub fn operation(id: u64) -> String {
+    format!("/v1/operations/{id}")
+}
+
+/// `/v1/operations/{id}/events`
+pub fn operation_events(id: u64) -> String {
+    format!("{}/events", operation(id))
+}
+
 /// `/v1/publish/{session}`
 pub fn publish_session(session: &str) -> String {
     format!("/v1/publish/{}", encode(session))
@@ -219,5 +235,7 @@ mod tests {
         assert_eq!(publish_session("s"), fill(PUBLISH_SESSION));
         assert_eq!(publish_finish("s"), fill(PUBLISH_FINISH));
         assert_eq!(publish_artifact("s", "a"), fill(PUBLISH_ARTIFACT));
+        assert_eq!(operation(7), OPERATION.replace("{id}", "7"));
+        assert_eq!(operation_events(7), OPERATION_EVENTS.replace("{id}", "7"));
     }
 }

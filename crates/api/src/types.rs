@@ -25,6 +25,17 @@ macro_rules! wire_names {
                 f.pad(self.as_str())
             }
         }
+        /// Compares with the wire name, so `state == "running"` reads as the JSON does.
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
     };
 }
 
@@ -207,12 +218,19 @@ pub struct CatalogAppView {
     pub installed: bool,
 }
 
-/// `POST /v1/catalog/pull`.
+/// `POST /v1/catalog/pull`: what the pull did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PullResponse {
-    /// What the pull did, in words (today the `Debug` form of the node's `CatalogUpdate`,
-    /// e.g. `Unchanged { version: 1 }`; not meant for parsing).
+    /// In words, for a person.
     pub result: String,
+    /// A newer catalog was accepted.
+    pub updated: bool,
+    /// The catalog version the node holds now.
+    pub version: u64,
+    /// The version it held before, when it was updated from one.
+    pub from: Option<u64>,
+    /// Versions accepted without a checked link in the hash chain.
+    pub missed: u64,
 }
 
 // ---- apps ---------------------------------------------------------------------------------
@@ -232,6 +250,10 @@ pub struct AppView {
     pub url: Option<String>,
     /// Limits the manifest declares that this host does not enforce, in words.
     pub warnings: Vec<String>,
+    /// Set when Podman did not answer: `containers` and `state` are as last seen, at this
+    /// time (RFC 3339), or `unknown` when nothing was seen since the node started.
+    #[serde(default)]
+    pub stale_since: Option<String>,
 }
 
 /// What the operator wants of an installed app.
@@ -257,6 +279,8 @@ pub enum AppState {
     Missing,
     /// The app's recorded manifest or publication no longer verifies.
     Unverifiable,
+    /// Podman has not answered since the node started: nothing is known.
+    Unknown,
 }
 wire_names!(AppState {
     Running => "running",
@@ -264,6 +288,7 @@ wire_names!(AppState {
     Degraded => "degraded",
     Missing => "missing",
     Unverifiable => "unverifiable",
+    Unknown => "unknown",
 });
 
 /// One of an app's containers.
@@ -405,6 +430,22 @@ pub struct DiscoverResponse {
     pub listed: u64,
     /// Events refused, with the reason (the first few).
     pub rejected: Vec<RejectedEvent>,
+    /// Every event refused in this pass.
+    pub rejected_total: u64,
+    /// Refused events by category.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Distinct events examined.
+    pub examined: u64,
+    /// A relay had more events than one pass takes: older publications may be missing.
+    pub truncated: bool,
+    /// Relays that could not be asked, with the reason.
+    pub relay_errors: Vec<RelayError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RelayError {
+    pub relay: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -164,3 +164,50 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
     }
 }
+
+#[test]
+fn install_service_renders_units_that_start_podman_then_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"state\"\npodman_url = \"unix:///run/user/0/podman.sock\"\n",
+    )
+    .unwrap();
+    let out = archy(
+        &[
+            "node",
+            "install-service",
+            "--config",
+            config.to_str().unwrap(),
+            "--podman-user",
+            "root",
+            "--print",
+        ],
+        None,
+    );
+    let rendered = text(&out);
+    assert!(out.status.success(), "{rendered}");
+    assert!(rendered.contains("# archy-podman.service"), "{rendered}");
+    assert!(rendered.contains("# archy-node.service"), "{rendered}");
+    let config = std::fs::canonicalize(&config).unwrap();
+    assert!(
+        rendered.contains(&format!("node run --config {}", config.display())),
+        "{rendered}"
+    );
+    assert!(rendered.contains("system service --time=0"), "{rendered}");
+    let missing = archy(
+        &[
+            "node",
+            "install-service",
+            "--config",
+            config.to_str().unwrap(),
+            "--podman-user",
+            "no-such-user-here",
+            "--print",
+        ],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("no user"), "{}", text(&missing));
+}

@@ -33,7 +33,7 @@ use archy_registry::Manifest;
 use archy_registry::grammar;
 use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
 
-use crate::{LABEL_APP, LABEL_CONTAINER, LABEL_VERSION};
+use crate::{LABEL_APP, LABEL_CONTAINER, LABEL_VERSION, TMP_TMPFS};
 
 /// How pflag reads an option's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,11 +266,7 @@ pub fn parse_volume(v: &str) -> Result<VolumeArg, String> {
             "source {source:?} is not a named volume (a host path would be a bind mount)"
         ));
     }
-    grammar::check_name(
-        "volume name",
-        source.strip_prefix("archy-").unwrap_or(source),
-    )
-    .map_err(|e| e.rule)?;
+    check_object_name("volume name", source)?;
     grammar::check_volume_path("volume destination", destination).map_err(|e| e.rule)?;
     let options: Vec<String> = options.split(',').map(str::to_owned).collect();
     for o in &options {
@@ -361,8 +357,7 @@ pub fn parse_secret(v: &str) -> Result<SecretArg, String> {
     no_control(v)?;
     let mut parts = v.split(',');
     let name = parts.next().unwrap_or_default();
-    grammar::check_name("secret", name.strip_prefix("archy-").unwrap_or(name))
-        .map_err(|e| e.rule)?;
+    check_object_name("secret", name)?;
     let mut options = BTreeMap::new();
     for part in parts {
         let (k, val) = part
@@ -409,6 +404,43 @@ pub fn parse_tmpfs(v: &str) -> Result<TmpfsArg, String> {
     })
 }
 
+/// Hex digits of a publisher's key in a third-party app's id (`<id>.<hex>`, see
+/// `archy_registry::publication::namespaced_id`).
+pub const NAMESPACE_HEX: usize = 16;
+
+/// The namespace of a third-party app's id: [`NAMESPACE_HEX`] lowercase hex digits.
+pub fn is_namespace(v: &str) -> bool {
+    v.len() == NAMESPACE_HEX
+        && v.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// The name of a Podman object the orchestrator creates: `archy-<app>[-<part>]`, where
+/// the app id is a manifest name or, for a third-party app, `<name>.<namespace>`; the
+/// part is a manifest name. The `archy-` prefix itself is compared by [`check_create`].
+pub fn check_object_name(field: &str, v: &str) -> Result<(), String> {
+    let rest = v.strip_prefix("archy-").unwrap_or(v);
+    let name = |s: &str| grammar::check_name(field, s).map_err(|e| e.rule);
+    match rest.split_once('.') {
+        None => name(rest),
+        Some((id, after)) => {
+            name(id)?;
+            let (namespace, part) = after.split_at_checked(NAMESPACE_HEX).unwrap_or((after, ""));
+            if !is_namespace(namespace) {
+                return Err(format!(
+                    "{v:?}: after '.' a third-party app id has {NAMESPACE_HEX} lowercase hex digits"
+                ));
+            }
+            match part {
+                "" => Ok(()),
+                part => name(part.strip_prefix('-').ok_or_else(|| {
+                    format!("{v:?}: the app id must be followed by '-' and a name")
+                })?),
+            }
+        }
+    }
+}
+
 fn capability(v: &str, allow_all: bool) -> Result<(), String> {
     if allow_all && v.eq_ignore_ascii_case("ALL") {
         return Ok(());
@@ -424,15 +456,19 @@ fn digits(v: &str) -> Result<(), String> {
     }
 }
 
+/// A `sha256` image id as `podman image inspect --format {{.Id}}` prints it: 64 lowercase
+/// hex digits. What the orchestrator creates an artifact's containers from.
+pub fn is_image_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
 /// A loaded image's id (64 lowercase hex, optionally `sha256:`-prefixed) or a pinned
 /// reference in the registry's grammar.
 pub fn check_image(v: &str) -> Result<(), String> {
-    let hex = v.strip_prefix("sha256:").unwrap_or(v);
-    if hex.len() == 64
-        && hex
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
+    if is_image_id(v.strip_prefix("sha256:").unwrap_or(v)) {
         return Ok(());
     }
     grammar::parse_image_reference(v).map(|_| ())
@@ -447,11 +483,10 @@ fn take_value(
 ) -> Result<(), String> {
     match spec.name {
         "--name" | "--network" => {
-            let rest = value.strip_prefix("archy-").unwrap_or(value);
             if spec.name == "--network" && matches!(value, "host") {
                 return Ok(());
             }
-            grammar::check_name(spec.name, rest).map_err(|e| e.rule)?;
+            check_object_name(spec.name, value)?;
         }
         "--label" => {
             let (k, v) = value.split_once('=').ok_or("a label must be key=value")?;
@@ -674,8 +709,11 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
 
 /// [`parse_create`], then checks that everything the argv says about the container is
 /// exactly what the manifest says (names, labels, env file, secrets, ports, volumes,
-/// capabilities, user, network, pid, limits, read-only root, image and command), and that
-/// nothing is there that the manifest does not ask for.
+/// capabilities, user, network, pid, limits, read-only root and its `/tmp`, image and
+/// command), that the hardening flags are there unless the container is privileged
+/// (`--cap-drop=ALL`, `--security-opt=no-new-privileges`, [`crate::USERNS`]), and that
+/// nothing is there that the manifest does not ask for. The orchestrator runs no
+/// `podman create` argv this refuses.
 pub fn check_create(
     manifest: &Manifest,
     c: &Container,
@@ -832,6 +870,36 @@ pub fn check_create(
         return Err(mismatch("--cap-add", found_caps, expected_caps));
     }
 
+    // Hardening. Unless the container is privileged: every capability dropped (and only
+    // the declared ones added back, above), no privilege gain through setuid binaries, and
+    // the user namespace in which container root is not the Podman user. A privileged
+    // container keeps Podman's meaning of privileged, so none of these.
+    let security_opts = parsed.values("--security-opt");
+    let userns = single("--userns");
+    if c.privileged {
+        if !parsed.cap_drop.is_empty() || !security_opts.is_empty() || userns.is_some() {
+            return Err(ArgvError::about(
+                "--privileged",
+                "a privileged container has no --cap-drop, --security-opt or --userns",
+            ));
+        }
+    } else {
+        if parsed.cap_drop != ["ALL"] {
+            return Err(mismatch("--cap-drop", &parsed.cap_drop, ["ALL"]));
+        }
+        if security_opts != ["no-new-privileges"] {
+            return Err(mismatch(
+                "--security-opt",
+                security_opts,
+                ["no-new-privileges"],
+            ));
+        }
+        let expected = crate::USERNS.strip_prefix("--userns=");
+        if userns != expected {
+            return Err(mismatch("--userns", userns, expected));
+        }
+    }
+
     // User.
     let found_user = parsed.single("--user");
     if found_user != c.user.as_deref() {
@@ -876,6 +944,24 @@ pub fn check_create(
         ));
     }
 
+    // A read-only root gets its `/tmp` (and only that) as a tmpfs.
+    let (read_only_tmpfs, tmpfs) = if c.read_only_root {
+        let tmp = parse_tmpfs(TMP_TMPFS).map_err(|e| ArgvError::about(TMP_TMPFS, e))?;
+        (Some("false"), vec![tmp])
+    } else {
+        (None, vec![])
+    };
+    if single("--read-only-tmpfs") != read_only_tmpfs {
+        return Err(mismatch(
+            "--read-only-tmpfs",
+            single("--read-only-tmpfs"),
+            read_only_tmpfs,
+        ));
+    }
+    if parsed.tmpfs != tmpfs {
+        return Err(mismatch("--tmpfs", &parsed.tmpfs, tmpfs));
+    }
+
     // Resource limits.
     let resources = &manifest.resources;
     let memory = resources.memory_mb.map(|mb| format!("{mb}m"));
@@ -910,10 +996,11 @@ pub fn check_create(
             return Err(mismatch("image", &parsed.image, reference));
         }
         Some(_) => {}
-        None if grammar::parse_image_reference(&parsed.image).is_ok() => {
+        None if !is_image_id(&parsed.image) => {
             return Err(ArgvError::about(
                 parsed.image.clone(),
-                "the container's image is an artifact, so it must be the loaded image's id",
+                "the container's image is an artifact, so it must be the loaded image's id \
+                 (64 lowercase hex digits)",
             ));
         }
         None => {}
@@ -925,184 +1012,4 @@ pub fn check_create(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argv(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    const IMAGE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn reads_options_like_pflag() {
-        let a = argv(&[
-            "create",
-            "--name",
-            "archy-a-web",
-            "--read-only",
-            "--read-only-tmpfs=false",
-            "--network=archy-a",
-            "--cap-add",
-            "CHOWN,KILL",
-            "--",
-            IMAGE,
-            "-x",
-            "--privileged",
-        ]);
-        let p = parse_create(&a).unwrap();
-        assert_eq!(p.single("--name"), Some("archy-a-web"));
-        assert!(p.is_set("--read-only"));
-        assert!(!p.is_set("--read-only-tmpfs"));
-        assert_eq!(p.single("--network"), Some("archy-a"));
-        assert_eq!(p.cap_add, ["CHOWN", "KILL"]);
-        assert_eq!(p.image, IMAGE);
-        assert_eq!(p.command, ["-x", "--privileged"]);
-    }
-
-    #[test]
-    fn refuses_what_podman_would_read_differently() {
-        let cases: &[(&[&str], &str)] = &[
-            (
-                &["create", "--mount=type=bind,src=/,dst=/x", "--", IMAGE],
-                "not an option",
-            ),
-            (&["create", "-v", "/:/x", "--", IMAGE], "short option"),
-            (&["create", IMAGE, "--", "sh"], "positional"),
-            (&["create", "--name", "archy-a-b"], "never end with `--`"),
-            (&["create", "--"], "no image"),
-            (
-                &[
-                    "create", "--name", "archy-a", "--name", "archy-b", "--", IMAGE,
-                ],
-                "twice",
-            ),
-            (&["create", "--user", "1", "--user=0", "--", IMAGE], "twice"),
-            (&["create", "--privileged=yes", "--", IMAGE], "boolean"),
-            (
-                &["create", "--volume", "archy-a-d:/data:/host:U", "--", IMAGE],
-                "parts",
-            ),
-            (
-                &["create", "--volume", "archy-a-d:/x,ro:U", "--", IMAGE],
-                "','",
-            ),
-            (
-                &["create", "--volume", "/:/x:U", "--", IMAGE],
-                "named volume",
-            ),
-            (
-                &["create", "--volume", "archy-a-d:/x:U,exec", "--", IMAGE],
-                "volume option",
-            ),
-            (
-                &["create", "--publish", "::1:18080:80/tcp", "--", IMAGE],
-                "brackets",
-            ),
-            (
-                &["create", "--cap-add", "CHOWN,SYS_ADMINX", "--", IMAGE],
-                "capability",
-            ),
-            (
-                &["create", "--user", "--privileged", "--", IMAGE],
-                "user[:group]",
-            ),
-            (
-                &[
-                    "create",
-                    "--security-opt",
-                    "seccomp=unconfined",
-                    "--",
-                    IMAGE,
-                ],
-                "security option",
-            ),
-            (&["create", "--userns=host", "--", IMAGE], "user namespace"),
-            (&["create", "--", "--privileged"], "pinned"),
-            (
-                &[
-                    "create",
-                    "--",
-                    "dir:x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
-                ],
-                "transport",
-            ),
-            (&["create", "--name"], "needs a value"),
-            (&["run", "--", IMAGE], "start with `create`"),
-        ];
-        for (a, why) in cases {
-            let e = parse_create(&argv(a)).unwrap_err();
-            assert!(
-                e.to_string().contains(why),
-                "{a:?}: expected {why:?} in {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_value_is_the_next_element_whatever_it_looks_like() {
-        // pflag: `--user --privileged` makes "--privileged" the user, not a flag.
-        let e =
-            parse_create(&argv(&["create", "--user", "--privileged", "--", IMAGE])).unwrap_err();
-        assert_eq!(e.index, Some(2));
-        assert_eq!(e.element, "--privileged");
-    }
-
-    #[test]
-    fn value_parsers_round_trip() {
-        assert_eq!(
-            parse_volume("archy-a-data:/var/lib/x:ro,U").unwrap(),
-            VolumeArg {
-                source: "archy-a-data".into(),
-                destination: "/var/lib/x".into(),
-                options: vec!["ro".into(), "U".into()],
-            }
-        );
-        assert_eq!(
-            parse_publish("[::1]:18080:80/udp").unwrap(),
-            PublishArg {
-                host_ip: Some("::1".parse().unwrap()),
-                host_port: 18080,
-                container_port: 80,
-                protocol: "udp".into(),
-            }
-        );
-        assert!(parse_publish("127.0.0.1:018080:80/tcp").is_err());
-        assert!(parse_publish("127.0.0.1:1-2:80/tcp").is_err());
-        assert_eq!(
-            parse_user("app:1000").unwrap(),
-            UserArg {
-                user: "app".into(),
-                group: Some("1000".into()),
-            }
-        );
-        let s = parse_secret("archy-a-token,type=env,target=TOKEN").unwrap();
-        assert_eq!(s.name, "archy-a-token");
-        assert_eq!(s.options["target"], "TOKEN");
-        assert!(parse_secret("archy-a-token,type=env,target=A,target=B").is_err());
-        assert_eq!(
-            parse_tmpfs("/tmp:rw,nosuid,nodev,mode=1777")
-                .unwrap()
-                .options
-                .len(),
-            4
-        );
-        assert!(parse_tmpfs("/tmp:exec").is_err());
-        assert_eq!(millicpus("0.5"), Some(500));
-        assert_eq!(millicpus("2"), Some(2000));
-        assert_eq!(millicpus("0.001"), Some(1));
-        for bad in ["", ".5", "1.", "1.0001", "-1", "1e3", "0x1"] {
-            assert_eq!(millicpus(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn every_flag_has_a_value_check() {
-        for spec in FLAGS {
-            let mut out = CreateArgs::default();
-            if let Err(e) = take_value(&mut out, spec, "", 0) {
-                assert!(!e.contains("has no value check"), "{}: {e}", spec.name);
-            }
-        }
-    }
-}
+mod tests;

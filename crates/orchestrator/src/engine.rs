@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 use tracing::{debug, warn};
 
+use crate::argv_check::is_image_id;
 use crate::{Error, LABEL_APP, LimitSupport, Result};
 
 /// How long one Podman call may take unless it says otherwise: far more than any
@@ -195,11 +196,12 @@ impl Engine {
         self.deadline
     }
 
-    /// An engine that was never connected, for unit tests that never call Podman.
+    /// An engine that was never connected, for unit tests: its socket does not exist, so a
+    /// call that reaches Podman fails at once ([`Error::ServiceDown`]).
     #[cfg(test)]
     pub(crate) fn unconnected() -> Self {
         Self {
-            url: String::new(),
+            url: "unix:///nonexistent/archy-orchestrator-test/podman.sock".into(),
             host: HostInfo::default(),
             deadline: DEFAULT_DEADLINE,
         }
@@ -421,9 +423,7 @@ impl Engine {
 
     /// Runs `command` inside a running container (`podman exec`), returning its stdout.
     pub async fn exec(&self, container: &str, command: &[&str]) -> Result<String> {
-        let mut args = vec!["exec", "--", container];
-        args.extend_from_slice(command);
-        self.run(&args).await
+        self.run(&exec_args(container, command)).await
     }
 
     /// Sends SIGKILL to a container's main process.
@@ -491,6 +491,20 @@ impl Engine {
     }
 }
 
+/// `podman exec -- CONTAINER COMMAND…`. `exec` stops reading options at its first
+/// positional argument (the container), so `--` goes *before* the container: it ends the
+/// options whatever the name looks like, and everything after the name is the command,
+/// passed on as it is (a health command may start with `-`). A `--` after the name is not
+/// an end of options but the command itself: measured on Podman 4.3.1, `podman exec NAME
+/// -- /bin/busybox echo hi` runs a program called `--` ("executable file not found"),
+/// while `podman exec -- NAME /bin/busybox echo --privileged -x` prints
+/// `--privileged -x`.
+pub(crate) fn exec_args<'a>(container: &'a str, command: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["exec", "--", container];
+    args.extend_from_slice(command);
+    args
+}
+
 /// How long `podman load` of an archive of `bytes` may take: the default deadline plus a
 /// second per 4 MiB (a slow disk writes the layers and their user-namespace copy).
 pub(crate) fn load_deadline(base: Duration, bytes: u64) -> Duration {
@@ -515,20 +529,12 @@ pub(crate) fn describe(args: &[&str]) -> String {
 }
 
 /// What the podman client says when nothing answers on the socket (the service is dead).
-fn is_unreachable(stderr: &str) -> bool {
+pub(crate) fn is_unreachable(stderr: &str) -> bool {
     stderr.contains("Cannot connect to Podman")
         || stderr.contains("connection refused")
         || stderr.contains("no such file or directory") && stderr.contains(".sock")
         || stderr.contains("unexpected EOF")
         || stderr.contains("connection reset by peer")
-}
-
-/// `sha256` image ids as `podman image inspect` prints them: 64 lowercase hex digits.
-pub(crate) fn is_image_id(id: &str) -> bool {
-    id.len() == 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 /// A change to one of an app's containers, from Podman's event stream.
@@ -715,14 +721,6 @@ mod tests {
     }
 
     #[test]
-    fn image_ids_are_64_lowercase_hex() {
-        assert!(is_image_id(&"0a".repeat(32)));
-        assert!(!is_image_id(&"0A".repeat(32)));
-        assert!(!is_image_id("localhost/archy/hello:1.0.0"));
-        assert!(!is_image_id(&format!("-{}", "a".repeat(63))));
-    }
-
-    #[test]
     fn timeouts_name_the_command_not_its_values() {
         assert_eq!(
             describe(&[
@@ -820,6 +818,22 @@ mod tests {
             matches!(ended, Ok(None)),
             "the stream of a frozen service went on"
         );
+    }
+
+    #[test]
+    fn exec_ends_options_before_the_container_and_passes_the_command_as_is() {
+        assert_eq!(
+            exec_args("archy-x-db", &["pg_isready", "-U", "--privileged"]),
+            [
+                "exec",
+                "--",
+                "archy-x-db",
+                "pg_isready",
+                "-U",
+                "--privileged"
+            ]
+        );
+        assert_eq!(exec_args("archy-x-db", &[]), ["exec", "--", "archy-x-db"]);
     }
 
     #[test]

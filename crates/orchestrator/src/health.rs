@@ -1,7 +1,7 @@
 //! Health checks from the manifest: HTTP and TCP against the published host port,
 //! commands inside the container. Failures inside the start period don't count.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use archy_registry::manifest::{Container, HealthCheck};
@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::render::publish_host;
 use crate::{Engine, Error, Result};
 
 /// How often the wait for health also asks Podman whether the container still runs: a
@@ -83,6 +84,24 @@ async fn not_running(engine: &Engine, name: &str) -> Result<Option<String>> {
     })
 }
 
+/// Where a port published on `publish_address` answers: loopback of the same family for
+/// an unspecified address (Podman binds `0.0.0.0`/`::` on every interface).
+fn probe_address(publish_address: IpAddr) -> IpAddr {
+    match publish_address {
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        other => other,
+    }
+}
+
+/// The HTTP health request: `Host` carries an IPv6 address in brackets (RFC 3986 authority).
+fn http_request(path: &str, host: IpAddr, port: u16) -> String {
+    format!(
+        "GET {path} HTTP/1.0\r\nHost: {}:{port}\r\nUser-Agent: archy-health\r\n\r\n",
+        publish_host(host)
+    )
+}
+
 async fn probe(
     engine: &Engine,
     name: &str,
@@ -91,11 +110,7 @@ async fn probe(
     publish_address: IpAddr,
 ) -> Result<(), String> {
     let limit = Duration::from_secs(check.timeout_seconds.into());
-    let host = if publish_address.is_unspecified() {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        publish_address
-    };
+    let host = probe_address(publish_address);
     let host_port = |port: u16| {
         container
             .ports
@@ -112,10 +127,7 @@ async fn probe(
             let mut stream = TcpStream::connect((host, port))
                 .await
                 .map_err(|e| e.to_string())?;
-            let request = format!(
-                "GET {} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: archy-health\r\n\r\n",
-                http.path
-            );
+            let request = http_request(&http.path, host, port);
             stream
                 .write_all(request.as_bytes())
                 .await
@@ -170,4 +182,27 @@ async fn probe(
         };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_brackets_ipv6() {
+        let v4 = http_request("/healthz", IpAddr::from([127, 0, 0, 1]), 18080);
+        assert!(v4.contains("\r\nHost: 127.0.0.1:18080\r\n"), "{v4}");
+        let v6 = http_request("/healthz", "::1".parse().unwrap(), 18080);
+        assert!(v6.starts_with("GET /healthz HTTP/1.0\r\n"), "{v6}");
+        assert!(v6.contains("\r\nHost: [::1]:18080\r\n"), "{v6}");
+    }
+
+    #[test]
+    fn unspecified_addresses_are_probed_on_loopback() {
+        let probe = |a: &str| probe_address(a.parse().unwrap()).to_string();
+        assert_eq!(probe("0.0.0.0"), "127.0.0.1");
+        assert_eq!(probe("::"), "::1");
+        assert_eq!(probe("192.168.1.20"), "192.168.1.20");
+        assert_eq!(probe("fd00::20"), "fd00::20");
+    }
 }

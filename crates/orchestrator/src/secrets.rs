@@ -12,7 +12,10 @@ use std::path::Path;
 use archy_registry::manifest::SecretSpec;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::{Error, Result};
+use tracing::warn;
+
+use crate::undo::Tracker;
+use crate::{Error, Orchestrator, Result};
 
 /// The app's secrets: every declared one by name, and which of them this call generated.
 #[derive(Debug, Default)]
@@ -73,6 +76,55 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     f.write_all(contents).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+impl Orchestrator {
+    /// Makes sure every declared secret exists as the app's Podman secret, holding the
+    /// value of its 0600 file. A secret generated just now replaces a leftover of ours; a
+    /// secret of that name that is not ours is never touched (the install fails).
+    pub(crate) async fn ensure_secrets(
+        &self,
+        app: &str,
+        secrets: &Secrets,
+        tracker: &Tracker<'_>,
+    ) -> Result<()> {
+        for (secret, value) in &secrets.values {
+            let name = podman_name(app, secret);
+            match self.engine.secret_owner(&name).await? {
+                Some(owner) if owner != app => {
+                    return Err(Error::SecretTaken {
+                        name,
+                        app: app.to_owned(),
+                    });
+                }
+                Some(_) if !secrets.generated.contains(secret) => continue,
+                Some(_) => {
+                    tracker.add(|r| r.secrets.push(name.clone()));
+                    self.engine.remove_secret(&name).await?
+                }
+                None => tracker.add(|r| r.secrets.push(name.clone())),
+            }
+            self.engine
+                .create_secret(&name, app, value.as_bytes())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the app's Podman secrets (those named for it and labelled as its).
+    pub(crate) async fn remove_secrets(&self, app: &str) {
+        let prefix = podman_name(app, "");
+        for name in self.engine.secret_names().await.unwrap_or_default() {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            if matches!(self.engine.secret_owner(&name).await, Ok(Some(owner)) if owner == app)
+                && let Err(e) = self.engine.remove_secret(&name).await
+            {
+                warn!(secret = %name, error = %e, "could not remove the app secret");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

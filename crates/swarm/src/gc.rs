@@ -15,7 +15,27 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::policy::InFlightMap;
-use crate::{Error, FETCHED_TAG_PREFIX, Result, Swarm};
+use crate::{Error, FETCHED_TAG_PREFIX, PARTIAL_TAG_PREFIX, Result, Swarm};
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn partial_prefix(hash: &Hash) -> String {
+    format!("{PARTIAL_TAG_PREFIX}{}/", hash.to_hex())
+}
+
+/// The hash and time of a partial tag's name.
+fn parse_partial(name: &[u8]) -> Option<(Hash, u64)> {
+    let rest = std::str::from_utf8(name)
+        .ok()?
+        .strip_prefix(PARTIAL_TAG_PREFIX)?;
+    let (hex, secs) = rest.split_once('/')?;
+    let hash = crate::BlobRef::from_hex(hex, 0).ok()?.hash;
+    Some((hash, secs.parse().ok()?))
+}
 
 /// What one garbage collection removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,6 +46,11 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Blobs the store still holds.
     pub kept: usize,
+    /// Partial downloads kept for a later fetch to resume (younger than the partial TTL,
+    /// named in `keep`, or being fetched).
+    pub partials_kept: usize,
+    /// Partial downloads released because no fetch touched them within the partial TTL.
+    pub partials_expired: usize,
 }
 
 pub(crate) struct GcRequest {
@@ -92,8 +117,14 @@ impl Swarm {
     /// origin's imports, [`Swarm::pin`]) and not being fetched right now. Blobs only held
     /// because a fetch completed them are released unless `keep` names them: the node
     /// passes the hashes its catalogs and installed apps reference.
+    ///
+    /// A partial download (what verified of an interrupted fetch) is kept for
+    /// [`crate::SwarmConfig::partial_ttl`] after the last fetch of it started or stopped, so
+    /// a fetch after a crash or restart resumes from it; after that it goes unless `keep`
+    /// names it. The HTTP fallback's part files follow the same rule.
     pub async fn gc(&self, keep: &HashSet<Hash>) -> Result<GcReport> {
         let fail = |reason: String| Error::Gc(reason);
+        let (partials_kept, partials_expired) = self.expire_partials(keep).await?;
         let mut released = 0;
         let tags = self
             .store
@@ -128,6 +159,8 @@ impl Swarm {
         let after = self.blob_sizes().await?;
         let mut report = GcReport {
             kept: after.len(),
+            partials_kept,
+            partials_expired,
             ..Default::default()
         };
         for (hash, size) in before {
@@ -144,6 +177,107 @@ impl Swarm {
             "swarm gc"
         );
         Ok(report)
+    }
+
+    /// Releases partial tags (and part files) older than the partial TTL whose hash is
+    /// neither in `keep` nor being fetched, and tags of partials that are complete by now.
+    /// Returns (kept, expired).
+    async fn expire_partials(&self, keep: &HashSet<Hash>) -> Result<(usize, usize)> {
+        let fail = |reason: String| Error::Gc(reason);
+        let now = unix_now();
+        let ttl = self.partial_ttl.as_secs();
+        let fetching: HashSet<Hash> = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let wanted = |hash: &Hash, at: u64| {
+            keep.contains(hash) || fetching.contains(hash) || now.saturating_sub(at) <= ttl
+        };
+        let tags: Vec<_> = self
+            .store
+            .tags()
+            .list_prefix(PARTIAL_TAG_PREFIX)
+            .await
+            .map_err(|e| fail(format!("listing tags: {e}")))?
+            .collect()
+            .await;
+        let (mut kept, mut expired) = (HashSet::new(), HashSet::new());
+        for tag in tags {
+            let tag = tag.map_err(|e| fail(format!("listing tags: {e}")))?;
+            let keep_it = match parse_partial(&tag.name.0) {
+                Some((hash, at)) => wanted(&hash, at) && self.complete_size(&hash).await?.is_none(),
+                None => false,
+            };
+            if keep_it {
+                kept.insert(tag.hash);
+            } else {
+                self.store
+                    .tags()
+                    .delete(&tag.name)
+                    .await
+                    .map_err(|e| fail(format!("deleting tag {}: {e}", tag.name)))?;
+                if self.complete_size(&tag.hash).await?.is_none() {
+                    expired.insert(tag.hash);
+                }
+            }
+        }
+        // The HTTP fallback's part files: by their modification time.
+        if let Ok(dir) = std::fs::read_dir(self.data_dir.join("partial")) {
+            for entry in dir.flatten() {
+                let path = entry.path();
+                let Some(hash) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|hex| crate::BlobRef::from_hex(hex, 0).ok())
+                    .map(|b| b.hash)
+                else {
+                    continue;
+                };
+                let at = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                if wanted(&hash, at) {
+                    kept.insert(hash);
+                } else if std::fs::remove_file(&path).is_ok() {
+                    expired.insert(hash);
+                }
+            }
+        }
+        let expired = expired.difference(&kept).count();
+        Ok((kept.len(), expired))
+    }
+
+    /// Marks `hash` as a partial download as of now (see [`Swarm::gc`]).
+    pub(crate) async fn mark_partial(&self, hash: &Hash) {
+        let prefix = partial_prefix(hash);
+        let name = format!("{prefix}{}", unix_now());
+        // The new tag first: the blob is never without one.
+        if let Err(e) = self.store.tags().set(&name, *hash).await {
+            tracing::warn!(error = %e, %hash, "could not tag a partial download");
+            return;
+        }
+        let Ok(tags) = self.store.tags().list_prefix(&prefix).await else {
+            return;
+        };
+        let tags: Vec<_> = tags.collect().await;
+        for tag in tags.into_iter().flatten() {
+            if tag.name.0 != name.as_bytes() {
+                let _ = self.store.tags().delete(&tag.name).await;
+            }
+        }
+    }
+
+    /// `hash` is no longer a partial download (complete, or refused).
+    pub(crate) async fn clear_partial(&self, hash: &Hash) {
+        if let Err(e) = self.store.tags().delete_prefix(partial_prefix(hash)).await {
+            tracing::debug!(error = %e, "no partial tag to delete");
+        }
     }
 
     /// Removes a pin made by [`Swarm::pin`] (or an import's tag); the blob goes at the

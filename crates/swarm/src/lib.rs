@@ -55,7 +55,8 @@ pub use peer::PeerAddr;
 pub use policy::{FetchPolicy, FetchReport, ProviderFailure, Providers, STRIKES_TO_BAN, Strike};
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use tracker::{
-    AnnounceError, AnnounceReply, Announcement, Tracker, TrackerConfig, tracker_routes,
+    AnnounceError, AnnounceReply, Announcement, ReportError, ReportOutcome, Tracker, TrackerConfig,
+    UnreachableReport, tracker_routes,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +138,15 @@ pub struct SwarmConfig {
     /// Find other swarm nodes on the local network over mDNS ([`Swarm::local_peers`]).
     /// Off by default: it sends multicast on every interface.
     pub local_discovery: bool,
+    /// How long a partial download is kept after the last fetch that worked on it stopped
+    /// (or started, when the process died). Within it, [`Swarm::gc`] keeps the verified
+    /// ranges so a later fetch asks only for the rest; after it, a partial that `keep` does
+    /// not name is collected.
+    pub partial_ttl: Duration,
+    /// A peer that could not be reached is not tried again for this long, doubling with
+    /// each further failure up to [`Self::peer_backoff_max`]; reaching it resets it.
+    pub peer_backoff_min: Duration,
+    pub peer_backoff_max: Duration,
 }
 
 impl SwarmConfig {
@@ -147,6 +157,9 @@ impl SwarmConfig {
             connect_timeout: Duration::from_secs(5),
             upload_limit_bytes_per_sec: None,
             local_discovery: false,
+            partial_ttl: Duration::from_secs(24 * 60 * 60),
+            peer_backoff_min: Duration::from_secs(30),
+            peer_backoff_max: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -171,6 +184,14 @@ pub struct Swarm {
     /// The provider's event sender for answers carried over HTTP (`/v1/swarm/get`).
     http_events: iroh_blobs::provider::events::EventSender,
     local_peers: discovery::LocalPeers,
+    /// See [`SwarmConfig::partial_ttl`].
+    partial_ttl: Duration,
+    /// Peers that could not be reached, not tried again until their backoff ends.
+    backoff: Mutex<policy::Backoff>,
+    /// Which tracker listed which peer, so an unreachable one can be reported back to it.
+    listed_by: Mutex<tracker::ListedBy>,
+    /// Set by [`Swarm::shutdown`]; a swarm dropped without it shuts down in the background.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 impl Swarm {
@@ -260,6 +281,13 @@ impl Swarm {
             gc_requests,
             http_events,
             local_peers,
+            partial_ttl: config.partial_ttl,
+            backoff: Mutex::new(policy::Backoff::new(
+                config.peer_backoff_min,
+                config.peer_backoff_max,
+            )),
+            listed_by: Mutex::default(),
+            shut_down: Default::default(),
         })
     }
 
@@ -412,11 +440,13 @@ impl Swarm {
         Ok(())
     }
 
-    /// Removes our claim on a blob so the store's garbage collection drops it.
+    /// Removes our claims on a blob (fetched or partial) so the store's garbage collection
+    /// drops it.
     async fn drop_blob(&self, hash: &Hash) {
         if let Err(e) = self.store.tags().delete(fetched_tag(hash)).await {
             debug!(error = %e, "no tag to delete");
         }
+        self.clear_partial(hash).await;
     }
 
     /// Pins a complete blob under a name (an installed app's artifact).
@@ -464,8 +494,11 @@ impl Swarm {
         self.metrics.served_http(hash, bytes);
     }
 
-    /// Closes the endpoint and flushes the store; a new `Swarm` may then open the same dir.
+    /// Closes the endpoint and flushes the store (partial downloads keep their verified
+    /// ranges); a new `Swarm` may then open the same dir.
     pub async fn shutdown(&self) {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.router.shutdown().await {
             warn!(error = %e, "router shutdown");
         }
@@ -475,8 +508,33 @@ impl Swarm {
     }
 }
 
+impl Drop for Swarm {
+    /// A swarm dropped without [`Swarm::shutdown`] (a caller that panicked or was cancelled)
+    /// still closes its endpoint and store, in the background: the store's own garbage
+    /// collector holds a handle to it, so it would otherwise keep the store (and its
+    /// database lock) open for the life of the process and no new `Swarm` could open the
+    /// same directory.
+    fn drop(&mut self) {
+        if self.shut_down.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (router, store) = (self.router.clone(), self.store.clone());
+        runtime.spawn(async move {
+            router.shutdown().await.ok();
+            store.shutdown().await.ok();
+        });
+    }
+}
+
 /// Tags of blobs held only because a fetch completed them; [`Swarm::gc`] releases them.
 pub(crate) const FETCHED_TAG_PREFIX: &str = "archy/fetched/";
+
+/// Tags of partial downloads, `archy/partial/<hash>/<unix seconds>`: the time the last
+/// fetch of it started or stopped. [`Swarm::gc`] keeps them for [`SwarmConfig::partial_ttl`].
+pub(crate) const PARTIAL_TAG_PREFIX: &str = "archy/partial/";
 
 /// The tag a fetched blob is kept under until the caller decides otherwise.
 fn fetched_tag(hash: &Hash) -> String {

@@ -18,6 +18,7 @@ use bao_tree::{ChunkNum, ChunkRanges};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use iroh::EndpointId;
+use iroh::endpoint::Connection;
 use iroh_blobs::Hash;
 use iroh_blobs::api::blobs::BlobStatus;
 use iroh_blobs::api::remote::GetProgressItem;
@@ -111,6 +112,11 @@ pub struct FetchReport {
     pub detour: Duration,
     /// The random delay waited before falling back to the origin.
     pub jitter: Duration,
+    /// Verified bytes the store already held when this fetch started (what an earlier,
+    /// interrupted fetch left); only the rest was asked for.
+    pub resumed_from: u64,
+    /// Peers not tried because they could not be reached lately (their backoff runs).
+    pub skipped_backoff: Vec<String>,
 }
 
 impl FetchReport {
@@ -181,6 +187,71 @@ impl StrikeTable {
                 detail: d.clone(),
             })
             .collect()
+    }
+}
+
+/// Peers that could not be reached, by endpoint id: not tried again until their backoff
+/// ends (from `min`, doubling per consecutive failure, up to `max`); reaching one clears it.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    peers: HashMap<EndpointId, (u32, Instant)>,
+}
+
+/// Peers remembered in the backoff table; expired entries go first past this.
+const MAX_BACKOFF_PEERS: usize = 10_000;
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max: max.max(min),
+            peers: HashMap::new(),
+        }
+    }
+
+    /// How long `peer` is still left alone (`None`: it may be tried).
+    pub(crate) fn remaining(&self, peer: &EndpointId, now: Instant) -> Option<Duration> {
+        self.peers
+            .get(peer)
+            .and_then(|(_, until)| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// `peer` could not be reached: returns how long it is now left alone.
+    pub(crate) fn failed(&mut self, peer: EndpointId, now: Instant) -> Duration {
+        if self.peers.len() >= MAX_BACKOFF_PEERS {
+            self.peers.retain(|_, (_, until)| *until > now);
+            if self.peers.len() >= MAX_BACKOFF_PEERS {
+                // Still full: forget the one whose backoff ends first.
+                if let Some(first) = self.peers.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
+                    self.peers.remove(&first);
+                }
+            }
+        }
+        let entry = self.peers.entry(peer).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        let delay = self
+            .min
+            .saturating_mul(1u32 << (entry.0 - 1).min(16))
+            .min(self.max);
+        entry.1 = now + delay;
+        delay
+    }
+
+    /// `peer` answered: it is tried like any other again.
+    pub(crate) fn succeeded(&mut self, peer: &EndpointId) {
+        self.peers.remove(peer);
+    }
+}
+
+/// A connection attempt running in the background; dropping it cancels the attempt.
+struct Dial(tokio::task::JoinHandle<std::result::Result<Connection, String>>);
+
+impl Drop for Dial {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -262,9 +333,10 @@ struct Limits {
 }
 
 /// How an attempt reaches its provider.
-#[derive(Clone, Copy)]
 enum Transport<'a> {
     Iroh(&'a PeerAddr),
+    /// A peer already dialed (redialed if the connection has closed since).
+    Dialed(&'a PeerAddr, Connection),
     /// The origin's HTTP base URL (`/v1/swarm/get`).
     Http(&'a str),
 }
@@ -396,9 +468,19 @@ impl Swarm {
             best: Default::default(),
             watch: &flight.entry.progress,
         };
-        self.run_policy(blob, peers, origins, http, policy, &progress, &mut report)
-            .await?;
-        Ok(report)
+        let result = self
+            .run_policy(blob, peers, origins, http, policy, &progress, &mut report)
+            .await;
+        if let Err(e) = &result
+            && !matches!(e, Error::SizeMismatch { .. })
+        {
+            // Keep what verified for the next fetch, for `partial_ttl` from now.
+            match self.store.blobs().status(blob.hash).await {
+                Ok(BlobStatus::Partial { .. }) => self.mark_partial(&blob.hash).await,
+                _ => self.clear_partial(&blob.hash).await,
+            }
+        }
+        result.map(|()| report)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -420,13 +502,47 @@ impl Swarm {
         let me = self.endpoint_id();
         let origin_ids: HashSet<&str> = origins.iter().map(|o| o.id.as_str()).collect();
         let mut seen = HashSet::new();
-        let candidates: Vec<(&PeerAddr, EndpointId)> = peers
+        let now = Instant::now();
+        let eligible: Vec<(&PeerAddr, EndpointId)> = peers
             .iter()
             .filter(|p| !origin_ids.contains(p.id.as_str()))
             .filter_map(|p| p.endpoint_id().ok().map(|id| (p, id)))
             .filter(|(_, id)| *id != me && seen.insert(*id))
             .filter(|(_, id)| !self.strikes_lock().excludes(&hash, id))
-            .take(policy.max_peer_attempts)
+            .collect();
+        // Peers that could not be reached lately are left alone while their backoff runs;
+        // without an origin they are all there is, so they come last instead.
+        let (mut candidates, resting): (Vec<_>, Vec<_>) = eligible
+            .into_iter()
+            .partition(|(_, id)| self.backoff_lock().remaining(id, now).is_none());
+        report.skipped_backoff = resting.iter().map(|(p, _)| p.id.clone()).collect();
+        if !has_origin {
+            candidates.extend(resting);
+            report.skipped_backoff.clear();
+        }
+        candidates.truncate(policy.max_peer_attempts);
+
+        // Mark the blob partial before any byte arrives: from now on GC keeps what verifies
+        // (for `partial_ttl`), across restarts, so the next fetch asks only for the rest.
+        self.mark_partial(&hash).await;
+        report.resumed_from = self
+            .store
+            .remote()
+            .local_for_request(request.clone())
+            .await
+            .map(|l| l.local_bytes())
+            .unwrap_or(0);
+
+        // Dial every candidate at once: unreachable ones then cost one connect timeout
+        // together, not one each. They are still used in order.
+        let connect = if has_origin {
+            policy.connect_timeout.min(budget)
+        } else {
+            policy.connect_timeout
+        };
+        let mut dials: Vec<Option<Dial>> = candidates
+            .iter()
+            .map(|(peer, _)| Some(self.dial(peer, connect)))
             .collect();
         let mut peers_failed = false;
         for (i, (peer, id)) in candidates.iter().enumerate() {
@@ -434,19 +550,48 @@ impl Swarm {
                 debug!(hash = %blob.hex(), "detour budget spent; leaving peers for the origin");
                 break;
             }
+            let Some(mut dial) = dials[i].take() else {
+                continue;
+            };
+            let waited = Instant::now();
+            let dialed = match (&mut dial.0).await {
+                Ok(result) => result,
+                Err(e) => Err(format!("dial task: {e}")),
+            };
+            let wait = waited.elapsed();
+            report.detour += wait;
+            self.metrics.detour(wait);
+            budget = budget.saturating_sub(wait);
+            let conn = match dialed {
+                Ok(conn) => {
+                    self.backoff_lock().succeeded(id);
+                    conn
+                }
+                Err(detail) => {
+                    peers_failed = true;
+                    let rest = self.backoff_lock().failed(*id, Instant::now());
+                    warn!(hash = %blob.hex(), peer = %id, %detail, backoff = ?rest, "peer unreachable; left alone for a while");
+                    self.metrics.fallback(&hash, FallbackReason::PeerConnect);
+                    self.report_unreachable(&hash, id);
+                    report.failed(peer, FallbackReason::PeerConnect, detail);
+                    continue;
+                }
+            };
             let last = i + 1 == candidates.len();
             let limits = Limits {
-                connect: if has_origin {
-                    policy.connect_timeout.min(budget)
-                } else {
-                    policy.connect_timeout
-                },
+                connect,
                 stall: policy.stall_timeout,
                 min_rate: (has_origin || !last).then_some(policy.min_rate_bytes_per_sec),
                 budget: has_origin.then_some(budget),
             };
             let attempt = self
-                .attempt(blob, &request, Transport::Iroh(peer), &limits, progress)
+                .attempt(
+                    blob,
+                    &request,
+                    Transport::Dialed(peer, conn),
+                    &limits,
+                    progress,
+                )
                 .await?;
             self.metrics.received(&hash, Source::Peer, attempt.bytes);
             report.bytes_from_peers += attempt.bytes;
@@ -471,6 +616,7 @@ impl Swarm {
                 }
             }
         }
+        drop(dials);
         if peers_failed && has_origin && !policy.fallback_jitter.is_zero() {
             let max = policy.fallback_jitter.min(budget);
             let jitter = max.mul_f64(rand::random::<f64>());
@@ -576,7 +722,9 @@ impl Swarm {
         match self.complete_size(&blob.hash).await? {
             Some(size) => {
                 self.check_size(blob, size).await?;
-                self.pin(&blob.hash, &fetched_tag(&blob.hash)).await
+                self.pin(&blob.hash, &fetched_tag(&blob.hash)).await?;
+                self.clear_partial(&blob.hash).await;
+                Ok(())
             }
             None => Err(Error::Blob {
                 hash: blob.hex(),
@@ -610,7 +758,11 @@ impl Swarm {
         }
         let held = local.local_bytes();
         let (mut stream, conn): (BoxStream<'static, GetProgressItem>, _) = match transport {
-            Transport::Iroh(peer) => {
+            Transport::Dialed(_, conn) if conn.close_reason().is_none() => {
+                let stream = remote.execute_get(conn.clone(), local.missing()).stream();
+                (stream.boxed(), Some(conn))
+            }
+            Transport::Iroh(peer) | Transport::Dialed(peer, _) => {
                 let addr = match peer.to_endpoint_addr() {
                     Ok(addr) => addr,
                     Err(e) => return Ok(failed(FallbackReason::PeerConnect, e.to_string(), 0)),
@@ -757,6 +909,34 @@ impl Swarm {
             hash: blob.hex(),
             reason,
         }
+    }
+
+    /// Starts connecting to `peer` in the background, for at most `timeout`.
+    fn dial(&self, peer: &PeerAddr, timeout: Duration) -> Dial {
+        let endpoint = self.router.endpoint().clone();
+        let addr = peer.to_endpoint_addr();
+        if let Ok(addr) = &addr
+            && !peer.addrs.is_empty()
+        {
+            self.lookup.add_endpoint_info(addr.clone());
+        }
+        Dial(tokio::spawn(async move {
+            let addr = addr.map_err(|e| e.to_string())?;
+            match tokio::time::timeout(timeout, endpoint.connect(addr, iroh_blobs::ALPN)).await {
+                Ok(Ok(conn)) => Ok(conn),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no connection within {timeout:?}")),
+            }
+        }))
+    }
+
+    fn backoff_lock(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `peer` is still left alone after failing to connect (`None`: it is tried).
+    pub fn peer_backoff(&self, peer: &EndpointId) -> Option<Duration> {
+        self.backoff_lock().remaining(peer, Instant::now())
     }
 
     fn strikes_lock(&self) -> std::sync::MutexGuard<'_, StrikeTable> {

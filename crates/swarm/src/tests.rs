@@ -3,7 +3,9 @@
 use super::*;
 
 mod corrupt;
+mod dead_peers;
 mod fetch_policy;
+mod resume;
 mod services;
 
 async fn node(dir: &Path) -> Swarm {

@@ -5,7 +5,16 @@
 //!
 //! `POST /v1/swarm/announce` takes `{"peer": PeerAddr, "hashes": ["<hex>", ...]}` and
 //! answers `{"ttl_secs": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
-//! `PeerAddr` in random order.
+//! `PeerAddr` in random order, unexpired entries only (the TTL is checked on every read, not
+//! only by the sweep), peers nobody reported first.
+//!
+//! Dead peers: `POST /v1/swarm/report` takes `{"hash": "<hex>", "peer": "<endpoint id>"}`
+//! from a node that could not reach `peer`. A report never removes anyone (anybody can send
+//! one, so it would let a hostile node delist honest peers): it only moves the peer behind
+//! the unreported ones until the peer announces again, which a live peer does on every
+//! pull. Reports are rate-limited per source address. A dead peer stops announcing and
+//! drops out when its TTL runs out; until then fetchers list it last, and each fetcher
+//! leaves a peer it could not reach alone for a while (`Swarm`'s local backoff).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,8 +52,10 @@ pub struct TrackerConfig {
     pub max_addrs_per_peer: usize,
     /// Largest announcement body, in bytes.
     pub max_body_bytes: usize,
-    /// Providers returned per query (a random sample).
+    /// Providers returned per query (a random sample, unreported peers first).
     pub max_returned: usize,
+    /// Reports of unreachable peers accepted per source address per minute.
+    pub max_reports_per_minute: u32,
 }
 
 impl Default for TrackerConfig {
@@ -58,6 +69,7 @@ impl Default for TrackerConfig {
             // 1024 hex hashes with JSON quoting, plus the peer.
             max_body_bytes: 80 * 1024,
             max_returned: 16,
+            max_reports_per_minute: 30,
         }
     }
 }
@@ -76,18 +88,54 @@ pub struct AnnounceReply {
     pub ttl_secs: u64,
 }
 
+/// A node's report that it could not reach a listed provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreachableReport {
+    pub hash: String,
+    /// The provider's endpoint id.
+    pub peer: String,
+}
+
+/// What the tracker did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportOutcome {
+    /// The peer is now listed after the unreported ones.
+    Demoted,
+    /// The tracker does not list that peer for that hash (or the entry expired).
+    NotListed,
+}
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportError {
+    #[error("{0:?} is not a BLAKE3 hash")]
+    BadHash(String),
+    #[error("the peer id {0:?} is not an iroh endpoint id")]
+    BadPeerId(String),
+    #[error("too many reports from this address; try again in a minute")]
+    RateLimited,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     id: EndpointId,
     addr: PeerAddr,
     expires: Instant,
+    /// Someone could not reach it since it last announced: listed after the others.
+    reported: bool,
 }
 
 #[derive(Debug, Default)]
 struct TrackerState {
     providers: HashMap<Hash, Vec<Entry>>,
     last_sweep: Option<Instant>,
+    /// Reports per source address in the current minute: (window start, count).
+    reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
 }
+
+/// Source addresses whose report counts are remembered.
+const MAX_REPORTERS: usize = 10_000;
 
 /// Which nodes said they hold which hash, for a while.
 #[derive(Debug, Default)]
@@ -217,30 +265,86 @@ impl Tracker {
                 id,
                 addr: addr.clone(),
                 expires,
+                reported: false,
             });
             accepted += 1;
         }
         Ok(accepted)
     }
 
-    /// Up to `max_returned` unexpired providers of `hash`, in random order.
+    /// Up to `max_returned` unexpired providers of `hash`, in random order, those nobody
+    /// reported unreachable first.
     pub fn providers(&self, hash: &Hash) -> Vec<PeerAddr> {
         let now = Instant::now();
-        let mut found: Vec<PeerAddr> = self
-            .lock()
+        let (mut fresh, mut reported): (Vec<&Entry>, Vec<&Entry>) = (Vec::new(), Vec::new());
+        let state = self.lock();
+        for e in state.providers.get(hash).into_iter().flatten() {
+            // Expiry is enforced here, not only by the sweep in `announce`.
+            if e.expires > now {
+                match e.reported {
+                    false => fresh.push(e),
+                    true => reported.push(e),
+                }
+            }
+        }
+        let mut rng = rand::rng();
+        fresh.shuffle(&mut rng);
+        reported.shuffle(&mut rng);
+        fresh
+            .into_iter()
+            .chain(reported)
+            .take(self.config.max_returned)
+            .map(|e| e.addr.clone())
+            .collect()
+    }
+
+    /// A node at `source` could not reach `peer` for `hash`: list it after the others
+    /// until it announces again. Nothing is removed (see the module doc).
+    pub fn report(
+        &self,
+        report: &UnreachableReport,
+        source: Option<SocketAddr>,
+    ) -> std::result::Result<ReportOutcome, ReportError> {
+        let hash = BlobRef::from_hex(&report.hash, 0)
+            .map_err(|_| ReportError::BadHash(report.hash.chars().take(80).collect()))?
+            .hash;
+        let peer = PeerAddr {
+            id: report.peer.clone(),
+            addrs: vec![],
+        }
+        .endpoint_id()
+        .map_err(|_| ReportError::BadPeerId(report.peer.chars().take(80).collect()))?;
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut state = self.lock();
+        let key = source.map(|s| s.ip());
+        if !state.reporters.contains_key(&key) && state.reporters.len() >= MAX_REPORTERS {
+            state
+                .reporters
+                .retain(|_, (since, _)| now.duration_since(*since) < minute);
+            if state.reporters.len() >= MAX_REPORTERS {
+                return Err(ReportError::RateLimited);
+            }
+        }
+        let (since, count) = state.reporters.entry(key).or_insert((now, 0));
+        if now.duration_since(*since) >= minute {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= self.config.max_reports_per_minute {
+            return Err(ReportError::RateLimited);
+        }
+        *count += 1;
+        let entry = state
             .providers
-            .get(hash)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|e| e.expires > now)
-                    .map(|e| e.addr.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.shuffle(&mut rand::rng());
-        found.truncate(self.config.max_returned);
-        found
+            .get_mut(&hash)
+            .and_then(|entries| entries.iter_mut().find(|e| e.id == peer && e.expires > now));
+        Ok(match entry {
+            Some(e) => {
+                e.reported = true;
+                ReportOutcome::Demoted
+            }
+            None => ReportOutcome::NotListed,
+        })
     }
 }
 
@@ -274,7 +378,28 @@ pub fn tracker_routes(tracker: Arc<Tracker>) -> Router {
             post(announce).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/v1/swarm/providers/{hash}", get(providers))
+        .route(
+            "/v1/swarm/report",
+            post(report).layer(DefaultBodyLimit::max(MAX_REPORT_BODY)),
+        )
         .with_state(tracker)
+}
+
+/// Largest report body: a hash and an endpoint id, with room to spare.
+const MAX_REPORT_BODY: usize = 1024;
+
+async fn report(
+    State(tracker): State<Arc<Tracker>>,
+    Source(source): Source,
+    axum::Json(body): axum::Json<UnreachableReport>,
+) -> Response {
+    match tracker.report(&body, source) {
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(e @ ReportError::RateLimited) => {
+            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn announce(
@@ -300,6 +425,16 @@ async fn providers(State(tracker): State<Arc<Tracker>>, Path(hash): Path<String>
 
 /// Largest providers answer read (`max_returned` peers with their addresses fit easily).
 const MAX_PROVIDERS_REPLY: usize = 64 * 1024;
+
+/// Which tracker listed which peer (the last one that did), bounded.
+#[derive(Debug, Default)]
+pub(crate) struct ListedBy(HashMap<EndpointId, String>);
+
+/// Peers whose tracker is remembered; the map starts over past this.
+const MAX_LISTED: usize = 4096;
+
+/// How long reporting an unreachable peer to its tracker may take (in the background).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Swarm {
     /// Tells the tracker at `origin_http` that this node holds `hashes` (complete blobs),
@@ -382,7 +517,48 @@ impl Swarm {
             serde_json::from_slice(&bytes).map_err(|e| fail(format!("bad answer: {e}")))?;
         let me = self.endpoint_id().to_string();
         peers.retain(|p| p.id != me);
+        let mut listed = self.listed_by.lock().unwrap_or_else(|e| e.into_inner());
+        if listed.0.len() + peers.len() > MAX_LISTED {
+            listed.0.clear();
+        }
+        let base = origin_http.trim_end_matches('/');
+        for p in &peers {
+            if let Ok(id) = p.endpoint_id() {
+                listed.0.insert(id, base.to_owned());
+            }
+        }
         Ok(peers)
+    }
+
+    /// Tells the tracker that listed `peer` (if one did), in the background, that it could
+    /// not be reached for `hash`. Best effort: failures are only logged.
+    pub(crate) fn report_unreachable(&self, hash: &Hash, peer: &EndpointId) {
+        let Some(base) = self
+            .listed_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(peer)
+            .cloned()
+        else {
+            return;
+        };
+        let body = UnreachableReport {
+            hash: hash.to_hex().to_string(),
+            peer: peer.to_string(),
+        };
+        let request = self
+            .http
+            .post(format!("{base}/v1/swarm/report"))
+            .timeout(REPORT_TIMEOUT)
+            .json(&body);
+        tokio::spawn(async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => debug!(tracker = %base, status = %r.status(), "report refused"),
+                Err(e) => debug!(tracker = %base, error = %e, "report failed"),
+            }
+        });
     }
 
     /// The address this node announces: its bound sockets, with an unspecified IP replaced

@@ -2,6 +2,12 @@
 //! the node's own names (DNS rebinding), must not come from another site's page (CSRF),
 //! must carry the node's credential, and a state-changing request must have a body type a
 //! browser cannot send without asking first (a CORS preflight, which we never grant).
+//!
+//! The credential is the bearer token (the CLI) or, for the web dashboard, a live session
+//! cookie; with the cookie, a state-changing request must also carry the session's CSRF token
+//! in `X-CSRF-Token`. The dashboard's own pages and login routes
+//! ([`archy_dashboard::is_dashboard_path`]) pass the Host and Origin checks and need no
+//! credential (logging in cannot need a session); they check what they need themselves.
 
 use std::sync::Arc;
 
@@ -9,6 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use archy_dashboard::{CookieAdmission, Dashboard};
 
 use crate::auth::ApiToken;
 use crate::node::ErrorKind;
@@ -18,6 +26,8 @@ pub struct Guard {
     token: ApiToken,
     /// Lowercase host names (no port) the API answers to.
     hosts: Vec<String>,
+    /// The web dashboard, whose sessions are a credential too.
+    dashboard: Option<Arc<Dashboard>>,
 }
 
 impl Guard {
@@ -42,7 +52,17 @@ impl Guard {
         }
         hosts.sort();
         hosts.dedup();
-        Self { token, hosts }
+        Self {
+            token,
+            hosts,
+            dashboard: None,
+        }
+    }
+
+    /// Also admits the dashboard's pages, and API requests with a live dashboard session.
+    pub fn with_dashboard(mut self, dashboard: Arc<Dashboard>) -> Self {
+        self.dashboard = Some(dashboard);
+        self
     }
 
     fn allows_host(&self, host: &str) -> bool {
@@ -151,7 +171,11 @@ fn admit(guard: &Guard, method: &Method, path: &str, headers: &HeaderMap) -> Res
             format!("a {site} request from a web page is refused"),
         ));
     }
-    // 3. Authenticated.
+    // The dashboard's pages and login: no credential (they check sessions themselves).
+    if guard.dashboard.is_some() && archy_dashboard::is_dashboard_path(path) {
+        return Ok(());
+    }
+    // 3. Authenticated: the token, or a dashboard session (with its CSRF token on changes).
     let offered = header_str(headers, header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
@@ -164,13 +188,43 @@ fn admit(guard: &Guard, method: &Method, path: &str, headers: &HeaderMap) -> Res
                 "wrong API token",
             ));
         }
-        None => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                ErrorKind::Unauthorized,
-                "the API needs the node's token: `Authorization: Bearer <token>` from api.token in the node's data dir (the archy CLI sends it)",
-            ));
-        }
+        None => match guard
+            .dashboard
+            .as_ref()
+            .map(|d| d.admit_cookie(method, headers))
+        {
+            Some(CookieAdmission::Admitted) => {}
+            Some(CookieAdmission::NoSession) => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorKind::Unauthorized,
+                    "the dashboard session has ended (logged out, expired, or the password changed): log in again",
+                ));
+            }
+            Some(CookieAdmission::MissingCsrf) => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    ErrorKind::CrossSite,
+                    format!(
+                        "{method} {path} with a session cookie needs the session's CSRF token in the X-CSRF-Token header"
+                    ),
+                ));
+            }
+            Some(CookieAdmission::WrongCsrf) => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    ErrorKind::CrossSite,
+                    "wrong CSRF token for this session",
+                ));
+            }
+            Some(CookieAdmission::NoCookie) | None => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorKind::Unauthorized,
+                    "the API needs the node's token: `Authorization: Bearer <token>` from api.token in the node's data dir (the archy CLI sends it), or a dashboard login",
+                ));
+            }
+        },
     }
     // 4. State changes carry a body type no form or simple fetch can produce.
     if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -316,5 +370,142 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_dashboard_session_is_a_credential_with_its_csrf_token_on_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dashboard = Dashboard::new(dir.path());
+        let g = guard().with_dashboard(dashboard.clone());
+        archy_dashboard::password::write(
+            dir.path(),
+            "a long password",
+            archy_dashboard::password::Mode::Replace,
+        )
+        .unwrap();
+        // Log in through the dashboard's own route.
+        let login = axum::http::Request::post("/ui/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(r#"{"password":"a long password"}"#))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(dashboard.routes(), login)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let csrf = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["csrf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("host", "127.0.0.1:7878"),
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/json"),
+            ];
+            pairs.extend_from_slice(extra);
+            headers(&pairs)
+        };
+        let status = |method: Method, path: &str, h: &HeaderMap| {
+            admit(&g, &method, path, h).err().map(|r| r.status())
+        };
+        assert_eq!(status(Method::GET, "/v1/status", &with(&[])), None);
+        assert_eq!(
+            status(Method::POST, "/v1/apps/x/stop", &with(&[])),
+            Some(StatusCode::FORBIDDEN),
+            "no CSRF header"
+        );
+        assert_eq!(
+            status(
+                Method::POST,
+                "/v1/apps/x/stop",
+                &with(&[("x-csrf-token", "00")])
+            ),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(
+                Method::POST,
+                "/v1/apps/x/stop",
+                &with(&[("x-csrf-token", &csrf)])
+            ),
+            None
+        );
+        // The other checks still apply to cookie requests.
+        assert_eq!(
+            status(
+                Method::POST,
+                "/v1/apps/x/stop",
+                &with(&[("x-csrf-token", &csrf), ("origin", "http://evil.example")])
+            ),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(
+                Method::POST,
+                "/v1/apps/x/stop",
+                &with(&[("x-csrf-token", &csrf), ("content-type", "text/plain")])
+            ),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert_eq!(
+            status(
+                Method::GET,
+                "/v1/status",
+                &with(&[("host", "evil.example")])
+            ),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        // A forged or ended session is no credential; a wrong token is not rescued by a cookie.
+        let forged = headers(&[("host", "localhost"), ("cookie", "archy_session=00")]);
+        assert_eq!(
+            status(Method::GET, "/v1/status", &forged),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            status(
+                Method::GET,
+                "/v1/status",
+                &with(&[("authorization", "Bearer 00")])
+            ),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        // The dashboard's pages need no credential, but the Host and Origin checks.
+        let bare = headers(&[("host", "127.0.0.1:7878")]);
+        assert_eq!(status(Method::GET, "/", &bare), None);
+        assert_eq!(status(Method::POST, "/ui/login", &bare), None);
+        assert_eq!(
+            status(
+                Method::POST,
+                "/ui/login",
+                &headers(&[
+                    ("host", "127.0.0.1:7878"),
+                    ("origin", "http://evil.example")
+                ])
+            ),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(Method::GET, "/", &headers(&[("host", "evil.example")])),
+            Some(StatusCode::MISDIRECTED_REQUEST)
+        );
+        // Without a dashboard, its paths need the token like everything else.
+        assert_eq!(
+            status_without_dashboard(Method::GET, "/", &bare),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+    }
+
+    fn status_without_dashboard(method: Method, path: &str, h: &HeaderMap) -> Option<StatusCode> {
+        admit(&guard(), &method, path, h).err().map(|r| r.status())
     }
 }

@@ -6,6 +6,7 @@
 //! sees them.
 
 pub mod guard;
+pub mod operations;
 pub mod params;
 mod publish;
 
@@ -21,9 +22,60 @@ use serde::Deserialize;
 use crate::node::{ErrorKind, Node, NodeError};
 use params::{AppId, Key, KeyPrefix, ManifestId, Valid};
 
-/// The API with its front door: `guard` decides who gets in.
+/// The API with its front door: `guard` decides who gets in. Every error answer, axum's own
+/// (unknown route, wrong method, a body or query that does not parse) included, is an
+/// [`archy_api::ApiError`].
 pub fn routes(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
-    unguarded(node).layer(axum::middleware::from_fn_with_state(guard, guard::check))
+    unguarded(node)
+        .fallback(unknown_route)
+        .layer(axum::middleware::map_response(errors_as_json))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> NodeError {
+    NodeError::new(
+        ErrorKind::NotFound,
+        format!("no such API route: {}", uri.path()),
+    )
+}
+
+/// Turns the plain-text errors axum's extractors answer with into the contract's error
+/// body, keeping their status and message.
+async fn errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let kind = match status {
+        StatusCode::NOT_FOUND => ErrorKind::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorKind::WrongContentType,
+        s if s.is_server_error() => ErrorKind::Internal,
+        _ => ErrorKind::Invalid,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text
+    };
+    // One status per kind, as the contract says; a wrong method keeps its 405.
+    let status = if status == StatusCode::METHOD_NOT_ALLOWED {
+        status
+    } else {
+        StatusCode::from_u16(kind.status()).unwrap_or(status)
+    };
+    (status, axum::Json(archy_api::ApiError::new(kind, message))).into_response()
 }
 
 fn unguarded(node: Arc<Node>) -> Router {
@@ -47,27 +99,18 @@ fn unguarded(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/restart", post(restart))
         .route(archy_api::routes::OPENAPI, get(openapi))
         .with_state(node.clone())
-        .merge(publish::routes(node))
+        .merge(publish::routes(node.clone()))
+        .merge(operations::routes(node))
 }
 
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
-        let status = match self.kind {
-            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::CrossSite => StatusCode::FORBIDDEN,
-            ErrorKind::WrongHost => StatusCode::MISDIRECTED_REQUEST,
-            ErrorKind::WrongContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        // The contract holds the one kind -> status table.
+        let status =
+            StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
-            axum::Json(serde_json::json!({ "error": self.message, "kind": self.kind })),
+            axum::Json(archy_api::ApiError::new(self.kind, self.message)),
         )
             .into_response()
     }
@@ -93,22 +136,58 @@ async fn catalog_apps(
     node.catalog_apps().await.map(axum::Json)
 }
 
-async fn pull(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
-    node.pull_catalog()
-        .await
-        .map(|u| axum::Json(serde_json::json!({ "result": format!("{u:?}") })))
+async fn pull(State(node): State<Arc<Node>>) -> ApiResult<archy_api::PullResponse> {
+    use archy_registry::CatalogUpdate;
+    let update = node.pull_catalog().await?;
+    Ok(axum::Json(match update {
+        CatalogUpdate::Unchanged { version } => archy_api::PullResponse {
+            result: format!("catalog version {version} is current"),
+            updated: false,
+            version,
+            from: None,
+            missed: 0,
+        },
+        CatalogUpdate::Updated { from, to, missed } => archy_api::PullResponse {
+            result: match from {
+                Some(f) => format!("catalog updated from version {f} to {to}"),
+                None => format!("catalog version {to} accepted"),
+            },
+            updated: true,
+            version: to,
+            from,
+            missed,
+        },
+    }))
 }
 
-async fn market(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::db::MarketRow>> {
+async fn market(State(node): State<Arc<Node>>) -> ApiResult<Vec<archy_api::MarketRow>> {
     node.market().await.map(axum::Json)
 }
 
-async fn discover(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
+async fn discover(State(node): State<Arc<Node>>) -> ApiResult<archy_api::DiscoverResponse> {
     let found = node.discover_market().await?;
-    Ok(axum::Json(serde_json::json!({
-        "listed": found.listings.len(),
-        "rejected": found.rejected.iter().map(|(id, why)| serde_json::json!({"event": id, "reason": why})).collect::<Vec<_>>(),
-    })))
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(axum::Json(archy_api::DiscoverResponse {
+        listed: count(found.listings.len()),
+        rejected: found
+            .rejected
+            .into_iter()
+            .map(|(event, reason)| archy_api::RejectedEvent { event, reason })
+            .collect(),
+        rejected_total: count(found.rejected_total),
+        rejected_by_reason: found
+            .rejected_by_reason
+            .into_iter()
+            .map(|(reason, n)| (reason, count(n)))
+            .collect(),
+        examined: count(found.examined),
+        truncated: found.truncated,
+        relay_errors: found
+            .relay_errors
+            .into_iter()
+            .map(|(relay, reason)| archy_api::RelayError { relay, reason })
+            .collect(),
+    }))
 }
 
 async fn apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::AppView>> {
@@ -137,75 +216,55 @@ async fn install(
     Valid(ManifestId(id)): Valid<ManifestId>,
     Query(q): Query<InstallQuery>,
 ) -> Response {
-    let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
-        if q.with_dependencies {
-            node.install_with_dependencies(&id, &sink).await
-        } else {
-            node.install_with_progress(&id, &sink).await
-        }
+    let request = crate::node::JobRequest::Install {
+        id,
+        with_dependencies: q.with_dependencies,
     };
-    if q.stream {
-        stream_progress(run)
-    } else {
-        run(Box::new(|_| {})).await.map(axum::Json).into_response()
-    }
+    stream_progress(&node, request, q.stream).await
 }
 
-/// Runs an operation that reports progress, streaming newline-delimited JSON: progress
-/// events, then `{"result": …}` or `{"error": …}`. The operation runs to its end even if the
-/// client goes away: operations never stop halfway.
-fn stream_progress<F, Fut>(operation: F) -> Response
-where
-    F: FnOnce(Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<crate::node::AppView, NodeError>> + Send,
-{
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
-    tokio::spawn(async move {
-        let events = tx.clone();
-        let sink = Box::new(move |p: archy_orchestrator::Progress| {
-            let _ = events.send(serde_json::json!({ "progress": p }));
-        });
-        let last = match operation(sink).await {
-            Ok(app) => serde_json::json!({ "result": app }),
-            Err(e) => serde_json::json!({ "error": e.message, "kind": e.kind }),
-        };
-        let _ = tx.send(last);
-    });
-    let lines = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|v| (Ok::<_, std::convert::Infallible>(format!("{v}\n")), rx))
-    });
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        axum::body::Body::from_stream(lines),
-    )
-        .into_response()
+/// Runs an operation as a job of the node ([`operations::answer`]): with `stream`,
+/// newline-delimited JSON progress events, then `{"result": …}` or `{"error": …}`;
+/// otherwise the result at the end. The operation runs to its end even if the client goes
+/// away: operations never stop halfway, and `GET /v1/operations/{id}/events` re-attaches.
+async fn stream_progress(
+    node: &Arc<Node>,
+    request: crate::node::JobRequest,
+    stream: bool,
+) -> Response {
+    operations::answer(node, request, stream).await
 }
 
-async fn trusted_keys(State(node): State<Arc<Node>>) -> ApiResult<serde_json::Value> {
+async fn trusted_keys(State(node): State<Arc<Node>>) -> ApiResult<Vec<archy_api::TrustedKey>> {
     let keys = node.trusted_keys().await?;
-    Ok(axum::Json(serde_json::json!(
-        keys.iter()
-            .map(|(key, source)| serde_json::json!({ "key": key, "source": source }))
-            .collect::<Vec<_>>()
-    )))
+    Ok(axum::Json(
+        keys.into_iter()
+            .map(|(key, source)| archy_api::TrustedKey {
+                key,
+                source: if source == "config" {
+                    archy_api::KeySource::Config
+                } else {
+                    archy_api::KeySource::Cli
+                },
+            })
+            .collect(),
+    ))
 }
 
 async fn trust_key(
     State(node): State<Arc<Node>>,
     Valid(Key(key)): Valid<Key>,
-) -> ApiResult<serde_json::Value> {
-    let hex = node.trust_key(&key).await?;
-    Ok(axum::Json(serde_json::json!({ "trusted": hex })))
+) -> ApiResult<archy_api::Trusted> {
+    let trusted = node.trust_key(&key).await?;
+    Ok(axum::Json(archy_api::Trusted { trusted }))
 }
 
 async fn untrust_key(
     State(node): State<Arc<Node>>,
     Valid(Key(key)): Valid<Key>,
-) -> ApiResult<serde_json::Value> {
-    let hex = node.untrust_key(&key).await?;
-    Ok(axum::Json(serde_json::json!({ "untrusted": hex })))
+) -> ApiResult<archy_api::Untrusted> {
+    let untrusted = node.untrust_key(&key).await?;
+    Ok(axum::Json(archy_api::Untrusted { untrusted }))
 }
 
 async fn market_show(
@@ -232,30 +291,20 @@ async fn market_install(
     Valid(ManifestId(app)): Valid<ManifestId>,
     Query(q): Query<MarketInstallQuery>,
 ) -> Response {
-    let run = move |sink: Box<dyn Fn(archy_orchestrator::Progress) + Send + Sync>| async move {
-        let publisher = q.publisher.map(|p| p.0);
-        node.install_listing(&app, publisher.as_deref(), q.approve, &sink)
-            .await
+    let request = crate::node::JobRequest::MarketInstall {
+        app,
+        publisher: q.publisher.map(|p| p.0),
+        approve: q.approve,
     };
-    if q.stream {
-        stream_progress(run)
-    } else {
-        run(Box::new(|_| {})).await.map(axum::Json).into_response()
-    }
+    stream_progress(&node, request, q.stream).await
 }
 
-async fn start(
-    State(node): State<Arc<Node>>,
-    Valid(AppId(id)): Valid<AppId>,
-) -> ApiResult<crate::node::AppView> {
-    node.start_app(&id).await.map(axum::Json)
+async fn start(State(node): State<Arc<Node>>, Valid(AppId(id)): Valid<AppId>) -> Response {
+    stream_progress(&node, crate::node::JobRequest::Start { id }, false).await
 }
 
-async fn restart(
-    State(node): State<Arc<Node>>,
-    Valid(AppId(id)): Valid<AppId>,
-) -> ApiResult<crate::node::AppView> {
-    node.restart_app(&id).await.map(axum::Json)
+async fn restart(State(node): State<Arc<Node>>, Valid(AppId(id)): Valid<AppId>) -> Response {
+    stream_progress(&node, crate::node::JobRequest::Restart { id }, false).await
 }
 
 #[derive(Deserialize)]
@@ -269,15 +318,17 @@ async fn update(
     State(node): State<Arc<Node>>,
     Valid(AppId(id)): Valid<AppId>,
     Query(q): Query<UpdateQuery>,
-) -> ApiResult<crate::node::AppView> {
-    node.update(&id, q.approve).await.map(axum::Json)
+    Query(s): Query<archy_api::StreamQuery>,
+) -> Response {
+    let request = crate::node::JobRequest::Update {
+        id,
+        approve: q.approve,
+    };
+    stream_progress(&node, request, s.stream).await
 }
 
-async fn stop(
-    State(node): State<Arc<Node>>,
-    Valid(AppId(id)): Valid<AppId>,
-) -> ApiResult<crate::node::AppView> {
-    node.stop_app(&id).await.map(axum::Json)
+async fn stop(State(node): State<Arc<Node>>, Valid(AppId(id)): Valid<AppId>) -> Response {
+    stream_progress(&node, crate::node::JobRequest::Stop { id }, false).await
 }
 
 #[derive(Deserialize)]
@@ -290,8 +341,8 @@ async fn uninstall(
     State(node): State<Arc<Node>>,
     Valid(AppId(id)): Valid<AppId>,
     Query(q): Query<UninstallQuery>,
-) -> ApiResult<serde_json::Value> {
-    node.uninstall(&id, q.purge)
-        .await
-        .map(|()| axum::Json(serde_json::json!({ "uninstalled": id, "purged": q.purge })))
+    Query(s): Query<archy_api::StreamQuery>,
+) -> Response {
+    let request = crate::node::JobRequest::Uninstall { id, purge: q.purge };
+    stream_progress(&node, request, s.stream).await
 }

@@ -149,17 +149,7 @@ impl Param for Blake3Hex {
     }
 }
 
-/// Deserializes a query or body field through its [`Param`] grammar.
-pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Param,
-{
-    let raw = String::deserialize(deserializer)?;
-    T::parse(&raw).map_err(|rule| serde::de::Error::custom(format!("{} {rule}", T::WHAT)))
-}
-
-/// Like [`deserialize`], for an optional field.
+/// Deserializes an optional query field through its [`Param`] grammar.
 pub fn deserialize_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

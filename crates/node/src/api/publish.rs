@@ -12,7 +12,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{post, put};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
@@ -26,35 +25,9 @@ const MAX_SESSIONS: usize = 4;
 /// Artifacts one publication may declare.
 const MAX_ARTIFACTS: usize = 16;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BeginRequest {
-    #[serde(deserialize_with = "params::deserialize")]
-    pub app: ManifestId,
-    pub artifacts: Vec<DeclaredArtifact>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeclaredArtifact {
-    #[serde(deserialize_with = "params::deserialize")]
-    pub name: ArtifactName,
-    pub size: u64,
-    #[serde(deserialize_with = "params::deserialize")]
-    pub blake3: Blake3Hex,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BeginResponse {
-    pub session: String,
-    pub expires_in_seconds: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Uploaded {
-    pub blake3: String,
-    pub size: u64,
-}
+use archy_api::{
+    BeginPublish, PublishAborted, PublishFinished, PublishSession, UploadedArtifact as Uploaded,
+};
 
 struct Session {
     app: String,
@@ -127,8 +100,9 @@ fn invalid(message: impl Into<String>) -> NodeError {
 
 async fn begin(
     State(uploads): State<Arc<Uploads>>,
-    Json(request): Json<BeginRequest>,
-) -> Result<Json<BeginResponse>, NodeError> {
+    Json(request): Json<BeginPublish>,
+) -> Result<Json<PublishSession>, NodeError> {
+    let app = params::parse::<ManifestId>(&request.app)?;
     uploads.sweep_expired().await;
     let cap = uploads
         .node
@@ -142,22 +116,24 @@ async fn begin(
     }
     let mut declared = BTreeMap::new();
     for a in request.artifacts {
+        let name = params::parse::<ArtifactName>(&a.name)?;
+        let blake3 = params::parse::<Blake3Hex>(&a.blake3)?;
         if a.size == 0 || a.size > cap {
             return Err(NodeError::new(
                 ErrorKind::TooLarge,
                 format!(
                     "artifact {} declares {} bytes; this node takes 1 byte to {} MiB (max_upload_mib)",
-                    a.name.0,
+                    name.0,
                     a.size,
                     uploads.node.config().max_upload_mib
                 ),
             ));
         }
         if declared
-            .insert(a.name.0.clone(), (a.size, a.blake3.0))
+            .insert(name.0.clone(), (a.size, blake3.0))
             .is_some()
         {
-            return Err(invalid(format!("artifact {} is declared twice", a.name.0)));
+            return Err(invalid(format!("artifact {} is declared twice", name.0)));
         }
     }
     let id = hex::encode(rand::random::<[u8; 16]>());
@@ -174,7 +150,7 @@ async fn begin(
         sessions.insert(
             id.clone(),
             Session {
-                app: request.app.0,
+                app: app.0,
                 declared,
                 uploaded: BTreeMap::new(),
                 receiving: Vec::new(),
@@ -182,7 +158,7 @@ async fn begin(
             },
         );
     }
-    Ok(Json(BeginResponse {
+    Ok(Json(PublishSession {
         session: id,
         expires_in_seconds: SESSION_TTL.as_secs(),
     }))
@@ -344,7 +320,7 @@ async fn receive(
 async fn finish(
     State(uploads): State<Arc<Uploads>>,
     Path(session): Path<String>,
-) -> Result<Json<serde_json::Value>, NodeError> {
+) -> Result<Json<PublishFinished>, NodeError> {
     let session = params::parse::<SessionId>(&session)?.0;
     let mut sessions = uploads.lock();
     let s = sessions.get(&session).ok_or_else(unknown_session)?;
@@ -365,17 +341,17 @@ async fn finish(
     }
     let s = sessions.remove(&session).ok_or_else(unknown_session)?;
     info!(app = %s.app, artifacts = s.uploaded.len(), "publication's artifacts kept");
-    Ok(Json(serde_json::json!({ "finished": session })))
+    Ok(Json(PublishFinished { finished: session }))
 }
 
 async fn abort(
     State(uploads): State<Arc<Uploads>>,
     Path(session): Path<String>,
-) -> Result<Json<serde_json::Value>, NodeError> {
+) -> Result<Json<PublishAborted>, NodeError> {
     let session = params::parse::<SessionId>(&session)?.0;
     if !uploads.lock().contains_key(&session) {
         return Err(unknown_session());
     }
     uploads.drop_sessions(|id, _| id == session).await;
-    Ok(Json(serde_json::json!({ "aborted": session })))
+    Ok(Json(PublishAborted { aborted: session }))
 }

@@ -76,12 +76,9 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
         }
         AppCommand::Install { id, with_deps } => {
             let client = target.client()?;
-            let bar = progress::bar(target.json);
-            let installed = client
-                .install(&id, with_deps, |p| progress::draw(&bar, p))
-                .await;
-            progress::finish(&bar, installed.is_ok());
-            json_or(target.json, &installed?, print::app);
+            let started = client.install_operation(&id, with_deps).await?;
+            let result = progress::follow(target.json, started, "install", &id).await?;
+            print_result(target, &result);
         }
         AppCommand::List => {
             let apps = target.client()?.apps().await?;
@@ -101,24 +98,70 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             json_or(target.json, &app, print::app);
         }
         AppCommand::Update { id, approve } => {
-            let app = target.client()?.update(&id, approve).await?;
-            json_or(target.json, &app, print::app);
+            let started = target.client()?.update_operation(&id, approve).await?;
+            let result = progress::follow(target.json, started, "update", &id).await?;
+            print_result(target, &result);
         }
         AppCommand::Uninstall { id, purge } => {
-            let removed = target.client()?.uninstall(&id, purge).await?;
-            json_or(target.json, &removed, |_| {
-                outln!(
-                    "{id} uninstalled{}",
-                    if purge {
-                        " and its data purged"
-                    } else {
-                        "; its data is kept (use --purge to delete it)"
-                    }
-                )
-            });
+            let started = target.client()?.uninstall_operation(&id, purge).await?;
+            let what = if purge { "purge" } else { "uninstall" };
+            let result = progress::follow(target.json, started, what, &id).await?;
+            print_result(target, &result);
+        }
+        AppCommand::Watch { operation } => {
+            let client = target.client()?;
+            let id = operation_of(&client, &operation).await?;
+            let view = client.operation(id).await?;
+            if !target.json {
+                eprintln!(
+                    "operation {id}: {} of {} ({}, stage {})",
+                    view.kind, view.app, view.state, view.stage
+                );
+            }
+            let started = archy_api::StartedOperation {
+                id: Some(id),
+                events: client.operation_events(id).await?,
+            };
+            let result =
+                progress::follow(target.json, started, view.kind.as_str(), &view.app).await?;
+            print_result(target, &result);
         }
     }
     Ok(())
+}
+
+/// The operation `arg` names: its number, or an app's running (else latest) operation.
+async fn operation_of(client: &archy_api::Client, arg: &str) -> anyhow::Result<u64> {
+    if let Ok(id) = arg.parse::<u64>() {
+        return Ok(id);
+    }
+    let operations = client.operations().await?;
+    let of_app = || operations.iter().filter(|o| o.app == arg);
+    of_app()
+        .find(|o| o.state == archy_api::OperationState::Running)
+        .or_else(|| of_app().next())
+        .map(|o| o.id)
+        .with_context(|| {
+            format!("no operation of {arg:?} on the node (`archy app watch` takes an operation number or an app id)")
+        })
+}
+
+/// An operation's result: the app, or what was removed.
+fn print_result(target: &Target, result: &archy_api::OperationResult) {
+    match result {
+        archy_api::OperationResult::App(app) => json_or(target.json, app, print::app),
+        archy_api::OperationResult::Uninstalled(removed) => json_or(target.json, removed, |r| {
+            outln!(
+                "{} uninstalled{}",
+                r.uninstalled,
+                if r.purged {
+                    " and its data purged"
+                } else {
+                    "; its data is kept (use --purge to delete it)"
+                }
+            )
+        }),
+    }
 }
 
 fn read_manifest(path: &std::path::Path) -> anyhow::Result<archy_registry::Manifest> {

@@ -13,6 +13,7 @@
 #[macro_use]
 mod print;
 
+mod admin;
 mod app;
 mod catalog;
 mod dev;
@@ -92,6 +93,11 @@ pub enum Command {
     Dev {
         #[command(subcommand)]
         command: DevCommand,
+    },
+    /// The web dashboard's admin password.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
     },
 }
 
@@ -180,6 +186,25 @@ pub enum NodeCommand {
         publish_address: Option<std::net::IpAddr>,
         #[arg(long)]
         pull_interval_seconds: Option<u64>,
+    },
+    /// Write systemd units that start the Podman user's API service and this node at boot
+    /// (archy-podman.service, archy-node.service).
+    InstallService {
+        /// The node's TOML config (the units run `archy node run --config` with it).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where the unit files go.
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
+        /// The unprivileged user that owns rootless Podman.
+        #[arg(long, default_value = "archy-podman")]
+        podman_user: String,
+        /// The user the node runs as (default: the Podman user).
+        #[arg(long)]
+        node_user: Option<String>,
+        /// Print the units instead of writing them.
+        #[arg(long)]
+        print: bool,
     },
 }
 
@@ -308,6 +333,10 @@ pub enum AppCommand {
         #[arg(long)]
         purge: bool,
     },
+    /// Re-attach to an operation (after Ctrl-C, or from another terminal): its progress so
+    /// far, then each step, up to its result. ID: an operation number, or an app (its
+    /// running or latest operation).
+    Watch { operation: String },
 }
 
 fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
@@ -358,5 +387,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: SwarmCommand::Status,
         } => swarm::run(&target).await,
         Command::Dev { command } => dev::run(command),
+        Command::Admin { command } => admin::run(command),
     }
 }

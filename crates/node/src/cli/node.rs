@@ -18,8 +18,19 @@ fn init_tracing() {
         .init();
 }
 
-/// `archy node run`: pull and verify the catalog, serve the API.
+/// `archy node run`: pull and verify the catalog, serve the API; `archy node
+/// install-service`: the systemd units that bring it back after a reboot.
 pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
+    if let NodeCommand::InstallService {
+        config,
+        unit_dir,
+        podman_user,
+        node_user,
+        print,
+    } = command
+    {
+        return install_service(&config, &unit_dir, &podman_user, node_user, print);
+    }
     init_tracing();
     let NodeCommand::Run {
         config,
@@ -30,7 +41,10 @@ pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
         podman_url,
         publish_address,
         pull_interval_seconds,
-    } = command;
+    } = command
+    else {
+        unreachable!("install-service returned above");
+    };
     let mut cfg = match config {
         Some(path) => NodeConfig::load(&path)?,
         None => NodeConfig::default(),
@@ -88,4 +102,52 @@ pub async fn origin(command: OriginCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn install_service(
+    config: &std::path::Path,
+    unit_dir: &std::path::Path,
+    podman_user: &str,
+    node_user: Option<String>,
+    print: bool,
+) -> anyhow::Result<()> {
+    use archy_node::service;
+    let config = std::fs::canonicalize(config)
+        .with_context(|| format!("the node config {}", config.display()))?;
+    let node_config = NodeConfig::load(&config)?;
+    let data_dir = std::path::absolute(&node_config.data_dir)
+        .with_context(|| format!("data dir {}", node_config.data_dir.display()))?;
+    let archy = std::env::current_exe().context("locating the archy binary")?;
+    let mut units = service::UnitConfig::for_podman_user(podman_user, archy, config, data_dir)
+        .with_context(|| {
+            format!(
+                "no user {podman_user:?} on this machine: create it first (scripts/setup-podman.sh does)"
+            )
+        })?;
+    if let Some(user) = node_user {
+        units.node_user = user;
+    }
+    if node_config.podman_url != units.podman_url() {
+        eprintln!(
+            "warning: the node config names podman_url {:?}, but the unit starts Podman's service at {:?}",
+            node_config.podman_url,
+            units.podman_url()
+        );
+    }
+    let files = service::units(&units);
+    if print {
+        for (name, text) in &files {
+            println!("# {name}\n{text}");
+        }
+        return Ok(());
+    }
+    let written = service::write_units(unit_dir, &files)
+        .with_context(|| format!("writing the units to {}", unit_dir.display()))?;
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!(
+        "enable them: systemctl daemon-reload && systemctl enable --now archy-podman.service archy-node.service"
+    );
+    Ok(())
 }

@@ -48,7 +48,7 @@ impl Node {
             message = format!("{message}, {note}");
         }
         let status = PullStatus {
-            at: Some(Utc::now()),
+            at: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             ok: result.is_ok(),
             message,
         };

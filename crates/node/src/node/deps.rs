@@ -25,6 +25,18 @@ impl Node {
         id: &str,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
+        self.install_with_dependencies_as(None, id, progress).await
+    }
+
+    /// [`Self::install_with_dependencies`] continuing the record `queued` (a job's) for the
+    /// app itself; each dependency gets a record of its own. After a crash each is
+    /// recovered on its own: dependencies whose install finished stay installed.
+    pub(super) async fn install_with_dependencies_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let app = app_in(&catalog, id)?;
@@ -53,7 +65,13 @@ impl Node {
                     dep.manifest.id, dep.manifest.version
                 ),
             ));
-            if let Err(e) = self.install_locked(&held, &source, dep, &|_| {}).await {
+            if let Some(queued) = queued {
+                db::set_stage(&self.db, queued, "dependencies").await?;
+            }
+            if let Err(e) = self
+                .install_locked(&held, None, &source, dep, &|_| {})
+                .await
+            {
                 self.remove_installed_now(&held, &installed_now, &had_data)
                     .await;
                 return Err(NodeError::new(
@@ -68,7 +86,9 @@ impl Node {
         }
         let progress = Monotonic::new(progress);
         let progress: ProgressSink<'_> = &|p| progress.emit(p);
-        let result = self.install_locked(&held, &source, &app, progress).await;
+        let result = self
+            .install_locked(&held, queued, &source, &app, progress)
+            .await;
         if result.is_err() {
             self.remove_installed_now(&held, &installed_now, &had_data)
                 .await;

@@ -2,8 +2,6 @@
 //! API maps to an HTTP status. Every failure below the node (sqlite, the orchestrator) is
 //! turned into one here, so its kind is decided in one place.
 
-use serde::Serialize;
-
 /// An error with the HTTP status it maps to; the message is for a person.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -12,27 +10,8 @@ pub struct NodeError {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// A parameter or body broke its grammar (400).
-    Invalid,
-    /// No or a wrong API credential (401).
-    Unauthorized,
-    /// A web page of another site tried to use the API (403).
-    CrossSite,
-    /// The request named a host that is not this node (421).
-    WrongHost,
-    /// A state change without a JSON (or upload) body (415).
-    WrongContentType,
-    /// More bytes than allowed (413).
-    TooLarge,
-    NotFound,
-    Conflict,
-    Refused,
-    Unavailable,
-    Internal,
-}
+/// The failure kinds are the API contract's: one list, one HTTP status each.
+pub use archy_api::ErrorKind;
 
 impl NodeError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -64,8 +43,47 @@ impl From<archy_orchestrator::Error> for NodeError {
             E::NotRootless { .. } | E::InvalidManifest { .. } | E::UnsafeArgument { .. } => {
                 ErrorKind::Refused
             }
+            // Podman did not answer in time, or not at all: the node's dependency is down.
+            E::Timeout { .. } | E::ServiceDown { .. } => ErrorKind::Unavailable,
+            // Objects an operation created are left behind: the node's own failure.
+            E::UndoIncomplete { .. } => ErrorKind::Internal,
             _ => ErrorKind::Internal,
         };
         NodeError::new(kind, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn podman_down_or_slow_is_unavailable_and_an_incomplete_undo_is_internal() {
+        use archy_orchestrator::Error as E;
+        let kind = |e: E| NodeError::from(e).kind;
+        assert_eq!(
+            kind(E::Timeout {
+                what: "podman ps".into(),
+                after: Duration::from_secs(60)
+            }),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind(E::ServiceDown {
+                url: "unix:///x".into(),
+                what: "podman ps".into(),
+                detail: "refused".into()
+            }),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind(E::UndoIncomplete {
+                app: "hello".into(),
+                left: vec!["network archy-hello: busy".into()]
+            }),
+            ErrorKind::Internal
+        );
     }
 }

@@ -1,11 +1,19 @@
 //! An app's lifecycle: install (from the catalog or a listing, with progress that never goes
 //! backward), update with rollback, start/stop/restart, uninstall or purge, and at start the
 //! recovery of operations a crash interrupted. Every change runs under the operation lock,
-//! and every install, update and removal is recorded before it acts ([`super::operation`]).
+//! and every operation is recorded before it acts ([`super::operation`]); what an install
+//! or update creates is recorded before it is created, so recovery undoes exactly that.
+//! Each function takes the record a job queued (`queued`, see [`super::jobs`]), or `None`.
+//!
+//! Every wait has a bound: Podman calls have their own deadlines (the orchestrator's), and
+//! each step that could otherwise wait on something slow has an outer bound below. A bound
+//! that expires in the middle of creating undoes what was created (from the record).
 
-use archy_orchestrator::{Progress, ProgressSink, Stage};
+use std::time::Duration;
+
+use archy_orchestrator::{Created, Progress, ProgressSink, Stage};
 use archy_registry::{VerifiedApp, VerifiedPublication};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::artifacts::FetchFrom;
 use super::error::internal;
@@ -14,36 +22,176 @@ use super::source::{Source, app_in};
 use super::{AppView, ErrorKind, Node, NodeError};
 use crate::db;
 
+/// Fetching an app's artifacts (each peer and origin attempt has its own deadlines).
+const FETCH_BOUND: Duration = Duration::from_secs(2 * 3600);
+/// Creating and starting an app, health checks included.
+const CREATE_BOUND: Duration = Duration::from_secs(30 * 60);
+/// Removing an app (each container's stop grace is bounded by its manifest).
+const REMOVE_BOUND: Duration = Duration::from_secs(15 * 60);
+/// Starting, stopping or restarting an app.
+const RUN_BOUND: Duration = Duration::from_secs(30 * 60);
+
+/// The operation-row stage a progress event means, for stages the node records.
+fn recorded_stage(stage: Stage) -> Option<&'static str> {
+    match stage {
+        Stage::Loading => Some("loading"),
+        Stage::Creating => Some("creating"),
+        Stage::Starting | Stage::WaitingForHealth => Some("starting"),
+        _ => None,
+    }
+}
+
+fn bound_expired(what: &str, bound: Duration) -> NodeError {
+    NodeError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "{what} did not finish within {} minutes (is Podman or the origin stuck?)",
+            bound.as_secs() / 60
+        ),
+    )
+}
+
 impl Node {
-    /// At start, every operation a crash left running is recorded as interrupted: an install
-    /// that never finished is rolled back (no app stays "installing" forever), a half-done
-    /// update is removed for the reconciler to rebuild the recorded version.
+    /// At start, every operation a crash left running is finished or undone, by kind:
+    ///
+    /// - anything still queued (it never got the lock) did nothing: recorded as interrupted;
+    /// - install: the recorded app is kept when the install got as far as recording it;
+    ///   otherwise exactly what it created is undone and its pins dropped;
+    /// - update: what the new version created is undone, and the reconciler rebuilds the
+    ///   version sqlite records (still the previous one);
+    /// - uninstall and purge are finished: the operator asked for them, and an app must never
+    ///   come back with its data deleted (it is wanted stopped before anything is removed);
+    /// - stop is finished; start and restart are left to the reconciler.
+    ///
+    /// No row stays "running".
     pub(super) async fn recover_interrupted(&self) -> anyhow::Result<()> {
         for op in db::running_operations(&self.db).await? {
-            warn!(app = %op.app_id, kind = %op.kind, stage = %op.stage, "rolling back interrupted operation");
-            let note = if op.kind == OperationKind::Install.as_str()
-                && db::app(&self.db, &op.app_id).await?.is_none()
-            {
-                match self.orchestrator.uninstall(&op.app_id, false).await {
-                    Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
-                        self.unpin_app(&op.app_id).await;
-                        format!("interrupted at stage {}; rolled back", op.stage)
-                    }
-                    Err(e) => format!("interrupted at stage {}; rollback failed: {e}", op.stage),
-                }
-            } else if op.kind == OperationKind::Update.as_str() {
-                // Whatever half of the update exists goes; the reconciler then rebuilds the
-                // version recorded in sqlite, which is still the previous one.
-                self.orchestrator.remove_app_containers(&op.app_id).await;
-                format!(
-                    "interrupted at stage {}; the previous version is restored by the reconciler",
-                    op.stage
-                )
-            } else {
-                format!("interrupted at stage {}", op.stage)
-            };
+            warn!(app = %op.app_id, kind = %op.kind, stage = %op.stage, operation = op.id, "recovering interrupted operation");
+            let note = self.recover(&op).await;
+            info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
             db::mark_interrupted(&self.db, op.id, &note).await?;
         }
+        Ok(())
+    }
+
+    /// Finishes or undoes one interrupted operation; says what it did.
+    async fn recover(&self, op: &db::OperationRow) -> String {
+        let at = format!("interrupted at stage {}", op.stage);
+        if op.stage == "queued" {
+            return "interrupted before it began; nothing was done".into();
+        }
+        let created: Option<Created> = op
+            .created
+            .as_deref()
+            .and_then(|json| match serde_json::from_str(json) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(operation = op.id, error = %e, "unreadable record of what the operation created");
+                    None
+                }
+            });
+        let undo = |created: Option<Created>| async move {
+            match created {
+                Some(c) if c.app == op.app_id => match self.orchestrator.undo(&c).await {
+                    Ok(()) => Ok(!c.is_empty()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Some(c) => Err(format!("the record names app {:?}; left alone", c.app)),
+                None => Ok(false),
+            }
+        };
+        match OperationKind::parse(&op.kind) {
+            Some(OperationKind::Install) => {
+                match db::app(&self.db, &op.app_id).await {
+                    Ok(Some(_)) => {
+                        return format!("{at}, after the app was installed and recorded; kept");
+                    }
+                    Ok(None) => {}
+                    Err(e) => return format!("{at}; not recovered: node database: {e}"),
+                }
+                let legacy = created.is_none()
+                    && matches!(
+                        op.stage.as_str(),
+                        "installing" | "loading" | "creating" | "starting"
+                    );
+                let undone = if legacy {
+                    // A record from before the node kept what operations create.
+                    match self.orchestrator.uninstall(&op.app_id, false).await {
+                        Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => Ok(true),
+                        Err(e) => Err(e.to_string()),
+                    }
+                } else {
+                    undo(created).await
+                };
+                self.unpin_app(&op.app_id).await;
+                match undone {
+                    Ok(true) => format!("{at}; what it created was removed"),
+                    Ok(false) => format!("{at}; it had created nothing"),
+                    Err(e) => format!("{at}; undoing it left something behind: {e}"),
+                }
+            }
+            Some(OperationKind::Update) => {
+                let undone = undo(created).await;
+                if op.stage == "replacing" {
+                    // Whatever half of the update exists goes; the reconciler then rebuilds
+                    // the version recorded in sqlite, which is still the previous one.
+                    self.orchestrator.remove_app_containers(&op.app_id).await;
+                }
+                match undone {
+                    Ok(_) => format!(
+                        "{at}; the new version's objects were removed and the reconciler restores the recorded version"
+                    ),
+                    Err(e) => format!("{at}; undoing the new version left something behind: {e}"),
+                }
+            }
+            Some(kind @ (OperationKind::Uninstall | OperationKind::Purge)) => {
+                let purge = kind == OperationKind::Purge;
+                match self.finish_removal(&op.app_id, purge).await {
+                    Ok(()) => format!(
+                        "{at}; finished: the app is removed{}",
+                        if purge { " and its data deleted" } else { "" }
+                    ),
+                    Err(e) => format!(
+                        "{at}; finishing it failed ({e}); the app is wanted stopped, run `archy app uninstall{} {}` again",
+                        if purge { " --purge" } else { "" },
+                        op.app_id
+                    ),
+                }
+            }
+            Some(OperationKind::Stop) => {
+                let stopped = async {
+                    let (row, app) = self.installed_app(&op.app_id).await?;
+                    if row.desired == "stopped" {
+                        self.orchestrator.stop(&app.manifest).await?;
+                    }
+                    Ok::<_, NodeError>(())
+                }
+                .await;
+                match stopped {
+                    Ok(()) => format!("{at}; finished"),
+                    Err(e) => format!("{at}; not finished: {e}"),
+                }
+            }
+            Some(OperationKind::Start | OperationKind::Restart) => {
+                format!("{at}; the reconciler brings the app to its wanted state")
+            }
+            None => at,
+        }
+    }
+
+    /// Removes an app whose removal was interrupted: wanted stopped first (the reconciler
+    /// must never rebuild it, least of all without its data), then its containers and,
+    /// when purging, its data; then its record and pins.
+    async fn finish_removal(&self, id: &str, purge: bool) -> Result<(), NodeError> {
+        if db::app(&self.db, id).await?.is_some() {
+            db::set_desired(&self.db, id, "stopped").await?;
+        }
+        match self.orchestrator.uninstall(id, purge).await {
+            Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        db::delete_app(&self.db, id).await?;
+        self.unpin_app(id).await;
         Ok(())
     }
 
@@ -59,6 +207,16 @@ impl Node {
         id: &str,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
+        self.install_as(None, id, progress).await
+    }
+
+    /// [`Self::install_with_progress`] continuing the record `queued`, if any.
+    pub(super) async fn install_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
         let progress = Monotonic::new(progress);
         let progress: ProgressSink<'_> = &|p| progress.emit(p);
         progress(Progress::new(
@@ -70,7 +228,7 @@ impl Node {
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let app = app_in(&catalog, id)?;
-        self.install_locked(&held, &Source::Catalog(&catalog), &app, progress)
+        self.install_locked(&held, queued, &Source::Catalog(&catalog), &app, progress)
             .await
     }
 
@@ -81,6 +239,19 @@ impl Node {
     /// lives under its publisher's namespace (`<id>.<key prefix>`).
     pub async fn install_listing(
         &self,
+        app_id: &str,
+        publisher: Option<&str>,
+        approve: bool,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        self.install_listing_as(None, app_id, publisher, approve, progress)
+            .await
+    }
+
+    /// [`Self::install_listing`] continuing the record `queued`, if any.
+    pub(super) async fn install_listing_as(
+        &self,
+        queued: Option<i64>,
         app_id: &str,
         publisher: Option<&str>,
         approve: bool,
@@ -104,13 +275,15 @@ impl Node {
             envelope: &envelope,
             verified: &verified,
         };
-        self.install_locked(&held, &source, &app, progress).await
+        self.install_locked(&held, queued, &source, &app, progress)
+            .await
     }
 
     /// Installs `app` from `source` with the operation lock held: nothing stays on failure.
     pub(super) async fn install_locked(
         &self,
         held: &Exclusive<'_>,
+        queued: Option<i64>,
         source: &Source<'_>,
         app: &VerifiedApp,
         progress: ProgressSink<'_>,
@@ -129,7 +302,7 @@ impl Node {
             ));
         }
         self.check_dependencies_installed(app).await?;
-        let op = held.begin(id, OperationKind::Install).await?;
+        let op = held.begin_as(queued, id, OperationKind::Install).await?;
         let workdir = self
             .config
             .data_dir
@@ -170,14 +343,41 @@ impl Node {
             http: origin.http.as_str(),
             first_party: matches!(source, Source::Catalog(_)),
         };
-        let images = self
-            .fetch_images(app, Some(from), workdir, progress)
-            .await?;
+        let images = tokio::time::timeout(
+            FETCH_BOUND,
+            self.fetch_images(app, Some(from), workdir, progress),
+        )
+        .await
+        .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))??;
         op.stage("installing").await?;
-        let runtime = self
-            .orchestrator
-            .install(&app.manifest, &images, progress)
-            .await?;
+        let stages = op.stage_writer();
+        let staged = |p: Progress| {
+            if let Some(stage) = recorded_stage(p.stage) {
+                stages.set(stage);
+            }
+            progress(p);
+        };
+        let created = op.created_sink();
+        let installed = tokio::time::timeout(
+            CREATE_BOUND,
+            self.orchestrator
+                .install_tracked(&app.manifest, &images, &staged, &created),
+        )
+        .await;
+        stages.close().await;
+        let runtime = match installed {
+            Ok(runtime) => runtime?,
+            Err(_) => {
+                // The install was stopped in the middle: undo what it recorded.
+                if let Some(c) = op.created()
+                    && let Err(e) = self.orchestrator.undo(&c).await
+                {
+                    warn!(app = id, error = %e, "undoing a stuck install left objects behind");
+                }
+                return Err(bound_expired(&format!("installing {id}"), CREATE_BOUND));
+            }
+        };
+        op.flush_created().await?;
         self.pin_artifacts(app).await;
         let version = app.manifest.version.to_string();
         match source {
@@ -202,6 +402,25 @@ impl Node {
     /// `approve`). The previous version's image (pinned locally) and manifest are kept, and
     /// the orchestrator goes back to them when the new version does not become healthy.
     pub async fn update(&self, id: &str, approve: bool) -> Result<AppView, NodeError> {
+        self.update_as(None, id, approve, &|_| {}).await
+    }
+
+    /// [`Self::update`] continuing the record `queued`, if any, reporting progress.
+    pub(super) async fn update_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+        approve: bool,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppView, NodeError> {
+        let progress = Monotonic::new(progress);
+        let progress: ProgressSink<'_> = &|p| progress.emit(p);
+        progress(Progress::new(
+            Stage::Checking,
+            0,
+            1,
+            format!("checking for a newer {id}"),
+        ));
         let held = self.exclusive().await;
         let (row, old) = self.installed_app(id).await?;
         match (&row.publisher, &row.publication) {
@@ -218,7 +437,8 @@ impl Node {
                     envelope: &envelope,
                     verified: &verified,
                 };
-                self.update_locked(&held, &row, &old, &new, &source).await
+                self.update_locked(&held, queued, &row, &old, &new, &source, progress)
+                    .await
             }
             _ => {
                 let catalog = self.installable_catalog().await?;
@@ -228,7 +448,8 @@ impl Node {
                         format!("catalog version {} no longer lists {id}", catalog.version()),
                     )
                 })?;
-                self.update_locked(&held, &row, &old, &new, &Source::Catalog(&catalog))
+                let source = Source::Catalog(&catalog);
+                self.update_locked(&held, queued, &row, &old, &new, &source, progress)
                     .await
             }
         }
@@ -236,13 +457,16 @@ impl Node {
 
     /// Replaces `old` with `new` from `source` with the operation lock held; the
     /// orchestrator goes back to `old` when `new` does not become healthy.
+    #[allow(clippy::too_many_arguments)]
     async fn update_locked(
         &self,
         held: &Exclusive<'_>,
+        queued: Option<i64>,
         row: &db::AppRow,
         old: &VerifiedApp,
         new: &VerifiedApp,
         source: &Source<'_>,
+        progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = row.id.as_str();
         if new.manifest.id != old.manifest.id {
@@ -263,7 +487,7 @@ impl Node {
             ));
         }
         self.check_dependencies_installed(new).await?;
-        let op = held.begin(id, OperationKind::Update).await?;
+        let op = held.begin_as(queued, id, OperationKind::Update).await?;
         let workdir = self
             .config
             .data_dir
@@ -282,26 +506,65 @@ impl Node {
                 http: origin.http.as_str(),
                 first_party: matches!(source, Source::Catalog(_)),
             };
-            let new_images = self
-                .fetch_images(new, Some(from), &workdir.join("new"), &|_| {})
-                .await?;
-            // The previous version's images come from the local store: rollback needs no network.
-            let old_images = self
-                .fetch_images(old, None, &workdir.join("old"), &|_| {})
-                .await?;
+            let fetched = tokio::time::timeout(FETCH_BOUND, async {
+                let new_images = self
+                    .fetch_images(new, Some(from), &workdir.join("new"), progress)
+                    .await?;
+                // The previous version's images come from the local store: rollback needs
+                // no network.
+                let old_images = self
+                    .fetch_images(old, None, &workdir.join("old"), &|_| {})
+                    .await?;
+                Ok::<_, NodeError>((new_images, old_images))
+            })
+            .await
+            .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))?;
+            let (new_images, old_images) = fetched?;
             op.stage("replacing").await?;
-            let runtime = self
-                .orchestrator
-                .update(
+            let created = op.created_sink();
+            let replaced = tokio::time::timeout(
+                CREATE_BOUND,
+                self.orchestrator.update_tracked(
                     &old.manifest,
                     &new.manifest,
                     &old_images,
                     &new_images,
-                    &|_| {},
-                )
-                .await?;
+                    progress,
+                    &created,
+                ),
+            )
+            .await;
+            let runtime = match replaced {
+                Ok(runtime) => runtime?,
+                Err(_) => {
+                    // Stopped in the middle: undo the new version, rebuild the old one.
+                    if let Some(c) = op.created()
+                        && let Err(e) = self.orchestrator.undo(&c).await
+                    {
+                        warn!(app = id, error = %e, "undoing a stuck update left objects behind");
+                    }
+                    self.orchestrator.remove_app_containers(id).await;
+                    let back = tokio::time::timeout(
+                        CREATE_BOUND,
+                        self.orchestrator.repair(&old.manifest, &old_images),
+                    )
+                    .await;
+                    let how = match back {
+                        Ok(Ok(_)) => format!("{} is back", old.manifest.version),
+                        Ok(Err(e)) => format!("bringing {} back failed: {e}", old.manifest.version),
+                        Err(_) => format!(
+                            "bringing {} back did not finish either",
+                            old.manifest.version
+                        ),
+                    };
+                    let e = bound_expired(&format!("updating {id}"), CREATE_BOUND);
+                    return Err(NodeError::new(e.kind, format!("{}; {how}", e.message)));
+                }
+            };
+            op.flush_created().await?;
+            // Pinned before the record moves, and the old pins dropped only after it did,
+            // so a crash in between never leaves the recorded version without its blobs.
             self.pin_artifacts(new).await;
-            self.unpin_dropped_artifacts(new).await;
             let version = new.manifest.version.to_string();
             match source {
                 Source::Catalog(catalog) => {
@@ -311,6 +574,13 @@ impl Node {
                     db::update_third_party_app(&self.db, id, &version, envelope).await?
                 }
             }
+            self.unpin_dropped_artifacts(new).await;
+            progress(Progress::new(
+                Stage::Finished,
+                1,
+                1,
+                format!("{id} {version} is running"),
+            ));
             Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(new)))
         }
         .await;
@@ -319,33 +589,106 @@ impl Node {
     }
 
     pub async fn start_app(&self, id: &str) -> Result<AppView, NodeError> {
-        let _lock = self.exclusive().await;
+        self.start_app_as(None, id).await
+    }
+
+    /// [`Self::start_app`] continuing the record `queued`, if any. Containers an
+    /// interrupted update left missing are recreated from the pinned blobs first.
+    pub(super) async fn start_app_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+    ) -> Result<AppView, NodeError> {
+        let held = self.exclusive().await;
         let (row, app) = self.installed_app(id).await?;
-        db::set_desired(&self.db, id, "running").await?;
-        let runtime = self.orchestrator.start(&app.manifest).await?;
-        Ok(self.view(id, &row.version, "running", runtime, Some(&app)))
+        let op = held.begin_as(queued, id, OperationKind::Start).await?;
+        let result = tokio::time::timeout(RUN_BOUND, async {
+            db::set_desired(&self.db, id, "running").await?;
+            let missing = self.orchestrator.missing_containers(&app.manifest).await?;
+            let runtime = if missing.is_empty() {
+                self.orchestrator.start(&app.manifest).await?
+            } else {
+                let workdir = self
+                    .config
+                    .data_dir
+                    .join("tmp")
+                    .join(format!("start-{}", op.id()));
+                let repaired = async {
+                    let images = self.fetch_images(&app, None, &workdir, &|_| {}).await?;
+                    self.orchestrator.repair(&app.manifest, &images).await?;
+                    Ok::<_, NodeError>(self.orchestrator.status(id).await?)
+                }
+                .await;
+                let _ = std::fs::remove_dir_all(&workdir);
+                repaired?
+            };
+            Ok::<_, NodeError>(self.view(id, &row.version, "running", runtime, Some(&app)))
+        })
+        .await
+        .unwrap_or_else(|_| Err(bound_expired(&format!("starting {id}"), RUN_BOUND)));
+        op.finish(result).await
     }
 
     /// Stops (honouring each stop grace) and starts again, in dependency order.
     pub async fn restart_app(&self, id: &str) -> Result<AppView, NodeError> {
-        let _lock = self.exclusive().await;
+        self.restart_app_as(None, id).await
+    }
+
+    pub(super) async fn restart_app_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+    ) -> Result<AppView, NodeError> {
+        let held = self.exclusive().await;
         let (row, app) = self.installed_app(id).await?;
-        self.orchestrator.stop(&app.manifest).await?;
-        db::set_desired(&self.db, id, "running").await?;
-        let runtime = self.orchestrator.start(&app.manifest).await?;
-        Ok(self.view(id, &row.version, "running", runtime, Some(&app)))
+        let op = held.begin_as(queued, id, OperationKind::Restart).await?;
+        let result = tokio::time::timeout(RUN_BOUND, async {
+            self.orchestrator.stop(&app.manifest).await?;
+            db::set_desired(&self.db, id, "running").await?;
+            let runtime = self.orchestrator.start(&app.manifest).await?;
+            Ok::<_, NodeError>(self.view(id, &row.version, "running", runtime, Some(&app)))
+        })
+        .await
+        .unwrap_or_else(|_| Err(bound_expired(&format!("restarting {id}"), RUN_BOUND)));
+        op.finish(result).await
     }
 
     pub async fn stop_app(&self, id: &str) -> Result<AppView, NodeError> {
-        let _lock = self.exclusive().await;
+        self.stop_app_as(None, id).await
+    }
+
+    pub(super) async fn stop_app_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+    ) -> Result<AppView, NodeError> {
+        let held = self.exclusive().await;
         let (row, app) = self.installed_app(id).await?;
-        // Desired state first: a reconciler must never restart what the user stopped.
-        db::set_desired(&self.db, id, "stopped").await?;
-        let runtime = self.orchestrator.stop(&app.manifest).await?;
-        Ok(self.view(id, &row.version, "stopped", runtime, Some(&app)))
+        let op = held.begin_as(queued, id, OperationKind::Stop).await?;
+        let result = tokio::time::timeout(RUN_BOUND, async {
+            // Desired state first: a reconciler must never restart what the user stopped.
+            db::set_desired(&self.db, id, "stopped").await?;
+            let runtime = self.orchestrator.stop(&app.manifest).await?;
+            Ok::<_, NodeError>(self.view(id, &row.version, "stopped", runtime, Some(&app)))
+        })
+        .await
+        .unwrap_or_else(|_| Err(bound_expired(&format!("stopping {id}"), RUN_BOUND)));
+        op.finish(result).await
     }
 
     pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), NodeError> {
+        self.uninstall_as(None, id, purge).await
+    }
+
+    /// [`Self::uninstall`] continuing the record `queued`, if any. The app is wanted
+    /// stopped before anything is removed, so that nothing (the reconciler, a restart)
+    /// brings back an app that is half removed; a failed purge leaves it so.
+    pub(super) async fn uninstall_as(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+        purge: bool,
+    ) -> Result<(), NodeError> {
         let held = self.exclusive().await;
         let dependents = self.dependents_of(id).await?;
         if !dependents.is_empty() {
@@ -360,20 +703,41 @@ impl Node {
         }
         // Purge deletes data: only of an app this node installed, or whose data it kept
         // after an uninstall without purge; never a path a request made up.
-        if db::app(&self.db, id).await?.is_none() && !(purge && self.has_retained_data(id).await?) {
+        let row = db::app(&self.db, id).await?;
+        if row.is_none() && !(purge && self.has_retained_data(id).await?) {
             return Err(NodeError::new(
                 ErrorKind::NotFound,
                 format!("app {id:?} is not installed (and this node keeps no data of it)"),
             ));
         }
-        let op = held.begin(id, OperationKind::removal(purge)).await?;
-        let result = match self.orchestrator.uninstall(id, purge).await {
+        let op = held
+            .begin_as(queued, id, OperationKind::removal(purge))
+            .await?;
+        op.stage("removing").await?;
+        if row.is_some() {
+            db::set_desired(&self.db, id, "stopped").await?;
+        }
+        let removed = tokio::time::timeout(REMOVE_BOUND, self.orchestrator.uninstall(id, purge))
+            .await
+            .unwrap_or_else(|_| {
+                Err(archy_orchestrator::Error::Timeout {
+                    what: format!("removing {id}"),
+                    after: REMOVE_BOUND,
+                })
+            });
+        let result = match removed {
             Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => Ok(()),
-            Err(e) => Err(NodeError::from(e)),
+            Err(e) => {
+                // Data kept: the app may come back as it was. Data (partly) deleted: never.
+                if !purge && let Some(row) = &row {
+                    db::set_desired(&self.db, id, &row.desired).await?;
+                }
+                Err(NodeError::from(e))
+            }
         };
         if result.is_ok() {
             // A failure here returns with the operation unfinished: it stays "running"
-            // until the next start records it as interrupted.
+            // until the next start finishes it.
             db::delete_app(&self.db, id).await?;
             self.unpin_app(id).await;
         }

@@ -21,16 +21,20 @@ mod daemon;
 mod deps;
 mod error;
 mod http;
+mod jobs;
 mod lifecycle;
 mod market;
 mod operation;
 mod reconcile;
 mod source;
 mod views;
+mod wire;
 
 pub use error::{ErrorKind, NodeError};
+pub use jobs::{Job, JobEvent, JobOutcome, JobRequest, JobState};
 pub use views::{
-    AppView, CatalogAppView, CatalogView, MarketDetail, PullStatus, StatusView, SwarmStatus,
+    AppState, AppView, CatalogAppView, CatalogView, DesiredState, MarketDetail, PullStatus,
+    StatusView, SwarmStatus,
 };
 
 use std::sync::Arc;
@@ -60,6 +64,11 @@ pub struct Node {
     operation: Mutex<()>,
     /// Where this node serves blobs over HTTP (`blobs_listen`), once bound.
     blobs_url: std::sync::OnceLock<String>,
+    /// What Podman last said about the apps' containers: listings share it (one `podman
+    /// ps` serves every concurrent listing) and fall back on it while Podman is down.
+    runtimes: views::RuntimeCache,
+    /// Operations running as tasks of the node, and the last ones finished.
+    jobs: jobs::Jobs,
 }
 
 /// The name under which nodes relay the signed catalog envelope to each other.
@@ -159,6 +168,8 @@ impl Node {
             last_pull: Default::default(),
             operation: Mutex::new(()),
             blobs_url: std::sync::OnceLock::new(),
+            runtimes: Default::default(),
+            jobs: jobs::Jobs::default(),
         });
         node.recover_interrupted().await?;
         Ok(node)

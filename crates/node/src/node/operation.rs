@@ -1,8 +1,13 @@
 //! The operation lock and the operation record, in one place. One lifecycle operation runs
 //! at a time ([`Exclusive`]: Podman and sqlite stay in step); an install, update or removal
 //! is recorded as running before it acts and gets its outcome after ([`OperationGuard`]),
-//! so a crash leaves a running record that the next start recovers.
+//! so a crash leaves a running record that the next start recovers. What an install or
+//! update creates is written into that record before each object is created
+//! ([`OperationGuard::created_sink`]), so recovery undoes exactly that.
 
+use std::sync::Arc;
+
+use archy_orchestrator::Created;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::warn;
 
@@ -18,6 +23,9 @@ pub(super) enum OperationKind {
     Uninstall,
     /// Removes the app and its data.
     Purge,
+    Start,
+    Stop,
+    Restart,
 }
 
 impl OperationKind {
@@ -27,7 +35,24 @@ impl OperationKind {
             OperationKind::Update => "update",
             OperationKind::Uninstall => "uninstall",
             OperationKind::Purge => "purge",
+            OperationKind::Start => "start",
+            OperationKind::Stop => "stop",
+            OperationKind::Restart => "restart",
         }
+    }
+
+    pub(super) fn parse(kind: &str) -> Option<Self> {
+        [
+            OperationKind::Install,
+            OperationKind::Update,
+            OperationKind::Uninstall,
+            OperationKind::Purge,
+            OperationKind::Start,
+            OperationKind::Stop,
+            OperationKind::Restart,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
     }
 
     /// A removal: a purge when the app's data goes too.
@@ -69,15 +94,39 @@ impl<'a> Exclusive<'a> {
         app: &str,
         kind: OperationKind,
     ) -> Result<OperationGuard<'_>, NodeError> {
-        let id = db::begin_operation(self.db, app, kind.as_str()).await?;
+        self.begin_as(None, app, kind).await
+    }
+
+    /// [`Self::begin`], continuing the record `queued` when a job recorded its operation
+    /// before it waited for the lock (`None`: a new record).
+    pub(super) async fn begin_as(
+        &self,
+        queued: Option<i64>,
+        app: &str,
+        kind: OperationKind,
+    ) -> Result<OperationGuard<'_>, NodeError> {
+        let id = match queued {
+            Some(id) => {
+                db::adopt_operation(self.db, id, app).await?;
+                id
+            }
+            None => db::begin_operation(self.db, app, kind.as_str()).await?,
+        };
         Ok(OperationGuard {
             db: self.db,
             id,
             app: app.to_owned(),
             kind,
             finished: false,
+            created: Arc::new(CreatedRecord::default()),
         })
     }
+}
+
+/// The latest [`Created`] record of an operation, and whether sqlite has it.
+#[derive(Default)]
+struct CreatedRecord {
+    latest: std::sync::Mutex<Option<(Created, bool)>>,
 }
 
 /// A recorded operation in progress, under the lock it borrows. Dropped without
@@ -90,6 +139,7 @@ pub(super) struct OperationGuard<'a> {
     app: String,
     kind: OperationKind,
     finished: bool,
+    created: Arc<CreatedRecord>,
 }
 
 impl OperationGuard<'_> {
@@ -104,9 +154,109 @@ impl OperationGuard<'_> {
         Ok(())
     }
 
+    /// Records stages reported from a synchronous progress sink ([`StageWriter::set`]),
+    /// in order, by a writer task; [`StageWriter::close`] waits for the last one.
+    pub(super) fn stage_writer(&self) -> StageWriter {
+        let (tx, mut rx) = tokio::sync::watch::channel(String::new());
+        let db = self.db.clone();
+        let id = self.id;
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let stage = rx.borrow_and_update().clone();
+                if let Err(e) = db::set_stage(&db, id, &stage).await {
+                    warn!(operation = id, error = %e, "cannot record the operation's stage");
+                }
+            }
+        });
+        StageWriter { tx, task }
+    }
+
+    /// Where the orchestrator reports what the operation creates
+    /// ([`archy_orchestrator::CreatedSink`]). Each report is written to the operation's row
+    /// before the sink returns, and the orchestrator reports an object before it creates
+    /// it, so after a crash the row names every object the operation may have created.
+    /// That holds on a multi-threaded runtime (the daemon's); on a current-thread runtime
+    /// (some tests) a report is kept in memory and written by [`Self::flush_created`].
+    pub(super) fn created_sink(&self) -> impl Fn(&Created) + Send + Sync + use<> {
+        let db = self.db.clone();
+        let id = self.id;
+        let record = self.created.clone();
+        move |created: &Created| {
+            let mut latest = record.latest.lock().unwrap_or_else(|e| e.into_inner());
+            let json = match serde_json::to_string(created) {
+                Ok(json) => json,
+                Err(e) => {
+                    warn!(operation = id, error = %e, "cannot serialize what the operation created");
+                    return;
+                }
+            };
+            let mut stored = false;
+            if let Ok(handle) = tokio::runtime::Handle::try_current()
+                && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            {
+                // Holding `latest` keeps concurrent reports in order.
+                let write = tokio::task::block_in_place(|| {
+                    handle.block_on(db::set_created(&db, id, &json))
+                });
+                match write {
+                    Ok(()) => stored = true,
+                    Err(e) => warn!(
+                        operation = id,
+                        error = %e,
+                        "cannot record what the operation creates; recovery after a crash may miss it"
+                    ),
+                }
+            }
+            *latest = Some((created.clone(), stored));
+        }
+    }
+
+    /// What the operation reported it created, as last reported.
+    pub(super) fn created(&self) -> Option<Created> {
+        let latest = self
+            .created
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        latest.as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// Writes the last report of [`Self::created_sink`] if the sink could not.
+    pub(super) async fn flush_created(&self) -> Result<(), NodeError> {
+        let pending = {
+            let latest = self
+                .created
+                .latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match latest.as_ref() {
+                Some((c, false)) => Some(c.clone()),
+                _ => None,
+            }
+        };
+        if let Some(created) = pending {
+            let json = serde_json::to_string(&created).map_err(super::error::internal)?;
+            db::set_created(self.db, self.id, &json).await?;
+            let mut latest = self
+                .created
+                .latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((c, stored)) = latest.as_mut()
+                && *c == created
+            {
+                *stored = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Records the outcome (succeeded, or failed with the error's message) and hands the
     /// result back; when the outcome cannot be recorded, that error is returned instead.
     pub(super) async fn finish<T>(mut self, result: Result<T, NodeError>) -> Result<T, NodeError> {
+        if let Err(e) = self.flush_created().await {
+            warn!(operation = self.id, error = %e, "cannot record what the operation created");
+        }
         db::finish_operation(
             self.db,
             self.id,
@@ -115,6 +265,30 @@ impl OperationGuard<'_> {
         .await?;
         self.finished = true;
         result
+    }
+}
+
+/// See [`OperationGuard::stage_writer`].
+pub(super) struct StageWriter {
+    tx: tokio::sync::watch::Sender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StageWriter {
+    pub(super) fn set(&self, stage: &str) {
+        self.tx.send_if_modified(|s| {
+            if s == stage {
+                false
+            } else {
+                stage.clone_into(s);
+                true
+            }
+        });
+    }
+
+    pub(super) async fn close(self) {
+        drop(self.tx);
+        let _ = self.task.await;
     }
 }
 
@@ -189,6 +363,63 @@ mod tests {
         let running = db::running_operations(&db).await.unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!((running[0].id, running[0].kind.as_str()), (id, "update"));
+        db.close().await;
+    }
+
+    async fn created_of(db: &Db, id: i64) -> Option<Created> {
+        let row = db::operation(db, id).await.unwrap().unwrap();
+        row.created.map(|json| serde_json::from_str(&json).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_an_operation_creates_is_in_sqlite_before_the_sink_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("archy.db")).await.unwrap();
+        let lock = Mutex::new(());
+        let held = Exclusive::acquire(&lock, &db).await;
+        let queued = db::queue_operation(&db, "a", "install", "queued")
+            .await
+            .unwrap();
+        let op = held
+            .begin_as(Some(queued), "a", OperationKind::Install)
+            .await
+            .unwrap();
+        assert_eq!(op.id(), queued, "the queued record is continued");
+        assert_eq!(status(&db, queued).await.1, "started");
+        assert_eq!(created_of(&db, queued).await, None);
+        let sink = op.created_sink();
+        let mut created = Created::new("a");
+        created.networks.push("archy-a".into());
+        sink(&created);
+        assert_eq!(created_of(&db, queued).await.as_ref(), Some(&created));
+        created.containers.push("archy-a-web".into());
+        sink(&created);
+        assert_eq!(created_of(&db, queued).await.as_ref(), Some(&created));
+        assert_eq!(op.created().as_ref(), Some(&created));
+        op.finish(Ok::<_, NodeError>(())).await.unwrap();
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn on_one_thread_the_record_is_written_when_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("archy.db")).await.unwrap();
+        let lock = Mutex::new(());
+        let held = Exclusive::acquire(&lock, &db).await;
+        let op = held.begin("a", OperationKind::Update).await.unwrap();
+        let id = op.id();
+        let sink = op.created_sink();
+        let mut created = Created::new("a");
+        created.env_dir = true;
+        sink(&created);
+        op.flush_created().await.unwrap();
+        assert_eq!(created_of(&db, id).await, Some(created));
+        let stages = op.stage_writer();
+        stages.set("creating");
+        stages.set("starting");
+        stages.close().await;
+        assert_eq!(status(&db, id).await.1, "starting");
+        op.finish(Ok::<_, NodeError>(())).await.unwrap();
         db.close().await;
     }
 

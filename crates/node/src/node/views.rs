@@ -2,101 +2,38 @@
 //! shapes are a contract with the CLI and `crates/api`), and the functions that build them.
 //! Building a view only reads: sqlite, the trust state, Podman and the swarm's counters.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use archy_orchestrator::AppRuntime;
 use archy_registry::VerifiedApp;
-use archy_swarm::PeerAddr;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
 use tracing::warn;
 
 use super::market::third_party_app;
-use super::{ErrorKind, Node, NodeError};
+use super::{ErrorKind, Node, NodeError, wire};
 use crate::db;
 
-/// Result of the last catalog pull, for `archy status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PullStatus {
-    pub at: Option<DateTime<Utc>>,
-    pub ok: bool,
-    pub message: String,
+pub use archy_api::{
+    AppState, AppView, CatalogAppView, CatalogView, DesiredState, MarketDetail, PullStatus,
+    StatusView, SwarmStatus,
+};
+
+/// How long a listing waits for Podman before it shows the last known state.
+const LISTING_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What Podman last said of the apps' containers (see [`Node::runtimes`]).
+#[derive(Default)]
+pub(crate) struct RuntimeCache {
+    /// Bumped by every answer, so a listing that waited knows one came in meanwhile.
+    generation: AtomicU64,
+    seen: tokio::sync::Mutex<Option<Seen>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AppView {
-    pub id: String,
-    pub version: String,
-    pub desired: String,
-    pub state: String,
-    pub containers: Vec<archy_orchestrator::ContainerRuntime>,
-    pub url: Option<String>,
-    /// Limits the manifest declares that this host does not enforce, in words: said at
-    /// install and in every view, never silently dropped.
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CatalogView {
-    pub version: u64,
-    pub expires: DateTime<Utc>,
-    pub expired: bool,
-    pub days_left: i64,
-    pub origin: String,
-    /// Versions accepted without a checked link in the hash chain (the node was behind and
-    /// the origin no longer had them); a gap the node could fetch and verify counts 0.
-    pub missed_versions: u64,
-    /// Set when the catalog expires within the warning window, or has expired.
-    pub warning: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusView {
-    pub endpoint_id: String,
-    pub root_version: u64,
-    pub catalog: Option<CatalogView>,
-    pub last_pull: PullStatus,
-    pub alarms: Vec<db::Alarm>,
-    pub podman_url: String,
-    pub swarm: archy_swarm::SwarmMetrics,
-    /// Where this node serves its blobs over HTTP (for peers, and as a developer's origin).
-    pub blobs_url: Option<String>,
-    /// Which resource limits (memory, CPU, processes) this host's Podman enforces, and why
-    /// not the others.
-    pub resource_limits: archy_orchestrator::LimitSupport,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SwarmStatus {
-    pub endpoint_id: String,
-    pub metrics: archy_swarm::SwarmMetrics,
-    pub strikes: Vec<archy_swarm::Strike>,
-    /// Static and local-network peers (tracker peers are asked per blob).
-    pub peers: Vec<PeerAddr>,
-    pub blobs_url: Option<String>,
-}
-
-/// One publisher's listing of an app, as `archy market show` presents it.
-#[derive(Debug, Clone, Serialize)]
-pub struct MarketDetail {
-    pub listing: db::MarketRow,
-    /// The id the app gets on this node (`<id>.<publisher key prefix>`).
-    pub local_id: Option<String>,
-    pub description: String,
-    /// "passes", or why the sandbox policy (or verification) refuses it.
-    pub sandbox: String,
-    pub origin: Option<String>,
-    pub installed: bool,
-    pub score: Option<db::ScoreRow>,
-    /// Below this score an install needs `--approve`.
-    pub threshold: u8,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CatalogAppView {
-    pub id: String,
-    pub name: String,
-    pub version: String,
-    pub description: String,
-    pub installed: bool,
+struct Seen {
+    at: DateTime<Utc>,
+    by_app: BTreeMap<String, AppRuntime>,
 }
 
 impl Node {
@@ -105,9 +42,9 @@ impl Node {
     pub fn swarm_status(&self) -> SwarmStatus {
         SwarmStatus {
             endpoint_id: self.swarm.endpoint_id().to_string(),
-            metrics: self.swarm.metrics(),
-            strikes: self.swarm.strikes(),
-            peers: self.known_peers(),
+            metrics: wire::swarm_metrics(self.swarm.metrics()),
+            strikes: self.swarm.strikes().into_iter().map(wire::strike).collect(),
+            peers: self.known_peers().into_iter().map(wire::peer).collect(),
             blobs_url: self.blobs_url.get().cloned(),
         }
     }
@@ -150,35 +87,128 @@ impl Node {
         AppView {
             id: id.to_owned(),
             version: version.to_owned(),
-            desired: desired.to_owned(),
-            state: state.to_owned(),
-            containers: runtime.containers,
+            desired: if desired == DesiredState::Stopped.as_str() {
+                DesiredState::Stopped
+            } else {
+                DesiredState::Running
+            },
+            state,
+            containers: runtime
+                .containers
+                .into_iter()
+                .map(wire::container)
+                .collect(),
             url,
             warnings,
+            stale_since: None,
         }
+    }
+
+    /// What Podman says of every app's containers: one `podman ps` answers every listing
+    /// that was waiting for it. While Podman does not answer, the last answer, with when it
+    /// was seen ("unknown" when never).
+    async fn runtimes(&self) -> (BTreeMap<String, AppRuntime>, Option<String>) {
+        let cache = &self.runtimes;
+        let asked = cache.generation.load(Ordering::Acquire);
+        let mut seen = cache.seen.lock().await;
+        if cache.generation.load(Ordering::Acquire) != asked
+            && let Some(fresh) = seen.as_ref()
+        {
+            // Another listing asked Podman while this one waited: its answer is as new.
+            return (fresh.by_app.clone(), None);
+        }
+        let asked_podman = tokio::time::timeout(
+            LISTING_DEADLINE,
+            self.orchestrator.engine().containers_by_app(),
+        )
+        .await;
+        match asked_podman {
+            Ok(Ok(by_app)) => {
+                let by_app: BTreeMap<String, AppRuntime> = by_app
+                    .into_iter()
+                    .map(|(app, containers)| {
+                        let runtime = AppRuntime {
+                            containers: containers
+                                .into_iter()
+                                .map(|c| archy_orchestrator::ContainerRuntime {
+                                    name: c.name,
+                                    state: c.state,
+                                })
+                                .collect(),
+                            unenforced_limits: Vec::new(),
+                        };
+                        (app, runtime)
+                    })
+                    .collect();
+                *seen = Some(Seen {
+                    at: Utc::now(),
+                    by_app: by_app.clone(),
+                });
+                cache.generation.fetch_add(1, Ordering::AcqRel);
+                (by_app, None)
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {}s", LISTING_DEADLINE.as_secs()),
+                };
+                warn!(error = %why, "Podman did not answer a listing; showing the last known state");
+                match seen.as_ref() {
+                    Some(last) => (
+                        last.by_app.clone(),
+                        Some(last.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    ),
+                    None => (BTreeMap::new(), Some("unknown".to_owned())),
+                }
+            }
+        }
+    }
+
+    /// An installed app's view from a listing's runtimes.
+    fn listed(
+        &self,
+        row: &db::AppRow,
+        app: Option<&VerifiedApp>,
+        runtimes: &BTreeMap<String, AppRuntime>,
+        stale_since: &Option<String>,
+    ) -> AppView {
+        let runtime = runtimes.get(&row.id).cloned().unwrap_or(AppRuntime {
+            containers: Vec::new(),
+            unenforced_limits: Vec::new(),
+        });
+        let mut view = self.view(&row.id, &row.version, &row.desired, runtime, app);
+        if app.is_none() {
+            view.state = AppState::Unverifiable;
+        }
+        if let Some(since) = stale_since {
+            view.stale_since = Some(since.clone());
+            if since == "unknown" {
+                view.state = AppState::Unknown;
+            }
+        }
+        view
     }
 
     pub async fn app(&self, id: &str) -> Result<AppView, NodeError> {
         let (row, app) = self.installed_app(id).await?;
-        let runtime = self.orchestrator.status(id).await?;
-        Ok(self.view(id, &row.version, &row.desired, runtime, Some(&app)))
+        let (runtimes, stale_since) = self.runtimes().await;
+        Ok(self.listed(&row, Some(&app), &runtimes, &stale_since))
     }
 
     /// Every installed app; one that no longer verifies is listed as "unverifiable"
-    /// rather than hiding the others.
+    /// rather than hiding the others. Podman down: the last known state, marked stale.
     pub async fn apps(&self) -> Result<Vec<AppView>, NodeError> {
+        let (runtimes, stale_since) = self.runtimes().await;
         let mut out = Vec::new();
         for row in db::apps(&self.db).await? {
-            match self.app(&row.id).await {
-                Ok(view) => out.push(view),
+            let verified = match self.installed_app(&row.id).await {
+                Ok((_, app)) => Some(app),
                 Err(e) => {
                     warn!(app = %row.id, error = %e, "listing an app that does not verify");
-                    let runtime = self.orchestrator.status(&row.id).await?;
-                    let mut view = self.view(&row.id, &row.version, &row.desired, runtime, None);
-                    view.state = "unverifiable".into();
-                    out.push(view);
+                    None
                 }
-            }
+            };
+            out.push(self.listed(&row, verified.as_ref(), &runtimes, &stale_since));
         }
         Ok(out)
     }
@@ -227,16 +257,24 @@ impl Node {
             root_version: trust.root().version(),
             catalog,
             last_pull: self.last_pull.lock().map(|l| l.clone()).unwrap_or_default(),
-            alarms: db::alarms(&self.db).await?,
+            alarms: db::alarms(&self.db)
+                .await?
+                .into_iter()
+                .map(wire::alarm)
+                .collect(),
             podman_url: self.orchestrator.engine().url().to_owned(),
-            resource_limits: self.orchestrator.limits(),
-            swarm: self.swarm.metrics(),
+            resource_limits: wire::limits(self.orchestrator.limits()),
+            swarm: wire::swarm_metrics(self.swarm.metrics()),
             blobs_url: self.blobs_url.get().cloned(),
         })
     }
 
-    pub async fn market(&self) -> Result<Vec<db::MarketRow>, NodeError> {
-        Ok(db::market_listings(&self.db).await?)
+    pub async fn market(&self) -> Result<Vec<archy_api::MarketRow>, NodeError> {
+        Ok(db::market_listings(&self.db)
+            .await?
+            .into_iter()
+            .map(wire::market_row)
+            .collect())
     }
 
     /// Everything an operator needs to decide on a third-party app: each publisher's listing
@@ -269,9 +307,9 @@ impl Node {
                 None => false,
             };
             out.push(MarketDetail {
-                score: db::score(&self.db, &listing.author).await?,
+                score: db::score(&self.db, &listing.author).await?.map(wire::score),
                 threshold: self.config.market_min_score,
-                listing,
+                listing: wire::market_row(listing),
                 local_id,
                 description,
                 sandbox,
@@ -283,21 +321,21 @@ impl Node {
     }
 }
 
-/// An app's state from its containers: "missing" (none), "running" (all), "stopped" (none
-/// running) or "degraded" (some running).
-fn runtime_state(runtime: &AppRuntime) -> &'static str {
+/// An app's state from its containers: missing (none), running (all), stopped (none
+/// running) or degraded (some running).
+fn runtime_state(runtime: &AppRuntime) -> AppState {
     if runtime.containers.is_empty() {
-        "missing"
+        AppState::Missing
     } else if runtime.all_running() {
-        "running"
+        AppState::Running
     } else if runtime
         .containers
         .iter()
         .all(|c| c.state != archy_orchestrator::ContainerState::Running)
     {
-        "stopped"
+        AppState::Stopped
     } else {
-        "degraded"
+        AppState::Degraded
     }
 }
 
@@ -326,7 +364,7 @@ fn catalog_view(
     };
     CatalogView {
         version,
-        expires,
+        expires: expires.to_rfc3339_opts(SecondsFormat::Secs, true),
         expired,
         days_left,
         origin,

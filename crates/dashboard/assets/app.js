@@ -1,0 +1,666 @@
+// Archipelago dashboard: plain JS, no build step, no external resource. It talks to the
+// node's JSON API with the session cookie and, on every state change, the X-CSRF-Token
+// header. Everything the API returns is put on the page as text (never as HTML): listings
+// come from third parties.
+"use strict";
+
+const S = {
+  csrf: null,
+  view: null,
+  status: null,
+  catalog: [],
+  apps: [],
+  market: [], // [{row, details: [MarketDetail]}]
+  features: { operations: null, logs: null },
+  attached: new Set(), // operation ids whose events are being followed
+};
+
+const STAGES = ["checking", "fetching", "loading", "creating", "starting", "waiting_for_health", "finished"];
+const STAGE_WORDS = {
+  checking: "Checking the signed manifest and this host",
+  fetching: "Downloading and verifying",
+  loading: "Loading the image into Podman",
+  creating: "Creating containers",
+  starting: "Starting",
+  waiting_for_health: "Waiting until it is healthy",
+  finished: "Finished",
+};
+
+const ALARM_WORDS = {
+  "equivocation":
+    "The origin served two different catalogs under the same version number. Someone may be showing different nodes different software. This node refused the second one and kept the catalog it had.",
+  "chain-broken":
+    "A new catalog did not link to the one before it (its hash chain is broken): somebody tried to fork the catalog's history. It was refused.",
+  "unverified-gap":
+    "Some catalog versions were skipped without being checked, because the origin no longer has them. The current catalog is signed, but the history in between could not be verified.",
+  "pinned-root-replaced":
+    "The pinned root (the keys this node trusts to sign catalogs) was replaced in the node's config. Everything learned under the old root was dropped.",
+  "root-rotation":
+    "The release keys were rotated: a new root was accepted because the previous keys signed it.",
+};
+
+// ---- small helpers ---------------------------------------------------------------------
+
+function $(id) { return document.getElementById(id); }
+
+/** Builds an element; strings and numbers become text nodes, never HTML. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function kv(pairs) {
+  const dl = h("dl", { class: "kv" });
+  for (const [k, v] of pairs) {
+    if (v === null || v === undefined) continue;
+    dl.append(h("dt", {}, k), h("dd", {}, v));
+  }
+  return dl;
+}
+
+function bytes(n) {
+  if (!n) return "0 B";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
+function countdown(iso) {
+  const ms = Date.parse(iso) - Date.now();
+  if (isNaN(ms)) return "";
+  const abs = Math.abs(ms);
+  const d = Math.floor(abs / 86400000), hrs = Math.floor((abs % 86400000) / 3600000);
+  const mins = Math.floor((abs % 3600000) / 60000);
+  const span = d > 0 ? `${plural(d, "day")} ${plural(hrs, "hour")}` : `${plural(hrs, "hour")} ${plural(mins, "minute")}`;
+  return ms >= 0 ? `expires in ${span}` : `expired ${span} ago`;
+}
+
+/** Compares dotted versions numerically (semver without pre-release subtleties). */
+function newer(a, b) {
+  const pa = String(a).split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
+  const pb = String(b).split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    if ((pa[i] || 0) !== (pb[i] || 0)) return (pa[i] || 0) > (pb[i] || 0);
+  }
+  return false;
+}
+
+let toastTimer = null;
+function toast(msg) {
+  const t = $("toast");
+  t.textContent = msg;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
+}
+
+class ApiError extends Error {
+  constructor(message, kind, status) { super(message); this.kind = kind; this.status = status; }
+}
+
+/** Calls the API: the cookie goes by itself, the CSRF token on every state change. */
+async function api(method, path, { stream = false, probe = false } = {}) {
+  const headers = { Accept: stream ? "application/x-ndjson" : "application/json" };
+  const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (method !== "GET") {
+    headers["Content-Type"] = "application/json";
+    headers["X-CSRF-Token"] = S.csrf || "";
+    init.body = "{}";
+  }
+  const r = await fetch(path, init);
+  if (r.status === 401) {
+    sessionEnded();
+    throw new ApiError("Your session has ended: log in again.", "unauthorized", 401);
+  }
+  if (r.ok && stream) return r;
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!r.ok) {
+    // A route the node does not have answers 404 without a JSON error body.
+    if (probe && r.status === 404 && !(data && data.kind)) throw new ApiError("absent", "absent", 404);
+    throw new ApiError((data && data.error) || `${r.status} ${r.statusText}`, data && data.kind, r.status);
+  }
+  return data;
+}
+
+/** Reads an NDJSON body line by line as it arrives. */
+async function readNdjson(response, onEvent, signal) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 1);
+        if (line) onEvent(JSON.parse(line));
+      }
+      if (signal && signal.aborted) break;
+    }
+    if (buf.trim()) onEvent(JSON.parse(buf));
+  } finally {
+    try { reader.releaseLock(); } catch (_) { /* already released */ }
+  }
+}
+
+// ---- views and routing -----------------------------------------------------------------
+
+const VIEWS = ["login", "setup", "nosetup", "overview", "store", "apps"];
+
+function show(view) {
+  S.view = view;
+  $("loading").hidden = true;
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
+  const inside = ["overview", "store", "apps"].includes(view);
+  $("top").hidden = !inside;
+  for (const v of ["overview", "store", "apps"]) $(`nav-${v}`).classList.toggle("active", v === view);
+  document.title = inside ? `${$(`nav-${view}`).textContent} · Archipelago` : "Archipelago";
+}
+
+function route() {
+  if (!S.csrf) return;
+  const view = (location.hash.replace(/^#\//, "") || "overview").split("?")[0];
+  const target = ["overview", "store", "apps"].includes(view) ? view : "overview";
+  show(target);
+  refresh();
+}
+
+async function refresh() {
+  const view = S.view;
+  try {
+    if (view === "overview") await renderOverview();
+    else if (view === "store") await renderStore();
+    else if (view === "apps") await renderApps();
+  } catch (e) {
+    if (e.status !== 401) toast(e.message);
+  }
+}
+
+function sessionEnded() {
+  S.csrf = null;
+  $("logout-csrf").value = "";
+  show("login");
+}
+
+function loggedIn(csrf) {
+  S.csrf = csrf;
+  $("logout-csrf").value = csrf;
+  if (!location.hash || location.hash === "#" || location.hash === "#/") location.hash = "#/overview";
+  route();
+  probeOperations();
+}
+
+async function boot() {
+  let s;
+  try {
+    s = await (await fetch("/ui/session", { credentials: "same-origin", cache: "no-store" })).json();
+  } catch (e) {
+    $("loading").textContent = `The node does not answer: ${e.message}`;
+    return;
+  }
+  if (s.authenticated) return loggedIn(s.csrf);
+  if (!s.password_set) return show(s.setup_allowed ? "setup" : "nosetup");
+  show("login");
+}
+
+async function submitPassword(path, password, errorEl) {
+  errorEl.hidden = true;
+  const r = await fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ password }),
+  });
+  let data = {};
+  try { data = await r.json(); } catch (_) { /* empty */ }
+  if (r.ok) return data.csrf;
+  let msg = data.error || `${r.status} ${r.statusText}`;
+  if (r.status === 429) {
+    const wait = r.headers.get("Retry-After");
+    msg = `Too many failed attempts. Try again in ${wait || "a few"} seconds.`;
+  } else if (r.status === 401) {
+    msg = "Wrong password.";
+  }
+  errorEl.textContent = msg;
+  errorEl.hidden = false;
+  return null;
+}
+
+// ---- overview --------------------------------------------------------------------------
+
+async function loadCore() {
+  const [status, catalog, apps] = await Promise.all([
+    api("GET", "/v1/status"),
+    api("GET", "/v1/catalog/apps"),
+    api("GET", "/v1/apps"),
+  ]);
+  S.status = status;
+  S.catalog = catalog || [];
+  S.apps = apps || [];
+}
+
+function updatesAvailable() {
+  const byId = new Map(S.catalog.map((c) => [c.id, c]));
+  return S.apps
+    .filter((a) => byId.has(a.id) && newer(byId.get(a.id).version, a.version))
+    .map((a) => ({ app: a, to: byId.get(a.id).version }));
+}
+
+async function renderOverview() {
+  await loadCore();
+  const s = S.status;
+  const cards = [];
+
+  // Health.
+  const pull = s.last_pull || {};
+  cards.push(h("div", { class: "card", id: "card-health" },
+    h("h2", {}, "Node", h("span", { class: `badge ${pull.ok ? "ok" : "warn"}` }, pull.ok ? "healthy" : "attention")),
+    h("p", {}, "The node is up and answering."),
+    kv([
+      ["Last catalog pull", pull.at ? `${new Date(pull.at).toLocaleString()}: ${pull.ok ? "ok" : "failed"}` : "not yet"],
+      ["Pull result", pull.message || null],
+      ["Podman", s.podman_url],
+      ["Node id", s.endpoint_id ? `${s.endpoint_id.slice(0, 16)}…` : null],
+    ])));
+
+  // Trust.
+  const c = s.catalog;
+  const trust = h("div", { class: "card", id: "card-trust" }, h("h2", {}, "Trust"));
+  trust.append(h("p", {}, `This node trusts release keys from root version ${s.root_version}, pinned in its config.`));
+  if (c) {
+    trust.append(
+      h("p", { id: "catalog-version" }, `Catalog version ${c.version}`, h("span", { class: `badge ${c.expired ? "bad" : "ok"}` }, c.expired ? "expired" : "verified")),
+      kv([
+        ["From", c.origin],
+        ["Expires", `${new Date(c.expires).toLocaleString()} (${countdown(c.expires)})`],
+      ]),
+    );
+    if (c.expired) trust.append(h("p", { class: "warnbox" }, "The catalog has expired: running apps keep running, but nothing is installed or updated from it until the origin publishes a fresh one."));
+    else if (c.warning) trust.append(h("p", { class: "warnbox" }, c.warning));
+    if (c.missed_versions > 0) trust.append(h("p", { class: "warnbox" }, `${plural(c.missed_versions, "catalog version")} could not be verified (the origin no longer had them).`));
+  } else {
+    trust.append(h("p", { class: "warnbox" }, "No verified catalog yet: the node has not accepted one from its origin."));
+  }
+  cards.push(trust);
+
+  // Alarms.
+  const alarms = s.alarms || [];
+  const alarmCard = h("div", { class: `card${alarms.length ? " alarm" : ""}`, id: "card-alarms" },
+    h("h2", {}, "Alarms", h("span", { class: `badge ${alarms.length ? "bad" : "ok"}` }, alarms.length ? String(alarms.length) : "none")));
+  if (!alarms.length) alarmCard.append(h("p", {}, "Nothing suspicious: every catalog so far chained to the one before it."));
+  for (const a of alarms.slice(0, 10)) {
+    alarmCard.append(h("div", { class: "alarm-item", "data-kind": a.kind },
+      h("h3", {}, a.kind.replace(/-/g, " ")),
+      h("p", {}, ALARM_WORDS[a.kind] || "The node raised an alarm it has no explanation for yet."),
+      h("p", { class: "muted small" }, `${new Date(a.raised_at).toLocaleString()}: ${a.message}`)));
+  }
+  cards.push(alarmCard);
+
+  // Swarm.
+  const m = s.swarm || {};
+  const fromOrigin = (m.bytes_from_origin_iroh || 0) + (m.bytes_from_http || 0);
+  const fromPeers = m.bytes_from_peers || 0;
+  const total = fromOrigin + fromPeers;
+  cards.push(h("div", { class: "card", id: "card-swarm" },
+    h("h2", {}, "Swarm"),
+    h("p", {}, total ? `${Math.round((fromPeers / total) * 100)}% of downloads came from peers.` : "Nothing downloaded since the node started."),
+    kv([
+      ["From the origin", bytes(fromOrigin)],
+      ["From peers", bytes(fromPeers)],
+      ["Served to others", bytes((m.bytes_served_iroh || 0) + (m.bytes_served_http || 0))],
+      ["Fallbacks to HTTP", String(m.http_fallbacks || 0)],
+      ["Bad data refused", String(m.verification_failures || 0)],
+      ["Peers struck", String(m.strikes || 0)],
+    ])));
+
+  // Resource limits.
+  const l = s.resource_limits || {};
+  const off = ["memory", "cpu", "pids"].filter((k) => l[k] === false);
+  cards.push(h("div", { class: "card", id: "card-limits" },
+    h("h2", {}, "Resource limits", h("span", { class: `badge ${off.length ? "warn" : "ok"}` }, off.length ? "not all enforced" : "enforced")),
+    off.length
+      ? h("p", {}, `This host does not enforce the ${off.join(", ")} limits apps declare. ${l.reason || ""}`)
+      : h("p", {}, "Memory, CPU and process limits that apps declare are enforced.")));
+
+  // Updates.
+  const ups = updatesAvailable();
+  const upCard = h("div", { class: "card", id: "card-updates" }, h("h2", {}, "Updates", h("span", { class: `badge ${ups.length ? "warn" : "ok"}` }, ups.length ? `${ups.length} available` : "up to date")));
+  if (!ups.length) upCard.append(h("p", {}, S.apps.length ? "Every installed app runs the catalog's version." : "No apps installed yet."));
+  for (const u of ups) {
+    upCard.append(h("p", {}, `${u.app.id}: ${u.app.version} → ${u.to} `,
+      h("button", { onclick: () => act(u.app.id, "update", `Updating ${u.app.id} to ${u.to}`) }, "Update")));
+  }
+  cards.push(upCard);
+
+  replaceIfChanged("overview-cards", JSON.stringify([s, S.catalog, S.apps]), cards);
+}
+
+// ---- store -----------------------------------------------------------------------------
+
+async function renderStore() {
+  const [catalog, apps, market] = await Promise.all([
+    api("GET", "/v1/catalog/apps"),
+    api("GET", "/v1/apps"),
+    api("GET", "/v1/market"),
+  ]);
+  S.catalog = catalog || [];
+  S.apps = apps || [];
+  const installed = new Map(S.apps.map((a) => [a.id, a]));
+
+  const cat = S.catalog.map((app) => {
+    const have = installed.get(app.id);
+    return h("div", { class: "card", id: `store-${app.id}`, "data-app": app.id },
+      h("h2", {}, app.name, h("span", { class: "version" }, app.version), h("span", { class: "badge verified" }, "Verified catalog")),
+      h("p", {}, app.description),
+      permissions(app),
+      h("div", { class: "actions" },
+        have
+          ? h("span", { class: "muted" }, `Installed (${have.version}, ${have.state})`)
+          : h("button", { class: "primary install", onclick: () => install(app.id, `/v1/apps/${encodeURIComponent(app.id)}/install?stream=true`, app.name) }, "Install")));
+  });
+  $("store-catalog").replaceChildren(...(cat.length ? cat : [h("p", { class: "muted" }, "The verified catalog has no apps (or the node has not pulled one yet).")]));
+
+  // Third-party listings: one card per publisher of each app.
+  const appIds = [...new Set((market || []).map((r) => r.app_id))];
+  const details = await Promise.all(appIds.map((id) => api("GET", `/v1/market/${encodeURIComponent(id)}`).catch(() => [])));
+  const cards = [];
+  details.flat().forEach((d) => cards.push(listingCard(d)));
+  $("store-market").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "No third-party listings discovered yet.")]));
+}
+
+/** What an app may do on this host, in words, from its manifest when the API gives it. */
+function permissions(app) {
+  const m = app.manifest || app.permissions;
+  if (!m) {
+    return h("p", { class: "perm muted small" }, "What it may do: the node's API does not describe this app's ports, volumes and capabilities yet.");
+  }
+  const lines = [];
+  for (const c of m.containers || []) {
+    for (const p of c.ports || []) lines.push(`opens port ${p.host} on this host (to its ${c.name} container's ${p.container})`);
+    for (const v of c.volumes || []) lines.push(`keeps data in a volume at ${v.path || v.mount || v}`);
+    for (const cap of c.capabilities || []) lines.push(`has the Linux capability ${cap}`);
+    if (c.privileged) lines.push(`runs ${c.name} PRIVILEGED: it can do anything on this host`);
+    if (c.host_network || c.network === "host") lines.push(`${c.name} shares this host's network`);
+  }
+  return h("div", { class: "perm" }, h("strong", {}, "It may: "), lines.length ? h("ul", {}, lines.map((l) => h("li", {}, l))) : "nothing beyond its own sandbox.");
+}
+
+function listingCard(d) {
+  const row = d.listing;
+  const id = d.local_id || `${row.app_id}@${row.author.slice(0, 8)}`;
+  const score = d.score;
+  const below = !score || score.score < d.threshold;
+  const passes = d.sandbox === "passes";
+  const approve = h("input", { type: "checkbox", class: "approve" });
+  const button = h("button", { class: "primary install", disabled: !passes || !d.local_id || d.installed || below ? true : null }, "Install");
+  approve.addEventListener("change", () => { button.disabled = !approve.checked || !passes || !d.local_id || d.installed; });
+  button.addEventListener("click", () => {
+    const q = new URLSearchParams({ publisher: row.author, stream: "true" });
+    if (below) q.set("approve", "true");
+    install(d.local_id, `/v1/market/${encodeURIComponent(row.app_id)}/install?${q}`, row.name);
+  });
+  const terms = score && score.explanation.length
+    ? h("ul", { class: "terms" }, score.explanation.map((t) =>
+      h("li", {}, h("span", { class: `pts ${t.points >= 0 ? "plus" : "minus"}` }, `${t.points >= 0 ? "+" : ""}${t.points}`), h("span", {}, t.reason))))
+    : null;
+  return h("div", { class: "card", id: `listing-${row.app_id}-${row.author.slice(0, 16)}`, "data-app": d.local_id || "" },
+    h("h2", {}, row.name, h("span", { class: "version" }, row.version), h("span", { class: "badge third" }, "Third party")),
+    h("p", {}, d.description),
+    kv([
+      ["Publisher", `${row.did.slice(0, 24)}…`],
+      ["Nostr key", `${row.author.slice(0, 16)}…`],
+      ["Installs as", d.local_id || "(does not verify)"],
+      ["Files from", d.origin],
+      ["Published", new Date(row.created_at * 1000).toLocaleString()],
+    ]),
+    h("p", {}, h("strong", {}, "Sandbox: "), passes
+      ? h("span", { class: "badge ok" }, "passes the sandbox policy")
+      : h("span", { class: "badge bad" }, d.sandbox)),
+    h("p", {}, h("strong", {}, "Trust score: "), score
+      ? `${score.score} / 100 (this node asks for ${d.threshold})`
+      : `not scored yet (this node asks for ${d.threshold})`),
+    terms,
+    permissions(d),
+    below && passes && d.local_id && !d.installed
+      ? h("label", { class: "check warnbox" }, approve, ` This publisher scores ${score ? score.score : "nothing"}, below this node's threshold of ${d.threshold}. I have checked them and want to install anyway.`)
+      : null,
+    h("div", { class: "actions" }, d.installed ? h("span", { class: "muted" }, "Installed") : button));
+}
+
+// ---- operations with live progress -----------------------------------------------------
+
+function opCard(key, title) {
+  let card = document.getElementById(`op-${key}`);
+  if (card) card.remove();
+  card = h("div", { class: "op", id: `op-${key}`, "data-stages": "" },
+    h("div", { class: "op-head" }, h("span", {}, title), h("button", { class: "link", onclick: () => card.remove(), "aria-label": "Dismiss" }, "×")),
+    h("div", { class: "op-stage" }, "Starting…"),
+    h("div", { class: "bar" }, h("span", {})),
+    h("div", { class: "op-result" }));
+  $("operations").append(card);
+  return card;
+}
+
+function drawEvent(card, ev) {
+  if (ev.progress) {
+    const p = ev.progress;
+    const idx = Math.max(0, STAGES.indexOf(p.stage));
+    const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
+    const overall = ((idx + frac) / (STAGES.length - 1)) * 100;
+    const seen = card.dataset.stages ? card.dataset.stages.split(",") : [];
+    if (!seen.includes(p.stage)) seen.push(p.stage);
+    card.dataset.stages = seen.join(",");
+    card.dataset.stage = p.stage;
+    const amount = p.stage === "fetching" && p.total ? ` ${bytes(p.done)} of ${bytes(p.total)}` : p.total > 1 ? ` ${p.done} of ${p.total}` : "";
+    card.querySelector(".op-stage").textContent = `${STAGE_WORDS[p.stage] || p.stage}${p.detail ? ` (${p.detail})` : ""}${amount}`;
+    card.querySelector(".bar > span").style.width = `${Math.min(100, overall).toFixed(1)}%`;
+  } else if (ev.result) {
+    card.querySelector(".bar > span").style.width = "100%";
+    card.querySelector(".op-stage").textContent = STAGE_WORDS.finished;
+    card.dataset.state = ev.result.state;
+    card.querySelector(".op-result").replaceChildren(`${ev.result.id} ${ev.result.version} is `, h("strong", { class: "op-state" }, ev.result.state),
+      ev.result.url ? h("span", {}, " · ", h("a", { href: ev.result.url, target: "_blank", rel: "noopener noreferrer" }, "open")) : null);
+    (ev.result.warnings || []).forEach((w) => card.querySelector(".op-result").append(h("p", { class: "warnbox" }, w)));
+  } else if (ev.error) {
+    card.classList.add("failed");
+    card.dataset.state = "failed";
+    card.querySelector(".op-result").replaceChildren(h("span", { class: "error op-error" }, ev.error));
+  }
+}
+
+async function install(id, path, name) {
+  const card = opCard(id.replace(/[^a-zA-Z0-9_-]/g, "_"), `Installing ${name}`);
+  document.querySelectorAll(`[data-app="${CSS.escape(id)}"] button.install`).forEach((b) => { b.disabled = true; });
+  try {
+    const r = await api("POST", path, { stream: true });
+    await readNdjson(r, (ev) => drawEvent(card, ev));
+  } catch (e) {
+    drawEvent(card, { error: e.message });
+  }
+  refresh();
+}
+
+/** Operations the node runs (`GET /v1/operations`, when the node has it): re-attached after a reload. */
+async function probeOperations() {
+  if (S.features.operations === false) return;
+  let ops;
+  try {
+    ops = await api("GET", "/v1/operations", { probe: true });
+    S.features.operations = true;
+  } catch (e) {
+    if (e.kind === "absent") S.features.operations = false;
+    return;
+  }
+  for (const op of Array.isArray(ops) ? ops : ops.operations || []) {
+    const done = op.finished === true || ["succeeded", "failed", "finished", "done", "rolled_back"].includes(op.state || op.status);
+    if (done || S.attached.has(op.id)) continue;
+    S.attached.add(op.id);
+    const app = op.app || op.app_id || "";
+    const card = opCard(`opid-${String(op.id).replace(/[^a-zA-Z0-9_-]/g, "_")}`, `${op.kind || "Operation"} ${app}`.trim());
+    api("GET", `/v1/operations/${encodeURIComponent(op.id)}/events`, { stream: true })
+      .then((r) => readNdjson(r, (ev) => drawEvent(card, ev)))
+      .catch((e) => drawEvent(card, { error: e.message }))
+      .finally(() => { S.attached.delete(op.id); refresh(); });
+  }
+}
+
+// ---- installed apps --------------------------------------------------------------------
+
+const HEALTH_WORDS = {
+  running: "Healthy: every container runs.",
+  stopped: "Stopped.",
+  degraded: "Degraded: some containers are not running. The node repairs what it can.",
+  missing: "Its containers are missing; the node recreates them if it should run.",
+  unverifiable: "Its recorded manifest no longer verifies: the node will not start it.",
+};
+
+async function act(id, action, what, query = "") {
+  const method = action === "uninstall" ? "DELETE" : "POST";
+  const base = `/v1/apps/${encodeURIComponent(id)}`;
+  toast(`${what}…`);
+  try {
+    await api(method, `${action === "uninstall" ? base : `${base}/${action}`}${query}`);
+    toast(`${what}: done.`);
+  } catch (e) {
+    toast(`${what} failed: ${e.message}`);
+  }
+  refresh();
+}
+
+async function renderApps() {
+  const [apps, catalog] = await Promise.all([api("GET", "/v1/apps"), api("GET", "/v1/catalog/apps")]);
+  S.apps = apps || [];
+  S.catalog = catalog || [];
+  const latest = new Map(S.catalog.map((c) => [c.id, c.version]));
+  if (S.features.logs === null && S.apps.length && S.apps[0].containers.length) {
+    const a = S.apps[0];
+    try {
+      const short = a.containers[0].name.replace(`archy-${a.id}-`, "");
+      await api("GET", `/v1/apps/${encodeURIComponent(a.id)}/logs?container=${encodeURIComponent(short)}&tail=1`, { probe: true });
+      S.features.logs = true;
+    } catch (e) {
+      S.features.logs = e.kind === "absent" ? false : null;
+    }
+  }
+  const cards = S.apps.map((a) => {
+    const to = latest.get(a.id);
+    const update = to && newer(to, a.version);
+    const running = a.desired === "running";
+    return h("div", { class: "card", id: `app-${a.id}`, "data-app": a.id, "data-state": a.state },
+      h("h2", {}, a.id, h("span", { class: "version" }, a.version), h("span", { class: `badge state state-${a.state}` }, a.state)),
+      h("p", { class: "health" }, HEALTH_WORDS[a.state] || a.state, a.desired !== (a.state === "stopped" ? "stopped" : "running") ? ` (wanted: ${a.desired})` : ""),
+      a.url ? h("p", {}, h("a", { class: "launch", id: `launch-${a.id}`, href: a.url, target: "_blank", rel: "noopener noreferrer" }, `Open ${a.id} ↗`)) : null,
+      h("ul", { class: "small" }, a.containers.map((c) => h("li", {}, `${c.name}: ${c.state} `,
+        S.features.logs ? h("button", { class: "link", onclick: () => openLogs(a.id, c.name.replace(`archy-${a.id}-`, "")) }, "logs") : null))),
+      (a.warnings || []).map((w) => h("p", { class: "warnbox" }, w)),
+      h("div", { class: "actions" },
+        h("button", { class: "start", disabled: running && a.state === "running" ? true : null, onclick: () => act(a.id, "start", `Starting ${a.id}`) }, "Start"),
+        h("button", { class: "stop", disabled: !running && a.state === "stopped" ? true : null, onclick: () => act(a.id, "stop", `Stopping ${a.id}`) }, "Stop"),
+        h("button", { class: "restart", onclick: () => act(a.id, "restart", `Restarting ${a.id}`) }, "Restart"),
+        update ? h("button", { class: "update primary", onclick: () => act(a.id, "update", `Updating ${a.id} ${a.version} → ${to}`) }, `Update ${a.version} → ${to}`) : null,
+        h("button", { class: "uninstall danger", onclick: () => askUninstall(a.id) }, "Uninstall")));
+  });
+  replaceIfChanged("apps-list", JSON.stringify([S.apps, S.catalog, S.features.logs]), (cards.length ? cards : [h("p", { class: "muted" }, "No apps installed. ", h("a", { href: "#/store" }, "Visit the app store."))]));
+}
+
+/** Replaces a container's children only when what they show changed, so a periodic
+ * refresh does not pull buttons from under the operator's finger. */
+const lastRendered = {};
+function replaceIfChanged(id, key, children) {
+  if (lastRendered[id] === key && $(id).childElementCount) return;
+  lastRendered[id] = key;
+  $(id).replaceChildren(...children);
+}
+
+function askUninstall(id) {
+  const dialog = $("uninstall-dialog");
+  $("uninstall-name").textContent = id;
+  $("uninstall-purge").checked = false;
+  $("uninstall-confirm").textContent = "Uninstall";
+  dialog.dataset.app = id;
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+let logsAbort = null;
+async function openLogs(id, container) {
+  const dialog = $("logs-dialog");
+  const out = $("logs-output");
+  $("logs-name").textContent = `${id} / ${container}`;
+  out.textContent = "";
+  dialog.showModal();
+  logsAbort = new AbortController();
+  try {
+    const path = `/v1/apps/${encodeURIComponent(id)}/logs?container=${encodeURIComponent(container)}&tail=200&follow=true`;
+    const r = await fetch(path, { credentials: "same-origin", signal: logsAbort.signal, headers: { Accept: "application/x-ndjson" } });
+    if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+    await readNdjson(r, (ev) => {
+      if (ev.line !== undefined) out.append(`${ev.line}\n`);
+      else if (ev.error) out.append(`[${ev.error}]\n`);
+      out.scrollTop = out.scrollHeight;
+    }, logsAbort.signal);
+  } catch (e) {
+    if (e.name !== "AbortError") out.append(`[logs unavailable: ${e.message}]\n`);
+  }
+}
+
+// ---- wiring ----------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const pw = $("login-password");
+    $("login-submit").disabled = true;
+    try {
+      const csrf = await submitPassword("/ui/login", pw.value, $("login-error"));
+      if (csrf) { pw.value = ""; loggedIn(csrf); }
+    } finally {
+      $("login-submit").disabled = false;
+    }
+  });
+  $("setup-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const a = $("setup-password").value, b = $("setup-password2").value;
+    if (a !== b) {
+      $("setup-error").textContent = "The two passwords differ.";
+      $("setup-error").hidden = false;
+      return;
+    }
+    const csrf = await submitPassword("/ui/setup", a, $("setup-error"));
+    if (csrf) { $("setup-password").value = ""; $("setup-password2").value = ""; loggedIn(csrf); }
+  });
+  $("uninstall-purge").addEventListener("change", (ev) => {
+    $("uninstall-confirm").textContent = ev.target.checked ? "Uninstall and delete its data" : "Uninstall";
+  });
+  $("uninstall-dialog").addEventListener("close", () => {
+    const d = $("uninstall-dialog");
+    if (d.returnValue !== "confirm") return;
+    const purge = $("uninstall-purge").checked;
+    act(d.dataset.app, "uninstall", purge ? `Uninstalling ${d.dataset.app} and deleting its data` : `Uninstalling ${d.dataset.app}`, purge ? "?purge=true" : "");
+  });
+  $("logs-close").addEventListener("click", () => { if (logsAbort) logsAbort.abort(); $("logs-dialog").close(); });
+  $("logs-dialog").addEventListener("close", () => { if (logsAbort) logsAbort.abort(); });
+  window.addEventListener("hashchange", route);
+  // Keep the page current: apps change state on their own (the reconciler, health).
+  setInterval(() => { if (S.csrf && !document.hidden && S.view !== "store") refresh(); }, 5000);
+  boot();
+});

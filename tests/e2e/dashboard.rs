@@ -1,0 +1,632 @@
+//! The web dashboard in a real browser (Debian's chromium, driven over WebDriver by
+//! chromedriver) against a real node serving its API on loopback and real rootless Podman:
+//! first-run setup, login and its rate limit, the overview's trust state in words, the
+//! store, an install with live progress, the installed app's controls, uninstall with data
+//! deletion, logout, and what a hostile page can make the browser send.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A node serving its API and dashboard on loopback (real HTTP, with connect info), its
+/// catalog from a test origin whose answer the test can change.
+struct DashNode {
+    node: Arc<archy_node::Node>,
+    api: String,
+    data_dir: PathBuf,
+    keys: Keys,
+    origin: String,
+    origin_id: String,
+    slot: CatalogSlot,
+    daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl DashNode {
+    async fn start(dir: &Path) -> Self {
+        let keys = Keys::new();
+        let root = keys.write_root(dir);
+        let (swarm, origin_id) = origin_swarm_with_hello(&dir.join("origin")).await;
+        let (listener, origin) = loopback_listener().await;
+        let slot: CatalogSlot = Arc::new(std::sync::Mutex::new(
+            signed_catalog(&keys, &origin, &origin_id, 1, 30).to_bytes(),
+        ));
+        let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
+        let data_dir = dir.join("node");
+        let node = archy_node::Node::start(node_config(&data_dir, &origin, &root))
+            .await
+            .expect("node starts");
+        node.pull_catalog().await.unwrap();
+        let (api_listener, api) = loopback_listener().await;
+        let daemon = tokio::spawn(archy_node::serve(node.clone(), api_listener));
+        for _ in 0..200 {
+            if reqwest::get(format!("{api}/ui/session")).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            node,
+            api,
+            data_dir,
+            keys,
+            origin,
+            origin_id,
+            slot,
+            daemon,
+            server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
+    /// The origin now answers another, validly signed catalog under the same version: the
+    /// node refuses it and raises the equivocation alarm.
+    async fn equivocate(&self) {
+        *self.slot.lock().unwrap() =
+            signed_catalog(&self.keys, &self.origin, &self.origin_id, 1, 29).to_bytes();
+        let _ = self.node.pull_catalog().await;
+        let status = self.node.status().await.unwrap();
+        assert!(
+            status.alarms.iter().any(|a| a.kind == "equivocation"),
+            "no equivocation alarm: {:?}",
+            status.alarms
+        );
+    }
+
+    fn stop(self) {
+        self.daemon.abort();
+        self.server.abort();
+    }
+}
+
+/// chromedriver on a free port and a headless chromium session through it; both end when
+/// dropped (the session with [`Browser::close`]).
+struct Browser {
+    client: Client,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+const INSTALL_HINT: &str = "install Debian's chromium and chromium-driver \
+     (`apt-get install -y --no-install-recommends chromium chromium-driver`; scripts/test.sh does)";
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("/usr/lib/chromium"),
+        ])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let driver_bin = std::env::var_os("ARCHY_CHROMEDRIVER")
+            .map(PathBuf::from)
+            .or_else(|| find_program("chromedriver"))
+            .unwrap_or_else(|| {
+                panic!("chromedriver is missing: the dashboard tests need a real browser; {INSTALL_HINT}")
+            });
+        let chromium = std::env::var_os("ARCHY_CHROMIUM")
+            .map(PathBuf::from)
+            .or_else(|| find_program("chromium"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "chromium is missing: the dashboard tests need a real browser; {INSTALL_HINT}"
+                )
+            });
+        let port = free_port();
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("chromedriver-{port}.log")))
+                .unwrap();
+        let driver = std::process::Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", driver_bin.display()));
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let mut up = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "chromedriver did not listen on port {port}");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), "chrome".into());
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&webdriver)
+            .await
+            .unwrap_or_else(|e| panic!("a chromium session through chromedriver: {e}"));
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// Runs `script` (a function body) in the page until it returns `want`.
+async fn wait_js(c: &Client, script: &str, want: serde_json::Value, what: &str, secs: u64) {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..secs * 10 {
+        match c.execute(script, vec![]).await {
+            Ok(v) if v == want => return,
+            Ok(v) => last = v,
+            Err(e) => last = format!("error: {e}").into(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = c
+        .execute("return document.body.innerText", vec![])
+        .await
+        .unwrap_or_default();
+    panic!("{what}: waited {secs} s for {want}, last {last}; page:\n{text}");
+}
+
+/// Waits until the element `css` is shown and its text contains `needle`.
+async fn wait_text(c: &Client, css: &str, needle: &str, secs: u64) -> String {
+    let mut last = String::new();
+    for _ in 0..secs * 10 {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && el.is_displayed().await.unwrap_or(false)
+            && let Ok(text) = el.text().await
+        {
+            if text.contains(needle) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let page = c
+        .execute("return document.body.innerText", vec![])
+        .await
+        .unwrap_or_default();
+    panic!("{css}: waited {secs} s for {needle:?}; last text {last:?}; at {url}:\n{page}");
+}
+
+/// Clicks the element `css` as a user would, once it is there and enabled.
+async fn click(c: &Client, css: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) if el.is_enabled().await.unwrap_or(false) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            },
+            Ok(_) => last = "disabled".into(),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not click {css}: {last}");
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let el = c.wait().for_element(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn login(c: &Client, password: &str) {
+    wait_text(c, "#view-login h1", "Log in", 10).await;
+    type_into(c, "#login-password", password).await;
+    click(c, "#login-submit").await;
+}
+
+async fn screenshot(c: &Client, name: &str) -> PathBuf {
+    let dir = repo_root().join("target/dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+async fn go(c: &Client, url: &str) {
+    c.goto(url).await.unwrap();
+}
+
+/// A page on another origin (another port of 127.0.0.1: another origin, but the same
+/// *site*, so even a SameSite=Strict cookie goes along) that submits forms to the node.
+async fn hostile_site(api: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let stop = format!(
+        r#"<!doctype html><form id=f method=POST action="{api}/v1/apps/hello/stop" enctype="text/plain"><input name='{{"x":"' value='"}}'></form><script>document.getElementById('f').submit()</script>"#
+    );
+    let logout = format!(
+        r#"<!doctype html><form id=f method=POST action="{api}/ui/logout"><input name=csrf value=guess></form><script>document.getElementById('f').submit()</script>"#
+    );
+    let router = axum::Router::new()
+        .route(
+            "/stop",
+            axum::routing::get(move || {
+                let page = stop.clone();
+                async move { axum::response::Html(page) }
+            }),
+        )
+        .route(
+            "/logout",
+            axum::routing::get(move || {
+                let page = logout.clone();
+                async move { axum::response::Html(page) }
+            }),
+        );
+    let (listener, url) = loopback_listener().await;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (url, server)
+}
+
+async fn app_state(n: &DashNode) -> String {
+    n.node
+        .app("hello")
+        .await
+        .map(|a| a.state.to_string())
+        .unwrap_or_else(|e| format!("{e:?}"))
+}
+
+/// The whole dashboard, as an operator uses it, in chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let n = DashNode::start(tmp.path()).await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let http = reqwest::Client::new();
+
+    // First run, from loopback: the setup page sets the password and logs in.
+    go(c, &n.url("/")).await;
+    wait_text(c, "#view-setup h1", "Welcome", 10).await;
+    type_into(c, "#setup-password", PASSWORD).await;
+    type_into(c, "#setup-password2", "something else").await;
+    click(c, "#setup-submit").await;
+    wait_text(c, "#setup-error", "differ", 5).await;
+    type_into(c, "#setup-password2", PASSWORD).await;
+    click(c, "#setup-submit").await;
+    wait_text(c, "#catalog-version", "Catalog version 1", 20).await;
+    let file = archy_dashboard::password::password_path(&n.data_dir);
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode, 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("$argon2id$")
+    );
+    // The first-run page never answers again.
+    let again = http
+        .post(n.url("/ui/setup"))
+        .header("content-type", "application/json")
+        .body(r#"{"password":"an attacker's choice"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    // The overview says the trust state in words, alarms included.
+    let trust = wait_text(c, "#card-trust", "expires in", 10).await;
+    assert!(trust.contains(&n.origin), "{trust}");
+    n.equivocate().await;
+    c.refresh().await.unwrap();
+    let alarms = wait_text(c, "#card-alarms", "equivocation", 20).await;
+    assert!(
+        alarms.contains("two different catalogs under the same version number"),
+        "{alarms}"
+    );
+    wait_text(c, "#card-swarm", "From the origin", 5).await;
+    wait_text(c, "#card-limits", "Resource limits", 5).await;
+
+    // Logout (the page's form, with its hidden CSRF field), a wrong password, then in.
+    click(c, "#logout").await;
+    login(c, "not the password").await;
+    wait_text(c, "#login-error", "Wrong password", 10).await;
+    login(c, PASSWORD).await;
+    wait_text(c, "#catalog-version", "Catalog version 1", 20).await;
+
+    // The store: the verified catalog's hello, and the marketplace beside it.
+    go(c, &n.url("/#/store")).await;
+    let card = wait_text(c, "#store-hello", "Hello", 20).await;
+    assert!(
+        card.contains("VERIFIED CATALOG") || card.contains("Verified catalog"),
+        "{card}"
+    );
+    assert!(
+        card.contains("A static page that proves the whole chain works"),
+        "{card}"
+    );
+    wait_text(c, "#store-market", "No third-party listings", 10).await;
+
+    // Install, drawn live from the NDJSON stream, to "running".
+    click(c, "#store-hello button.install").await;
+    wait_js(
+        c,
+        "const o = document.getElementById('op-hello'); return !!(o && o.dataset.stages);",
+        true.into(),
+        "progress events drawn",
+        30,
+    )
+    .await;
+    c.set_window_size(390, 844).await.unwrap();
+    let progress_shot = screenshot(c, "phone-install-progress").await;
+    wait_js(
+        c,
+        "const o = document.getElementById('op-hello'); return o && o.dataset.state;",
+        "running".into(),
+        "install finished",
+        180,
+    )
+    .await;
+    let stages = c
+        .execute(
+            "return document.getElementById('op-hello').dataset.stages",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let stages = stages.as_str().unwrap().to_owned();
+    for stage in ["fetching", "starting"] {
+        assert!(
+            stages.contains(stage),
+            "stage {stage} never drawn: {stages}"
+        );
+    }
+    wait_text(c, "#op-hello .op-state", "running", 5).await;
+    assert_eq!(app_state(&n).await, "running");
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Installed apps: state, the launch link that answers, stop and start.
+    go(c, &n.url("/#/apps")).await;
+    wait_js(
+        c,
+        "const a = document.getElementById('app-hello'); return a && a.dataset.state;",
+        "running".into(),
+        "hello listed running",
+        20,
+    )
+    .await;
+    let launch = c
+        .find(Locator::Css("#launch-hello"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("a launch link");
+    assert!(
+        reqwest::get(&launch).await.unwrap().status().is_success(),
+        "{launch}"
+    );
+    click(c, "#app-hello button.stop").await;
+    wait_js(
+        c,
+        "const a = document.getElementById('app-hello'); return a && a.dataset.state;",
+        "stopped".into(),
+        "hello stopped",
+        60,
+    )
+    .await;
+    assert_eq!(app_state(&n).await, "stopped");
+    click(c, "#app-hello button.start").await;
+    wait_js(
+        c,
+        "const a = document.getElementById('app-hello'); return a && a.dataset.state;",
+        "running".into(),
+        "hello started",
+        60,
+    )
+    .await;
+
+    // CSRF: the page's own fetch without the header is refused by the real server...
+    let refused = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/v1/apps/hello/stop', {method: 'POST', credentials: 'same-origin',
+               headers: {'Content-Type': 'application/json'}, body: '{}'})
+               .then(async r => done([r.status, (await r.json()).kind]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, serde_json::json!([403, "cross_site"]));
+    let cookie = c.get_named_cookie("archy_session").await.unwrap();
+    let cookie = format!("archy_session={}", cookie.value());
+    let (status, body) = {
+        let r = http
+            .post(n.url("/v1/apps/hello/restart"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("X-CSRF-Token"), "{body}");
+    // ...and so is another site's form, although the browser sends the cookie along.
+    let (evil, evil_server) = hostile_site(&n.api).await;
+    go(c, &format!("{evil}/stop")).await;
+    wait_js(
+        c,
+        "return document.body.innerText.includes('cross_site');",
+        true.into(),
+        "the cross-site form POST refused",
+        20,
+    )
+    .await;
+    go(c, &format!("{evil}/logout")).await;
+    wait_js(
+        c,
+        "return document.body.innerText.includes('cross_site');",
+        true.into(),
+        "the cross-site logout refused",
+        20,
+    )
+    .await;
+    evil_server.abort();
+    assert_eq!(
+        app_state(&n).await,
+        "running",
+        "a hostile page stopped the app"
+    );
+    // The CLI's token keeps working alongside.
+    let by_token = api_client(&n.data_dir)
+        .get(n.url("/v1/apps/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_token.status(), StatusCode::OK);
+
+    // A phone-sized screen: every page fits its width.
+    c.set_window_size(390, 844).await.unwrap();
+    let mut shots = vec![progress_shot];
+    for (page, css) in [
+        ("overview", "#card-alarms"),
+        ("store", "#store-hello"),
+        ("apps", "#app-hello"),
+    ] {
+        go(c, &n.url(&format!("/#/{page}"))).await;
+        wait_text(c, css, "", 20).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let overflow = c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (scroll, inner) = (overflow[0].as_u64().unwrap(), overflow[1].as_u64().unwrap());
+        assert!(inner <= 400, "not a phone-sized viewport: {inner}");
+        assert!(
+            scroll <= inner,
+            "{page} is wider than the phone: {scroll} > {inner}"
+        );
+        shots.push(screenshot(c, &format!("phone-{page}")).await);
+    }
+    eprintln!("screenshots: {shots:?}");
+    c.set_window_size(1280, 900).await.unwrap();
+    go(c, &n.url("/#/store")).await;
+    wait_text(c, "#store-hello", "Installed", 20).await;
+    shots.push(screenshot(c, "desktop-store").await);
+
+    // Uninstall, with the data deletion confirmed in the dialog.
+    go(c, &n.url("/#/apps")).await;
+    click(c, "#app-hello button.uninstall").await;
+    wait_text(c, "#uninstall-dialog", "Also delete its data", 5).await;
+    click(c, "#uninstall-purge").await;
+    wait_text(c, "#uninstall-confirm", "delete its data", 5).await;
+    click(c, "#uninstall-confirm").await;
+    wait_js(
+        c,
+        "return document.getElementById('app-hello') === null && document.getElementById('apps-list').innerText.includes('No apps installed');",
+        true.into(),
+        "hello uninstalled",
+        60,
+    )
+    .await;
+    assert!(n.node.app("hello").await.is_err());
+    assert!(!podman_has_app("hello").await);
+    assert!(
+        !n.data_dir.join("apps/hello").exists(),
+        "the app's data was kept although deletion was confirmed"
+    );
+
+    // Logout: the old cookie is worth nothing afterwards.
+    click(c, "#logout").await;
+    wait_text(c, "#view-login h1", "Log in", 10).await;
+    let after = http
+        .get(n.url("/v1/status"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+
+    // Guessing: five wrong passwords, then the client is locked out (even the right one).
+    for i in 0..5 {
+        login(c, &format!("guess number {i}")).await;
+        wait_text(c, "#login-error", "Wrong password", 10).await;
+        c.execute(
+            "document.getElementById('login-error').hidden = true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    }
+    login(c, PASSWORD).await;
+    wait_text(c, "#login-error", "Too many failed attempts", 10).await;
+    let limited = http
+        .post(n.url("/ui/login"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"password":"{PASSWORD}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    shots.push(screenshot(c, "desktop-login-limited").await);
+
+    browser.close().await;
+    n.stop();
+}
