@@ -1434,3 +1434,5 @@ mod reliability;
 mod api_contract;
 #[path = "e2e/dashboard.rs"]
 mod dashboard;
+#[path = "e2e/operations.rs"]
+mod operations;

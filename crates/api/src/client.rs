@@ -484,7 +484,10 @@ fn operation_id(response: &reqwest::Response) -> Option<u64> {
 }
 
 /// The response of a streaming request, or its error.
-async fn streaming(what: &str, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+async fn streaming(
+    what: &str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, ClientError> {
     if response.status().is_success() {
         return Ok(response);
     }

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     WrongContentType,
     /// More bytes than allowed (413).
     TooLarge,
+    /// Too many attempts (failed logins); retry after the `Retry-After` header (429).
+    RateLimited,
     /// No such app, listing, key or publication (404).
     NotFound,
     /// The request contradicts the node's state, e.g. already installed (409).
@@ -33,13 +35,14 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         Self::Invalid,
         Self::Unauthorized,
         Self::CrossSite,
         Self::WrongHost,
         Self::WrongContentType,
         Self::TooLarge,
+        Self::RateLimited,
         Self::NotFound,
         Self::Conflict,
         Self::Refused,
@@ -56,6 +59,7 @@ impl ErrorKind {
             Self::WrongHost => 421,
             Self::WrongContentType => 415,
             Self::TooLarge => 413,
+            Self::RateLimited => 429,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::Refused => 422,
@@ -73,6 +77,7 @@ impl ErrorKind {
             Self::WrongHost => "wrong_host",
             Self::WrongContentType => "wrong_content_type",
             Self::TooLarge => "too_large",
+            Self::RateLimited => "rate_limited",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::Refused => "refused",

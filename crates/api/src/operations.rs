@@ -190,10 +190,8 @@ mod tests {
                 })
             }
         );
-        let line: OperationStreamEvent = serde_json::from_value(
-            serde_json::json!({"error": "no", "kind": "conflict"}),
-        )
-        .unwrap();
+        let line: OperationStreamEvent =
+            serde_json::from_value(serde_json::json!({"error": "no", "kind": "conflict"})).unwrap();
         assert!(matches!(line, OperationStreamEvent::Error(_)));
         for kind in ["install", "purge", "restart"] {
             assert_eq!(OperationKind::parse(kind).unwrap().as_str(), kind);

@@ -216,6 +216,65 @@ pub struct CatalogAppView {
     pub version: String,
     pub description: String,
     pub installed: bool,
+    /// The version installed on this node, when it is.
+    #[serde(default)]
+    pub installed_version: Option<String>,
+    /// What the app will be allowed to do on this host, from its signed manifest.
+    pub permissions: Permissions,
+}
+
+/// What an app's manifest lets it do on the host: what an operator approves by installing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Permissions {
+    pub containers: Vec<ContainerPermissions>,
+    /// Other apps it needs (`id` and version range).
+    pub dependencies: Vec<String>,
+    /// Secrets the node generates for it on install.
+    pub secrets: u32,
+    /// Free disk it needs, in MiB.
+    pub disk_mb: u64,
+    /// Memory limit of each container, in MiB.
+    pub memory_mb: Option<u64>,
+    /// CPU limit of each container, in thousandths of a CPU.
+    pub millicpus: Option<u32>,
+    /// Process limit of each container (the node's default when `null`).
+    pub pids_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContainerPermissions {
+    pub name: String,
+    /// Host ports it publishes.
+    pub ports: Vec<PortPermission>,
+    /// Volumes in its own data, by mount path.
+    pub volumes: Vec<VolumePermission>,
+    /// Linux capabilities beyond none.
+    pub capabilities: Vec<String>,
+    /// Privileged: everything the Podman user can do.
+    pub privileged: bool,
+    /// Shares the host's network.
+    pub host_network: bool,
+    /// Sees the host's processes.
+    pub host_pid: bool,
+    /// Its root filesystem is read-only.
+    pub read_only_root: bool,
+    /// `uid[:gid]` it runs as, when the manifest says.
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortPermission {
+    pub host: u16,
+    pub container: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VolumePermission {
+    pub name: String,
+    pub path: String,
+    pub read_only: bool,
 }
 
 /// `POST /v1/catalog/pull`: what the pull did.
@@ -471,6 +530,9 @@ pub struct MarketDetail {
     pub score: Option<ScoreRow>,
     /// Below this score an install needs `approve`.
     pub threshold: u8,
+    /// What the app will be allowed to do; `null` when the publication does not verify.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
 }
 
 /// A publisher's trust score with every term explained.

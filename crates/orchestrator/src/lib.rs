@@ -2,26 +2,25 @@
 //! `archy-<app>[-<part>]` and labelled `archy.app=<app>`, so the orchestrator can find
 //! (and only ever touches) what it created. No app-specific code lives here: the manifest
 //! says everything.
-
+//!
 //! Where things are:
-//! - [`lifecycle`](crate::Orchestrator::install): install, update with rollback, repair,
-//!   start, stop, uninstall, status (`lifecycle.rs`);
-//! - creating containers: images, env files, the checked `podman create` (`create.rs`);
-//! - [`create_args`] and [`render`]: the manifest in Podman's terms, and the names of the
-//!   app's Podman objects (`render.rs`);
+//! - `lifecycle.rs`: install, update with rollback, repair, start, stop, uninstall, status;
+//! - `create.rs`: creating containers (images, env files, the checked `podman create`);
+//! - `render.rs`: [`create_args`] and [`render`], the manifest in Podman's terms, and the
+//!   names of the app's Podman objects;
 //! - [`argv_check`]: a model of Podman's option parser that checks every rendered argv
-//!   against the manifest; [`preflight`](crate::Orchestrator::install) re-validates the
-//!   manifest before anything is done in Podman (`preflight.rs`);
-//! - [`Created`]: the record of what an operation created, and undoing it (`undo.rs`);
-//! - the app's network (`network.rs`), its secrets (`secrets.rs`), health checks
-//!   (`health.rs`), container logs (`logs.rs`), disk and port checks (`host.rs`), resource
-//!   limits the host enforces (`limits.rs`), and the Podman client ([`Engine`], `engine.rs`).
+//!   against the manifest; `preflight.rs` re-validates the manifest before anything is
+//!   done in Podman;
+//! - `undo.rs`: [`Created`], the record of what an operation created, and undoing it;
+//! - `network.rs`, `secrets.rs`: the app's network and its secrets; `health.rs`: health
+//!   checks; `logs.rs`: container logs ([`LogLine`]); `host.rs`: disk and port checks;
+//!   `limits.rs`: the resource limits the host enforces;
+//! - `engine.rs`: the Podman client ([`Engine`]); `events.rs`: its event stream.
 
-/// A model of Podman's parser for `podman create`: the checker of every argv the
-/// orchestrator runs, and the oracle of the argv property test and fuzz target.
 pub mod argv_check;
 mod create;
 mod engine;
+mod events;
 mod health;
 mod host;
 mod lifecycle;
@@ -39,7 +38,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{AppEvent, ContainerInfo, ContainerState, DEFAULT_DEADLINE, Engine, HostInfo};
+pub use engine::{ContainerInfo, ContainerState, DEFAULT_DEADLINE, Engine, HostInfo};
+pub use events::AppEvent;
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
 pub use render::{create_args, render};

@@ -204,22 +204,33 @@ impl Swarm {
             .map_err(|e| fail(format!("listing tags: {e}")))?
             .collect()
             .await;
+        // Complete (`Some(Some(size))`), partial (`Some(None)`) or absent (`None`).
+        let held = self.blob_sizes().await?;
         let (mut kept, mut expired) = (HashSet::new(), HashSet::new());
         for tag in tags {
             let tag = tag.map_err(|e| fail(format!("listing tags: {e}")))?;
             let keep_it = match parse_partial(&tag.name.0) {
-                Some((hash, at)) => wanted(&hash, at) && self.complete_size(&hash).await?.is_none(),
+                Some((hash, at)) => match held.get(&hash) {
+                    Some(None) => wanted(&hash, at),
+                    // Nothing arrived yet: only a fetch still running needs the tag.
+                    None => fetching.contains(&hash),
+                    // Complete: the fetch's own tag (or `keep`) decides now.
+                    Some(Some(_)) => false,
+                },
                 None => false,
             };
+            let partial = held.get(&tag.hash) == Some(&None);
             if keep_it {
-                kept.insert(tag.hash);
+                if partial {
+                    kept.insert(tag.hash);
+                }
             } else {
                 self.store
                     .tags()
                     .delete(&tag.name)
                     .await
                     .map_err(|e| fail(format!("deleting tag {}: {e}", tag.name)))?;
-                if self.complete_size(&tag.hash).await?.is_none() {
+                if partial {
                     expired.insert(tag.hash);
                 }
             }

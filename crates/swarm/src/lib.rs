@@ -10,7 +10,16 @@
 //! - Finding providers: the origin's [`Tracker`] ([`tracker_routes`], [`Swarm::announce`],
 //!   [`Swarm::providers`]), static peers from the caller, and opt-in mDNS
 //!   ([`SwarmConfig::local_discovery`], [`Swarm::local_peers`]).
-//! - [`Swarm::gc`]: drops blobs that nothing references.
+//! - Resume: a fetch tags its blob as partial (`archy/partial/<hash>/<time>`) before the
+//!   first byte, so what verified survives a restart or a crash (the store keeps the data
+//!   and its bitfield, rebuilt from the outboard after a kill) and the next fetch asks only
+//!   for the missing ranges ([`FetchReport::resumed_from`]).
+//! - Dead peers: candidates are dialed at once (unreachable ones cost one connect timeout
+//!   together), one that cannot be reached is left alone for 30 s doubling to 15 min
+//!   ([`Swarm::peer_backoff`]) and reported to the tracker that listed it, which lists it
+//!   last until it announces again (`POST /v1/swarm/report`, rate-limited, removes no one).
+//! - [`Swarm::gc`]: drops blobs that nothing references, and partial downloads no fetch
+//!   touched for [`SwarmConfig::partial_ttl`] (24 h) unless `keep` names them.
 //! - Relayed documents (`archy/doc/0`): opaque named bytes a node passes on
 //!   ([`Swarm::set_relayed_document`], [`Swarm::fetch_document`]).
 //! - [`SwarmMetrics`]: bytes by source, fallbacks by reason, strikes, per hash.

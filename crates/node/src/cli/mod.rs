@@ -336,7 +336,9 @@ pub enum AppCommand {
     /// Re-attach to an operation (after Ctrl-C, or from another terminal): its progress so
     /// far, then each step, up to its result. ID: an operation number, or an app (its
     /// running or latest operation).
-    Watch { operation: String },
+    Watch {
+        operation: String,
+    },
 }
 
 fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {

@@ -63,8 +63,7 @@ pub async fn follow(
     let bar = bar(quiet);
     let id = started.id;
     let result = {
-        let follow =
-            archy_api::follow_operation(started.events, what, app, |p| draw(&bar, p));
+        let follow = archy_api::follow_operation(started.events, what, app, |p| draw(&bar, p));
         tokio::select! {
             result = follow => result,
             _ = tokio::signal::ctrl_c() => {

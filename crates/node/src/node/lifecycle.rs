@@ -132,7 +132,10 @@ impl Node {
             }
             Some(OperationKind::Update) => {
                 let undone = undo(created).await;
-                if op.stage == "replacing" {
+                if matches!(
+                    op.stage.as_str(),
+                    "replacing" | "loading" | "creating" | "starting"
+                ) {
                     // Whatever half of the update exists goes; the reconciler then rebuilds
                     // the version recorded in sqlite, which is still the previous one.
                     self.orchestrator.remove_app_containers(&op.app_id).await;
@@ -521,6 +524,13 @@ impl Node {
             .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))?;
             let (new_images, old_images) = fetched?;
             op.stage("replacing").await?;
+            let stages = op.stage_writer();
+            let staged = |p: Progress| {
+                if let Some(stage) = recorded_stage(p.stage) {
+                    stages.set(stage);
+                }
+                progress(p);
+            };
             let created = op.created_sink();
             let replaced = tokio::time::timeout(
                 CREATE_BOUND,
@@ -529,11 +539,12 @@ impl Node {
                     &new.manifest,
                     &old_images,
                     &new_images,
-                    progress,
+                    &staged,
                     &created,
                 ),
             )
             .await;
+            stages.close().await;
             let runtime = match replaced {
                 Ok(runtime) => runtime?,
                 Err(_) => {

@@ -214,10 +214,10 @@ impl Node {
     }
 
     pub async fn catalog_apps(&self) -> Result<Vec<CatalogAppView>, NodeError> {
-        let installed: Vec<String> = db::apps(&self.db)
+        let installed: BTreeMap<String, String> = db::apps(&self.db)
             .await?
             .into_iter()
-            .map(|a| a.id)
+            .map(|a| (a.id, a.version))
             .collect();
         let trust = self.trust.read().await;
         let Some(catalog) = trust.catalog() else {
@@ -232,7 +232,9 @@ impl Node {
                 name: a.manifest.name.clone(),
                 version: a.version.to_string(),
                 description: a.manifest.description.clone(),
-                installed: installed.contains(&a.id),
+                installed: installed.contains_key(&a.id),
+                installed_version: installed.get(&a.id).cloned(),
+                permissions: wire::permissions(&a.manifest),
             })
             .collect())
     }
@@ -292,15 +294,16 @@ impl Node {
             let envelope = db::listing_envelope(&self.db, &listing.author, &listing.app_id)
                 .await?
                 .unwrap_or_default();
-            let (local_id, sandbox, origin, description) =
+            let (local_id, sandbox, origin, description, permissions) =
                 match third_party_app(&envelope, &listing.author) {
                     Ok((verified, app)) => (
                         Some(app.manifest.id.clone()),
                         "passes".to_owned(),
                         Some(verified.publication().origin.http.clone()),
                         app.manifest.description.clone(),
+                        Some(wire::permissions(&app.manifest)),
                     ),
-                    Err(e) => (None, e.message, None, String::new()),
+                    Err(e) => (None, e.message, None, String::new(), None),
                 };
             let installed = match &local_id {
                 Some(id) => db::app(&self.db, id).await?.is_some(),
@@ -315,6 +318,7 @@ impl Node {
                 sandbox,
                 origin,
                 installed,
+                permissions,
             });
         }
         Ok(out)

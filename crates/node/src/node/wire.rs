@@ -183,3 +183,52 @@ pub(super) fn score(s: db::ScoreRow) -> wire::ScoreRow {
         computed_at,
     }
 }
+
+/// What a verified manifest lets the app do, for the operator who approves it.
+pub(super) fn permissions(m: &archy_registry::Manifest) -> wire::Permissions {
+    use archy_registry::manifest::{NetworkMode, PidMode};
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    wire::Permissions {
+        containers: m
+            .containers
+            .iter()
+            .map(|c| wire::ContainerPermissions {
+                name: c.name.clone(),
+                ports: c
+                    .ports
+                    .iter()
+                    .map(|p| wire::PortPermission {
+                        host: p.host,
+                        container: p.container,
+                        protocol: p.protocol.as_str().to_owned(),
+                    })
+                    .collect(),
+                volumes: c
+                    .volumes
+                    .iter()
+                    .map(|v| wire::VolumePermission {
+                        name: v.name.clone(),
+                        path: v.path.clone(),
+                        read_only: v.read_only,
+                    })
+                    .collect(),
+                capabilities: c.capabilities.clone(),
+                privileged: c.privileged,
+                host_network: c.network == NetworkMode::Host,
+                host_pid: c.pid == PidMode::Host,
+                read_only_root: c.read_only_root,
+                user: c.user.clone(),
+            })
+            .collect(),
+        dependencies: m
+            .dependencies
+            .iter()
+            .map(|d| format!("{} {}", d.id, d.version))
+            .collect(),
+        secrets: count(m.secrets.len()),
+        disk_mb: m.resources.disk_mb,
+        memory_mb: m.resources.memory_mb,
+        millicpus: m.resources.millicpus,
+        pids_limit: m.resources.pids_limit,
+    }
+}

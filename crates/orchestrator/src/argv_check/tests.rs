@@ -3,6 +3,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use archy_registry::Manifest;
+
 use super::*;
 
 fn argv(v: &[&str]) -> Vec<String> {
