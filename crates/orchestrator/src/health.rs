@@ -67,6 +67,26 @@ pub async fn wait_healthy(
     }
 }
 
+impl crate::Orchestrator {
+    /// Runs the health check of `container` (its name in the manifest) once, bounded by the
+    /// check's `timeout_seconds`: what a loop watching a running app calls at the check's
+    /// interval. `Ok` when the manifest declares no check; `Err` says why the check failed.
+    pub async fn check_once(
+        &self,
+        manifest: &archy_registry::VerifiedManifest,
+        container: &str,
+    ) -> Result<(), String> {
+        let Some(c) = manifest.container(container) else {
+            return Err(format!("{} has no container {container:?}", manifest.id));
+        };
+        let Some(check) = &c.health else {
+            return Ok(());
+        };
+        let name = crate::container_name(&manifest.id, &c.name);
+        probe(&self.engine, &name, c, check, self.config.publish_address).await
+    }
+}
+
 /// Why the container cannot become healthy any more (it is not running), if so. Errors
 /// from Podman itself (a dead or frozen service) are returned as they are.
 async fn not_running(engine: &Engine, name: &str) -> Result<Option<String>> {

@@ -140,9 +140,9 @@ fn refs(args: &[String]) -> Vec<&str> {
 /// Runs `podman --remote --url URL ARGS…`, killed when dropped, and reads its stdout and
 /// stderr line by line (`true` for stderr) as they come. The two are read apart, so that
 /// neither stream's lines can run into the other's. Measured on 4.3.1: the remote client
-/// passes on a line longer than conmon's 8 KiB buffer in pieces, on stderr, without their
-/// line breaks, so such a line arrives glued to the stderr line before it (a Podman bug;
-/// the cap still holds).
+/// passes on a line longer than conmon's 8 KiB buffer in pieces, on either stream, without
+/// their line breaks, so such a line arrives glued to a line before it (a Podman bug; the
+/// cap still holds).
 fn spawn_lines(
     engine: &Engine,
     args: &[String],
