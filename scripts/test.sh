@@ -4,6 +4,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+export DEBIAN_FRONTEND=noninteractive
 # The dashboard's browser tests drive Debian's chromium through chromedriver (WebDriver).
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   apt-get install -y --no-install-recommends chromium chromium-driver >&2 \

@@ -1436,3 +1436,5 @@ mod api_contract;
 mod dashboard;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/adopt_and_health.rs"]
+mod adopt_and_health;

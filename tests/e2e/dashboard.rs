@@ -391,6 +391,13 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         card.contains("A static page that proves the whole chain works"),
         "{card}"
     );
+    // What it will be allowed to do, in words, from its signed manifest.
+    for words in [
+        "opens port 18080 on this host",
+        "limited to 32 MiB of memory",
+    ] {
+        assert!(card.contains(words), "{words:?} missing from the store card: {card}");
+    }
     wait_text(c, "#store-market", "No third-party listings", 10).await;
 
     // Install, drawn live from the NDJSON stream, to "running".

@@ -10,31 +10,6 @@ use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
-/// A node whose catalog holds `hello` edited by `edit`, pulled and ready.
-async fn node_with_hello(
-    tmp: &std::path::Path,
-    edit: impl Fn(String) -> String,
-) -> (
-    std::sync::Arc<archy_node::Node>,
-    tokio::task::JoinHandle<()>,
-) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
-    let apps = hello_variant(&tmp.join("variant"), edit);
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
-    let node = archy_node::Node::start(archy_node::NodeConfig {
-        pull_interval_seconds: 3600,
-        reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &url, &root)
-    })
-    .await
-    .unwrap();
-    node.pull_catalog().await.unwrap();
-    (node, server)
-}
 
 /// The Podman CLI against the test service, for what the orchestrator offers no call for
 /// (tests may look at anything). Returns (success, stdout + stderr).

@@ -3,32 +3,6 @@
 
 use super::*;
 
-/// A node whose catalog holds `hello` edited by `edit`, pulled and ready.
-async fn node_with_hello(
-    tmp: &std::path::Path,
-    edit: impl Fn(String) -> String,
-) -> (
-    std::sync::Arc<archy_node::Node>,
-    tokio::task::JoinHandle<()>,
-) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
-    let apps = hello_variant(&tmp.join("variant"), edit);
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
-    let node = archy_node::Node::start(archy_node::NodeConfig {
-        pull_interval_seconds: 3600,
-        // Only Podman's events can bring a repair within a test's time.
-        reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &url, &root)
-    })
-    .await
-    .unwrap();
-    node.pull_catalog().await.unwrap();
-    (node, server)
-}
 
 async fn wait_until_running(
     node: &archy_node::Node,
@@ -204,5 +178,90 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
         "a container the node did not create was removed"
     );
     engine.remove_container("bystander").await.unwrap();
+    server.abort();
+}
+
+/// A container's log through the node's API: the tail, then followed lines as they come;
+/// a container the manifest does not name is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_tailed_and_followed_through_the_api() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (node, server) = node_with_hello(tmp.path(), |m| {
+        m.replace(
+            "    stop_grace_seconds: 5",
+            "    stop_grace_seconds: 5\n    command: [\"sh\", \"-c\", \"echo archy-log-first; trap 'exit 0' TERM INT; /bin/busybox httpd -f -p 8080 -h /www & while :; do echo tick; sleep 1; done\"]",
+        )
+    })
+    .await;
+    node.install("hello").await.unwrap();
+    let (listener, api) = loopback_listener().await;
+    let router = archy_node::api_router(node.clone()).unwrap();
+    let api_server = tokio::spawn(axum::serve(listener, router).into_future());
+    let client = api_client(&node.config().data_dir);
+    let lines = |body: &str| -> Vec<archy_api::LogLine> {
+        body.lines()
+            .map(|l| serde_json::from_str(l).expect("each line a LogLine"))
+            .collect()
+    };
+
+    // The tail: the first line the app printed is there.
+    let mut tail = Vec::new();
+    for _ in 0..40 {
+        let body = client
+            .get(format!("{api}{}", archy_api::routes::app_logs("hello", "web", 100, false)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        tail = lines(&body);
+        if tail.iter().any(|l| l.line == "archy-log-first") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        tail.iter()
+            .any(|l| l.line == "archy-log-first" && l.container == "web"),
+        "{tail:?}"
+    );
+
+    // Follow: new lines arrive while the stream is open.
+    let response = client
+        .get(format!("{api}{}", archy_api::routes::app_logs("hello", "web", 0, true)))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    use futures::StreamExt;
+    let followed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(chunk) = stream.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.matches("\"tick\"").count() >= 2 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(followed, Ok(true)), "no followed lines: {seen}");
+    drop(stream);
+
+    // Only the manifest's containers, by a valid name.
+    for (container, status) in [("db", 404), ("..%2F..", 400), ("-f", 400)] {
+        let answer = client
+            .get(format!("{api}/v1/apps/hello/logs?container={container}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{container}");
+    }
+    api_server.abort();
+    node.uninstall("hello", true).await.unwrap();
     server.abort();
 }

@@ -446,3 +446,27 @@ impl Drop for NodeProcess {
         self.kill();
     }
 }
+
+/// A node (in process) whose catalog holds `hello` edited by `edit`, pulled and ready; its
+/// loops do not run, so only what a test does (and Podman's events) moves it.
+pub async fn node_with_hello(
+    tmp: &Path,
+    edit: impl Fn(String) -> String,
+) -> (Arc<Node>, tokio::task::JoinHandle<()>) {
+    let keys = Keys::new();
+    let root = keys.write_root(tmp);
+    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
+    let apps = hello_variant(&tmp.join("variant"), edit);
+    let (listener, url) = loopback_listener().await;
+    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
+    let server = serve_bytes(listener, catalog, swarm);
+    let node = Node::start(NodeConfig {
+        pull_interval_seconds: 3600,
+        reconcile_interval_seconds: 3600,
+        ..node_config(&tmp.join("node"), &url, &root)
+    })
+    .await
+    .expect("node starts");
+    node.pull_catalog().await.expect("the test catalog is accepted");
+    (node, server)
+}

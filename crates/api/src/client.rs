@@ -230,6 +230,11 @@ impl Client {
         self.post(&routes::app_restart(id)).await
     }
 
+    /// `POST /v1/apps/{id}/adopt`
+    pub async fn adopt(&self, id: &str) -> Result<AppView, ClientError> {
+        self.post(&routes::app_adopt(id)).await
+    }
+
     /// `POST /v1/apps/{id}/update?approve=…`
     pub async fn update(&self, id: &str, approve: bool) -> Result<AppView, ClientError> {
         self.post(&routes::app_update(id, approve)).await

@@ -43,6 +43,8 @@ use crate::types::*;
         app_stop,
         app_update,
         app_restart,
+        app_adopt,
+        app_logs,
         publish_begin,
         publish_abort,
         publish_finish,
@@ -298,6 +300,30 @@ fn app_update() {}
         (status = "5XX", body = ApiError, description = "The node or Podman failed"),
     ))]
 fn app_restart() {}
+
+#[utoipa::path(post, path = "/v1/apps/{id}/adopt", tag = "apps",
+    summary = "Record again an app whose labelled containers run but which this node forgot (first party, the catalog's version only; installs nothing)",
+    params(("id" = String, Path, description = "The app's id on this node")),
+    responses(
+        (status = 200, body = AppView),
+        (status = "4XX", body = ApiError, description = "Already recorded (`conflict`), no such containers (`not_found`), not in the verified catalog, another version or third party (`refused`), …"),
+        (status = "5XX", body = ApiError, description = "The node or Podman failed"),
+    ))]
+fn app_adopt() {}
+
+#[utoipa::path(get, path = "/v1/apps/{id}/logs", tag = "apps",
+    summary = "A container's log: the last lines, then (with follow) new ones as they come",
+    params(
+        ("id" = String, Path, description = "The app's id on this node"),
+        LogsQuery,
+    ),
+    responses(
+        (status = 200, content_type = "application/x-ndjson", body = LogLine,
+            description = "One `LogLine` per line"),
+        (status = "4XX", body = ApiError, description = "No such app or container (`not_found`), …"),
+        (status = "5XX", body = ApiError, description = "The node or Podman failed"),
+    ))]
+fn app_logs() {}
 
 #[utoipa::path(post, path = "/v1/publish", tag = "publish",
     summary = "Begin a publication: declare each artifact's name, size and BLAKE3",

@@ -45,6 +45,8 @@ pub const APP_START: &str = "/v1/apps/{id}/start";
 pub const APP_STOP: &str = "/v1/apps/{id}/stop";
 pub const APP_UPDATE: &str = "/v1/apps/{id}/update";
 pub const APP_RESTART: &str = "/v1/apps/{id}/restart";
+pub const APP_ADOPT: &str = "/v1/apps/{id}/adopt";
+pub const APP_LOGS: &str = "/v1/apps/{id}/logs";
 pub const PUBLISH: &str = "/v1/publish";
 pub const PUBLISH_SESSION: &str = "/v1/publish/{session}";
 pub const PUBLISH_FINISH: &str = "/v1/publish/{session}/finish";
@@ -75,6 +77,8 @@ pub const ALL: &[(Method, &str)] = &[
     (Method::Post, APP_STOP),
     (Method::Post, APP_UPDATE),
     (Method::Post, APP_RESTART),
+    (Method::Post, APP_ADOPT),
+    (Method::Get, APP_LOGS),
     (Method::Post, PUBLISH),
     (Method::Delete, PUBLISH_SESSION),
     (Method::Post, PUBLISH_FINISH),
@@ -156,6 +160,20 @@ pub fn app_restart(id: &str) -> String {
     format!("{}/restart", app(id))
 }
 
+/// `/v1/apps/{id}/adopt`
+/// `GET /v1/apps/{id}/logs?container=…&tail=…&follow=…`.
+pub fn app_logs(id: &str, container: &str, tail: u32, follow: bool) -> String {
+    format!(
+        "/v1/apps/{}/logs?container={}&tail={tail}&follow={follow}",
+        encode(id),
+        encode(container)
+    )
+}
+
+pub fn app_adopt(id: &str) -> String {
+    format!("{}/adopt", app(id))
+}
+
 /// `/v1/apps/{id}/update?approve=…`
 pub fn app_update(id: &str, approve: bool) -> String {
     format!("{}/update?approve={approve}", app(id))
@@ -231,6 +249,7 @@ mod tests {
         assert_eq!(app_start("x"), fill(APP_START));
         assert_eq!(app_stop("x"), fill(APP_STOP));
         assert_eq!(app_restart("x"), fill(APP_RESTART));
+        assert_eq!(app_adopt("x"), fill(APP_ADOPT));
         assert_eq!(strip(app_update("x", false)), fill(APP_UPDATE));
         assert_eq!(publish_session("s"), fill(PUBLISH_SESSION));
         assert_eq!(publish_finish("s"), fill(PUBLISH_FINISH));

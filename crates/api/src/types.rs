@@ -313,7 +313,38 @@ pub struct AppView {
     /// time (RFC 3339), or `unknown` when nothing was seen since the node started.
     #[serde(default)]
     pub stale_since: Option<String>,
+    /// What the node's health loop last saw of each container with a health check.
+    #[serde(default)]
+    pub health: Vec<ContainerHealth>,
 }
+
+/// The health loop's view of one container: its manifest's check run at its interval
+/// while the app runs; after `retries` failures in a row the node restarts it (backing off).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContainerHealth {
+    /// The container's name in the manifest.
+    pub container: String,
+    pub status: HealthStatus,
+    /// When the check last ran (RFC 3339).
+    pub last_checked: Option<String>,
+    /// The last failed check: when (RFC 3339) and why.
+    pub last_failure: Option<String>,
+    /// How often the node restarted it for failing its check.
+    pub restarts: u32,
+}
+
+/// The last health-check result of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Unhealthy,
+    /// Inside its start period, or not checked yet.
+    Starting,
+    /// Not checked: the manifest declares no health check, or the container does not run.
+    None,
+}
+wire_names!(HealthStatus { Healthy => "healthy", Unhealthy => "unhealthy", Starting => "starting", None => "none" });
 
 /// What the operator wants of an installed app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -381,6 +412,32 @@ wire_names!(ContainerState {
     Dead => "dead",
     Unknown => "unknown",
 });
+
+/// `?container=…&tail=…&follow=…` of `GET /v1/apps/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// The container's name in the manifest (`web`, not `archy-<app>-web`).
+    pub container: String,
+    /// How many of the last lines to send first (at most 10,000).
+    #[serde(default = "default_tail")]
+    pub tail: u32,
+    /// Keep the stream open and send new lines as they come.
+    #[serde(default)]
+    pub follow: bool,
+}
+
+fn default_tail() -> u32 {
+    200
+}
+
+/// One line of a container's log (`GET /v1/apps/{id}/logs`, NDJSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    pub container: String,
+    /// The line, without its line break; cut (and marked) past 16 KiB.
+    pub line: String,
+}
 
 /// `DELETE /v1/apps/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -400,7 +400,15 @@ function permissions(app) {
     for (const cap of c.capabilities || []) lines.push(`has the Linux capability ${cap}`);
     if (c.privileged) lines.push(`runs ${c.name} PRIVILEGED: it can do anything on this host`);
     if (c.host_network || c.network === "host") lines.push(`${c.name} shares this host's network`);
+    if (c.host_pid) lines.push(`${c.name} sees every process on this host`);
+    if (c.read_only_root) lines.push(`${c.name} runs on a read-only root filesystem`);
+    if (c.user) lines.push(`${c.name} runs as user ${c.user} inside its container`);
   }
+  for (const d of m.dependencies || []) lines.push(`needs the app ${d}`);
+  if (m.secrets) lines.push(`gets ${m.secrets} generated secret(s), kept on this node`);
+  if (m.memory_mb) lines.push(`is limited to ${m.memory_mb} MiB of memory per container`);
+  if (m.millicpus) lines.push(`is limited to ${m.millicpus / 1000} CPU per container`);
+  if (m.disk_mb) lines.push(`needs ${m.disk_mb} MiB of free disk`);
   return h("div", { class: "perm" }, h("strong", {}, "It may: "), lines.length ? h("ul", {}, lines.map((l) => h("li", {}, l))) : "nothing beyond its own sandbox.");
 }
 

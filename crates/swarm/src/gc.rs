@@ -12,7 +12,7 @@ use iroh_blobs::Hash;
 use iroh_blobs::store::{GcConfig, ProtectCb, ProtectOutcome};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::policy::InFlightMap;
 use crate::{Error, FETCHED_TAG_PREFIX, PARTIAL_TAG_PREFIX, Result, Swarm};
@@ -170,12 +170,16 @@ impl Swarm {
             }
         }
         report.removed.sort();
-        info!(
-            released,
-            removed = report.removed.len(),
-            bytes = report.bytes_freed,
-            "swarm gc"
-        );
+        if report.removed.is_empty() {
+            debug!(released, "swarm gc: nothing to remove");
+        } else {
+            info!(
+                released,
+                removed = report.removed.len(),
+                bytes = report.bytes_freed,
+                "swarm gc"
+            );
+        }
         Ok(report)
     }
 

@@ -511,8 +511,10 @@ impl Swarm {
         if let Err(e) = self.router.shutdown().await {
             warn!(error = %e, "router shutdown");
         }
+        // The router's shutdown already closes the store it serves; a second close that
+        // finds it closed is the normal case, not a problem worth a warning.
         if let Err(e) = self.store.shutdown().await {
-            warn!(error = %e, "store shutdown");
+            debug!(error = %e, "store shutdown");
         }
     }
 }

@@ -97,6 +97,8 @@ fn unguarded(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/stop", post(stop))
         .route("/v1/apps/{id}/update", post(update))
         .route("/v1/apps/{id}/restart", post(restart))
+        .route(archy_api::routes::APP_LOGS, get(logs))
+        .route(archy_api::routes::APP_ADOPT, post(adopt))
         .route(archy_api::routes::OPENAPI, get(openapi))
         .with_state(node.clone())
         .merge(publish::routes(node.clone()))
@@ -307,6 +309,14 @@ async fn restart(State(node): State<Arc<Node>>, Valid(AppId(id)): Valid<AppId>) 
     stream_progress(&node, crate::node::JobRequest::Restart { id }, false).await
 }
 
+/// Records again an app whose labelled containers run but which this node forgot.
+async fn adopt(
+    State(node): State<Arc<Node>>,
+    Valid(AppId(id)): Valid<AppId>,
+) -> ApiResult<crate::node::AppView> {
+    node.adopt(&id).await.map(axum::Json)
+}
+
 #[derive(Deserialize)]
 struct UpdateQuery {
     /// The operator accepts a third-party publisher below the trust threshold.
@@ -345,4 +355,29 @@ async fn uninstall(
 ) -> Response {
     let request = crate::node::JobRequest::Uninstall { id, purge: q.purge };
     stream_progress(&node, request, s.stream).await
+}
+
+/// `GET /v1/apps/{id}/logs`: NDJSON [`archy_api::LogLine`]s; with `follow`, open until the
+/// client goes (which stops `podman logs`).
+async fn logs(
+    State(node): State<Arc<Node>>,
+    Valid(AppId(id)): Valid<AppId>,
+    Query(q): Query<archy_api::LogsQuery>,
+) -> Result<Response, NodeError> {
+    let container = params::parse::<params::ContainerName>(&q.container)?.0;
+    let rx = node.logs(&id, &container, q.tail, q.follow).await?;
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        let wire = archy_api::LogLine {
+            container: line.container,
+            line: line.line,
+        };
+        let text = serde_json::to_string(&wire).unwrap_or_default();
+        Some((Ok::<_, std::convert::Infallible>(format!("{text}\n")), rx))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }

@@ -100,6 +100,17 @@ impl Param for ArtifactName {
     }
 }
 
+/// A container's name as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerName(pub String);
+
+impl Param for ContainerName {
+    const WHAT: &'static str = "container name";
+    fn parse(raw: &str) -> Result<Self, String> {
+        name_rule(raw).map(|()| Self(raw.to_owned()))
+    }
+}
+
 /// A Nostr public key, npub or 64 hex; kept as the canonical hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key(pub String);

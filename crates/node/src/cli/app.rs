@@ -97,6 +97,13 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             let app = target.client()?.restart(&id).await?;
             json_or(target.json, &app, print::app);
         }
+        AppCommand::Adopt { id } => {
+            let app = target.client()?.adopt(&id).await?;
+            json_or(target.json, &app, |a| {
+                outln!("adopted {} {}: the node manages it again", a.id, a.version);
+                print::app(a);
+            });
+        }
         AppCommand::Update { id, approve } => {
             let started = target.client()?.update_operation(&id, approve).await?;
             let result = progress::follow(target.json, started, "update", &id).await?;

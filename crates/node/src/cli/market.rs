@@ -60,14 +60,16 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
             publisher,
             approve,
         } => {
-            let bar = progress::bar(target.json);
-            let installed = client
-                .market_install(&app, publisher.as_deref(), approve, |p| {
-                    progress::draw(&bar, p)
-                })
-                .await;
-            progress::finish(&bar, installed.is_ok());
-            json_or(target.json, &installed?, print::app);
+            // The install is the node's operation: Ctrl-C detaches, it goes on.
+            let started = client
+                .market_install_operation(&app, publisher.as_deref(), approve)
+                .await?;
+            match progress::follow(target.json, started, "install", &app).await? {
+                archy_api::OperationResult::App(installed) => {
+                    json_or(target.json, &installed, print::app)
+                }
+                other => json_or(target.json, &other, |_| {}),
+            }
         }
         MarketCommand::Discover => {
             let found = client.discover().await?;

@@ -287,6 +287,11 @@ pub enum AppCommand {
     Restart {
         id: String,
     },
+    /// Record again an app whose containers run but which this node forgot (its database
+    /// was lost): first-party apps at the version the verified catalog lists. Installs nothing.
+    Adopt {
+        id: String,
+    },
     /// Check a manifest file: schema, rules, and (with --third-party) the sandbox policy.
     Validate {
         manifest: PathBuf,

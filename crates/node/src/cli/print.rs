@@ -63,7 +63,31 @@ pub fn app(a: &AppView) {
     for c in &a.containers {
         outln!("  container {:<28} {}", c.name, c.state);
     }
+    for h in a.health.iter().filter(|h| {
+        h.status != archy_api::HealthStatus::None || h.last_checked.is_some() || h.restarts > 0
+    }) {
+        outln!("{}", health_line(h));
+    }
     for w in &a.warnings {
         outln!("  WARNING: {w}");
     }
+}
+
+/// One container's health as `archy app status` shows it.
+fn health_line(h: &archy_api::ContainerHealth) -> String {
+    let mut line = format!("  health    {:<28} {}", h.container, h.status);
+    if let Some(at) = &h.last_checked {
+        line.push_str(&format!(", checked {at}"));
+    }
+    if h.restarts > 0 {
+        line.push_str(&format!(
+            ", restarted {} time{} for failing its check",
+            h.restarts,
+            if h.restarts == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(failure) = &h.last_failure {
+        line.push_str(&format!("\n            last failure {failure}"));
+    }
+    line
 }

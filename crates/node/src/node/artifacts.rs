@@ -4,6 +4,7 @@
 //! nothing references, under the operation lock so nothing being installed is collected.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use archy_orchestrator::{Progress, ProgressSink, Stage};
@@ -128,13 +129,18 @@ impl Node {
             };
             before += blob.size;
             fetched.map_err(|e| {
-                NodeError::new(
-                    ErrorKind::Unavailable,
-                    format!("artifact {name} of {id}: {e}"),
-                )
+                let store = self.config.data_dir.join("swarm");
+                no_space_in(&e.to_string(), &store, blob.size).unwrap_or_else(|| {
+                    NodeError::new(
+                        ErrorKind::Unavailable,
+                        format!("artifact {name} of {id}: {e}"),
+                    )
+                })
             })?;
             let path = workdir.join(format!("{name}.tar"));
-            self.swarm.export(&blob, &path).await.map_err(internal)?;
+            self.swarm.export(&blob, &path).await.map_err(|e| {
+                no_space_in(&e.to_string(), workdir, blob.size).unwrap_or_else(|| internal(e))
+            })?;
             images.insert(name.clone(), path);
         }
         Ok(images)
@@ -194,7 +200,33 @@ impl Node {
     /// tracker (within its time-to-live), and drop blobs that neither the current catalog
     /// nor an installed app references. Pinned blobs (installed apps, publications) stay.
     pub async fn swarm_upkeep(&self) -> Result<archy_swarm::GcReport, NodeError> {
-        let (origin, mut keep) = {
+        let Some(origin) = self
+            .trust
+            .read()
+            .await
+            .catalog()
+            .map(|c| c.catalog().origin.http.clone())
+        else {
+            return Ok(Default::default());
+        };
+        // Under the operation lock: a blob being installed is referenced only once the
+        // install is recorded, so collection must not run in between.
+        let report = {
+            let _lock = self.exclusive().await;
+            self.collect_unreferenced().await?
+        };
+        match tokio::time::timeout(TRACKER_TIMEOUT, self.swarm.announce_held(&origin)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
+            Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
+        }
+        Ok(report)
+    }
+
+    /// Drops blobs that neither the current catalog nor an installed app references (after
+    /// a failed install, what it fetched only for itself). Call with the operation lock held.
+    pub(super) async fn collect_unreferenced(&self) -> Result<archy_swarm::GcReport, NodeError> {
+        let mut keep = {
             let trust = self.trust.read().await;
             let Some(catalog) = trust.catalog() else {
                 return Ok(Default::default());
@@ -207,7 +239,7 @@ impl Node {
                 .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
                 .map(|b| b.hash)
                 .collect();
-            (catalog.catalog().origin.http.clone(), keep)
+            keep
         };
         for row in db::apps(&self.db).await? {
             if let Ok((_, app)) = self.installed_app(&row.id).await {
@@ -219,12 +251,7 @@ impl Node {
                 );
             }
         }
-        // Under the operation lock: a blob being installed is referenced only once the
-        // install is recorded, so collection must not run in between.
-        let report = {
-            let _lock = self.exclusive().await;
-            self.swarm.gc(&keep).await.map_err(internal)?
-        };
+        let report = self.swarm.gc(&keep).await.map_err(internal)?;
         if !report.removed.is_empty() {
             info!(
                 removed = report.removed.len(),
@@ -232,12 +259,30 @@ impl Node {
                 "unreferenced blobs collected"
             );
         }
-        match tokio::time::timeout(TRACKER_TIMEOUT, self.swarm.announce_held(&origin)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => info!(error = %e, "announce to the tracker failed"),
-            Err(_) => info!(tracker = %origin, "announce to the tracker timed out"),
-        }
         Ok(report)
+    }
+
+    /// Everything an install of `app` writes, checked against the free space of each
+    /// filesystem before anything is fetched: the blobs in the swarm store, their export
+    /// for `podman load` under `tmp`, and in Podman's graph root what loading unpacks (the
+    /// archive copied in, the layers, and the user namespace's chowned copy) plus the
+    /// manifest's `disk_mb`. Places on one filesystem add up.
+    pub(super) fn check_install_space(&self, app: &VerifiedApp) -> Result<(), NodeError> {
+        let artifacts: u64 = app.artifacts.iter().map(|a| a.size).sum();
+        let needs = install_needs(
+            &self.config.data_dir,
+            std::path::Path::new(self.orchestrator.engine().graph_root()),
+            artifacts,
+            app.manifest.resources.disk_mb,
+        );
+        for (path, needed) in needs {
+            if let Some(free) = free_bytes(&path)
+                && free < needed
+            {
+                return Err(no_space(&path, needed, free));
+            }
+        }
+        Ok(())
     }
 
     /// Pins an installed app's blobs under its name, so the store keeps them for repairs
@@ -280,5 +325,139 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Where an install writes and how much, one entry per filesystem (places on one
+/// filesystem add up; the entry names the first of them).
+fn install_needs(
+    data_dir: &Path,
+    graph_root: &Path,
+    artifact_bytes: u64,
+    disk_mb: u64,
+) -> Vec<(PathBuf, u64)> {
+    let places = [
+        (data_dir.join("swarm"), artifact_bytes),
+        (data_dir.join("tmp"), artifact_bytes),
+        (
+            graph_root.to_owned(),
+            disk_mb
+                .saturating_mul(MIB)
+                .saturating_add(artifact_bytes.saturating_mul(3)),
+        ),
+    ];
+    let mut needs: Vec<(Option<u64>, PathBuf, u64)> = Vec::new();
+    for (path, bytes) in places {
+        let device = device_of(&path);
+        match needs
+            .iter_mut()
+            .find(|(d, _, _)| device.is_some() && *d == device)
+        {
+            Some(entry) => entry.2 = entry.2.saturating_add(bytes),
+            None => needs.push((device, path, bytes)),
+        }
+    }
+    needs.into_iter().map(|(_, p, b)| (p, b)).collect()
+}
+
+/// The filesystem holding `path` (its nearest existing ancestor).
+fn device_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let existing = path.ancestors().find(|p| p.exists())?;
+    std::fs::metadata(existing).ok().map(|m| m.dev())
+}
+
+/// Bytes an unprivileged user may still write on the filesystem holding `path`, from
+/// POSIX `df -P -k` (the nearest existing ancestor); `None` when it cannot be told.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let out = std::process::Command::new("df")
+        .args(["-P", "-k", "--"])
+        .arg(existing)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// Whether an error's text says a disk was full (ENOSPC, `io::ErrorKind::StorageFull`).
+pub(super) fn is_no_space(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no space left on device") || m.contains("os error 28") || m.contains("enospc")
+}
+
+/// The one message for a full disk: where, what was needed and what is left.
+pub(super) fn no_space(path: &Path, needed: u64, free: u64) -> NodeError {
+    NodeError::new(
+        ErrorKind::Refused,
+        format!(
+            "no space left on {}: need {} MiB, have {} MiB",
+            path.display(),
+            needed.div_ceil(MIB),
+            free / MIB
+        ),
+    )
+}
+
+/// [`no_space`] when `message` says a disk was full while writing `needed` bytes at `path`.
+pub(super) fn no_space_in(message: &str, path: &Path, needed: u64) -> Option<NodeError> {
+    is_no_space(message).then(|| no_space(path, needed, free_bytes(path).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_what_is_needed_and_left() {
+        let e = no_space(
+            Path::new("/var/lib/archy/swarm"),
+            100 * MIB + 1,
+            12 * MIB + 5,
+        );
+        assert_eq!(e.kind, ErrorKind::Refused);
+        assert_eq!(
+            e.message,
+            "no space left on /var/lib/archy/swarm: need 101 MiB, have 12 MiB"
+        );
+        let io = std::io::Error::from_raw_os_error(28);
+        assert!(is_no_space(&format!("writing blob: {io}")), "{io}");
+        assert!(is_no_space(
+            "`podman load` failed: Error: writing blob: storing blob to file: write /var/tmp/x: no space left on device"
+        ));
+        assert!(!is_no_space("connection refused"));
+        let dir = tempfile::tempdir().unwrap();
+        let e = no_space_in("No space left on device (os error 28)", dir.path(), MIB).unwrap();
+        assert!(
+            e.message.starts_with(&format!(
+                "no space left on {}: need 1 MiB, have ",
+                dir.path().display()
+            )),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn places_on_one_filesystem_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let needs = install_needs(dir.path(), &dir.path().join("graph"), 10 * MIB, 5);
+        assert_eq!(needs.len(), 1, "{needs:?}");
+        assert_eq!(needs[0].1, 10 * MIB + 10 * MIB + 5 * MIB + 30 * MIB);
+        assert!(free_bytes(dir.path()).is_some_and(|b| b > 0));
     }
 }

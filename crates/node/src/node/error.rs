@@ -39,7 +39,7 @@ impl From<archy_orchestrator::Error> for NodeError {
         let kind = match &e {
             E::AlreadyInstalled(_) | E::PortInUse { .. } => ErrorKind::Conflict,
             E::InsufficientDisk { .. } | E::RolledBack { .. } => ErrorKind::Refused,
-            E::NotInstalled(_) => ErrorKind::NotFound,
+            E::NotInstalled(_) | E::UnknownContainer { .. } => ErrorKind::NotFound,
             E::NotRootless { .. } | E::InvalidManifest { .. } | E::UnsafeArgument { .. } => {
                 ErrorKind::Refused
             }

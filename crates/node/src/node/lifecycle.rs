@@ -71,6 +71,16 @@ impl Node {
             info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
             db::mark_interrupted(&self.db, op.id, &note).await?;
         }
+        // A node whose database was lost or emptied must say so at once, not forget
+        // silently: labelled containers of apps sqlite does not know raise an alarm.
+        let looked = async {
+            let _lock = self.exclusive().await;
+            let podman = self.orchestrator.engine().containers_by_app().await?;
+            self.alarm_unknown_apps(&podman).await
+        };
+        if let Err(e) = looked.await {
+            warn!(error = %e, "could not look for apps this node does not know");
+        }
         Ok(())
     }
 
@@ -315,6 +325,13 @@ impl Node {
             .install_steps(&op, source, app, &workdir, progress)
             .await;
         let _ = std::fs::remove_dir_all(&workdir);
+        if result.is_err() {
+            // Nothing pinned it (pins come with the record): what this install fetched only
+            // for itself goes now, not at the next pull, which matters on a full disk.
+            if let Err(e) = self.collect_unreferenced().await {
+                warn!(app = id, error = %e, "collecting what the failed install fetched failed");
+            }
+        }
         op.finish(result).await
     }
 
@@ -328,10 +345,7 @@ impl Node {
     ) -> Result<AppView, NodeError> {
         let id = app.manifest.id.as_str();
         op.stage("fetching").await?;
-        let artifact_bytes = app.artifacts.iter().map(|a| a.size).sum();
-        self.orchestrator
-            .check_disk(&app.manifest, artifact_bytes)
-            .await?;
+        self.check_install_space(app)?;
         let origin = source.origin();
         // No iroh address is not fatal: the origin's HTTP is the fallback.
         let peer = match self.origin_peer(origin).await {
@@ -369,6 +383,21 @@ impl Node {
         .await;
         stages.close().await;
         let runtime = match installed {
+            Ok(Err(e)) if super::artifacts::is_no_space(&e.to_string()) => {
+                let graph_root = std::path::Path::new(self.orchestrator.engine().graph_root());
+                let artifacts: u64 = app.artifacts.iter().map(|a| a.size).sum();
+                let needed = app
+                    .manifest
+                    .resources
+                    .disk_mb
+                    .saturating_mul(1024 * 1024)
+                    .saturating_add(artifacts.saturating_mul(3));
+                warn!(app = id, error = %e, "the disk filled up while installing");
+                return Err(
+                    super::artifacts::no_space_in(&e.to_string(), graph_root, needed)
+                        .unwrap_or_else(|| e.into()),
+                );
+            }
             Ok(runtime) => runtime?,
             Err(_) => {
                 // The install was stopped in the middle: undo what it recorded.
@@ -497,10 +526,7 @@ impl Node {
             .join("tmp")
             .join(format!("update-{}", op.id()));
         let result = async {
-            let new_bytes = new.artifacts.iter().map(|a| a.size).sum();
-            self.orchestrator
-                .check_disk(&new.manifest, new_bytes)
-                .await?;
+            self.check_install_space(new)?;
             op.stage("fetching").await?;
             let origin = source.origin();
             let peer = self.origin_peer(origin).await.ok();

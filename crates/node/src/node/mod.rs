@@ -15,6 +15,7 @@
 //! - `reconcile` and `daemon`: the reconciler and the pull loop;
 //! - `views`: what the API returns.
 
+mod adopt;
 mod artifacts;
 mod catalog;
 mod daemon;

@@ -101,7 +101,9 @@ impl Node {
             url,
             warnings,
             stale_since: None,
+            health: Vec::new(),
         }
+        .with_health(app, &[])
     }
 
     /// What Podman says of every app's containers: one `podman ps` answers every listing
@@ -192,13 +194,17 @@ impl Node {
     pub async fn app(&self, id: &str) -> Result<AppView, NodeError> {
         let (row, app) = self.installed_app(id).await?;
         let (runtimes, stale_since) = self.runtimes().await;
-        Ok(self.listed(&row, Some(&app), &runtimes, &stale_since))
+        let health = db::health(&self.db, Some(id)).await?;
+        Ok(self
+            .listed(&row, Some(&app), &runtimes, &stale_since)
+            .with_health(Some(&app), &health))
     }
 
     /// Every installed app; one that no longer verifies is listed as "unverifiable"
     /// rather than hiding the others. Podman down: the last known state, marked stale.
     pub async fn apps(&self) -> Result<Vec<AppView>, NodeError> {
         let (runtimes, stale_since) = self.runtimes().await;
+        let health = db::health(&self.db, None).await?;
         let mut out = Vec::new();
         for row in db::apps(&self.db).await? {
             let verified = match self.installed_app(&row.id).await {
@@ -208,9 +214,30 @@ impl Node {
                     None
                 }
             };
-            out.push(self.listed(&row, verified.as_ref(), &runtimes, &stale_since));
+            let rows: Vec<db::HealthRow> =
+                health.iter().filter(|h| h.app == row.id).cloned().collect();
+            out.push(
+                self.listed(&row, verified.as_ref(), &runtimes, &stale_since)
+                    .with_health(verified.as_ref(), &rows),
+            );
         }
         Ok(out)
+    }
+
+    /// The last `tail` lines of one of an installed app's containers, then, with `follow`,
+    /// new ones as they come (until the receiver is dropped).
+    pub async fn logs(
+        &self,
+        id: &str,
+        container: &str,
+        tail: u32,
+        follow: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<archy_orchestrator::LogLine>, NodeError> {
+        let (_, app) = self.installed_app(id).await?;
+        Ok(self
+            .orchestrator
+            .logs(&app.manifest, container, tail, follow)
+            .await?)
     }
 
     pub async fn catalog_apps(&self) -> Result<Vec<CatalogAppView>, NodeError> {
@@ -374,6 +401,52 @@ fn catalog_view(
         origin,
         missed_versions,
         warning,
+    }
+}
+
+/// Fills an app view's `health`, one entry per container of the manifest, from what the
+/// health loop recorded (`rows`, of this app).
+trait WithHealth {
+    fn with_health(self, app: Option<&VerifiedApp>, rows: &[db::HealthRow]) -> Self;
+}
+
+impl WithHealth for AppView {
+    fn with_health(mut self, app: Option<&VerifiedApp>, rows: &[db::HealthRow]) -> Self {
+        use archy_api::{ContainerHealth, HealthStatus};
+        let Some(app) = app else {
+            return self;
+        };
+        self.health = app
+            .manifest
+            .containers
+            .iter()
+            .map(|c| {
+                let name = archy_orchestrator::container_name(&app.manifest.id, &c.name);
+                let running = self
+                    .containers
+                    .iter()
+                    .any(|r| r.name == name && r.state == archy_api::ContainerState::Running);
+                let row = rows.iter().find(|r| r.container == c.name);
+                let status = match (&c.health, row) {
+                    (None, _) => HealthStatus::None,
+                    _ if !running => HealthStatus::None,
+                    (Some(_), None) => HealthStatus::Starting,
+                    (Some(_), Some(r)) => match r.status.as_str() {
+                        "healthy" => HealthStatus::Healthy,
+                        "unhealthy" => HealthStatus::Unhealthy,
+                        _ => HealthStatus::Starting,
+                    },
+                };
+                ContainerHealth {
+                    container: c.name.clone(),
+                    status,
+                    last_checked: row.and_then(|r| r.last_checked.clone()),
+                    last_failure: row.and_then(|r| r.last_failure.clone()),
+                    restarts: row.map_or(0, |r| r.restarts),
+                }
+            })
+            .collect();
+        self
     }
 }
 
