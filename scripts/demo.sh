@@ -88,6 +88,11 @@ step "The app answers at $url"
 curl --fail --silent --show-error "$url"
 echo
 echo "Demo complete: hello is served from a rootless container whose image came over iroh."
+
+step "The dashboard: $api/"
+echo "Set its admin password, then log in there (run with --keep to leave the node up):"
+echo "  ARCHY_DATA_DIR=$work/node $archy admin password"
+echo "or, while no password is set, open $api/ from this machine for the first-run page."
 if $keep; then
   echo "Left running (--keep). Logs: $work/node.log $work/origin.log; try: ARCHY_API=$api ARCHY_DATA_DIR=$work/node $archy app list"
 fi

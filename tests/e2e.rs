@@ -1416,25 +1416,25 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     server.abort();
 }
 
+#[path = "e2e/adopt_and_health.rs"]
+mod adopt_and_health;
+#[path = "e2e/api_contract.rs"]
+mod api_contract;
+#[path = "e2e/dashboard.rs"]
+mod dashboard;
 #[path = "e2e/hardening.rs"]
 mod hardening;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/market.rs"]
 mod market;
-#[path = "e2e/swarm.rs"]
-mod swarm;
-#[path = "e2e/security.rs"]
-mod security;
-#[path = "e2e/trust_chain.rs"]
-mod trust_chain;
-#[path = "e2e/reliability.rs"]
-mod reliability;
-#[path = "e2e/api_contract.rs"]
-mod api_contract;
-#[path = "e2e/dashboard.rs"]
-mod dashboard;
 #[path = "e2e/operations.rs"]
 mod operations;
-#[path = "e2e/adopt_and_health.rs"]
-mod adopt_and_health;
+#[path = "e2e/reliability.rs"]
+mod reliability;
+#[path = "e2e/security.rs"]
+mod security;
+#[path = "e2e/swarm.rs"]
+mod swarm;
+#[path = "e2e/trust_chain.rs"]
+mod trust_chain;

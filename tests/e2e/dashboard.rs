@@ -396,7 +396,10 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         "opens port 18080 on this host",
         "limited to 32 MiB of memory",
     ] {
-        assert!(card.contains(words), "{words:?} missing from the store card: {card}");
+        assert!(
+            card.contains(words),
+            "{words:?} missing from the store card: {card}"
+        );
     }
     wait_text(c, "#store-market", "No third-party listings", 10).await;
 

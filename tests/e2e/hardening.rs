@@ -10,7 +10,6 @@ use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
-
 /// The Podman CLI against the test service, for what the orchestrator offers no call for
 /// (tests may look at anything). Returns (success, stdout + stderr).
 fn podman(args: &[&str]) -> (bool, String) {

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 async fn wait_until_running(
     node: &archy_node::Node,
     app: &str,
@@ -210,7 +209,10 @@ async fn logs_are_tailed_and_followed_through_the_api() {
     let mut tail = Vec::new();
     for _ in 0..40 {
         let body = client
-            .get(format!("{api}{}", archy_api::routes::app_logs("hello", "web", 100, false)))
+            .get(format!(
+                "{api}{}",
+                archy_api::routes::app_logs("hello", "web", 100, false)
+            ))
             .send()
             .await
             .unwrap()
@@ -229,9 +231,28 @@ async fn logs_are_tailed_and_followed_through_the_api() {
         "{tail:?}"
     );
 
+    // The CLI reads the same tail.
+    let cli = std::process::Command::new(archy_binary())
+        .args(["--api", &api, "app", "logs", "hello", "--tail", "100"])
+        .env(
+            "ARCHY_TOKEN_FILE",
+            archy_node::auth::token_path(&node.config().data_dir),
+        )
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success() && printed.lines().any(|l| l == "archy-log-first"),
+        "archy app logs: {printed}{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+
     // Follow: new lines arrive while the stream is open.
     let response = client
-        .get(format!("{api}{}", archy_api::routes::app_logs("hello", "web", 0, true)))
+        .get(format!(
+            "{api}{}",
+            archy_api::routes::app_logs("hello", "web", 0, true)
+        ))
         .send()
         .await
         .unwrap();

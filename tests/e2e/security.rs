@@ -204,7 +204,10 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(n.node.apps().await.unwrap().is_empty(), "something installed");
+    assert!(
+        n.node.apps().await.unwrap().is_empty(),
+        "something installed"
+    );
     assert!(!podman_has_app("hello").await);
 
     // The local operator, with the token: works.
@@ -214,7 +217,12 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
     // Every error answer is the contract's error body, axum's own included.
     for (method, path, body, want) in [
         (reqwest::Method::GET, "/v1/nope", "", StatusCode::NOT_FOUND),
-        (reqwest::Method::POST, "/v1/publish", "not json", StatusCode::BAD_REQUEST),
+        (
+            reqwest::Method::POST,
+            "/v1/publish",
+            "not json",
+            StatusCode::BAD_REQUEST,
+        ),
         (
             reqwest::Method::POST,
             "/v1/publish",
@@ -227,7 +235,12 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
             "",
             StatusCode::BAD_REQUEST,
         ),
-        (reqwest::Method::PUT, "/v1/status", "", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            reqwest::Method::PUT,
+            "/v1/status",
+            "",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ] {
         let answer = client
             .request(method.clone(), n.url(path))
@@ -276,13 +289,13 @@ async fn path_parameters_cannot_leave_the_data_dir() {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{id}: {body}");
         assert_eq!(body["kind"], "invalid", "{id}: {body}");
-        assert!(
-            body["error"].as_str().unwrap().contains("app id"),
-            "{body}"
-        );
+        assert!(body["error"].as_str().unwrap().contains("app id"), "{body}");
     }
     // Raw requests, as no URL library would normalise them: `..` segments kept.
-    for target in ["/v1/apps/%2E%2E?purge=true", "/v1/apps/%2e%2e%2f..%2fvictim?purge=true"] {
+    for target in [
+        "/v1/apps/%2E%2E?purge=true",
+        "/v1/apps/%2e%2e%2f..%2fvictim?purge=true",
+    ] {
         let answer = raw_http(&n.api, "DELETE", target, &n.token()).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
     }
@@ -293,7 +306,10 @@ async fn path_parameters_cannot_leave_the_data_dir() {
         (reqwest::Method::POST, "/v1/apps/a.b.c/install"),
         (reqwest::Method::GET, "/v1/market/..%2Fx"),
         (reqwest::Method::POST, "/v1/trust/keys/..%2F..%2Fx"),
-        (reqwest::Method::POST, "/v1/market/hello/install?publisher=..%2F"),
+        (
+            reqwest::Method::POST,
+            "/v1/market/hello/install?publisher=..%2F",
+        ),
     ] {
         let status = client
             .request(method.clone(), n.url(path))
@@ -378,7 +394,14 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
     // Sending more than declared: cut off, nothing kept.
     let small = vec![7u8; 1000];
     let hash = blake3::hash(&small).to_hex().to_string();
-    let session = session_of(begin(1000, hash.clone()).await.unwrap().json().await.unwrap());
+    let session = session_of(
+        begin(1000, hash.clone())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     let (status, body) = error_of(put(&session, vec![7u8; 64 * 1024]).await.unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(tmp_files(), 0, "a temporary file stayed");
@@ -386,11 +409,19 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
     // The declared size, other bytes: the hash decides, nothing kept.
     let (status, body) = error_of(put(&session, vec![8u8; 1000]).await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("hashes to"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("hashes to"),
+        "{body}"
+    );
     assert!(n.publish_pins().await.is_empty());
     assert_eq!(tmp_files(), 0);
     // The right bytes are kept, pinned; aborting the publication releases them.
-    let ok: serde_json::Value = put(&session, small.clone()).await.unwrap().json().await.unwrap();
+    let ok: serde_json::Value = put(&session, small.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ok["blake3"], hash.as_str(), "{ok}");
     assert_eq!(n.publish_pins().await.len(), 1);
     let status = client
@@ -405,7 +436,14 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
         "an aborted publication kept its pin"
     );
     // A finished publication keeps its artifacts pinned (its node is their origin).
-    let session = session_of(begin(1000, hash.clone()).await.unwrap().json().await.unwrap());
+    let session = session_of(
+        begin(1000, hash.clone())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     assert!(put(&session, small).await.unwrap().status().is_success());
     let finished = client
         .post(n.url(&format!("/v1/publish/{session}/finish")))
@@ -459,18 +497,21 @@ async fn a_signed_manifest_cannot_smuggle_podman_options() {
     for (i, (field, edit)) in payloads.iter().enumerate() {
         let (listener, url) = loopback_listener().await;
         let honest = signed_catalog(&keys, &url, &id, 1, 30);
-        let mut hostile = edit_payload(&honest, |v| edit(&mut v["apps"][0]["manifest"]["containers"][0]));
+        let mut hostile = edit_payload(&honest, |v| {
+            edit(&mut v["apps"][0]["manifest"]["containers"][0])
+        });
         hostile.signatures.clear();
         hostile.sign(&keys.catalog).unwrap();
         let server = serve_bytes(listener, hostile.to_bytes(), swarm.clone());
         let node = start_node(&tmp.path().join(format!("node-{i}")), &url, &root).await;
         let refused = match node.pull_catalog().await {
             Err(e) => e.message,
-            Ok(_) => node
-                .install("hello")
-                .await
-                .expect_err("a hostile manifest installed")
-                .message,
+            Ok(_) => {
+                node.install("hello")
+                    .await
+                    .expect_err("a hostile manifest installed")
+                    .message
+            }
         };
         assert!(refused.contains(field), "{field}: {refused}");
         assert!(node.apps().await.unwrap().is_empty());

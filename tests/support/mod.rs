@@ -467,6 +467,8 @@ pub async fn node_with_hello(
     })
     .await
     .expect("node starts");
-    node.pull_catalog().await.expect("the test catalog is accepted");
+    node.pull_catalog()
+        .await
+        .expect("the test catalog is accepted");
     (node, server)
 }

@@ -353,6 +353,27 @@ impl Client {
     }
 
     /// Starts a streaming operation and hands back its events, one per NDJSON line.
+    /// `GET /v1/apps/{id}/logs`: the last `tail` lines of a container, then (with `follow`)
+    /// new ones until the stream is dropped.
+    pub async fn logs(
+        &self,
+        id: &str,
+        container: &str,
+        tail: u32,
+        follow: bool,
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<LogLine, ClientError>> + Send>>, ClientError> {
+        let path = routes::app_logs(id, container, tail, follow);
+        let what = format!("GET {path}");
+        let mut request = self.http.get(self.url(&path));
+        if follow {
+            // A followed log is open for as long as the reader wants it.
+            request = request.timeout(Duration::from_secs(365 * 24 * 3600));
+        }
+        let response = self.send(request).await?;
+        let response = streaming(&what, response).await?;
+        Ok(ndjson(what, response))
+    }
+
     async fn events(&self, path: &str) -> Result<EventStream, ClientError> {
         let what = format!("POST {path}");
         let response = self.send(self.change(reqwest::Method::POST, path)).await?;

@@ -97,6 +97,42 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             let app = target.client()?.restart(&id).await?;
             json_or(target.json, &app, print::app);
         }
+        AppCommand::Logs {
+            id,
+            container,
+            tail,
+            follow,
+        } => {
+            let client = target.client()?;
+            let container = match container {
+                Some(c) => c,
+                // The app's first container, by the name its manifest gives it.
+                None => {
+                    let app = client.app(&id).await?;
+                    let first =
+                        app.containers
+                            .first()
+                            .map(|c| c.name.clone())
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("{id} has no containers; name one with --container")
+                            })?;
+                    first
+                        .strip_prefix(&format!("archy-{id}-"))
+                        .unwrap_or(&first)
+                        .to_owned()
+                }
+            };
+            let mut lines = client.logs(&id, &container, tail, follow).await?;
+            use futures::StreamExt;
+            while let Some(line) = lines.next().await {
+                let line = line?;
+                if target.json {
+                    outln!("{}", serde_json::to_string(&line)?);
+                } else {
+                    outln!("{}", line.line);
+                }
+            }
+        }
         AppCommand::Adopt { id } => {
             let app = target.client()?.adopt(&id).await?;
             json_or(target.json, &app, |a| {

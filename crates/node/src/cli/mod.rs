@@ -292,6 +292,19 @@ pub enum AppCommand {
     Adopt {
         id: String,
     },
+    /// A container's log: the last lines, and with -f new ones as they come.
+    Logs {
+        id: String,
+        /// The container, as the manifest names it (default: the app's first container).
+        #[arg(long)]
+        container: Option<String>,
+        /// How many of the last lines to print first.
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+        /// Keep printing new lines until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Check a manifest file: schema, rules, and (with --third-party) the sandbox policy.
     Validate {
         manifest: PathBuf,
