@@ -166,7 +166,12 @@ impl HttpRecv {
                 .body(request)
                 .send()
                 .await
-                .map_err(|e| io::Error::other(format!("POST {}: {e}", self.url)))?;
+                .map_err(|e| {
+                    io::Error::other(crate::http_fetch::http_error(
+                        &format!("POST {}", self.url),
+                        &e,
+                    ))
+                })?;
             if !response.status().is_success() {
                 return Err(io::Error::other(format!(
                     "POST {} answered {}",
@@ -182,7 +187,12 @@ impl HttpRecv {
         while self.buf.is_empty() {
             match body.next().await {
                 Some(Ok(chunk)) => self.buf = chunk,
-                Some(Err(e)) => return Err(io::Error::other(format!("reading the body: {e}"))),
+                Some(Err(e)) => {
+                    return Err(io::Error::other(crate::http_fetch::http_error(
+                        &format!("reading the body of POST {}", self.url),
+                        &e,
+                    )));
+                }
                 None => return Ok(false),
             }
         }

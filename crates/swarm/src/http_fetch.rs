@@ -65,7 +65,7 @@ impl Swarm {
             let response = request
                 .send()
                 .await
-                .map_err(|e| fail(format!("GET {url}: {e}")))?;
+                .map_err(|e| fail(http_error(&format!("GET {url}"), &e)))?;
             match response.status() {
                 reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => {}
                 reqwest::StatusCode::OK => {
@@ -86,7 +86,7 @@ impl Swarm {
             let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| fail(format!("GET {url}: {e}")))?;
+                let chunk = chunk.map_err(|e| fail(http_error(&format!("GET {url}"), &e)))?;
                 if have + chunk.len() as u64 > blob.size {
                     self.metrics.verification_failure(&blob.hash);
                     let _ = std::fs::remove_file(&part);
@@ -127,5 +127,58 @@ impl Swarm {
         self.metrics
             .received(&blob.hash, Source::OriginHttp, blob.size);
         Ok(blob.size)
+    }
+}
+
+/// A failed HTTP exchange named by what happened: a timeout as a timeout, a refused
+/// connection as one, never reqwest's outer wording ("error decoding response body").
+pub(crate) fn http_error(what: &str, e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_connect() {
+        format!("{what}: cannot connect: {cause}")
+    } else if e.is_timeout() {
+        format!("{what}: the origin did not answer in time (it stalled or is too slow)")
+    } else {
+        format!("{what}: {cause}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_error;
+
+    #[tokio::test]
+    async fn a_silent_or_closed_origin_is_named_for_what_it_did() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/blobs/x", listener.local_addr().unwrap());
+        // Accepts and never answers.
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let e = client.get(&url).send().await.unwrap_err();
+        let said = http_error(&format!("GET {url}"), &e);
+        assert!(said.contains("did not answer in time"), "{said}");
+        held.abort();
+        let closed = format!(
+            "http://{}/",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        );
+        let e = client.get(&closed).send().await.unwrap_err();
+        let said = http_error("GET closed", &e);
+        assert!(said.contains("cannot connect"), "{said}");
     }
 }
