@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use archy_registry::manifest::{Container, HealthCheck};
+use archy_registry::manifest::{Container, HealthCheck, Probe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
@@ -141,67 +141,68 @@ async fn probe(
                 format!("container port {port} is not published, so the node cannot probe it")
             })
     };
-    if let Some(http) = &check.http {
-        let port = host_port(http.port)?;
-        let attempt = async {
-            let mut stream = TcpStream::connect((host, port))
-                .await
-                .map_err(|e| e.to_string())?;
-            let request = http_request(&http.path, host, port);
-            stream
-                .write_all(request.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut head = vec![0u8; 64];
-            let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
-            let status_line = String::from_utf8_lossy(&head[..n]).into_owned();
-            let code: u16 = status_line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("not an HTTP response: {status_line:?}"))?;
-            if (200..400).contains(&code) {
-                Ok(())
-            } else {
-                Err(format!("GET {} answered {code}", http.path))
+    match &check.probe {
+        Probe::Http(http) => {
+            let port = host_port(http.port)?;
+            let attempt = async {
+                let mut stream = TcpStream::connect((host, port))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let request = http_request(&http.path, host, port);
+                stream
+                    .write_all(request.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut head = vec![0u8; 64];
+                let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
+                let status_line = String::from_utf8_lossy(&head[..n]).into_owned();
+                let code: u16 = status_line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| format!("not an HTTP response: {status_line:?}"))?;
+                if (200..400).contains(&code) {
+                    Ok(())
+                } else {
+                    Err(format!("GET {} answered {code}", http.path))
+                }
+            };
+            timeout(limit, attempt).await.unwrap_or_else(|_| {
+                Err(format!("no HTTP answer within {}s", check.timeout_seconds))
+            })
+        }
+        Probe::Tcp(tcp) => {
+            let port = host_port(tcp.port)?;
+            let mut stream = match timeout(limit, TcpStream::connect((host, port))).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Err(format!("tcp connect to port {port}: {e}")),
+                Err(_) => return Err(format!("tcp connect to port {port} timed out")),
+            };
+            // Rootless Podman's port forwarder accepts on the host side whether or not anything
+            // listens in the container, then hangs up. A service keeps the connection open (or
+            // speaks first); an immediate end-of-stream means nothing is behind the port.
+            let mut first = [0u8; 1];
+            match timeout(TCP_SETTLE, stream.read(&mut first)).await {
+                Ok(Ok(0)) => Err(format!(
+                    "tcp connect to port {port}: the connection was closed at once (nothing listens on container port {})",
+                    tcp.port
+                )),
+                Ok(Err(e)) => Err(format!("tcp connect to port {port}: {e}")),
+                Ok(Ok(_)) | Err(_) => Ok(()),
             }
-        };
-        return timeout(limit, attempt)
-            .await
-            .unwrap_or_else(|_| Err(format!("no HTTP answer within {}s", check.timeout_seconds)));
+        }
+        Probe::Command(command) => {
+            let command: Vec<&str> = command.iter().map(String::as_str).collect();
+            match timeout(limit, engine.exec(name, &command)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "health command timed out after {}s",
+                    check.timeout_seconds
+                )),
+            }
+        }
     }
-    if let Some(tcp) = &check.tcp {
-        let port = host_port(tcp.port)?;
-        let mut stream = match timeout(limit, TcpStream::connect((host, port))).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(format!("tcp connect to port {port}: {e}")),
-            Err(_) => return Err(format!("tcp connect to port {port} timed out")),
-        };
-        // Rootless Podman's port forwarder accepts on the host side whether or not anything
-        // listens in the container, then hangs up. A service keeps the connection open (or
-        // speaks first); an immediate end-of-stream means nothing is behind the port.
-        let mut first = [0u8; 1];
-        return match timeout(TCP_SETTLE, stream.read(&mut first)).await {
-            Ok(Ok(0)) => Err(format!(
-                "tcp connect to port {port}: the connection was closed at once (nothing listens on container port {})",
-                tcp.port
-            )),
-            Ok(Err(e)) => Err(format!("tcp connect to port {port}: {e}")),
-            Ok(Ok(_)) | Err(_) => Ok(()),
-        };
-    }
-    if let Some(command) = &check.command {
-        let command: Vec<&str> = command.iter().map(String::as_str).collect();
-        return match timeout(limit, engine.exec(name, &command)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "health command timed out after {}s",
-                check.timeout_seconds
-            )),
-        };
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use archy_registry::Manifest;
 use archy_registry::grammar::LINUX_CAPABILITIES;
 use archy_registry::manifest::{
     ArtifactDecl, Container, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode,
-    OCI_ARCHIVE_MEDIA_TYPE, PidMode, Port, Protocol, Resources, SecretRef, SecretSpec, TcpCheck,
+    OCI_ARCHIVE_MEDIA_TYPE, PidMode, Port, Probe, Protocol, Resources, SecretRef, SecretSpec, TcpCheck,
     Ui, Volume,
 };
 use proptest::prelude::*;
@@ -140,20 +140,14 @@ fn capability() -> BoxedStrategy<String> {
 
 fn health() -> impl Strategy<Value = Option<HealthCheck>> {
     let kind = prop_oneof![
-        (1..=u16::MAX, http_path()).prop_map(|(port, path)| (
-            Some(HttpCheck { port, path }),
-            None,
-            None
-        )),
-        (1..=u16::MAX).prop_map(|port| (None, Some(TcpCheck { port }), None)),
-        prop::collection::vec(free_text(), 0..3).prop_map(|cmd| (None, None, Some(cmd))),
+        (1..=u16::MAX, http_path()).prop_map(|(port, path)| Probe::Http(HttpCheck { port, path })),
+        (1..=u16::MAX).prop_map(|port| Probe::Tcp(TcpCheck { port })),
+        prop::collection::vec(free_text(), 0..3).prop_map(Probe::Command),
     ];
     prop::option::weighted(
         0.4,
-        (kind, 1..5u32).prop_map(|((http, tcp, command), n)| HealthCheck {
-            http,
-            tcp,
-            command,
+        (kind, 1..5u32).prop_map(|(probe, n)| HealthCheck {
+            probe,
             interval_seconds: n,
             timeout_seconds: n,
             retries: n,

@@ -182,27 +182,88 @@ pub enum PidMode {
     Host,
 }
 
+/// A container's health check: one probe and its timing. Authored as
+/// `{http: {port, path}} | {tcp: {port}} | {command: [...]}` plus the timing fields; a value
+/// of this type always holds exactly one probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "HealthCheckFields", into = "HealthCheckFields")]
 pub struct HealthCheck {
-    /// HTTP GET on a container port; healthy on 2xx/3xx.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpCheck>,
-    /// TCP connect on a container port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<TcpCheck>,
-    /// A command run inside the container; healthy on exit 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default = "default_interval")]
+    pub probe: Probe,
     pub interval_seconds: u32,
-    #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
-    #[serde(default = "default_retries")]
     pub retries: u32,
     /// Time allowed to become healthy after start before failures count.
-    #[serde(default = "default_start_period")]
     pub start_period_seconds: u32,
+}
+
+/// How a container is probed. A new kind is a new variant: the compiler then points at
+/// every place that must handle it (validation, the orchestrator's probe, the review text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// HTTP GET on a container port; healthy on 2xx/3xx.
+    Http(HttpCheck),
+    /// TCP connect on a container port.
+    Tcp(TcpCheck),
+    /// A command run inside the container; healthy on exit 0.
+    Command(Vec<String>),
+}
+
+/// The authored shape of [`HealthCheck`]: one optional field per probe kind.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthCheckFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http: Option<HttpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tcp: Option<TcpCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<String>>,
+    #[serde(default = "default_interval")]
+    interval_seconds: u32,
+    #[serde(default = "default_timeout")]
+    timeout_seconds: u32,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    #[serde(default = "default_start_period")]
+    start_period_seconds: u32,
+}
+
+impl TryFrom<HealthCheckFields> for HealthCheck {
+    type Error = String;
+    fn try_from(f: HealthCheckFields) -> Result<Self, String> {
+        let probe = match (f.http, f.tcp, f.command) {
+            (Some(http), None, None) => Probe::Http(http),
+            (None, Some(tcp), None) => Probe::Tcp(tcp),
+            (None, None, Some(command)) => Probe::Command(command),
+            _ => return Err("health: exactly one of http, tcp or command must be set".into()),
+        };
+        Ok(Self {
+            probe,
+            interval_seconds: f.interval_seconds,
+            timeout_seconds: f.timeout_seconds,
+            retries: f.retries,
+            start_period_seconds: f.start_period_seconds,
+        })
+    }
+}
+
+impl From<HealthCheck> for HealthCheckFields {
+    fn from(h: HealthCheck) -> Self {
+        let (http, tcp, command) = match h.probe {
+            Probe::Http(http) => (Some(http), None, None),
+            Probe::Tcp(tcp) => (None, Some(tcp), None),
+            Probe::Command(command) => (None, None, Some(command)),
+        };
+        Self {
+            http,
+            tcp,
+            command,
+            interval_seconds: h.interval_seconds,
+            timeout_seconds: h.timeout_seconds,
+            retries: h.retries,
+            start_period_seconds: h.start_period_seconds,
+        }
+    }
 }
 
 fn default_interval() -> u32 {
@@ -565,40 +626,35 @@ impl Manifest {
             check_capability(&format!("{at}.capabilities[{j}]"), cap)?;
         }
         if let Some(h) = &c.health {
-            let kinds = [h.http.is_some(), h.tcp.is_some(), h.command.is_some()];
-            if kinds.iter().filter(|k| **k).count() != 1 {
-                return Err(ValidationError::new(
-                    format!("{at}.health"),
-                    "exactly one of http, tcp or command must be set",
-                ));
-            }
-            if let Some(cmd) = &h.command {
-                if cmd.is_empty() {
-                    return Err(ValidationError::new(
-                        format!("{at}.health.command"),
-                        "must not be empty",
-                    ));
+            match &h.probe {
+                Probe::Command(cmd) => {
+                    if cmd.is_empty() {
+                        return Err(ValidationError::new(
+                            format!("{at}.health.command"),
+                            "must not be empty",
+                        ));
+                    }
+                    for (k, arg) in cmd.iter().enumerate() {
+                        check_command_arg(&format!("{at}.health.command[{k}]"), arg)?;
+                    }
                 }
-                for (k, arg) in cmd.iter().enumerate() {
-                    check_command_arg(&format!("{at}.health.command[{k}]"), arg)?;
+                Probe::Http(http) => {
+                    if http.port == 0 {
+                        return Err(ValidationError::new(
+                            format!("{at}.health.http.port"),
+                            "must be 1-65535",
+                        ));
+                    }
+                    check_http_path(&format!("{at}.health.http.path"), &http.path)?;
                 }
-            }
-            if let Some(http) = &h.http {
-                if http.port == 0 {
-                    return Err(ValidationError::new(
-                        format!("{at}.health.http.port"),
-                        "must be 1-65535",
-                    ));
+                Probe::Tcp(tcp) => {
+                    if tcp.port == 0 {
+                        return Err(ValidationError::new(
+                            format!("{at}.health.tcp.port"),
+                            "must be 1-65535",
+                        ));
+                    }
                 }
-                check_http_path(&format!("{at}.health.http.path"), &http.path)?;
-            }
-            if let Some(tcp) = &h.tcp
-                && tcp.port == 0
-            {
-                return Err(ValidationError::new(
-                    format!("{at}.health.tcp.port"),
-                    "must be 1-65535",
-                ));
             }
             for (what, value, range) in [
                 ("interval_seconds", h.interval_seconds, 1..=3600),
@@ -864,14 +920,13 @@ ui: { container: web, port: 8080 }
             ),
             (
                 with(&|m| {
-                    m.containers[0]
-                        .health
-                        .as_mut()
-                        .unwrap()
-                        .http
-                        .as_mut()
-                        .unwrap()
-                        .path = "/\r\nHost: evil".into()
+                    if let Some(HealthCheck {
+                        probe: Probe::Http(http),
+                        ..
+                    }) = m.containers[0].health.as_mut()
+                    {
+                        http.path = "/\r\nHost: evil".into();
+                    }
                 }),
                 "containers[0].health.http.path",
                 "RFC 3986",
@@ -913,9 +968,7 @@ ui: { container: web, port: 8080 }
             (
                 with(&|m| {
                     m.containers[0].health = Some(HealthCheck {
-                        http: None,
-                        tcp: None,
-                        command: Some(vec!["true".into(), "\0".into()]),
+                        probe: Probe::Command(vec!["true".into(), "\0".into()]),
                         interval_seconds: 2,
                         timeout_seconds: 2,
                         retries: 3,
@@ -1010,6 +1063,23 @@ ui: { container: web, port: 8080 }
         ))
         .unwrap();
         Manifest::from_yaml(&yaml).unwrap();
+    }
+
+    #[test]
+    fn a_health_check_has_exactly_one_probe_and_keeps_its_authored_shape() {
+        for two_or_none in [
+            "health: { http: { port: 8080 }, tcp: { port: 8080 } }",
+            "health: { interval_seconds: 2 }",
+        ] {
+            let err = invalid(&GOOD.replace("health: { http: { port: 8080, path: / } }", two_or_none));
+            assert!(err.contains("exactly one of http, tcp or command"), "{err}");
+        }
+        let m = Manifest::from_yaml(GOOD).unwrap();
+        let health = m.containers[0].health.clone().unwrap();
+        assert!(matches!(&health.probe, Probe::Http(h) if h.port == 8080 && h.path == "/"));
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(json["http"]["port"], 8080);
+        assert!(json.get("tcp").is_none() && json.get("probe").is_none(), "{json}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use archy_registry::Artifact;
 use archy_registry::manifest::{
     Dependency, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode, PidMode, Port,
-    SecretSpec, TcpCheck, Ui, Volume,
+    Probe, SecretSpec, TcpCheck, Ui, Volume,
 };
 
 pub(super) fn artifact_text(a: &Artifact) -> String {
@@ -118,9 +118,7 @@ pub(super) fn ui_text(ui: &Option<Ui>) -> String {
 
 pub(super) fn health_text(h: &Option<HealthCheck>) -> String {
     let Some(HealthCheck {
-        http,
-        tcp,
-        command,
+        probe,
         interval_seconds,
         timeout_seconds,
         retries,
@@ -129,19 +127,13 @@ pub(super) fn health_text(h: &Option<HealthCheck>) -> String {
     else {
         return "none".to_owned();
     };
-    let mut probes = Vec::new();
-    if let Some(HttpCheck { port, path }) = http {
-        probes.push(format!("http GET :{port}{path}"));
-    }
-    if let Some(TcpCheck { port }) = tcp {
-        probes.push(format!("tcp :{port}"));
-    }
-    if let Some(cmd) = command {
-        probes.push(format!("command {cmd:?}"));
-    }
+    let probe = match probe {
+        Probe::Http(HttpCheck { port, path }) => format!("http GET :{port}{path}"),
+        Probe::Tcp(TcpCheck { port }) => format!("tcp :{port}"),
+        Probe::Command(cmd) => format!("command {cmd:?}"),
+    };
     format!(
-        "{}, every {interval_seconds}s, timeout {timeout_seconds}s, {retries} retries, \
-         {start_period_seconds}s start period",
-        probes.join(" + ")
+        "{probe}, every {interval_seconds}s, timeout {timeout_seconds}s, {retries} retries, \
+         {start_period_seconds}s start period"
     )
 }
