@@ -44,14 +44,8 @@ async fn origin_with(
     tmp: &Path,
     apps: &[HelloApp<'_>],
 ) -> (String, std::path::PathBuf, tokio::task::JoinHandle<()>) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
-    let apps_dir = apps_from_hello(&tmp.join("apps"), apps);
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps_dir, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
-    (url, root, server)
+    let origin = TestOrigin::of(tmp, &apps_from_hello(&tmp.join("apps"), apps)).await;
+    (origin.url, origin.root, origin.server)
 }
 
 async fn node_at(dir: &Path, url: &str, root: &Path) -> std::sync::Arc<archy_node::Node> {

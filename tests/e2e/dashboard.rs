@@ -1,8 +1,9 @@
 //! The web dashboard in a real browser (Debian's chromium, driven over WebDriver by
 //! chromedriver) against a real node serving its API on loopback and real rootless Podman:
 //! first-run setup, login and its rate limit, the overview's trust state in words, the
-//! store, an install with live progress, the installed app's controls, uninstall with data
-//! deletion, logout, and what a hostile page can make the browser send.
+//! store, an install with live progress (re-attached after a reload), the installed app's
+//! controls and logs, uninstall keeping the data and with its deletion, the settings page,
+//! logout, and what a hostile page can make the browser send.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ struct DashNode {
     keys: Keys,
     origin: String,
     origin_id: String,
+    /// The apps the origin's catalog is built from (hello, edited: see [`dash_hello`]).
+    apps: PathBuf,
     slot: CatalogSlot,
     daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -34,8 +37,9 @@ impl DashNode {
         let root = keys.write_root(dir);
         let (swarm, origin_id) = origin_swarm_with_hello(&dir.join("origin")).await;
         let (listener, origin) = loopback_listener().await;
+        let apps = hello_variant(&dir.join("variant"), dash_hello);
         let slot: CatalogSlot = Arc::new(std::sync::Mutex::new(
-            signed_catalog(&keys, &origin, &origin_id, 1, 30).to_bytes(),
+            signed_catalog_of(&apps, &keys, &origin, &origin_id, 1, 30).to_bytes(),
         ));
         let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
         let data_dir = dir.join("node");
@@ -58,6 +62,7 @@ impl DashNode {
             keys,
             origin,
             origin_id,
+            apps,
             slot,
             daemon,
             server,
@@ -72,7 +77,8 @@ impl DashNode {
     /// node refuses it and raises the equivocation alarm.
     async fn equivocate(&self) {
         *self.slot.lock().unwrap() =
-            signed_catalog(&self.keys, &self.origin, &self.origin_id, 1, 29).to_bytes();
+            signed_catalog_of(&self.apps, &self.keys, &self.origin, &self.origin_id, 1, 29)
+                .to_bytes();
         let _ = self.node.pull_catalog().await;
         let status = self.node.status().await.unwrap();
         assert!(
@@ -86,6 +92,34 @@ impl DashNode {
         self.daemon.abort();
         self.server.abort();
     }
+}
+
+/// hello as the dashboard shows it: it prints a line first (for the logs dialog), takes a
+/// few seconds to become healthy (so an install can be re-attached to after a reload), and
+/// keeps data (a volume and a generated secret) that an uninstall keeps unless told.
+fn dash_hello(manifest: String) -> String {
+    manifest
+        .replace(
+            "    stop_grace_seconds: 5",
+            "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM INT; echo dashboard-log-line; sleep 4 & wait; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
+        )
+        .replace("resources:", "secrets: [{ name: token }]\nresources:")
+}
+
+/// Whether Podman holds the volume `name`.
+fn podman_volume_exists(name: &str) -> bool {
+    std::process::Command::new("podman")
+        .args([
+            "--remote",
+            "--url",
+            &podman_url(),
+            "volume",
+            "exists",
+            "--",
+            name,
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// chromedriver on a free port and a headless chromium session through it; both end when
@@ -380,6 +414,83 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     login(c, PASSWORD).await;
     wait_text(c, "#catalog-version", "Catalog version 1", 20).await;
 
+    // A page loaded without a session shows the login (not the page it asked for), and
+    // logging in lands on that page.
+    c.delete_all_cookies().await.unwrap();
+    go(c, &n.url("/#/apps")).await;
+    wait_text(c, "#view-login h1", "Log in", 10).await;
+    let hidden = c
+        .execute(
+            "return [document.getElementById('top').hidden, document.getElementById('view-apps').hidden];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hidden,
+        serde_json::json!([true, true]),
+        "a page shown without a session"
+    );
+    login(c, PASSWORD).await;
+    wait_text(c, "#view-apps h1", "Installed apps", 20).await;
+
+    // Settings: a refused value is shown next to its field and changes nothing; a valid
+    // change is in effect at once (the API, the install gate, the store's approval text).
+    go(c, &n.url("/#/settings")).await;
+    wait_js(
+        c,
+        "return document.getElementById('settings-market_min_score').value;",
+        "50".into(),
+        "the settings page shows the threshold",
+        20,
+    )
+    .await;
+    type_into(c, "#settings-relays", "http://not-a-relay.example").await;
+    type_into(c, "#settings-market_min_score", "25").await;
+    type_into(c, "#settings-pull_interval_seconds", "600").await;
+    click(c, "#settings-save").await;
+    let error = wait_text(c, "#settings-error-relays", "not a ws:// or wss:// URL", 10).await;
+    assert!(error.contains("http://not-a-relay.example"), "{error}");
+    let token = api_client(&n.data_dir);
+    let settings = || async {
+        token
+            .get(n.url("/v1/settings"))
+            .send()
+            .await
+            .unwrap()
+            .json::<archy_api::Settings>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        settings().await.market_min_score,
+        50,
+        "a refused update changed something"
+    );
+    type_into(c, "#settings-relays", "ws://127.0.0.1:9").await;
+    click(c, "#settings-save").await;
+    wait_text(c, "#toast", "Settings saved", 10).await;
+    let now = settings().await;
+    assert_eq!(now.market_min_score, 25);
+    assert_eq!(now.pull_interval_seconds, 600);
+    assert_eq!(now.relays, ["ws://127.0.0.1:9"]);
+    for field in ["relays", "market_min_score", "pull_interval_seconds"] {
+        assert!(now.overridden.iter().any(|f| f == field), "{now:?}");
+    }
+    assert_eq!(n.node.market_min_score(), 25);
+    assert_eq!(n.node.relays(), ["ws://127.0.0.1:9"]);
+    assert_eq!(n.node.pull_interval(), Duration::from_secs(600));
+    wait_text(c, "#settings-source-market_min_score", "set here", 5).await;
+    assert!(
+        c.find(Locator::Css("#settings-error-relays"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .is_ok_and(|shown| !shown),
+        "the relays error stayed after a valid save"
+    );
+
     // The store: the verified catalog's hello, and the marketplace beside it.
     go(c, &n.url("/#/store")).await;
     let card = wait_text(c, "#store-hello", "Hello", 20).await;
@@ -402,6 +513,7 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         );
     }
     wait_text(c, "#store-market", "No third-party listings", 10).await;
+    wait_text(c, "#store-threshold", "scoring below 25 out of 100", 10).await;
 
     // Install, drawn live from the NDJSON stream, to "running".
     click(c, "#store-hello button.install").await;
@@ -415,6 +527,17 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     .await;
     c.set_window_size(390, 844).await.unwrap();
     let progress_shot = screenshot(c, "phone-install-progress").await;
+    // A reload drops the page's stream; the install goes on, and the page re-attaches to
+    // it (`GET /v1/operations`, then its events replayed and followed).
+    c.refresh().await.unwrap();
+    wait_js(
+        c,
+        "const o = document.getElementById('op-hello'); return !!(o && o.dataset.operation && o.dataset.stages);",
+        true.into(),
+        "the install's progress back after a reload",
+        30,
+    )
+    .await;
     wait_js(
         c,
         "const o = document.getElementById('op-hello'); return o && o.dataset.state;",
@@ -463,6 +586,19 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         reqwest::get(&launch).await.unwrap().status().is_success(),
         "{launch}"
     );
+    // The logs dialog shows what the app printed (NDJSON `{"container","line"}`, followed).
+    click(c, "#app-hello button.logs").await;
+    wait_text(c, "#logs-name", "hello / web", 10).await;
+    wait_text(c, "#logs-output", "dashboard-log-line", 30).await;
+    click(c, "#logs-close").await;
+    wait_js(
+        c,
+        "return document.getElementById('logs-dialog').open;",
+        false.into(),
+        "the logs dialog closed",
+        10,
+    )
+    .await;
     click(c, "#app-hello button.stop").await;
     wait_js(
         c,
@@ -550,6 +686,7 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         ("overview", "#card-alarms"),
         ("store", "#store-hello"),
         ("apps", "#app-hello"),
+        ("settings", "#settings-form"),
     ] {
         go(c, &n.url(&format!("/#/{page}"))).await;
         wait_text(c, css, "", 20).await;
@@ -575,6 +712,44 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     wait_text(c, "#store-hello", "Installed", 20).await;
     shots.push(screenshot(c, "desktop-store").await);
 
+    // Uninstall keeping the data: the app goes, its volume and secret stay.
+    go(c, &n.url("/#/apps")).await;
+    click(c, "#app-hello button.uninstall").await;
+    wait_text(c, "#uninstall-dialog", "Also delete its data", 5).await;
+    wait_text(c, "#uninstall-confirm", "Uninstall", 5).await;
+    click(c, "#uninstall-confirm").await;
+    wait_js(
+        c,
+        "return document.getElementById('app-hello') === null && document.getElementById('apps-list').innerText.includes('No apps installed');",
+        true.into(),
+        "hello uninstalled, data kept",
+        60,
+    )
+    .await;
+    assert!(n.node.app("hello").await.is_err());
+    assert!(!podman_has_app("hello").await);
+    assert!(
+        n.data_dir.join("apps/hello").exists(),
+        "the app's data dir went although deletion was not asked for"
+    );
+    assert!(
+        podman_volume_exists("archy-hello-data"),
+        "the app's volume went although deletion was not asked for"
+    );
+
+    // Installed again from the store, then uninstalled with its data.
+    go(c, &n.url("/#/store")).await;
+    click(c, "#store-hello button.install").await;
+    wait_js(
+        c,
+        "const o = document.getElementById('op-hello'); return o && o.dataset.state;",
+        "running".into(),
+        "hello installed again",
+        180,
+    )
+    .await;
+    assert_eq!(app_state(&n).await, "running");
+
     // Uninstall, with the data deletion confirmed in the dialog.
     go(c, &n.url("/#/apps")).await;
     click(c, "#app-hello button.uninstall").await;
@@ -595,6 +770,10 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     assert!(
         !n.data_dir.join("apps/hello").exists(),
         "the app's data was kept although deletion was confirmed"
+    );
+    assert!(
+        !podman_volume_exists("archy-hello-data"),
+        "the app's volume was kept although deletion was confirmed"
     );
 
     // Logout: the old cookie is worth nothing afterwards.

@@ -59,22 +59,16 @@ async fn node_with_apps(
     tokio::task::JoinHandle<()>,
     std::path::PathBuf,
 ) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
-    let apps_dir = apps_from_hello(&tmp.join("apps"), apps);
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps_dir, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
+    let origin = TestOrigin::of(tmp, &apps_from_hello(&tmp.join("apps"), apps)).await;
     let node = archy_node::Node::start(archy_node::NodeConfig {
         pull_interval_seconds: 3600,
         reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &url, &root)
+        ..node_config(&tmp.join("node"), &origin.url, &origin.root)
     })
     .await
     .unwrap();
     node.pull_catalog().await.unwrap();
-    (node, server, root)
+    (node, origin.server, origin.root)
 }
 
 /// Runs scripts/setup-podman.sh (as root): starts the service if it is not answering.

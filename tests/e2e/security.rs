@@ -471,7 +471,8 @@ async fn a_signed_manifest_cannot_smuggle_podman_options() {
     let root = keys.write_root(tmp.path());
     let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
     let digest = "a".repeat(64);
-    let payloads: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 3] = [
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let payloads: [(&str, Edit); 3] = [
         (
             "image.reference",
             Box::new(move |c: &mut serde_json::Value| {

@@ -298,19 +298,102 @@ pub fn hello_variant(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
     apps_from_hello(dir, &[("hello", 18080, &edit)])
 }
 
-/// A swarm node holding the hello image, to stand behind test origins; and its endpoint id.
-pub async fn origin_swarm_with_hello(dir: &Path) -> (Arc<archy_swarm::Swarm>, String) {
+/// An empty swarm node, to stand behind test origins; and its endpoint id.
+pub async fn origin_swarm(dir: &Path) -> (Arc<archy_swarm::Swarm>, String) {
     let swarm = Arc::new(
         archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(dir))
             .await
             .unwrap(),
     );
+    let id = swarm.endpoint_id().to_string();
+    (swarm, id)
+}
+
+/// A swarm node holding the hello image, to stand behind test origins; and its endpoint id.
+pub async fn origin_swarm_with_hello(dir: &Path) -> (Arc<archy_swarm::Swarm>, String) {
+    let (swarm, id) = origin_swarm(dir).await;
     swarm
         .import_file(&artifacts_dir().join("hello/image.tar"), "origin/hello")
         .await
         .unwrap();
-    let id = swarm.endpoint_id().to_string();
     (swarm, id)
+}
+
+/// The setup most tests repeat: signing keys and a pinned root (`dir/root.json`), a swarm
+/// node holding hello's image (`dir/origin`), and an origin on loopback serving a catalog
+/// signed for its URL and endpoint id, which the test can replace while it runs.
+pub struct TestOrigin {
+    pub keys: Keys,
+    /// The signed root nodes pin.
+    pub root: PathBuf,
+    pub swarm: Arc<archy_swarm::Swarm>,
+    /// The swarm node's endpoint id, as catalogs name it.
+    pub id: String,
+    pub url: String,
+    pub slot: CatalogSlot,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+impl TestOrigin {
+    /// Serving the repo's apps: catalog version 1, valid for 30 days.
+    pub async fn start(dir: &Path) -> Self {
+        Self::with(dir, |keys, url, id| signed_catalog(keys, url, id, 1, 30)).await
+    }
+
+    /// Serving the apps under `apps_dir`: catalog version 1, valid for 30 days.
+    pub async fn of(dir: &Path, apps_dir: &Path) -> Self {
+        Self::with(dir, |keys, url, id| {
+            signed_catalog_of(apps_dir, keys, url, id, 1, 30)
+        })
+        .await
+    }
+
+    /// Serving `catalog(keys, origin url, endpoint id)`.
+    pub async fn with(dir: &Path, catalog: impl FnOnce(&Keys, &str, &str) -> Envelope) -> Self {
+        let keys = Keys::new();
+        let root = keys.write_root(dir);
+        let (swarm, id) = origin_swarm_with_hello(&dir.join("origin")).await;
+        let (listener, url) = loopback_listener().await;
+        let slot: CatalogSlot =
+            Arc::new(std::sync::Mutex::new(catalog(&keys, &url, &id).to_bytes()));
+        let server = serve_slot(listener, slot.clone(), Default::default(), swarm.clone());
+        TestOrigin {
+            keys,
+            root,
+            swarm,
+            id,
+            url,
+            slot,
+            server,
+        }
+    }
+
+    /// A catalog of the apps under `apps_dir` for this origin, chained to `previous`.
+    pub fn sign(
+        &self,
+        apps_dir: &Path,
+        version: u64,
+        expires_in_days: i64,
+        previous: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let (keys, url, id) = (&self.keys, &self.url, &self.id);
+        signed_catalog_after(apps_dir, keys, url, id, version, expires_in_days, previous).to_bytes()
+    }
+
+    /// The catalog bytes served now.
+    pub fn catalog(&self) -> Vec<u8> {
+        self.slot.lock().unwrap().clone()
+    }
+
+    /// Serves `catalog` from now on.
+    pub fn serve(&self, catalog: Vec<u8>) {
+        *self.slot.lock().unwrap() = catalog;
+    }
+
+    /// A node (in process) with its state in `dir`, pinning this origin's root; not pulled yet.
+    pub async fn node(&self, dir: &Path) -> Arc<Node> {
+        start_node(dir, &self.url, &self.root).await
+    }
 }
 
 /// Several apps made from hello's manifest and image: `(id, host port, edit)` each. Returns
@@ -453,22 +536,17 @@ pub async fn node_with_hello(
     tmp: &Path,
     edit: impl Fn(String) -> String,
 ) -> (Arc<Node>, tokio::task::JoinHandle<()>) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
     let apps = hello_variant(&tmp.join("variant"), edit);
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
+    let origin = TestOrigin::of(tmp, &apps).await;
     let node = Node::start(NodeConfig {
         pull_interval_seconds: 3600,
         reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &url, &root)
+        ..node_config(&tmp.join("node"), &origin.url, &origin.root)
     })
     .await
     .expect("node starts");
     node.pull_catalog()
         .await
         .expect("the test catalog is accepted");
-    (node, server)
+    (node, origin.server)
 }

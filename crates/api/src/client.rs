@@ -301,6 +301,25 @@ impl Client {
         self.delete(&routes::trust_key(key)).await
     }
 
+    // ---- settings ----
+
+    /// `GET /v1/settings`
+    pub async fn settings(&self) -> Result<Settings, ClientError> {
+        self.get(routes::SETTINGS).await
+    }
+
+    /// `PUT /v1/settings`: changes the fields `update` names; the settings now in effect.
+    pub async fn update_settings(&self, update: &SettingsUpdate) -> Result<Settings, ClientError> {
+        let body = serde_json::to_vec(update).unwrap_or_default();
+        let response = self
+            .send(
+                self.change(reqwest::Method::PUT, routes::SETTINGS)
+                    .body(body),
+            )
+            .await?;
+        answer(&format!("PUT {}", routes::SETTINGS), response).await
+    }
+
     // ---- publish ----
 
     /// `POST /v1/publish`

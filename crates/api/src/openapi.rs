@@ -35,6 +35,8 @@ use crate::types::*;
         trusted_keys,
         trust_key,
         untrust_key,
+        settings,
+        settings_update,
         apps,
         app,
         uninstall,
@@ -209,6 +211,25 @@ fn trust_key() {}
         (status = "5XX", body = ApiError, description = "The node failed"),
     ))]
 fn untrust_key() {}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "node",
+    summary = "What the node runs with: trusted keys, relays, the trust threshold, the pull interval",
+    responses(
+        (status = 200, body = Settings),
+        (status = "4XX", body = ApiError, description = "Refused; `kind` says why"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn settings() {}
+
+#[utoipa::path(put, path = "/v1/settings", tag = "node",
+    summary = "Change settings: kept in the node's database, overriding its config file, in effect at once",
+    request_body = SettingsUpdate,
+    responses(
+        (status = 200, body = Settings),
+        (status = "4XX", body = ApiError, description = "A refused value (`invalid`, the message starts with the field's name), …"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn settings_update() {}
 
 #[utoipa::path(get, path = "/v1/apps", tag = "apps",
     summary = "Installed apps",

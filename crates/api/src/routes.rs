@@ -55,6 +55,7 @@ pub const OPENAPI: &str = "/v1/openapi.json";
 pub const OPERATIONS: &str = "/v1/operations";
 pub const OPERATION: &str = "/v1/operations/{id}";
 pub const OPERATION_EVENTS: &str = "/v1/operations/{id}/events";
+pub const SETTINGS: &str = "/v1/settings";
 
 /// Every route of the API: method and path template.
 pub const ALL: &[(Method, &str)] = &[
@@ -87,6 +88,8 @@ pub const ALL: &[(Method, &str)] = &[
     (Method::Get, OPERATIONS),
     (Method::Get, OPERATION),
     (Method::Get, OPERATION_EVENTS),
+    (Method::Get, SETTINGS),
+    (Method::Put, SETTINGS),
 ];
 
 /// Percent-encodes one path segment or query value: everything but ASCII letters, digits

@@ -665,6 +665,41 @@ pub struct Untrusted {
     pub untrusted: String,
 }
 
+// ---- settings ----------------------------------------------------------------------------
+
+/// `GET /v1/settings` (and the answer of `PUT /v1/settings`): what the node runs with now.
+/// Values set through the API are kept in the node's database and override its config
+/// file's, at start and at once when changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Settings {
+    /// The operator's trusted Nostr keys, changed through `/v1/trust/keys/{key}`.
+    pub trusted_keys: Vec<TrustedKey>,
+    /// Nostr relays (`ws://` or `wss://`, at most 16) third-party apps are discovered on.
+    pub relays: Vec<String>,
+    /// Publishers scoring below this (0..=100) need explicit approval to install.
+    pub market_min_score: u8,
+    /// Seconds between catalog pulls and marketplace discoveries (30..=86400).
+    pub pull_interval_seconds: u64,
+    /// The fields whose value was set through the API (the others come from the config file).
+    #[serde(default)]
+    pub overridden: Vec<String>,
+}
+
+/// `PUT /v1/settings`: the fields to change; absent fields keep their value. A refused
+/// value answers `invalid` with a message that starts with the field's name (`relays: …`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relays: Option<Vec<String>>,
+    /// 0..=100 (wider integers are refused by name, not by the JSON parser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market_min_score: Option<i64>,
+    /// 30..=86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_interval_seconds: Option<i64>,
+}
+
 // ---- publishing ---------------------------------------------------------------------------
 
 /// `POST /v1/publish`: declare the artifacts a publication will upload.

@@ -113,13 +113,13 @@ class ApiError extends Error {
 }
 
 /** Calls the API: the cookie goes by itself, the CSRF token on every state change. */
-async function api(method, path, { stream = false, probe = false } = {}) {
+async function api(method, path, { stream = false, probe = false, body = {} } = {}) {
   const headers = { Accept: stream ? "application/x-ndjson" : "application/json" };
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
     headers["X-CSRF-Token"] = S.csrf || "";
-    init.body = "{}";
+    init.body = JSON.stringify(body);
   }
   const r = await fetch(path, init);
   if (r.status === 401) {
@@ -164,22 +164,24 @@ async function readNdjson(response, onEvent, signal) {
 
 // ---- views and routing -----------------------------------------------------------------
 
-const VIEWS = ["login", "setup", "nosetup", "overview", "store", "apps"];
+const VIEWS = ["login", "setup", "nosetup", "overview", "store", "apps", "settings"];
+const PAGES = ["overview", "store", "apps", "settings"];
 
 function show(view) {
   S.view = view;
   $("loading").hidden = true;
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
-  const inside = ["overview", "store", "apps"].includes(view);
+  const inside = PAGES.includes(view);
   $("top").hidden = !inside;
-  for (const v of ["overview", "store", "apps"]) $(`nav-${v}`).classList.toggle("active", v === view);
+  for (const v of PAGES) $(`nav-${v}`).classList.toggle("active", v === view);
   document.title = inside ? `${$(`nav-${view}`).textContent} · Archipelago` : "Archipelago";
 }
 
 function route() {
   if (!S.csrf) return;
+  $("toast").hidden = true;
   const view = (location.hash.replace(/^#\//, "") || "overview").split("?")[0];
-  const target = ["overview", "store", "apps"].includes(view) ? view : "overview";
+  const target = PAGES.includes(view) ? view : "overview";
   show(target);
   refresh();
 }
@@ -190,6 +192,7 @@ async function refresh() {
     if (view === "overview") await renderOverview();
     else if (view === "store") await renderStore();
     else if (view === "apps") await renderApps();
+    else if (view === "settings") await renderSettings();
   } catch (e) {
     if (e.status !== 401) toast(e.message);
   }
@@ -357,11 +360,15 @@ async function renderOverview() {
 // ---- store -----------------------------------------------------------------------------
 
 async function renderStore() {
-  const [catalog, apps, market] = await Promise.all([
+  const [catalog, apps, market, settings] = await Promise.all([
     api("GET", "/v1/catalog/apps"),
     api("GET", "/v1/apps"),
     api("GET", "/v1/market"),
+    api("GET", "/v1/settings", { probe: true }).catch(() => null),
   ]);
+  $("store-threshold").replaceChildren(...(settings
+    ? [`Publishers scoring below ${settings.market_min_score} out of 100 need your explicit approval before their app installs (`, h("a", { href: "#/settings" }, "Settings"), ")."]
+    : []));
   S.catalog = catalog || [];
   S.apps = apps || [];
   const installed = new Map(S.apps.map((a) => [a.id, a]));
@@ -484,6 +491,13 @@ function drawEvent(card, ev) {
   } else if (ev.result) {
     card.querySelector(".bar > span").style.width = "100%";
     card.querySelector(".op-stage").textContent = STAGE_WORDS.finished;
+    if (ev.result.uninstalled !== undefined) {
+      // An uninstall's or a purge's result: `{uninstalled, purged}`.
+      card.dataset.state = "uninstalled";
+      card.querySelector(".op-result").replaceChildren(`${ev.result.uninstalled} is `, h("strong", { class: "op-state" }, "uninstalled"),
+        ev.result.purged ? " and its data deleted" : ", its data kept");
+      return;
+    }
     card.dataset.state = ev.result.state;
     card.querySelector(".op-result").replaceChildren(`${ev.result.id} ${ev.result.version} is `, h("strong", { class: "op-state" }, ev.result.state),
       ev.result.url ? h("span", {}, " · ", h("a", { href: ev.result.url, target: "_blank", rel: "noopener noreferrer" }, "open")) : null);
@@ -495,8 +509,17 @@ function drawEvent(card, ev) {
   }
 }
 
+const OP_WORDS = { install: "Installing", update: "Updating", uninstall: "Uninstalling", purge: "Purging", start: "Starting", stop: "Stopping", restart: "Restarting" };
+
+/** The card of an operation on an app: an install started here and the same install
+ * re-attached after a reload share one (`op-<app>`). */
+function opKey(kind, app) {
+  const key = app.replace(/[^a-zA-Z0-9_-]/g, "_");
+  return kind === "install" ? key : `${kind}-${key}`;
+}
+
 async function install(id, path, name) {
-  const card = opCard(id.replace(/[^a-zA-Z0-9_-]/g, "_"), `Installing ${name}`);
+  const card = opCard(opKey("install", id), `Installing ${name}`);
   document.querySelectorAll(`[data-app="${CSS.escape(id)}"] button.install`).forEach((b) => { b.disabled = true; });
   try {
     const r = await api("POST", path, { stream: true });
@@ -518,14 +541,19 @@ async function probeOperations() {
     if (e.kind === "absent") S.features.operations = false;
     return;
   }
-  for (const op of Array.isArray(ops) ? ops : ops.operations || []) {
-    const done = op.finished === true || ["succeeded", "failed", "finished", "done", "rolled_back"].includes(op.state || op.status);
-    if (done || S.attached.has(op.id)) continue;
+  // `[OperationView {id, app, kind, state, stage, …}]`: only those still running are followed.
+  for (const op of Array.isArray(ops) ? ops : []) {
+    if (op.state !== "running" || S.attached.has(op.id)) continue;
     S.attached.add(op.id);
-    const app = op.app || op.app_id || "";
-    const card = opCard(`opid-${String(op.id).replace(/[^a-zA-Z0-9_-]/g, "_")}`, `${op.kind || "Operation"} ${app}`.trim());
+    const title = `${OP_WORDS[op.kind] || op.kind} ${op.app}`;
+    const card = opCard(opKey(op.kind, op.app), title);
+    card.dataset.operation = String(op.id);
     api("GET", `/v1/operations/${encodeURIComponent(op.id)}/events`, { stream: true })
       .then((r) => readNdjson(r, (ev) => drawEvent(card, ev)))
+      .then(() => {
+        // Found running, ended well: the app's own card says the rest; failures stay.
+        if (card.dataset.state && card.dataset.state !== "failed") setTimeout(() => card.remove(), 8000);
+      })
       .catch((e) => drawEvent(card, { error: e.message }))
       .finally(() => { S.attached.delete(op.id); refresh(); });
   }
@@ -578,7 +606,7 @@ async function renderApps() {
       h("p", { class: "health" }, HEALTH_WORDS[a.state] || a.state, a.desired !== (a.state === "stopped" ? "stopped" : "running") ? ` (wanted: ${a.desired})` : ""),
       a.url ? h("p", {}, h("a", { class: "launch", id: `launch-${a.id}`, href: a.url, target: "_blank", rel: "noopener noreferrer" }, `Open ${a.id} ↗`)) : null,
       h("ul", { class: "small" }, a.containers.map((c) => h("li", {}, `${c.name}: ${c.state} `,
-        S.features.logs ? h("button", { class: "link", onclick: () => openLogs(a.id, c.name.replace(`archy-${a.id}-`, "")) }, "logs") : null))),
+        S.features.logs ? h("button", { class: "link logs", onclick: () => openLogs(a.id, c.name.replace(`archy-${a.id}-`, "")) }, "logs") : null))),
       (a.warnings || []).map((w) => h("p", { class: "warnbox" }, w)),
       h("div", { class: "actions" },
         h("button", { class: "start", disabled: running && a.state === "running" ? true : null, onclick: () => act(a.id, "start", `Starting ${a.id}`) }, "Start"),
@@ -631,6 +659,88 @@ async function openLogs(id, container) {
   }
 }
 
+// ---- settings --------------------------------------------------------------------------
+
+const SETTING_FIELDS = ["relays", "market_min_score", "pull_interval_seconds", "trusted_keys"];
+
+function fieldError(field, message) {
+  const el = $(`settings-error-${field}`);
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+/** The API names the refused field first (`relays: …`); the message goes next to it. */
+function showSettingsError(e, fallback) {
+  const m = /^([a-z_]+): /.exec(e.message || "");
+  if (m && SETTING_FIELDS.includes(m[1])) fieldError(m[1], e.message.slice(m[0].length));
+  else fieldError(fallback, e.message);
+}
+
+async function renderSettings() {
+  // Drawn when the page opens and after each change (no periodic refresh: it would
+  // overwrite what the operator is typing).
+  const s = await api("GET", "/v1/settings");
+  $("settings-relays").value = s.relays.join("\n");
+  $("settings-market_min_score").value = String(s.market_min_score);
+  $("settings-pull_interval_seconds").value = String(s.pull_interval_seconds);
+  for (const f of ["relays", "market_min_score", "pull_interval_seconds"]) {
+    $(`settings-source-${f}`).textContent = s.overridden.includes(f) ? "set here (overrides the config file)" : "from the config file";
+  }
+  const keys = s.trusted_keys.map((k) => h("li", { class: "trusted-key", "data-key": k.key },
+    h("code", {}, `${k.key.slice(0, 16)}…${k.key.slice(-8)}`), " ",
+    k.source === "config"
+      ? h("span", { class: "muted small" }, "from the config file (remove it there)")
+      : h("button", { class: "link untrust", onclick: () => untrust(k.key) }, "remove")));
+  $("settings-keys").replaceChildren(...(keys.length ? keys : [h("li", { class: "muted" }, "No trusted key yet: nobody vouches for any publisher, so every third-party app needs your approval.")]));
+}
+
+async function saveSettings(ev) {
+  ev.preventDefault();
+  for (const f of SETTING_FIELDS) fieldError(f, "");
+  const body = {
+    relays: $("settings-relays").value.split(/\s+/).filter((r) => r),
+  };
+  for (const f of ["market_min_score", "pull_interval_seconds"]) {
+    const text = $(`settings-${f}`).value.trim();
+    if (!/^-?\d+$/.test(text)) { fieldError(f, "a whole number, please"); return; }
+    body[f] = parseInt(text, 10);
+  }
+  $("settings-save").disabled = true;
+  try {
+    await api("PUT", "/v1/settings", { body });
+    toast("Settings saved: in effect now.");
+    await renderSettings();
+  } catch (e) {
+    if (e.status !== 401) showSettingsError(e, "relays");
+  } finally {
+    $("settings-save").disabled = false;
+  }
+}
+
+async function trust(ev) {
+  ev.preventDefault();
+  fieldError("trusted_keys", "");
+  const k = $("settings-new-key").value.trim();
+  if (!k) return;
+  try {
+    await api("POST", `/v1/trust/keys/${encodeURIComponent(k)}`);
+    $("settings-new-key").value = "";
+    await renderSettings();
+  } catch (e) {
+    if (e.status !== 401) fieldError("trusted_keys", e.message);
+  }
+}
+
+async function untrust(k) {
+  fieldError("trusted_keys", "");
+  try {
+    await api("DELETE", `/v1/trust/keys/${encodeURIComponent(k)}`);
+    await renderSettings();
+  } catch (e) {
+    if (e.status !== 401) fieldError("trusted_keys", e.message);
+  }
+}
+
 // ---- wiring ----------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -665,10 +775,12 @@ document.addEventListener("DOMContentLoaded", () => {
     const purge = $("uninstall-purge").checked;
     act(d.dataset.app, "uninstall", purge ? `Uninstalling ${d.dataset.app} and deleting its data` : `Uninstalling ${d.dataset.app}`, purge ? "?purge=true" : "");
   });
+  $("settings-form").addEventListener("submit", saveSettings);
+  $("settings-trust-form").addEventListener("submit", trust);
   $("logs-close").addEventListener("click", () => { if (logsAbort) logsAbort.abort(); $("logs-dialog").close(); });
   $("logs-dialog").addEventListener("close", () => { if (logsAbort) logsAbort.abort(); });
   window.addEventListener("hashchange", route);
   // Keep the page current: apps change state on their own (the reconciler, health).
-  setInterval(() => { if (S.csrf && !document.hidden && S.view !== "store") refresh(); }, 5000);
+  setInterval(() => { if (S.csrf && !document.hidden && S.view !== "store" && S.view !== "settings") refresh(); }, 5000);
   boot();
 });

@@ -55,6 +55,10 @@ pub struct NodeConfig {
     pub api_hosts: Vec<String>,
     /// Largest artifact a developer may upload for publication, in MiB.
     pub max_upload_mib: u64,
+    /// On SIGTERM or SIGINT, how long running operations may take to finish before the
+    /// node exits anyway (non-zero; an abandoned operation is recovered at the next start).
+    /// Open streams (progress, followed logs) are cut at this bound too.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for NodeConfig {
@@ -80,6 +84,7 @@ impl Default for NodeConfig {
             blobs_listen: None,
             api_hosts: Vec::new(),
             max_upload_mib: 4096,
+            shutdown_grace_seconds: 30,
         }
     }
 }

@@ -11,7 +11,9 @@ pub mod origin;
 pub mod publish;
 pub mod service;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -19,7 +21,14 @@ pub use config::NodeConfig;
 pub use node::Node;
 
 /// Runs a started node: the API on `listener`, the catalog pull loop and the reconciler,
-/// and the read-only blob server when `blobs_listen` is configured.
+/// the blob store's watch, and the read-only blob server when `blobs_listen` is configured.
+///
+/// Ends on SIGTERM or SIGINT, or when the node cannot go on (its blob store died), within
+/// a bound: the API stops taking requests, running operations get `shutdown_grace_seconds`
+/// to finish (one still running then is abandoned: its record stays "running" at its stage
+/// and the next start recovers it), open streams (progress, followed logs) are cut, and
+/// the swarm and database close. `Ok` only when all of that was clean; an error names what
+/// was abandoned, or why the node had to stop, so the process exits non-zero.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let blobs = match node.config().blobs_listen {
         Some(addr) => {
@@ -34,22 +43,116 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     };
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
+    let store_watch = tokio::spawn(node.clone().watch_store());
     let app = api_router(node.clone())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut stopped_rx = stopped.clone();
     // The peer's address: the dashboard's first-run page answers only to loopback, and its
     // login rate limit counts per client address.
-    let result = axum::serve(
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    .with_graceful_shutdown(async move {
+        let _ = stopped_rx.wait_for(|s| *s).await;
+    })
+    .into_future();
+    let mut server = std::pin::pin!(server);
+    let why = tokio::select! {
+        result = &mut server => Stop::Server(result),
+        () = shutdown_signal() => Stop::Signal,
+        reason = node.fatal() => Stop::Fatal(reason),
+    };
+    drop(stopped);
+    // No new requests from here; nothing new starts in the background either.
+    let _ = stop.send(true);
     pull.abort();
     reconcile.abort();
-    if let Some(blobs) = blobs {
+    store_watch.abort();
+    if let Some(blobs) = &blobs {
         blobs.abort();
     }
-    node.shutdown().await;
-    Ok(result?)
+    let grace = Duration::from_secs(node.config().shutdown_grace_seconds);
+    if !matches!(why, Stop::Server(_)) {
+        exit_anyway_after(grace + DRAIN + LAST_RESORT);
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    // Running operations finish (or record their failure) within the grace.
+    let abandoned: Vec<String> = match tokio::time::timeout_at(deadline, node.jobs_finished()).await
+    {
+        Ok(()) => Vec::new(),
+        Err(_) => node
+            .running_jobs()
+            .iter()
+            .map(|j| format!("operation {} ({} of {})", j.id(), j.kind(), j.app()))
+            .collect(),
+    };
+    // Streams of finished operations end by themselves; any other (a followed log) is cut.
+    let drain = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(DRAIN);
+    let (served, fatal) = match why {
+        Stop::Server(result) => (Some(result), None),
+        Stop::Signal => (tokio::time::timeout(drain, &mut server).await.ok(), None),
+        Stop::Fatal(reason) => (
+            tokio::time::timeout(drain, &mut server).await.ok(),
+            Some(reason),
+        ),
+    };
+    let closed = node.shutdown().await;
+    if let Some(Err(e)) = served {
+        return Err(anyhow::Error::new(e).context("serving the API"));
+    }
+    if let Some(reason) = fatal {
+        anyhow::bail!("{reason}");
+    }
+    if !abandoned.is_empty() {
+        tracing::warn!(
+            ?abandoned,
+            "shut down with operations still running; the next start recovers them"
+        );
+        anyhow::bail!(
+            "shut down after {} s with {} still running; the next start recovers {}",
+            grace.as_secs(),
+            abandoned.join(", "),
+            if abandoned.len() == 1 { "it" } else { "them" }
+        );
+    }
+    if !closed {
+        anyhow::bail!("shut down, but the swarm or the database did not close in time");
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Why [`serve`] stops.
+enum Stop {
+    /// The server ended by itself (an error accepting connections).
+    Server(std::io::Result<()>),
+    Signal,
+    /// The node cannot go on: [`Node::fatal`]'s reason.
+    Fatal(String),
+}
+
+/// How long open connections get to end by themselves once operations are done.
+const DRAIN: Duration = Duration::from_secs(2);
+/// Beyond the grace: what shutting down itself may take (each of its steps is bounded)
+/// before the process exits without it.
+const LAST_RESORT: Duration = Duration::from_secs(20);
+
+/// A last resort against a shutdown that hangs where no deadline reaches (a blocking
+/// thread the runtime waits for at exit): the process exits, non-zero, after `after`.
+fn exit_anyway_after(after: Duration) {
+    let _ = std::thread::Builder::new()
+        .name("archy-exit-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            eprintln!(
+                "archy: shutdown did not finish within {} s; exiting anyway",
+                after.as_secs()
+            );
+            std::process::exit(70);
+        });
 }
 
 /// The node's API and its web dashboard behind their front door, with the token from the

@@ -17,8 +17,8 @@ use archy_registry::Manifest;
 use archy_registry::grammar::LINUX_CAPABILITIES;
 use archy_registry::manifest::{
     ArtifactDecl, Container, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode,
-    OCI_ARCHIVE_MEDIA_TYPE, PidMode, Port, Probe, Protocol, Resources, SecretRef, SecretSpec, TcpCheck,
-    Ui, Volume,
+    OCI_ARCHIVE_MEDIA_TYPE, PidMode, Port, Probe, Protocol, Resources, SecretRef, SecretSpec,
+    TcpCheck, Ui, Volume,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

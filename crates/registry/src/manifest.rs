@@ -1071,7 +1071,8 @@ ui: { container: web, port: 8080 }
             "health: { http: { port: 8080 }, tcp: { port: 8080 } }",
             "health: { interval_seconds: 2 }",
         ] {
-            let err = invalid(&GOOD.replace("health: { http: { port: 8080, path: / } }", two_or_none));
+            let err =
+                invalid(&GOOD.replace("health: { http: { port: 8080, path: / } }", two_or_none));
             assert!(err.contains("exactly one of http, tcp or command"), "{err}");
         }
         let m = Manifest::from_yaml(GOOD).unwrap();
@@ -1079,7 +1080,10 @@ ui: { container: web, port: 8080 }
         assert!(matches!(&health.probe, Probe::Http(h) if h.port == 8080 && h.path == "/"));
         let json = serde_json::to_value(&health).unwrap();
         assert_eq!(json["http"]["port"], 8080);
-        assert!(json.get("tcp").is_none() && json.get("probe").is_none(), "{json}");
+        assert!(
+            json.get("tcp").is_none() && json.get("probe").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -288,6 +288,12 @@ impl Swarm {
         }
     }
 
+    /// Gives up a partial download of `hash` (e.g. its disk is full): the next [`Swarm::gc`]
+    /// collects it unless `keep` names it.
+    pub async fn forget_partial(&self, hash: &Hash) {
+        self.clear_partial(hash).await;
+    }
+
     /// `hash` is no longer a partial download (complete, or refused).
     pub(crate) async fn clear_partial(&self, hash: &Hash) {
         if let Err(e) = self.store.tags().delete_prefix(partial_prefix(hash)).await {

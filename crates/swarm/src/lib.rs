@@ -74,6 +74,10 @@ pub enum Error {
     BadHash(String),
     #[error("swarm store at {path}: {reason}")]
     Store { path: PathBuf, reason: String },
+    /// The store's actor is gone (its request channel is closed, e.g. after a write failed
+    /// on a full disk) or it stopped answering: no call on it will ever succeed again.
+    #[error("swarm store at {path} is dead: {reason}")]
+    StoreDead { path: PathBuf, reason: String },
     #[error("iroh endpoint: {0}")]
     Endpoint(String),
     #[error("secret key file {path}: {reason}")]
@@ -503,6 +507,44 @@ impl Swarm {
         self.metrics.served_http(hash, bytes);
     }
 
+    /// Whether the blob store still answers: one cheap request (a tag listing that matches
+    /// nothing) within `within`. [`Error::StoreDead`] when its actor is gone (iroh-blobs'
+    /// request or reply channel is closed: irpc's `SendError::ReceiverClosed` or
+    /// `RecvError::SenderClosed`, both `io::ErrorKind::BrokenPipe`); any other failure (or no answer within `within`) is [`Error::Store`]:
+    /// a busy store may answer late, the caller decides how long it waits.
+    pub async fn store_alive(&self, within: Duration) -> Result<()> {
+        let path = self.data_dir.join("blobs");
+        let probe = async {
+            let mut tags = self.store.tags().list_prefix(STORE_PROBE_PREFIX).await?;
+            while let Some(tag) = futures::StreamExt::next(&mut tags).await {
+                tag?;
+            }
+            Ok::<_, iroh_blobs::api::Error>(())
+        };
+        match tokio::time::timeout(within, probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(iroh_blobs::api::Error::Io(e))) if store_gone(&e) => Err(Error::StoreDead {
+                path,
+                reason: format!(
+                    "its actor is gone ({e}); an earlier write may have failed, e.g. on a full disk"
+                ),
+            }),
+            Ok(Err(e)) => Err(Error::Store {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(Error::Store {
+                path,
+                reason: format!("no answer within {} s", within.as_secs_f32()),
+            }),
+        }
+    }
+
+    /// Where the blob store lives (`<data_dir>/blobs`), for messages about it.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+
     /// Closes the endpoint and flushes the store (partial downloads keep their verified
     /// ranges); a new `Swarm` may then open the same dir.
     pub async fn shutdown(&self) {
@@ -538,6 +580,18 @@ impl Drop for Swarm {
             store.shutdown().await.ok();
         });
     }
+}
+
+/// A tag prefix nothing uses: [`Swarm::store_alive`] lists it.
+const STORE_PROBE_PREFIX: &str = "archy/probe/";
+
+/// Whether an error of a store call says the store's actor is gone: irpc maps a closed
+/// request or reply channel to `BrokenPipe` ("Receiver closed" / "Sender closed").
+fn store_gone(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    e.kind() == std::io::ErrorKind::BrokenPipe
+        || text.contains("Receiver closed")
+        || text.contains("Sender closed")
 }
 
 /// Tags of blobs held only because a fetch completed them; [`Swarm::gc`] releases them.

@@ -3,8 +3,8 @@
 
 use archy_registry::Artifact;
 use archy_registry::manifest::{
-    Dependency, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode, PidMode, Port,
-    Probe, SecretSpec, TcpCheck, Ui, Volume,
+    Dependency, EnvValue, HealthCheck, HttpCheck, ImageSource, NetworkMode, PidMode, Port, Probe,
+    SecretSpec, TcpCheck, Ui, Volume,
 };
 
 pub(super) fn artifact_text(a: &Artifact) -> String {

@@ -100,6 +100,10 @@ fn unguarded(node: Arc<Node>) -> Router {
         .route(archy_api::routes::APP_LOGS, get(logs))
         .route(archy_api::routes::APP_ADOPT, post(adopt))
         .route(archy_api::routes::OPENAPI, get(openapi))
+        .route(
+            archy_api::routes::SETTINGS,
+            get(settings).put(update_settings),
+        )
         .with_state(node.clone())
         .merge(publish::routes(node.clone()))
         .merge(operations::routes(node))
@@ -267,6 +271,18 @@ async fn untrust_key(
 ) -> ApiResult<archy_api::Untrusted> {
     let untrusted = node.untrust_key(&key).await?;
     Ok(axum::Json(archy_api::Untrusted { untrusted }))
+}
+
+async fn settings(State(node): State<Arc<Node>>) -> ApiResult<archy_api::Settings> {
+    node.settings().await.map(axum::Json)
+}
+
+/// `PUT /v1/settings`: a refused value answers `invalid`, its message led by the field.
+async fn update_settings(
+    State(node): State<Arc<Node>>,
+    axum::Json(update): axum::Json<archy_api::SettingsUpdate>,
+) -> ApiResult<archy_api::Settings> {
+    node.update_settings(update).await.map(axum::Json)
 }
 
 async fn market_show(

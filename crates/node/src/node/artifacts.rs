@@ -18,6 +18,17 @@ use crate::db;
 
 /// A tracker that does not answer within this is treated as absent.
 const TRACKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// One small call on the blob store (a pin, a tag listing).
+const STORE_CALL_WITHIN: Duration = Duration::from_secs(30);
+/// A garbage collection of the blob store.
+const GC_WITHIN: Duration = Duration::from_secs(120);
+/// A fetch (its peers and origin attempts have deadlines of their own; this is the cap).
+const FETCH_WITHIN: Duration = Duration::from_secs(2 * 3600);
+
+/// An export of `size` bytes from the store to a file: a minute, plus a second per 10 MiB.
+fn export_within(size: u64) -> Duration {
+    Duration::from_secs(60 + size / (10 * MIB))
+}
 
 /// Where an install or update fetches from.
 #[derive(Clone, Copy)]
@@ -105,10 +116,19 @@ impl Node {
                         origin_http: Some(http.to_owned()),
                         peers,
                     };
+                    // The fetch has its own deadlines; the store is watched meanwhile.
                     let fetched = self
-                        .swarm
-                        .fetch_with_policy(&blob, &providers, &self.fetch_policy(), &on_bytes)
-                        .await;
+                        .store_call(
+                            &format!("artifact {name} of {id}"),
+                            FETCH_WITHIN,
+                            self.swarm.fetch_with_policy(
+                                &blob,
+                                &providers,
+                                &self.fetch_policy(),
+                                &on_bytes,
+                            ),
+                        )
+                        .await?;
                     if let Ok(report) = &fetched {
                         info!(
                             app = id,
@@ -125,20 +145,38 @@ impl Node {
                     }
                     fetched
                 }
-                None => self.swarm.fetch_observed(&blob, &[], &on_bytes).await,
+                None => {
+                    self.store_call(
+                        &format!("artifact {name} of {id}"),
+                        FETCH_WITHIN,
+                        self.swarm.fetch_observed(&blob, &[], &on_bytes),
+                    )
+                    .await?
+                }
             };
             before += blob.size;
-            fetched.map_err(|e| {
+            if let Err(e) = fetched {
                 let store = self.config.data_dir.join("swarm");
-                no_space_in(&e.to_string(), &store, blob.size).unwrap_or_else(|| {
-                    NodeError::new(
+                let Some(full) = no_space_in(&e.to_string(), &store, blob.size) else {
+                    return Err(NodeError::new(
                         ErrorKind::Unavailable,
                         format!("artifact {name} of {id}: {e}"),
-                    )
-                })
-            })?;
+                    ));
+                };
+                // A full disk: the stopped fetch is not kept for resuming (it is fetched
+                // again when there is room). Collecting it at once, on the full disk, can
+                // kill the store's actor, so the next upkeep does it.
+                self.swarm.forget_partial(&blob.hash).await;
+                return Err(full);
+            }
             let path = workdir.join(format!("{name}.tar"));
-            self.swarm.export(&blob, &path).await.map_err(|e| {
+            self.store_call(
+                &format!("exporting artifact {name} of {id}"),
+                export_within(blob.size),
+                self.swarm.export(&blob, &path),
+            )
+            .await?
+            .map_err(|e| {
                 no_space_in(&e.to_string(), workdir, blob.size).unwrap_or_else(|| internal(e))
             })?;
             images.insert(name.clone(), path);
@@ -209,6 +247,9 @@ impl Node {
         else {
             return Ok(Default::default());
         };
+        // A dead or wedged store is not worth the operation lock: stop, start and restart
+        // wait for that lock and need no store.
+        self.check_store().await.map_err(internal)?;
         // Under the operation lock: a blob being installed is referenced only once the
         // install is recorded, so collection must not run in between.
         let report = {
@@ -226,6 +267,15 @@ impl Node {
     /// Drops blobs that neither the current catalog nor an installed app references (after
     /// a failed install, what it fetched only for itself). Call with the operation lock held.
     pub(super) async fn collect_unreferenced(&self) -> Result<archy_swarm::GcReport, NodeError> {
+        self.collect_unreferenced_except(&[]).await
+    }
+
+    /// [`Self::collect_unreferenced`], also dropping `give_up` (blobs referenced but not
+    /// wanted now, such as a partial fetch a full disk stopped).
+    pub(super) async fn collect_unreferenced_except(
+        &self,
+        give_up: &[archy_swarm::Hash],
+    ) -> Result<archy_swarm::GcReport, NodeError> {
         let mut keep = {
             let trust = self.trust.read().await;
             let Some(catalog) = trust.catalog() else {
@@ -251,7 +301,17 @@ impl Node {
                 );
             }
         }
-        let report = self.swarm.gc(&keep).await.map_err(internal)?;
+        for hash in give_up {
+            keep.remove(hash);
+        }
+        let report = self
+            .store_call(
+                "collecting unreferenced blobs",
+                GC_WITHIN,
+                self.swarm.gc(&keep),
+            )
+            .await?
+            .map_err(internal)?;
         if !report.removed.is_empty() {
             info!(
                 removed = report.removed.len(),
@@ -293,8 +353,17 @@ impl Node {
                 continue;
             };
             let tag = format!("archy/app/{}/{}", app.manifest.id, artifact.name);
-            if let Err(e) = self.swarm.pin(&blob.hash, &tag).await {
-                warn!(%tag, error = %e, "could not pin artifact");
+            match self
+                .store_call(
+                    "pinning",
+                    STORE_CALL_WITHIN,
+                    self.swarm.pin(&blob.hash, &tag),
+                )
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(%tag, error = %e, "could not pin artifact"),
+                Err(e) => warn!(%tag, error = %e, "could not pin artifact"),
             }
         }
     }
@@ -302,15 +371,16 @@ impl Node {
     /// After an update, releases the pins of artifacts the new version no longer has.
     pub(super) async fn unpin_dropped_artifacts(&self, app: &VerifiedApp) {
         let prefix = format!("archy/app/{}/", app.manifest.id);
-        let Ok(pins) = self.swarm.pins(&prefix).await else {
+        let Ok(Ok(pins)) = self
+            .store_call("listing pins", STORE_CALL_WITHIN, self.swarm.pins(&prefix))
+            .await
+        else {
             return;
         };
         for (tag, _) in pins {
             let name = tag.strip_prefix(&prefix).unwrap_or_default();
-            if app.artifact(name).is_none()
-                && let Err(e) = self.swarm.unpin(&tag).await
-            {
-                warn!(%tag, error = %e, "could not unpin");
+            if app.artifact(name).is_none() {
+                self.unpin(&tag).await;
             }
         }
     }
@@ -318,12 +388,25 @@ impl Node {
     /// Releases an app's pinned blobs; they stay only while a catalog references them.
     pub(super) async fn unpin_app(&self, id: &str) {
         let prefix = format!("archy/app/{id}/");
-        if let Ok(pins) = self.swarm.pins(&prefix).await {
+        if let Ok(Ok(pins)) = self
+            .store_call("listing pins", STORE_CALL_WITHIN, self.swarm.pins(&prefix))
+            .await
+        {
             for (tag, _) in pins {
-                if let Err(e) = self.swarm.unpin(&tag).await {
-                    warn!(%tag, error = %e, "could not unpin");
-                }
+                self.unpin(&tag).await;
             }
+        }
+    }
+
+    /// Releases one pin, within [`STORE_CALL_WITHIN`]; a failure is only logged.
+    async fn unpin(&self, tag: &str) {
+        match self
+            .store_call("unpinning", STORE_CALL_WITHIN, self.swarm.unpin(tag))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(%tag, error = %e, "could not unpin"),
+            Err(e) => warn!(%tag, error = %e, "could not unpin"),
         }
     }
 }

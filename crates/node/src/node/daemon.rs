@@ -1,23 +1,37 @@
 //! The pull loop: at start and then every `pull_interval_seconds`, pull the catalog, keep
 //! the swarm (announce, collect), and discover the marketplace. Each step's failure is
-//! logged and never stops the loop or the steps after it.
+//! logged and never stops the loop or the steps after it. The interval is the live one
+//! (`PUT /v1/settings`): a change takes effect without a restart, counted from the change.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tracing::warn;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
 
 use super::Node;
 
 impl Node {
     /// The pull loop: at start, then every interval. Failures are recorded, never fatal.
     pub async fn pull_loop(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(Duration::from_secs(
-            self.config.pull_interval_seconds.max(1),
-        ));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = self.settings.subscribe();
+        let mut every = self.pull_interval();
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            interval.tick().await;
+            tokio::select! {
+                _ = interval.tick() => {}
+                // The sender lives in `self`: this never ends in an error.
+                _ = changes.changed() => {
+                    let now = self.pull_interval();
+                    if now != every {
+                        info!(seconds = now.as_secs(), "pull interval changed");
+                        every = now;
+                        interval = tokio::time::interval_at(Instant::now() + every, every);
+                        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    }
+                    continue;
+                }
+            }
             if let Err(e) = self.pull_catalog().await {
                 warn!(error = %e, "catalog pull failed");
             }

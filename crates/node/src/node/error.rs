@@ -29,6 +29,15 @@ pub(super) fn internal(e: impl std::fmt::Display) -> NodeError {
 
 impl From<sqlx::Error> for NodeError {
     fn from(e: sqlx::Error) -> Self {
+        // SQLITE_FULL (13): the disk, not the node, is at fault; say so.
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("13")
+        {
+            return NodeError::new(
+                ErrorKind::Unavailable,
+                format!("no space left for the node database: free disk space ({e})"),
+            );
+        }
         internal(format!("node database: {e}"))
     }
 }

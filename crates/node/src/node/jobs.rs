@@ -291,6 +291,14 @@ impl Jobs {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         jobs.get(&id).cloned()
     }
+
+    fn running(&self) -> Vec<Arc<Job>> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.values()
+            .filter(|j| j.state() == JobState::Running)
+            .cloned()
+            .collect()
+    }
 }
 
 impl Node {
@@ -329,6 +337,22 @@ impl Node {
     /// A job of this node, running or recently finished.
     pub fn job(&self, id: i64) -> Option<Arc<Job>> {
         self.jobs.get(id)
+    }
+
+    /// The jobs still running.
+    pub fn running_jobs(&self) -> Vec<Arc<Job>> {
+        self.jobs.running()
+    }
+
+    /// Waits until no job runs (at shutdown: each finishes or records its outcome).
+    pub async fn jobs_finished(&self) {
+        loop {
+            let running = self.running_jobs();
+            if running.is_empty() {
+                return;
+            }
+            futures::future::join_all(running.iter().map(|j| j.outcome())).await;
+        }
     }
 
     async fn run_job(

@@ -19,7 +19,8 @@ impl Node {
     /// operator's web of trust. A relay that is down, slow or lying costs only its share;
     /// listings are forgotten only after a complete pass that no longer finds them.
     pub async fn discover_market(&self) -> Result<archy_marketplace::Discovery, NodeError> {
-        if self.config.relays.is_empty() {
+        let relays = self.relays();
+        if relays.is_empty() {
             return Ok(Default::default());
         }
         let timeout = Duration::from_secs(10);
@@ -30,7 +31,7 @@ impl Node {
             .filter_map(|l| archy_marketplace::parse_nostr_key(&l.author).ok())
             .collect();
         let found = archy_marketplace::discover_with(
-            &self.config.relays,
+            &relays,
             &known,
             &archy_marketplace::DiscoveryLimits::default(),
             timeout,
@@ -119,7 +120,7 @@ impl Node {
             return Ok(());
         }
         let fetched = archy_marketplace::fetch_trust_events(
-            &self.config.relays,
+            &self.relays(),
             &operator,
             &publishers,
             &archy_marketplace::TrustFetchLimits::default(),
@@ -266,7 +267,7 @@ impl Node {
 
     /// Below the node's threshold, a publisher's app needs the operator's explicit approval.
     async fn check_publisher_trust(&self, author: &str, approve: bool) -> Result<(), NodeError> {
-        let threshold = self.config.market_min_score;
+        let threshold = self.market_min_score();
         let (score, why) = match db::score(&self.db, author).await? {
             Some(row) => (row.score, explain(&row.explanation)),
             None => (

@@ -13,6 +13,7 @@
 //! - `operation`: the operation lock and the operation record, in one guard;
 //! - `lifecycle` and `deps`: install, update, uninstall, start/stop, recovery at start;
 //! - `reconcile` and `daemon`: the reconciler and the pull loop;
+//! - `settings`: relays, trust threshold and pull interval, changed while the node runs;
 //! - `views`: what the API returns.
 
 mod adopt;
@@ -27,6 +28,7 @@ mod lifecycle;
 mod market;
 mod operation;
 mod reconcile;
+mod settings;
 mod source;
 mod views;
 mod wire;
@@ -70,7 +72,23 @@ pub struct Node {
     runtimes: views::RuntimeCache,
     /// Operations running as tasks of the node, and the last ones finished.
     jobs: jobs::Jobs,
+    /// Relays, trust threshold and pull interval now: the config's, or the operator's
+    /// through `PUT /v1/settings` ([`settings`]).
+    settings: settings::Settings,
+    /// Why the node must stop (a dead blob store), once known: [`crate::serve`] exits
+    /// non-zero with it, so the service manager restarts the node.
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
+
+/// How often the store's liveness is probed (idle, and during a long store call).
+const STORE_PROBE_EVERY: Duration = Duration::from_secs(10);
+/// How long one probe may wait for the store's answer.
+const STORE_PROBE_WITHIN: Duration = Duration::from_secs(10);
+/// Probes in a row without an answer after which a wedged store counts as dead.
+const STORE_UNANSWERED: u32 = 3;
+
+/// How long each step of [`Node::shutdown`] (swarm, database) may take.
+const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
 
 /// The name under which nodes relay the signed catalog envelope to each other.
 const CATALOG_DOCUMENT: &str = "catalog";
@@ -132,6 +150,7 @@ impl Node {
             }
         };
         db::set_meta(&db, "pinned_root", &anchor_hash).await?;
+        let settings = settings::Settings::load(&db, &config).await?;
         for key in &config.trusted_keys {
             archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
         }
@@ -171,15 +190,138 @@ impl Node {
             blobs_url: std::sync::OnceLock::new(),
             runtimes: Default::default(),
             jobs: jobs::Jobs::default(),
+            settings,
+            fatal: tokio::sync::watch::channel(None).0,
         });
         node.recover_interrupted().await?;
         Ok(node)
     }
 
     /// Closes the swarm endpoint and store and the database, so the data dir can be reopened.
-    pub async fn shutdown(&self) {
-        self.swarm.shutdown().await;
-        self.db.close().await;
+    /// Bounded: a dead or wedged store, or a database connection an abandoned operation
+    /// still holds, is left to the process's exit. Says whether everything closed.
+    pub async fn shutdown(&self) -> bool {
+        let swarm = tokio::time::timeout(SHUTDOWN_STEP, self.swarm.shutdown())
+            .await
+            .is_ok();
+        if !swarm {
+            warn!(store = %self.swarm.store_dir().display(), "the swarm did not shut down in time");
+        }
+        let db = tokio::time::timeout(SHUTDOWN_STEP, self.db.close())
+            .await
+            .is_ok();
+        if !db {
+            warn!("the node database did not close in time");
+        }
+        swarm && db
+    }
+
+    /// Waits until the node must stop, and says why (e.g. its blob store died).
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        let reason = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone());
+        match reason {
+            Some(reason) => reason,
+            // The sender lives as long as the node: never.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Records that the node cannot go on (the first reason wins) and logs it.
+    fn fail(&self, reason: String) {
+        self.fatal.send_if_modified(|slot| {
+            if slot.is_some() {
+                return false;
+            }
+            tracing::error!("{reason}");
+            *slot = Some(reason);
+            true
+        });
+    }
+
+    /// The message a dead store gets: where it is, why, and what happens next.
+    fn store_dead_message(&self, cause: &archy_swarm::Error) -> String {
+        format!(
+            "the blob store at {} is unusable ({cause}); the node exits so that its service \
+             manager restarts it (free disk space there if it is full)",
+            self.swarm.store_dir().display()
+        )
+    }
+
+    /// Probes the store once; a store whose actor is gone makes the node stop.
+    pub(super) async fn check_store(&self) -> Result<(), archy_swarm::Error> {
+        let probed = self.swarm.store_alive(STORE_PROBE_WITHIN).await;
+        if let Err(e @ archy_swarm::Error::StoreDead { .. }) = &probed {
+            self.fail(self.store_dead_message(e));
+        }
+        probed
+    }
+
+    /// Watches the blob store while the node runs: a store whose actor died (or that did
+    /// not answer [`STORE_UNANSWERED`] probes in a row) makes the node stop, non-zero.
+    pub async fn watch_store(self: Arc<Self>) {
+        let mut unanswered = 0;
+        loop {
+            tokio::time::sleep(STORE_PROBE_EVERY).await;
+            match self.check_store().await {
+                Ok(()) => unanswered = 0,
+                Err(archy_swarm::Error::StoreDead { .. }) => return,
+                Err(e) => {
+                    unanswered += 1;
+                    warn!(error = %e, unanswered, "the blob store did not answer a probe");
+                    if unanswered >= STORE_UNANSWERED {
+                        self.fail(self.store_dead_message(&e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one call on the blob store with a deadline, probing the store meanwhile: the
+    /// outer error is the store's (no answer within `within`, or its actor died, which
+    /// also makes the node stop); the inner result is the call's own.
+    pub(super) async fn store_call<T, E>(
+        &self,
+        what: &str,
+        within: Duration,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, NodeError> {
+        let died = async {
+            loop {
+                tokio::time::sleep(STORE_PROBE_EVERY).await;
+                if let Err(e @ archy_swarm::Error::StoreDead { .. }) = self.check_store().await {
+                    return e;
+                }
+            }
+        };
+        let unavailable =
+            |why: String| NodeError::new(ErrorKind::Unavailable, format!("{what}: {why}"));
+        tokio::select! {
+            done = tokio::time::timeout(within, call) => match done {
+                Ok(Ok(value)) => Ok(Ok(value)),
+                Ok(Err(e)) => {
+                    // A failed call may be the first sign of a dead store.
+                    if let Err(dead @ archy_swarm::Error::StoreDead { .. }) = self.check_store().await {
+                        return Err(unavailable(dead.to_string()));
+                    }
+                    Ok(Err(e))
+                }
+                Err(_) => {
+                    let _ = self.check_store().await;
+                    Err(unavailable(format!(
+                        "the blob store at {} gave no answer within {} s",
+                        self.swarm.store_dir().display(),
+                        within.as_secs()
+                    )))
+                }
+            },
+            dead = died => Err(unavailable(dead.to_string())),
+        }
     }
 
     pub fn config(&self) -> &NodeConfig {

@@ -257,14 +257,26 @@ impl OperationGuard<'_> {
         if let Err(e) = self.flush_created().await {
             warn!(operation = self.id, error = %e, "cannot record what the operation created");
         }
-        db::finish_operation(
+        let recorded = db::finish_operation(
             self.db,
             self.id,
             result.as_ref().err().map(|e| e.message.as_str()),
         )
-        .await?;
-        self.finished = true;
-        result
+        .await;
+        match (recorded, result) {
+            (Ok(()), result) => {
+                self.finished = true;
+                result
+            }
+            // The operation's own failure says what went wrong (often the same full disk
+            // that kept the record from being written); the row stays "running" and the
+            // next start's recovery finishes it.
+            (Err(e), Err(failure)) => {
+                warn!(operation = self.id, error = %e, "cannot record the operation's failure");
+                Err(failure)
+            }
+            (Err(e), Ok(_)) => Err(e.into()),
+        }
     }
 }
 

@@ -338,7 +338,7 @@ impl Node {
             };
             out.push(MarketDetail {
                 score: db::score(&self.db, &listing.author).await?.map(wire::score),
-                threshold: self.config.market_min_score,
+                threshold: self.market_min_score(),
                 listing: wire::market_row(listing),
                 local_id,
                 description,

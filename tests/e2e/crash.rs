@@ -1,0 +1,195 @@
+//! A node killed (SIGKILL) mid-operation: at the next start the interrupted install or
+//! update is rolled back, and nothing half-done survives.
+
+use super::*;
+
+/// A node killed (SIGKILL) in the middle of an install leaves no ghost: at the next start
+/// the operation is rolled back, and the app can be installed cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_install_rolls_back_at_restart() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = TestOrigin::start(tmp.path()).await;
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let config = write_node_config(tmp.path(), &origin.url, &origin.root, &api, "");
+
+    let mut node = NodeProcess::spawn(&config, &api).await;
+    let client = node.client();
+    let response = client
+        .post(format!("{api}/v1/apps/hello/install?stream=true"))
+        .send()
+        .await
+        .unwrap();
+    // Read progress until the node is creating containers, then pull the plug.
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    use futures::StreamExt;
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if seen.contains("\"stage\":\"creating\"") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("creating"),
+        "never reached the creating stage: {seen}"
+    );
+    node.kill();
+
+    // Restart: the interrupted install is rolled back, nothing half-installed remains.
+    let node = NodeProcess::spawn(&config, &api).await;
+    let apps: serde_json::Value = client
+        .get(format!("{api}/v1/apps"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        apps,
+        serde_json::json!([]),
+        "an interrupted install is listed"
+    );
+    assert!(
+        !podman_has_app("hello").await,
+        "the killed install left containers behind"
+    );
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    assert!(
+        log.contains("rolling back interrupted operation"),
+        "no rollback at restart: {log}"
+    );
+
+    // And installing again works.
+    let app: serde_json::Value = client
+        .post(format!("{api}/v1/apps/hello/install"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app["state"], "running", "{app}");
+    client
+        .delete(format!("{api}/v1/apps/hello?purge=true"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!podman_has_app("hello").await);
+    drop(node);
+    origin.server.abort();
+}
+
+/// A node killed in the middle of an update comes back on the previous version: the half
+/// of the update that exists is removed and the reconciler rebuilds what sqlite records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_update_comes_back_on_the_previous_version() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = TestOrigin::start(tmp.path()).await;
+    let v1 = origin.catalog();
+    // 1.1.0 takes its time to become healthy (it never does), which leaves room to kill.
+    let slow = hello_variant(&tmp.path().join("v2"), |m| {
+        m.replace("version: 1.0.0", "version: 1.1.0")
+            .replace("path: /healthz", "path: /not-yet")
+    });
+    let v2 = origin.sign(&slow, 2, 30, Some(&v1));
+    let api = format!("http://127.0.0.1:{}", free_port());
+    let config = write_node_config(
+        tmp.path(),
+        &origin.url,
+        &origin.root,
+        &api,
+        "reconcile_interval_seconds = 1\n",
+    );
+    let mut node = NodeProcess::spawn(&config, &api).await;
+    let client = node.client();
+    let app: serde_json::Value = client
+        .post(format!("{api}/v1/apps/hello/install"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let page = app["url"].as_str().unwrap().to_owned();
+
+    origin.serve(v2);
+    client
+        .post(format!("{api}/v1/catalog/pull"))
+        .send()
+        .await
+        .unwrap();
+    let update = tokio::spawn(client.post(format!("{api}/v1/apps/hello/update")).send());
+    // Kill once the new version's container exists.
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    let mut replaced = false;
+    for _ in 0..400 {
+        let version = engine
+            .inspect_container("archy-hello-web")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| {
+                c["Config"]["Labels"]["archy.version"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        if version.trim() == "1.1.0" {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(replaced, "the update never created the new container");
+    node.kill();
+    let _ = update.await;
+
+    let _node = NodeProcess::spawn(&config, &api).await;
+    let mut back = serde_json::Value::Null;
+    for _ in 0..100 {
+        back = client
+            .get(format!("{api}/v1/apps/hello"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if back["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (back["version"].as_str(), back["state"].as_str()),
+        (Some("1.0.0"), Some("running")),
+        "{back}"
+    );
+    let version = engine
+        .inspect_container("archy-hello-web")
+        .await
+        .unwrap()
+        .expect("the container exists")["Config"]["Labels"]["archy.version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        version.trim(),
+        "1.0.0",
+        "the half-done update's container survived"
+    );
+    assert!(reqwest::get(&page).await.unwrap().status().is_success());
+    client
+        .delete(format!("{api}/v1/apps/hello?purge=true"))
+        .send()
+        .await
+        .unwrap();
+    origin.server.abort();
+}
