@@ -11,6 +11,11 @@ use base64::Engine as _;
 /// These tests share the rootless Podman user and the hello app's host port: one at a time.
 static PODMAN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Tests that stop the Podman service itself hold this for writing; every test that needs
+/// the service but not the shared app port (it only starts a node) holds it for reading,
+/// so it never meets a service that is down on purpose.
+static PODMAN_SERVICE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn podman_has_app(app: &str) -> bool {
     let engine = archy_orchestrator::Engine::connect(&podman_url())
         .await

@@ -168,6 +168,7 @@ async fn containers_drop_capabilities_privileges_and_the_podman_uid() {
 /// install reports each declared limit Podman would silently drop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unenforceable_limits_are_detected_from_podman_info() {
+    let _service = PODMAN_SERVICE.read().await;
     let engine = engine().await;
     let host = engine.host().clone();
     let limits = engine.limits();

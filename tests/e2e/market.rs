@@ -384,6 +384,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
 /// websocket), keeps verified ones, forgets deleted ones, and never lists a forged binding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_discovers_third_party_apps_on_relays() {
+    let _service = PODMAN_SERVICE.read().await;
     let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
     relay.run().await.unwrap();
     let relay_url = relay.url().await.to_string();

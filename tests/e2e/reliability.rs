@@ -296,6 +296,7 @@ async fn undo_and_uninstall_remove_an_apps_objects_without_any_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_dying_mid_install_is_a_named_error_in_bounded_time() {
     let _podman = PODMAN.lock().await;
+    let _service = PODMAN_SERVICE.write().await;
     let app = "reliadie";
     remove_everything_of(app).await;
     // Healthy never: without noticing the dead service, the install would wait out a 60 s
@@ -439,6 +440,7 @@ fn simulate_reboot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_simulated_reboot_every_app_is_back_as_the_operator_left_it() {
     let _podman = PODMAN.lock().await;
+    let _service = PODMAN_SERVICE.write().await;
     for app in ["reliaup", "reliaoff"] {
         remove_everything_of(app).await;
     }

@@ -124,6 +124,7 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_catalog_is_held_to_the_same_rules() {
+    let _service = PODMAN_SERVICE.read().await;
     // A peer that relays a tampered catalog gets nothing accepted; the node keeps nothing.
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();

@@ -98,6 +98,7 @@ async fn bad_catalogs_are_refused_and_nothing_is_installed() {
 /// while keeping the catalog it had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let root = keys.write_root(tmp.path());
@@ -209,6 +210,7 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
 /// A node never learns its trust anchor from the network: no pinned root, no start.
 #[tokio::test]
 async fn node_refuses_to_start_without_a_valid_pinned_root() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut config = archy_node::NodeConfig {
         data_dir: tmp.path().join("node"),
@@ -248,6 +250,7 @@ async fn node_refuses_to_start_without_a_valid_pinned_root() {
 /// The origin serves only what it can back byte for byte, and only signed catalogs.
 #[tokio::test]
 async fn origin_refuses_unsigned_or_mismatched_catalogs() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
     let dir = tmp.path().join("origin");
@@ -317,6 +320,7 @@ async fn origin_refuses_unsigned_or_mismatched_catalogs() {
 /// thresholds, the new catalog keys take over, and the chain survives a node restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_rotation_is_walked_and_checked() {
+    let _service = PODMAN_SERVICE.read().await;
     use archy_registry::{PayloadType, Root};
     use chrono::{Duration, Utc};
     let tmp = tempfile::tempdir().unwrap();

@@ -101,6 +101,7 @@ async fn node_on_v1_offered_v3(tmp: &std::path::Path, middle: Middle) -> Offered
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_version_that_does_not_chain_is_refused_with_an_alarm() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let o = node_on_v1_offered_v3(tmp.path(), Middle::Forked).await;
     let err = o
@@ -133,6 +134,7 @@ async fn skipped_version_that_does_not_chain_is_refused_with_an_alarm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_version_served_by_the_origin_is_chained_through() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let o = node_on_v1_offered_v3(tmp.path(), Middle::Honest).await;
     let update = o.pulled.expect("1 → 2 → 3 chains");
@@ -171,6 +173,7 @@ async fn skipped_version_served_by_the_origin_is_chained_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_version_the_origin_lost_is_accepted_as_an_unverified_gap() {
+    let _service = PODMAN_SERVICE.read().await;
     let tmp = tempfile::tempdir().unwrap();
     let o = node_on_v1_offered_v3(tmp.path(), Middle::Missing).await;
     let update = o
