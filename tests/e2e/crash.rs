@@ -58,7 +58,7 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
     );
     let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
     assert!(
-        log.contains("rolling back interrupted operation"),
+        log.contains("recovering interrupted operation"),
         "no rollback at restart: {log}"
     );
 

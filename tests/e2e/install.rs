@@ -331,7 +331,7 @@ async fn failed_installs_roll_back_completely() {
     node.pull_catalog().await.unwrap();
     let err = node.install("hello").await.unwrap_err();
     assert!(
-        err.message.contains("not enough disk") && err.message.contains("MiB"),
+        err.message.contains("no space left on") && err.message.contains("MiB"),
         "{}",
         err.message
     );

@@ -502,11 +502,16 @@ async fn running_version(node: &NodeProcess, app: &str) -> String {
             ]);
             return version;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{app} is not back: {:?}",
-            app_status(node, app).await
-        );
+        if started.elapsed() >= Duration::from_secs(90) {
+            let log = std::fs::read_to_string(node.data_dir.with_file_name("node.log"))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{app} is not back: {:?}\nnode log (last lines, newest first):\n{}",
+                app_status(node, app).await,
+                tail.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -172,7 +172,14 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
         "the current catalog must be kept"
     );
 
-    assert_eq!(s["alarms"][0]["kind"], "equivocation");
+    assert!(
+        s["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "equivocation"),
+        "{s}"
+    );
     assert_eq!(s["last_pull"]["ok"], false);
 
     // An origin (or a man in the middle) replaying the older catalog: rollback refused.
@@ -373,7 +380,14 @@ async fn root_rotation_is_walked_and_checked() {
         err.message
     );
     assert_eq!(node.status().await.unwrap().root_version, 1);
-    assert_eq!(node.status().await.unwrap().alarms[0].kind, "root-rotation");
+    assert!(
+        node.status()
+            .await
+            .unwrap()
+            .alarms
+            .iter()
+            .any(|a| a.kind == "root-rotation")
+    );
 
     // Double-signed: accepted, and the catalog under the new keys with it.
     roots.lock().unwrap().insert(2, root_v2.to_bytes());
@@ -418,7 +432,14 @@ async fn root_rotation_is_walked_and_checked() {
     let node = start_node(&node_dir, &url, &fresh_root).await;
     let status = node.status().await.unwrap();
     assert_eq!((status.root_version, status.catalog.is_none()), (1, true));
-    assert_eq!(status.alarms[0].kind, "pinned-root-replaced");
+    assert!(
+        status
+            .alarms
+            .iter()
+            .any(|a| a.kind == "pinned-root-replaced"),
+        "{:?}",
+        status.alarms
+    );
     *slot.lock().unwrap() = signed_catalog(&fresh, &url, &id, 1, 30).to_bytes();
     node.pull_catalog()
         .await

@@ -119,7 +119,11 @@ async fn skipped_version_that_does_not_chain_is_refused_with_an_alarm() {
     );
     let status = o.node.status().await.unwrap();
     assert_eq!(status.catalog.as_ref().unwrap().version, 1, "node left v1");
-    assert_eq!(status.alarms[0].kind, "chain-broken", "{:?}", status.alarms);
+    assert!(
+        status.alarms.iter().any(|a| a.kind == "chain-broken"),
+        "{:?}",
+        status.alarms
+    );
     assert!(
         !status.alarms.iter().any(|a| a.kind == "unverified-gap"),
         "{:?}",
@@ -149,7 +153,13 @@ async fn skipped_version_served_by_the_origin_is_chained_through() {
     let status = o.node.status().await.unwrap();
     let catalog = status.catalog.as_ref().unwrap();
     assert_eq!((catalog.version, catalog.missed_versions), (3, 0));
-    assert!(status.alarms.is_empty(), "{:?}", status.alarms);
+    // Other tests' apps may run in the shared Podman meanwhile ("unknown-app" here); what
+    // matters is that the chain raised nothing.
+    assert!(
+        status.alarms.iter().all(|a| a.kind == "unknown-app"),
+        "{:?}",
+        status.alarms
+    );
     assert!(
         status.last_pull.ok
             && status
@@ -199,9 +209,11 @@ async fn skipped_version_the_origin_lost_is_accepted_as_an_unverified_gap() {
         "{:?}",
         status.last_pull
     );
-    assert_eq!(status.alarms[0].kind, "unverified-gap");
     assert!(
-        status.alarms[0].message.contains(&expected),
+        status
+            .alarms
+            .iter()
+            .any(|a| a.kind == "unverified-gap" && a.message.contains(&expected)),
         "{:?}",
         status.alarms
     );

@@ -146,8 +146,24 @@ impl Node {
                 let images = if missing.is_empty() {
                     BTreeMap::new()
                 } else {
-                    // Installed apps' blobs are pinned locally: no provider is needed.
-                    self.fetch_images(&app, None, &workdir, &|_| {}).await?
+                    // Installed apps' blobs are pinned locally; should the store have lost
+                    // one, a first-party app's comes again from the catalog's origin.
+                    match self.fetch_images(&app, None, &workdir, &|_| {}).await {
+                        Ok(images) => images,
+                        Err(local) => {
+                            self.refetch_from_origin(&app, &workdir)
+                                .await
+                                .map_err(|e| {
+                                    NodeError::new(
+                                        local.kind,
+                                        format!(
+                                            "{}; from the origin: {}",
+                                            local.message, e.message
+                                        ),
+                                    )
+                                })?
+                        }
+                    }
                 };
                 Ok::<_, NodeError>(self.orchestrator.repair(&app.manifest, &images).await?)
             }
@@ -160,6 +176,31 @@ impl Node {
             }
         }
         Ok(repairs)
+    }
+
+    /// The app's images fetched again from the verified catalog's origin (iroh, then HTTP).
+    async fn refetch_from_origin(
+        &self,
+        app: &VerifiedApp,
+        workdir: &std::path::Path,
+    ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+        let origin = {
+            let trust = self.trust.read().await;
+            trust.catalog().map(|c| c.catalog().origin.clone())
+        };
+        let Some(origin) = origin else {
+            return Err(NodeError::new(
+                super::ErrorKind::Unavailable,
+                "no verified catalog names an origin",
+            ));
+        };
+        let peer = self.origin_peer(&origin).await.ok();
+        let from = super::artifacts::FetchFrom {
+            iroh: peer.as_ref(),
+            http: origin.http.as_str(),
+            first_party: true,
+        };
+        self.fetch_images(app, Some(from), workdir, &|_| {}).await
     }
 
     /// Runs [`Self::reconcile_once`] forever: at the configured interval, and as soon as
