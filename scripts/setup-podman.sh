@@ -122,7 +122,9 @@ else
   touch "$service_log" && chown "$PODMAN_USER:$PODMAN_USER" "$service_log"
   # setsid+nohup: detach from our session so it outlives this script.
   # exec: no leftover root bash subshell. --time=0: never exit on idle.
-  (exec "${as_user[@]}" setsid nohup podman system service --time=0 "$url" \
+  # cd /: conmon inherits the service's working directory, and a deleted one (a removed
+  # checkout this script ran from) makes every container start fail.
+  (cd / && exec "${as_user[@]}" setsid nohup podman system service --time=0 "$url" \
     </dev/null >>"$service_log" 2>&1) &
   for _ in $(seq 60); do
     answers >/dev/null && break
