@@ -310,14 +310,24 @@ impl Client {
 
     /// `PUT /v1/settings`: changes the fields `update` names; the settings now in effect.
     pub async fn update_settings(&self, update: &SettingsUpdate) -> Result<Settings, ClientError> {
-        let body = serde_json::to_vec(update).unwrap_or_default();
-        let response = self
-            .send(
-                self.change(reqwest::Method::PUT, routes::SETTINGS)
-                    .body(body),
-            )
-            .await?;
-        answer(&format!("PUT {}", routes::SETTINGS), response).await
+        self.send_json(reqwest::Method::PUT, routes::SETTINGS, update)
+            .await
+    }
+
+    /// A state change with a JSON body, answered with a `T`.
+    async fn send_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let what = format!("{method} {path}");
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol {
+            what: what.clone(),
+            detail: e.to_string(),
+        })?;
+        let response = self.send(self.change(method, path).body(body)).await?;
+        answer(&what, response).await
     }
 
     // ---- publish ----
@@ -327,17 +337,8 @@ impl Client {
         &self,
         request: &BeginPublish,
     ) -> Result<PublishSession, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol {
-            what: format!("POST {}", routes::PUBLISH),
-            detail: e.to_string(),
-        })?;
-        let response = self
-            .send(
-                self.change(reqwest::Method::POST, routes::PUBLISH)
-                    .body(body),
-            )
-            .await?;
-        answer(&format!("POST {}", routes::PUBLISH), response).await
+        self.send_json(reqwest::Method::POST, routes::PUBLISH, request)
+            .await
     }
 
     /// `PUT /v1/publish/{session}/{artifact}`: exactly `size` bytes from `body`.
