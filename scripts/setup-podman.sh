@@ -118,6 +118,20 @@ if answers >/dev/null; then
 else
   log "starting podman system service on $sock"
   rm -f "$sock"   # stale socket from a dead service
+  # After a reboot or a killed session, Podman's runtime dir can outlive the rootless pause
+  # process that holds its user namespace; every podman command (the service too) then exits
+  # at once with "invalid internal status ... podman system migrate". That command is the
+  # documented reset: it forgets the dead pause process and marks the containers it
+  # recorded as running (dead with it) as stopped. Only run it on that exact failure, so a
+  # living namespace and its containers are never touched.
+  if ! probe="$(cd / && "${as_user[@]}" podman info --format '{{.Host.Security.Rootless}}' 2>&1)"; then
+    if grep -q 'podman system migrate' <<<"$probe"; then
+      log "resetting a dead rootless pause process (podman system migrate)"
+      (cd / && "${as_user[@]}" podman system migrate >&2) || die "podman system migrate failed"
+    else
+      die "podman info as $PODMAN_USER failed: $probe"
+    fi
+  fi
   service_log="$run_dir/podman-service.log"
   touch "$service_log" && chown "$PODMAN_USER:$PODMAN_USER" "$service_log"
   # setsid+nohup: detach from our session so it outlives this script.
@@ -147,11 +161,19 @@ rootless="$(answers)" || die "podman info via $url failed"
 # Labelled archy.infra, never archy.app: the orchestrator never touches it.
 keeper=archy-netns-keeper
 pm() { podman --remote --url "$url" "$@"; }
-if ! pm pod exists "$keeper"; then
+create_keeper() {
   log "creating pod $keeper (keeps the rootless network namespace up)"
   pm pod create --name "$keeper" --label archy.infra=netns --network podman >/dev/null \
     || die "podman pod create $keeper failed"
+}
+pm pod exists "$keeper" || create_keeper
+if ! pm pod start "$keeper" >/dev/null; then
+  # The keeper holds no data: one whose processes were killed under it (a reboot, a killed
+  # session) can be stuck "stopping" for good, so replace it rather than fail.
+  log "pod $keeper does not start; replacing it"
+  pm pod rm --force "$keeper" >/dev/null || die "podman pod rm $keeper failed"
+  create_keeper
+  pm pod start "$keeper" >/dev/null || die "podman pod start $keeper failed"
 fi
-pm pod start "$keeper" >/dev/null || die "podman pod start $keeper failed"
 
 echo "ARCHY_PODMAN_URL=$url"

@@ -402,7 +402,9 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
             .await
             .unwrap(),
     );
-    let (status, body) = error_of(put(&session, vec![7u8; 64 * 1024]).await.unwrap()).await;
+    // 2 MiB: far more than fits in socket buffers, so the node must read what overruns
+    // (up to a bound) before answering, or the client sees a reset instead of the 413.
+    let (status, body) = error_of(put(&session, vec![7u8; 2 * 1024 * 1024]).await.unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(tmp_files(), 0, "a temporary file stayed");
     assert!(n.publish_pins().await.is_empty());

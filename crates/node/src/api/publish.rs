@@ -24,6 +24,17 @@ const SESSION_TTL: Duration = Duration::from_secs(3600);
 const MAX_SESSIONS: usize = 4;
 /// Artifacts one publication may declare.
 const MAX_ARTIFACTS: usize = 16;
+/// A client that sends nothing for this long has walked away; its upload is dropped.
+const IDLE_BOUND: Duration = Duration::from_secs(60);
+/// Tag reads and writes in the store answer in milliseconds; this long means it is wedged.
+const TAG_BOUND: Duration = Duration::from_secs(60);
+/// Importing a received file (hashing it into the store) of at most `max_upload_mib`.
+const IMPORT_BOUND: Duration = Duration::from_secs(15 * 60);
+/// After a body overruns its declared size, this much more of it is read (and dropped)
+/// before answering 413, within `DRAIN_BOUND`: a client still sending then reads the
+/// answer instead of a connection reset. Anything longer is cut off.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
 
 use archy_api::{
     BeginPublish, PublishAborted, PublishFinished, PublishSession, UploadedArtifact as Uploaded,
@@ -253,7 +264,16 @@ async fn receive(
     let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(IDLE_BOUND, stream.next())
+            .await
+            .map_err(|_| {
+                invalid(format!(
+                    "the upload of {artifact} sent nothing for {} s after {received} bytes; dropped",
+                    IDLE_BOUND.as_secs()
+                ))
+            })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             invalid(format!(
                 "the upload of {artifact} broke off after {received} bytes: {e}"
@@ -261,6 +281,7 @@ async fn receive(
         })?;
         received = received.saturating_add(chunk.len() as u64);
         if received > size {
+            drain(&mut stream).await;
             return Err(NodeError::new(
                 ErrorKind::TooLarge,
                 format!("artifact {artifact} is larger than the {size} bytes declared for it"),
@@ -276,19 +297,17 @@ async fn receive(
         )));
     }
     let tag = tag(app, artifact, blake3);
-    let existed = node
-        .swarm()
-        .pins(&tag)
-        .await
-        .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))?
+    let existed = bounded("listing pins", TAG_BOUND, node.swarm().pins(&tag))
+        .await?
         .iter()
         .any(|(t, _)| t == &tag);
     let staging = format!("archy/publish-staging/{session}/{artifact}");
-    let blob = node
-        .swarm()
-        .import_file(&path, &staging)
-        .await
-        .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))?;
+    let blob = bounded(
+        "importing the upload",
+        IMPORT_BOUND,
+        node.swarm().import_file(&path, &staging),
+    )
+    .await?;
     let result = if blob.hex() != blake3 {
         Err(NodeError::new(
             ErrorKind::Refused,
@@ -298,14 +317,22 @@ async fn receive(
             ),
         ))
     } else {
-        node.swarm()
-            .pin(&blob.hash, &tag)
-            .await
-            .map_err(|e| NodeError::new(ErrorKind::Internal, e.to_string()))
+        bounded(
+            "pinning the upload",
+            TAG_BOUND,
+            node.swarm().pin(&blob.hash, &tag),
+        )
+        .await
     };
     // The staging pin only bridged import and check; the blob is held by `tag` or nothing.
-    if let Err(e) = node.swarm().unpin(&staging).await {
-        warn!(tag = %staging, error = %e, "cannot release a staging pin");
+    if let Err(e) = bounded(
+        "releasing a staging pin",
+        TAG_BOUND,
+        node.swarm().unpin(&staging),
+    )
+    .await
+    {
+        warn!(tag = %staging, error = %e.message, "cannot release a staging pin");
     }
     result?;
     Ok((
@@ -315,6 +342,45 @@ async fn receive(
         },
         (!existed).then_some(tag),
     ))
+}
+
+/// Reads and drops at most `DRAIN_LIMIT` more bytes of an overrunning body, for at most
+/// `DRAIN_BOUND`, so that the 413 that follows reaches a client that is still sending.
+async fn drain<S, E>(stream: &mut S)
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+{
+    let _ = tokio::time::timeout(DRAIN_BOUND, async {
+        let mut dropped: u64 = 0;
+        while dropped < DRAIN_LIMIT {
+            match stream.next().await {
+                Some(Ok(chunk)) => dropped = dropped.saturating_add(chunk.len() as u64),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// A store call with a deadline: a wedged store answers the client with an error naming
+/// the step instead of holding the request (and its session) forever.
+async fn bounded<T>(
+    what: &str,
+    within: Duration,
+    call: impl std::future::Future<Output = archy_swarm::Result<T>>,
+) -> Result<T, NodeError> {
+    match tokio::time::timeout(within, call).await {
+        Ok(result) => {
+            result.map_err(|e| NodeError::new(ErrorKind::Internal, format!("{what}: {e}")))
+        }
+        Err(_) => Err(NodeError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{what}: the blob store did not answer within {} s",
+                within.as_secs()
+            ),
+        )),
+    }
 }
 
 async fn finish(
