@@ -223,14 +223,50 @@ impl Catalog {
     }
 }
 
-/// One app of a verified catalog: its manifest, now trusted, and its artifact hashes.
+/// One app that came out of verification: its manifest, now trusted, and its artifact
+/// hashes. Only this crate makes one, in exactly two places: [`VerifiedCatalog::app`] (an app
+/// of a catalog that met the catalog threshold) and
+/// [`VerifiedPublication::sandboxed_app`](crate::VerifiedPublication::sandboxed_app) (a
+/// DID-signed publication that passed the sandbox policy, under its publisher's namespace).
+/// The fields are private, so no other crate can pair a manifest with hashes of its choosing:
+///
+/// ```compile_fail,E0451
+/// # fn forge(app: archy_registry::VerifiedApp) -> archy_registry::VerifiedApp {
+/// // Fields of `VerifiedApp` are private outside archy-registry (error E0451).
+/// archy_registry::VerifiedApp {
+///     manifest: app.manifest().clone(),
+///     artifacts: Vec::new(),
+/// }
+/// # }
+/// ```
+///
+/// Reading it is open: [`Self::manifest`], [`Self::artifacts`], [`Self::artifact`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedApp {
-    pub manifest: VerifiedManifest,
-    pub artifacts: Vec<Artifact>,
+    manifest: VerifiedManifest,
+    artifacts: Vec<Artifact>,
 }
 
 impl VerifiedApp {
+    /// Pairs a manifest with its hashes; callers are the two verifications named above.
+    pub(crate) fn from_verified(manifest: VerifiedManifest, artifacts: Vec<Artifact>) -> Self {
+        Self {
+            manifest,
+            artifacts,
+        }
+    }
+
+    /// The verified manifest (derefs to [`Manifest`]).
+    pub fn manifest(&self) -> &VerifiedManifest {
+        &self.manifest
+    }
+
+    /// The artifacts' names, BLAKE3 hashes, sizes and media types, as signed.
+    pub fn artifacts(&self) -> &[Artifact] {
+        &self.artifacts
+    }
+
+    /// The signed artifact named `name`, if the app has one.
     pub fn artifact(&self, name: &str) -> Option<&Artifact> {
         self.artifacts.iter().find(|a| a.name == name)
     }
@@ -239,6 +275,19 @@ impl VerifiedApp {
 /// A catalog whose envelope met the catalog threshold of a verified root.
 /// Expiry is a property checked per use ([`Self::check_unexpired`]): an expired catalog
 /// still describes what is running, but allows no new installs.
+///
+/// Only [`Self::verify`] makes one; its fields are private:
+///
+/// ```compile_fail,E0451
+/// # fn forge(c: archy_registry::Catalog) -> archy_registry::VerifiedCatalog {
+/// // Fields of `VerifiedCatalog` are private outside archy-registry (error E0451).
+/// archy_registry::VerifiedCatalog {
+///     catalog: c,
+///     envelope_bytes: Vec::new(),
+///     payload_hash: String::new(),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCatalog {
     catalog: Catalog,
@@ -305,13 +354,11 @@ impl VerifiedCatalog {
     }
 
     pub fn app(&self, id: &str) -> Option<VerifiedApp> {
-        self.catalog
-            .apps
-            .iter()
-            .find(|a| a.id == id)
-            .map(|a| VerifiedApp {
-                manifest: VerifiedManifest::new(a.manifest.clone()),
-                artifacts: a.artifacts.clone(),
-            })
+        self.catalog.apps.iter().find(|a| a.id == id).map(|a| {
+            VerifiedApp::from_verified(
+                VerifiedManifest::new(a.manifest.clone()),
+                a.artifacts.clone(),
+            )
+        })
     }
 }

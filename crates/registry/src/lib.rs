@@ -2,8 +2,9 @@
 //! and the state machine a node runs to accept or refuse them.
 //!
 //! Everything here is bytes in, bytes out: no I/O, no clock (callers pass "now"),
-//! no networking. The only way to obtain a [`VerifiedCatalog`] or a [`VerifiedManifest`]
-//! is through verification in this crate.
+//! no networking. The only way to obtain a [`VerifiedCatalog`], a [`VerifiedApp`] or a
+//! [`VerifiedManifest`] is through verification in this crate (each type's docs hold a
+//! `compile_fail` example of building one by hand elsewhere).
 
 mod catalog;
 mod envelope;

@@ -765,11 +765,21 @@ impl Manifest {
 }
 
 /// A manifest that came out of a verified, unexpired signed document. Only this crate
-/// constructs one; the orchestrator accepts nothing else.
+/// constructs one (inside a [`crate::VerifiedApp`], from a verified catalog or a verified,
+/// sandbox-checked publication); the orchestrator accepts nothing else. Its field is
+/// private, so a parsed but unsigned [`Manifest`] cannot be wrapped by hand:
+///
+/// ```compile_fail,E0423
+/// # fn forge(m: archy_registry::Manifest) -> archy_registry::VerifiedManifest {
+/// // A tuple struct with a private field cannot be built outside archy-registry (E0423).
+/// archy_registry::VerifiedManifest(m)
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedManifest(Manifest);
 
 impl VerifiedManifest {
+    /// Only for [`crate::VerifiedApp`]'s two verifications.
     pub(crate) fn new(manifest: Manifest) -> Self {
         Self(manifest)
     }

@@ -190,10 +190,10 @@ impl VerifiedPublication {
         let mut manifest = self.publication.manifest.clone();
         manifest.check_sandbox_policy()?;
         manifest.id = self.local_id();
-        Ok(VerifiedApp {
-            manifest: VerifiedManifest::new(manifest),
-            artifacts: self.publication.artifacts.clone(),
-        })
+        Ok(VerifiedApp::from_verified(
+            VerifiedManifest::new(manifest),
+            self.publication.artifacts.clone(),
+        ))
     }
 }
 
@@ -262,8 +262,8 @@ mod tests {
         let v = VerifiedPublication::verify(&env.to_bytes()).unwrap();
         assert_eq!(v.did(), key.public());
         let app = v.sandboxed_app().unwrap();
-        assert_eq!(app.manifest.id, format!("notes.{}", "ab".repeat(8)));
-        assert_eq!(app.manifest.id, v.local_id());
+        assert_eq!(app.manifest().id, format!("notes.{}", "ab".repeat(8)));
+        assert_eq!(app.manifest().id, v.local_id());
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Node {
                 catalog.version()
             ))
         })?;
-        let version = app.manifest.version.to_string();
+        let version = app.manifest().version.to_string();
         for c in &containers {
             let info = engine.inspect_container(&c.name).await?.ok_or_else(|| {
                 NodeError::new(
@@ -84,7 +84,7 @@ impl Node {
                 )));
             }
             let part = labels[LABEL_CONTAINER].as_str().unwrap_or_default();
-            if app.manifest.container(part).is_none()
+            if app.manifest().container(part).is_none()
                 || archy_orchestrator::container_name(id, part) != c.name
             {
                 return Err(refused(format!(

@@ -75,12 +75,12 @@ impl Node {
         workdir: &std::path::Path,
         progress: ProgressSink<'_>,
     ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
-        let total: u64 = app.artifacts.iter().map(|a| a.size).sum();
+        let total: u64 = app.artifacts().iter().map(|a| a.size).sum();
         let mut before = 0u64;
-        let id = app.manifest.id.as_str();
+        let id = app.manifest().id.as_str();
         std::fs::create_dir_all(workdir).map_err(internal)?;
         let mut images = BTreeMap::new();
-        for c in &app.manifest.containers {
+        for c in &app.manifest().containers {
             let Some(name) = &c.image.artifact else {
                 continue;
             };
@@ -294,7 +294,7 @@ impl Node {
         for row in db::apps(&self.db).await? {
             if let Ok((_, app)) = self.installed_app(&row.id).await {
                 keep.extend(
-                    app.artifacts
+                    app.artifacts()
                         .iter()
                         .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
                         .map(|b| b.hash),
@@ -328,12 +328,12 @@ impl Node {
     /// archive copied in, the layers, and the user namespace's chowned copy) plus the
     /// manifest's `disk_mb`. Places on one filesystem add up.
     pub(super) fn check_install_space(&self, app: &VerifiedApp) -> Result<(), NodeError> {
-        let artifacts: u64 = app.artifacts.iter().map(|a| a.size).sum();
+        let artifacts: u64 = app.artifacts().iter().map(|a| a.size).sum();
         let needs = install_needs(
             &self.config.data_dir,
             std::path::Path::new(self.orchestrator.engine().graph_root()),
             artifacts,
-            app.manifest.resources.disk_mb,
+            app.manifest().resources.disk_mb,
         );
         for (path, needed) in needs {
             if let Some(free) = free_bytes(&path)
@@ -348,11 +348,11 @@ impl Node {
     /// Pins an installed app's blobs under its name, so the store keeps them for repairs
     /// and rollbacks without the network.
     pub(super) async fn pin_artifacts(&self, app: &VerifiedApp) {
-        for artifact in &app.artifacts {
+        for artifact in app.artifacts() {
             let Ok(blob) = BlobRef::from_hex(&artifact.blake3, artifact.size) else {
                 continue;
             };
-            let tag = format!("archy/app/{}/{}", app.manifest.id, artifact.name);
+            let tag = format!("archy/app/{}/{}", app.manifest().id, artifact.name);
             match self
                 .store_call(
                     "pinning",
@@ -370,7 +370,7 @@ impl Node {
 
     /// After an update, releases the pins of artifacts the new version no longer has.
     pub(super) async fn unpin_dropped_artifacts(&self, app: &VerifiedApp) {
-        let prefix = format!("archy/app/{}/", app.manifest.id);
+        let prefix = format!("archy/app/{}/", app.manifest().id);
         let Ok(Ok(pins)) = self
             .store_call("listing pins", STORE_CALL_WITHIN, self.swarm.pins(&prefix))
             .await

@@ -51,7 +51,7 @@ impl Node {
         // A dependency uninstalled earlier kept its data: undoing our install must not purge it.
         let mut had_data = BTreeMap::new();
         for dep in &plan {
-            let id = dep.manifest.id.clone();
+            let id = dep.manifest().id.clone();
             let volumes = self.orchestrator.engine().volumes_of(&id).await?;
             had_data.insert(id, !volumes.is_empty());
         }
@@ -62,7 +62,8 @@ impl Node {
                 1,
                 format!(
                     "installing {} {} (needed by {id})",
-                    dep.manifest.id, dep.manifest.version
+                    dep.manifest().id,
+                    dep.manifest().version
                 ),
             ));
             if let Some(queued) = queued {
@@ -78,11 +79,12 @@ impl Node {
                     e.kind,
                     format!(
                         "installing {}, which {id} needs: {}",
-                        dep.manifest.id, e.message
+                        dep.manifest().id,
+                        e.message
                     ),
                 ));
             }
-            installed_now.push(dep.manifest.id.clone());
+            installed_now.push(dep.manifest().id.clone());
         }
         let progress = Monotonic::new(progress);
         let progress: ProgressSink<'_> = &|p| progress.emit(p);
@@ -130,7 +132,7 @@ impl Node {
         &self,
         app: &VerifiedApp,
     ) -> Result<(), NodeError> {
-        for dep in &app.manifest.dependencies {
+        for dep in &app.manifest().dependencies {
             let problem = match db::app(&self.db, &dep.id).await? {
                 None => format!("{} is not installed", dep.id),
                 Some(row) => match semver::Version::parse(&row.version) {
@@ -145,7 +147,9 @@ impl Node {
                 ErrorKind::Conflict,
                 format!(
                     "{} needs {} {}: {problem}; install it first (or install with --with-deps)",
-                    app.manifest.id, dep.id, dep.version
+                    app.manifest().id,
+                    dep.id,
+                    dep.version
                 ),
             ));
         }
@@ -161,7 +165,7 @@ impl Node {
             }
             match self.installed_app(&row.id).await {
                 Ok((_, app)) => {
-                    if app.manifest.dependencies.iter().any(|d| d.id == id) {
+                    if app.manifest().dependencies.iter().any(|d| d.id == id) {
                         dependents.push(row.id);
                     }
                 }
@@ -204,15 +208,15 @@ impl PlanCatalog for VerifiedCatalog {
 
 impl PlanApp for VerifiedApp {
     fn id(&self) -> &str {
-        &self.manifest.id
+        &self.manifest().id
     }
 
     fn version(&self) -> &semver::Version {
-        &self.manifest.version
+        &self.manifest().version
     }
 
     fn dependencies(&self) -> &[Dependency] {
-        &self.manifest.dependencies
+        &self.manifest().dependencies
     }
 }
 

@@ -175,7 +175,7 @@ impl Node {
                 let stopped = async {
                     let (row, app) = self.installed_app(&op.app_id).await?;
                     if row.desired == "stopped" {
-                        self.orchestrator.stop(&app.manifest).await?;
+                        self.orchestrator.stop(app.manifest()).await?;
                     }
                     Ok::<_, NodeError>(())
                 }
@@ -301,7 +301,7 @@ impl Node {
         app: &VerifiedApp,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
-        let id = app.manifest.id.as_str();
+        let id = app.manifest().id.as_str();
         if let Some(row) = db::app(&self.db, id).await? {
             let whose = match (&row.publisher, source) {
                 (Some(p), Source::Publication { author, .. }) if p != author => format!(
@@ -343,7 +343,7 @@ impl Node {
         workdir: &std::path::Path,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
-        let id = app.manifest.id.as_str();
+        let id = app.manifest().id.as_str();
         op.stage("fetching").await?;
         self.check_install_space(app)?;
         let origin = source.origin();
@@ -378,16 +378,16 @@ impl Node {
         let installed = tokio::time::timeout(
             CREATE_BOUND,
             self.orchestrator
-                .install_tracked(&app.manifest, &images, &staged, &created),
+                .install_tracked(app.manifest(), &images, &staged, &created),
         )
         .await;
         stages.close().await;
         let runtime = match installed {
             Ok(Err(e)) if super::artifacts::is_no_space(&e.to_string()) => {
                 let graph_root = std::path::Path::new(self.orchestrator.engine().graph_root());
-                let artifacts: u64 = app.artifacts.iter().map(|a| a.size).sum();
+                let artifacts: u64 = app.artifacts().iter().map(|a| a.size).sum();
                 let needed = app
-                    .manifest
+                    .manifest()
                     .resources
                     .disk_mb
                     .saturating_mul(1024 * 1024)
@@ -411,7 +411,7 @@ impl Node {
         };
         op.flush_created().await?;
         self.pin_artifacts(app).await;
-        let version = app.manifest.version.to_string();
+        let version = app.manifest().version.to_string();
         match source {
             Source::Catalog(catalog) => {
                 db::insert_app(&self.db, id, &version, catalog.version()).await?
@@ -501,20 +501,20 @@ impl Node {
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = row.id.as_str();
-        if new.manifest.id != old.manifest.id {
+        if new.manifest().id != old.manifest().id {
             return Err(internal(format!(
                 "{id}: the new version is {}, another app",
-                new.manifest.id
+                new.manifest().id
             )));
         }
-        if new.manifest.version <= old.manifest.version {
+        if new.manifest().version <= old.manifest().version {
             return Err(NodeError::new(
                 ErrorKind::Conflict,
                 format!(
                     "{id} is at {}; {} offers {}, nothing newer",
-                    old.manifest.version,
+                    old.manifest().version,
                     source.describe(),
-                    new.manifest.version
+                    new.manifest().version
                 ),
             ));
         }
@@ -561,8 +561,8 @@ impl Node {
             let replaced = tokio::time::timeout(
                 CREATE_BOUND,
                 self.orchestrator.update_tracked(
-                    &old.manifest,
-                    &new.manifest,
+                    old.manifest(),
+                    new.manifest(),
                     &old_images,
                     &new_images,
                     &staged,
@@ -583,15 +583,17 @@ impl Node {
                     self.orchestrator.remove_app_containers(id).await;
                     let back = tokio::time::timeout(
                         CREATE_BOUND,
-                        self.orchestrator.repair(&old.manifest, &old_images),
+                        self.orchestrator.repair(old.manifest(), &old_images),
                     )
                     .await;
                     let how = match back {
-                        Ok(Ok(_)) => format!("{} is back", old.manifest.version),
-                        Ok(Err(e)) => format!("bringing {} back failed: {e}", old.manifest.version),
+                        Ok(Ok(_)) => format!("{} is back", old.manifest().version),
+                        Ok(Err(e)) => {
+                            format!("bringing {} back failed: {e}", old.manifest().version)
+                        }
                         Err(_) => format!(
                             "bringing {} back did not finish either",
-                            old.manifest.version
+                            old.manifest().version
                         ),
                     };
                     let e = bound_expired(&format!("updating {id}"), CREATE_BOUND);
@@ -602,7 +604,7 @@ impl Node {
             // Pinned before the record moves, and the old pins dropped only after it did,
             // so a crash in between never leaves the recorded version without its blobs.
             self.pin_artifacts(new).await;
-            let version = new.manifest.version.to_string();
+            let version = new.manifest().version.to_string();
             match source {
                 Source::Catalog(catalog) => {
                     db::update_app(&self.db, id, &version, catalog.version()).await?
@@ -641,9 +643,9 @@ impl Node {
         let op = held.begin_as(queued, id, OperationKind::Start).await?;
         let result = tokio::time::timeout(RUN_BOUND, async {
             db::set_desired(&self.db, id, "running").await?;
-            let missing = self.orchestrator.missing_containers(&app.manifest).await?;
+            let missing = self.orchestrator.missing_containers(app.manifest()).await?;
             let runtime = if missing.is_empty() {
-                self.orchestrator.start(&app.manifest).await?
+                self.orchestrator.start(app.manifest()).await?
             } else {
                 let workdir = self
                     .config
@@ -652,7 +654,7 @@ impl Node {
                     .join(format!("start-{}", op.id()));
                 let repaired = async {
                     let images = self.fetch_images(&app, None, &workdir, &|_| {}).await?;
-                    self.orchestrator.repair(&app.manifest, &images).await?;
+                    self.orchestrator.repair(app.manifest(), &images).await?;
                     Ok::<_, NodeError>(self.orchestrator.status(id).await?)
                 }
                 .await;
@@ -680,9 +682,9 @@ impl Node {
         let (row, app) = self.installed_app(id).await?;
         let op = held.begin_as(queued, id, OperationKind::Restart).await?;
         let result = tokio::time::timeout(RUN_BOUND, async {
-            self.orchestrator.stop(&app.manifest).await?;
+            self.orchestrator.stop(app.manifest()).await?;
             db::set_desired(&self.db, id, "running").await?;
-            let runtime = self.orchestrator.start(&app.manifest).await?;
+            let runtime = self.orchestrator.start(app.manifest()).await?;
             Ok::<_, NodeError>(self.view(id, &row.version, "running", runtime, Some(&app)))
         })
         .await
@@ -705,7 +707,7 @@ impl Node {
         let result = tokio::time::timeout(RUN_BOUND, async {
             // Desired state first: a reconciler must never restart what the user stopped.
             db::set_desired(&self.db, id, "stopped").await?;
-            let runtime = self.orchestrator.stop(&app.manifest).await?;
+            let runtime = self.orchestrator.stop(app.manifest()).await?;
             Ok::<_, NodeError>(self.view(id, &row.version, "stopped", runtime, Some(&app)))
         })
         .await

@@ -133,10 +133,10 @@ impl Node {
                 }
             };
             let current = podman.get(&row.id).map(Vec::as_slice).unwrap_or_default();
-            if !Orchestrator::drifted(&app.manifest, current) {
+            if !Orchestrator::drifted(app.manifest(), current) {
                 continue;
             }
-            let missing = self.orchestrator.missing_containers(&app.manifest).await?;
+            let missing = self.orchestrator.missing_containers(app.manifest()).await?;
             let workdir = self
                 .config
                 .data_dir
@@ -165,7 +165,7 @@ impl Node {
                         }
                     }
                 };
-                Ok::<_, NodeError>(self.orchestrator.repair(&app.manifest, &images).await?)
+                Ok::<_, NodeError>(self.orchestrator.repair(app.manifest(), &images).await?)
             }
             .await;
             let _ = std::fs::remove_dir_all(&workdir);
@@ -339,11 +339,11 @@ impl Node {
             }
             let now = Instant::now();
             let due = plan.iter().any(|app| {
-                app.manifest.containers.iter().any(|c| {
+                app.manifest().containers.iter().any(|c| {
                     c.health.is_some()
                         && watches
                             .get(&archy_orchestrator::container_name(
-                                &app.manifest.id,
+                                &app.manifest().id,
                                 &c.name,
                             ))
                             .is_none_or(|w| w.next_check <= now)
@@ -361,9 +361,9 @@ impl Node {
             };
             let mut seen = Vec::new();
             for app in &plan {
-                let id = app.manifest.id.as_str();
+                let id = app.manifest().id.as_str();
                 let running = podman.get(id).map(Vec::as_slice).unwrap_or_default();
-                for c in &app.manifest.containers {
+                for c in &app.manifest().containers {
                     let Some(check) = &c.health else { continue };
                     let name = archy_orchestrator::container_name(id, &c.name);
                     if !running.iter().any(|r| {
@@ -384,7 +384,7 @@ impl Node {
                     let bound = Duration::from_secs(u64::from(check.timeout_seconds) + 5);
                     let result = tokio::time::timeout(
                         bound,
-                        self.orchestrator.check_once(&app.manifest, &c.name),
+                        self.orchestrator.check_once(app.manifest(), &c.name),
                     )
                     .await
                     .unwrap_or_else(|_| Err(format!("no answer within {}s", bound.as_secs())));
@@ -449,7 +449,7 @@ impl Node {
                 continue;
             }
             if let Ok((_, app)) = self.installed_app(&row.id).await
-                && app.manifest.containers.iter().any(|c| c.health.is_some())
+                && app.manifest().containers.iter().any(|c| c.health.is_some())
             {
                 plan.push(app);
             }
@@ -465,18 +465,19 @@ impl Node {
         container: &str,
         reason: &str,
     ) -> Result<bool, NodeError> {
-        let id = app.manifest.id.as_str();
+        let id = app.manifest().id.as_str();
         let _lock = self.exclusive().await;
         match db::app(&self.db, id).await? {
             Some(row)
-                if row.desired == "running" && row.version == app.manifest.version.to_string() => {}
+                if row.desired == "running"
+                    && row.version == app.manifest().version.to_string() => {}
             _ => return Ok(false),
         }
         // An operation may have held the lock meanwhile (a restart, an update): only a
         // container that still fails is restarted.
         if self
             .orchestrator
-            .check_once(&app.manifest, container)
+            .check_once(app.manifest(), container)
             .await
             .is_ok()
         {
@@ -491,7 +492,7 @@ impl Node {
         let restarted = tokio::time::timeout(RESTART_BOUND, async {
             self.orchestrator.engine().kill_container(&name).await?;
             self.orchestrator
-                .repair(&app.manifest, &BTreeMap::new())
+                .repair(app.manifest(), &BTreeMap::new())
                 .await
         })
         .await

@@ -68,10 +68,10 @@ impl Node {
         })?;
         if let (Some(author), Some(envelope)) = (&row.publisher, &row.publication) {
             let (_, app) = third_party_app(envelope, author)?;
-            if app.manifest.id != row.id {
+            if app.manifest().id != row.id {
                 return Err(internal(format!(
                     "app {id}: its stored publication is for {}",
-                    app.manifest.id
+                    app.manifest().id
                 )));
             }
             return Ok((row, app));
@@ -88,7 +88,7 @@ impl Node {
                 trust
                     .catalog()
                     .and_then(|c| c.app(id))
-                    .filter(|a| a.manifest.version.to_string() == row.version)
+                    .filter(|a| a.manifest().version.to_string() == row.version)
             })
             .ok_or_else(|| {
                 NodeError::new(

@@ -59,9 +59,9 @@ impl Node {
     ) -> AppView {
         let state = runtime_state(&runtime);
         let url = app.and_then(|a| {
-            let ui = a.manifest.ui.as_ref()?;
+            let ui = a.manifest().ui.as_ref()?;
             let port = a
-                .manifest
+                .manifest()
                 .container(&ui.container)?
                 .ports
                 .iter()
@@ -77,7 +77,7 @@ impl Node {
         let warnings = app
             .map(|a| {
                 self.orchestrator
-                    .unenforced_limits(&a.manifest)
+                    .unenforced_limits(a.manifest())
                     .into_iter()
                     .filter(|l| l.declared)
                     .map(|l| l.to_string())
@@ -236,7 +236,7 @@ impl Node {
         let (_, app) = self.installed_app(id).await?;
         Ok(self
             .orchestrator
-            .logs(&app.manifest, container, tail, follow)
+            .logs(app.manifest(), container, tail, follow)
             .await?)
     }
 
@@ -324,11 +324,11 @@ impl Node {
             let (local_id, sandbox, origin, description, permissions) =
                 match third_party_app(&envelope, &listing.author) {
                     Ok((verified, app)) => (
-                        Some(app.manifest.id.clone()),
+                        Some(app.manifest().id.clone()),
                         "passes".to_owned(),
                         Some(verified.publication().origin.http.clone()),
-                        app.manifest.description.clone(),
-                        Some(wire::permissions(&app.manifest)),
+                        app.manifest().description.clone(),
+                        Some(wire::permissions(app.manifest())),
                     ),
                     Err(e) => (None, e.message, None, String::new(), None),
                 };
@@ -417,11 +417,11 @@ impl WithHealth for AppView {
             return self;
         };
         self.health = app
-            .manifest
+            .manifest()
             .containers
             .iter()
             .map(|c| {
-                let name = archy_orchestrator::container_name(&app.manifest.id, &c.name);
+                let name = archy_orchestrator::container_name(&app.manifest().id, &c.name);
                 let running = self
                     .containers
                     .iter()
