@@ -1,11 +1,14 @@
 //! Bounded GETs from an origin (catalog, root versions, swarm address): the body is capped
 //! before and while it is read, the whole exchange has one deadline, and a failure says
 //! what happened (timeout, refused connection, broken body), not reqwest's outer wording.
+//! [`OriginHttp`] is the origin as a [`CatalogSource`].
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 
+use super::transport::{CatalogSource, Document, SourceError};
 use super::{ErrorKind, Node, NodeError};
 
 impl Node {
@@ -20,14 +23,61 @@ impl Node {
     }
 
     /// GET with a hard cap on the body, checked before and while reading; a 404 means
-    /// "there is none" (e.g. no next root version). The whole exchange must finish within
-    /// [`ORIGIN_TIMEOUT`].
+    /// "there is none". The whole exchange must finish within [`ORIGIN_TIMEOUT`].
     pub(super) async fn get_optional(
         &self,
         url: &str,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, NodeError> {
-        fetch_optional(&self.http, url, limit, ORIGIN_TIMEOUT).await
+        Ok(fetch_optional(&self.http, url, limit, ORIGIN_TIMEOUT).await?)
+    }
+}
+
+/// The origin's HTTP server as a catalog source: `GET /v1/root/{N}`, `GET /v1/catalog`,
+/// `GET /v1/catalog/{N}`, each bounded by [`fetch_optional`].
+pub(super) struct OriginHttp {
+    http: reqwest::Client,
+    /// The origin's base URL, without a trailing '/'.
+    base: String,
+}
+
+impl OriginHttp {
+    pub(super) fn new(http: reqwest::Client, base: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+impl CatalogSource for OriginHttp {
+    fn locate(&self, doc: Document) -> String {
+        let base = &self.base;
+        match doc {
+            Document::Root(v) => format!("{base}/v1/root/{v}"),
+            Document::Catalog => format!("{base}/v1/catalog"),
+            Document::CatalogVersion(v) => format!("{base}/v1/catalog/{v}"),
+        }
+    }
+
+    fn fetch(&self, doc: Document, limit: usize) -> BoxFuture<'_, Result<Vec<u8>, SourceError>> {
+        Box::pin(async move {
+            let url = self.locate(doc);
+            fetch_optional(&self.http, &url, limit, ORIGIN_TIMEOUT)
+                .await?
+                .ok_or_else(|| SourceError::NotFound(format!("{url} answered 404 Not Found")))
+        })
+    }
+}
+
+impl From<SourceError> for NodeError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::NotFound(m) | SourceError::Unavailable(m) => {
+                NodeError::new(ErrorKind::Unavailable, m)
+            }
+            SourceError::Refused(m) => NodeError::new(ErrorKind::Refused, m),
+        }
     }
 }
 
@@ -42,7 +92,7 @@ async fn fetch_optional(
     url: &str,
     limit: usize,
     deadline: Duration,
-) -> Result<Option<Vec<u8>>, NodeError> {
+) -> Result<Option<Vec<u8>>, SourceError> {
     let mut body = Vec::new();
     let fetch = async {
         let response = http
@@ -55,28 +105,26 @@ async fn fetch_optional(
             return Ok(None);
         }
         if !response.status().is_success() {
-            return Err(NodeError::new(
-                ErrorKind::Unavailable,
-                format!("{url} answered {}", response.status()),
-            ));
+            return Err(SourceError::Unavailable(format!(
+                "{url} answered {}",
+                response.status()
+            )));
         }
         if response
             .content_length()
             .is_some_and(|len| len > limit as u64)
         {
-            return Err(NodeError::new(
-                ErrorKind::Refused,
-                format!("{url} is larger than the {limit}-byte limit"),
-            ));
+            return Err(SourceError::Refused(format!(
+                "{url} is larger than the {limit}-byte limit"
+            )));
         }
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| fetch_error(url, deadline, &e, Some(body.len())))?;
             if body.len() + chunk.len() > limit {
-                return Err(NodeError::new(
-                    ErrorKind::Refused,
-                    format!("{url} sent more than the {limit}-byte limit"),
-                ));
+                return Err(SourceError::Refused(format!(
+                    "{url} sent more than the {limit}-byte limit"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -91,18 +139,15 @@ async fn fetch_optional(
     }
 }
 
-fn timed_out(url: &str, deadline: Duration, received: Option<usize>) -> NodeError {
-    NodeError::new(
-        ErrorKind::Unavailable,
-        format!(
-            "origin did not answer within {} s: GET {url}{}",
-            deadline.as_secs_f64(),
-            match received {
-                Some(n) => format!(" (the body stopped after {n} bytes)"),
-                None => String::new(),
-            }
-        ),
-    )
+fn timed_out(url: &str, deadline: Duration, received: Option<usize>) -> SourceError {
+    SourceError::Unavailable(format!(
+        "origin did not answer within {} s: GET {url}{}",
+        deadline.as_secs_f64(),
+        match received {
+            Some(n) => format!(" (the body stopped after {n} bytes)"),
+            None => String::new(),
+        }
+    ))
 }
 
 /// Names a failed fetch by what happened, not by reqwest's outermost wording ("error
@@ -112,7 +157,7 @@ fn fetch_error(
     deadline: Duration,
     e: &reqwest::Error,
     received: Option<usize>,
-) -> NodeError {
+) -> SourceError {
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {
         cause = next;
@@ -123,10 +168,7 @@ fn fetch_error(
         } else {
             cause.to_string()
         };
-        return NodeError::new(
-            ErrorKind::Unavailable,
-            format!("cannot connect to {url}: {why}"),
-        );
+        return SourceError::Unavailable(format!("cannot connect to {url}: {why}"));
     }
     if e.is_timeout() {
         return timed_out(url, deadline, received);
@@ -135,7 +177,7 @@ fn fetch_error(
         Some(n) => format!("{url}: the connection broke after {n} bytes of the body: {cause}"),
         None => format!("cannot fetch {url}: {cause}"),
     };
-    NodeError::new(ErrorKind::Unavailable, message)
+    SourceError::Unavailable(message)
 }
 
 #[cfg(test)]
@@ -178,24 +220,24 @@ mod tests {
         let err = fetch_optional(&http, &url, 1024, Duration::from_millis(300))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Unavailable);
         assert_eq!(
-            err.message,
-            format!("origin did not answer within 0.3 s: GET {url}")
+            err,
+            SourceError::Unavailable(format!("origin did not answer within 0.3 s: GET {url}"))
         );
         // Headers, then a body that never comes: still a timeout, not a decoding error.
         let url = silent_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789").await;
         let err = fetch_optional(&http, &url, 1024, Duration::from_millis(300))
             .await
             .unwrap_err();
+        let SourceError::Unavailable(message) = err else {
+            panic!("{err:?}")
+        };
         assert!(
-            err.message
-                .starts_with("origin did not answer within 0.3 s: GET ")
-                && err.message.contains(&url)
-                && err.message.contains("after 10 bytes")
-                && !err.message.contains("decoding"),
-            "{}",
-            err.message
+            message.starts_with("origin did not answer within 0.3 s: GET ")
+                && message.contains(&url)
+                && message.contains("after 10 bytes")
+                && !message.contains("decoding"),
+            "{message}"
         );
     }
 
@@ -208,10 +250,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            err.message
-                .starts_with(&format!("cannot connect to {url}: ")),
-            "{}",
-            err.message
+            matches!(&err, SourceError::Unavailable(m) if m.starts_with(&format!("cannot connect to {url}: "))),
+            "{err:?}"
         );
     }
 }

@@ -5,8 +5,11 @@
 //! file as further `impl Node` blocks, layered from where a verified app comes from up to
 //! what the operator sees:
 //!
+//! - `transport`: where catalog metadata comes from (`CatalogSource`: the origin over HTTP,
+//!   a peer's relay over iroh), bounded in size and time;
 //! - `http`: bounded GETs from an origin, with deadlines and named failures;
-//! - `catalog`: the catalog pull, its hash chain and gaps, root rotation, peer relay;
+//! - `catalog`: the catalog pull (`CatalogSync`, no Podman needed), its hash chain and
+//!   gaps, root rotation, peer relay;
 //! - `market`: third-party discovery, scores, trusted keys and the publisher trust gate;
 //! - `source`: the catalog or publication an app comes from, and re-verifying installed apps;
 //! - `artifacts`: fetching images (policy, providers, tracker), pins, swarm upkeep;
@@ -30,6 +33,7 @@ mod operation;
 mod reconcile;
 mod settings;
 mod source;
+mod transport;
 mod views;
 mod wire;
 

@@ -2,8 +2,8 @@
 //! publication ([`Source`]), and, for an installed app, its manifest re-verified from the
 //! stored signed bytes. Nothing acts on an app that has not just been verified this way.
 
-use archy_registry::{VerifiedApp, VerifiedCatalog, VerifiedPublication};
-use chrono::Utc;
+use archy_registry::{TrustState, VerifiedApp, VerifiedCatalog, VerifiedPublication};
+use chrono::{DateTime, Utc};
 
 use super::error::internal;
 use super::market::third_party_app;
@@ -42,20 +42,7 @@ impl Source<'_> {
 impl Node {
     /// The current catalog, refused for new installs once expired.
     pub(super) async fn installable_catalog(&self) -> Result<VerifiedCatalog, NodeError> {
-        let trust = self.trust.read().await;
-        let catalog = trust.catalog().cloned().ok_or_else(|| {
-            NodeError::new(
-                ErrorKind::Unavailable,
-                "no verified catalog yet: the node has not pulled one from its origin",
-            )
-        })?;
-        catalog.check_unexpired(Utc::now()).map_err(|e| {
-            NodeError::new(
-                ErrorKind::Refused,
-                format!("{e}; no installs from it until the origin publishes a fresh one"),
-            )
-        })?;
-        Ok(catalog)
+        installable(&*self.trust.read().await, Utc::now())
     }
 
     /// The manifest an installed app was installed from, re-verified from stored bytes.
@@ -102,6 +89,27 @@ impl Node {
             })?;
         Ok((row, app))
     }
+}
+
+/// The trust state's catalog if it may be installed from at `now` (DESIGN trust rule 6: an
+/// expired one keeps running apps running, nothing more).
+pub(super) fn installable(
+    trust: &TrustState,
+    now: DateTime<Utc>,
+) -> Result<VerifiedCatalog, NodeError> {
+    let catalog = trust.catalog().cloned().ok_or_else(|| {
+        NodeError::new(
+            ErrorKind::Unavailable,
+            "no verified catalog yet: the node has not pulled one from its origin",
+        )
+    })?;
+    catalog.check_unexpired(now).map_err(|e| {
+        NodeError::new(
+            ErrorKind::Refused,
+            format!("{e}; no installs from it until the origin publishes a fresh one"),
+        )
+    })?;
+    Ok(catalog)
 }
 
 /// The catalog's app `id`, or an error that says where to look instead.
