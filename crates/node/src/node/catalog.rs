@@ -474,13 +474,4 @@ fn describe_gaps(gaps: &[std::ops::RangeInclusive<u64>]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gaps_are_described_as_runs() {
-        assert_eq!(describe_gaps(&[2..=2]), "version 2");
-        assert_eq!(describe_gaps(&[2..=4, 7..=7]), "versions 2–4, 7");
-        assert_eq!(describe_gaps(&[3..=5]), "versions 3–5");
-    }
-}
+mod tests;
