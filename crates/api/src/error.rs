@@ -68,6 +68,11 @@ impl ErrorKind {
         }
     }
 
+    /// The kind with this wire name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The kind's wire name (`cross_site`, …).
     pub fn as_str(self) -> &'static str {
         match self {

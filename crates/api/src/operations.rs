@@ -127,6 +127,10 @@ pub struct OperationView {
     pub finished_at: Option<String>,
     /// Why it failed, or what recovery did after an interruption.
     pub error: Option<String>,
+    /// The kind of the failure, so a replay answers as the live operation did (absent for
+    /// operations recorded before the node kept it, and for interruptions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<crate::ErrorKind>,
 }
 
 /// What an operation answers with: the app (install, update, start, stop, restart), or

@@ -484,18 +484,24 @@ pub async fn set_created(db: &Db, op: i64, created: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn finish_operation(db: &Db, op: i64, error: Option<&str>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE operations SET status = ?, error = ?, finished_at = ? WHERE id = ?")
-        .bind(if error.is_some() {
-            "failed"
-        } else {
-            "succeeded"
-        })
-        .bind(error)
-        .bind(now())
-        .bind(op)
-        .execute(db)
-        .await?;
+/// How an operation failed: the error kind's wire name and the message.
+pub type Failure<'a> = Option<(&'a str, &'a str)>;
+
+pub async fn finish_operation(db: &Db, op: i64, failure: Failure<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE operations SET status = ?, error_kind = ?, error = ?, finished_at = ? WHERE id = ?",
+    )
+    .bind(if failure.is_some() {
+        "failed"
+    } else {
+        "succeeded"
+    })
+    .bind(failure.map(|f| f.0))
+    .bind(failure.map(|f| f.1))
+    .bind(now())
+    .bind(op)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -505,18 +511,19 @@ pub async fn finish_operation(db: &Db, op: i64, error: Option<&str>) -> sqlx::Re
 pub async fn finish_unstarted_operation(
     db: &Db,
     op: i64,
-    error: Option<&str>,
+    failure: Failure<'_>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE operations SET status = ?, error = ?, finished_at = ? \
+        "UPDATE operations SET status = ?, error_kind = ?, error = ?, finished_at = ? \
          WHERE id = ? AND status = 'running' AND stage IN ('queued', 'dependencies')",
     )
-    .bind(if error.is_some() {
+    .bind(if failure.is_some() {
         "failed"
     } else {
         "succeeded"
     })
-    .bind(error)
+    .bind(failure.map(|f| f.0))
+    .bind(failure.map(|f| f.1))
     .bind(now())
     .bind(op)
     .execute(db)
@@ -532,6 +539,8 @@ pub struct OperationRow {
     pub stage: String,
     pub status: String,
     pub error: Option<String>,
+    /// The failure's `archy_api::ErrorKind` wire name, when it failed.
+    pub error_kind: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
     /// What the operation created (`archy_orchestrator::Created` as JSON), if recorded.
@@ -539,7 +548,7 @@ pub struct OperationRow {
 }
 
 const OPERATION_COLUMNS: &str =
-    "id, app_id, kind, stage, status, error, started_at, finished_at, created";
+    "id, app_id, kind, stage, status, error, error_kind, started_at, finished_at, created";
 
 fn operation_row(r: sqlx::sqlite::SqliteRow) -> OperationRow {
     OperationRow {
@@ -549,6 +558,7 @@ fn operation_row(r: sqlx::sqlite::SqliteRow) -> OperationRow {
         stage: r.get("stage"),
         status: r.get("status"),
         error: r.get("error"),
+        error_kind: r.get("error_kind"),
         started_at: r.get("started_at"),
         finished_at: r.get("finished_at"),
         created: r.get("created"),

@@ -325,8 +325,11 @@ impl Node {
                 }
             };
             // An operation that never began has no guard to record its outcome.
-            let error = outcome.as_ref().err().map(|e| e.message.as_str());
-            if let Err(e) = db::finish_unstarted_operation(&node.db, id, error).await {
+            let failure = outcome
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.as_str(), e.message.as_str()));
+            if let Err(e) = db::finish_unstarted_operation(&node.db, id, failure).await {
                 warn!(operation = id, error = %e, "cannot record the operation's outcome");
             }
             running.finish(outcome.map_err(|e| (e.kind, e.message)));
@@ -412,6 +415,7 @@ fn view(row: db::OperationRow) -> Option<archy_api::OperationView> {
         started_at: row.started_at,
         finished_at: row.finished_at,
         error: row.error,
+        error_kind: row.error_kind.as_deref().and_then(ErrorKind::parse),
     })
 }
 
@@ -497,7 +501,7 @@ impl Node {
                 ),
             )),
             S::Failed | S::Running => Err((
-                ErrorKind::Internal,
+                view.error_kind.unwrap_or(ErrorKind::Internal),
                 view.error
                     .clone()
                     .unwrap_or_else(|| format!("operation {id} failed")),

@@ -260,7 +260,10 @@ impl OperationGuard<'_> {
         let recorded = db::finish_operation(
             self.db,
             self.id,
-            result.as_ref().err().map(|e| e.message.as_str()),
+            result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.as_str(), e.message.as_str())),
         )
         .await;
         match (recorded, result) {
@@ -367,6 +370,11 @@ mod tests {
             status(&db, id).await,
             ("failed".into(), "started".into(), Some("no".into()))
         );
+        // The kind is kept, so a replay of the finished operation answers "conflict" as
+        // the live one did, not "internal".
+        let row = db::operation(&db, id).await.unwrap().unwrap();
+        assert_eq!(row.error_kind.as_deref(), Some("conflict"));
+        assert_eq!(ErrorKind::parse("conflict"), Some(ErrorKind::Conflict));
 
         // Not finished: left running, for recovery at the next start.
         let op = held.begin("b", OperationKind::Update).await.unwrap();
