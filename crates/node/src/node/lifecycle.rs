@@ -160,11 +160,7 @@ impl Node {
         }
         self.check_dependencies_installed(app).await?;
         held.run(queued, id, OperationKind::Install, async |op| {
-            let workdir = self
-                .config
-                .data_dir
-                .join("tmp")
-                .join(format!("install-{}", op.id()));
+            let workdir = self.scratch_dir("install", op);
             let result = self.install_steps(op, source, app, &workdir, progress).await;
             let _ = std::fs::remove_dir_all(&workdir);
             if result.is_err() {
@@ -295,11 +291,7 @@ impl Node {
                 let runtime = if missing.is_empty() {
                     self.orchestrator.start(&app.manifest).await?
                 } else {
-                    let workdir = self
-                        .config
-                        .data_dir
-                        .join("tmp")
-                        .join(format!("start-{}", op.id()));
+                    let workdir = self.scratch_dir("start", op);
                     let repaired = async {
                         let images = self.fetch_images(app, None, &workdir, &|_| {}).await?;
                         self.orchestrator.repair(&app.manifest, &images).await?;
@@ -450,6 +442,14 @@ impl Node {
             self.unpin_app(id).await;
         }
         op.finish(result).await
+    }
+
+    /// `<data_dir>/tmp/<what>-<operation id>`: where operation `op` unpacks what it fetched.
+    pub(super) fn scratch_dir(&self, what: &str, op: &OperationGuard<'_>) -> std::path::PathBuf {
+        self.config
+            .data_dir
+            .join("tmp")
+            .join(format!("{what}-{}", op.id()))
     }
 
     /// Whether an uninstalled app left data here: its labelled volumes, or its directory
