@@ -2,35 +2,11 @@
 //! a node that pulls and verifies it into sqlite, fetches the image over iroh, and runs the
 //! app in rootless Podman. Every bad input gets a clear error and leaves nothing behind.
 //!
-//! The tests live in the modules below, one subject each; this file holds what they share.
+//! The tests live in the modules below, one subject each; their fixtures are in tests/support.
 
 use archy_registry::Envelope;
 use archy_tests::*;
 use base64::Engine as _;
-
-/// These tests share the rootless Podman user and the hello app's host port: one at a time.
-static PODMAN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Tests that stop the Podman service itself hold this for writing; every test that needs
-/// the service but not the shared app port (it only starts a node) holds it for reading,
-/// so it never meets a service that is down on purpose.
-static PODMAN_SERVICE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-async fn podman_has_app(app: &str) -> bool {
-    let engine = archy_orchestrator::Engine::connect(&podman_url())
-        .await
-        .expect("podman reachable");
-    !engine.containers_of(app).await.unwrap().is_empty()
-}
-
-async fn remove_leftovers(app: &str) {
-    let engine = archy_orchestrator::Engine::connect(&podman_url())
-        .await
-        .expect("podman reachable");
-    for c in engine.containers_of(app).await.unwrap() {
-        engine.remove_container(&c.name).await.unwrap();
-    }
-}
 
 /// Rewrites a catalog's payload with `edit`, keeping (now invalid) signatures unless re-signed.
 fn edit_payload(env: &Envelope, edit: impl FnOnce(&mut serde_json::Value)) -> Envelope {

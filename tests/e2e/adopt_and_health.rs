@@ -5,58 +5,9 @@
 //!
 //! Their apps have ids and ports of their own (not hello's), so they share Podman politely.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::*;
-
-/// `podman --remote ARGS` as a test's own hand (setup and checks, not the code under test).
-fn podman(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("podman")
-        .args(["--remote", "--url", &podman_url()])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-            + String::from_utf8_lossy(&out.stderr).trim(),
-    )
-}
-
-/// Removes whatever an earlier run left of `app` in Podman.
-async fn remove_everything_of(app: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let orchestrator =
-        archy_orchestrator::Orchestrator::connect(archy_orchestrator::OrchestratorConfig {
-            podman_url: podman_url(),
-            data_dir: dir.path().to_owned(),
-            publish_address: [127, 0, 0, 1].into(),
-        })
-        .await
-        .unwrap();
-    let _ = orchestrator.uninstall(app, true).await;
-    let _ = podman(&["network", "rm", "--", &format!("archy-{app}")]);
-}
-
-/// An origin on loopback serving a catalog of apps made from hello; its URL and root.
-async fn origin_with(
-    tmp: &Path,
-    apps: &[HelloApp<'_>],
-) -> (String, std::path::PathBuf, tokio::task::JoinHandle<()>) {
-    let origin = TestOrigin::of(tmp, &apps_from_hello(&tmp.join("apps"), apps)).await;
-    (origin.url, origin.root, origin.server)
-}
-
-async fn node_at(dir: &Path, url: &str, root: &Path) -> std::sync::Arc<archy_node::Node> {
-    archy_node::Node::start(archy_node::NodeConfig {
-        pull_interval_seconds: 3600,
-        reconcile_interval_seconds: 3600,
-        ..node_config(dir, url, root)
-    })
-    .await
-    .expect("node starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_an_empty_data_dir_raises_the_alarm_and_adopts_the_running_app() {
@@ -65,17 +16,18 @@ async fn a_node_on_an_empty_data_dir_raises_the_alarm_and_adopts_the_running_app
     remove_everything_of(APP).await;
     let tmp = tempfile::tempdir().unwrap();
     let keep = |m: String| m;
-    let (url, root, _server) = origin_with(tmp.path(), &[(APP, 18191, &keep)]).await;
+    let TestOrigin { url, root, .. } =
+        TestOrigin::hello_apps(tmp.path(), &[(APP, 18191, &keep)]).await;
 
     // A node installs the app, then its data dir is lost: a new node starts on an empty one.
-    let first = node_at(&tmp.path().join("node"), &url, &root).await;
+    let first = quiet_node(&tmp.path().join("node"), &url, &root).await;
     first.pull_catalog().await.unwrap();
     first.install(APP).await.expect("install");
     first.shutdown().await;
     drop(first);
 
     let started = Instant::now();
-    let node = node_at(&tmp.path().join("empty"), &url, &root).await;
+    let node = quiet_node(&tmp.path().join("empty"), &url, &root).await;
     let start_ms = started.elapsed().as_millis();
     let unknown = |s: &archy_api::StatusView| {
         s.alarms
@@ -136,8 +88,9 @@ async fn a_container_failing_its_health_check_is_restarted_and_the_restart_shows
     remove_everything_of(APP).await;
     let tmp = tempfile::tempdir().unwrap();
     let quick = |m: String| m.replace("start_period_seconds: 20", "start_period_seconds: 3");
-    let (url, root, _server) = origin_with(tmp.path(), &[(APP, 18192, &quick)]).await;
-    let node = node_at(&tmp.path().join("node"), &url, &root).await;
+    let TestOrigin { url, root, .. } =
+        TestOrigin::hello_apps(tmp.path(), &[(APP, 18192, &quick)]).await;
+    let node = quiet_node(&tmp.path().join("node"), &url, &root).await;
     node.pull_catalog().await.unwrap();
     node.install(APP).await.expect("install");
     let loops = tokio::spawn(node.clone().reconcile_loop());

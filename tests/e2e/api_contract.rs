@@ -3,66 +3,10 @@
 //! field the server adds, drops, renames or reshapes without the contract fails here.
 //! The typed client drives the same node, and `/v1/openapi.json` names every route.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use super::*;
 use archy_api::{ErrorKind, routes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// A node serving its API on loopback (real HTTP), with the hello catalog from a test origin.
-struct ApiNode {
-    _node: Arc<archy_node::Node>,
-    api: String,
-    data_dir: std::path::PathBuf,
-    daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl ApiNode {
-    async fn start(dir: &Path) -> Self {
-        let keys = Keys::new();
-        let root = keys.write_root(dir);
-        let (swarm, id) = origin_swarm_with_hello(&dir.join("origin")).await;
-        let (listener, url) = loopback_listener().await;
-        let server = serve_bytes(
-            listener,
-            signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-            swarm,
-        );
-        let data_dir = dir.join("node");
-        let node = archy_node::Node::start(node_config(&data_dir, &url, &root))
-            .await
-            .expect("node starts");
-        node.pull_catalog().await.unwrap();
-        let (api_listener, api) = loopback_listener().await;
-        let daemon = tokio::spawn(archy_node::serve(node.clone(), api_listener));
-        let token = archy_node::auth::token_path(&data_dir);
-        for _ in 0..100 {
-            if token.exists() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Self {
-            _node: node,
-            api,
-            data_dir,
-            daemon,
-            server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api)
-    }
-
-    fn stop(self) {
-        self.daemon.abort();
-        self.server.abort();
-    }
-}
 
 /// `value` as the contract's `T`, checked to be exactly what `T` says: deserializing and
 /// serializing back gives the same JSON (no field unknown to the contract, none missing,
@@ -91,8 +35,9 @@ async fn the_node_speaks_the_contract() {
     let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = ApiNode::start(tmp.path()).await;
-    let raw = api_client(&n.data_dir);
+    let origin = TestOrigin::start(tmp.path()).await;
+    let n = ApiNode::start(tmp.path(), origin, |_| {}).await;
+    let raw = n.client();
     let get = |path: &str| raw.get(n.url(path)).send();
 
     // Reads.
@@ -306,6 +251,6 @@ async fn the_node_speaks_the_contract() {
         };
         assert!(op.is_some(), "{method} {path} is not in /v1/openapi.json");
     }
-    n.stop();
+    n.stop().await;
     assert!(!podman_has_app("hello").await);
 }

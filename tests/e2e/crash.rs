@@ -11,10 +11,8 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
     let origin = TestOrigin::start(tmp.path()).await;
-    let api = format!("http://127.0.0.1:{}", free_port());
-    let config = write_node_config(tmp.path(), &origin.url, &origin.root, &api, "");
-
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let mut node = NodeProcess::start(tmp.path(), &origin.url, &origin.root, "").await;
+    let api = node.api.clone();
     let client = node.client();
     let response = client
         .post(format!("{api}/v1/apps/hello/install?stream=true"))
@@ -35,18 +33,10 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
         seen.contains("creating"),
         "never reached the creating stage: {seen}"
     );
-    node.kill();
 
     // Restart: the interrupted install is rolled back, nothing half-installed remains.
-    let node = NodeProcess::spawn(&config, &api).await;
-    let apps: serde_json::Value = client
-        .get(format!("{api}/v1/apps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    node.restart().await;
+    let apps = node.get_json("/v1/apps").await;
     assert_eq!(
         apps,
         serde_json::json!([]),
@@ -56,27 +46,16 @@ async fn node_killed_mid_install_rolls_back_at_restart() {
         !podman_has_app("hello").await,
         "the killed install left containers behind"
     );
-    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    let log = node.log();
     assert!(
         log.contains("recovering interrupted operation"),
         "no rollback at restart: {log}"
     );
 
     // And installing again works.
-    let app: serde_json::Value = client
-        .post(format!("{api}/v1/apps/hello/install"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = node.post_json("/v1/apps/hello/install").await;
     assert_eq!(app["state"], "running", "{app}");
-    client
-        .delete(format!("{api}/v1/apps/hello?purge=true"))
-        .send()
-        .await
-        .unwrap();
+    node.purge("hello").await;
     assert!(!podman_has_app("hello").await);
     drop(node);
     origin.server.abort();
@@ -97,24 +76,11 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
             .replace("path: /healthz", "path: /not-yet")
     });
     let v2 = origin.sign(&slow, 2, 30, Some(&v1));
-    let api = format!("http://127.0.0.1:{}", free_port());
-    let config = write_node_config(
-        tmp.path(),
-        &origin.url,
-        &origin.root,
-        &api,
-        "reconcile_interval_seconds = 1\n",
-    );
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let extra = "reconcile_interval_seconds = 1\n";
+    let mut node = NodeProcess::start(tmp.path(), &origin.url, &origin.root, extra).await;
+    let api = node.api.clone();
     let client = node.client();
-    let app: serde_json::Value = client
-        .post(format!("{api}/v1/apps/hello/install"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = node.post_json("/v1/apps/hello/install").await;
     let page = app["url"].as_str().unwrap().to_owned();
 
     origin.serve(v2);
@@ -151,17 +117,10 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     node.kill();
     let _ = update.await;
 
-    let _node = NodeProcess::spawn(&config, &api).await;
+    node.restart().await;
     let mut back = serde_json::Value::Null;
     for _ in 0..100 {
-        back = client
-            .get(format!("{api}/v1/apps/hello"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        back = node.get_json("/v1/apps/hello").await;
         if back["state"] == "running" {
             break;
         }
@@ -186,10 +145,6 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
         "the half-done update's container survived"
     );
     assert!(reqwest::get(&page).await.unwrap().status().is_success());
-    client
-        .delete(format!("{api}/v1/apps/hello?purge=true"))
-        .send()
-        .await
-        .unwrap();
+    node.purge("hello").await;
     origin.server.abort();
 }

@@ -6,7 +6,6 @@
 //! logout, and what a hostile page can make the browser send.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -16,110 +15,40 @@ use reqwest::StatusCode;
 const PASSWORD: &str = "correct horse battery";
 
 /// A node serving its API and dashboard on loopback (real HTTP, with connect info), its
-/// catalog from a test origin whose answer the test can change.
-struct DashNode {
-    node: Arc<archy_node::Node>,
-    api: String,
-    data_dir: PathBuf,
-    keys: Keys,
-    origin: String,
-    origin_id: String,
-    /// The apps the origin's catalog is built from (hello, edited: see [`dash_hello`]).
-    apps: PathBuf,
-    slot: CatalogSlot,
-    daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
-    server: tokio::task::JoinHandle<()>,
+/// catalog (hello edited by [`dash_hello`]) from a test origin whose answer the test can
+/// change; and the apps dir that catalog is built from.
+async fn dash_node(dir: &Path) -> (ApiNode, PathBuf) {
+    let apps = hello_variant(&dir.join("variant"), dash_hello);
+    let origin = TestOrigin::of(dir, &apps).await;
+    (ApiNode::start(dir, origin, |_| {}).await, apps)
 }
 
-impl DashNode {
-    async fn start(dir: &Path) -> Self {
-        let keys = Keys::new();
-        let root = keys.write_root(dir);
-        let (swarm, origin_id) = origin_swarm_with_hello(&dir.join("origin")).await;
-        let (listener, origin) = loopback_listener().await;
-        let apps = hello_variant(&dir.join("variant"), dash_hello);
-        let slot: CatalogSlot = Arc::new(std::sync::Mutex::new(
-            signed_catalog_of(&apps, &keys, &origin, &origin_id, 1, 30).to_bytes(),
-        ));
-        let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
-        let data_dir = dir.join("node");
-        let node = archy_node::Node::start(node_config(&data_dir, &origin, &root))
-            .await
-            .expect("node starts");
-        node.pull_catalog().await.unwrap();
-        let (api_listener, api) = loopback_listener().await;
-        let daemon = tokio::spawn(archy_node::serve(node.clone(), api_listener));
-        for _ in 0..200 {
-            if reqwest::get(format!("{api}/ui/session")).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            node,
-            api,
-            data_dir,
-            keys,
-            origin,
-            origin_id,
-            apps,
-            slot,
-            daemon,
-            server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api)
-    }
-
-    /// The origin now answers another, validly signed catalog under the same version: the
-    /// node refuses it and raises the equivocation alarm.
-    async fn equivocate(&self) {
-        *self.slot.lock().unwrap() =
-            signed_catalog_of(&self.apps, &self.keys, &self.origin, &self.origin_id, 1, 29)
-                .to_bytes();
-        let _ = self.node.pull_catalog().await;
-        let status = self.node.status().await.unwrap();
-        assert!(
-            status.alarms.iter().any(|a| a.kind == "equivocation"),
-            "no equivocation alarm: {:?}",
-            status.alarms
-        );
-    }
-
-    fn stop(self) {
-        self.daemon.abort();
-        self.server.abort();
-    }
+/// The origin now answers another, validly signed catalog under the same version: the
+/// node refuses it and raises the equivocation alarm.
+async fn equivocate(n: &ApiNode, apps: &Path) {
+    n.origin.serve(n.origin.sign(apps, 1, 29, None));
+    let _ = n.node.pull_catalog().await;
+    let status = n.node.status().await.unwrap();
+    assert!(
+        status.alarms.iter().any(|a| a.kind == "equivocation"),
+        "no equivocation alarm: {:?}",
+        status.alarms
+    );
 }
 
 /// hello as the dashboard shows it: it prints a line first (for the logs dialog), takes a
 /// few seconds to become healthy (so an install can be re-attached to after a reload), and
 /// keeps data (a volume and a generated secret) that an uninstall keeps unless told.
 fn dash_hello(manifest: String) -> String {
-    manifest
-        .replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM INT; echo dashboard-log-line; sleep 4 & wait; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
-        )
-        .replace("resources:", "secrets: [{ name: token }]\nresources:")
+    token_secret(web_lines(
+        manifest,
+        "    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM INT; echo dashboard-log-line; sleep 4 & wait; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
+    ))
 }
 
 /// Whether Podman holds the volume `name`.
 fn podman_volume_exists(name: &str) -> bool {
-    std::process::Command::new("podman")
-        .args([
-            "--remote",
-            "--url",
-            &podman_url(),
-            "volume",
-            "exists",
-            "--",
-            name,
-        ])
-        .status()
-        .is_ok_and(|s| s.success())
+    podman(&["volume", "exists", "--", name]).0
 }
 
 /// chromedriver on a free port and a headless chromium session through it; both end when
@@ -344,7 +273,7 @@ async fn hostile_site(api: &str) -> (String, tokio::task::JoinHandle<()>) {
     (url, server)
 }
 
-async fn app_state(n: &DashNode) -> String {
+async fn app_state(n: &ApiNode) -> String {
     n.node
         .app("hello")
         .await
@@ -358,7 +287,7 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = DashNode::start(tmp.path()).await;
+    let (n, apps) = dash_node(tmp.path()).await;
     let browser = Browser::start().await;
     let c = &browser.client;
     let http = reqwest::Client::new();
@@ -396,8 +325,8 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
 
     // The overview says the trust state in words, alarms included.
     let trust = wait_text(c, "#card-trust", "expires in", 10).await;
-    assert!(trust.contains(&n.origin), "{trust}");
-    n.equivocate().await;
+    assert!(trust.contains(&n.origin.url), "{trust}");
+    equivocate(&n, &apps).await;
     c.refresh().await.unwrap();
     let alarms = wait_text(c, "#card-alarms", "equivocation", 20).await;
     assert!(
@@ -817,5 +746,5 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     shots.push(screenshot(c, "desktop-login-limited").await);
 
     browser.close().await;
-    n.stop();
+    n.stop().await;
 }

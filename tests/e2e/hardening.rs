@@ -10,25 +10,6 @@ use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
-/// The Podman CLI against the test service, for what the orchestrator offers no call for
-/// (tests may look at anything). Returns (success, stdout + stderr).
-fn podman(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("podman")
-        .args(["--remote", "--url", &podman_url()])
-        .args(args)
-        .output()
-        .expect("podman client runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-async fn engine() -> archy_orchestrator::Engine {
-    archy_orchestrator::Engine::connect(&podman_url())
-        .await
-        .expect("podman reachable")
-}
-
 /// `Name:\tvalue` from /proc/1/status inside the container.
 fn status_field(status: &str, name: &str) -> String {
     status
@@ -74,16 +55,11 @@ fn assert_all(failures: Vec<String>) {
 /// inside is a subordinate uid on the host, and the pids limit is passed to Podman.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_drop_capabilities_privileges_and_the_podman_uid() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let (node, server) = node_with_hello(tmp.path(), |m| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    user: \"0:0\"\n    capabilities: [NET_BIND_SERVICE]",
-        )
+    let t = HelloTest::start(|m| {
+        web_lines(m, "    user: \"0:0\"\n    capabilities: [NET_BIND_SERVICE]")
     })
     .await;
+    let node = &t.node;
     let app = node
         .install("hello")
         .await
@@ -159,9 +135,7 @@ async fn containers_drop_capabilities_privileges_and_the_podman_uid() {
         ));
     }
     assert_all(failures);
-
-    node.uninstall("hello", true).await.unwrap();
-    server.abort();
+    t.finish().await;
 }
 
 /// The orchestrator says which limits this host enforces, from `podman info`, and the
@@ -239,16 +213,14 @@ async fn unenforceable_limits_are_detected_from_podman_info() {
 /// writable tmpfs, and volumes stay writable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_root_refuses_writes_but_tmp_and_volumes_work() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let (node, server) = node_with_hello(tmp.path(), |m| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    user: \"0:0\"\n    read_only_root: true\n    volumes: [{ name: data, path: /data }]",
+    let t = HelloTest::start(|m| {
+        web_lines(
+            m,
+            "    user: \"0:0\"\n    read_only_root: true\n    volumes: [{ name: data, path: /data }]",
         )
     })
     .await;
+    let node = &t.node;
     let app = node
         .install("hello")
         .await
@@ -283,8 +255,7 @@ async fn read_only_root_refuses_writes_but_tmp_and_volumes_work() {
         failures.push(format!("the volume is not writable: {e}"));
     }
     assert_all(failures);
-    node.uninstall("hello", true).await.unwrap();
-    server.abort();
+    t.finish().await;
 }
 
 /// Secrets reach the app as environment variables through Podman secrets named and
@@ -293,23 +264,20 @@ async fn read_only_root_refuses_writes_but_tmp_and_volumes_work() {
 /// gets the same value), and purge removes both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_podman_secrets_kept_out_of_env_files_and_inspect() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    // A squatting secret left by an earlier, failed run of the rollback test.
-    podman(&["secret", "rm", "--", "archy-hello-token"]);
-    let (node, server) = node_with_hello(tmp.path(), |m| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    env: { TOKEN: { secret: token }, GREETING: hi }",
-        )
-        .replace("resources:", "secrets: [{ name: token }]\nresources:")
+    let t = HelloTest::start(|m| {
+        token_secret(web_lines(
+            m,
+            "    env: { TOKEN: { secret: token }, GREETING: hi }",
+        ))
     })
     .await;
+    let node = &t.node;
+    // A squatting secret left by an earlier, failed run of the rollback test.
+    podman(&["secret", "rm", "--", "archy-hello-token"]);
     node.install("hello")
         .await
         .expect("hello with a secret installs");
-    let node_dir = tmp.path().join("node");
+    let node_dir = t.tmp.path().join("node");
     let token_path = node_dir.join("apps/hello/secrets/token");
     let token = std::fs::read_to_string(&token_path).unwrap();
     assert_eq!(token.len(), 32);
@@ -383,30 +351,24 @@ async fn secrets_are_podman_secrets_kept_out_of_env_files_and_inspect() {
     let (exists, _) = podman(&["secret", "inspect", "--", "archy-hello-token"]);
     assert!(!exists, "purge left the Podman secret");
     assert!(!token_path.exists(), "purge left the secret file");
-    server.abort();
+    t.server.abort();
 }
 
 /// A failed install removes the Podman secrets it created, and a secret of the same name
 /// that is not the app's is never touched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_rollback_removes_secrets_and_never_touches_foreign_ones() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
+    let t = HelloTest::start(|m| {
+        token_secret(web_lines(m, "    env: { TOKEN: { secret: token } }"))
+            // Never healthy: the install fails after the secret and container exist.
+            .replace("path: /healthz", "path: /missing")
+            .replace("start_period_seconds: 20", "start_period_seconds: 1")
+            .replace("retries: 3", "retries: 0")
+    })
+    .await;
+    let node = &t.node;
     // A squatting secret left by an earlier, failed run of the rollback test.
     podman(&["secret", "rm", "--", "archy-hello-token"]);
-    let with_secret = |m: String| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    env: { TOKEN: { secret: token } }",
-        )
-        .replace("resources:", "secrets: [{ name: token }]\nresources:")
-        // Never healthy: the install fails after the secret and container exist.
-        .replace("path: /healthz", "path: /missing")
-        .replace("start_period_seconds: 20", "start_period_seconds: 1")
-        .replace("retries: 3", "retries: 0")
-    };
-    let (node, server) = node_with_hello(tmp.path(), with_secret).await;
     node.install("hello").await.expect_err("never healthy");
     let (exists, _) = podman(&["secret", "inspect", "--", "archy-hello-token"]);
     assert!(!exists, "a failed install left its Podman secret");
@@ -429,5 +391,5 @@ async fn install_rollback_removes_secrets_and_never_touches_foreign_ones() {
     assert!(exists, "a secret the node did not create was removed");
     podman(&["secret", "rm", "--", "archy-hello-token"]);
     node.uninstall("hello", true).await.ok();
-    server.abort();
+    t.server.abort();
 }

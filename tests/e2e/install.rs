@@ -364,13 +364,6 @@ async fn update_rolls_back_when_unhealthy_and_keeps_data() {
     let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
-    let with_data = |m: String| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }",
-        )
-        .replace("resources:", "secrets: [{ name: token }]\nresources:")
-    };
     let v1 = hello_variant(&tmp.path().join("v1"), with_data);
     let v2 = hello_variant(&tmp.path().join("v2"), |m| {
         with_data(m)

@@ -20,10 +20,8 @@ async fn wait_until_running(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_events_trigger_repair_without_waiting_for_the_interval() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let (node, server) = node_with_hello(tmp.path(), |m| m).await;
+    let t = HelloTest::start(|m| m).await;
+    let node = &t.node;
     node.install("hello").await.unwrap();
     // The interval is an hour: only an event can bring the repair in time.
     let reconciler = tokio::spawn(node.clone().reconcile_loop());
@@ -35,12 +33,12 @@ async fn podman_events_trigger_repair_without_waiting_for_the_interval() {
         .unwrap();
     engine.remove_container("archy-hello-web").await.unwrap();
     assert!(
-        wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
+        wait_until_running(node, "hello", std::time::Duration::from_secs(20)).await,
         "the removed container was not recreated after Podman's remove event"
     );
     engine.kill_container("archy-hello-web").await.unwrap();
     assert!(
-        wait_until_running(&node, "hello", std::time::Duration::from_secs(20)).await,
+        wait_until_running(node, "hello", std::time::Duration::from_secs(20)).await,
         "the killed container was not restarted after Podman's died event"
     );
     // Stopped by the operator: events come, the reconciler leaves it stopped.
@@ -49,8 +47,7 @@ async fn podman_events_trigger_repair_without_waiting_for_the_interval() {
     assert_eq!(node.app("hello").await.unwrap().state, "stopped");
 
     reconciler.abort();
-    node.uninstall("hello", true).await.unwrap();
-    server.abort();
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,10 +91,7 @@ async fn tcp_health_checks_gate_the_install() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_waits_out_the_grace_of_a_container_that_ignores_sigterm() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let (node, server) = node_with_hello(tmp.path(), |m| {
+    let t = HelloTest::start(|m| {
         m.replace(
             "    image: { artifact: image }",
             "    image: { artifact: image }\n    command: [sh, -c, \"trap '' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
@@ -105,6 +99,7 @@ async fn stop_waits_out_the_grace_of_a_container_that_ignores_sigterm() {
         .replace("stop_grace_seconds: 5", "stop_grace_seconds: 4")
     })
     .await;
+    let node = &t.node;
     node.install("hello").await.unwrap();
     let started = std::time::Instant::now();
     let app = node.stop_app("hello").await.unwrap();
@@ -115,8 +110,7 @@ async fn stop_waits_out_the_grace_of_a_container_that_ignores_sigterm() {
         took >= std::time::Duration::from_secs(4),
         "stop returned after {took:?}, before the 4 s grace"
     );
-    node.uninstall("hello", true).await.unwrap();
-    server.abort();
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,16 +178,14 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
 /// a container the manifest does not name is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_tailed_and_followed_through_the_api() {
-    let _podman = PODMAN.lock().await;
-    remove_leftovers("hello").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let (node, server) = node_with_hello(tmp.path(), |m| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    command: [\"sh\", \"-c\", \"echo archy-log-first; trap 'exit 0' TERM INT; /bin/busybox httpd -f -p 8080 -h /www & while :; do echo tick; sleep 1; done\"]",
+    let t = HelloTest::start(|m| {
+        web_lines(
+            m,
+            "    command: [\"sh\", \"-c\", \"echo archy-log-first; trap 'exit 0' TERM INT; /bin/busybox httpd -f -p 8080 -h /www & while :; do echo tick; sleep 1; done\"]",
         )
     })
     .await;
+    let node = &t.node;
     node.install("hello").await.unwrap();
     let (listener, api) = loopback_listener().await;
     let router = archy_node::api_router(node.clone()).unwrap();
@@ -283,6 +275,5 @@ async fn logs_are_tailed_and_followed_through_the_api() {
         assert_eq!(answer.status().as_u16(), status, "{container}");
     }
     api_server.abort();
-    node.uninstall("hello", true).await.unwrap();
-    server.abort();
+    t.finish().await;
 }

@@ -129,15 +129,9 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     // The developer's own node: it serves the artifacts (blobs_listen) as their origin.
     let dev_dir = tmp.path().join("dev");
     std::fs::create_dir_all(&dev_dir).unwrap();
-    let dev_api = format!("http://127.0.0.1:{}", free_port());
-    let dev_config = write_node_config(
-        &dev_dir,
-        &url,
-        &root,
-        &dev_api,
-        "blobs_listen = \"127.0.0.1:0\"\n",
-    );
-    let _dev_node = NodeProcess::spawn(&dev_config, &dev_api).await;
+    let extra = "blobs_listen = \"127.0.0.1:0\"\n";
+    let dev_node = NodeProcess::start(&dev_dir, &url, &root, extra).await;
+    let dev_api = dev_node.api.clone();
     let mnemonic = dev_dir.join("dev.mnemonic");
     std::fs::write(&mnemonic, DEV_MNEMONIC).unwrap();
     std::fs::set_permissions(
@@ -166,12 +160,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     // The CLI refuses to publish what the sandbox policy forbids, naming the field.
     let privileged = archy_publish(
         &dev_api,
-        &third_party_hello(&dev_dir, |m| {
-            m.replace(
-                "    stop_grace_seconds: 5",
-                "    stop_grace_seconds: 5\n    privileged: true",
-            )
-        }),
+        &third_party_hello(&dev_dir, |m| web_lines(m, "    privileged: true")),
         &mnemonic,
         &relay_url,
     );

@@ -4,24 +4,10 @@
 //! created left behind, no operation still "running", and a purge never brings an app
 //! back without its data.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::*;
-
-/// `podman --remote ARGS` as a test's own hand (setup and checks).
-fn podman(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("podman")
-        .args(["--remote", "--url", &podman_url()])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
-}
 
 /// What Podman holds of `app`: containers, volumes, its network, its secrets.
 fn podman_objects(app: &str) -> Vec<String> {
@@ -64,69 +50,18 @@ fn remove_everything_of(app: &str) {
     }
 }
 
-/// hello with a volume, a generated secret and the secret in its env: every kind of object
-/// an install creates.
-fn with_data(m: String) -> String {
-    m.replace(
-        "    stop_grace_seconds: 5",
-        "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }",
-    )
-    .replace("resources:", "secrets: [{ name: token }]\nresources:")
+/// A node in this process serving its API and reconciling every second, `app` (hello edited
+/// by `edit`, published on `port`) in its catalog; nothing left of `app` by an earlier run.
+async fn ops_node(dir: &Path, app: &str, port: u16, edit: &dyn Fn(String) -> String) -> ApiNode {
+    remove_everything_of(app);
+    let origin = TestOrigin::hello_apps(dir, &[(app, port, edit)]).await;
+    ApiNode::start(dir, origin, |c| c.reconcile_interval_seconds = 1).await
 }
 
-/// A node in this process serving its API (and its reconciler, every second).
-struct ApiNode {
-    node: Arc<archy_node::Node>,
-    api: String,
-    data_dir: PathBuf,
-    daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl ApiNode {
-    async fn start(dir: &Path, apps: &[HelloApp<'_>]) -> Self {
-        let keys = Keys::new();
-        let root = keys.write_root(dir);
-        let (swarm, id) = origin_swarm_with_hello(&dir.join("origin")).await;
-        let apps_dir = apps_from_hello(&dir.join("apps"), apps);
-        let (listener, url) = loopback_listener().await;
-        let catalog = signed_catalog_of(&apps_dir, &keys, &url, &id, 1, 30).to_bytes();
-        let server = serve_bytes(listener, catalog, swarm);
-        let data_dir = dir.join("node");
-        let node = archy_node::Node::start(archy_node::NodeConfig {
-            reconcile_interval_seconds: 1,
-            ..node_config(&data_dir, &url, &root)
-        })
-        .await
-        .expect("node starts");
-        node.pull_catalog().await.unwrap();
-        let (api_listener, api) = loopback_listener().await;
-        let daemon = tokio::spawn(archy_node::serve(node.clone(), api_listener));
-        let token = archy_node::auth::token_path(&data_dir);
-        for _ in 0..100 {
-            if token.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            node,
-            api,
-            data_dir,
-            daemon,
-            server,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api)
-    }
-
-    async fn stop(self) {
-        self.daemon.abort();
-        self.server.abort();
-        self.node.shutdown().await;
-    }
+/// The end of those tests: the node stopped, nothing left of `app`.
+async fn stop_and_clean(n: ApiNode, app: &str) {
+    n.stop().await;
+    remove_everything_of(app);
 }
 
 /// The operation a response names.
@@ -186,11 +121,10 @@ async fn operations(client: &reqwest::Client, api: &str) -> Vec<archy_api::Opera
 async fn an_uninstall_whose_client_leaves_still_completes() {
     let _podman = PODMAN.lock().await;
     let app = "opsgone";
-    remove_everything_of(app);
     let tmp = tempfile::tempdir().unwrap();
-    let n = ApiNode::start(tmp.path(), &[(app, 18492, &with_data)]).await;
+    let n = ops_node(tmp.path(), app, 18492, &with_data).await;
     n.node.install(app).await.unwrap();
-    let client = api_client(&n.data_dir);
+    let client = n.client();
 
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
@@ -199,12 +133,7 @@ async fn an_uninstall_whose_client_leaves_still_completes() {
             for (k, v) in [
                 (
                     reqwest::header::AUTHORIZATION,
-                    format!(
-                        "Bearer {}",
-                        archy_node::auth::read_token(&archy_node::auth::token_path(&n.data_dir))
-                            .unwrap()
-                            .as_str()
-                    ),
+                    format!("Bearer {}", n.token()),
                 ),
                 (reqwest::header::CONTENT_TYPE, "application/json".into()),
             ] {
@@ -248,8 +177,7 @@ async fn an_uninstall_whose_client_leaves_still_completes() {
         podman_objects(app).iter().any(|o| o.starts_with("volume ")),
         "an uninstall without --purge deleted the data"
     );
-    n.stop().await;
-    remove_everything_of(app);
+    stop_and_clean(n, app).await;
 }
 
 /// An install streamed to a client that disconnects goes on, and another request
@@ -258,11 +186,9 @@ async fn an_uninstall_whose_client_leaves_still_completes() {
 async fn a_streamed_install_outlives_its_client_and_can_be_watched() {
     let _podman = PODMAN.lock().await;
     let app = "opswatch";
-    remove_everything_of(app);
     let tmp = tempfile::tempdir().unwrap();
-    let same = |m: String| m;
-    let n = ApiNode::start(tmp.path(), &[(app, 18493, &same)]).await;
-    let client = api_client(&n.data_dir);
+    let n = ops_node(tmp.path(), app, 18493, &|m| m).await;
+    let client = n.client();
 
     let response = client
         .post(n.url(&archy_api::routes::app_install(app, true, false)))
@@ -336,8 +262,7 @@ async fn a_streamed_install_outlives_its_client_and_can_be_watched() {
         archy_api::OperationState::Failed
     );
     n.node.uninstall(app, true).await.unwrap();
-    n.stop().await;
-    remove_everything_of(app);
+    stop_and_clean(n, app).await;
 }
 
 /// Ctrl-C on `archy app install` detaches: exit 130, the message names the operation, and
@@ -346,11 +271,9 @@ async fn a_streamed_install_outlives_its_client_and_can_be_watched() {
 async fn ctrl_c_detaches_the_cli_and_watch_re_attaches() {
     let _podman = PODMAN.lock().await;
     let app = "opscli";
-    remove_everything_of(app);
     let tmp = tempfile::tempdir().unwrap();
-    let same = |m: String| m;
-    let n = ApiNode::start(tmp.path(), &[(app, 18494, &same)]).await;
-    let client = api_client(&n.data_dir);
+    let n = ops_node(tmp.path(), app, 18494, &|m| m).await;
+    let client = n.client();
     let token = archy_node::auth::token_path(&n.data_dir);
     let api = n.api.clone();
     let archy = move |args: &[&str]| {
@@ -416,15 +339,13 @@ async fn ctrl_c_detaches_the_cli_and_watch_re_attaches() {
     );
     assert_eq!(n.node.app(app).await.unwrap().state, "running");
     n.node.uninstall(app, true).await.unwrap();
-    n.stop().await;
-    remove_everything_of(app);
+    stop_and_clean(n, app).await;
 }
 
 /// One crash case: start an operation, SIGKILL the node once the operation's record
 /// reaches one of `stages`, start the node again. Returns the stage it was killed at.
 async fn kill_at(
     node: &mut NodeProcess,
-    config: &Path,
     method: reqwest::Method,
     path: &str,
     stages: &[&str],
@@ -453,8 +374,7 @@ async fn kill_at(
     };
     node.kill();
     drop(response);
-    let api = node.api.clone();
-    *node = NodeProcess::spawn(config, &api).await;
+    node.restart().await;
     let client = node.client();
     let view = operation(&client, &node.api, id).await;
     assert_eq!(
@@ -503,8 +423,7 @@ async fn running_version(node: &NodeProcess, app: &str) -> String {
             return version;
         }
         if started.elapsed() >= Duration::from_secs(90) {
-            let log = std::fs::read_to_string(node.data_dir.with_file_name("node.log"))
-                .unwrap_or_default();
+            let log = node.log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             panic!(
                 "{app} is not back: {:?}\nnode log (last lines, newest first):\n{}",
@@ -523,25 +442,15 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     let app = "opskill";
     remove_everything_of(app);
     let tmp = tempfile::tempdir().unwrap();
-    let keys = Keys::new();
-    let root = keys.write_root(tmp.path());
-    let (swarm, iroh) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
     let v1_apps = apps_from_hello(&tmp.path().join("v1"), &[(app, 18495, &with_data)]);
+    let origin = TestOrigin::of(tmp.path(), &v1_apps).await;
+    let v1 = origin.catalog();
     let newer = |m: String| with_data(m).replace("version: 1.0.0", "version: 1.1.0");
     let v2_apps = apps_from_hello(&tmp.path().join("v2"), &[(app, 18495, &newer)]);
-    let (listener, url) = loopback_listener().await;
-    let v1 = signed_catalog_of(&v1_apps, &keys, &url, &iroh, 1, 30).to_bytes();
-    let slot: CatalogSlot = Arc::new(std::sync::Mutex::new(v1.clone()));
-    let server = serve_slot(listener, slot.clone(), Default::default(), swarm);
-    let api = format!("http://127.0.0.1:{}", free_port());
-    let config = write_node_config(
-        tmp.path(),
-        &url,
-        &root,
-        &api,
-        "reconcile_interval_seconds = 1\n",
-    );
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let (url, root) = (&origin.url, &origin.root);
+    let extra = "reconcile_interval_seconds = 1\n";
+    let mut node = NodeProcess::start(tmp.path(), url, root, extra).await;
+    let api = node.api.clone();
     let data_dir = node.data_dir.clone();
     let nothing_of = |when: &str| {
         let left = podman_objects(app);
@@ -560,7 +469,7 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
         &["creating", "starting"][..],
         &["starting"][..],
     ] {
-        let stage = kill_at(&mut node, &config, reqwest::Method::POST, &install, stages).await;
+        let stage = kill_at(&mut node, reqwest::Method::POST, &install, stages).await;
         assert!(
             app_status(&node, app).await.is_none(),
             "after {stage}: the app is recorded"
@@ -575,8 +484,7 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     let r = client.post(format!("{api}{install}")).send().await.unwrap();
     let body = r.text().await.unwrap();
     assert!(body.contains("\"result\""), "{body}");
-    *slot.lock().unwrap() =
-        signed_catalog_after(&v2_apps, &keys, &url, &iroh, 2, 30, Some(&v1)).to_bytes();
+    origin.serve(origin.sign(&v2_apps, 2, 30, Some(&v1)));
     let pulled = client
         .post(format!("{api}{}", archy_api::routes::CATALOG_PULL))
         .send()
@@ -586,7 +494,7 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     // While the old version stops, and once the new one's containers exist.
     let update = format!("{}&stream=true", archy_api::routes::app_update(app, false));
     for stages in [&["replacing"][..], &["creating", "starting"][..]] {
-        let stage = kill_at(&mut node, &config, reqwest::Method::POST, &update, stages).await;
+        let stage = kill_at(&mut node, reqwest::Method::POST, &update, stages).await;
         hit.push(format!("update@{stage}"));
         assert_eq!(app_status(&node, app).await.unwrap().version, "1.0.0");
         assert_eq!(running_version(&node, app).await, "1.0.0");
@@ -595,7 +503,6 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     // Uninstall, killed while removing: finished at the restart, never brought back.
     let stage = kill_at(
         &mut node,
-        &config,
         reqwest::Method::DELETE,
         &format!("{}&stream=true", archy_api::routes::uninstall(app, false)),
         &["started", "removing"],
@@ -626,7 +533,6 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     assert!(body.contains("\"result\""), "{body}");
     let stage = kill_at(
         &mut node,
-        &config,
         reqwest::Method::DELETE,
         &format!("{}&stream=true", archy_api::routes::uninstall(app, true)),
         &["started", "removing"],
@@ -642,6 +548,6 @@ async fn a_node_killed_at_any_stage_comes_back_consistent() {
     eprintln!("crash cases: {hit:?}");
 
     drop(node);
-    server.abort();
+    origin.server.abort();
     remove_everything_of(app);
 }

@@ -9,36 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use archy_orchestrator::{Created, Engine, Orchestrator, OrchestratorConfig};
+use archy_orchestrator::{Created, Orchestrator, OrchestratorConfig};
 
 use super::*;
-
-async fn engine() -> Engine {
-    Engine::connect(&podman_url())
-        .await
-        .expect("podman reachable")
-}
-
-/// `podman --remote ARGS` as a test's own hand (setup and checks, not the code under test).
-fn podman(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("podman")
-        .args(["--remote", "--url", &podman_url()])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
-}
-
-/// Removes whatever an earlier run of these tests left of `app` in Podman.
-async fn remove_everything_of(app: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let orchestrator = orchestrator(dir.path()).await;
-    let _ = orchestrator.uninstall(app, true).await;
-    let _ = podman(&["network", "rm", "--", &format!("archy-{app}")]);
-}
 
 async fn orchestrator(data_dir: &Path) -> Orchestrator {
     Orchestrator::connect(OrchestratorConfig {
@@ -59,14 +32,8 @@ async fn node_with_apps(
     tokio::task::JoinHandle<()>,
     std::path::PathBuf,
 ) {
-    let origin = TestOrigin::of(tmp, &apps_from_hello(&tmp.join("apps"), apps)).await;
-    let node = archy_node::Node::start(archy_node::NodeConfig {
-        pull_interval_seconds: 3600,
-        reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &origin.url, &origin.root)
-    })
-    .await
-    .unwrap();
+    let origin = TestOrigin::hello_apps(tmp, apps).await;
+    let node = quiet_node(&tmp.join("node"), &origin.url, &origin.root).await;
     node.pull_catalog().await.unwrap();
     (node, origin.server, origin.root)
 }
@@ -129,11 +96,10 @@ async fn a_failed_install_removes_what_it_created_and_keeps_what_was_there() {
     // A volume that exists (data), one the install creates (cache), a secret, the app's
     // network, and a health check that never passes.
     let edit = |m: String| {
-        m.replace(
-            "    stop_grace_seconds: 5",
-            "    stop_grace_seconds: 5\n    volumes: [{ name: data, path: /data }, { name: cache, path: /cache }]\n    env: { TOKEN: { secret: token } }",
-        )
-        .replace("resources:", "secrets: [{ name: token }]\nresources:")
+        token_secret(web_lines(
+            m,
+            "    volumes: [{ name: data, path: /data }, { name: cache, path: /cache }]\n    env: { TOKEN: { secret: token } }",
+        ))
         .replace("path: /healthz", "path: /never")
         .replace("start_period_seconds: 20", "start_period_seconds: 1")
         .replace("retries: 3", "retries: 1")

@@ -5,81 +5,25 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::*;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 
-/// A node serving its API on loopback (real HTTP), with its catalog from a test origin.
-struct ApiNode {
-    node: Arc<archy_node::Node>,
-    api: String,
-    data_dir: std::path::PathBuf,
-    daemon: tokio::task::JoinHandle<anyhow::Result<()>>,
-    server: tokio::task::JoinHandle<()>,
+/// A node serving its API, its catalog (the repo's apps) from a test origin in `dir`.
+async fn api_node(dir: &Path, edit: impl FnOnce(&mut archy_node::NodeConfig)) -> ApiNode {
+    ApiNode::start(dir, TestOrigin::start(dir).await, edit).await
 }
 
-impl ApiNode {
-    async fn start(dir: &Path, edit: impl FnOnce(&mut archy_node::NodeConfig)) -> Self {
-        let keys = Keys::new();
-        let root = keys.write_root(dir);
-        let (swarm, id) = origin_swarm_with_hello(&dir.join("origin")).await;
-        let (listener, url) = loopback_listener().await;
-        let server = serve_bytes(
-            listener,
-            signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-            swarm,
-        );
-        let data_dir = dir.join("node");
-        let mut config = node_config(&data_dir, &url, &root);
-        edit(&mut config);
-        let node = archy_node::Node::start(config).await.expect("node starts");
-        node.pull_catalog().await.unwrap();
-        let (api_listener, api) = loopback_listener().await;
-        let daemon = tokio::spawn(archy_node::serve(node.clone(), api_listener));
-        let token = archy_node::auth::token_path(&data_dir);
-        for _ in 0..100 {
-            if token.exists() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Self {
-            node,
-            api,
-            data_dir,
-            daemon,
-            server,
-        }
-    }
-
-    fn token(&self) -> String {
-        archy_node::auth::read_token(&archy_node::auth::token_path(&self.data_dir))
-            .unwrap()
-            .as_str()
-            .to_owned()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api)
-    }
-
-    async fn publish_pins(&self) -> Vec<String> {
-        self.node
-            .swarm()
-            .pins("archy/publish")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(tag, _)| tag)
-            .collect()
-    }
-
-    fn stop(self) {
-        self.daemon.abort();
-        self.server.abort();
-    }
+async fn publish_pins(n: &ApiNode) -> Vec<String> {
+    n.node
+        .swarm()
+        .pins("archy/publish")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tag, _)| tag)
+        .collect()
 }
 
 /// One HTTP/1.1 request written by hand (no client normalises its target); the answer.
@@ -109,7 +53,7 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
     let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = ApiNode::start(tmp.path(), |_| {}).await;
+    let n = api_node(tmp.path(), |_| {}).await;
     let raw = reqwest::Client::new();
     let bearer = format!("Bearer {}", n.token());
 
@@ -211,7 +155,7 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
     assert!(!podman_has_app("hello").await);
 
     // The local operator, with the token: works.
-    let client = api_client(&n.data_dir);
+    let client = n.client();
     let status = client.get(n.url("/v1/status")).send().await.unwrap();
     assert!(status.status().is_success());
     // Every error answer is the contract's error body, axum's own included.
@@ -255,7 +199,7 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
             .unwrap_or_else(|e| panic!("{method} {path}: not an ApiError: {e}"));
         assert!(!error.error.is_empty(), "{method} {path}");
     }
-    n.stop();
+    n.stop().await;
 }
 
 /// `DELETE /v1/apps/..%2F..%2F..%2Fvictim?purge=true` once removed a directory outside the
@@ -265,8 +209,8 @@ async fn the_api_refuses_pages_hosts_and_callers_without_the_token() {
 async fn path_parameters_cannot_leave_the_data_dir() {
     let _podman = PODMAN.lock().await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = ApiNode::start(tmp.path(), |_| {}).await;
-    let client = api_client(&n.data_dir);
+    let n = api_node(tmp.path(), |_| {}).await;
+    let client = n.client();
     let victim = tmp.path().join("victim");
     std::fs::create_dir_all(&victim).unwrap();
     std::fs::write(victim.join("precious"), b"data").unwrap();
@@ -333,7 +277,7 @@ async fn path_parameters_cannot_leave_the_data_dir() {
         victim.join("precious").exists(),
         "a directory outside the data dir was removed"
     );
-    n.stop();
+    n.stop().await;
 }
 
 /// Uploads for publication: only for a publication in progress that declared the artifact,
@@ -343,8 +287,8 @@ async fn path_parameters_cannot_leave_the_data_dir() {
 async fn uploads_are_bounded_and_leave_nothing_behind() {
     let _podman = PODMAN.lock().await;
     let tmp = tempfile::tempdir().unwrap();
-    let n = ApiNode::start(tmp.path(), |c| c.max_upload_mib = 1).await;
-    let client = api_client(&n.data_dir);
+    let n = api_node(tmp.path(), |c| c.max_upload_mib = 1).await;
+    let client = n.client();
     let put = |session: &str, body: Vec<u8>| {
         client
             .put(n.url(&format!("/v1/publish/{session}/image")))
@@ -407,7 +351,7 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
     let (status, body) = error_of(put(&session, vec![7u8; 2 * 1024 * 1024]).await.unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(tmp_files(), 0, "a temporary file stayed");
-    assert!(n.publish_pins().await.is_empty());
+    assert!(publish_pins(&n).await.is_empty());
     // The declared size, other bytes: the hash decides, nothing kept.
     let (status, body) = error_of(put(&session, vec![8u8; 1000]).await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -415,7 +359,7 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
         body["error"].as_str().unwrap().contains("hashes to"),
         "{body}"
     );
-    assert!(n.publish_pins().await.is_empty());
+    assert!(publish_pins(&n).await.is_empty());
     assert_eq!(tmp_files(), 0);
     // The right bytes are kept, pinned; aborting the publication releases them.
     let ok: serde_json::Value = put(&session, small.clone())
@@ -425,7 +369,7 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
         .await
         .unwrap();
     assert_eq!(ok["blake3"], hash.as_str(), "{ok}");
-    assert_eq!(n.publish_pins().await.len(), 1);
+    assert_eq!(publish_pins(&n).await.len(), 1);
     let status = client
         .delete(n.url(&format!("/v1/publish/{session}")))
         .send()
@@ -434,7 +378,7 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
         .status();
     assert!(status.is_success());
     assert!(
-        n.publish_pins().await.is_empty(),
+        publish_pins(&n).await.is_empty(),
         "an aborted publication kept its pin"
     );
     // A finished publication keeps its artifacts pinned (its node is their origin).
@@ -453,11 +397,11 @@ async fn uploads_are_bounded_and_leave_nothing_behind() {
         .await
         .unwrap();
     assert!(finished.status().is_success());
-    assert_eq!(n.publish_pins().await.len(), 1);
+    assert_eq!(publish_pins(&n).await.len(), 1);
     // A finished session takes no more uploads.
     let (status, _) = error_of(put(&session, vec![1]).await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    n.stop();
+    n.stop().await;
 }
 
 /// The attack as found: a catalog signed by our own catalog key whose hello manifest names

@@ -9,34 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use archy_orchestrator::{Engine, Orchestrator, OrchestratorConfig};
-
 use super::*;
 
 const MIB: u64 = 1024 * 1024;
-
-async fn engine() -> Engine {
-    Engine::connect(&podman_url())
-        .await
-        .expect("podman reachable")
-}
-
-/// Removes whatever an earlier run left of `app` in Podman.
-async fn remove_everything_of(app: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let orchestrator = Orchestrator::connect(OrchestratorConfig {
-        podman_url: podman_url(),
-        data_dir: dir.path().to_owned(),
-        publish_address: [127, 0, 0, 1].into(),
-    })
-    .await
-    .unwrap();
-    let _ = orchestrator.uninstall(app, true).await;
-    let _ = std::process::Command::new("podman")
-        .args(["--remote", "--url", &podman_url(), "network", "rm", "--"])
-        .arg(format!("archy-{app}"))
-        .output();
-}
 
 /// What Podman still holds of `app`: containers, its network, volumes, secrets.
 async fn leftovers(app: &str) -> Vec<String> {
@@ -57,19 +32,8 @@ async fn leftovers(app: &str) -> Vec<String> {
     if !volumes.is_empty() {
         left.push(format!("volumes {volumes:?}"));
     }
-    let out = std::process::Command::new("podman")
-        .args([
-            "--remote",
-            "--url",
-            &podman_url(),
-            "secret",
-            "ls",
-            "--noheading",
-        ])
-        .args(["--filter", &format!("label=archy.app={app}")])
-        .output()
-        .unwrap();
-    let secrets = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let label = format!("label=archy.app={app}");
+    let (_, secrets) = podman(&["secret", "ls", "--noheading", "--filter", &label]);
     if !secrets.is_empty() {
         left.push(format!("secrets {secrets}"));
     }
@@ -78,61 +42,23 @@ async fn leftovers(app: &str) -> Vec<String> {
 
 /// An origin serving a catalog of `apps` made from hello; `big` replaces an app's image
 /// with hello's padded to that many bytes (a valid tar: zeros end an archive).
-async fn origin_with(
-    tmp: &Path,
-    apps: &[HelloApp<'_>],
-    big: &[(&str, u64)],
-) -> (Keys, PathBuf, String, tokio::task::JoinHandle<()>) {
-    let keys = Keys::new();
-    let root = keys.write_root(tmp);
-    let (swarm, id) = origin_swarm_with_hello(&tmp.join("origin")).await;
+async fn origin_with(tmp: &Path, apps: &[HelloApp<'_>], big: &[(&str, u64)]) -> TestOrigin {
     let apps_dir = apps_from_hello(&tmp.join("apps"), apps);
     for (app, size) in big {
         let path = tmp.join("apps/artifacts").join(app).join("image.tar");
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(*size).unwrap();
-        swarm
+    }
+    let origin = TestOrigin::of(tmp, &apps_dir).await;
+    for (app, _) in big {
+        let path = tmp.join("apps/artifacts").join(app).join("image.tar");
+        origin
+            .swarm
             .import_file(&path, &format!("origin/{app}"))
             .await
             .unwrap();
     }
-    let (listener, url) = loopback_listener().await;
-    let catalog = signed_catalog_of(&apps_dir, &keys, &url, &id, 1, 30).to_bytes();
-    let server = serve_bytes(listener, catalog, swarm);
-    (keys, root, url, server)
-}
-
-/// Sends SIGTERM and waits (up to `limit`) for the process to exit: its status and how
-/// long it took.
-fn sigterm(node: &mut NodeProcess, limit: Duration) -> (std::process::ExitStatus, Duration) {
-    let sent = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &node.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -TERM failed");
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            return (status, sent.elapsed());
-        }
-        assert!(
-            sent.elapsed() < limit,
-            "the node did not exit within {limit:?} of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_of(config: &Path) -> String {
-    std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        client.get(url).send().await.unwrap().json().await.unwrap()
-    })
-    .await
-    .unwrap_or_else(|_| panic!("GET {url} took over 5 s"))
+    origin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,17 +72,11 @@ async fn sigterm_during_an_install_exits_within_the_grace_and_the_restart_recove
             .replace("start_period_seconds: 20", "start_period_seconds: 120")
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (_keys, root, url, server) = origin_with(tmp.path(), &[(app, 18193, &edit)], &[]).await;
-    let api = format!("http://127.0.0.1:{}", free_port());
+    let origin = origin_with(tmp.path(), &[(app, 18193, &edit)], &[]).await;
     let grace = 3;
-    let config = write_node_config(
-        tmp.path(),
-        &url,
-        &root,
-        &api,
-        &format!("shutdown_grace_seconds = {grace}\n"),
-    );
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let extra = format!("shutdown_grace_seconds = {grace}\n");
+    let mut node = NodeProcess::start(tmp.path(), &origin.url, &origin.root, &extra).await;
+    let api = node.api.clone();
     let client = node.client();
     let response = client
         .post(format!("{api}/v1/apps/{app}/install?stream=true"))
@@ -177,7 +97,7 @@ async fn sigterm_during_an_install_exits_within_the_grace_and_the_restart_recove
         assert!(waited.elapsed() < Duration::from_secs(120), "{seen}");
     }
 
-    let (status, took) = sigterm(&mut node, Duration::from_secs(grace + 15));
+    let (status, took) = node.terminate(Duration::from_secs(grace + 15));
     eprintln!("SIGTERM during an install: exited with {status} after {took:?}");
     assert!(
         took < Duration::from_secs(grace + 5),
@@ -187,7 +107,7 @@ async fn sigterm_during_an_install_exits_within_the_grace_and_the_restart_recove
         !status.success(),
         "an abandoned install must exit non-zero: {status}"
     );
-    let log = log_of(&config);
+    let log = node.log();
     assert!(
         log.contains("still running; the next start recovers"),
         "the log does not say what was abandoned: {log}"
@@ -200,9 +120,8 @@ async fn sigterm_during_an_install_exits_within_the_grace_and_the_restart_recove
     assert!(rest.is_ok(), "the progress stream outlived the node");
 
     // The restart recovers: nothing running, the install interrupted, nothing left over.
-    let node = NodeProcess::spawn(&config, &api).await;
-    let client = node.client();
-    let operations = get_json(&client, &format!("{api}/v1/operations")).await;
+    node.restart().await;
+    let operations = node.get_json("/v1/operations").await;
     let operations = operations.as_array().cloned().unwrap_or_default();
     assert!(
         operations.iter().all(|o| o["state"] != "running"),
@@ -214,14 +133,11 @@ async fn sigterm_during_an_install_exits_within_the_grace_and_the_restart_recove
             .any(|o| o["app"] == app && o["kind"] == "install" && o["state"] == "interrupted"),
         "{operations:?}"
     );
-    assert_eq!(
-        get_json(&client, &format!("{api}/v1/apps")).await,
-        serde_json::json!([])
-    );
+    assert_eq!(node.get_json("/v1/apps").await, serde_json::json!([]));
     let left = leftovers(app).await;
     assert!(left.is_empty(), "the interrupted install left {left:?}");
     drop(node);
-    server.abort();
+    origin.server.abort();
     remove_everything_of(app).await;
 }
 
@@ -232,19 +148,11 @@ async fn sigterm_while_a_client_follows_logs_exits_cleanly_within_the_bound() {
     remove_everything_of(app).await;
     let same = |m: String| m;
     let tmp = tempfile::tempdir().unwrap();
-    let (_keys, root, url, server) = origin_with(tmp.path(), &[(app, 18193, &same)], &[]).await;
-    let api = format!("http://127.0.0.1:{}", free_port());
-    let config = write_node_config(tmp.path(), &url, &root, &api, "");
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let origin = origin_with(tmp.path(), &[(app, 18193, &same)], &[]).await;
+    let mut node = NodeProcess::start(tmp.path(), &origin.url, &origin.root, "").await;
+    let api = node.api.clone();
     let client = node.client();
-    let installed: serde_json::Value = client
-        .post(format!("{api}/v1/apps/{app}/install"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let installed = node.post_json(&format!("/v1/apps/{app}/install")).await;
     assert_eq!(installed["state"], "running", "{installed}");
     let response = client
         .get(format!(
@@ -258,7 +166,7 @@ async fn sigterm_while_a_client_follows_logs_exits_cleanly_within_the_bound() {
     // The follow is open (whatever it has sent so far).
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (status, took) = sigterm(&mut node, Duration::from_secs(60));
+    let (status, took) = node.terminate(Duration::from_secs(60));
     eprintln!("SIGTERM while following logs: exited with {status} after {took:?}");
     assert!(took < Duration::from_secs(30), "exited after {took:?}");
     assert!(status.success(), "nothing was abandoned: {status}");
@@ -270,9 +178,8 @@ async fn sigterm_while_a_client_follows_logs_exits_cleanly_within_the_bound() {
     assert!(rest.is_ok(), "the followed log outlived the node");
 
     // The app stays installed and running; the next start finds it so.
-    let node = NodeProcess::spawn(&config, &api).await;
-    let client = node.client();
-    let operations = get_json(&client, &format!("{api}/v1/operations")).await;
+    node.restart().await;
+    let operations = node.get_json("/v1/operations").await;
     assert!(
         operations
             .as_array()
@@ -281,15 +188,11 @@ async fn sigterm_while_a_client_follows_logs_exits_cleanly_within_the_bound() {
             .all(|o| o["state"] != "running"),
         "{operations}"
     );
-    let apps = get_json(&client, &format!("{api}/v1/apps")).await;
+    let apps = node.get_json("/v1/apps").await;
     assert_eq!(apps[0]["id"], app, "{apps}");
-    client
-        .delete(format!("{api}/v1/apps/{app}?purge=true"))
-        .send()
-        .await
-        .unwrap();
+    node.purge(app).await;
     drop(node);
-    server.abort();
+    origin.server.abort();
     remove_everything_of(app).await;
 }
 
@@ -380,11 +283,12 @@ async fn install(
 }
 
 /// The node answers `status` and `apps` promptly, and stops and starts `app` in time.
-async fn still_answers(client: &reqwest::Client, api: &str, app: &str) {
+async fn still_answers(node: &NodeProcess, app: &str) {
+    let (client, api) = (node.client(), &node.api);
     let started = Instant::now();
-    let status = get_json(client, &format!("{api}/v1/status")).await;
+    let status = node.get_json("/v1/status").await;
     assert!(status["catalog"]["version"].is_u64(), "{status}");
-    let apps = get_json(client, &format!("{api}/v1/apps")).await;
+    let apps = node.get_json("/v1/apps").await;
     assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
     for (verb, state) in [("stop", "stopped"), ("start", "running")] {
         let view: serde_json::Value = tokio::time::timeout(Duration::from_secs(60), async {
@@ -418,7 +322,7 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
     // fuller cannot fit at all (the preflight refuses); fullest fits only on paper (its
     // blob and its export, not the store's own bookkeeping), so the disk fills mid-install.
     let fullest_size = 12 * MIB;
-    let (_keys, root, url, server) = origin_with(
+    let origin = origin_with(
         tmp.path(),
         &[
             ("fullok", 18195, &same),
@@ -428,10 +332,9 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
         &[("fuller", 40 * MIB), ("fullest", fullest_size)],
     )
     .await;
-    let api = format!("http://127.0.0.1:{}", free_port());
-    let config = write_node_config(tmp.path(), &url, &root, &api, "");
     let disk = Tmpfs::mount(&tmp.path().join("node"), "48m");
-    let mut node = NodeProcess::spawn(&config, &api).await;
+    let mut node = NodeProcess::start(tmp.path(), &origin.url, &origin.root, "").await;
+    let api = node.api.clone();
     let client = node.client();
     let (status, body, _) = install(&client, &api, "fullok").await;
     assert_eq!(status, 200, "{body}");
@@ -457,7 +360,7 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
         "the refused install kept {} bytes",
         free_before.saturating_sub(disk.free())
     );
-    still_answers(&client, &api, "fullok").await;
+    still_answers(&node, "fullok").await;
 
     // 2. The preflight sees room (a little more than the blob and its export), and then
     // the room is taken as soon as the fetch begins: a write fails with ENOSPC, and is
@@ -515,14 +418,14 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
     }
     if let Some(exit) = exited {
         // The store died of it: the node exits non-zero naming the store, and comes back.
-        let log = log_of(&config);
+        let log = node.log();
         assert!(!exit.success(), "{exit}");
         assert!(
             log.contains(&disk.0.join("swarm/blobs").display().to_string()),
             "{log}"
         );
         eprintln!("the node exited: {exit}");
-        node = NodeProcess::spawn(&config, &api).await;
+        node.restart().await;
     } else {
         assert!(
             message.starts_with(&format!("no space left on {}", disk.0.display()))
@@ -538,13 +441,12 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
             eprintln!("known gap: the failed install kept {kept} bytes on the full disk");
         }
     }
-    let client = node.client();
     assert!(
         leftovers("fullest").await.is_empty(),
         "{:?}",
         leftovers("fullest").await
     );
-    let operations = get_json(&client, &format!("{api}/v1/operations")).await;
+    let operations = node.get_json("/v1/operations").await;
     assert!(
         operations
             .as_array()
@@ -553,16 +455,12 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
             .all(|o| o["state"] != "running"),
         "{operations}"
     );
-    still_answers(&client, &api, "fullok").await;
+    still_answers(&node, "fullok").await;
 
-    client
-        .delete(format!("{api}/v1/apps/fullok?purge=true"))
-        .send()
-        .await
-        .unwrap();
+    node.purge("fullok").await;
     drop(node);
     drop(disk);
-    server.abort();
+    origin.server.abort();
     for app in ["fullok", "fuller", "fullest"] {
         remove_everything_of(app).await;
     }

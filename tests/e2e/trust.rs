@@ -110,15 +110,8 @@ async fn daemon_auto_pulls_and_raises_equivocation_alarm() {
     let server = serve_slot(listener, slot.clone(), Default::default(), swarm.clone());
 
     let node = start_node_with(&tmp.path().join("node"), &url, &root, 1).await;
-    let (api_listener, api) = loopback_listener().await;
-    let daemon = tokio::spawn(archy_node::serve(node, api_listener));
-    let client = {
-        let token = archy_node::auth::token_path(&tmp.path().join("node"));
-        while !token.exists() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        api_client(&tmp.path().join("node"))
-    };
+    let (api, daemon) = serve_api(node).await;
+    let client = api_client(&tmp.path().join("node"));
     let status = |api: String| {
         let client = client.clone();
         async move {

@@ -1,12 +1,20 @@
 //! Shared fixtures for the cross-crate tests: keys, a signed root and catalogs, an origin
-//! (honest or hostile) on loopback, and a node with real sqlite, iroh and rootless Podman.
+//! (honest or hostile) on loopback ([`TestOrigin`]), and nodes with real sqlite, iroh and
+//! rootless Podman (`node`: in process, serving the API, or as a child process), next to
+//! the shared Podman service and the tests' own hands on it (`podman`).
+
+mod node;
+mod podman;
+
+pub use node::*;
+pub use podman::*;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use archy_node::catalog_build::{self, BuildOptions};
-use archy_node::{Node, NodeConfig, origin};
+use archy_node::{Node, origin};
 use archy_registry::{Envelope, PayloadType, Root, SecretKey};
 use chrono::{Duration, Utc};
 
@@ -263,36 +271,6 @@ pub fn serve_slot(
     })
 }
 
-pub async fn start_node(dir: &Path, origin: &str, root: &Path) -> Arc<Node> {
-    start_node_with(dir, origin, root, 3600).await
-}
-
-pub async fn start_node_with(
-    dir: &Path,
-    origin: &str,
-    root: &Path,
-    pull_interval_seconds: u64,
-) -> Arc<Node> {
-    let config = NodeConfig {
-        pull_interval_seconds,
-        ..node_config(dir, origin, root)
-    };
-    Node::start(config).await.expect("node starts")
-}
-
-/// A test node's config: state in `dir`, the catalog from `origin` under `root`, the test
-/// Podman, apps published on loopback; tests adjust the rest with `..node_config(…)`.
-pub fn node_config(dir: &Path, origin: &str, root: &Path) -> NodeConfig {
-    NodeConfig {
-        data_dir: dir.to_owned(),
-        origin: Some(origin.to_owned()),
-        pinned_root: Some(root.to_owned()),
-        podman_url: podman_url(),
-        publish_address: [127, 0, 0, 1].into(),
-        ..NodeConfig::default()
-    }
-}
-
 /// A copy of the repo's hello app with its manifest edited, for failure cases.
 pub fn hello_variant(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
     apps_from_hello(dir, &[("hello", 18080, &edit)])
@@ -348,6 +326,12 @@ impl TestOrigin {
         .await
     }
 
+    /// Serving apps made from hello ([`apps_from_hello`] in `dir/apps`): catalog version 1,
+    /// valid for 30 days.
+    pub async fn hello_apps(dir: &Path, apps: &[HelloApp<'_>]) -> Self {
+        Self::of(dir, &apps_from_hello(&dir.join("apps"), apps)).await
+    }
+
     /// Serving `catalog(keys, origin url, endpoint id)`.
     pub async fn with(dir: &Path, catalog: impl FnOnce(&Keys, &str, &str) -> Envelope) -> Self {
         let keys = Keys::new();
@@ -396,11 +380,11 @@ impl TestOrigin {
     }
 }
 
-/// Several apps made from hello's manifest and image: `(id, host port, edit)` each. Returns
-/// the apps dir; the image archives are copied into an `artifacts` dir beside it.
 /// One app made from hello: its id, host port, and an edit of the manifest text.
 pub type HelloApp<'a> = (&'a str, u16, &'a dyn Fn(String) -> String);
 
+/// Several apps made from hello's manifest and image: `(id, host port, edit)` each. Returns
+/// the apps dir; the image archives are copied into an `artifacts` dir beside it.
 pub fn apps_from_hello(dir: &Path, apps: &[HelloApp<'_>]) -> PathBuf {
     let manifest = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml")).unwrap();
     let image = artifacts_dir().join("hello/image.tar");
@@ -414,139 +398,4 @@ pub fn apps_from_hello(dir: &Path, apps: &[HelloApp<'_>]) -> PathBuf {
         std::fs::copy(&image, dir.join("artifacts").join(id).join("image.tar")).unwrap();
     }
     dir.join("apps")
-}
-
-/// The `archy` binary next to the test executable (target/debug/archy).
-pub fn archy_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join("archy");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build --bins` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A free loopback TCP port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `node.toml` in `dir` for an `archy node run` child process (`extra` is appended TOML).
-pub fn write_node_config(dir: &Path, origin: &str, root: &Path, api: &str, extra: &str) -> PathBuf {
-    let config = dir.join("node.toml");
-    let text = format!(
-        "data_dir = \"node\"\norigin = \"{origin}\"\npinned_root = \"{}\"\npodman_url = \"{}\"\n\
-         publish_address = \"127.0.0.1\"\napi_listen = \"{}\"\n{extra}",
-        root.display(),
-        podman_url(),
-        api.trim_start_matches("http://")
-    );
-    std::fs::write(&config, text).unwrap();
-    config
-}
-
-/// A client of a node's API: the node's token (from `data_dir`) on every request, and the
-/// JSON body type the API wants on state changes.
-pub fn api_client(data_dir: &Path) -> reqwest::Client {
-    let token = archy_node::auth::read_token(&archy_node::auth::token_path(data_dir))
-        .unwrap_or_else(|e| panic!("the node's API token: {e:#}"));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", token.as_str()).parse().unwrap(),
-    );
-    headers.insert(
-        reqwest::header::CONTENT_TYPE,
-        "application/json".parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
-/// `archy node run` as a real child process, killed (SIGKILL) when dropped.
-pub struct NodeProcess {
-    pub child: std::process::Child,
-    pub api: String,
-    /// The node's data dir (`node` beside its config, as [`write_node_config`] writes it).
-    pub data_dir: PathBuf,
-}
-
-impl NodeProcess {
-    pub async fn spawn(config: &Path, api: &str) -> Self {
-        let log = std::fs::File::create(config.with_extension("log")).unwrap();
-        let child = std::process::Command::new(archy_binary())
-            .args(["node", "run", "--config"])
-            .arg(config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let node = Self {
-            child,
-            api: api.to_owned(),
-            data_dir: config.parent().unwrap().join("node"),
-        };
-        let token = archy_node::auth::token_path(&node.data_dir);
-        for _ in 0..200 {
-            if token.exists()
-                && let Ok(r) = node.client().get(format!("{api}/v1/status")).send().await
-                && let Ok(v) = r.json::<serde_json::Value>().await
-                && v["catalog"]["version"].is_u64()
-            {
-                return node;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!(
-            "archy node did not come up with a catalog; log: {}",
-            std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
-        );
-    }
-
-    /// A client with this node's token.
-    pub fn client(&self) -> reqwest::Client {
-        api_client(&self.data_dir)
-    }
-
-    /// SIGKILL: no shutdown code runs, as in a power cut or OOM kill.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A node (in process) whose catalog holds `hello` edited by `edit`, pulled and ready; its
-/// loops do not run, so only what a test does (and Podman's events) moves it.
-pub async fn node_with_hello(
-    tmp: &Path,
-    edit: impl Fn(String) -> String,
-) -> (Arc<Node>, tokio::task::JoinHandle<()>) {
-    let apps = hello_variant(&tmp.join("variant"), edit);
-    let origin = TestOrigin::of(tmp, &apps).await;
-    let node = Node::start(NodeConfig {
-        pull_interval_seconds: 3600,
-        reconcile_interval_seconds: 3600,
-        ..node_config(&tmp.join("node"), &origin.url, &origin.root)
-    })
-    .await
-    .expect("node starts");
-    node.pull_catalog()
-        .await
-        .expect("the test catalog is accepted");
-    (node, origin.server)
 }

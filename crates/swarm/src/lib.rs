@@ -6,7 +6,7 @@
 //!
 //! - [`Swarm::fetch_with_policy`]: "origin always wins" (peers under deadlines, strikes for
 //!   bad data, resume from the missing ranges, coalesced and jittered fallback to the
-//!   origin over iroh, then over HTTP), see `policy.rs`.
+//!   origin over iroh, then over HTTP), see `policy/`.
 //! - Finding providers: the origin's [`Tracker`] ([`tracker_routes`], [`Swarm::announce`],
 //!   [`Swarm::providers`]), static peers from the caller, and opt-in mDNS
 //!   ([`SwarmConfig::local_discovery`], [`Swarm::local_peers`]).

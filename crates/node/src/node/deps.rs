@@ -109,18 +109,18 @@ impl Node {
     ) {
         for dep in ids.iter().rev() {
             let purge = !had_data.get(dep).copied().unwrap_or(true);
-            let removed = async {
-                let op = held.begin(dep, OperationKind::removal(purge)).await?;
-                let result = match self.orchestrator.uninstall(dep, purge).await {
-                    Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
-                        db::delete_app(&self.db, dep).await.map_err(NodeError::from)
-                    }
-                    Err(e) => Err(NodeError::from(e)),
-                };
-                self.unpin_app(dep).await;
-                op.finish(result).await
-            }
-            .await;
+            let removed = held
+                .run(None, dep, OperationKind::removal(purge), async |_| {
+                    let result = match self.orchestrator.uninstall(dep, purge).await {
+                        Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {
+                            db::delete_app(&self.db, dep).await.map_err(NodeError::from)
+                        }
+                        Err(e) => Err(NodeError::from(e)),
+                    };
+                    self.unpin_app(dep).await;
+                    result
+                })
+                .await;
             if let Err(e) = removed {
                 error!(app = %dep, error = %e, "could not remove a dependency installed for a failed install");
             }

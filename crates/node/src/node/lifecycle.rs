@@ -1,9 +1,10 @@
 //! An app's lifecycle: install (from the catalog or a listing, with progress that never goes
-//! backward), update with rollback, start/stop/restart, uninstall or purge, and at start the
-//! recovery of operations a crash interrupted. Every change runs under the operation lock,
-//! and every operation is recorded before it acts ([`super::operation`]); what an install
-//! or update creates is recorded before it is created, so recovery undoes exactly that.
-//! Each function takes the record a job queued (`queued`, see [`super::jobs`]), or `None`.
+//! backward), start/stop/restart, uninstall or purge; update with rollback is in
+//! [`super::update`], and at start the recovery of operations a crash interrupted in
+//! [`super::recover`]. Every change runs under the operation lock, and every operation is
+//! recorded before it acts ([`super::operation`]); what an install or update creates is
+//! recorded before it is created, so recovery undoes exactly that. Each function takes the
+//! record a job queued (`queued`, see [`super::jobs`]), or `None`.
 //!
 //! Every wait has a bound: Podman calls have their own deadlines (the orchestrator's), and
 //! each step that could otherwise wait on something slow has an outer bound below. A bound
@@ -11,28 +12,27 @@
 
 use std::time::Duration;
 
-use archy_orchestrator::{Created, Progress, ProgressSink, Stage};
-use archy_registry::{VerifiedApp, VerifiedPublication};
-use tracing::{info, warn};
+use archy_orchestrator::{Progress, ProgressSink, Stage};
+use archy_registry::VerifiedApp;
+use tracing::warn;
 
 use super::artifacts::FetchFrom;
-use super::error::internal;
 use super::operation::{Exclusive, OperationGuard, OperationKind};
 use super::source::{Source, app_in};
 use super::{AppView, ErrorKind, Node, NodeError};
 use crate::db;
 
 /// Fetching an app's artifacts (each peer and origin attempt has its own deadlines).
-const FETCH_BOUND: Duration = Duration::from_secs(2 * 3600);
+pub(super) const FETCH_BOUND: Duration = Duration::from_secs(2 * 3600);
 /// Creating and starting an app, health checks included.
-const CREATE_BOUND: Duration = Duration::from_secs(30 * 60);
+pub(super) const CREATE_BOUND: Duration = Duration::from_secs(30 * 60);
 /// Removing an app (each container's stop grace is bounded by its manifest).
 const REMOVE_BOUND: Duration = Duration::from_secs(15 * 60);
 /// Starting, stopping or restarting an app.
 const RUN_BOUND: Duration = Duration::from_secs(30 * 60);
 
 /// The operation-row stage a progress event means, for stages the node records.
-fn recorded_stage(stage: Stage) -> Option<&'static str> {
+pub(super) fn recorded_stage(stage: Stage) -> Option<&'static str> {
     match stage {
         Stage::Loading => Some("loading"),
         Stage::Creating => Some("creating"),
@@ -41,7 +41,7 @@ fn recorded_stage(stage: Stage) -> Option<&'static str> {
     }
 }
 
-fn bound_expired(what: &str, bound: Duration) -> NodeError {
+pub(super) fn bound_expired(what: &str, bound: Duration) -> NodeError {
     NodeError::new(
         ErrorKind::Unavailable,
         format!(
@@ -52,162 +52,6 @@ fn bound_expired(what: &str, bound: Duration) -> NodeError {
 }
 
 impl Node {
-    /// At start, every operation a crash left running is finished or undone, by kind:
-    ///
-    /// - anything still queued (it never got the lock) did nothing: recorded as interrupted;
-    /// - install: the recorded app is kept when the install got as far as recording it;
-    ///   otherwise exactly what it created is undone and its pins dropped;
-    /// - update: what the new version created is undone, and the reconciler rebuilds the
-    ///   version sqlite records (still the previous one);
-    /// - uninstall and purge are finished: the operator asked for them, and an app must never
-    ///   come back with its data deleted (it is wanted stopped before anything is removed);
-    /// - stop is finished; start and restart are left to the reconciler.
-    ///
-    /// No row stays "running".
-    pub(super) async fn recover_interrupted(&self) -> anyhow::Result<()> {
-        for op in db::running_operations(&self.db).await? {
-            warn!(app = %op.app_id, kind = %op.kind, stage = %op.stage, operation = op.id, "recovering interrupted operation");
-            let note = self.recover(&op).await;
-            info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
-            db::mark_interrupted(&self.db, op.id, &note).await?;
-        }
-        // A node whose database was lost or emptied must say so at once, not forget
-        // silently: labelled containers of apps sqlite does not know raise an alarm.
-        let looked = async {
-            let _lock = self.exclusive().await;
-            let podman = self.orchestrator.engine().containers_by_app().await?;
-            self.alarm_unknown_apps(&podman).await
-        };
-        if let Err(e) = looked.await {
-            warn!(error = %e, "could not look for apps this node does not know");
-        }
-        Ok(())
-    }
-
-    /// Finishes or undoes one interrupted operation; says what it did.
-    async fn recover(&self, op: &db::OperationRow) -> String {
-        let at = format!("interrupted at stage {}", op.stage);
-        if op.stage == "queued" {
-            return "interrupted before it began; nothing was done".into();
-        }
-        let created: Option<Created> = op
-            .created
-            .as_deref()
-            .and_then(|json| match serde_json::from_str(json) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    warn!(operation = op.id, error = %e, "unreadable record of what the operation created");
-                    None
-                }
-            });
-        let undo = |created: Option<Created>| async move {
-            match created {
-                Some(c) if c.app == op.app_id => match self.orchestrator.undo(&c).await {
-                    Ok(()) => Ok(!c.is_empty()),
-                    Err(e) => Err(e.to_string()),
-                },
-                Some(c) => Err(format!("the record names app {:?}; left alone", c.app)),
-                None => Ok(false),
-            }
-        };
-        match OperationKind::parse(&op.kind) {
-            Some(OperationKind::Install) => {
-                match db::app(&self.db, &op.app_id).await {
-                    Ok(Some(_)) => {
-                        return format!("{at}, after the app was installed and recorded; kept");
-                    }
-                    Ok(None) => {}
-                    Err(e) => return format!("{at}; not recovered: node database: {e}"),
-                }
-                let legacy = created.is_none()
-                    && matches!(
-                        op.stage.as_str(),
-                        "installing" | "loading" | "creating" | "starting"
-                    );
-                let undone = if legacy {
-                    // A record from before the node kept what operations create.
-                    match self.orchestrator.uninstall(&op.app_id, false).await {
-                        Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => Ok(true),
-                        Err(e) => Err(e.to_string()),
-                    }
-                } else {
-                    undo(created).await
-                };
-                self.unpin_app(&op.app_id).await;
-                match undone {
-                    Ok(true) => format!("{at}; what it created was removed"),
-                    Ok(false) => format!("{at}; it had created nothing"),
-                    Err(e) => format!("{at}; undoing it left something behind: {e}"),
-                }
-            }
-            Some(OperationKind::Update) => {
-                let undone = undo(created).await;
-                if matches!(
-                    op.stage.as_str(),
-                    "replacing" | "loading" | "creating" | "starting"
-                ) {
-                    // Whatever half of the update exists goes; the reconciler then rebuilds
-                    // the version recorded in sqlite, which is still the previous one.
-                    self.orchestrator.remove_app_containers(&op.app_id).await;
-                }
-                match undone {
-                    Ok(_) => format!(
-                        "{at}; the new version's objects were removed and the reconciler restores the recorded version"
-                    ),
-                    Err(e) => format!("{at}; undoing the new version left something behind: {e}"),
-                }
-            }
-            Some(kind @ (OperationKind::Uninstall | OperationKind::Purge)) => {
-                let purge = kind == OperationKind::Purge;
-                match self.finish_removal(&op.app_id, purge).await {
-                    Ok(()) => format!(
-                        "{at}; finished: the app is removed{}",
-                        if purge { " and its data deleted" } else { "" }
-                    ),
-                    Err(e) => format!(
-                        "{at}; finishing it failed ({e}); the app is wanted stopped, run `archy app uninstall{} {}` again",
-                        if purge { " --purge" } else { "" },
-                        op.app_id
-                    ),
-                }
-            }
-            Some(OperationKind::Stop) => {
-                let stopped = async {
-                    let (row, app) = self.installed_app(&op.app_id).await?;
-                    if row.desired == "stopped" {
-                        self.orchestrator.stop(app.manifest()).await?;
-                    }
-                    Ok::<_, NodeError>(())
-                }
-                .await;
-                match stopped {
-                    Ok(()) => format!("{at}; finished"),
-                    Err(e) => format!("{at}; not finished: {e}"),
-                }
-            }
-            Some(OperationKind::Start | OperationKind::Restart) => {
-                format!("{at}; the reconciler brings the app to its wanted state")
-            }
-            None => at,
-        }
-    }
-
-    /// Removes an app whose removal was interrupted: wanted stopped first (the reconciler
-    /// must never rebuild it, least of all without its data), then its containers and,
-    /// when purging, its data; then its record and pins.
-    async fn finish_removal(&self, id: &str, purge: bool) -> Result<(), NodeError> {
-        if db::app(&self.db, id).await?.is_some() {
-            db::set_desired(&self.db, id, "stopped").await?;
-        }
-        match self.orchestrator.uninstall(id, purge).await {
-            Ok(()) | Err(archy_orchestrator::Error::NotInstalled(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        db::delete_app(&self.db, id).await?;
-        self.unpin_app(id).await;
-        Ok(())
-    }
-
     /// Installs an app from the verified catalog: fetch its artifacts over iroh (hash and
     /// size checked), hand them to the orchestrator, record it. Nothing stays on failure.
     pub async fn install(&self, id: &str) -> Result<AppView, NodeError> {
@@ -315,24 +159,20 @@ impl Node {
             ));
         }
         self.check_dependencies_installed(app).await?;
-        let op = held.begin_as(queued, id, OperationKind::Install).await?;
-        let workdir = self
-            .config
-            .data_dir
-            .join("tmp")
-            .join(format!("install-{}", op.id()));
-        let result = self
-            .install_steps(&op, source, app, &workdir, progress)
-            .await;
-        let _ = std::fs::remove_dir_all(&workdir);
-        if result.is_err() {
-            // Nothing pinned it (pins come with the record): what this install fetched only
-            // for itself goes now, not at the next pull, which matters on a full disk.
-            if let Err(e) = self.collect_unreferenced().await {
-                warn!(app = id, error = %e, "collecting what the failed install fetched failed");
+        held.run(queued, id, OperationKind::Install, async |op| {
+            let workdir = self.scratch_dir("install", op);
+            let result = self.install_steps(op, source, app, &workdir, progress).await;
+            let _ = std::fs::remove_dir_all(&workdir);
+            if result.is_err() {
+                // Nothing pinned it (pins come with the record): what this install fetched
+                // only for itself goes now, not at the next pull, which matters on a full disk.
+                if let Err(e) = self.collect_unreferenced().await {
+                    warn!(app = id, error = %e, "collecting what the failed install fetched failed");
+                }
             }
-        }
-        op.finish(result).await
+            result
+        })
+        .await
     }
 
     async fn install_steps(
@@ -429,204 +269,6 @@ impl Node {
         Ok(self.view(id, &version, "running", runtime, Some(app)))
     }
 
-    /// Updates an installed app to the version the current catalog lists (a third-party app:
-    /// its publisher's newest listing, which must clear the trust threshold again unless
-    /// `approve`). The previous version's image (pinned locally) and manifest are kept, and
-    /// the orchestrator goes back to them when the new version does not become healthy.
-    pub async fn update(&self, id: &str, approve: bool) -> Result<AppView, NodeError> {
-        self.update_as(None, id, approve, &|_| {}).await
-    }
-
-    /// [`Self::update`] continuing the record `queued`, if any, reporting progress.
-    pub(super) async fn update_as(
-        &self,
-        queued: Option<i64>,
-        id: &str,
-        approve: bool,
-        progress: ProgressSink<'_>,
-    ) -> Result<AppView, NodeError> {
-        let progress = Monotonic::new(progress);
-        let progress: ProgressSink<'_> = &|p| progress.emit(p);
-        progress(Progress::new(
-            Stage::Checking,
-            0,
-            1,
-            format!("checking for a newer {id}"),
-        ));
-        let held = self.exclusive().await;
-        let (row, old) = self.installed_app(id).await?;
-        match (&row.publisher, &row.publication) {
-            (Some(author), Some(installed)) => {
-                let app_id = VerifiedPublication::verify(installed)
-                    .map_err(internal)?
-                    .publication()
-                    .manifest
-                    .id
-                    .clone();
-                let (envelope, verified, new) = self.listed_app(author, &app_id, approve).await?;
-                let source = Source::Publication {
-                    author,
-                    envelope: &envelope,
-                    verified: &verified,
-                };
-                self.update_locked(&held, queued, &row, &old, &new, &source, progress)
-                    .await
-            }
-            _ => {
-                let catalog = self.installable_catalog().await?;
-                let new = catalog.app(id).ok_or_else(|| {
-                    NodeError::new(
-                        ErrorKind::NotFound,
-                        format!("catalog version {} no longer lists {id}", catalog.version()),
-                    )
-                })?;
-                let source = Source::Catalog(&catalog);
-                self.update_locked(&held, queued, &row, &old, &new, &source, progress)
-                    .await
-            }
-        }
-    }
-
-    /// Replaces `old` with `new` from `source` with the operation lock held; the
-    /// orchestrator goes back to `old` when `new` does not become healthy.
-    #[allow(clippy::too_many_arguments)]
-    async fn update_locked(
-        &self,
-        held: &Exclusive<'_>,
-        queued: Option<i64>,
-        row: &db::AppRow,
-        old: &VerifiedApp,
-        new: &VerifiedApp,
-        source: &Source<'_>,
-        progress: ProgressSink<'_>,
-    ) -> Result<AppView, NodeError> {
-        let id = row.id.as_str();
-        if new.manifest().id != old.manifest().id {
-            return Err(internal(format!(
-                "{id}: the new version is {}, another app",
-                new.manifest().id
-            )));
-        }
-        if new.manifest().version <= old.manifest().version {
-            return Err(NodeError::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{id} is at {}; {} offers {}, nothing newer",
-                    old.manifest().version,
-                    source.describe(),
-                    new.manifest().version
-                ),
-            ));
-        }
-        self.check_dependencies_installed(new).await?;
-        let op = held.begin_as(queued, id, OperationKind::Update).await?;
-        let workdir = self
-            .config
-            .data_dir
-            .join("tmp")
-            .join(format!("update-{}", op.id()));
-        let result = async {
-            self.check_install_space(new)?;
-            op.stage("fetching").await?;
-            let origin = source.origin();
-            let peer = self.origin_peer(origin).await.ok();
-            let from = FetchFrom {
-                iroh: peer.as_ref(),
-                http: origin.http.as_str(),
-                first_party: matches!(source, Source::Catalog(_)),
-            };
-            let fetched = tokio::time::timeout(FETCH_BOUND, async {
-                let new_images = self
-                    .fetch_images(new, Some(from), &workdir.join("new"), progress)
-                    .await?;
-                // The previous version's images come from the local store: rollback needs
-                // no network.
-                let old_images = self
-                    .fetch_images(old, None, &workdir.join("old"), &|_| {})
-                    .await?;
-                Ok::<_, NodeError>((new_images, old_images))
-            })
-            .await
-            .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))?;
-            let (new_images, old_images) = fetched?;
-            op.stage("replacing").await?;
-            let stages = op.stage_writer();
-            let staged = |p: Progress| {
-                if let Some(stage) = recorded_stage(p.stage) {
-                    stages.set(stage);
-                }
-                progress(p);
-            };
-            let created = op.created_sink();
-            let replaced = tokio::time::timeout(
-                CREATE_BOUND,
-                self.orchestrator.update_tracked(
-                    old.manifest(),
-                    new.manifest(),
-                    &old_images,
-                    &new_images,
-                    &staged,
-                    &created,
-                ),
-            )
-            .await;
-            stages.close().await;
-            let runtime = match replaced {
-                Ok(runtime) => runtime?,
-                Err(_) => {
-                    // Stopped in the middle: undo the new version, rebuild the old one.
-                    if let Some(c) = op.created()
-                        && let Err(e) = self.orchestrator.undo(&c).await
-                    {
-                        warn!(app = id, error = %e, "undoing a stuck update left objects behind");
-                    }
-                    self.orchestrator.remove_app_containers(id).await;
-                    let back = tokio::time::timeout(
-                        CREATE_BOUND,
-                        self.orchestrator.repair(old.manifest(), &old_images),
-                    )
-                    .await;
-                    let how = match back {
-                        Ok(Ok(_)) => format!("{} is back", old.manifest().version),
-                        Ok(Err(e)) => {
-                            format!("bringing {} back failed: {e}", old.manifest().version)
-                        }
-                        Err(_) => format!(
-                            "bringing {} back did not finish either",
-                            old.manifest().version
-                        ),
-                    };
-                    let e = bound_expired(&format!("updating {id}"), CREATE_BOUND);
-                    return Err(NodeError::new(e.kind, format!("{}; {how}", e.message)));
-                }
-            };
-            op.flush_created().await?;
-            // Pinned before the record moves, and the old pins dropped only after it did,
-            // so a crash in between never leaves the recorded version without its blobs.
-            self.pin_artifacts(new).await;
-            let version = new.manifest().version.to_string();
-            match source {
-                Source::Catalog(catalog) => {
-                    db::update_app(&self.db, id, &version, catalog.version()).await?
-                }
-                Source::Publication { envelope, .. } => {
-                    db::update_third_party_app(&self.db, id, &version, envelope).await?
-                }
-            }
-            self.unpin_dropped_artifacts(new).await;
-            progress(Progress::new(
-                Stage::Finished,
-                1,
-                1,
-                format!("{id} {version} is running"),
-            ));
-            Ok::<_, NodeError>(self.view(id, &version, &row.desired, runtime, Some(new)))
-        }
-        .await;
-        let _ = std::fs::remove_dir_all(&workdir);
-        op.finish(result).await
-    }
-
     pub async fn start_app(&self, id: &str) -> Result<AppView, NodeError> {
         self.start_app_as(None, id).await
     }
@@ -638,34 +280,31 @@ impl Node {
         queued: Option<i64>,
         id: &str,
     ) -> Result<AppView, NodeError> {
-        let held = self.exclusive().await;
-        let (row, app) = self.installed_app(id).await?;
-        let op = held.begin_as(queued, id, OperationKind::Start).await?;
-        let result = tokio::time::timeout(RUN_BOUND, async {
-            db::set_desired(&self.db, id, "running").await?;
-            let missing = self.orchestrator.missing_containers(app.manifest()).await?;
-            let runtime = if missing.is_empty() {
-                self.orchestrator.start(app.manifest()).await?
-            } else {
-                let workdir = self
-                    .config
-                    .data_dir
-                    .join("tmp")
-                    .join(format!("start-{}", op.id()));
-                let repaired = async {
-                    let images = self.fetch_images(&app, None, &workdir, &|_| {}).await?;
-                    self.orchestrator.repair(app.manifest(), &images).await?;
-                    Ok::<_, NodeError>(self.orchestrator.status(id).await?)
-                }
-                .await;
-                let _ = std::fs::remove_dir_all(&workdir);
-                repaired?
-            };
-            Ok::<_, NodeError>(self.view(id, &row.version, "running", runtime, Some(&app)))
-        })
+        self.run_installed(
+            queued,
+            id,
+            OperationKind::Start,
+            "starting",
+            async |op, row, app| {
+                db::set_desired(&self.db, id, "running").await?;
+                let missing = self.orchestrator.missing_containers(app.manifest()).await?;
+                let runtime = if missing.is_empty() {
+                    self.orchestrator.start(app.manifest()).await?
+                } else {
+                    let workdir = self.scratch_dir("start", op);
+                    let repaired = async {
+                        let images = self.fetch_images(app, None, &workdir, &|_| {}).await?;
+                        self.orchestrator.repair(app.manifest(), &images).await?;
+                        Ok::<_, NodeError>(self.orchestrator.status(id).await?)
+                    }
+                    .await;
+                    let _ = std::fs::remove_dir_all(&workdir);
+                    repaired?
+                };
+                Ok(self.view(id, &row.version, "running", runtime, Some(app)))
+            },
+        )
         .await
-        .unwrap_or_else(|_| Err(bound_expired(&format!("starting {id}"), RUN_BOUND)));
-        op.finish(result).await
     }
 
     /// Stops (honouring each stop grace) and starts again, in dependency order.
@@ -678,18 +317,14 @@ impl Node {
         queued: Option<i64>,
         id: &str,
     ) -> Result<AppView, NodeError> {
-        let held = self.exclusive().await;
-        let (row, app) = self.installed_app(id).await?;
-        let op = held.begin_as(queued, id, OperationKind::Restart).await?;
-        let result = tokio::time::timeout(RUN_BOUND, async {
+        let kind = OperationKind::Restart;
+        self.run_installed(queued, id, kind, "restarting", async |_, row, app| {
             self.orchestrator.stop(app.manifest()).await?;
             db::set_desired(&self.db, id, "running").await?;
             let runtime = self.orchestrator.start(app.manifest()).await?;
-            Ok::<_, NodeError>(self.view(id, &row.version, "running", runtime, Some(&app)))
+            Ok(self.view(id, &row.version, "running", runtime, Some(app)))
         })
         .await
-        .unwrap_or_else(|_| Err(bound_expired(&format!("restarting {id}"), RUN_BOUND)));
-        op.finish(result).await
     }
 
     pub async fn stop_app(&self, id: &str) -> Result<AppView, NodeError> {
@@ -701,18 +336,44 @@ impl Node {
         queued: Option<i64>,
         id: &str,
     ) -> Result<AppView, NodeError> {
+        self.run_installed(
+            queued,
+            id,
+            OperationKind::Stop,
+            "stopping",
+            async |_, row, app| {
+                // Desired state first: a reconciler must never restart what the user stopped.
+                db::set_desired(&self.db, id, "stopped").await?;
+                let runtime = self.orchestrator.stop(app.manifest()).await?;
+                Ok(self.view(id, &row.version, "stopped", runtime, Some(app)))
+            },
+        )
+        .await
+    }
+
+    /// The skeleton of start, stop and restart: under the operation lock, the installed app
+    /// `id` recorded as `kind` while `step` runs, bounded by [`RUN_BOUND`] (`doing` names
+    /// the step when the bound expires).
+    async fn run_installed(
+        &self,
+        queued: Option<i64>,
+        id: &str,
+        kind: OperationKind,
+        doing: &str,
+        step: impl AsyncFnOnce(
+            &OperationGuard<'_>,
+            &db::AppRow,
+            &VerifiedApp,
+        ) -> Result<AppView, NodeError>,
+    ) -> Result<AppView, NodeError> {
         let held = self.exclusive().await;
         let (row, app) = self.installed_app(id).await?;
-        let op = held.begin_as(queued, id, OperationKind::Stop).await?;
-        let result = tokio::time::timeout(RUN_BOUND, async {
-            // Desired state first: a reconciler must never restart what the user stopped.
-            db::set_desired(&self.db, id, "stopped").await?;
-            let runtime = self.orchestrator.stop(app.manifest()).await?;
-            Ok::<_, NodeError>(self.view(id, &row.version, "stopped", runtime, Some(&app)))
+        held.run(queued, id, kind, async |op| {
+            tokio::time::timeout(RUN_BOUND, step(op, &row, &app))
+                .await
+                .unwrap_or_else(|_| Err(bound_expired(&format!("{doing} {id}"), RUN_BOUND)))
         })
         .await
-        .unwrap_or_else(|_| Err(bound_expired(&format!("stopping {id}"), RUN_BOUND)));
-        op.finish(result).await
     }
 
     pub async fn uninstall(&self, id: &str, purge: bool) -> Result<(), NodeError> {
@@ -781,6 +442,14 @@ impl Node {
             self.unpin_app(id).await;
         }
         op.finish(result).await
+    }
+
+    /// `<data_dir>/tmp/<what>-<operation id>`: where operation `op` unpacks what it fetched.
+    pub(super) fn scratch_dir(&self, what: &str, op: &OperationGuard<'_>) -> std::path::PathBuf {
+        self.config
+            .data_dir
+            .join("tmp")
+            .join(format!("{what}-{}", op.id()))
     }
 
     /// Whether an uninstalled app left data here: its labelled volumes, or its directory

@@ -14,7 +14,8 @@
 //! - `source`: the catalog or publication an app comes from, and re-verifying installed apps;
 //! - `artifacts`: fetching images (policy, providers, tracker), pins, swarm upkeep;
 //! - `operation`: the operation lock and the operation record, in one guard;
-//! - `lifecycle` and `deps`: install, update, uninstall, start/stop, recovery at start;
+//! - `lifecycle`, `update` and `deps`: install, update, uninstall, start/stop;
+//! - `recover`: operations a crash interrupted, finished or undone at start;
 //! - `reconcile` and `daemon`: the reconciler and the pull loop;
 //! - `settings`: relays, trust threshold and pull interval, changed while the node runs;
 //! - `views`: what the API returns.
@@ -31,9 +32,11 @@ mod lifecycle;
 mod market;
 mod operation;
 mod reconcile;
+mod recover;
 mod settings;
 mod source;
 mod transport;
+mod update;
 mod views;
 mod wire;
 

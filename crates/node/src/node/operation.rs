@@ -87,18 +87,10 @@ impl<'a> Exclusive<'a> {
         }
     }
 
-    /// Records that `kind` of `app` begins (status "running", stage "started"). The guard
-    /// lives no longer than the lock; it must be ended with [`OperationGuard::finish`].
-    pub(super) async fn begin(
-        &self,
-        app: &str,
-        kind: OperationKind,
-    ) -> Result<OperationGuard<'_>, NodeError> {
-        self.begin_as(None, app, kind).await
-    }
-
-    /// [`Self::begin`], continuing the record `queued` when a job recorded its operation
-    /// before it waited for the lock (`None`: a new record).
+    /// Records that `kind` of `app` begins (status "running", stage "started"), continuing
+    /// the record `queued` when a job recorded its operation before it waited for the lock
+    /// (`None`: a new record). The guard lives no longer than the lock; it must be ended
+    /// with [`OperationGuard::finish`]. [`Self::run`] does both around a step.
     pub(super) async fn begin_as(
         &self,
         queued: Option<i64>,
@@ -120,6 +112,21 @@ impl<'a> Exclusive<'a> {
             finished: false,
             created: Arc::new(CreatedRecord::default()),
         })
+    }
+
+    /// The skeleton of every recorded operation: records that `kind` of `app` begins
+    /// (continuing `queued`, see [`Self::begin_as`]), runs `step` with the record, and records
+    /// the step's outcome ([`OperationGuard::finish`]).
+    pub(super) async fn run<T>(
+        &self,
+        queued: Option<i64>,
+        app: &str,
+        kind: OperationKind,
+        step: impl AsyncFnOnce(&OperationGuard<'_>) -> Result<T, NodeError>,
+    ) -> Result<T, NodeError> {
+        let op = self.begin_as(queued, app, kind).await?;
+        let result = step(&op).await;
+        op.finish(result).await
     }
 }
 
@@ -345,7 +352,10 @@ mod tests {
         let lock = Mutex::new(());
         let held = Exclusive::acquire(&lock, &db).await;
 
-        let op = held.begin("a", OperationKind::Install).await.unwrap();
+        let op = held
+            .begin_as(None, "a", OperationKind::Install)
+            .await
+            .unwrap();
         let id = op.id();
         assert_eq!(
             status(&db, id).await,
@@ -359,7 +369,10 @@ mod tests {
             ("succeeded".into(), "fetching".into(), None)
         );
 
-        let op = held.begin("a", OperationKind::removal(true)).await.unwrap();
+        let op = held
+            .begin_as(None, "a", OperationKind::removal(true))
+            .await
+            .unwrap();
         let id = op.id();
         let err = op
             .finish(Err::<(), _>(NodeError::new(ErrorKind::Conflict, "no")))
@@ -377,12 +390,46 @@ mod tests {
         assert_eq!(ErrorKind::parse("conflict"), Some(ErrorKind::Conflict));
 
         // Not finished: left running, for recovery at the next start.
-        let op = held.begin("b", OperationKind::Update).await.unwrap();
+        let op = held
+            .begin_as(None, "b", OperationKind::Update)
+            .await
+            .unwrap();
         let id = op.id();
         drop(op);
         let running = db::running_operations(&db).await.unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!((running[0].id, running[0].kind.as_str()), (id, "update"));
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn run_records_the_operation_around_its_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("archy.db")).await.unwrap();
+        let lock = Mutex::new(());
+        let held = Exclusive::acquire(&lock, &db).await;
+        let (id, during) = held
+            .run(None, "a", OperationKind::Start, async |op| {
+                Ok((op.id(), status(&db, op.id()).await))
+            })
+            .await
+            .unwrap();
+        assert_eq!(during, ("running".into(), "started".into(), None));
+        assert_eq!(status(&db, id).await.0, "succeeded");
+
+        let mut seen = None;
+        let err = held
+            .run(None, "a", OperationKind::Stop, async |op| {
+                seen = Some(op.id());
+                Err::<(), _>(NodeError::new(ErrorKind::Unavailable, "stuck"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.message, "stuck");
+        assert_eq!(
+            status(&db, seen.unwrap()).await,
+            ("failed".into(), "started".into(), Some("stuck".into()))
+        );
         db.close().await;
     }
 
@@ -426,7 +473,10 @@ mod tests {
         let db = db::open(&dir.path().join("archy.db")).await.unwrap();
         let lock = Mutex::new(());
         let held = Exclusive::acquire(&lock, &db).await;
-        let op = held.begin("a", OperationKind::Update).await.unwrap();
+        let op = held
+            .begin_as(None, "a", OperationKind::Update)
+            .await
+            .unwrap();
         let id = op.id();
         let sink = op.created_sink();
         let mut created = Created::new("a");
