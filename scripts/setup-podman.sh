@@ -138,7 +138,12 @@ else
   # exec: no leftover root bash subshell. --time=0: never exit on idle.
   # cd /: conmon inherits the service's working directory, and a deleted one (a removed
   # checkout this script ran from) makes every container start fail.
-  (cd / && exec "${as_user[@]}" setsid nohup podman system service --time=0 "$url" \
+  # Close every inherited descriptor above stderr: the service lives on, and whatever it
+  # inherits it holds for good (a caller's `flock` lock was held forever that way).
+  (cd / && for fd in /proc/"$BASHPID"/fd/*; do
+     n="${fd##*/}"; [ "$n" -gt 2 ] && eval "exec $n>&-"
+   done
+   exec "${as_user[@]}" setsid nohup podman system service --time=0 "$url" \
     </dev/null >>"$service_log" 2>&1) &
   for _ in $(seq 60); do
     answers >/dev/null && break
