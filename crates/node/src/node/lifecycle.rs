@@ -75,7 +75,7 @@ impl Node {
         // silently: labelled containers of apps sqlite does not know raise an alarm.
         let looked = async {
             let _lock = self.exclusive().await;
-            let podman = self.orchestrator.engine().containers_by_app().await?;
+            let podman = self.orchestrator.containers_by_app().await?;
             self.alarm_unknown_apps(&podman).await
         };
         if let Err(e) = looked.await {
@@ -384,7 +384,7 @@ impl Node {
         stages.close().await;
         let runtime = match installed {
             Ok(Err(e)) if super::artifacts::is_no_space(&e.to_string()) => {
-                let graph_root = std::path::Path::new(self.orchestrator.engine().graph_root());
+                let graph_root = std::path::Path::new(self.orchestrator.graph_root());
                 let artifacts: u64 = app.artifacts.iter().map(|a| a.size).sum();
                 let needed = app
                     .manifest
@@ -793,7 +793,7 @@ impl Node {
         if inside {
             return Ok(true);
         }
-        Ok(!self.orchestrator.engine().volumes_of(id).await?.is_empty())
+        Ok(!self.orchestrator.volumes_of(id).await?.is_empty())
     }
 }
 
