@@ -38,6 +38,7 @@ mod runtime;
 mod secrets;
 mod undo;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -305,9 +306,7 @@ impl Orchestrator {
     }
 
     /// Every labelled container, by app: one engine call for a whole reconciler pass.
-    pub async fn containers_by_app(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, Vec<ContainerInfo>>> {
+    pub async fn containers_by_app(&self) -> Result<BTreeMap<String, Vec<ContainerInfo>>> {
         self.runtime.containers_by_app().await
     }
 
