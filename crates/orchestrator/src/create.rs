@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use archy_registry::VerifiedManifest;
+use archy_registry::Manifest;
 use archy_registry::grammar;
 use archy_registry::manifest::{Container, EnvValue, NetworkMode};
 use tracing::info;
@@ -13,15 +13,15 @@ use tracing::info;
 use crate::argv_check::Rendered;
 use crate::undo::Tracker;
 use crate::{
-    Error, LABEL_APP, Orchestrator, Progress, ProgressSink, Result, Stage, container_name,
-    preflight, render, secrets,
+    Error, Orchestrator, Progress, ProgressSink, Result, Stage, container_name, preflight, render,
+    secrets,
 };
 
 impl Orchestrator {
     /// Creates the manifest's containers that are not among `existing` (by name).
     pub(crate) async fn create_missing(
         &self,
-        manifest: &VerifiedManifest,
+        manifest: &Manifest,
         images: &BTreeMap<String, PathBuf>,
         existing: &[String],
         progress: ProgressSink<'_>,
@@ -65,7 +65,7 @@ impl Orchestrator {
                             images.len() as u64,
                             artifact.clone(),
                         ));
-                        let id = self.engine.load_image(path).await?;
+                        let id = self.runtime.load_image(path).await?;
                         image_ids.insert(artifact.clone(), id);
                         &image_ids[artifact]
                     }
@@ -91,7 +91,7 @@ impl Orchestrator {
     /// [`render::check_argv`] check it, creates its missing volumes and then the container.
     pub(crate) async fn create_container(
         &self,
-        manifest: &archy_registry::Manifest,
+        manifest: &Manifest,
         c: &Container,
         image: &str,
         tracker: &Tracker<'_>,
@@ -112,21 +112,17 @@ impl Orchestrator {
             env_file: &env_file,
             publish_address,
         };
-        render::check_argv(manifest, c, rendered, &args)?;
-        let existing = self.engine.volumes_of(app).await?;
+        let spec = render::check_argv(manifest, c, rendered, args)?;
+        let existing = self.runtime.volumes_of(app).await?;
         for v in &c.volumes {
             let vol = render::volume_name(app, &v.name);
             if !existing.contains(&vol) {
-                let label = format!("{LABEL_APP}={app}");
                 tracker.add(|r| r.volumes.push(vol.clone()));
-                self.engine
-                    .run(&["volume", "create", "--label", &label, "--", &vol])
-                    .await?;
+                self.runtime.create_volume(app, &vol).await?;
             }
         }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        tracker.add(|r| r.containers.push(container_name(app, &c.name)));
-        self.engine.run(&refs).await?;
+        tracker.add(|r| r.containers.push(spec.name().to_owned()));
+        self.runtime.create_container(&spec).await?;
         Ok(())
     }
 
@@ -184,7 +180,7 @@ mod tests {
     /// fail with an engine error, never with the errors these tests expect.
     fn offline(data_dir: &std::path::Path) -> Orchestrator {
         Orchestrator {
-            engine: Engine::unconnected(),
+            runtime: std::sync::Arc::new(Engine::unconnected()),
             config: OrchestratorConfig {
                 podman_url: String::new(),
                 data_dir: data_dir.to_owned(),

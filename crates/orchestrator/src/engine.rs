@@ -2,16 +2,21 @@
 //! The CLI speaks the libpod REST API over the socket for us and is what operators
 //! already know, so its errors are the ones they can look up.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::process::Command;
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::argv_check::is_image_id;
-use crate::{Error, LABEL_APP, LimitSupport, Result};
+use crate::runtime::{
+    BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec, HostInfo, Runtime,
+};
+use crate::{AppEvent, Error, LABEL_APP, LimitSupport, Result};
 
 /// How long one Podman call may take unless it says otherwise: far more than any
 /// healthy service needs for a listing, a create or a start, and a bound on a stuck one.
@@ -24,22 +29,8 @@ pub struct Engine {
     deadline: Duration,
 }
 
-/// The parts of `podman info` the orchestrator acts on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostInfo {
-    pub rootless: bool,
-    /// `v1` or `v2`.
-    pub cgroup_version: String,
-    /// `systemd` or `cgroupfs`.
-    pub cgroup_manager: String,
-    /// Controllers delegated to the Podman user (empty on cgroup v1 rootless).
-    pub cgroup_controllers: Vec<String>,
-    pub graph_root: String,
-    pub version: String,
-}
-
 impl HostInfo {
-    fn parse(json: &str) -> Result<Self> {
+    pub(crate) fn parse(json: &str) -> Result<Self> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Info {
@@ -88,47 +79,13 @@ impl HostInfo {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ContainerState {
-    Created,
-    Running,
-    Paused,
-    Stopping,
-    Exited,
-    Stopped,
-    Dead,
-    Unknown,
-}
-
-impl ContainerState {
-    fn parse(s: &str) -> Self {
-        match s {
-            "created" | "configured" | "initialized" => Self::Created,
-            "running" => Self::Running,
-            "paused" => Self::Paused,
-            "stopping" => Self::Stopping,
-            "exited" => Self::Exited,
-            "stopped" => Self::Stopped,
-            "dead" | "removing" => Self::Dead,
-            _ => Self::Unknown,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ContainerInfo {
-    pub name: String,
-    pub state: ContainerState,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PsEntry {
     names: Vec<String>,
     state: String,
     #[serde(default)]
-    labels: Option<std::collections::BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 impl PsEntry {
@@ -340,10 +297,8 @@ impl Engine {
 
     /// Every container carrying an `archy.app` label, grouped by app: one Podman call for a
     /// whole reconciler pass.
-    pub async fn containers_by_app(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, Vec<ContainerInfo>>> {
-        let mut by_app: std::collections::BTreeMap<String, Vec<ContainerInfo>> = Default::default();
+    pub async fn containers_by_app(&self) -> Result<BTreeMap<String, Vec<ContainerInfo>>> {
+        let mut by_app: BTreeMap<String, Vec<ContainerInfo>> = Default::default();
         for e in self.ps(LABEL_APP).await? {
             if let Some(app) = e.labels.as_ref().and_then(|l| l.get(LABEL_APP)).cloned() {
                 by_app.entry(app).or_default().push(e.into_info());
@@ -494,6 +449,194 @@ impl Engine {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect())
+    }
+
+    /// Runs a checked `podman create` ([`CreateSpec`]): the argv that was checked, as it is.
+    pub async fn create_container(&self, spec: &CreateSpec) -> Result<()> {
+        let argv: Vec<&str> = spec.argv().iter().map(String::as_str).collect();
+        self.run(&argv).await.map(drop)
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<()> {
+        self.run(&["start", "--", name]).await.map(drop)
+    }
+
+    /// `podman stop --time GRACE`: Podman waits `grace_seconds` then kills, so this call's
+    /// own deadline is the grace plus 30 s.
+    pub async fn stop_container(&self, name: &str, grace_seconds: u32) -> Result<()> {
+        let outer = Duration::from_secs(u64::from(grace_seconds) + 30);
+        let grace = grace_seconds.to_string();
+        self.run_within(&["stop", "--time", &grace, "--", name], None, outer)
+            .await
+            .map(drop)
+    }
+
+    pub async fn create_volume(&self, app: &str, name: &str) -> Result<()> {
+        let label = format!("{LABEL_APP}={app}");
+        self.run(&["volume", "create", "--label", &label, "--", name])
+            .await
+            .map(drop)
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.run(&["volume", "rm", "--force", "--", name])
+            .await
+            .map(drop)
+    }
+
+    /// The `archy.app` label of a network: `None` when there is no such network, `Some("")`
+    /// when it has no such label (not ours).
+    pub async fn network_owner(&self, name: &str) -> Result<Option<String>> {
+        let format = format!("{{{{index .Labels \"{LABEL_APP}\"}}}}");
+        match self
+            .run(&["network", "inspect", "--format", &format, "--", name])
+            .await
+        {
+            Ok(owner) => Ok(Some(owner.trim().to_owned())),
+            Err(Error::Engine(e))
+                if e.contains("network not found") || e.contains("no such network") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_network(&self, app: &str, name: &str) -> Result<()> {
+        let label = format!("{LABEL_APP}={app}");
+        self.run(&["network", "create", "--label", &label, "--", name])
+            .await
+            .map(drop)
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        self.run(&["network", "rm", "--", name]).await.map(drop)
+    }
+}
+
+/// The Podman CLI as the orchestrator's [`Runtime`]: each operation is the inherent method
+/// of the same name (one `podman --remote` call each, with its deadline).
+impl Runtime for Engine {
+    fn host(&self) -> &HostInfo {
+        &self.host
+    }
+
+    fn location(&self) -> &str {
+        &self.url
+    }
+
+    fn ping(&self, deadline: Duration) -> BoxFuture<'_, Result<()>> {
+        Box::pin(Engine::ping(self, deadline))
+    }
+
+    fn load_image<'a>(&'a self, archive: &'a Path) -> BoxFuture<'a, Result<String>> {
+        Box::pin(Engine::load_image(self, archive))
+    }
+
+    fn containers_of<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
+        Box::pin(Engine::containers_of(self, app))
+    }
+
+    fn containers_by_app(&self) -> BoxFuture<'_, Result<BTreeMap<String, Vec<ContainerInfo>>>> {
+        Box::pin(Engine::containers_by_app(self))
+    }
+
+    fn inspect<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ContainerDetails>>> {
+        Box::pin(async move {
+            Ok(self
+                .inspect_container(name)
+                .await?
+                .map(|info| ContainerDetails::from_inspect(&info)))
+        })
+    }
+
+    fn create_container<'a>(&'a self, spec: &'a CreateSpec) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::create_container(self, spec))
+    }
+
+    fn start_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::start_container(self, name))
+    }
+
+    fn stop_container<'a>(
+        &'a self,
+        name: &'a str,
+        grace_seconds: u32,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::stop_container(self, name, grace_seconds))
+    }
+
+    fn kill_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::kill_container(self, name))
+    }
+
+    fn remove_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::remove_container(self, name))
+    }
+
+    fn exec<'a>(&'a self, name: &'a str, command: &'a [String]) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let command: Vec<&str> = command.iter().map(String::as_str).collect();
+            Engine::exec(self, name, &command).await
+        })
+    }
+
+    fn logs<'a>(
+        &'a self,
+        name: &'a str,
+        tail: u32,
+        follow: bool,
+    ) -> BoxFuture<'a, Result<mpsc::Receiver<String>>> {
+        Box::pin(self.container_logs(name, tail, follow))
+    }
+
+    fn events(&self) -> Result<mpsc::Receiver<AppEvent>> {
+        self.app_events()
+    }
+
+    fn volumes_of<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(Engine::volumes_of(self, app))
+    }
+
+    fn create_volume<'a>(&'a self, app: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::create_volume(self, app, name))
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::remove_volume(self, name))
+    }
+
+    fn network_owner<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(Engine::network_owner(self, name))
+    }
+
+    fn create_network<'a>(&'a self, app: &'a str, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::create_network(self, app, name))
+    }
+
+    fn remove_network<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::remove_network(self, name))
+    }
+
+    fn secret_names(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(Engine::secret_names(self))
+    }
+
+    fn secret_owner<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(Engine::secret_owner(self, name))
+    }
+
+    fn create_secret<'a>(
+        &'a self,
+        name: &'a str,
+        app: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::create_secret(self, name, app, value))
+    }
+
+    fn remove_secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Engine::remove_secret(self, name))
     }
 }
 
@@ -692,12 +835,5 @@ mod tests {
             ]
         );
         assert_eq!(exec_args("archy-x-db", &[]), ["exec", "--", "archy-x-db"]);
-    }
-
-    #[test]
-    fn maps_container_states() {
-        assert_eq!(ContainerState::parse("running"), ContainerState::Running);
-        assert_eq!(ContainerState::parse("exited"), ContainerState::Exited);
-        assert_eq!(ContainerState::parse("weird"), ContainerState::Unknown);
     }
 }

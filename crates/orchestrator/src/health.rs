@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::render::publish_host;
-use crate::{Engine, Error, Result};
+use crate::{Error, Result, Runtime};
 
 /// How often the wait for health also asks Podman whether the container still runs: a
 /// container that exited, or a Podman service that died, ends the wait at once.
@@ -21,7 +21,7 @@ const STATE_EVERY: Duration = Duration::from_secs(2);
 const TCP_SETTLE: Duration = Duration::from_secs(1);
 
 pub async fn wait_healthy(
-    engine: &Engine,
+    runtime: &dyn Runtime,
     name: &str,
     container: &Container,
     check: &HealthCheck,
@@ -35,14 +35,14 @@ pub async fn wait_healthy(
     loop {
         if state_checked.elapsed() >= STATE_EVERY {
             state_checked = Instant::now();
-            if let Some(reason) = not_running(engine, name).await? {
+            if let Some(reason) = not_running(runtime, name).await? {
                 return Err(Error::Unhealthy {
                     container: container.name.clone(),
                     reason,
                 });
             }
         }
-        let result = probe(engine, name, container, check, publish_address).await;
+        let result = probe(runtime, name, container, check, publish_address).await;
         match result {
             Ok(()) => return Ok(()),
             Err(reason) => {
@@ -83,23 +83,28 @@ impl crate::Orchestrator {
             return Ok(());
         };
         let name = crate::container_name(&manifest.id, &c.name);
-        probe(&self.engine, &name, c, check, self.config.publish_address).await
+        probe(
+            self.runtime.as_ref(),
+            &name,
+            c,
+            check,
+            self.config.publish_address,
+        )
+        .await
     }
 }
 
 /// Why the container cannot become healthy any more (it is not running), if so. Errors
 /// from Podman itself (a dead or frozen service) are returned as they are.
-async fn not_running(engine: &Engine, name: &str) -> Result<Option<String>> {
-    let Some(info) = engine.inspect_container(name).await? else {
+async fn not_running(runtime: &dyn Runtime, name: &str) -> Result<Option<String>> {
+    let Some(info) = runtime.inspect(name).await? else {
         return Ok(Some("the container was removed while starting".into()));
     };
-    let state = &info["State"];
-    let status = state["Status"].as_str().unwrap_or_default();
-    Ok(match status {
+    Ok(match info.status.as_str() {
         "running" | "created" | "configured" | "initialized" | "" => None,
         other => Some(format!(
             "the container is {other} (exit code {}) instead of running",
-            state["ExitCode"].as_i64().unwrap_or_default()
+            info.exit_code
         )),
     })
 }
@@ -123,7 +128,7 @@ fn http_request(path: &str, host: IpAddr, port: u16) -> String {
 }
 
 async fn probe(
-    engine: &Engine,
+    runtime: &dyn Runtime,
     name: &str,
     container: &Container,
     check: &HealthCheck,
@@ -191,17 +196,14 @@ async fn probe(
                 Ok(Ok(_)) | Err(_) => Ok(()),
             }
         }
-        Probe::Command(command) => {
-            let command: Vec<&str> = command.iter().map(String::as_str).collect();
-            match timeout(limit, engine.exec(name, &command)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "health command timed out after {}s",
-                    check.timeout_seconds
-                )),
-            }
-        }
+        Probe::Command(command) => match timeout(limit, runtime.exec(name, command)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "health command timed out after {}s",
+                check.timeout_seconds
+            )),
+        },
     }
 }
 

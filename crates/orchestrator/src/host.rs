@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use archy_registry::VerifiedManifest;
+use archy_registry::{Manifest, VerifiedManifest};
 
 use crate::{Error, Orchestrator, Result};
 
@@ -13,7 +13,7 @@ impl Orchestrator {
     /// data dir holds the artifacts.
     pub async fn check_disk(&self, manifest: &VerifiedManifest, artifact_bytes: u64) -> Result<()> {
         const MIB: u64 = 1024 * 1024;
-        let graph_root = self.engine.graph_root().to_owned();
+        let graph_root = self.graph_root().to_owned();
         let needs = [
             // Loading unpacks each layer next to the archive podman copies in, and the
             // user namespace (`USERNS`) needs one more, chowned, copy of the layers.
@@ -40,14 +40,14 @@ impl Orchestrator {
         Ok(())
     }
 
-    pub(crate) fn check_ports_free(&self, manifest: &VerifiedManifest) -> Result<()> {
+    pub(crate) fn check_ports_free(&self, manifest: &Manifest) -> Result<()> {
         self.check_ports_free_except(manifest, &[])
     }
 
     /// Ports the new manifest publishes must be free, but for those `current` holds itself.
     pub(crate) fn check_ports_free_except(
         &self,
-        manifest: &VerifiedManifest,
+        manifest: &Manifest,
         current: &[archy_registry::manifest::Container],
     ) -> Result<()> {
         let held = |port: &archy_registry::manifest::Port| {

@@ -15,12 +15,17 @@
 //! - `network.rs`, `secrets.rs`: the app's network and its secrets; `health.rs`: health
 //!   checks; `logs.rs`: container logs ([`LogLine`]); `host.rs`: disk and port checks;
 //!   `limits.rs`: the resource limits the host enforces;
-//! - `engine.rs`: the Podman client ([`Engine`]); `events.rs`: its event stream.
+//! - `runtime.rs`: [`Runtime`], the seam: the only operations the orchestrator asks of a
+//!   container engine (labelled, named, containers only from a checked [`CreateSpec`]);
+//! - `engine.rs`: [`Engine`], the `podman --remote` client that implements it;
+//!   `events.rs`: its event stream; `fake.rs` (tests, `test-support`): an in-memory one.
 
 pub mod argv_check;
 mod create;
 mod engine;
 mod events;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 mod health;
 mod host;
 mod lifecycle;
@@ -29,20 +34,26 @@ mod logs;
 mod network;
 mod preflight;
 mod render;
+mod runtime;
 mod secrets;
 mod undo;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use engine::{ContainerInfo, ContainerState, DEFAULT_DEADLINE, Engine, HostInfo};
+pub use engine::{DEFAULT_DEADLINE, Engine};
 pub use events::AppEvent;
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
 pub use render::{create_args, render};
+pub use runtime::{
+    BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec, HostInfo, Runtime,
+};
 pub use secrets::podman_name as secret_name;
 pub use undo::{Created, CreatedSink};
 
@@ -244,13 +255,84 @@ impl AppRuntime {
     }
 }
 
+/// Verified manifests into a container [`Runtime`]. It holds the runtime as a trait
+/// object: the node names no runtime type, and the runtime is chosen once, at connect.
 pub struct Orchestrator {
-    engine: Engine,
+    runtime: Arc<dyn Runtime>,
     config: OrchestratorConfig,
     /// Test seam: changes each rendered `podman create` argv before it is checked, to show
     /// that what the checker refuses never runs.
     #[cfg(test)]
     tamper_argv: Option<fn(&mut Vec<String>)>,
+}
+
+impl Orchestrator {
+    /// Connects to the Podman service at `config.podman_url` through the CLI ([`Engine`]),
+    /// refusing one that is not rootless.
+    pub async fn connect(config: OrchestratorConfig) -> Result<Self> {
+        let engine = Engine::connect(&config.podman_url).await?;
+        Self::with_runtime(Arc::new(engine), config)
+    }
+
+    /// An orchestrator over any [`Runtime`] (another Podman client, or a fake in tests).
+    /// A runtime whose host is not rootless is refused here, whatever the runtime checked.
+    pub fn with_runtime(runtime: Arc<dyn Runtime>, config: OrchestratorConfig) -> Result<Self> {
+        if !runtime.host().rootless {
+            return Err(Error::NotRootless {
+                url: runtime.location().to_owned(),
+            });
+        }
+        Ok(Self {
+            runtime,
+            config,
+            #[cfg(test)]
+            tamper_argv: None,
+        })
+    }
+
+    /// Where the container engine is (the Podman URL), for the operator.
+    pub fn runtime_location(&self) -> &str {
+        self.runtime.location()
+    }
+
+    /// Where the engine keeps images and containers (from `podman info` at connect).
+    pub fn graph_root(&self) -> &str {
+        &self.runtime.host().graph_root
+    }
+
+    /// The containers labelled as `app`'s, in any state.
+    pub async fn containers_of(&self, app: &str) -> Result<Vec<ContainerInfo>> {
+        self.runtime.containers_of(app).await
+    }
+
+    /// Every labelled container, by app: one engine call for a whole reconciler pass.
+    pub async fn containers_by_app(&self) -> Result<BTreeMap<String, Vec<ContainerInfo>>> {
+        self.runtime.containers_by_app().await
+    }
+
+    /// The volumes labelled as `app`'s (its data, kept until purge).
+    pub async fn volumes_of(&self, app: &str) -> Result<Vec<String>> {
+        self.runtime.volumes_of(app).await
+    }
+
+    /// State and labels of one container (`archy-<app>-<part>`); `None` if there is none.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ContainerDetails>> {
+        self.runtime.inspect(name).await
+    }
+
+    /// SIGKILL to container `container` (its name in the manifest) of `app`, e.g. one that
+    /// keeps failing its health check, for the next repair to start it again.
+    pub async fn kill_container(&self, app: &str, container: &str) -> Result<()> {
+        self.runtime
+            .kill_container(&container_name(app, container))
+            .await
+    }
+
+    /// What happens to labelled containers (died, removed, out of memory), as the engine
+    /// reports it; see [`Runtime::events`].
+    pub fn app_events(&self) -> Result<tokio::sync::mpsc::Receiver<AppEvent>> {
+        self.runtime.events()
+    }
 }
 
 pub fn container_name(app: &str, container: &str) -> String {

@@ -4,38 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use archy_registry::VerifiedManifest;
+use archy_registry::{Manifest, VerifiedManifest};
 use tracing::{info, warn};
 
-use crate::engine::{self, ContainerState, Engine};
 use crate::undo::Tracker;
 use crate::{
-    AppRuntime, ContainerRuntime, CreatedSink, Error, LimitSupport, Orchestrator,
-    OrchestratorConfig, Progress, ProgressSink, Repair, Result, Stage, UnenforcedLimit,
-    container_name, health, preflight,
+    AppRuntime, ContainerInfo, ContainerRuntime, ContainerState, CreatedSink, Error, LimitSupport,
+    Orchestrator, Progress, ProgressSink, Repair, Result, Stage, UnenforcedLimit, container_name,
+    health, preflight,
 };
 
 impl Orchestrator {
-    /// Connects to Podman and refuses an engine that is not rootless.
-    pub async fn connect(config: OrchestratorConfig) -> Result<Self> {
-        let engine = Engine::connect(&config.podman_url).await?;
-        Ok(Self {
-            engine,
-            config,
-            #[cfg(test)]
-            tamper_argv: None,
-        })
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Which resource limits this host's Podman enforces (from `podman info` at connect).
     pub fn limits(&self) -> LimitSupport {
-        self.engine.limits()
+        LimitSupport::of(self.runtime.host())
     }
 
     /// The limits `manifest` asks for (plus the default pids limit) that this host does not
@@ -46,7 +29,7 @@ impl Orchestrator {
 
     pub(crate) fn with_limit_warnings(
         &self,
-        manifest: &VerifiedManifest,
+        manifest: &Manifest,
         mut runtime: AppRuntime,
     ) -> AppRuntime {
         runtime.unenforced_limits = self.unenforced_limits(manifest);
@@ -83,9 +66,21 @@ impl Orchestrator {
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
+        self.install_manifest(manifest, images, progress, created)
+            .await
+    }
+
+    /// [`Orchestrator::install_tracked`] for any manifest (the tests build theirs).
+    pub(crate) async fn install_manifest(
+        &self,
+        manifest: &Manifest,
+        images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
+        created: CreatedSink<'_>,
+    ) -> Result<AppRuntime> {
         preflight::check_manifest(manifest)?;
         let app = manifest.id.as_str();
-        if !self.engine.containers_of(app).await?.is_empty() {
+        if !self.runtime.containers_of(app).await?.is_empty() {
             return Err(Error::AlreadyInstalled(app.to_owned()));
         }
         self.check_ports_free(manifest)?;
@@ -110,19 +105,19 @@ impl Orchestrator {
 
     pub(crate) async fn create_and_start(
         &self,
-        manifest: &VerifiedManifest,
+        manifest: &Manifest,
         images: &BTreeMap<String, PathBuf>,
         progress: ProgressSink<'_>,
         tracker: &Tracker<'_>,
     ) -> Result<AppRuntime> {
         self.create_missing(manifest, images, &[], progress, tracker)
             .await?;
-        self.start_containers(manifest, progress).await
+        self.start_in_order(manifest, progress).await
     }
 
     /// Whether `current` (what Podman has of the app) differs from the manifest: a
     /// container missing or not running. Cheap: no Podman call.
-    pub fn drifted(manifest: &VerifiedManifest, current: &[engine::ContainerInfo]) -> bool {
+    pub fn drifted(manifest: &VerifiedManifest, current: &[ContainerInfo]) -> bool {
         manifest.containers.iter().any(|c| {
             let name = container_name(&manifest.id, &c.name);
             !current
@@ -134,7 +129,7 @@ impl Orchestrator {
     /// Containers of the manifest that Podman does not have (removed behind our back).
     pub async fn missing_containers(&self, manifest: &VerifiedManifest) -> Result<Vec<String>> {
         let existing: Vec<String> = self
-            .engine
+            .runtime
             .containers_of(&manifest.id)
             .await?
             .into_iter()
@@ -156,9 +151,17 @@ impl Orchestrator {
         manifest: &VerifiedManifest,
         images: &BTreeMap<String, PathBuf>,
     ) -> Result<Repair> {
+        self.repair_manifest(manifest, images).await
+    }
+
+    pub(crate) async fn repair_manifest(
+        &self,
+        manifest: &Manifest,
+        images: &BTreeMap<String, PathBuf>,
+    ) -> Result<Repair> {
         preflight::check_manifest(manifest)?;
         let app = manifest.id.as_str();
-        let before = self.engine.containers_of(app).await?;
+        let before = self.runtime.containers_of(app).await?;
         let existing: Vec<String> = before.iter().map(|c| c.name.clone()).collect();
         let not_running: Vec<String> = before
             .iter()
@@ -178,7 +181,7 @@ impl Orchestrator {
             return Ok(Repair::default());
         }
         warn!(app, ?recreated, ?not_running, "repairing drift");
-        self.start_containers(manifest, &|_| {}).await?;
+        self.start_in_order(manifest, &|_| {}).await?;
         Ok(Repair {
             recreated,
             restarted: not_running,
@@ -189,6 +192,14 @@ impl Orchestrator {
     pub async fn start_containers(
         &self,
         manifest: &VerifiedManifest,
+        progress: ProgressSink<'_>,
+    ) -> Result<AppRuntime> {
+        self.start_in_order(manifest, progress).await
+    }
+
+    pub(crate) async fn start_in_order(
+        &self,
+        manifest: &Manifest,
         progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
         let app = manifest.id.as_str();
@@ -205,7 +216,7 @@ impl Orchestrator {
                 total,
                 c.name.clone(),
             ));
-            self.engine.run(&["start", "--", &name]).await?;
+            self.runtime.start_container(&name).await?;
             if let Some(check) = &c.health {
                 progress(Progress::new(
                     Stage::WaitingForHealth,
@@ -213,8 +224,14 @@ impl Orchestrator {
                     total,
                     c.name.clone(),
                 ));
-                health::wait_healthy(&self.engine, &name, c, check, self.config.publish_address)
-                    .await?;
+                health::wait_healthy(
+                    self.runtime.as_ref(),
+                    &name,
+                    c,
+                    check,
+                    self.config.publish_address,
+                )
+                .await?;
             }
         }
         self.status(app).await
@@ -222,16 +239,20 @@ impl Orchestrator {
 
     /// Starts an installed app.
     pub async fn start(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
-        if self.engine.containers_of(&manifest.id).await?.is_empty() {
+        if self.runtime.containers_of(&manifest.id).await?.is_empty() {
             return Err(Error::NotInstalled(manifest.id.clone()));
         }
-        self.start_containers(manifest, &|_| {}).await
+        self.start_in_order(manifest, &|_| {}).await
     }
 
     /// Stops an app's containers in reverse start order, honouring each one's stop grace.
     pub async fn stop(&self, manifest: &VerifiedManifest) -> Result<AppRuntime> {
+        self.stop_in_order(manifest).await
+    }
+
+    pub(crate) async fn stop_in_order(&self, manifest: &Manifest) -> Result<AppRuntime> {
         let app = manifest.id.as_str();
-        if self.engine.containers_of(app).await?.is_empty() {
+        if self.runtime.containers_of(app).await?.is_empty() {
             return Err(Error::NotInstalled(app.to_owned()));
         }
         let mut order = manifest
@@ -240,12 +261,9 @@ impl Orchestrator {
         order.reverse();
         for c in order {
             let name = container_name(app, &c.name);
-            let grace = c.stop_grace_seconds;
-            // Podman waits `grace` then kills; our own wait must outlast that.
-            let outer = Duration::from_secs(u64::from(grace) + 30);
-            let grace_arg = grace.to_string();
-            self.engine
-                .run_within(&["stop", "--time", &grace_arg, "--", &name], None, outer)
+            // The runtime waits out the grace, then kills; its own deadline outlasts that.
+            self.runtime
+                .stop_container(&name, c.stop_grace_seconds)
                 .await?;
         }
         self.status(app).await
@@ -256,7 +274,7 @@ impl Orchestrator {
     /// failed or was interrupted before creating one) the network and secrets still go,
     /// and the answer is [`Error::NotInstalled`] unless `purge` is set.
     pub async fn uninstall(&self, app: &str, purge: bool) -> Result<()> {
-        let containers = self.engine.containers_of(app).await?;
+        let containers = self.runtime.containers_of(app).await?;
         if containers.is_empty() && !purge {
             self.remove_network(app).await;
             self.remove_secrets(app).await;
@@ -264,7 +282,7 @@ impl Orchestrator {
             return Err(Error::NotInstalled(app.to_owned()));
         }
         self.remove_containers(app).await;
-        let left = self.engine.containers_of(app).await?;
+        let left = self.runtime.containers_of(app).await?;
         if !left.is_empty() {
             return Err(Error::Engine(format!(
                 "containers of {app} are still present after removal: {}",
@@ -280,8 +298,8 @@ impl Orchestrator {
         let dir = self.app_dir(app);
         let _ = std::fs::remove_dir_all(dir.join("env"));
         if purge {
-            for v in self.engine.volumes_of(app).await? {
-                self.engine.run(&["volume", "rm", "-f", "--", &v]).await?;
+            for v in self.runtime.volumes_of(app).await? {
+                self.runtime.remove_volume(&v).await?;
             }
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
@@ -323,15 +341,29 @@ impl Orchestrator {
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
+        self.update_manifest(old, new, old_images, new_images, progress, created)
+            .await
+    }
+
+    /// [`Orchestrator::update_tracked`] for any manifests (the tests build theirs).
+    pub(crate) async fn update_manifest(
+        &self,
+        old: &Manifest,
+        new: &Manifest,
+        old_images: &BTreeMap<String, PathBuf>,
+        new_images: &BTreeMap<String, PathBuf>,
+        progress: ProgressSink<'_>,
+        created: CreatedSink<'_>,
+    ) -> Result<AppRuntime> {
         // Refused before the running version is stopped.
         preflight::check_manifest(new)?;
         let app = new.id.as_str();
-        if self.engine.containers_of(app).await?.is_empty() {
+        if self.runtime.containers_of(app).await?.is_empty() {
             return Err(Error::NotInstalled(app.to_owned()));
         }
         self.check_ports_free_except(new, &old.containers)?;
         // Stopping first honours the old version's stop grace (its data flushed cleanly).
-        self.stop(old).await?;
+        self.stop_in_order(old).await?;
         self.remove_containers(app).await;
         let tracker = Tracker::new(app, created);
         let env_dir = self.app_dir(app).join("env");
@@ -371,8 +403,8 @@ impl Orchestrator {
     }
 
     pub(crate) async fn remove_containers(&self, app: &str) {
-        for c in self.engine.containers_of(app).await.unwrap_or_default() {
-            if let Err(e) = self.engine.remove_container(&c.name).await {
+        for c in self.runtime.containers_of(app).await.unwrap_or_default() {
+            if let Err(e) = self.runtime.remove_container(&c.name).await {
                 warn!(container = %c.name, error = %e, "remove failed");
             }
         }
@@ -380,7 +412,7 @@ impl Orchestrator {
 
     pub async fn status(&self, app: &str) -> Result<AppRuntime> {
         let containers = self
-            .engine
+            .runtime
             .containers_of(app)
             .await?
             .into_iter()
@@ -395,3 +427,6 @@ impl Orchestrator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@ use std::fmt;
 use archy_registry::manifest::Resources;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::HostInfo;
+use crate::HostInfo;
 
 /// Processes (and threads) a container may have when its manifest does not say: room for
 /// thread-per-connection servers, not for a fork bomb.

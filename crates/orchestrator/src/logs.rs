@@ -78,25 +78,79 @@ impl Orchestrator {
             });
         };
         let name = container_name(app, &c.name);
-        // Podman 4.3.1's remote client reports a missing container as "lost
-        // synchronization with multiplexed stream" (it demuxes the JSON error): ask first.
-        if self.engine.inspect_container(&name).await?.is_none() {
+        // One error for a missing container, whatever the runtime would say (Podman
+        // 4.3.1's remote client says "lost synchronization with multiplexed stream").
+        if self.runtime.inspect(&name).await?.is_none() {
             return Err(Error::Engine(format!(
                 "container {name} of {app} does not exist"
             )));
         }
-        let args = logs_args(&name, tail, follow);
-        let (child, output) = spawn_lines(&self.engine, &args)?;
+        let lines = self.runtime.logs(&name, tail, follow).await?;
+        Ok(label_lines(lines, c.name.clone(), follow))
+    }
+}
+
+/// The runtime's lines as [`LogLine`]s of `container`. The last-lines form is passed on at
+/// once (every line is there already); the follow form through a task that ends when
+/// either side does, so dropping the answer drops the runtime's receiver (and its client).
+fn label_lines(
+    mut lines: mpsc::Receiver<String>,
+    container: String,
+    follow: bool,
+) -> mpsc::Receiver<LogLine> {
+    if !follow {
+        let mut all = Vec::new();
+        while let Ok(line) = lines.try_recv() {
+            all.push(LogLine {
+                container: container.clone(),
+                line,
+            });
+        }
+        let (tx, rx) = mpsc::channel(all.len().max(1));
+        for line in all {
+            let _ = tx.try_send(line);
+        }
+        return rx;
+    }
+    let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                line = lines.recv() => match line {
+                    Some(line) => {
+                        let line = LogLine { container: container.clone(), line };
+                        if tx.send(line).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tx.closed() => break,
+            }
+        }
+    });
+    rx
+}
+
+impl Engine {
+    /// `podman logs` of container `name`: [`crate::Runtime::logs`] for the CLI. Without
+    /// `follow` the answer comes within the engine's deadline, all lines already in the
+    /// receiver, or an error ([`Error::Timeout`], the client killed). With `follow` the
+    /// `podman logs --follow` client lives as long as the receiver.
+    pub(crate) async fn container_logs(
+        &self,
+        name: &str,
+        tail: u32,
+        follow: bool,
+    ) -> Result<mpsc::Receiver<String>> {
+        let args = logs_args(name, tail, follow);
+        let (child, output) = spawn_lines(self, &args)?;
         if follow {
-            Ok(follow_lines(child, output, c.name.clone()))
-        } else {
-            let deadline = self.engine.deadline();
-            let lines = match tokio::time::timeout(
-                deadline,
-                last_lines(child, output, &args, &self.engine),
-            )
-            .await
-            {
+            return Ok(follow_lines(child, output));
+        }
+        let deadline = self.deadline();
+        let lines =
+            match tokio::time::timeout(deadline, last_lines(child, output, &args, self)).await {
                 Ok(lines) => lines?,
                 // The client was dropped with the future, and killed (`kill_on_drop`).
                 Err(_) => {
@@ -106,15 +160,11 @@ impl Orchestrator {
                     });
                 }
             };
-            let (tx, rx) = mpsc::channel(lines.len().max(1));
-            for line in lines {
-                let _ = tx.try_send(LogLine {
-                    container: c.name.clone(),
-                    line,
-                });
-            }
-            Ok(rx)
+        let (tx, rx) = mpsc::channel(lines.len().max(1));
+        for line in lines {
+            let _ = tx.try_send(line);
         }
+        Ok(rx)
     }
 }
 
@@ -252,8 +302,7 @@ async fn last_lines(
 fn follow_lines(
     child: Child,
     mut output: mpsc::Receiver<(bool, String)>,
-    container: String,
-) -> mpsc::Receiver<LogLine> {
+) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
     tokio::spawn(async move {
         let _child = child;
@@ -261,7 +310,6 @@ fn follow_lines(
             tokio::select! {
                 line = output.recv() => match line {
                     Some((_, line)) => {
-                        let line = LogLine { container: container.clone(), line };
                         if tx.send(line).await.is_err() {
                             break;
                         }

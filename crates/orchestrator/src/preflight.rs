@@ -58,7 +58,7 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<()> {
                 publish_address,
             };
             let args = create_args(manifest, c, &image, env_file, publish_address);
-            check_argv(manifest, c, rendered, &args)?;
+            check_argv(manifest, c, rendered, args)?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use archy_registry::manifest::{Container, EnvValue, NetworkMode, PidMode};
 
 use crate::argv_check::{self, Rendered};
 use crate::limits::{self, DEFAULT_PIDS_LIMIT};
+use crate::runtime::CreateSpec;
 use crate::{
     Error, LABEL_APP, LABEL_CONTAINER, LABEL_VERSION, Result, TMP_TMPFS, USERNS, container_name,
     secrets,
@@ -38,19 +39,26 @@ pub(crate) fn publish_host(address: IpAddr) -> String {
 /// Checks an argv [`create_args`] rendered for `c` with [`argv_check::check_create`]: read
 /// the way Podman reads it, it must say exactly what the manifest says, with the hardening
 /// flags unless the container is privileged. Every argv the orchestrator runs, and every
-/// manifest before anything is done in Podman ([`crate::preflight`]), passes here.
+/// manifest before anything is done in Podman ([`crate::preflight`]), passes here; what
+/// passes becomes the [`CreateSpec`], the only thing a [`crate::Runtime`] creates
+/// containers from.
 pub(crate) fn check_argv(
     manifest: &archy_registry::Manifest,
     c: &Container,
     rendered: Rendered<'_>,
-    argv: &[String],
-) -> Result<()> {
-    argv_check::check_create(manifest, c, rendered, argv)
-        .map(drop)
-        .map_err(|e| Error::UnsafeArgument {
+    argv: Vec<String>,
+) -> Result<CreateSpec> {
+    match argv_check::check_create(manifest, c, rendered, &argv) {
+        Ok(parsed) => Ok(CreateSpec::checked(
+            container_name(&manifest.id, &c.name),
+            argv,
+            parsed,
+        )),
+        Err(e) => Err(Error::UnsafeArgument {
             container: c.name.clone(),
             reason: e.to_string(),
-        })
+        }),
+    }
 }
 
 /// The `podman create` arguments for one container of a manifest: the single place that

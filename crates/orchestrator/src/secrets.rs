@@ -90,7 +90,7 @@ impl Orchestrator {
     ) -> Result<()> {
         for (secret, value) in &secrets.values {
             let name = podman_name(app, secret);
-            match self.engine.secret_owner(&name).await? {
+            match self.runtime.secret_owner(&name).await? {
                 Some(owner) if owner != app => {
                     return Err(Error::SecretTaken {
                         name,
@@ -100,11 +100,11 @@ impl Orchestrator {
                 Some(_) if !secrets.generated.contains(secret) => continue,
                 Some(_) => {
                     tracker.add(|r| r.secrets.push(name.clone()));
-                    self.engine.remove_secret(&name).await?
+                    self.runtime.remove_secret(&name).await?
                 }
                 None => tracker.add(|r| r.secrets.push(name.clone())),
             }
-            self.engine
+            self.runtime
                 .create_secret(&name, app, value.as_bytes())
                 .await?;
         }
@@ -114,12 +114,12 @@ impl Orchestrator {
     /// Removes the app's Podman secrets (those named for it and labelled as its).
     pub(crate) async fn remove_secrets(&self, app: &str) {
         let prefix = podman_name(app, "");
-        for name in self.engine.secret_names().await.unwrap_or_default() {
+        for name in self.runtime.secret_names().await.unwrap_or_default() {
             if !name.starts_with(&prefix) {
                 continue;
             }
-            if matches!(self.engine.secret_owner(&name).await, Ok(Some(owner)) if owner == app)
-                && let Err(e) = self.engine.remove_secret(&name).await
+            if matches!(self.runtime.secret_owner(&name).await, Ok(Some(owner)) if owner == app)
+                && let Err(e) = self.runtime.remove_secret(&name).await
             {
                 warn!(secret = %name, error = %e, "could not remove the app secret");
             }

@@ -147,13 +147,13 @@ impl Orchestrator {
             ));
         };
         if !created.containers.is_empty() {
-            match self.engine.containers_of(app).await {
+            match self.runtime.containers_of(app).await {
                 Ok(have) => {
                     for name in &created.containers {
                         if !ours(name) {
                             refuse("container", name, &mut problems);
                         } else if have.iter().any(|c| &c.name == name)
-                            && let Err(e) = self.engine.remove_container(name).await
+                            && let Err(e) = self.runtime.remove_container(name).await
                         {
                             problems.push(format!("container {name}: {e}"));
                             left.containers.push(name.clone());
@@ -171,8 +171,8 @@ impl Orchestrator {
                 refuse("secret", name, &mut problems);
                 continue;
             }
-            let result = match self.engine.secret_owner(name).await {
-                Ok(Some(owner)) if owner == app => self.engine.remove_secret(name).await,
+            let result = match self.runtime.secret_owner(name).await {
+                Ok(Some(owner)) if owner == app => self.runtime.remove_secret(name).await,
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -182,16 +182,13 @@ impl Orchestrator {
             }
         }
         if !created.volumes.is_empty() {
-            match self.engine.volumes_of(app).await {
+            match self.runtime.volumes_of(app).await {
                 Ok(have) => {
                     for name in &created.volumes {
                         if !ours(name) {
                             refuse("volume", name, &mut problems);
                         } else if have.contains(name)
-                            && let Err(e) = self
-                                .engine
-                                .run(&["volume", "rm", "--force", "--", name])
-                                .await
+                            && let Err(e) = self.runtime.remove_volume(name).await
                         {
                             problems.push(format!("volume {name}: {e}"));
                             left.volumes.push(name.clone());
@@ -209,12 +206,8 @@ impl Orchestrator {
                 refuse("network", name, &mut problems);
                 continue;
             }
-            let result = match self.network_owner(name).await {
-                Ok(Some(owner)) if owner == app => self
-                    .engine
-                    .run(&["network", "rm", "--", name])
-                    .await
-                    .map(drop),
+            let result = match self.runtime.network_owner(name).await {
+                Ok(Some(owner)) if owner == app => self.runtime.remove_network(name).await,
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };

@@ -28,8 +28,7 @@ impl Node {
                 format!("app {id:?} is recorded on this node already: nothing to adopt"),
             ));
         }
-        let engine = self.orchestrator.engine();
-        let containers = engine.containers_of(id).await?;
+        let containers = self.orchestrator.containers_of(id).await?;
         if containers.is_empty() {
             return Err(NodeError::new(
                 ErrorKind::NotFound,
@@ -61,14 +60,14 @@ impl Node {
         })?;
         let version = app.manifest().version.to_string();
         for c in &containers {
-            let info = engine.inspect_container(&c.name).await?.ok_or_else(|| {
+            let info = self.orchestrator.inspect(&c.name).await?.ok_or_else(|| {
                 NodeError::new(
                     ErrorKind::Conflict,
                     format!("container {} went away while adopting; try again", c.name),
                 )
             })?;
-            let labels = &info["Config"]["Labels"];
-            let Some(running) = labels[LABEL_VERSION].as_str() else {
+            let labels = &info.labels;
+            let Some(running) = labels.get(LABEL_VERSION).map(String::as_str) else {
                 return Err(refused(format!(
                     "container {} carries no {LABEL_VERSION} label, so which version runs is unknown; \
                      adopt installs nothing",
@@ -83,7 +82,7 @@ impl Node {
                      `archy app install {id}`)"
                 )));
             }
-            let part = labels[LABEL_CONTAINER].as_str().unwrap_or_default();
+            let part = labels.get(LABEL_CONTAINER).map_or("", String::as_str);
             if app.manifest().container(part).is_none()
                 || archy_orchestrator::container_name(id, part) != c.name
             {

@@ -331,7 +331,7 @@ impl Node {
         let artifacts: u64 = app.artifacts().iter().map(|a| a.size).sum();
         let needs = install_needs(
             &self.config.data_dir,
-            std::path::Path::new(self.orchestrator.engine().graph_root()),
+            std::path::Path::new(self.orchestrator.graph_root()),
             artifacts,
             app.manifest().resources.disk_mb,
         );

@@ -52,7 +52,7 @@ impl Node {
         let mut had_data = BTreeMap::new();
         for dep in &plan {
             let id = dep.manifest().id.clone();
-            let volumes = self.orchestrator.engine().volumes_of(&id).await?;
+            let volumes = self.orchestrator.volumes_of(&id).await?;
             had_data.insert(id, !volumes.is_empty());
         }
         for dep in &plan {

@@ -224,7 +224,7 @@ impl Node {
         stages.close().await;
         let runtime = match installed {
             Ok(Err(e)) if super::artifacts::is_no_space(&e.to_string()) => {
-                let graph_root = std::path::Path::new(self.orchestrator.engine().graph_root());
+                let graph_root = std::path::Path::new(self.orchestrator.graph_root());
                 let artifacts: u64 = app.artifacts().iter().map(|a| a.size).sum();
                 let needed = app
                     .manifest()
@@ -464,7 +464,7 @@ impl Node {
         if inside {
             return Ok(true);
         }
-        Ok(!self.orchestrator.engine().volumes_of(id).await?.is_empty())
+        Ok(!self.orchestrator.volumes_of(id).await?.is_empty())
     }
 }
 

@@ -117,7 +117,7 @@ impl Node {
         let _lock = self.exclusive().await;
         let mut repairs = Vec::new();
         // One listing of every archy container per pass; only drifted apps cost more.
-        let podman = self.orchestrator.engine().containers_by_app().await?;
+        let podman = self.orchestrator.containers_by_app().await?;
         if let Err(e) = self.alarm_unknown_apps(&podman).await {
             warn!(error = %e, "could not look for apps this node does not know");
         }
@@ -222,7 +222,7 @@ impl Node {
         let mut last_event_pass: Option<tokio::time::Instant> = None;
         loop {
             if events.is_none() {
-                events = match self.orchestrator.engine().app_events() {
+                events = match self.orchestrator.app_events() {
                     Ok(rx) => Some(rx),
                     Err(e) => {
                         warn!(error = %e, "cannot follow Podman events; reconciling on the interval only");
@@ -305,12 +305,7 @@ impl Node {
             if known.contains(app) || !db::mark_unknown_app(&self.db, app).await? {
                 continue;
             }
-            let volumes = self
-                .orchestrator
-                .engine()
-                .volumes_of(app)
-                .await
-                .unwrap_or_default();
+            let volumes = self.orchestrator.volumes_of(app).await.unwrap_or_default();
             let message = unknown_app_message(app, containers, &volumes);
             warn!(%app, "{message}");
             db::raise_alarm(&self.db, "unknown-app", &message).await?;
@@ -352,7 +347,7 @@ impl Node {
             if !due {
                 continue;
             }
-            let podman = match self.orchestrator.engine().containers_by_app().await {
+            let podman = match self.orchestrator.containers_by_app().await {
                 Ok(p) => p,
                 Err(e) => {
                     debug!(error = %e, "health loop: Podman did not answer");
@@ -490,7 +485,7 @@ impl Node {
         );
         db::count_health_restart(&self.db, id, container).await?;
         let restarted = tokio::time::timeout(RESTART_BOUND, async {
-            self.orchestrator.engine().kill_container(&name).await?;
+            self.orchestrator.kill_container(id, container).await?;
             self.orchestrator
                 .repair(app.manifest(), &BTreeMap::new())
                 .await

@@ -33,7 +33,7 @@ impl Node {
         // silently: labelled containers of apps sqlite does not know raise an alarm.
         let looked = async {
             let _lock = self.exclusive().await;
-            let podman = self.orchestrator.engine().containers_by_app().await?;
+            let podman = self.orchestrator.containers_by_app().await?;
             self.alarm_unknown_apps(&podman).await
         };
         if let Err(e) = looked.await {

@@ -119,11 +119,8 @@ impl Node {
             // Another listing asked Podman while this one waited: its answer is as new.
             return (fresh.by_app.clone(), None);
         }
-        let asked_podman = tokio::time::timeout(
-            LISTING_DEADLINE,
-            self.orchestrator.engine().containers_by_app(),
-        )
-        .await;
+        let asked_podman =
+            tokio::time::timeout(LISTING_DEADLINE, self.orchestrator.containers_by_app()).await;
         match asked_podman {
             Ok(Ok(by_app)) => {
                 let by_app: BTreeMap<String, AppRuntime> = by_app
@@ -291,7 +288,7 @@ impl Node {
                 .into_iter()
                 .map(wire::alarm)
                 .collect(),
-            podman_url: self.orchestrator.engine().url().to_owned(),
+            podman_url: self.orchestrator.runtime_location().to_owned(),
             resource_limits: wire::limits(self.orchestrator.limits()),
             swarm: wire::swarm_metrics(self.swarm.metrics()),
             blobs_url: self.blobs_url.get().cloned(),

@@ -17,7 +17,7 @@ fn hello() -> Manifest {
 
 fn orchestrator(engine: Engine) -> Orchestrator {
     Orchestrator {
-        engine,
+        runtime: std::sync::Arc::new(engine),
         config: OrchestratorConfig {
             podman_url: String::new(),
             data_dir: std::env::temp_dir(),

@@ -23,7 +23,9 @@ fn args_of(m: &archy_registry::Manifest, container: usize) -> Vec<String> {
         env_file,
         publish_address: address,
     };
-    check_argv(m, c, rendered, &args).unwrap_or_else(|e| panic!("{e}\n{args:?}"));
+    let spec = check_argv(m, c, rendered, args.clone()).unwrap_or_else(|e| panic!("{e}\n{args:?}"));
+    assert_eq!(spec.argv(), args, "the spec runs the argv that was checked");
+    assert_eq!(spec.name(), crate::container_name(&m.id, &c.name));
     args
 }
 
@@ -218,6 +220,6 @@ fn ipv6_publish_addresses_are_bracketed() {
             env_file,
             publish_address: address,
         };
-        check_argv(&m, c, rendered, &args).unwrap();
+        check_argv(&m, c, rendered, args).unwrap();
     }
 }
