@@ -73,6 +73,24 @@ pub fn deletion_targets(event: &Event) -> DeletionTargets {
     targets
 }
 
+/// A deletion request as a node keeps it: its NIP-01 JSON.
+pub fn event_json(event: &Event) -> String {
+    event.as_json()
+}
+
+/// A kept deletion request read back. Its signature is checked again where it is used.
+pub fn deletion_from_json(text: &str) -> Result<Event, Error> {
+    let event =
+        Event::from_json(text).map_err(|e| Error::Event(format!("a kept deletion: {e}")))?;
+    if event.kind != Kind::EventDeletion {
+        return Err(Error::Event(format!(
+            "a kept deletion is of kind {}",
+            event.kind.as_u16()
+        )));
+    }
+    Ok(event)
+}
+
 /// Deletion requests whose signature checked, indexed by what they delete.
 #[derive(Debug, Clone, Default)]
 pub struct Deletions {

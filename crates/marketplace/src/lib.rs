@@ -10,7 +10,8 @@ mod score;
 mod transport;
 
 pub use deletion::{
-    DeletionTargets, Deletions, Withdrawal, deletion_targets, parse_coordinate, withdrawal_event,
+    DeletionTargets, Deletions, Withdrawal, deletion_from_json, deletion_targets, event_json,
+    parse_coordinate, withdrawal_event,
 };
 pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events};
 pub use nostr::{
@@ -30,6 +31,8 @@ use nostr_sdk::EventBuilder;
 use nostr_sdk::nips::nip06::FromMnemonic;
 use nostr_sdk::{Keys, ToBech32};
 
+/// A Nostr event (NIP-01), e.g. a deletion request a node keeps.
+pub use nostr_sdk::Event as NostrEvent;
 /// A Nostr public key (secp256k1, x-only), as publishers and operators are named.
 pub use nostr_sdk::PublicKey as NostrKey;
 

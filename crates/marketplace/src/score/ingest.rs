@@ -65,15 +65,18 @@ impl TrustInputs {
 
     /// A publication a node saw earlier and recorded, as history of its author: a relay
     /// that keeps only the newest event per app (NIP-33) cannot show the versions before.
+    /// `event_id` is hex; an unreadable one is ignored.
     pub fn add_publication_seen(
         &mut self,
         author: &PublicKey,
-        event_id: &EventId,
+        event_id: &str,
         app_id: &str,
         version: &str,
         created_at: u64,
     ) {
-        self.record_publication(*author, *event_id, app_id, version.to_owned(), created_at);
+        if let Ok(id) = EventId::from_hex(event_id) {
+            self.record_publication(*author, id, app_id, version.to_owned(), created_at);
+        }
     }
 
     /// When a node first saw `author` publish (its own clock): history starts no later.

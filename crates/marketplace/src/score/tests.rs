@@ -355,7 +355,7 @@ fn history_grows_over_passes_from_what_the_node_recorded() {
                 inputs.add_event(e).unwrap();
             }
             for (id, app, version, at) in record {
-                inputs.add_publication_seen(&p.public_key(), id, app, version, *at);
+                inputs.add_publication_seen(&p.public_key(), &id.to_hex(), app, version, *at);
             }
             inputs
                 .scores_at(&[op.public_key()], &ScoreConfig::default(), pass_time)
@@ -372,7 +372,7 @@ fn history_grows_over_passes_from_what_the_node_recorded() {
     let mut inputs = TrustInputs::new();
     inputs.add_event(&follow).unwrap();
     for (id, app, version, at) in &recorded {
-        inputs.add_publication_seen(&p.public_key(), id, app, version, *at);
+        inputs.add_publication_seen(&p.public_key(), &id.to_hex(), app, version, *at);
     }
     let s = scored(&inputs, &op, &p);
     assert!(
