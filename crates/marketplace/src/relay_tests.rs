@@ -636,13 +636,25 @@ async fn a_withdrawal_holds_against_a_lagging_relay() {
     seen.sort();
     assert_eq!(seen, ["1.0.0", "2.0.0"], "every version the relays hold");
 
-    // The developer's withdrawal: every version the relays still hold, and the coordinate.
+    // Every version the relays hold can be named by id…
     let (held, errors) = own_publications(&both, &dev.nostr_keys().public_key(), "notes", TIMEOUT)
         .await
         .unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
     assert_eq!(ids, [v2.id, v1.id]);
+    // …but the developer withdraws while relay B is out of reach: only 2.0.0 is named by
+    // id, and 1.0.0 on B is covered by the app's coordinate alone.
+    let (held, _) = own_publications(
+        std::slice::from_ref(&url_a),
+        &dev.nostr_keys().public_key(),
+        "notes",
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [v2.id]);
     let withdrawal = withdrawal_event(dev.nostr_keys(), "notes", &ids).unwrap();
     let dead = format!("ws://127.0.0.1:{}", {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
