@@ -319,9 +319,10 @@ pub struct AppView {
     /// What the node's health loop last saw of each container with a health check.
     #[serde(default)]
     pub health: Vec<ContainerHealth>,
-    /// Set for a third-party app: its publisher and what the publisher lists now.
+    /// Set for a third-party app: its publisher and what the publisher lists now (boxed:
+    /// first-party apps, most of them, carry none).
     #[serde(default)]
-    pub market: Option<AppMarket>,
+    pub market: Option<Box<AppMarket>>,
 }
 
 /// A third-party app's publisher, and what its listings say now.

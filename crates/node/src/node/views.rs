@@ -199,7 +199,7 @@ impl Node {
         let mut view = self
             .listed(&row, Some(&app), &runtimes, &stale_since)
             .with_health(Some(&app), &health);
-        view.market = self.app_market(&row).await?;
+        view.market = self.app_market(&row).await?.map(Box::new);
         Ok(view)
     }
 
@@ -222,7 +222,7 @@ impl Node {
             let mut view = self
                 .listed(&row, verified.as_ref(), &runtimes, &stale_since)
                 .with_health(verified.as_ref(), &rows);
-            view.market = self.app_market(&row).await?;
+            view.market = self.app_market(&row).await?.map(Box::new);
             out.push(view);
         }
         Ok(out)
