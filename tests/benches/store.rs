@@ -101,6 +101,7 @@ async fn many_listings(data_dir: &Path) {
                 version: format!("1.{a}.0"),
                 name: format!("Tool {a} by {p}"),
                 did: dev.did_key().public().did_key(),
+                withdrawn: None,
             };
             archy_node::db::upsert_listing(&db, &row, &envelope.to_bytes())
                 .await

@@ -27,12 +27,55 @@ async fn operator_node(
     root: &std::path::Path,
     relay: &str,
 ) -> std::sync::Arc<archy_node::Node> {
+    operator_node_on(dir, origin, root, &[relay.to_owned()]).await
+}
+
+async fn operator_node_on(
+    dir: &std::path::Path,
+    origin: &str,
+    root: &std::path::Path,
+    relays: &[String],
+) -> std::sync::Arc<archy_node::Node> {
     archy_node::Node::start(archy_node::NodeConfig {
-        relays: vec![relay.to_owned()],
+        relays: relays.to_vec(),
         ..node_config(dir, origin, root)
     })
     .await
     .unwrap()
+}
+
+/// `archy app unpublish ID` with the developer's mnemonic, to `relays`.
+fn archy_unpublish(
+    id: &str,
+    mnemonic: &std::path::Path,
+    relays: &[&str],
+    json: bool,
+) -> std::process::Output {
+    let mut command = std::process::Command::new(archy_binary());
+    if json {
+        command.arg("--json");
+    }
+    command
+        .args(["app", "unpublish", id, "--mnemonic-file"])
+        .arg(mnemonic);
+    for relay in relays {
+        command.args(["--relay", relay]);
+    }
+    command.output().unwrap()
+}
+
+/// A 0600 file holding the developer's mnemonic, as `archy dev init` writes it.
+fn mnemonic_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("dev.mnemonic");
+    std::fs::write(&path, DEV_MNEMONIC).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A loopback URL nothing listens on.
+fn dead_relay() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("ws://127.0.0.1:{}", l.local_addr().unwrap().port())
 }
 
 fn rand_suffix() -> u64 {
@@ -129,16 +172,11 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     // The developer's own node: it serves the artifacts (blobs_listen) as their origin.
     let dev_dir = tmp.path().join("dev");
     std::fs::create_dir_all(&dev_dir).unwrap();
-    let extra = "blobs_listen = \"127.0.0.1:0\"\n";
+    let extra = "blobs_listen = \"127.0.0.1:0\"
+";
     let dev_node = NodeProcess::start(&dev_dir, &url, &root, extra).await;
     let dev_api = dev_node.api.clone();
-    let mnemonic = dev_dir.join("dev.mnemonic");
-    std::fs::write(&mnemonic, DEV_MNEMONIC).unwrap();
-    std::fs::set_permissions(
-        &mnemonic,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    let mnemonic = mnemonic_file(&dev_dir);
     let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
     let local_id = archy_registry::namespaced_id("hello", &dev.nostr_public_hex());
 
@@ -318,6 +356,26 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
         String::from_utf8_lossy(&newer.stderr)
     );
     node.discover_market().await.unwrap();
+    // The installed app names its publisher and the newer version it lists.
+    let standing = node.app(&local_id).await.unwrap().market.unwrap();
+    assert_eq!(
+        (standing.publisher.as_str(), standing.did.as_str()),
+        (dev.nostr_public_hex().as_str(), dev.did().as_str())
+    );
+    assert_eq!(standing.newer_version.as_deref(), Some("1.1.0"));
+    assert!(standing.withdrawn.is_none());
+    let shown = node.market_show("hello").await.unwrap();
+    let mine = shown
+        .iter()
+        .find(|d| d.listing.author == dev.nostr_public_hex())
+        .unwrap();
+    assert_eq!(
+        (
+            mine.listing.version.as_str(),
+            mine.installed_version.as_deref()
+        ),
+        ("1.1.0", Some("1.0.0"))
+    );
     let ambiguous = node
         .install_listing("hello", None, true, &|_| {})
         .await
@@ -328,6 +386,8 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     );
     let updated = node.update(&local_id, false).await.unwrap();
     assert_eq!(updated.version, "1.1.0");
+    let standing = node.app(&local_id).await.unwrap().market.unwrap();
+    assert_eq!(standing.newer_version, None);
 
     // The other publisher is a stranger (score 0): only the operator's approval installs it,
     // under its own namespace, beside the developer's.
@@ -361,6 +421,29 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     node.shutdown().await;
     let node = operator_node(&tmp.path().join("node"), &url, &root, &relay_url).await;
     assert_eq!(node.app(&local_id).await.unwrap().state, "running");
+
+    // The developer withdraws hello. The installed app keeps running, marked withdrawn;
+    // nothing more is installed or updated from it.
+    let withdrawn = archy_unpublish("hello", &mnemonic, &[&relay_url], false);
+    assert!(
+        withdrawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&withdrawn.stderr)
+    );
+    node.discover_market().await.unwrap();
+    let app = node.app(&local_id).await.unwrap();
+    assert_eq!(app.state, "running");
+    let standing = app.market.unwrap();
+    assert!(standing.withdrawn.is_some(), "{standing:?}");
+    assert_eq!(standing.newer_version, None);
+    let err = node.update(&local_id, true).await.unwrap_err();
+    assert!(err.message.contains("withdrew hello"), "{err}");
+    let dev_prefix = &dev.nostr_public_hex()[..16];
+    let err = node
+        .install_listing("hello", Some(dev_prefix), true, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("withdrew hello"), "{err}");
     node.uninstall(&local_id, true).await.unwrap();
     node.uninstall("hello", true).await.unwrap();
     assert!(!podman_has_app(&local_id).await);
@@ -388,7 +471,17 @@ async fn node_discovers_third_party_apps_on_relays() {
         signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
         swarm.clone(),
     );
-    let node = operator_node(&tmp.path().join("node"), &url, &root, &relay_url).await;
+    // A second relay that lags behind: it gets what the developer sent first, and no more.
+    let lagging = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+    lagging.run().await.unwrap();
+    let lagging_url = lagging.url().await.to_string();
+    let node = operator_node_on(
+        &tmp.path().join("node"),
+        &url,
+        &root,
+        &[relay_url.clone(), lagging_url.clone()],
+    )
+    .await;
 
     // A developer publishes "notes" (their own node as origin).
     let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
@@ -435,7 +528,98 @@ async fn node_discovers_third_party_apps_on_relays() {
         node.market().await.unwrap().is_empty(),
         "a deleted publication is still listed"
     );
+    let shown = node.market_show("notes").await.unwrap();
+    assert!(shown[0].listing.withdrawn.is_some(), "{shown:?}");
+
+    // "board" 1.0.0 reaches both relays, 1.1.0 only the first.
+    let board = |version: &str| {
+        archy_registry::Manifest::from_yaml(
+            &std::fs::read_to_string(third_party_hello(tmp.path(), |m| {
+                m.replace("id: hello", "id: board")
+                    .replace("version: 1.0.0", &format!("version: {version}"))
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let (_, first) = publish_directly(&dev, board("1.0.0"), &url, &id, &relay_url).await;
+    archy_marketplace::publish(&first, std::slice::from_ref(&lagging_url))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    publish_directly(&dev, board("1.1.0"), &url, &id, &relay_url).await;
+    node.discover_market().await.unwrap();
+    let listed = node.market().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].app_id.as_str(), listed[0].version.as_str()),
+        ("board", "1.1.0")
+    );
+
+    // `archy app unpublish` while the lagging relay is out of the developer's reach: one
+    // request, every relay answered for; a dead relay is named with its reason.
+    let mnemonic = mnemonic_file(tmp.path());
+    let dead = dead_relay();
+    let out = archy_unpublish("board", &mnemonic, &[&relay_url, &dead], true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let relays = report["relays"].as_array().unwrap();
+    assert_eq!(relays.len(), 2, "{report}");
+    let answer = |prefix: &str| {
+        relays
+            .iter()
+            .find(|r| r["relay"].as_str().unwrap().starts_with(prefix))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(answer(&relay_url)["accepted"], true, "{report}");
+    assert_eq!(answer(&dead)["accepted"], false, "{report}");
+    assert!(
+        answer(&dead)["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not connect"),
+        "{report}"
+    );
+    assert_eq!(report["versions"].as_array().unwrap().len(), 1, "{report}");
+    let deletion = report["event_id"].as_str().unwrap().to_owned();
+
+    node.discover_market().await.unwrap();
+    assert!(node.market().await.unwrap().is_empty());
+    let shown = node.market_show("board").await.unwrap();
+    assert_eq!(
+        shown[0]
+            .listing
+            .withdrawn
+            .as_ref()
+            .map(|w| w.deletion.as_str()),
+        Some(deletion.as_str())
+    );
+    // The first relay goes away; the lagging one still serves 1.0.0. The node remembers.
+    relay.shutdown();
+    let found = node.discover_market().await.unwrap();
+    assert!(found.listings.is_empty(), "{:?}", found.listings);
+    assert!(
+        node.market().await.unwrap().is_empty(),
+        "resurrected by a lagging relay"
+    );
+    let status = node.status().await.unwrap().market.unwrap();
+    assert!(status.incomplete);
+    assert_eq!((status.listed, status.withdrawn), (0, 2));
+
+    // No relay takes it: the command fails and names the relay and why.
+    let out = archy_unpublish("board", &mnemonic, &[&dead], false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no relay accepted the withdrawal of board") && stderr.contains(&dead),
+        "{stderr}"
+    );
     node.shutdown().await;
     server.abort();
-    relay.shutdown();
+    lagging.shutdown();
 }

@@ -59,6 +59,9 @@ pub struct StatusView {
     pub blobs_url: Option<String>,
     /// Which resource limits this host's Podman enforces, and why not the others.
     pub resource_limits: LimitSupport,
+    /// The last marketplace discovery, `null` before the first.
+    #[serde(default)]
+    pub market: Option<MarketStatus>,
 }
 
 /// The node's verified catalog.
@@ -316,6 +319,35 @@ pub struct AppView {
     /// What the node's health loop last saw of each container with a health check.
     #[serde(default)]
     pub health: Vec<ContainerHealth>,
+    /// Set for a third-party app: its publisher and what the publisher lists now (boxed:
+    /// first-party apps, most of them, carry none).
+    #[serde(default)]
+    pub market: Option<Box<AppMarket>>,
+}
+
+/// A third-party app's publisher, and what its listings say now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppMarket {
+    /// The publisher's Nostr key (hex).
+    pub publisher: String,
+    /// The publisher's did:key.
+    pub did: String,
+    /// The app's id in its publisher's listings.
+    pub app_id: String,
+    /// Set when the publisher withdrew the publication this app runs (NIP-09). The app
+    /// keeps running; nothing new is installed from it.
+    pub withdrawn: Option<Withdrawal>,
+    /// A newer version its publisher lists: `archy app update` installs it.
+    pub newer_version: Option<String>,
+}
+
+/// A publisher's NIP-09 deletion request that withdrew a publication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Withdrawal {
+    /// The deletion request's Nostr event id.
+    pub deletion: String,
+    /// Unix seconds of the request.
+    pub at: i64,
 }
 
 /// The health loop's view of one container: its manifest's check run at its interval
@@ -537,6 +569,10 @@ pub struct MarketRow {
     pub name: String,
     /// The publisher's did:key.
     pub did: String,
+    /// Set when the publisher withdrew it (NIP-09): it cannot be installed. `GET
+    /// /v1/market` lists only what is not withdrawn; `GET /v1/market/{app}` shows both.
+    #[serde(default)]
+    pub withdrawn: Option<Withdrawal>,
 }
 
 /// `POST /v1/market/discover`.
@@ -556,6 +592,43 @@ pub struct DiscoverResponse {
     pub truncated: bool,
     /// Relays that could not be asked, with the reason.
     pub relay_errors: Vec<RelayError>,
+    /// Publications their publisher withdrew, found in this pass.
+    #[serde(default)]
+    pub withdrawn: u64,
+    /// What each relay sent.
+    #[serde(default)]
+    pub relays: Vec<RelayReport>,
+}
+
+/// What one relay sent in a discovery pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RelayReport {
+    pub relay: String,
+    /// Events new to the pass that this relay sent, examined.
+    pub examined: u64,
+    /// Of those, refused by the publication checks (DID signature, key binding, manifest).
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Events with a bad id or signature (forged), or unreadable: dropped unread.
+    pub forged: u64,
+    /// Requests that failed, or why the relay could not be asked.
+    pub errors: Vec<String>,
+}
+
+/// The last marketplace discovery (`archy market status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MarketStatus {
+    /// When the pass ended (RFC 3339).
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Publications listed after it.
+    pub listed: u64,
+    /// Listings their publisher withdrew, kept to show.
+    pub withdrawn: u64,
+    /// A relay had more than one pass takes, or could not be asked: listings it did not
+    /// see are kept.
+    pub incomplete: bool,
+    pub relays: Vec<RelayReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -590,6 +663,9 @@ pub struct MarketDetail {
     /// What the app will be allowed to do; `null` when the publication does not verify.
     #[serde(default)]
     pub permissions: Option<Permissions>,
+    /// The version installed here from this publisher, when it is.
+    #[serde(default)]
+    pub installed_version: Option<String>,
 }
 
 /// A publisher's trust score with every term explained.

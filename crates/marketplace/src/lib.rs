@@ -2,15 +2,22 @@
 //! an ed25519 DID (did:key) that signs manifests and a Nostr key (NIP-06) that signs the
 //! NIP-78 events carrying them. Discovery, scoring and publishing build on this.
 
+mod deletion;
 mod fetch;
 mod nostr;
 mod par;
 mod score;
+mod transport;
 
+pub use deletion::{
+    DeletionTargets, Deletions, Withdrawal, deletion_from_json, deletion_targets, event_json,
+    parse_coordinate, withdrawal_event,
+};
 pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events};
 pub use nostr::{
-    APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, Rejection, discover,
-    discover_with, publication_event, publish, verify_event,
+    APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, PublishReport, Rejection,
+    RelayReport, Seen, Withdrawn, discover, discover_with, own_publications, publication_event,
+    publish, publish_report, verify_event,
 };
 pub use score::{
     ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,
@@ -19,16 +26,20 @@ pub use score::{
 
 use archy_registry::keys::KeyPurpose;
 use archy_registry::{PublicKey, SecretKey};
+#[cfg(test)]
+use nostr_sdk::EventBuilder;
 use nostr_sdk::nips::nip06::FromMnemonic;
 use nostr_sdk::{Keys, ToBech32};
 
+/// A Nostr event (NIP-01), e.g. a deletion request a node keeps.
+pub use nostr_sdk::Event as NostrEvent;
 /// A Nostr public key (secp256k1, x-only), as publishers and operators are named.
 pub use nostr_sdk::PublicKey as NostrKey;
 
 /// Reads a Nostr public key written as `npub1…` (NIP-19) or 64 hex digits.
 pub fn parse_nostr_key(text: &str) -> Result<NostrKey, Error> {
     NostrKey::parse(text.trim()).map_err(|e| {
-        Error::Nostr(format!(
+        Error::PublicKey(format!(
             "{text:?} is not a Nostr public key (npub1… or hex): {e}"
         ))
     })
@@ -47,8 +58,17 @@ pub fn manifest_d_tag(app_id: &str) -> String {
 pub enum Error {
     #[error("developer key: {0}")]
     Key(#[from] archy_registry::Error),
+    /// Deriving the Nostr key from the mnemonic.
     #[error("nostr key (NIP-06): {0}")]
     Nostr(String),
+    #[error("nostr public key: {0}")]
+    PublicKey(String),
+    /// Building or signing an event.
+    #[error("nostr event: {0}")]
+    Event(String),
+    /// Reaching relays, or what they answered.
+    #[error("relay: {0}")]
+    Relay(String),
 }
 
 /// A developer's two keys, derived from one mnemonic. Secrets stay inside; only public
@@ -154,7 +174,13 @@ mod tests {
         let timeout = std::time::Duration::ZERO;
         is_send(&discover(&relays, timeout));
         let limits = DiscoveryLimits::default();
-        is_send(&discover_with(&relays, &[], &limits, timeout));
+        is_send(&discover_with(&relays, &[], &[], &limits, timeout));
+        is_send(&publish_report(
+            &EventBuilder::text_note("")
+                .sign_with_keys(&Keys::generate())
+                .unwrap(),
+            &relays,
+        ));
         let fetch_limits = TrustFetchLimits::default();
         is_send(&fetch_trust_events(
             &relays,

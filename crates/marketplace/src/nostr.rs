@@ -1,6 +1,7 @@
 //! NIP-78 (kind 30078) events carrying DID-signed publications: building them, checking
 //! them (NIP-01 id and signature, DID signature, DID ↔ Nostr key binding, manifest), and
-//! discovering them through relays, newest per (author, app), NIP-09 deletions honoured.
+//! discovering them through relays, newest per (author, app), NIP-09 deletions honoured
+//! (by id and by coordinate, see [`crate::deletion`]), with what each relay sent counted.
 //!
 //! Discovery is bounded by design: relays are walked page by page (`limit` + `until`) up to
 //! a budget of events per relay, each author's events are checked up to a cap, and rejected
@@ -15,8 +16,14 @@ use archy_registry::{Envelope, VerifiedPublication};
 use nostr_sdk::prelude::*;
 use tracing::debug;
 
+use crate::deletion::{Deletions, Withdrawal};
 use crate::par::par_map;
+use crate::transport::{CountingTransport, ForgedCounts};
 use crate::{DeveloperIdentity, Error, MANIFEST_EVENT_KIND, manifest_d_tag};
+
+/// Versions kept per (author, app) in a pass, newest first: enough that deleting the
+/// newest by id falls back on the one before, bounded whatever an author publishes.
+const VERSIONS_KEPT: usize = 4;
 
 /// The indexed `t` tag that lets relays filter Archipelago publications.
 pub const APP_HASHTAG: &str = "archy-app";
@@ -104,10 +111,55 @@ impl Default for DiscoveryLimits {
     }
 }
 
+/// A valid publication seen in a pass (listed or not): what a node records as history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub author: String,
+    pub app_id: String,
+    pub version: String,
+    pub event_id: String,
+    pub created_at: u64,
+}
+
+/// An app whose every version seen was deleted by its author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawn {
+    pub author: String,
+    pub app_id: String,
+    /// The newest version seen, and its event.
+    pub version: String,
+    pub event_id: String,
+    pub withdrawal: Withdrawal,
+}
+
+/// What one relay sent in a pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Events new to the pass that this relay sent and that were examined.
+    pub examined: usize,
+    /// Of those, refused by the publication checks.
+    pub rejected: usize,
+    pub rejected_by_reason: BTreeMap<String, usize>,
+    /// Events with a bad id or signature, or unreadable: dropped before any other check.
+    pub forged: usize,
+    /// Requests that failed, or why the relay could not be asked.
+    pub errors: Vec<String>,
+}
+
 /// What a discovery pass found.
 #[derive(Debug, Default)]
 pub struct Discovery {
+    /// The newest publication per (author, app) that its author did not delete.
     pub listings: Vec<Listing>,
+    /// Every valid publication seen, deleted or not (bounded per author).
+    pub seen: Vec<Seen>,
+    /// Apps whose author deleted every version seen.
+    pub withdrawn: Vec<Withdrawn>,
+    /// The deletion requests (kind 5) of the authors seen, signatures checked, including
+    /// those passed in: a node keeps them so a lagging relay cannot bring a version back.
+    pub deletions: Vec<Event>,
+    /// By relay (as the client names it).
+    pub relays: BTreeMap<String, RelayReport>,
     /// The first [`DiscoveryLimits::max_rejected_kept`] events refused, with the reason
     /// (event id, reason); [`Self::rejected_total`] counts them all.
     pub rejected: Vec<(String, String)>,
@@ -131,15 +183,15 @@ pub fn publication_event(
     envelope: &Envelope,
     app_id: &str,
 ) -> Result<Event, Error> {
-    let content =
-        String::from_utf8(envelope.to_bytes()).map_err(|e| Error::Nostr(e.to_string()))?;
+    let content = String::from_utf8(envelope.to_bytes())
+        .map_err(|e| Error::Event(format!("the envelope is not UTF-8: {e}")))?;
     EventBuilder::new(Kind::Custom(MANIFEST_EVENT_KIND), content)
         .tags([
             Tag::identifier(manifest_d_tag(app_id)),
             Tag::hashtag(APP_HASHTAG),
         ])
         .sign_with_keys(identity.nostr_keys())
-        .map_err(|e| Error::Nostr(e.to_string()))
+        .map_err(|e| Error::Event(format!("signing the publication: {e}")))
 }
 
 /// Every check a node applies to an event before it lists the app.
@@ -189,14 +241,17 @@ pub(crate) fn check_publication(event: &Event) -> Result<Listing, Rejection> {
 }
 
 /// Turns a stream of events into a [`Discovery`] within [`DiscoveryLimits`]: each event is
-/// examined once, the newest valid publication per (author, app) kept, rejections counted.
-/// Usable without relays (e.g. on events a node stored).
+/// examined once, the newest valid publications per (author, app) kept, rejections counted,
+/// and at the end the newest one its author did not delete listed. Usable without relays
+/// (e.g. on events a node stored).
 #[derive(Debug)]
 pub struct DiscoveryCollector {
     limits: DiscoveryLimits,
     seen: HashSet<EventId>,
     per_author: HashMap<PublicKey, usize>,
-    newest: BTreeMap<(String, String), Listing>,
+    /// Newest first, at most [`VERSIONS_KEPT`].
+    versions: BTreeMap<(String, String), Vec<Listing>>,
+    deletions: Deletions,
     found: Discovery,
 }
 
@@ -206,7 +261,8 @@ impl DiscoveryCollector {
             limits,
             seen: HashSet::new(),
             per_author: HashMap::new(),
-            newest: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            deletions: Deletions::new(),
             found: Discovery::default(),
         }
     }
@@ -269,12 +325,25 @@ impl DiscoveryCollector {
     }
 
     fn keep(&mut self, listing: Listing) {
-        let key = (listing.author.clone(), listing.app_id.clone());
-        let newer = self.newest.get(&key).is_none_or(|old| {
-            (listing.created_at, &listing.event_id) > (old.created_at, &old.event_id)
+        self.found.seen.push(Seen {
+            author: listing.author.clone(),
+            app_id: listing.app_id.clone(),
+            version: listing
+                .publication
+                .publication()
+                .manifest
+                .version
+                .to_string(),
+            event_id: listing.event_id.clone(),
+            created_at: listing.created_at,
         });
-        if newer {
-            self.newest.insert(key, listing);
+        let key = (listing.author.clone(), listing.app_id.clone());
+        let kept = self.versions.entry(key).or_default();
+        let order = |l: &Listing| std::cmp::Reverse((l.created_at, l.event_id.clone()));
+        let at = kept.partition_point(|old| order(old) < order(&listing));
+        if at < VERSIONS_KEPT {
+            kept.insert(at, listing);
+            kept.truncate(VERSIONS_KEPT);
         }
     }
 
@@ -296,7 +365,7 @@ impl DiscoveryCollector {
     /// Authors with at least one valid publication so far.
     pub fn authors(&self) -> Vec<PublicKey> {
         let mut authors: Vec<PublicKey> = self
-            .newest
+            .versions
             .keys()
             .filter_map(|(author, _)| PublicKey::from_hex(author).ok())
             .collect();
@@ -304,42 +373,57 @@ impl DiscoveryCollector {
         authors
     }
 
-    /// Drops the listings their own author deleted (NIP-09, by event id or by coordinate
-    /// at or after the listing's time). Deletions with a bad signature are ignored.
+    /// Takes NIP-09 deletion requests (kind 5): at [`Self::finish`], a publication its own
+    /// author deleted, by event id or by the app's coordinate at or after its time, is not
+    /// listed. Requests with a bad signature, and what a key says of another's events, are
+    /// ignored.
     pub fn apply_deletions<'a>(&mut self, deletions: impl IntoIterator<Item = &'a Event>) {
-        let mut deleted_ids: HashSet<(String, String)> = HashSet::new();
-        let mut deleted_coords: Vec<(String, String, u64)> = Vec::new();
-        for del in deletions {
-            if del.kind != Kind::EventDeletion || del.verify().is_err() {
-                continue;
-            }
-            let author = del.pubkey.to_hex();
-            for id in del.tags.event_ids() {
-                deleted_ids.insert((author.clone(), id.to_hex()));
-            }
-            for c in del.tags.coordinates() {
-                // A deletion only speaks for its own author's events.
-                if c.public_key == del.pubkey {
-                    deleted_coords.push((
-                        author.clone(),
-                        c.identifier.clone(),
-                        del.created_at.as_secs(),
-                    ));
-                }
-            }
+        for event in deletions {
+            self.deletions.add(event);
         }
-        self.newest.retain(|(author, app), l| {
-            let by_id = deleted_ids.contains(&(author.clone(), l.event_id.clone()));
-            let d = manifest_d_tag(app);
-            let by_coord = deleted_coords
-                .iter()
-                .any(|(a, ident, at)| a == author && *ident == d && *at >= l.created_at);
-            !(by_id || by_coord)
-        });
+    }
+
+    /// Events examined and refused so far, by category.
+    fn tally(&self) -> (usize, usize, BTreeMap<String, usize>) {
+        (
+            self.found.examined,
+            self.found.rejected_total,
+            self.found.rejected_by_reason.clone(),
+        )
     }
 
     pub fn finish(mut self) -> Discovery {
-        self.found.listings = self.newest.into_values().collect();
+        for ((author, app_id), versions) in std::mem::take(&mut self.versions) {
+            let deleted = |l: &Listing| {
+                self.deletions
+                    .covering(&author, &app_id, &l.event_id, l.created_at)
+                    .cloned()
+            };
+            match versions.iter().find(|l| deleted(l).is_none()) {
+                Some(listed) => self.found.listings.push(listed.clone()),
+                None => {
+                    let Some(newest) = versions.first() else {
+                        continue;
+                    };
+                    let Some(withdrawal) = deleted(newest) else {
+                        continue;
+                    };
+                    self.found.withdrawn.push(Withdrawn {
+                        author: author.clone(),
+                        app_id: app_id.clone(),
+                        version: newest
+                            .publication
+                            .publication()
+                            .manifest
+                            .version
+                            .to_string(),
+                        event_id: newest.event_id.clone(),
+                        withdrawal,
+                    });
+                }
+            }
+        }
+        self.found.deletions = self.deletions.events().to_vec();
         self.found
     }
 }
@@ -347,17 +431,25 @@ impl DiscoveryCollector {
 /// A client that checks every event a relay sends against the REQ's filters and `limit`,
 /// so a relay cannot push unrelated or unbounded events into a pass.
 pub(crate) async fn connected_client(relays: &[String]) -> Result<Client, Error> {
+    Ok(counting_client(relays).await?.0)
+}
+
+/// [`connected_client`], counting per relay the events dropped for a bad id or signature.
+async fn counting_client(relays: &[String]) -> Result<(Client, ForgedCounts), Error> {
+    let transport = CountingTransport::default();
+    let forged = transport.forged.clone();
     let client = Client::builder()
         .opts(ClientOptions::new().verify_subscriptions(true))
+        .websocket_transport(transport)
         .build();
     for relay in relays {
         client
             .add_relay(relay.as_str())
             .await
-            .map_err(|e| Error::Nostr(format!("relay {relay}: {e}")))?;
+            .map_err(|e| Error::Relay(format!("{relay}: {e}")))?;
     }
     client.connect().await;
-    Ok(client)
+    Ok((client, forged))
 }
 
 /// The relays of `client` that are connected; the others go to `errors`.
@@ -396,7 +488,7 @@ pub(crate) async fn stream_into(
     let mut stream = client
         .stream_events_from(relays.to_vec(), filter.limit(limit), timeout)
         .await
-        .map_err(|e| Error::Nostr(format!("fetching: {e}")))?;
+        .map_err(|e| Error::Relay(format!("fetching: {e}")))?;
     let mut page: Vec<Event> = Vec::new();
     while let Some(event) = stream.next().await {
         page.push(event);
@@ -461,7 +553,7 @@ pub(crate) async fn walk(
             // they reach us; a page made only of those looks like the end. Say so.
             let sent = received().saturating_sub(before);
             if sent > DROPPED_PAGE_BYTES {
-                return Err(Error::Nostr(format!(
+                return Err(Error::Relay(format!(
                     "sent {sent} bytes but no valid event matching the request; \
                      stopped reading this relay"
                 )));
@@ -482,51 +574,190 @@ pub(crate) async fn walk(
     }
 }
 
-/// Sends a publication event to every relay; returns the relays that accepted it. Fails
-/// only when none did.
-pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Error> {
-    let client = connected_client(relays).await?;
-    client.wait_for_connection(Duration::from_secs(5)).await;
-    let output = client
-        .send_event(event)
-        .await
-        .map_err(|e| Error::Nostr(format!("publishing: {e}")))?;
+/// What each relay said to an event sent to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Relays that stored it (they answered OK).
+    pub accepted: Vec<String>,
+    /// Relays that refused it or could not be reached: (relay, why).
+    pub failed: Vec<(String, String)>,
+}
+
+impl PublishReport {
+    /// The failures, one `relay: why` per relay, for an error message.
+    pub fn failures(&self) -> String {
+        self.failed
+            .iter()
+            .map(|(relay, why)| format!("{relay}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// How long a relay has to connect, and then to answer an event with OK.
+const PUBLISH_CONNECT: Duration = Duration::from_secs(5);
+const PUBLISH_ANSWER: Duration = Duration::from_secs(15);
+
+/// Sends `event` to every relay and says, per relay, whether it was stored or why not. A
+/// relay that cannot be added, reached or that refuses costs its own entry only.
+pub async fn publish_report(event: &Event, relays: &[String]) -> PublishReport {
+    let mut report = PublishReport::default();
+    let client = Client::default();
+    for relay in relays {
+        if let Err(e) = client.add_relay(relay.as_str()).await {
+            report
+                .failed
+                .push((relay.clone(), format!("not a relay URL: {e}")));
+        }
+    }
+    client.connect().await;
+    client.wait_for_connection(PUBLISH_CONNECT).await;
+    let mut up = Vec::new();
+    for (url, relay) in client.relays().await {
+        if relay.is_connected() {
+            up.push(url);
+        } else {
+            report.failed.push((
+                url.to_string(),
+                format!(
+                    "could not connect within {}s ({})",
+                    PUBLISH_CONNECT.as_secs(),
+                    relay.status()
+                ),
+            ));
+        }
+    }
+    if !up.is_empty() {
+        let sent = nostr_sdk::async_utility::time::timeout(
+            Some(PUBLISH_ANSWER),
+            client.send_event_to(up.clone(), event),
+        )
+        .await;
+        match sent {
+            Some(Ok(output)) => {
+                report
+                    .accepted
+                    .extend(output.success.iter().map(|u| u.to_string()));
+                report.failed.extend(
+                    output
+                        .failed
+                        .iter()
+                        .map(|(u, why)| (u.to_string(), format!("refused: {why}"))),
+                );
+                for url in up {
+                    if !output.success.contains(&url) && !output.failed.contains_key(&url) {
+                        report
+                            .failed
+                            .push((url.to_string(), "no answer".to_owned()));
+                    }
+                }
+            }
+            Some(Err(e)) => report
+                .failed
+                .extend(up.iter().map(|u| (u.to_string(), format!("sending: {e}")))),
+            None => report.failed.extend(up.iter().map(|u| {
+                (
+                    u.to_string(),
+                    format!("no answer within {}s", PUBLISH_ANSWER.as_secs()),
+                )
+            })),
+        }
+    }
     client.disconnect().await;
-    if output.success.is_empty() {
-        return Err(Error::Nostr(format!(
-            "no relay accepted the event: {:?}",
-            output.failed
+    report.accepted.sort();
+    report.failed.sort();
+    report
+}
+
+/// [`publish_report`] for callers that only need one relay to accept: the relays that
+/// did, or an error naming each relay that did not and why.
+pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Error> {
+    let report = publish_report(event, relays).await;
+    if report.accepted.is_empty() {
+        return Err(Error::Relay(format!(
+            "no relay accepted event {}: {}",
+            event.id,
+            report.failures()
         )));
     }
-    Ok(output.success.iter().map(|u| u.to_string()).collect())
+    Ok(report.accepted)
 }
 
-/// [`discover_with`] with the default limits and no named publishers.
-pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery, Error> {
-    discover_with(relays, &[], &DiscoveryLimits::default(), timeout).await
-}
-
-/// Fetches publications from the relays (those that answer; `timeout` bounds each REQ),
-/// keeps the newest valid one per (author, app), and drops the ones their author deleted
-/// (NIP-09). `publishers` (e.g. the keys the operator's web of trust reaches) are fetched
-/// by author first, so no flood from other keys can crowd them out; then every relay is
-/// walked for anyone's publications within `limits`. A relay that is down or sends garbage
-/// costs its share only.
-pub async fn discover_with(
+/// The events `author` signed for `app_id` that the relays hold (every version a lagging
+/// relay still has), ids and signatures checked; with the relays that could not be asked.
+pub async fn own_publications(
     relays: &[String],
-    publishers: &[PublicKey],
-    limits: &DiscoveryLimits,
+    author: &PublicKey,
+    app_id: &str,
     timeout: Duration,
-) -> Result<Discovery, Error> {
+) -> Result<(Vec<Event>, Vec<(String, String)>), Error> {
     let client = connected_client(relays).await?;
     client.wait_for_connection(timeout).await;
     let mut errors = Vec::new();
     let up = connected_relays(&client, &mut errors).await;
+    let d = manifest_d_tag(app_id);
+    let filter = Filter::new()
+        .kind(Kind::Custom(MANIFEST_EVENT_KIND))
+        .author(*author)
+        .identifier(d.clone());
+    let mut found: Vec<Event> = Vec::new();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    for relay in &up {
+        let mut sink = |page: &[Event]| {
+            let before = found.len();
+            found.extend(
+                page.iter()
+                    .filter(|e| {
+                        e.pubkey == *author
+                            && e.tags.identifier() == Some(d.as_str())
+                            && e.verify().is_ok()
+                            && seen.insert(e.id)
+                    })
+                    .cloned(),
+            );
+            found.len() - before
+        };
+        if let Err(e) = walk(&client, relay, &filter, 100, 1_000, timeout, &mut sink).await {
+            errors.push((relay.to_string(), e.to_string()));
+        }
+    }
+    client.disconnect().await;
+    found.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+    Ok((found, errors))
+}
+
+/// [`discover_with`] with the default limits, no named publishers and no deletions known.
+pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery, Error> {
+    discover_with(relays, &[], &[], &DiscoveryLimits::default(), timeout).await
+}
+
+/// Fetches publications from the relays (those that answer; `timeout` bounds each REQ),
+/// keeps the newest valid one per (author, app), and drops the ones their author deleted
+/// (NIP-09): the deletions the relays hold for the authors seen and the named publishers,
+/// and `known_deletions` (those a node kept from earlier passes, checked again here), so a
+/// relay that missed a withdrawal cannot bring the app back. `publishers` (e.g. the keys
+/// the operator's web of trust reaches) are fetched by author first, so no flood from
+/// other keys can crowd them out; then every relay is walked for anyone's publications
+/// within `limits`. A relay that is down or sends garbage costs its share only; what each
+/// relay sent is in [`Discovery::relays`].
+pub async fn discover_with(
+    relays: &[String],
+    publishers: &[PublicKey],
+    known_deletions: &[Event],
+    limits: &DiscoveryLimits,
+    timeout: Duration,
+) -> Result<Discovery, Error> {
+    let (client, forged) = counting_client(relays).await?;
+    client.wait_for_connection(timeout).await;
+    let mut errors = Vec::new();
+    let up = connected_relays(&client, &mut errors).await;
     let mut collector = DiscoveryCollector::new(limits.clone());
+    let mut reports: BTreeMap<String, RelayReport> = BTreeMap::new();
     let mut truncated = false;
     let page_size = limits.page_size.max(1);
     let per_request = limits.authors_per_request.max(1);
     for relay in &up {
+        let (examined, rejected, by_reason) = collector.tally();
         truncated |= walk_relay(
             &client,
             relay,
@@ -537,9 +768,22 @@ pub async fn discover_with(
             &mut errors,
         )
         .await;
+        let (examined_after, rejected_after, by_reason_after) = collector.tally();
+        let report = reports.entry(relay.to_string()).or_default();
+        report.examined = examined_after - examined;
+        report.rejected = rejected_after - rejected;
+        for (reason, n) in by_reason_after {
+            let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
+            if delta > 0 {
+                report.rejected_by_reason.insert(reason, delta);
+            }
+        }
     }
-    let authors = collector.authors();
-    let mut deletions: Vec<Event> = Vec::new();
+    let mut authors = collector.authors();
+    authors.extend_from_slice(publishers);
+    authors.sort();
+    authors.dedup();
+    let mut deletions: Vec<Event> = known_deletions.to_vec();
     let mut seen: HashSet<EventId> = HashSet::new();
     for relay in &up {
         for chunk in authors.chunks(per_request) {
@@ -564,8 +808,19 @@ pub async fn discover_with(
     collector.apply_deletions(&deletions);
     client.disconnect().await;
     let mut found = collector.finish();
+    for (relay, reason) in &errors {
+        reports
+            .entry(relay.clone())
+            .or_default()
+            .errors
+            .push(reason.clone());
+    }
+    for (relay, report) in reports.iter_mut() {
+        report.forged = forged.of(relay);
+    }
     found.truncated = truncated;
     found.relay_errors = errors;
+    found.relays = reports;
     Ok(found)
 }
 

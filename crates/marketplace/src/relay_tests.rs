@@ -401,13 +401,21 @@ async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
     assert_eq!(db.count(all_spam.clone()).await.unwrap(), 10_001);
 
     let limits = DiscoveryLimits::default();
-    let found = discover_with(std::slice::from_ref(&url), &[], &limits, TIMEOUT)
+    let found = discover_with(std::slice::from_ref(&url), &[], &[], &limits, TIMEOUT)
         .await
         .unwrap();
     assert_eq!(found.listings.len(), 1, "{:?}", found.rejected_by_reason);
     assert_eq!(found.listings[0].event_id, legit.id.to_hex());
     assert!(!found.truncated);
     assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    // The relay's own account: every forgery counted once (pages overlap), every refusal
+    // by reason.
+    let [(_, report)]: [(&String, &RelayReport); 1] =
+        found.relays.iter().collect::<Vec<_>>().try_into().unwrap();
+    assert_eq!(report.forged, 2000, "{report:?}");
+    assert_eq!((report.examined, report.rejected), (8001, 8000));
+    assert_eq!(report.rejected_by_reason, found.rejected_by_reason);
+    assert!(report.errors.is_empty());
     // Forged events never reach the collector (the client drops them); everything with a
     // valid signature is examined once and refused, counted by reason, a few kept verbatim.
     assert_eq!(found.examined, 8001);
@@ -425,7 +433,7 @@ async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
         max_events_per_relay: 1000,
         ..DiscoveryLimits::default()
     };
-    let blind = discover_with(std::slice::from_ref(&url), &[], &small, TIMEOUT)
+    let blind = discover_with(std::slice::from_ref(&url), &[], &[], &small, TIMEOUT)
         .await
         .unwrap();
     assert!(blind.truncated);
@@ -434,6 +442,7 @@ async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
     let named = discover_with(
         std::slice::from_ref(&url),
         &[dev.nostr_keys().public_key()],
+        &[],
         &small,
         TIMEOUT,
     )
@@ -458,6 +467,7 @@ async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
     let alone = discover_with(
         std::slice::from_ref(&liar_url),
         &publisher,
+        &[],
         &limits,
         TIMEOUT,
     )
@@ -473,7 +483,7 @@ async fn a_spam_flood_does_not_hide_a_legitimate_publication() {
         "{:?}",
         alone.relay_errors
     );
-    let both = discover_with(&[liar_url, url], &publisher, &limits, TIMEOUT)
+    let both = discover_with(&[liar_url, url], &publisher, &[], &limits, TIMEOUT)
         .await
         .unwrap();
     assert_eq!(both.listings.len(), 1);
@@ -595,4 +605,111 @@ async fn publishers_are_scored_from_the_operators_web_of_trust_on_a_relay() {
     let (u, why) = explain(&stranger);
     assert_eq!(u, 0, "{why}");
     assert!(why.contains("no follow path"), "{why}");
+}
+
+/// Two compliant relays; the developer withdraws the app (its coordinate and every version
+/// known) on relay A only, while relay B still holds an older version. Discovery lists
+/// nothing while it sees A, and with the withdrawal remembered, nothing from B alone either;
+/// forgetting it brings the old version back, which is why a node keeps it. A deletion by
+/// someone else withdraws nothing.
+#[tokio::test]
+async fn a_withdrawal_holds_against_a_lagging_relay() {
+    let (_a, url_a) = relay().await;
+    let (_b, url_b) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    let t0 = Timestamp::now().as_secs() - 1_000;
+    let signed = |version| {
+        publication(&dev, version, None)
+            .sign(dev.did_key())
+            .unwrap()
+    };
+    let v1 = event_at(&dev, &signed("1.0.0"), t0);
+    let v2 = event_at(&dev, &signed("2.0.0"), t0 + 100);
+    publish(&v1, &[url_a.clone(), url_b.clone()]).await.unwrap();
+    publish(&v2, std::slice::from_ref(&url_a)).await.unwrap();
+    let both = [url_a.clone(), url_b.clone()];
+
+    let found = discover(&both, TIMEOUT).await.unwrap();
+    assert_eq!(found.listings.len(), 1);
+    assert_eq!(found.listings[0].event_id, v2.id.to_hex());
+    let mut seen: Vec<&str> = found.seen.iter().map(|s| s.version.as_str()).collect();
+    seen.sort();
+    assert_eq!(seen, ["1.0.0", "2.0.0"], "every version the relays hold");
+
+    // Every version the relays hold can be named by id…
+    let (held, errors) = own_publications(&both, &dev.nostr_keys().public_key(), "notes", TIMEOUT)
+        .await
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [v2.id, v1.id]);
+    // …but the developer withdraws while relay B is out of reach: only 2.0.0 is named by
+    // id, and 1.0.0 on B is covered by the app's coordinate alone.
+    let (held, _) = own_publications(
+        std::slice::from_ref(&url_a),
+        &dev.nostr_keys().public_key(),
+        "notes",
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [v2.id]);
+    let withdrawal = withdrawal_event(dev.nostr_keys(), "notes", &ids).unwrap();
+    let dead = format!("ws://127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    });
+    let report = publish_report(&withdrawal, &[url_a.clone(), dead.clone()]).await;
+    assert_eq!(report.accepted.len(), 1, "{report:?}");
+    assert!(report.accepted[0].starts_with(&url_a), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].0.starts_with(&dead), "{report:?}");
+    assert!(
+        report.failed[0].1.contains("could not connect"),
+        "{report:?}"
+    );
+
+    let found = discover(&both, TIMEOUT).await.unwrap();
+    assert!(found.listings.is_empty(), "{:?}", found.listings);
+    assert_eq!(found.withdrawn.len(), 1);
+    assert_eq!(
+        found.withdrawn[0].withdrawal.deletion,
+        withdrawal.id.to_hex()
+    );
+    assert_eq!(found.deletions.len(), 1);
+
+    // Relay A is gone; B never heard of the withdrawal.
+    let lagging = std::slice::from_ref(&url_b);
+    let limits = DiscoveryLimits::default();
+    let remembered = discover_with(lagging, &[], &found.deletions, &limits, TIMEOUT)
+        .await
+        .unwrap();
+    assert!(remembered.listings.is_empty(), "{:?}", remembered.listings);
+    assert_eq!(remembered.withdrawn.len(), 1);
+    let forgotten = discover_with(lagging, &[], &[], &limits, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(forgotten.listings.len(), 1, "the lagging relay's version");
+    assert_eq!(forgotten.listings[0].event_id, v1.id.to_hex());
+
+    // A stranger's deletion of the developer's version (by id, and by coordinate: a
+    // compliant relay refuses the latter, a lying one could serve it) withdraws nothing.
+    let stranger = Keys::generate();
+    let foreign = EventBuilder::delete(
+        EventDeletionRequest::new().id(v1.id).coordinate(
+            Coordinate::new(
+                Kind::Custom(MANIFEST_EVENT_KIND),
+                dev.nostr_keys().public_key(),
+            )
+            .identifier("archy:app:notes"),
+        ),
+    )
+    .sign_with_keys(&stranger)
+    .unwrap();
+    let ignored = discover_with(lagging, &[], &[foreign], &limits, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(ignored.listings.len(), 1);
+    assert!(ignored.withdrawn.is_empty());
 }

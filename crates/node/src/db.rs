@@ -650,16 +650,21 @@ pub struct MarketRow {
     pub version: String,
     pub name: String,
     pub did: String,
+    /// Set when its publisher withdrew it (NIP-09): the deletion request's id and time.
+    pub withdrawn: Option<(String, i64)>,
 }
 
-/// Keeps the newest listing per (author, app): an older event never replaces a newer one.
+/// Keeps the newest listing per (author, app): an older event never replaces a newer one,
+/// except a withdrawn listing, which any listing discovery still returns replaces (the
+/// deletions discovery honours are the ones that withdrew it).
 pub async fn upsert_listing(db: &Db, row: &MarketRow, envelope: &[u8]) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO market_listings (author, app_id, event_id, created_at, version, name, did, envelope, discovered_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT(author, app_id) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at, \
          version = excluded.version, name = excluded.name, did = excluded.did, envelope = excluded.envelope, \
-         discovered_at = excluded.discovered_at WHERE excluded.created_at > market_listings.created_at",
+         discovered_at = excluded.discovered_at, withdrawn_by = NULL, withdrawn_at = NULL \
+         WHERE excluded.created_at > market_listings.created_at OR market_listings.withdrawn_by IS NOT NULL",
     )
     .bind(&row.author)
     .bind(&row.app_id)
@@ -675,12 +680,14 @@ pub async fn upsert_listing(db: &Db, row: &MarketRow, envelope: &[u8]) -> sqlx::
     Ok(())
 }
 
-/// Drops listings the relays no longer serve (deleted by their author).
+/// Drops listings the relays no longer serve; withdrawn ones stay, marked.
 pub async fn retain_listings(db: &Db, keep: &[(String, String)]) -> sqlx::Result<()> {
     let rows = market_listings(db).await?;
     for r in rows {
         if !keep.iter().any(|(a, id)| *a == r.author && *id == r.app_id) {
-            sqlx::query("DELETE FROM market_listings WHERE author = ? AND app_id = ?")
+            sqlx::query(
+                "DELETE FROM market_listings WHERE author = ? AND app_id = ? AND withdrawn_by IS NULL",
+            )
                 .bind(&r.author)
                 .bind(&r.app_id)
                 .execute(db)
@@ -690,9 +697,11 @@ pub async fn retain_listings(db: &Db, keep: &[(String, String)]) -> sqlx::Result
     Ok(())
 }
 
+/// Every listing, withdrawn ones included.
 pub async fn market_listings(db: &Db) -> sqlx::Result<Vec<MarketRow>> {
     let rows = sqlx::query(
-        "SELECT author, app_id, event_id, created_at, version, name, did FROM market_listings ORDER BY app_id, author",
+        "SELECT author, app_id, event_id, created_at, version, name, did, withdrawn_by, withdrawn_at \
+         FROM market_listings ORDER BY app_id, author",
     )
     .fetch_all(db)
     .await?;
@@ -706,8 +715,156 @@ pub async fn market_listings(db: &Db) -> sqlx::Result<Vec<MarketRow>> {
             version: r.get("version"),
             name: r.get("name"),
             did: r.get("did"),
+            withdrawn: r
+                .get::<Option<String>, _>("withdrawn_by")
+                .map(|by| (by, r.get::<Option<i64>, _>("withdrawn_at").unwrap_or(0))),
         })
         .collect())
+}
+
+/// Marks a listing withdrawn by the deletion request `by`, made at `at`.
+pub async fn mark_withdrawn(
+    db: &Db,
+    author: &str,
+    app_id: &str,
+    by: &str,
+    at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE market_listings SET withdrawn_by = ?, withdrawn_at = ? WHERE author = ? AND app_id = ?",
+    )
+    .bind(by)
+    .bind(at)
+    .bind(author)
+    .bind(app_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Publications kept per publisher in [`record_seen`]: the oldest (it dates the history)
+/// and the newest others.
+const HISTORY_PER_AUTHOR: i64 = 1000;
+/// Deletion requests kept per publisher, the newest.
+const DELETIONS_PER_AUTHOR: i64 = 200;
+
+/// A publication the node saw on a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub event_id: String,
+    pub author: String,
+    pub app_id: String,
+    pub version: String,
+    pub created_at: i64,
+}
+
+/// Records publications seen at `now` (unix seconds), and when each publisher was first seen.
+pub async fn record_seen(db: &Db, seen: &[HistoryRow], now: i64) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    let mut authors: Vec<&str> = Vec::new();
+    for row in seen {
+        sqlx::query(
+            "INSERT INTO market_history (event_id, author, app_id, version, created_at, seen_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+        )
+        .bind(&row.event_id)
+        .bind(&row.author)
+        .bind(&row.app_id)
+        .bind(&row.version)
+        .bind(row.created_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO market_publishers (author, first_seen) VALUES (?, ?) ON CONFLICT(author) DO NOTHING",
+        )
+        .bind(&row.author)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if !authors.contains(&row.author.as_str()) {
+            authors.push(&row.author);
+        }
+    }
+    for author in authors {
+        sqlx::query(
+            "DELETE FROM market_history WHERE author = ?1 \
+             AND event_id NOT IN (SELECT event_id FROM market_history WHERE author = ?1 ORDER BY created_at DESC, event_id LIMIT ?2) \
+             AND event_id NOT IN (SELECT event_id FROM market_history WHERE author = ?1 ORDER BY created_at, event_id LIMIT 1)",
+        )
+        .bind(author)
+        .bind(HISTORY_PER_AUTHOR - 1)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The publications recorded of `author`, oldest first.
+pub async fn history_of(db: &Db, author: &str) -> sqlx::Result<Vec<HistoryRow>> {
+    let rows = sqlx::query(
+        "SELECT event_id, author, app_id, version, created_at FROM market_history \
+         WHERE author = ? ORDER BY created_at, event_id",
+    )
+    .bind(author)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| HistoryRow {
+            event_id: r.get("event_id"),
+            author: r.get("author"),
+            app_id: r.get("app_id"),
+            version: r.get("version"),
+            created_at: r.get("created_at"),
+        })
+        .collect())
+}
+
+/// When the node first saw `author` publish (unix seconds).
+pub async fn first_seen(db: &Db, author: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query("SELECT first_seen FROM market_publishers WHERE author = ?")
+        .bind(author)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("first_seen")))
+}
+
+/// Keeps a publisher's deletion request (its JSON as received).
+pub async fn remember_deletion(
+    db: &Db,
+    event_id: &str,
+    author: &str,
+    created_at: i64,
+    event: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO market_deletions (event_id, author, created_at, event) VALUES (?, ?, ?, ?) \
+         ON CONFLICT(event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(author)
+    .bind(created_at)
+    .bind(event)
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "DELETE FROM market_deletions WHERE author = ?1 AND event_id NOT IN \
+         (SELECT event_id FROM market_deletions WHERE author = ?1 ORDER BY created_at DESC, event_id LIMIT ?2)",
+    )
+    .bind(author)
+    .bind(DELETIONS_PER_AUTHOR)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every deletion request kept (JSON), oldest first.
+pub async fn market_deletions(db: &Db) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT event FROM market_deletions ORDER BY created_at, event_id")
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.get("event")).collect())
 }
 
 /// The stored publication envelope of a listing.

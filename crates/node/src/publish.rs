@@ -1,6 +1,7 @@
 //! `archy app publish`: a developer's manifest, signed by their DID, carried by a NIP-78
 //! event signed by their Nostr key, with the artifacts served by their own node as origin.
-//! The secret keys stay in this process; the node only receives the artifact bytes.
+//! `archy app unpublish`: a NIP-09 withdrawal of every version. The secret keys stay in this
+//! process; the node only receives the artifact bytes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use archy_marketplace::DeveloperIdentity;
 use archy_registry::{Artifact, Manifest, Origin, Publication, Publisher};
+use serde::Serialize;
 
 pub struct PublishRequest<'a> {
     /// A client of the developer's node API (it imports the artifacts and serves them).
@@ -21,12 +23,52 @@ pub struct PublishRequest<'a> {
     pub origin_http: Option<String>,
 }
 
+#[derive(Debug, Serialize)]
 pub struct Published {
     pub event_id: String,
-    pub accepted_by: Vec<String>,
+    /// What each relay said.
+    pub relays: Vec<RelayOutcome>,
     /// The id the app gets on an installing node.
     pub local_id: String,
     pub artifacts: Vec<Artifact>,
+}
+
+/// One relay's answer to an event sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelayOutcome {
+    pub relay: String,
+    pub accepted: bool,
+    /// Why not, when it did not accept.
+    pub error: Option<String>,
+}
+
+fn outcomes(report: archy_marketplace::PublishReport) -> Vec<RelayOutcome> {
+    let mut out: Vec<RelayOutcome> = report
+        .accepted
+        .into_iter()
+        .map(|relay| RelayOutcome {
+            relay,
+            accepted: true,
+            error: None,
+        })
+        .chain(report.failed.into_iter().map(|(relay, why)| RelayOutcome {
+            relay,
+            accepted: false,
+            error: Some(why),
+        }))
+        .collect();
+    out.sort_by(|a, b| a.relay.cmp(&b.relay));
+    out
+}
+
+/// "ws://a: why; ws://b: why" for the relays that did not accept.
+pub fn failures(relays: &[RelayOutcome]) -> String {
+    relays
+        .iter()
+        .filter(|r| !r.accepted)
+        .map(|r| format!("{}: {}", r.relay, r.error.as_deref().unwrap_or("refused")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
@@ -135,12 +177,78 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
     let envelope = publication.sign(identity.did_key())?;
     let app_id = publication.manifest.id.clone();
     let event = archy_marketplace::publication_event(identity, &envelope, &app_id)?;
-    let accepted_by = archy_marketplace::publish(&event, request.relays).await?;
+    let relays = outcomes(archy_marketplace::publish_report(&event, request.relays).await);
+    if !relays.iter().any(|r| r.accepted) {
+        bail!(
+            "no relay accepted the publication (your node keeps serving the artifacts): {}",
+            failures(&relays)
+        );
+    }
     Ok(Published {
         event_id: event.id.to_hex(),
-        accepted_by,
+        relays,
         local_id: archy_registry::namespaced_id(&app_id, &identity.nostr_public_hex()),
         artifacts,
+    })
+}
+
+/// What `archy app unpublish` did.
+#[derive(Debug, Serialize)]
+pub struct Unpublished {
+    pub app: String,
+    /// The deletion request (NIP-09, kind 5).
+    pub event_id: String,
+    /// The publications of the app the relays still held, named by id (newest first); the
+    /// request also names the app's coordinate, which covers every version up to now.
+    pub versions: Vec<String>,
+    /// Relays that could not be asked which versions they hold.
+    pub lookup_errors: Vec<RelayOutcome>,
+    /// What each relay said to the request.
+    pub relays: Vec<RelayOutcome>,
+}
+
+impl Unpublished {
+    pub fn accepted(&self) -> bool {
+        self.relays.iter().any(|r| r.accepted)
+    }
+}
+
+/// How long each relay has to answer the lookup of the versions it holds.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Withdraws `app_id`: one NIP-09 request, signed by the developer's Nostr key, naming the
+/// app's coordinate and every version the relays hold, sent to every relay. The result says
+/// per relay whether it took it; the caller decides what no acceptance means.
+pub async fn unpublish(
+    identity: &DeveloperIdentity,
+    app_id: &str,
+    relays: &[String],
+) -> anyhow::Result<Unpublished> {
+    archy_registry::grammar::check_name("app id", app_id)?;
+    if relays.is_empty() {
+        bail!(
+            "no relay to send the withdrawal to: pass --relay ws://… (every relay you published to)"
+        );
+    }
+    let author = identity.nostr_keys().public_key();
+    let (held, errors) =
+        archy_marketplace::own_publications(relays, &author, app_id, LOOKUP_TIMEOUT).await?;
+    let ids: Vec<_> = held.iter().map(|e| e.id).collect();
+    let event = archy_marketplace::withdrawal_event(identity.nostr_keys(), app_id, &ids)?;
+    let relays = outcomes(archy_marketplace::publish_report(&event, relays).await);
+    Ok(Unpublished {
+        app: app_id.to_owned(),
+        event_id: event.id.to_hex(),
+        versions: ids.iter().map(|id| id.to_hex()).collect(),
+        lookup_errors: errors
+            .into_iter()
+            .map(|(relay, why)| RelayOutcome {
+                relay,
+                accepted: false,
+                error: Some(why),
+            })
+            .collect(),
+        relays,
     })
 }
 

@@ -323,11 +323,22 @@ impl TrustScores<'_> {
             .first_seen
             .map_or(0, |first| self.now.saturating_sub(first) / 86_400);
         let versions = h.versions.len();
-        let deleted = h.deleted.len()
-            + h.publications
-                .iter()
-                .filter(|id| self.inputs.deleted.contains(&(*pk, **id)))
-                .count();
+        // Each publication deleted once, by id or by its app's coordinate (every version up
+        // to the request); an app withdrawn with no version known counts as one.
+        let deleted_publications = h
+            .publications
+            .iter()
+            .filter(|(id, (app, at))| {
+                self.inputs.deleted.contains(&(*pk, **id))
+                    || h.deleted_apps.get(app).is_some_and(|d| d >= at)
+            })
+            .count();
+        let withdrawn_unseen = h
+            .deleted_apps
+            .keys()
+            .filter(|app| !h.publications.values().any(|(a, _)| a == *app))
+            .count();
+        let deleted = deleted_publications + withdrawn_unseen;
         let trusted: i32 = terms.iter().map(|(p, _)| p).sum();
         if trusted <= 0 {
             if versions > 0 {

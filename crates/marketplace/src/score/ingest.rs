@@ -12,9 +12,10 @@ use super::{
     Claim, ClaimKind, ContactList, ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE,
     MAX_FOLLOWS_PER_LIST, MAX_TARGETS_PER_CLAIM, TrustInputs,
 };
+use crate::MANIFEST_EVENT_KIND;
+use crate::deletion::deletion_targets;
 use crate::nostr::{Listing, check_publication};
 use crate::par::par_map;
-use crate::{MANIFEST_EVENT_KIND, manifest_d_tag};
 
 impl TrustInputs {
     pub fn new() -> Self {
@@ -60,6 +61,28 @@ impl TrustInputs {
             invalid: self.stats.invalid - before.invalid,
             ignored: self.stats.ignored - before.ignored,
         }
+    }
+
+    /// A publication a node saw earlier and recorded, as history of its author: a relay
+    /// that keeps only the newest event per app (NIP-33) cannot show the versions before.
+    /// `event_id` is hex; an unreadable one is ignored.
+    pub fn add_publication_seen(
+        &mut self,
+        author: &PublicKey,
+        event_id: &str,
+        app_id: &str,
+        version: &str,
+        created_at: u64,
+    ) {
+        if let Ok(id) = EventId::from_hex(event_id) {
+            self.record_publication(*author, id, app_id, version.to_owned(), created_at);
+        }
+    }
+
+    /// When a node first saw `author` publish (its own clock): history starts no later.
+    pub fn add_first_seen(&mut self, author: &PublicKey, at: u64) {
+        let h = self.history.entry(*author).or_default();
+        h.first_seen = Some(h.first_seen.map_or(at, |f| f.min(at)));
     }
 
     /// A publication discovery already verified, as history of its author.
@@ -210,21 +233,21 @@ impl TrustInputs {
     }
 
     fn add_deletion(&mut self, event: &Event) {
-        for id in event.tags.event_ids() {
-            self.deleted.insert((event.pubkey, *id));
-        }
-        for c in event.tags.coordinates() {
-            // A deletion only speaks for its own author's events.
-            if c.public_key == event.pubkey
-                && c.kind == Kind::Custom(MANIFEST_EVENT_KIND)
-                && c.identifier.starts_with(&manifest_d_tag(""))
-            {
-                self.history
-                    .entry(event.pubkey)
-                    .or_default()
-                    .deleted
-                    .insert(c.identifier.clone());
+        // Raw tags: nostr-sdk's coordinate parser cuts our `archy:app:<id>` d tags short.
+        let targets = deletion_targets(event);
+        for id in targets.event_ids {
+            if let Ok(id) = EventId::from_hex(&id) {
+                self.deleted.insert((event.pubkey, id));
             }
+        }
+        if targets.apps.is_empty() {
+            return;
+        }
+        let at = event.created_at.as_secs();
+        let h = self.history.entry(event.pubkey).or_default();
+        for app in targets.apps {
+            let held = h.deleted_apps.entry(app).or_insert(at);
+            *held = (*held).max(at);
         }
     }
 
@@ -239,7 +262,7 @@ impl TrustInputs {
         let h = self.history.entry(author).or_default();
         h.first_seen = Some(h.first_seen.map_or(created_at, |f| f.min(created_at)));
         h.versions.insert((app_id.to_owned(), version));
-        h.publications.insert(id);
+        h.publications.insert(id, (app_id.to_owned(), created_at));
     }
 }
 

@@ -14,7 +14,7 @@ mod explain;
 mod graph;
 mod ingest;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use nostr_sdk::nips::nip56::Report;
 use nostr_sdk::prelude::*;
@@ -177,11 +177,15 @@ struct Claim {
 
 #[derive(Debug, Clone, Default)]
 struct History {
+    /// The earliest time known: the first publication's `created_at`, or when a node
+    /// first saw the publisher, whichever is earlier.
     first_seen: Option<u64>,
+    /// (app, version) pairs.
     versions: BTreeSet<(String, String)>,
-    publications: HashSet<EventId>,
-    /// Deletion targets: publication ids and `archy:app:` coordinates.
-    deleted: BTreeSet<String>,
+    /// Publication id → (app, `created_at`).
+    publications: HashMap<EventId, (String, u64)>,
+    /// App → the newest deletion of it by coordinate (its `created_at`).
+    deleted_apps: BTreeMap<String, u64>,
 }
 
 /// Verified trust signals: newest contact list per author, endorsements and reports by

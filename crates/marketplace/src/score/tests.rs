@@ -322,37 +322,106 @@ fn bad_signatures_stale_lists_and_foreign_labels_do_not_count() {
     );
 }
 
+/// A compliant relay (NIP-33) holds only the newest event per (publisher, app), so each
+/// pass sees one version of each app. What the node recorded from earlier passes makes the
+/// history grow; the relay's view alone does not. Deleting by coordinate takes every version
+/// up to the request, once each; a deletion by another key counts for nothing.
 #[test]
-fn history_adds_a_little_to_trusted_publishers_only() {
-    let [op, p] = [0; 2].map(|_| Keys::generate());
+fn history_grows_over_passes_from_what_the_node_recorded() {
+    let [op, p, stranger] = [0; 3].map(|_| Keys::generate());
     let did = SecretKey::from_bytes(&[9; 32]);
-    let mut inputs = TrustInputs::new();
-    inputs
-        .add_event(&follows(&op, &[p.public_key()], NOW))
-        .unwrap();
-    // Four versions of two apps over 200 days, one version deleted.
-    let mut first = None;
-    for (app, version, days_ago) in [
+    let follow = follows(&op, &[p.public_key()], NOW);
+    // Releases in time order; each pass runs a day after one.
+    let releases = [
         ("notes", "1.0.0", 200),
         ("notes", "1.1.0", 100),
-        ("notes", "2.0.0", 10),
         ("blog", "1.0.0", 50),
-    ] {
-        let ev = publication_event_at(&did, &p, app, version, NOW - days_ago * DAY);
-        first.get_or_insert(ev.id);
-        inputs.add_event(&ev).unwrap();
+        ("notes", "2.0.0", 10),
+    ];
+    let mut relay: BTreeMap<&str, Event> = BTreeMap::new();
+    let mut recorded: Vec<(EventId, &str, &str, u64)> = Vec::new();
+    let mut with_record = Vec::new();
+    let mut relay_only = Vec::new();
+    for (app, version, days_ago) in releases {
+        let at = NOW - days_ago * DAY;
+        let event = publication_event_at(&did, &p, app, version, at);
+        // The relay replaces the app's previous event.
+        relay.insert(app, event);
+        let pass_time = Timestamp::from_secs(at + DAY);
+        let score_of = |record: &[(EventId, &str, &str, u64)]| {
+            let mut inputs = TrustInputs::new();
+            inputs.add_event(&follow).unwrap();
+            for e in relay.values() {
+                inputs.add_event(e).unwrap();
+            }
+            for (id, app, version, at) in record {
+                inputs.add_publication_seen(&p.public_key(), &id.to_hex(), app, version, *at);
+            }
+            inputs
+                .scores_at(&[op.public_key()], &ScoreConfig::default(), pass_time)
+                .score(&p.public_key())
+        };
+        relay_only.push(score_of(&[]).score);
+        with_record.push(score_of(&recorded).score);
+        recorded.push((relay[app].id, app, version, at));
+    }
+    // 50 + min(5, days/30) + min(5, versions − 1), pass after pass.
+    assert_eq!(with_record, [50, 54, 57, 58]);
+    assert_eq!(relay_only, [50, 50, 52, 52]);
+
+    let mut inputs = TrustInputs::new();
+    inputs.add_event(&follow).unwrap();
+    for (id, app, version, at) in &recorded {
+        inputs.add_publication_seen(&p.public_key(), &id.to_hex(), app, version, *at);
     }
     let s = scored(&inputs, &op, &p);
-    // 50 + min(5, 200/30) + min(5, 4 − 1).
-    assert_eq!(s.score, 58, "{}", reasons(&s));
-    assert!(reasons(&s).contains("+8 publishing for 200 days, 4 versions of 2 apps"));
-    let deletion = EventBuilder::delete(EventDeletionRequest::new().id(first.unwrap()))
-        .sign_with_keys(&p)
-        .unwrap();
-    inputs.add_event(&deletion).unwrap();
+    assert!(
+        reasons(&s).contains("+8 publishing for 200 days, 4 versions of 2 apps"),
+        "{}",
+        reasons(&s)
+    );
+    // The node saw the publisher long before any event it still has: history starts there.
+    let mut late = TrustInputs::new();
+    late.add_event(&follow).unwrap();
+    late.add_event(&relay["notes"]).unwrap();
+    late.add_first_seen(&p.public_key(), NOW - 400 * DAY);
+    assert!(reasons(&scored(&late, &op, &p)).contains("publishing for 400 days"));
+
+    // Someone else's withdrawal of the developer's app: nothing.
+    let coordinate = |by: &Keys, at: u64| {
+        EventBuilder::new(Kind::EventDeletion, "")
+            .tag(
+                Tag::parse([
+                    "a",
+                    &format!("30078:{}:archy:app:notes", p.public_key().to_hex()),
+                ])
+                .unwrap(),
+            )
+            .custom_created_at(Timestamp::from_secs(at))
+            .sign_with_keys(by)
+            .unwrap()
+    };
+    inputs.add_event(&coordinate(&stranger, NOW)).unwrap();
+    assert_eq!(scored(&inputs, &op, &p).score, 58);
+    // The developer withdraws notes after 1.1.0: two versions deleted.
+    inputs.add_event(&coordinate(&p, NOW - 100 * DAY)).unwrap();
     let s = scored(&inputs, &op, &p);
-    assert_eq!(s.score, 57, "{}", reasons(&s));
-    assert!(reasons(&s).contains("-1 deleted 1 publications (NIP-09)"));
+    assert_eq!(s.score, 56, "{}", reasons(&s));
+    assert!(reasons(&s).contains("-2 deleted 2 publications (NIP-09)"));
+    // Then every version, and blog's by id as well: each publication counts once.
+    let blog = recorded.iter().find(|r| r.1 == "blog").unwrap().0;
+    inputs.add_event(&coordinate(&p, NOW)).unwrap();
+    inputs
+        .add_event(
+            &EventBuilder::delete(EventDeletionRequest::new().id(blog))
+                .sign_with_keys(&p)
+                .unwrap(),
+        )
+        .unwrap();
+    let s = scored(&inputs, &op, &p);
+    assert_eq!(s.score, 54, "{}", reasons(&s));
+    assert!(reasons(&s).contains("-4 deleted 4 publications (NIP-09)"));
+
     // A publication whose DID binds another key is no history.
     let other = Keys::generate();
     let mut bad = publication_event_at(&did, &other, "x", "1.0.0", NOW);

@@ -171,29 +171,7 @@ async fn market(State(node): State<Arc<Node>>) -> ApiResult<Vec<archy_api::Marke
 }
 
 async fn discover(State(node): State<Arc<Node>>) -> ApiResult<archy_api::DiscoverResponse> {
-    let found = node.discover_market().await?;
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    Ok(axum::Json(archy_api::DiscoverResponse {
-        listed: count(found.listings.len()),
-        rejected: found
-            .rejected
-            .into_iter()
-            .map(|(event, reason)| archy_api::RejectedEvent { event, reason })
-            .collect(),
-        rejected_total: count(found.rejected_total),
-        rejected_by_reason: found
-            .rejected_by_reason
-            .into_iter()
-            .map(|(reason, n)| (reason, count(n)))
-            .collect(),
-        examined: count(found.examined),
-        truncated: found.truncated,
-        relay_errors: found
-            .relay_errors
-            .into_iter()
-            .map(|(relay, reason)| archy_api::RelayError { relay, reason })
-            .collect(),
-    }))
+    node.discover_view().await.map(axum::Json)
 }
 
 async fn apps(State(node): State<Arc<Node>>) -> ApiResult<Vec<crate::node::AppView>> {

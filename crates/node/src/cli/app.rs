@@ -64,15 +64,60 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
                 origin_http,
             })
             .await?;
-            for a in &published.artifacts {
-                outln!("artifact {:<12} {} ({} bytes)", a.name, a.blake3, a.size);
+            json_or(target.json, &published, |published| {
+                for a in &published.artifacts {
+                    outln!("artifact {:<12} {} ({} bytes)", a.name, a.blake3, a.size);
+                }
+                outln!("event     {}", published.event_id);
+                print_relays(&published.relays);
+                outln!(
+                    "nodes install it as {} (`archy market install`)",
+                    published.local_id
+                );
+            });
+        }
+        AppCommand::Unpublish {
+            id,
+            mnemonic_file,
+            index,
+            relays,
+        } => {
+            let mnemonic = archy_node::publish::read_mnemonic_file(&mnemonic_file)?;
+            let identity =
+                archy_marketplace::DeveloperIdentity::from_mnemonic(&mnemonic, "", index)?;
+            let relays = if relays.is_empty() {
+                let settings = target
+                    .client()?
+                    .settings()
+                    .await
+                    .context("no --relay given, and your node's relays could not be read")?;
+                settings.relays
+            } else {
+                relays
+            };
+            let done = archy_node::publish::unpublish(&identity, &id, &relays).await?;
+            json_or(target.json, &done, |done| {
+                for r in &done.lookup_errors {
+                    eprintln!(
+                        "note: {} was not asked which versions it holds: {}",
+                        r.relay,
+                        r.error.as_deref().unwrap_or("")
+                    );
+                }
+                outln!("withdrawal {} of {}", done.event_id, done.app);
+                outln!(
+                    "names      every version up to now (coordinate) and {} held by the relays",
+                    done.versions.len()
+                );
+                print_relays(&done.relays);
+            });
+            if !done.accepted() {
+                anyhow::bail!(
+                    "no relay accepted the withdrawal of {}: {}",
+                    done.app,
+                    archy_node::publish::failures(&done.relays)
+                );
             }
-            outln!("event     {}", published.event_id);
-            outln!("relays    {}", published.accepted_by.join(", "));
-            outln!(
-                "nodes install it as {} (`archy market install`)",
-                published.local_id
-            );
         }
         AppCommand::Install { id, with_deps } => {
             let client = target.client()?;
@@ -171,6 +216,21 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line per relay: ok, or the error naming it and why.
+fn print_relays(relays: &[archy_node::publish::RelayOutcome]) {
+    for r in relays {
+        if r.accepted {
+            outln!("relay      ok     {}", r.relay);
+        } else {
+            outln!(
+                "relay      error  {}: {}",
+                r.relay,
+                r.error.as_deref().unwrap_or("refused")
+            );
+        }
+    }
 }
 
 /// The operation `arg` names: its number, or an app's running (else latest) operation.

@@ -74,14 +74,61 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
         MarketCommand::Discover => {
             let found = client.discover().await?;
             json_or(target.json, &found, |found| {
-                outln!("{} publication(s) listed", found.listed);
+                outln!(
+                    "{} publication(s) listed, {} withdrawn by their publisher",
+                    found.listed,
+                    found.withdrawn
+                );
                 for r in &found.rejected {
                     outln!("rejected {}: {}", r.event, r.reason);
                 }
+                found.relays.iter().for_each(print_relay);
+            });
+        }
+        MarketCommand::Status => {
+            let status = client.status().await?;
+            json_or(target.json, &status.market, |market| match market {
+                Some(m) => {
+                    outln!(
+                        "last discovery {}: {} listed, {} withdrawn{}",
+                        m.at,
+                        m.listed,
+                        m.withdrawn,
+                        if m.incomplete {
+                            " (incomplete: listings it did not see are kept)"
+                        } else {
+                            ""
+                        }
+                    );
+                    m.relays.iter().for_each(print_relay);
+                }
+                None => outln!("no discovery yet (`archy market discover` runs one now)"),
             });
         }
     }
     Ok(())
+}
+
+/// What one relay sent in a pass: counts, refusals by reason, forgeries, errors.
+fn print_relay(r: &archy_api::RelayReport) {
+    outln!(
+        "relay {}: {} examined, {} refused, {} forged",
+        r.relay,
+        r.examined,
+        r.rejected,
+        r.forged
+    );
+    if !r.rejected_by_reason.is_empty() {
+        let reasons: Vec<String> = r
+            .rejected_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        outln!("  refused: {}", reasons.join(", "));
+    }
+    for e in &r.errors {
+        outln!("  error: {e}");
+    }
 }
 
 /// One publisher's listing: who, the local id, the sandbox verdict, the score explained.
@@ -89,11 +136,25 @@ fn print_detail(d: &MarketDetail) {
     let l = &d.listing;
     outln!("{} {} ({}) by {}", l.app_id, l.version, l.name, l.did);
     outln!("  publisher: {}", l.author);
-    if let Some(id) = &d.local_id {
+    if let Some(w) = &l.withdrawn {
         outln!(
-            "  installs as: {id}{}",
-            if d.installed { "  [installed]" } else { "" }
+            "  WITHDRAWN by its publisher at {} (NIP-09 deletion {}): it cannot be installed",
+            print::unix_time(w.at),
+            w.deletion
         );
+    }
+    if let Some(id) = &d.local_id {
+        let installed = match &d.installed_version {
+            Some(v) if l.withdrawn.is_none() && *v != l.version => {
+                format!(
+                    "  [installed: {v}; {} listed, `archy app update {id}`]",
+                    l.version
+                )
+            }
+            Some(v) => format!("  [installed: {v}]"),
+            None => String::new(),
+        };
+        outln!("  installs as: {id}{installed}");
     }
     if !d.description.is_empty() {
         outln!("  {}", d.description);

@@ -107,6 +107,9 @@ pub enum MarketCommand {
     List,
     /// Ask the configured relays now.
     Discover,
+    /// The last discovery: what each relay sent (examined, refused, forged), its errors,
+    /// and how many listings are withdrawn.
+    Status,
     /// Each publisher's listing of an app: its local id, sandbox verdict and trust score,
     /// with every point explained.
     Show { app: String },
@@ -344,6 +347,22 @@ pub enum AppCommand {
         /// Where nodes fetch the artifacts over HTTP (default: your node's blobs_url).
         #[arg(long)]
         origin_http: Option<String>,
+    },
+    /// Withdraw a third-party app you published: a NIP-09 deletion of every version (the
+    /// app's coordinate and each version the relays hold), signed by your Nostr key and sent
+    /// to every relay. Installed copies keep running; nodes show it withdrawn and install
+    /// nothing more from it. Fails when no relay accepts it.
+    Unpublish {
+        /// The app's id, as in its manifest.
+        id: String,
+        /// The developer mnemonic (`archy dev init`); never on the command line.
+        #[arg(long)]
+        mnemonic_file: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        index: u32,
+        /// A relay to send it to (repeat for several; default: your node's relays).
+        #[arg(long = "relay")]
+        relays: Vec<String>,
     },
     /// Remove the app; its data stays unless --purge.
     Uninstall {

@@ -68,9 +68,30 @@ pub fn app(a: &AppView) {
     }) {
         outln!("{}", health_line(h));
     }
+    if let Some(m) = &a.market {
+        outln!("  publisher: {} ({})", m.publisher, m.did);
+        if let Some(w) = &m.withdrawn {
+            outln!(
+                "  WITHDRAWN by its publisher at {} (NIP-09 deletion {}): it keeps running; uninstall it if you no longer trust it",
+                unix_time(w.at),
+                w.deletion
+            );
+        }
+        if let Some(v) = &m.newer_version {
+            outln!("  newer version listed: {v} (`archy app update {}`)", a.id);
+        }
+    }
     for w in &a.warnings {
         outln!("  WARNING: {w}");
     }
+}
+
+/// Unix seconds as RFC 3339 (UTC), or the number when out of range.
+pub fn unix_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// One container's health as `archy app status` shows it.

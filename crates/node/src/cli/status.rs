@@ -70,6 +70,19 @@ fn print(v: &StatusView) {
             limits.reason
         );
     }
+    if let Some(m) = &v.market {
+        let forged: u64 = m.relays.iter().map(|r| r.forged).sum();
+        let refused: u64 = m.relays.iter().map(|r| r.rejected).sum();
+        outln!(
+            "market:    discovered {}: {} listed, {} withdrawn, {} refused, {} forged{} (`archy market status`)",
+            m.at,
+            m.listed,
+            m.withdrawn,
+            refused,
+            forged,
+            if m.incomplete { ", incomplete" } else { "" }
+        );
+    }
     for a in &v.alarms {
         outln!("ALARM {} at {}: {}", a.kind, a.raised_at, a.message);
     }

@@ -5,74 +5,41 @@
 
 use std::time::Duration;
 
-use archy_marketplace::NostrKey;
+use std::collections::HashSet;
+
+use archy_marketplace::{NostrEvent, NostrKey};
 use archy_registry::{VerifiedApp, VerifiedPublication};
 use tracing::{info, warn};
 
 use super::error::internal;
 use super::{ErrorKind, Node, NodeError};
-use crate::db;
+use crate::db::{self, Db};
 
 impl Node {
     /// Discovers third-party publications on the configured relays, stores the newest
-    /// verified one per (publisher, app), then scores every listed publisher from the
-    /// operator's web of trust. A relay that is down, slow or lying costs only its share;
-    /// listings are forgotten only after a complete pass that no longer finds them.
+    /// verified one per (publisher, app) and the history and withdrawals seen, then scores
+    /// every listed publisher from the operator's web of trust. A relay that is down, slow or
+    /// lying costs only its share; listings are forgotten only after a complete pass that no
+    /// longer finds them, and a withdrawal, once seen, holds whatever a lagging relay serves.
     pub async fn discover_market(&self) -> Result<archy_marketplace::Discovery, NodeError> {
         let relays = self.relays();
         if relays.is_empty() {
             return Ok(Default::default());
         }
-        let timeout = Duration::from_secs(10);
-        // Publishers already listed are asked for by name: a flood cannot push them out.
-        let known: Vec<NostrKey> = db::market_listings(&self.db)
-            .await?
-            .iter()
-            .filter_map(|l| archy_marketplace::parse_nostr_key(&l.author).ok())
-            .collect();
-        let found = archy_marketplace::discover_with(
-            &relays,
-            &known,
-            &archy_marketplace::DiscoveryLimits::default(),
-            timeout,
-        )
-        .await
-        .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
-        let mut keep = Vec::new();
-        for l in &found.listings {
-            let p = l.publication.publication();
-            let row = db::MarketRow {
-                author: l.author.clone(),
-                app_id: l.app_id.clone(),
-                event_id: l.event_id.clone(),
-                created_at: l.created_at as i64,
-                version: p.manifest.version.to_string(),
-                name: p.manifest.name.clone(),
-                did: p.publisher.did.clone(),
-            };
-            db::upsert_listing(&self.db, &row, l.envelope.as_bytes()).await?;
-            keep.push((l.author.clone(), l.app_id.clone()));
+        let found = discover_into(&self.db, &relays, DISCOVERY_TIMEOUT).await?;
+        let status = market_status(&self.db, &found).await?;
+        if let Ok(mut last) = self.market_status.lock() {
+            *last = Some(status);
         }
-        if found.truncated || !found.relay_errors.is_empty() {
-            warn!(
-                truncated = found.truncated,
-                relay_errors = ?found.relay_errors,
-                "incomplete discovery pass: listings it did not see are kept"
-            );
-        } else {
-            db::retain_listings(&self.db, &keep).await?;
-        }
-        if found.rejected_total > 0 {
-            warn!(
-                total = found.rejected_total,
-                by_reason = ?found.rejected_by_reason,
-                "relay publications rejected"
-            );
-        }
-        if let Err(e) = self.score_publishers(&found).await {
+        if let Err(e) = self.score_publishers().await {
             warn!(error = %e, "scoring publishers failed; previous scores are kept");
         }
         Ok(found)
+    }
+
+    /// The last discovery pass, for `archy market status`.
+    pub(super) fn last_discovery(&self) -> Option<archy_api::MarketStatus> {
+        self.market_status.lock().ok().and_then(|s| s.clone())
     }
 
     /// The operator's keys: the config's `trusted_keys` and those added with
@@ -96,61 +63,9 @@ impl Node {
     }
 
     /// Scores every listed publisher (0..100, each point explained) and stores the result.
-    async fn score_publishers(
-        &self,
-        found: &archy_marketplace::Discovery,
-    ) -> Result<(), NodeError> {
+    async fn score_publishers(&self) -> Result<(), NodeError> {
         let operator = self.operator_keys().await?;
-        let mut publishers: Vec<NostrKey> = Vec::new();
-        for l in db::market_listings(&self.db).await? {
-            if let Ok(key) = archy_marketplace::parse_nostr_key(&l.author)
-                && !publishers.contains(&key)
-            {
-                publishers.push(key);
-            }
-        }
-        if operator.is_empty() {
-            let explanation = serde_json::json!([{
-                "points": 0,
-                "reason": "this node trusts no key yet (trusted_keys in the config, or `archy market trust add`): nobody vouches for any publisher"
-            }]);
-            for p in &publishers {
-                db::store_score(&self.db, &p.to_hex(), 0, &explanation).await?;
-            }
-            return Ok(());
-        }
-        let fetched = archy_marketplace::fetch_trust_events(
-            &self.relays(),
-            &operator,
-            &publishers,
-            &archy_marketplace::TrustFetchLimits::default(),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
-        // With part of the graph missing (a relay down, a bound hit), a report that was not
-        // seen must not raise anyone: a score may then only go down.
-        let incomplete = fetched.truncated || !fetched.relay_errors.is_empty();
-        if incomplete {
-            warn!(truncated = fetched.truncated, relay_errors = ?fetched.relay_errors, "trust graph incomplete; scores may only fall this pass");
-        }
-        let mut inputs = fetched.inputs;
-        for l in &found.listings {
-            inputs.add_listing(l);
-        }
-        let scores = inputs.scores(&operator, &archy_marketplace::ScoreConfig::default());
-        for p in &publishers {
-            let score = scores.score(p);
-            if incomplete
-                && let Some(old) = db::score(&self.db, &p.to_hex()).await?
-                && old.score < score.score
-            {
-                continue;
-            }
-            let explanation = serde_json::to_value(&score.explanation).map_err(internal)?;
-            db::store_score(&self.db, &p.to_hex(), score.score, &explanation).await?;
-        }
-        Ok(())
+        score_into(&self.db, &self.relays(), &operator, DISCOVERY_TIMEOUT).await
     }
 
     /// Adds a key (npub or hex) to the operator's trusted keys; returns it as hex.
@@ -213,6 +128,13 @@ impl Node {
         app_id: &str,
         approve: bool,
     ) -> Result<(Vec<u8>, VerifiedPublication, VerifiedApp), NodeError> {
+        let listing = db::listings_of(&self.db, app_id)
+            .await?
+            .into_iter()
+            .find(|l| l.author == author);
+        if let Some((deletion, at)) = listing.and_then(|l| l.withdrawn) {
+            return Err(withdrawn_error(author, app_id, &deletion, at));
+        }
         let envelope = db::listing_envelope(&self.db, author, app_id)
             .await?
             .ok_or_else(|| {
@@ -232,13 +154,19 @@ impl Node {
         app_id: &str,
         publisher: Option<&str>,
     ) -> Result<db::MarketRow, NodeError> {
-        let mut found: Vec<db::MarketRow> = db::listings_of(&self.db, app_id)
-            .await?
-            .into_iter()
-            .filter(|l| publisher.is_none_or(|p| l.author.starts_with(&p.to_ascii_lowercase())))
-            .collect();
+        let (withdrawn, mut found): (Vec<db::MarketRow>, Vec<db::MarketRow>) =
+            db::listings_of(&self.db, app_id)
+                .await?
+                .into_iter()
+                .filter(|l| publisher.is_none_or(|p| l.author.starts_with(&p.to_ascii_lowercase())))
+                .partition(|l| l.withdrawn.is_some());
         match found.len() {
             1 => Ok(found.remove(0)),
+            0 if withdrawn.len() == 1 => {
+                let l = &withdrawn[0];
+                let (deletion, at) = l.withdrawn.clone().unwrap_or_default();
+                Err(withdrawn_error(&l.author, app_id, &deletion, at))
+            }
             0 => Err(NodeError::new(
                 ErrorKind::NotFound,
                 match publisher {
@@ -263,6 +191,69 @@ impl Node {
                 ),
             )),
         }
+    }
+
+    /// A third-party app's publisher and what it lists now: whether it withdrew the
+    /// publication this app runs (every event of that version deleted, or, for an app
+    /// installed before the node kept history, the app's coordinate deleted after it was
+    /// published), and a newer version it lists. `None` for a first-party app.
+    pub(super) async fn app_market(
+        &self,
+        row: &db::AppRow,
+    ) -> Result<Option<archy_api::AppMarket>, NodeError> {
+        let (Some(author), Some(envelope)) = (&row.publisher, &row.publication) else {
+            return Ok(None);
+        };
+        let Ok(verified) = VerifiedPublication::verify(envelope) else {
+            return Ok(None);
+        };
+        let p = verified.publication();
+        let app_id = p.manifest.id.clone();
+        let installed = &p.manifest.version;
+        let mut deletions = archy_marketplace::Deletions::new();
+        for event in remembered_deletions(&self.db).await? {
+            if event.pubkey.to_hex() == *author {
+                deletions.add(&event);
+            }
+        }
+        let events: Vec<db::HistoryRow> = db::history_of(&self.db, author)
+            .await?
+            .into_iter()
+            .filter(|h| h.app_id == app_id && h.version == installed.to_string())
+            .collect();
+        let withdrawal = if events.is_empty() {
+            let published = u64::try_from(p.published_at.timestamp()).unwrap_or(0);
+            deletions
+                .app_withdrawal(author, &app_id)
+                .filter(|w| w.at >= published)
+                .cloned()
+        } else {
+            let covering: Option<Vec<&archy_marketplace::Withdrawal>> = events
+                .iter()
+                .map(|h| {
+                    let at = u64::try_from(h.created_at).unwrap_or(0);
+                    deletions.covering(author, &app_id, &h.event_id, at)
+                })
+                .collect();
+            covering.and_then(|all| all.into_iter().max_by_key(|w| w.at).cloned())
+        };
+        let listing = db::listings_of(&self.db, &app_id)
+            .await?
+            .into_iter()
+            .find(|l| l.author == *author && l.withdrawn.is_none());
+        let newer_version = listing
+            .filter(|l| semver::Version::parse(&l.version).is_ok_and(|v| v > *installed))
+            .map(|l| l.version);
+        Ok(Some(archy_api::AppMarket {
+            publisher: author.clone(),
+            did: p.publisher.did.clone(),
+            app_id,
+            withdrawn: withdrawal.map(|w| archy_api::Withdrawal {
+                deletion: w.deletion,
+                at: i64::try_from(w.at).unwrap_or(i64::MAX),
+            }),
+            newer_version,
+        }))
     }
 
     /// Below the node's threshold, a publisher's app needs the operator's explicit approval.
@@ -296,6 +287,262 @@ impl Node {
     }
 }
 
+/// How long each relay request of a discovery or trust fetch may take.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The deletion requests the node kept. One that no longer reads is skipped (and said);
+/// discovery and scoring check each signature again.
+async fn remembered_deletions(db: &Db) -> Result<Vec<NostrEvent>, NodeError> {
+    let mut out = Vec::new();
+    for json in db::market_deletions(db).await? {
+        match archy_marketplace::deletion_from_json(&json) {
+            Ok(event) => out.push(event),
+            Err(e) => warn!(error = %e, "skipping a kept deletion request"),
+        }
+    }
+    Ok(out)
+}
+
+/// One discovery pass on `relays` into the node's database: publishers already listed are
+/// asked for by name (a flood cannot push them out) and the deletions kept are applied.
+pub(super) async fn discover_into(
+    db: &Db,
+    relays: &[String],
+    timeout: Duration,
+) -> Result<archy_marketplace::Discovery, NodeError> {
+    let mut known: Vec<NostrKey> = Vec::new();
+    for l in db::market_listings(db).await? {
+        if let Ok(key) = archy_marketplace::parse_nostr_key(&l.author)
+            && !known.contains(&key)
+        {
+            known.push(key);
+        }
+    }
+    let remembered = remembered_deletions(db).await?;
+    let found = archy_marketplace::discover_with(
+        relays,
+        &known,
+        &remembered,
+        &archy_marketplace::DiscoveryLimits::default(),
+        timeout,
+    )
+    .await
+    .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
+    absorb(db, &found, unix_now()).await?;
+    Ok(found)
+}
+
+/// Stores what a pass found at `now`: every publication seen (history), the deletion
+/// requests that concern publications, the listings, and which stored listings their
+/// publisher withdrew. After a complete pass, listings it no longer found are dropped
+/// (withdrawn ones stay, marked).
+pub(super) async fn absorb(
+    db: &Db,
+    found: &archy_marketplace::Discovery,
+    now: i64,
+) -> Result<(), NodeError> {
+    let seen: Vec<db::HistoryRow> = found
+        .seen
+        .iter()
+        .map(|s| db::HistoryRow {
+            event_id: s.event_id.clone(),
+            author: s.author.clone(),
+            app_id: s.app_id.clone(),
+            version: s.version.clone(),
+            created_at: i64::try_from(s.created_at).unwrap_or(i64::MAX),
+        })
+        .collect();
+    db::record_seen(db, &seen, now).await?;
+    let listed = db::market_listings(db).await?;
+    for event in &found.deletions {
+        let author = event.pubkey.to_hex();
+        let targets = archy_marketplace::deletion_targets(event);
+        // Only what concerns publications is kept: an app of its author, or a publication
+        // of its author the node has seen (not the author's other deletions).
+        let relevant = !targets.apps.is_empty() || {
+            let known: HashSet<String> = db::history_of(db, &author)
+                .await?
+                .into_iter()
+                .map(|h| h.event_id)
+                .chain(
+                    listed
+                        .iter()
+                        .filter(|l| l.author == author)
+                        .map(|l| l.event_id.clone()),
+                )
+                .collect();
+            targets.event_ids.iter().any(|id| known.contains(id))
+        };
+        if relevant {
+            db::remember_deletion(
+                db,
+                &event.id.to_hex(),
+                &author,
+                i64::try_from(event.created_at.as_secs()).unwrap_or(i64::MAX),
+                &archy_marketplace::event_json(event),
+            )
+            .await?;
+        }
+    }
+    let mut keep = Vec::new();
+    for l in &found.listings {
+        let p = l.publication.publication();
+        let row = db::MarketRow {
+            author: l.author.clone(),
+            app_id: l.app_id.clone(),
+            event_id: l.event_id.clone(),
+            created_at: i64::try_from(l.created_at).unwrap_or(i64::MAX),
+            version: p.manifest.version.to_string(),
+            name: p.manifest.name.clone(),
+            did: p.publisher.did.clone(),
+            withdrawn: None,
+        };
+        db::upsert_listing(db, &row, l.envelope.as_bytes()).await?;
+        keep.push((l.author.clone(), l.app_id.clone()));
+    }
+    // Every stored listing against every deletion kept: a listing this pass did not see
+    // (its relay down, or deleted there) is withdrawn all the same.
+    let mut deletions = archy_marketplace::Deletions::new();
+    for event in remembered_deletions(db).await? {
+        deletions.add(&event);
+    }
+    for row in db::market_listings(db).await? {
+        let created_at = u64::try_from(row.created_at).unwrap_or(0);
+        let Some(w) = deletions.covering(&row.author, &row.app_id, &row.event_id, created_at)
+        else {
+            continue;
+        };
+        if row.withdrawn.as_ref().map(|(by, _)| by) != Some(&w.deletion) {
+            info!(
+                publisher = %row.author,
+                app = %row.app_id,
+                version = %row.version,
+                deletion = %w.deletion,
+                "listing withdrawn by its publisher (NIP-09)"
+            );
+            let at = i64::try_from(w.at).unwrap_or(i64::MAX);
+            db::mark_withdrawn(db, &row.author, &row.app_id, &w.deletion, at).await?;
+        }
+    }
+    if found.truncated || !found.relay_errors.is_empty() {
+        warn!(
+            truncated = found.truncated,
+            relay_errors = ?found.relay_errors,
+            "incomplete discovery pass: listings it did not see are kept"
+        );
+    } else {
+        db::retain_listings(db, &keep).await?;
+    }
+    if found.rejected_total > 0 {
+        warn!(
+            total = found.rejected_total,
+            by_reason = ?found.rejected_by_reason,
+            "relay publications rejected"
+        );
+    }
+    for (relay, report) in &found.relays {
+        if report.forged > 0 {
+            warn!(%relay, forged = report.forged, "relay sent events with a bad id or signature");
+        }
+    }
+    Ok(())
+}
+
+/// The pass as `archy market status` shows it.
+async fn market_status(
+    db: &Db,
+    found: &archy_marketplace::Discovery,
+) -> Result<archy_api::MarketStatus, NodeError> {
+    let rows = db::market_listings(db).await?;
+    let withdrawn = rows.iter().filter(|r| r.withdrawn.is_some()).count();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(archy_api::MarketStatus {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        listed: count(rows.len() - withdrawn),
+        withdrawn: count(withdrawn),
+        incomplete: found.truncated || !found.relay_errors.is_empty(),
+        relays: found
+            .relays
+            .iter()
+            .map(|(relay, r)| super::wire::relay_report(relay.clone(), r.clone()))
+            .collect(),
+    })
+}
+
+/// Scores every listed publisher from `operator`'s web of trust on `relays`, with the
+/// history the node recorded (every version seen, when it first saw the publisher, the
+/// deletions kept), and stores the scores.
+pub(super) async fn score_into(
+    db: &Db,
+    relays: &[String],
+    operator: &[NostrKey],
+    timeout: Duration,
+) -> Result<(), NodeError> {
+    let mut publishers: Vec<NostrKey> = Vec::new();
+    for l in db::market_listings(db).await? {
+        if let Ok(key) = archy_marketplace::parse_nostr_key(&l.author)
+            && !publishers.contains(&key)
+        {
+            publishers.push(key);
+        }
+    }
+    if operator.is_empty() {
+        let explanation = serde_json::json!([{
+            "points": 0,
+            "reason": "this node trusts no key yet (trusted_keys in the config, or `archy market trust add`): nobody vouches for any publisher"
+        }]);
+        for p in &publishers {
+            db::store_score(db, &p.to_hex(), 0, &explanation).await?;
+        }
+        return Ok(());
+    }
+    let fetched = archy_marketplace::fetch_trust_events(
+        relays,
+        operator,
+        &publishers,
+        &archy_marketplace::TrustFetchLimits::default(),
+        timeout,
+    )
+    .await
+    .map_err(|e| NodeError::new(ErrorKind::Unavailable, e.to_string()))?;
+    // With part of the graph missing (a relay down, a bound hit), a report that was not
+    // seen must not raise anyone: a score may then only go down.
+    let incomplete = fetched.truncated || !fetched.relay_errors.is_empty();
+    if incomplete {
+        warn!(truncated = fetched.truncated, relay_errors = ?fetched.relay_errors, "trust graph incomplete; scores may only fall this pass");
+    }
+    let mut inputs = fetched.inputs;
+    // A compliant relay holds only each app's newest event: the history is the node's.
+    for p in &publishers {
+        let hex = p.to_hex();
+        for h in db::history_of(db, &hex).await? {
+            let created_at = u64::try_from(h.created_at).unwrap_or(0);
+            inputs.add_publication_seen(p, &h.event_id, &h.app_id, &h.version, created_at);
+        }
+        if let Some(first) = db::first_seen(db, &hex).await? {
+            inputs.add_first_seen(p, u64::try_from(first).unwrap_or(0));
+        }
+    }
+    inputs.add_events(&remembered_deletions(db).await?);
+    let scores = inputs.scores(operator, &archy_marketplace::ScoreConfig::default());
+    for p in &publishers {
+        let score = scores.score(p);
+        if incomplete
+            && let Some(old) = db::score(db, &p.to_hex()).await?
+            && old.score < score.score
+        {
+            continue;
+        }
+        let explanation = serde_json::to_value(&score.explanation).map_err(internal)?;
+        db::store_score(db, &p.to_hex(), score.score, &explanation).await?;
+    }
+    Ok(())
+}
+
 /// A third-party publication, re-verified (DID signature, binding to `author`'s Nostr key)
 /// and turned into an installable app: sandbox policy passed, id in the publisher's namespace.
 pub(super) fn third_party_app(
@@ -327,6 +574,19 @@ pub(super) fn third_party_app(
         )
     })?;
     Ok((verified, app))
+}
+
+/// Installing or updating from a listing its publisher withdrew.
+fn withdrawn_error(author: &str, app_id: &str, deletion: &str, at: i64) -> NodeError {
+    let when =
+        chrono::DateTime::from_timestamp(at, 0).map_or_else(|| at.to_string(), |t| t.to_rfc3339());
+    NodeError::new(
+        ErrorKind::Refused,
+        format!(
+            "publisher {author} withdrew {app_id} at {when} (NIP-09 deletion {deletion}): \
+             nothing is installed from a withdrawn publication"
+        ),
+    )
 }
 
 /// The first reasons of a score explanation, for an error message.
@@ -370,6 +630,205 @@ mod tests {
             explain(&explanation),
             "+10 followed by you; -5.5 reported by a key you trust; no points given; +0 third"
         );
+    }
+
+    /// Two compliant relays (NIP-33: one event per publisher and app) and the node's sqlite.
+    /// The score's history grows pass after pass although the relay only ever shows the
+    /// newest version; a withdrawal sent to relay A holds against relay B, which still has
+    /// the first version, after A is gone; a publication after the withdrawal lists again.
+    #[tokio::test]
+    async fn history_grows_and_withdrawals_hold_across_passes_on_real_relays() {
+        use archy_marketplace::DeveloperIdentity;
+        use nostr_relay_builder::prelude::*;
+
+        const DAY: u64 = 86_400;
+        const DEV: &str =
+            "leader monkey parrot ring guide accident before fence cannon height naive bean";
+        let t = std::time::Duration::from_secs(3);
+        let relay = || async {
+            let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+            relay.run().await.unwrap();
+            let url = relay.url().await.to_string();
+            (relay, url)
+        };
+        let (relay_a, a) = relay().await;
+        let (_relay_b, b) = relay().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("archy.db")).await.unwrap();
+        let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+        let author = dev.nostr_public_hex();
+        let publication = |version: &str, at: u64| {
+            let manifest = archy_registry::Manifest::from_yaml(&format!(
+                "id: notes\nname: Notes\nversion: {version}\nartifacts:\n  - {{ name: image, media_type: x }}\ncontainers:\n  - name: web\n    image: {{ artifact: image }}\n"
+            ))
+            .unwrap();
+            let envelope = archy_registry::Publication::new(
+                archy_registry::Publisher {
+                    did: dev.did(),
+                    nostr: author.clone(),
+                },
+                manifest,
+                vec![archy_registry::Artifact {
+                    name: "image".into(),
+                    blake3: "cd".repeat(32),
+                    size: 10,
+                    media_type: "x".into(),
+                }],
+                archy_registry::Origin {
+                    http: "http://127.0.0.1:1".into(),
+                    iroh: "ef".repeat(32),
+                },
+                chrono::Utc::now(),
+            )
+            .sign(dev.did_key())
+            .unwrap();
+            EventBuilder::new(
+                Kind::Custom(archy_marketplace::MANIFEST_EVENT_KIND),
+                String::from_utf8(envelope.to_bytes()).unwrap(),
+            )
+            .tags([
+                Tag::identifier("archy:app:notes"),
+                Tag::hashtag(archy_marketplace::APP_HASHTAG),
+            ])
+            .custom_created_at(Timestamp::from_secs(at))
+            .sign_with_keys(dev.nostr_keys())
+            .unwrap()
+        };
+        let send = |event: Event, to: Vec<String>| async move {
+            archy_marketplace::publish(&event, &to).await.unwrap();
+        };
+        let operator = Keys::generate();
+        send(
+            EventBuilder::contact_list([Contact::new(dev.nostr_keys().public_key())])
+                .sign_with_keys(&operator)
+                .unwrap(),
+            vec![a.clone()],
+        )
+        .await;
+        let op = [operator.public_key()];
+        let now = Timestamp::now().as_secs();
+        let score = |relays: Vec<String>| {
+            let db = db.clone();
+            let author = author.clone();
+            async move {
+                score_into(&db, &relays, &op, t).await.unwrap();
+                db::score(&db, &author).await.unwrap().unwrap()
+            }
+        };
+
+        // Relay A keeps only the newest version; relay B got the first one and no more.
+        let v1 = publication("1.0.0", now - 100 * DAY);
+        send(v1.clone(), vec![a.clone(), b.clone()]).await;
+        let mut scores = Vec::new();
+        for (version, days_ago) in [("2.0.0", 50), ("3.0.0", 10)] {
+            discover_into(&db, std::slice::from_ref(&a), t)
+                .await
+                .unwrap();
+            scores.push(score(vec![a.clone()]).await.score);
+            send(publication(version, now - days_ago * DAY), vec![a.clone()]).await;
+        }
+        let found = discover_into(&db, std::slice::from_ref(&a), t)
+            .await
+            .unwrap();
+        assert_eq!(found.seen.len(), 1, "the relay shows one version");
+        let last = score(vec![a.clone()]).await;
+        scores.push(last.score);
+        // 50 (followed) + 1 per 30 days since the first version + 1 per version after it.
+        assert_eq!(scores, [53, 54, 55], "{:?}", last.explanation);
+        assert!(
+            last.explanation
+                .to_string()
+                .contains("3 versions of 1 apps"),
+            "{}",
+            last.explanation
+        );
+        assert_eq!(db::history_of(&db, &author).await.unwrap().len(), 3);
+
+        // The developer withdraws notes on relay A only (as `archy app unpublish` does, with
+        // B out of reach): 3.0.0 named by id, 1.0.0 on B covered by the coordinate alone.
+        let (held, _) = archy_marketplace::own_publications(
+            std::slice::from_ref(&a),
+            &dev.nostr_keys().public_key(),
+            "notes",
+            t,
+        )
+        .await
+        .unwrap();
+        let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
+        let withdrawal =
+            archy_marketplace::withdrawal_event(dev.nostr_keys(), "notes", &ids).unwrap();
+        send(withdrawal.clone(), vec![a.clone()]).await;
+        let found = discover_into(&db, &[a.clone(), b.clone()], t)
+            .await
+            .unwrap();
+        assert!(found.listings.is_empty(), "{:?}", found.listings);
+        let withdrawn = |db: Db| async move {
+            let rows = db::market_listings(&db).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            (rows[0].version.clone(), rows[0].withdrawn.clone())
+        };
+        let expected = Some((
+            withdrawal.id.to_hex(),
+            withdrawal.created_at.as_secs() as i64,
+        ));
+        assert_eq!(
+            withdrawn(db.clone()).await,
+            ("3.0.0".to_owned(), expected.clone())
+        );
+        let s = score(vec![a.clone(), b.clone()]).await;
+        assert!(
+            s.explanation.to_string().contains("deleted 3 publications"),
+            "{}",
+            s.explanation
+        );
+
+        // Relay A is gone: B still serves 1.0.0, and the kept withdrawal covers it.
+        relay_a.shutdown();
+        let found = discover_into(&db, std::slice::from_ref(&b), t)
+            .await
+            .unwrap();
+        assert!(found.listings.is_empty(), "{:?}", found.listings);
+        assert_eq!(found.withdrawn.len(), 1);
+        assert_eq!(withdrawn(db.clone()).await, ("3.0.0".to_owned(), expected));
+        // A node that never saw the withdrawal lists the lagging relay's version.
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = db::open(&fresh_dir.path().join("archy.db")).await.unwrap();
+        let found = discover_into(&fresh, std::slice::from_ref(&b), t)
+            .await
+            .unwrap();
+        assert_eq!(found.listings.len(), 1);
+        assert_eq!(found.listings[0].event_id, v1.id.to_hex());
+        // A deletion by someone else, however it got kept, withdraws nothing.
+        let stranger = Keys::generate();
+        let foreign = EventBuilder::delete(EventDeletionRequest::new().id(v1.id))
+            .sign_with_keys(&stranger)
+            .unwrap();
+        db::remember_deletion(
+            &fresh,
+            &foreign.id.to_hex(),
+            &author,
+            foreign.created_at.as_secs() as i64,
+            &archy_marketplace::event_json(&foreign),
+        )
+        .await
+        .unwrap();
+        let found = discover_into(&fresh, std::slice::from_ref(&b), t)
+            .await
+            .unwrap();
+        assert_eq!(found.listings.len(), 1);
+        assert!(
+            db::market_listings(&fresh).await.unwrap()[0]
+                .withdrawn
+                .is_none()
+        );
+
+        // The developer publishes again after the withdrawal: listed again.
+        send(publication("4.0.0", now + 5), vec![b.clone()]).await;
+        let found = discover_into(&db, std::slice::from_ref(&b), t)
+            .await
+            .unwrap();
+        assert_eq!(found.listings.len(), 1);
+        assert_eq!(withdrawn(db.clone()).await, ("4.0.0".to_owned(), None));
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct Node {
     orchestrator: Orchestrator,
     http: reqwest::Client,
     last_pull: std::sync::Mutex<PullStatus>,
+    /// The last marketplace discovery pass, per relay.
+    market_status: std::sync::Mutex<Option<archy_api::MarketStatus>>,
     /// One lifecycle operation at a time keeps Podman and sqlite in step; taken only
     /// through [`Node::exclusive`] (see [`operation`]).
     operation: Mutex<()>,
@@ -193,6 +195,7 @@ impl Node {
             orchestrator,
             http,
             last_pull: Default::default(),
+            market_status: Default::default(),
             operation: Mutex::new(()),
             blobs_url: std::sync::OnceLock::new(),
             runtimes: Default::default(),

@@ -102,6 +102,7 @@ impl Node {
             warnings,
             stale_since: None,
             health: Vec::new(),
+            market: None,
         }
         .with_health(app, &[])
     }
@@ -192,9 +193,11 @@ impl Node {
         let (row, app) = self.installed_app(id).await?;
         let (runtimes, stale_since) = self.runtimes().await;
         let health = db::health(&self.db, Some(id)).await?;
-        Ok(self
+        let mut view = self
             .listed(&row, Some(&app), &runtimes, &stale_since)
-            .with_health(Some(&app), &health))
+            .with_health(Some(&app), &health);
+        view.market = self.app_market(&row).await?.map(Box::new);
+        Ok(view)
     }
 
     /// Every installed app; one that no longer verifies is listed as "unverifiable"
@@ -213,10 +216,11 @@ impl Node {
             };
             let rows: Vec<db::HealthRow> =
                 health.iter().filter(|h| h.app == row.id).cloned().collect();
-            out.push(
-                self.listed(&row, verified.as_ref(), &runtimes, &stale_since)
-                    .with_health(verified.as_ref(), &rows),
-            );
+            let mut view = self
+                .listed(&row, verified.as_ref(), &runtimes, &stale_since)
+                .with_health(verified.as_ref(), &rows);
+            view.market = self.app_market(&row).await?.map(Box::new);
+            out.push(view);
         }
         Ok(out)
     }
@@ -292,19 +296,56 @@ impl Node {
             resource_limits: wire::limits(self.orchestrator.limits()),
             swarm: wire::swarm_metrics(self.swarm.metrics()),
             blobs_url: self.blobs_url.get().cloned(),
+            market: self.last_discovery(),
         })
     }
 
+    /// A discovery pass now, as `POST /v1/market/discover` answers it.
+    pub async fn discover_view(&self) -> Result<archy_api::DiscoverResponse, NodeError> {
+        let found = self.discover_market().await?;
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(archy_api::DiscoverResponse {
+            listed: count(found.listings.len()),
+            rejected: found
+                .rejected
+                .into_iter()
+                .map(|(event, reason)| archy_api::RejectedEvent { event, reason })
+                .collect(),
+            rejected_total: count(found.rejected_total),
+            rejected_by_reason: found
+                .rejected_by_reason
+                .into_iter()
+                .map(|(reason, n)| (reason, count(n)))
+                .collect(),
+            examined: count(found.examined),
+            truncated: found.truncated,
+            relay_errors: found
+                .relay_errors
+                .into_iter()
+                .map(|(relay, reason)| archy_api::RelayError { relay, reason })
+                .collect(),
+            withdrawn: count(found.withdrawn.len()),
+            relays: found
+                .relays
+                .into_iter()
+                .map(|(relay, r)| wire::relay_report(relay, r))
+                .collect(),
+        })
+    }
+
+    /// Listings that can be installed (their publisher did not withdraw them).
     pub async fn market(&self) -> Result<Vec<archy_api::MarketRow>, NodeError> {
         Ok(db::market_listings(&self.db)
             .await?
             .into_iter()
+            .filter(|l| l.withdrawn.is_none())
             .map(wire::market_row)
             .collect())
     }
 
     /// Everything an operator needs to decide on a third-party app: each publisher's listing
-    /// re-verified, the id it would get here, its sandbox verdict and the publisher's score.
+    /// re-verified (withdrawn ones too, marked), the id it would get here and the version
+    /// installed, its sandbox verdict and the publisher's score.
     pub async fn market_show(&self, app_id: &str) -> Result<Vec<MarketDetail>, NodeError> {
         let listings = db::listings_of(&self.db, app_id).await?;
         if listings.is_empty() {
@@ -329,9 +370,9 @@ impl Node {
                     ),
                     Err(e) => (None, e.message, None, String::new(), None),
                 };
-            let installed = match &local_id {
-                Some(id) => db::app(&self.db, id).await?.is_some(),
-                None => false,
+            let installed_version = match &local_id {
+                Some(id) => db::app(&self.db, id).await?.map(|a| a.version),
+                None => None,
             };
             out.push(MarketDetail {
                 score: db::score(&self.db, &listing.author).await?.map(wire::score),
@@ -341,8 +382,9 @@ impl Node {
                 description,
                 sandbox,
                 origin,
-                installed,
+                installed: installed_version.is_some(),
                 permissions,
+                installed_version,
             });
         }
         Ok(out)

@@ -156,6 +156,7 @@ pub(super) fn market_row(r: db::MarketRow) -> wire::MarketRow {
         version,
         name,
         did,
+        withdrawn,
     } = r;
     wire::MarketRow {
         author,
@@ -165,6 +166,30 @@ pub(super) fn market_row(r: db::MarketRow) -> wire::MarketRow {
         version,
         name,
         did,
+        withdrawn: withdrawn.map(|(deletion, at)| wire::Withdrawal { deletion, at }),
+    }
+}
+
+/// What one relay sent in a discovery pass.
+pub(super) fn relay_report(relay: String, r: archy_marketplace::RelayReport) -> wire::RelayReport {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let archy_marketplace::RelayReport {
+        examined,
+        rejected,
+        rejected_by_reason,
+        forged,
+        errors,
+    } = r;
+    wire::RelayReport {
+        relay,
+        examined: count(examined),
+        rejected: count(rejected),
+        rejected_by_reason: rejected_by_reason
+            .into_iter()
+            .map(|(reason, n)| (reason, count(n)))
+            .collect(),
+        forged: count(forged),
+        errors,
     }
 }
 
