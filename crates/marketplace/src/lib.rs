@@ -37,6 +37,11 @@ use nostr_sdk::{Keys, ToBech32};
 /// A Nostr public key (secp256k1, x-only), as publishers and operators are named.
 pub use nostr_sdk::PublicKey as NostrKey;
 
+/// A key as people read it: `npub1…` (NIP-19).
+pub fn npub(key: &NostrKey) -> String {
+    key.to_bech32().unwrap_or_else(|_| key.to_hex())
+}
+
 /// Reads a Nostr public key written as `npub1…` (NIP-19) or 64 hex digits.
 pub fn parse_nostr_key(text: &str) -> Result<NostrKey, Error> {
     NostrKey::parse(text.trim()).map_err(|e| {

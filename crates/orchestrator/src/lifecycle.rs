@@ -29,6 +29,17 @@ impl Orchestrator {
         })
     }
 
+    /// An orchestrator that never touches Podman: every operation fails at once
+    /// ([`Engine::offline`]). For a node that installs nothing.
+    pub fn offline(config: OrchestratorConfig) -> Self {
+        Self {
+            engine: Engine::offline(&config.podman_url),
+            config,
+            #[cfg(test)]
+            tamper_argv: None,
+        }
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

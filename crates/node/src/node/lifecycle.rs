@@ -71,6 +71,9 @@ impl Node {
             info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
             db::mark_interrupted(&self.db, op.id, &note).await?;
         }
+        if self.config.publish_only {
+            return Ok(());
+        }
         // A node whose database was lost or emptied must say so at once, not forget
         // silently: labelled containers of apps sqlite does not know raise an alarm.
         let looked = async {
@@ -238,6 +241,7 @@ impl Node {
             1,
             format!("checking {id}"),
         ));
+        self.refuse_publish_only(&format!("install {id}"))?;
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let app = app_in(&catalog, id)?;
@@ -278,6 +282,7 @@ impl Node {
             1,
             format!("checking {app_id} from the marketplace"),
         ));
+        self.refuse_publish_only(&format!("install {app_id}"))?;
         let held = self.exclusive().await;
         let listing = self.resolve_listing(app_id, publisher).await?;
         let (envelope, verified, app) = self
@@ -302,6 +307,7 @@ impl Node {
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = app.manifest().id.as_str();
+        self.refuse_publish_only(&format!("install {id}"))?;
         if let Some(row) = db::app(&self.db, id).await? {
             let whose = match (&row.publisher, source) {
                 (Some(p), Source::Publication { author, .. }) if p != author => format!(
@@ -501,6 +507,7 @@ impl Node {
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = row.id.as_str();
+        self.refuse_publish_only(&format!("update {id}"))?;
         if new.manifest().id != old.manifest().id {
             return Err(internal(format!(
                 "{id}: the new version is {}, another app",

@@ -75,10 +75,14 @@ impl Node {
         Ok(found)
     }
 
-    /// The operator's keys: the config's `trusted_keys` and those added with
-    /// `archy market trust add`.
+    /// The operator's keys: this node's own operator key, the config's `trusted_keys` and
+    /// those added with `archy market trust add`.
     async fn operator_keys(&self) -> Result<Vec<NostrKey>, NodeError> {
-        let mut keys = Vec::new();
+        let mut keys: Vec<NostrKey> = self
+            .operator_key()?
+            .map(|k| k.public_key())
+            .into_iter()
+            .collect();
         for text in self
             .config
             .trusted_keys
@@ -96,7 +100,8 @@ impl Node {
     }
 
     /// Scores every listed publisher (0..100, each point explained) and stores the result.
-    async fn score_publishers(
+    /// The operator key's own events count at once, before any relay echoes them.
+    pub(super) async fn score_publishers(
         &self,
         found: &archy_marketplace::Discovery,
     ) -> Result<(), NodeError> {
@@ -112,14 +117,17 @@ impl Node {
         if operator.is_empty() {
             let explanation = serde_json::json!([{
                 "points": 0,
-                "reason": "this node trusts no key yet (trusted_keys in the config, or `archy market trust add`): nobody vouches for any publisher"
+                "reason": "this node trusts no key yet: `archy market follow NPUB` follows a publisher with this node's own operator key (made on first use); `archy market trust add` trusts another key of yours"
             }]);
             for p in &publishers {
                 db::store_score(&self.db, &p.to_hex(), 0, &explanation).await?;
             }
             return Ok(());
         }
-        let fetched = archy_marketplace::fetch_trust_events(
+        let mut own = archy_marketplace::TrustInputs::new();
+        own.add_events(&self.operator_events().await?);
+        let fetched = archy_marketplace::fetch_trust_events_onto(
+            own,
             &self.relays(),
             &operator,
             &publishers,
@@ -167,6 +175,17 @@ impl Node {
         let hex = archy_marketplace::parse_nostr_key(key)
             .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
             .to_hex();
+        if self
+            .operator_key()?
+            .is_some_and(|own| own.public_key().to_hex() == hex)
+        {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{key} is this node's own operator key: it is trusted while the node holds it"
+                ),
+            ));
+        }
         let removed = db::remove_trusted_key(&self.db, &hex).await?;
         if removed {
             // Trust that flowed from this key must not outlive it.
@@ -190,19 +209,28 @@ impl Node {
     }
 
     /// The operator's trusted keys, hex, with where each comes from.
-    pub async fn trusted_keys(&self) -> Result<Vec<(String, &'static str)>, NodeError> {
-        let mut out: Vec<(String, &'static str)> = Vec::new();
+    pub async fn trusted_keys(&self) -> Result<Vec<archy_api::TrustedKey>, NodeError> {
+        use archy_api::KeySource;
+        let mut out: Vec<(String, KeySource)> = Vec::new();
+        if let Some(own) = self.operator_key()? {
+            out.push((own.public_key().to_hex(), KeySource::Operator));
+        }
         for k in &self.config.trusted_keys {
-            if let Ok(key) = archy_marketplace::parse_nostr_key(k) {
-                out.push((key.to_hex(), "config"));
+            if let Ok(key) = archy_marketplace::parse_nostr_key(k)
+                && !out.iter().any(|(h, _)| *h == key.to_hex())
+            {
+                out.push((key.to_hex(), KeySource::Config));
             }
         }
         for k in db::trusted_keys(&self.db).await? {
             if !out.iter().any(|(h, _)| *h == k) {
-                out.push((k, "cli"));
+                out.push((k, KeySource::Cli));
             }
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(key, source)| archy_api::TrustedKey { key, source })
+            .collect())
     }
 
     /// `author`'s stored listing of `app_id`, re-verified into an installable app (sandbox

@@ -295,6 +295,7 @@ impl Node {
             resource_limits: wire::limits(self.orchestrator.limits()),
             swarm: wire::swarm_metrics(self.swarm.metrics()),
             blobs_url: self.blobs_url.get().cloned(),
+            publish_only: self.config.publish_only,
         })
     }
 
