@@ -897,3 +897,34 @@ pub struct PublishAborted {
 #[derive(Debug, Clone, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct ArtifactBytes(pub Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request body may be logged with `{:?}`; the operator's mnemonic must not be.
+    #[test]
+    fn an_imported_mnemonic_never_shows_in_debug() {
+        let request = ImportOperatorKey {
+            mnemonic: "leader monkey parrot ring".into(),
+            replace: true,
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("monkey"), "{shown}");
+        assert!(shown.contains("replace: true"), "{shown}");
+        // On the wire it is what the node needs, and nothing else is accepted.
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["mnemonic"], "leader monkey parrot ring");
+        assert!(
+            serde_json::from_value::<ImportOperatorKey>(serde_json::json!({
+                "mnemonic": "x", "passphrase": "y"
+            }))
+            .is_err()
+        );
+        assert_eq!(KeySource::Operator.as_str(), "operator");
+        assert_eq!(
+            serde_json::to_value(VouchAction::Unfollow).unwrap(),
+            serde_json::json!("unfollow")
+        );
+    }
+}
