@@ -145,13 +145,16 @@ mod tests {
     /// The developer config the docs show is one the node takes, and it is publish-only.
     #[test]
     fn the_documented_developer_config_loads_publish_only() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../docs/examples/developer-node.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/developer-node.toml");
         let config = NodeConfig::load(&path).unwrap();
         assert!(config.publish_only);
         assert_eq!(config.pinned_root, None);
         assert_eq!(config.origin, None);
-        assert_eq!(config.blobs_listen, Some(SocketAddr::from(([0, 0, 0, 0], 7880))));
+        assert_eq!(
+            config.blobs_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 7880)))
+        );
         assert_eq!(config.relays, vec!["wss://relay.example.org".to_owned()]);
         assert!(config.api_listen.ip().is_loopback());
     }
