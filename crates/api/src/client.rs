@@ -301,6 +301,46 @@ impl Client {
         self.delete(&routes::trust_key(key)).await
     }
 
+    // ---- the operator's key ----
+
+    /// `GET /v1/operator`
+    pub async fn operator(&self) -> Result<OperatorView, ClientError> {
+        self.get(routes::OPERATOR).await
+    }
+
+    /// `POST /v1/operator/key`: the node takes `mnemonic` as its operator key.
+    pub async fn import_operator_key(
+        &self,
+        request: &ImportOperatorKey,
+    ) -> Result<OperatorView, ClientError> {
+        self.send_json(reqwest::Method::POST, routes::OPERATOR_KEY, request)
+            .await
+    }
+
+    /// `POST /v1/operator/follow`
+    pub async fn follow(&self, request: &FollowRequest) -> Result<VouchResponse, ClientError> {
+        self.send_json(reqwest::Method::POST, routes::OPERATOR_FOLLOW, request)
+            .await
+    }
+
+    /// `POST /v1/operator/unfollow`
+    pub async fn unfollow(&self, request: &FollowRequest) -> Result<VouchResponse, ClientError> {
+        self.send_json(reqwest::Method::POST, routes::OPERATOR_UNFOLLOW, request)
+            .await
+    }
+
+    /// `POST /v1/operator/endorse`
+    pub async fn endorse(&self, request: &EndorseRequest) -> Result<VouchResponse, ClientError> {
+        self.send_json(reqwest::Method::POST, routes::OPERATOR_ENDORSE, request)
+            .await
+    }
+
+    /// `POST /v1/operator/report`
+    pub async fn report(&self, request: &ReportRequest) -> Result<VouchResponse, ClientError> {
+        self.send_json(reqwest::Method::POST, routes::OPERATOR_REPORT, request)
+            .await
+    }
+
     // ---- settings ----
 
     /// `GET /v1/settings`

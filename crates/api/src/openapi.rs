@@ -35,6 +35,12 @@ use crate::types::*;
         trusted_keys,
         trust_key,
         untrust_key,
+        operator,
+        operator_key,
+        operator_follow,
+        operator_unfollow,
+        operator_endorse,
+        operator_report,
         settings,
         settings_update,
         apps,
@@ -76,6 +82,7 @@ use crate::types::*;
         (name = "catalog", description = "The verified first-party catalog"),
         (name = "apps", description = "Installed apps and their lifecycle"),
         (name = "market", description = "Third-party apps discovered on Nostr relays, and the keys the operator trusts"),
+        (name = "operator", description = "This node's own Nostr key: follows, endorsements and reports signed by it, sent to the node's relays"),
         (name = "publish", description = "Artifact uploads for `archy app publish`"),
         (name = "operations", description = "Installs, updates, removals, starts and stops: tasks of the node that finish whether or not their client stays"),
     ),
@@ -211,6 +218,65 @@ fn trust_key() {}
         (status = "5XX", body = ApiError, description = "The node failed"),
     ))]
 fn untrust_key() {}
+
+#[utoipa::path(get, path = "/v1/operator", tag = "operator",
+    summary = "This node's own Nostr key (none until first used) and the keys it follows",
+    responses(
+        (status = 200, body = OperatorView),
+        (status = "4XX", body = ApiError, description = "Refused; `kind` says why"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn operator() {}
+
+#[utoipa::path(post, path = "/v1/operator/key", tag = "operator",
+    summary = "Take the operator's own BIP39 mnemonic as this node's key (NIP-06)",
+    request_body = ImportOperatorKey,
+    responses(
+        (status = 200, body = OperatorView),
+        (status = "4XX", body = ApiError, description = "Not a mnemonic (`invalid`), a key is held already and `replace` is not set (`conflict`), …"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn operator_key() {}
+
+#[utoipa::path(post, path = "/v1/operator/follow", tag = "operator",
+    summary = "Follow a publisher: the operator key's contact list (kind 3), merged with the newest copy the relays hold, sent to every relay",
+    request_body = FollowRequest,
+    responses(
+        (status = 200, body = VouchResponse),
+        (status = "4XX", body = ApiError, description = "Not a key, nor a DID a listing binds (`invalid`, `not_found`), …"),
+        (status = "5XX", body = ApiError, description = "No relay answered for the current list, or none accepted the new one (`unavailable`, each relay's answer in the message)"),
+    ))]
+fn operator_follow() {}
+
+#[utoipa::path(post, path = "/v1/operator/unfollow", tag = "operator",
+    summary = "Unfollow a publisher: the contact list without it, every other entry kept",
+    request_body = FollowRequest,
+    responses(
+        (status = 200, body = VouchResponse),
+        (status = "4XX", body = ApiError, description = "Not a key, nor a DID a listing binds (`invalid`, `not_found`), …"),
+        (status = "5XX", body = ApiError, description = "No relay answered for the current list, or none accepted the new one (`unavailable`)"),
+    ))]
+fn operator_unfollow() {}
+
+#[utoipa::path(post, path = "/v1/operator/endorse", tag = "operator",
+    summary = "Endorse a publisher or one of its apps: a NIP-32 label (kind 1985) signed by the operator key",
+    request_body = EndorseRequest,
+    responses(
+        (status = 200, body = VouchResponse),
+        (status = "4XX", body = ApiError, description = "A bad label or target (`invalid`), no such listing (`not_found`), several publishers (`conflict`), …"),
+        (status = "5XX", body = ApiError, description = "No relay accepted it (`unavailable`)"),
+    ))]
+fn operator_endorse() {}
+
+#[utoipa::path(post, path = "/v1/operator/report", tag = "operator",
+    summary = "Report a publisher, an app or a listing's event: a NIP-56 report (kind 1984) signed by the operator key",
+    request_body = ReportRequest,
+    responses(
+        (status = 200, body = VouchResponse),
+        (status = "4XX", body = ApiError, description = "A bad reason or target (`invalid`), no such listing (`not_found`), several publishers (`conflict`), …"),
+        (status = "5XX", body = ApiError, description = "No relay accepted it (`unavailable`)"),
+    ))]
+fn operator_report() {}
 
 #[utoipa::path(get, path = "/v1/settings", tag = "node",
     summary = "What the node runs with: trusted keys, relays, the trust threshold, the pull interval",

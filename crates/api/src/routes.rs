@@ -38,6 +38,12 @@ pub const MARKET_APP: &str = "/v1/market/{app}";
 pub const MARKET_INSTALL: &str = "/v1/market/{app}/install";
 pub const TRUST_KEYS: &str = "/v1/trust/keys";
 pub const TRUST_KEY: &str = "/v1/trust/keys/{key}";
+pub const OPERATOR: &str = "/v1/operator";
+pub const OPERATOR_KEY: &str = "/v1/operator/key";
+pub const OPERATOR_FOLLOW: &str = "/v1/operator/follow";
+pub const OPERATOR_UNFOLLOW: &str = "/v1/operator/unfollow";
+pub const OPERATOR_ENDORSE: &str = "/v1/operator/endorse";
+pub const OPERATOR_REPORT: &str = "/v1/operator/report";
 pub const APPS: &str = "/v1/apps";
 pub const APP: &str = "/v1/apps/{id}";
 pub const APP_INSTALL: &str = "/v1/apps/{id}/install";
@@ -70,6 +76,12 @@ pub const ALL: &[(Method, &str)] = &[
     (Method::Get, TRUST_KEYS),
     (Method::Post, TRUST_KEY),
     (Method::Delete, TRUST_KEY),
+    (Method::Get, OPERATOR),
+    (Method::Post, OPERATOR_KEY),
+    (Method::Post, OPERATOR_FOLLOW),
+    (Method::Post, OPERATOR_UNFOLLOW),
+    (Method::Post, OPERATOR_ENDORSE),
+    (Method::Post, OPERATOR_REPORT),
     (Method::Get, APPS),
     (Method::Get, APP),
     (Method::Delete, APP),

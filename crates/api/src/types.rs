@@ -57,6 +57,10 @@ pub struct StatusView {
     pub swarm: SwarmMetrics,
     /// Where this node serves its blobs over HTTP (for peers, and as a developer's origin).
     pub blobs_url: Option<String>,
+    /// A publish-only node (`publish_only` in its config): it pins no root, pulls no
+    /// catalog and installs nothing; it serves a developer's artifacts as their origin.
+    #[serde(default)]
+    pub publish_only: bool,
     /// Which resource limits this host's Podman enforces, and why not the others.
     pub resource_limits: LimitSupport,
     /// The last marketplace discovery, `null` before the first.
@@ -724,8 +728,10 @@ pub enum KeySource {
     Config,
     /// Added through the API (`archy market trust add`).
     Cli,
+    /// This node's own operator key (`GET /v1/operator`), trusted while it exists.
+    Operator,
 }
-wire_names!(KeySource { Config => "config", Cli => "cli" });
+wire_names!(KeySource { Config => "config", Cli => "cli", Operator => "operator" });
 
 /// `POST /v1/trust/keys/{key}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -739,6 +745,143 @@ pub struct Trusted {
 pub struct Untrusted {
     /// The key, hex.
     pub untrusted: String,
+}
+
+// ---- the operator's own key: follows, endorsements, reports ---------------------------
+
+/// `GET /v1/operator`: this node's own Nostr key (NIP-06), which signs the operator's
+/// follows (kind 3), endorsements (NIP-32) and reports (NIP-56), and is always trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OperatorView {
+    /// `null` until the first follow, endorse or report creates it (or one is imported).
+    pub key: Option<OperatorKeyView>,
+    /// The keys this node's last published contact list follows, hex.
+    pub follows: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OperatorKeyView {
+    pub npub: String,
+    /// The public key, hex.
+    pub hex: String,
+    /// Where the node keeps the key's mnemonic (mode 0600): back it up to use the key in
+    /// other Nostr clients.
+    pub file: String,
+}
+
+/// `POST /v1/operator/key`: the operator's own mnemonic for this node's key (NIP-06,
+/// account 0, no passphrase). Never logged; not shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportOperatorKey {
+    /// 12 to 24 BIP39 words (English).
+    pub mnemonic: String,
+    /// Replace a key the node already holds (its follows, endorsements and reports stay
+    /// with the old key on the relays; this node stops counting them).
+    #[serde(default)]
+    pub replace: bool,
+}
+
+impl std::fmt::Debug for ImportOperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOperatorKey")
+            .field("mnemonic", &"<redacted>")
+            .field("replace", &self.replace)
+            .finish()
+    }
+}
+
+/// `POST /v1/operator/follow` and `/v1/operator/unfollow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowRequest {
+    /// A publisher: `npub1…`, 64 hex digits, or a did:key a listing binds to its Nostr key.
+    pub target: String,
+    /// Publish even when no relay answered for the current contact list (built on this
+    /// node's own last copy, which may miss follows made elsewhere with the same key).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /v1/operator/endorse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndorseRequest {
+    /// A publisher (`npub1…`, hex, did:key) or an app id a listing names (`notes`, or the
+    /// local `notes.<16 hex>`).
+    pub target: String,
+    /// The publisher's key (hex or a prefix), when several list the app.
+    #[serde(default)]
+    pub publisher: Option<String>,
+    /// Labels beside `endorse` in the `archy` namespace (1 to 32 of `a-z0-9-`, at most 8).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Why, in words (at most 1024 bytes).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /v1/operator/report`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// A publisher (`npub1…`, hex, did:key), a listing's event id (hex or `note1…`), or an
+    /// app id (its listing is reported).
+    pub target: String,
+    /// The publisher's key (hex or a prefix), when several list the app.
+    #[serde(default)]
+    pub publisher: Option<String>,
+    /// NIP-56 type: `malware`, `impersonation`, `illegal`, `spam`, `nudity`, `profanity`
+    /// or `other`.
+    pub reason: String,
+    /// Why, in words (at most 1024 bytes).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// What a follow, unfollow, endorsement or report did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VouchResponse {
+    pub action: VouchAction,
+    /// The operator key that signed, `npub1…`.
+    pub operator: String,
+    /// The publisher it is about, hex.
+    pub subject: String,
+    /// The app it is about, if one.
+    pub app: Option<String>,
+    /// The event signed and sent; `null` when nothing had to change.
+    pub event_id: Option<String>,
+    /// 3 (contact list), 1984 (report) or 1985 (label).
+    pub kind: u16,
+    /// Follow and unfollow: each relay's answer to the request for the current contact list.
+    pub fetched: Vec<RelayResult>,
+    /// Each relay's answer to the event.
+    pub published: Vec<RelayResult>,
+    /// Follow and unfollow: the keys the contact list follows now.
+    pub follows: Option<u64>,
+    /// What happened, in words.
+    pub note: String,
+    /// The publisher's score after this, when it lists apps here.
+    pub score: Option<ScoreRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VouchAction {
+    Follow,
+    Unfollow,
+    Endorse,
+    Report,
+}
+wire_names!(VouchAction { Follow => "follow", Unfollow => "unfollow", Endorse => "endorse", Report => "report" });
+
+/// One relay's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RelayResult {
+    pub relay: String,
+    pub ok: bool,
+    /// The relay's message, or why it could not be asked.
+    pub message: String,
 }
 
 // ---- settings ----------------------------------------------------------------------------
@@ -830,3 +973,34 @@ pub struct PublishAborted {
 #[derive(Debug, Clone, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct ArtifactBytes(pub Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request body may be logged with `{:?}`; the operator's mnemonic must not be.
+    #[test]
+    fn an_imported_mnemonic_never_shows_in_debug() {
+        let request = ImportOperatorKey {
+            mnemonic: "leader monkey parrot ring".into(),
+            replace: true,
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("monkey"), "{shown}");
+        assert!(shown.contains("replace: true"), "{shown}");
+        // On the wire it is what the node needs, and nothing else is accepted.
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["mnemonic"], "leader monkey parrot ring");
+        assert!(
+            serde_json::from_value::<ImportOperatorKey>(serde_json::json!({
+                "mnemonic": "x", "passphrase": "y"
+            }))
+            .is_err()
+        );
+        assert_eq!(KeySource::Operator.as_str(), "operator");
+        assert_eq!(
+            serde_json::to_value(VouchAction::Unfollow).unwrap(),
+            serde_json::json!("unfollow")
+        );
+    }
+}

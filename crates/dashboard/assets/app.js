@@ -690,8 +690,10 @@ async function renderSettings() {
     h("code", {}, `${k.key.slice(0, 16)}…${k.key.slice(-8)}`), " ",
     k.source === "config"
       ? h("span", { class: "muted small" }, "from the config file (remove it there)")
-      : h("button", { class: "link untrust", onclick: () => untrust(k.key) }, "remove")));
-  $("settings-keys").replaceChildren(...(keys.length ? keys : [h("li", { class: "muted" }, "No trusted key yet: nobody vouches for any publisher, so every third-party app needs your approval.")]));
+      : k.source === "operator"
+        ? h("span", { class: "muted small" }, "this node's own key: `archy market follow` vouches with it")
+        : h("button", { class: "link untrust", onclick: () => untrust(k.key) }, "remove")));
+  $("settings-keys").replaceChildren(...(keys.length ? keys : [h("li", { class: "muted" }, "No trusted key yet: nobody vouches for any publisher, so every third-party app needs your approval. `archy market follow npub1…` follows a publisher with this node's own key.")]));
 }
 
 async function saveSettings(ev) {

@@ -61,9 +61,33 @@ pub async fn fetch_trust_events(
     limits: &TrustFetchLimits,
     timeout: Duration,
 ) -> Result<TrustFetch, Error> {
+    fetch_trust_events_onto(
+        TrustInputs::new(),
+        relays,
+        operator_keys,
+        publishers,
+        limits,
+        timeout,
+    )
+    .await
+}
+
+/// [`fetch_trust_events`] onto inputs the caller already holds (e.g. the operator's own
+/// events, before relays echo them): their contact lists steer the walk over follows too.
+pub async fn fetch_trust_events_onto(
+    seed: TrustInputs,
+    relays: &[String],
+    operator_keys: &[PublicKey],
+    publishers: &[PublicKey],
+    limits: &TrustFetchLimits,
+    timeout: Duration,
+) -> Result<TrustFetch, Error> {
     let client = connected_client(relays).await?;
     client.wait_for_connection(timeout).await;
-    let mut out = TrustFetch::default();
+    let mut out = TrustFetch {
+        inputs: seed,
+        ..TrustFetch::default()
+    };
     let up = connected_relays(&client, &mut out.relay_errors).await;
     let mut fetcher = Fetcher {
         client: &client,

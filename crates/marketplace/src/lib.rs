@@ -1,6 +1,7 @@
 //! Third-party developers: one BIP39 mnemonic yields both identities a publisher needs,
 //! an ed25519 DID (did:key) that signs manifests and a Nostr key (NIP-06) that signs the
-//! NIP-78 events carrying them. Discovery, scoring and publishing build on this.
+//! NIP-78 events carrying them. Discovery, scoring and publishing build on this, and so
+//! does the node operator's own key, which vouches for publishers (`vouch`).
 
 mod deletion;
 mod fetch;
@@ -8,20 +9,31 @@ mod nostr;
 mod par;
 mod score;
 mod transport;
+mod vouch;
 
 pub use deletion::{
     DeletionTargets, Deletions, Withdrawal, deletion_from_json, deletion_targets, event_json,
     parse_coordinate, withdrawal_event,
 };
-pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events};
+pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events, fetch_trust_events_onto};
 pub use nostr::{
     APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, PublishReport, Rejection,
     RelayReport, Seen, Withdrawn, discover, discover_with, own_publications, publication_event,
     publish, publish_report, verify_event,
 };
+/// NIP-56 report types.
+pub use nostr_sdk::nips::nip56::Report;
+/// Nostr events and their ids, as the operator's vouches are stored.
+pub use nostr_sdk::{Event, EventId, JsonUtil};
 pub use score::{
     ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,
     MAX_TARGETS_PER_CLAIM, ScoreConfig, ScoreTerm, TrustInputs, TrustScore, TrustScores,
+};
+pub use vouch::{
+    ContactChange, ContactListFetch, FollowChange, FollowOutcome, MAX_COMMENT_BYTES,
+    MAX_EXTRA_LABELS, OperatorKey, RelayOutcome, Subject, VouchError, app_coordinate,
+    endorsement_event, fetch_contact_list, merge_contact_list, newest_contact_list, parse_report,
+    publish_claim, report_event, send_event, update_follows,
 };
 
 use archy_registry::keys::KeyPurpose;
@@ -35,6 +47,11 @@ use nostr_sdk::{Keys, ToBech32};
 pub use nostr_sdk::Event as NostrEvent;
 /// A Nostr public key (secp256k1, x-only), as publishers and operators are named.
 pub use nostr_sdk::PublicKey as NostrKey;
+
+/// A key as people read it: `npub1…` (NIP-19).
+pub fn npub(key: &NostrKey) -> String {
+    key.to_bech32().unwrap_or_else(|_| key.to_hex())
+}
 
 /// Reads a Nostr public key written as `npub1…` (NIP-19) or 64 hex digits.
 pub fn parse_nostr_key(text: &str) -> Result<NostrKey, Error> {

@@ -17,6 +17,10 @@ pub struct NodeConfig {
     pub origin: Option<String>,
     /// The pinned trust anchor: a signed root envelope file. Never learned from the network.
     pub pinned_root: Option<PathBuf>,
+    /// A developer's node: it serves the artifacts of its publications (with
+    /// `blobs_listen`) and installs nothing, so it needs no pinned root and no origin
+    /// (`pinned_root` must then be unset). See docs/developer.md.
+    pub publish_only: bool,
     /// Seconds between catalog pulls.
     pub pull_interval_seconds: u64,
     /// The rootless Podman service socket.
@@ -68,6 +72,7 @@ impl Default for NodeConfig {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             origin: None,
             pinned_root: None,
+            publish_only: false,
             pull_interval_seconds: 300,
             podman_url: archy_orchestrator::default_podman_url(),
             publish_address: IpAddr::from([0, 0, 0, 0]),
@@ -135,6 +140,23 @@ mod tests {
             std::net::IpAddr::from([127, 0, 0, 1]),
             "API must default to loopback"
         );
+    }
+
+    /// The developer config the docs show is one the node takes, and it is publish-only.
+    #[test]
+    fn the_documented_developer_config_loads_publish_only() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/developer-node.toml");
+        let config = NodeConfig::load(&path).unwrap();
+        assert!(config.publish_only);
+        assert_eq!(config.pinned_root, None);
+        assert_eq!(config.origin, None);
+        assert_eq!(
+            config.blobs_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 7880)))
+        );
+        assert_eq!(config.relays, vec!["wss://relay.example.org".to_owned()]);
+        assert!(config.api_listen.ip().is_loopback());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Engine {
     url: String,
     host: HostInfo,
     deadline: Duration,
+    /// Never runs podman ([`Engine::offline`]).
+    offline: bool,
 }
 
 impl HostInfo {
@@ -111,6 +113,7 @@ impl Engine {
             url: url.to_owned(),
             host: HostInfo::default(),
             deadline: DEFAULT_DEADLINE,
+            offline: false,
         };
         let info = engine
             .run(&["info", "--format", "json"])
@@ -156,6 +159,7 @@ impl Engine {
             url: "unix:///nonexistent/archy-orchestrator-test/podman.sock".into(),
             host: HostInfo::default(),
             deadline: DEFAULT_DEADLINE,
+            offline: false,
         }
     }
 
@@ -167,7 +171,37 @@ impl Engine {
             url,
             host: HostInfo::default(),
             deadline,
+            offline: false,
         }
+    }
+
+    /// An engine that never runs podman: every call fails at once, saying so. For a node
+    /// that installs nothing (a publish-only node), which needs no Podman service.
+    pub fn offline(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            host: HostInfo::default(),
+            deadline: DEFAULT_DEADLINE,
+            offline: true,
+        }
+    }
+
+    /// Whether this engine never runs podman ([`Engine::offline`]).
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// `podman --remote --url URL`, the start of every podman command; an offline engine
+    /// refuses here, the one place all of them pass.
+    pub(crate) fn podman(&self, what: &str) -> Result<Command> {
+        if self.offline {
+            return Err(Error::Engine(format!(
+                "`podman {what}` refused: this node runs without Podman (publish-only)"
+            )));
+        }
+        let mut command = Command::new("podman");
+        command.arg("--remote").arg("--url").arg(&self.url);
+        Ok(command)
     }
 
     /// What `podman info` said about the host at connect.
@@ -218,10 +252,8 @@ impl Engine {
     async fn run_unbounded(&self, args: &[&str], input: Option<&[u8]>) -> Result<String> {
         use tokio::io::AsyncWriteExt;
         debug!(args = ?args.first(), "podman");
-        let mut child = Command::new("podman")
-            .arg("--remote")
-            .arg("--url")
-            .arg(&self.url)
+        let mut child = self
+            .podman(args.first().copied().unwrap_or_default())?
             .args(args)
             .stdin(if input.is_some() {
                 Stdio::piped()
@@ -795,6 +827,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_offline_engine_runs_no_podman_at_all() {
+        let engine = Engine::offline("unix:///run/user/1/podman.sock");
+        assert!(engine.is_offline());
+        let err = engine.containers_of("x").await.unwrap_err().to_string();
+        assert!(
+            err.contains("`podman ps` refused") && err.contains("publish-only"),
+            "{err}"
+        );
+        let err = engine.app_events().unwrap_err().to_string();
+        assert!(err.contains("`podman events` refused"), "{err}");
+        assert!(engine.ping(Duration::from_secs(1)).await.is_err());
+        // A connected engine to the same (absent) socket does try podman.
+        let tried = Engine::unchecked("unix:///nonexistent/podman.sock".into(), DEFAULT_DEADLINE)
+            .containers_of("x")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !tried.contains("refused: this node runs without Podman"),
+            "{tried}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_podman_call_that_never_answers_times_out_with_its_name() {
         // A socket that accepts and never answers: a frozen service.
         let dir = tempfile::tempdir().unwrap();
@@ -804,6 +860,7 @@ mod tests {
             url: format!("unix://{}", sock.display()),
             host: HostInfo::default(),
             deadline: Duration::from_millis(1500),
+            offline: false,
         };
         let started = std::time::Instant::now();
         let err = engine.containers_of("x").await.unwrap_err();

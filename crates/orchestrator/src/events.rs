@@ -5,7 +5,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::process::Command;
 use tracing::warn;
 
 use crate::{Engine, Error, LABEL_APP, Result};
@@ -68,10 +67,8 @@ impl Engine {
         deadline: Duration,
     ) -> Result<tokio::sync::mpsc::Receiver<AppEvent>> {
         use tokio::io::AsyncBufReadExt;
-        let mut child = Command::new("podman")
-            .arg("--remote")
-            .arg("--url")
-            .arg(self.url())
+        let mut child = self
+            .podman("events")?
             .args(["events", "--format", "json", "--filter", "type=container"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -274,6 +274,17 @@ impl Orchestrator {
         Self::with_runtime(Arc::new(engine), config)
     }
 
+    /// An orchestrator that never touches Podman: every operation fails at once
+    /// ([`Engine::offline`]). For a node that installs nothing (publish-only).
+    pub fn offline(config: OrchestratorConfig) -> Self {
+        Self {
+            runtime: Arc::new(Engine::offline(&config.podman_url)),
+            config,
+            #[cfg(test)]
+            tamper_argv: None,
+        }
+    }
+
     /// An orchestrator over any [`Runtime`] (another Podman client, or a fake in tests).
     /// A runtime whose host is not rootless is refused here, whatever the runtime checked.
     pub fn with_runtime(runtime: Arc<dyn Runtime>, config: OrchestratorConfig) -> Result<Self> {

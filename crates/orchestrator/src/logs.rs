@@ -10,7 +10,7 @@ use std::process::Stdio;
 use archy_registry::{Manifest, VerifiedManifest};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -198,10 +198,8 @@ fn spawn_lines(
     args: &[String],
 ) -> Result<(Child, mpsc::Receiver<(bool, String)>)> {
     debug!(args = ?args.first(), "podman");
-    let mut child = Command::new("podman")
-        .arg("--remote")
-        .arg("--url")
-        .arg(engine.url())
+    let mut child = engine
+        .podman(args.first().map(String::as_str).unwrap_or_default())?
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -90,7 +90,8 @@ impl fmt::Display for Term {
             }
             Self::NoPath { max_hops } => write!(
                 f,
-                "no follow path from the operator's keys within {max_hops} hops"
+                "no follow path from the operator's keys within {max_hops} hops \
+                 (`archy market follow` the publisher, or a key that follows it)"
             ),
             Self::Endorsed {
                 by,

@@ -7,6 +7,7 @@
 
 pub mod guard;
 pub mod operations;
+mod operator;
 pub mod params;
 mod publish;
 
@@ -106,6 +107,7 @@ fn unguarded(node: Arc<Node>) -> Router {
         )
         .with_state(node.clone())
         .merge(publish::routes(node.clone()))
+        .merge(operator::routes(node.clone()))
         .merge(operations::routes(node))
 }
 
@@ -220,19 +222,7 @@ async fn stream_progress(
 }
 
 async fn trusted_keys(State(node): State<Arc<Node>>) -> ApiResult<Vec<archy_api::TrustedKey>> {
-    let keys = node.trusted_keys().await?;
-    Ok(axum::Json(
-        keys.into_iter()
-            .map(|(key, source)| archy_api::TrustedKey {
-                key,
-                source: if source == "config" {
-                    archy_api::KeySource::Config
-                } else {
-                    archy_api::KeySource::Cli
-                },
-            })
-            .collect(),
-    ))
+    node.trusted_keys().await.map(axum::Json)
 }
 
 async fn trust_key(

@@ -74,6 +74,10 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
                     "nodes install it as {} (`archy market install`)",
                     published.local_id
                 );
+                outln!(
+                    "operators vouch for you with `archy market follow {}`",
+                    identity.npub()
+                );
             });
         }
         AppCommand::Unpublish {

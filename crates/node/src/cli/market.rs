@@ -7,6 +7,9 @@ use super::print::{self, json_or};
 use super::{MarketCommand, Target, TrustCommand, progress};
 
 pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> {
+    if let MarketCommand::Vouch(command) = command {
+        return super::vouch::run(command, target).await;
+    }
     let client = target.client()?;
     match command {
         MarketCommand::List => {
@@ -37,7 +40,9 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
                 let added = client.trust_key(&key).await?;
                 json_or(target.json, &added, |a| {
                     outln!(
-                        "trusting {}; `archy market discover` rescores publishers",
+                        "trusting {}: the publishers it follows (its kind-3 contact list) now \
+                         score; `archy market discover` rescores. To vouch with this node's own \
+                         key instead: `archy market follow NPUB`",
                         a.trusted
                     )
                 });
@@ -71,6 +76,7 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
                 other => json_or(target.json, &other, |_| {}),
             }
         }
+        MarketCommand::Vouch(_) => unreachable!("handled above"),
         MarketCommand::Discover => {
             let found = client.discover().await?;
             json_or(target.json, &found, |found| {

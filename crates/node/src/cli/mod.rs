@@ -6,6 +6,7 @@
 //! - [`catalog`]: `catalog build` (publisher side), `catalog list`, `catalog pull`;
 //! - [`app`]: installed apps, and `validate`, `render`, `publish` (developer side);
 //! - [`market`]: third-party listings and the keys the operator trusts;
+//! - [`vouch`]: the node's operator key, and its follows, endorsements and reports;
 //! - [`swarm`], [`status`]: the node's swarm traffic and trust state;
 //! - [`dev`]: the developer identity.
 
@@ -22,6 +23,7 @@ mod node;
 mod progress;
 mod status;
 mod swarm;
+mod vouch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -128,6 +130,8 @@ pub enum MarketCommand {
         #[arg(long)]
         approve: bool,
     },
+    #[command(flatten)]
+    Vouch(vouch::VouchCommand),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +187,17 @@ pub enum NodeCommand {
         /// Signed root envelope to pin as the trust anchor.
         #[arg(long)]
         pinned_root: Option<PathBuf>,
+        /// A developer's node: no pinned root, no catalog, installs nothing; it serves the
+        /// artifacts it publishes (with --blobs-listen).
+        #[arg(long)]
+        publish_only: bool,
+        /// Serve this node's blobs over HTTP here (a developer's origin), e.g. 0.0.0.0:7880.
+        #[arg(long)]
+        blobs_listen: Option<SocketAddr>,
+        /// A Nostr relay to discover on and send the operator's vouches to (repeat for
+        /// several; replaces the config's `relays`).
+        #[arg(long = "relay")]
+        relays: Vec<String>,
         #[arg(long)]
         podman_url: Option<String>,
         #[arg(long)]

@@ -38,6 +38,9 @@ pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
         api_listen,
         origin,
         pinned_root,
+        publish_only,
+        blobs_listen,
+        relays,
         podman_url,
         publish_address,
         pull_interval_seconds,
@@ -53,6 +56,11 @@ pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
     cfg.api_listen = api_listen.unwrap_or(cfg.api_listen);
     cfg.origin = origin.or(cfg.origin);
     cfg.pinned_root = pinned_root.or(cfg.pinned_root);
+    cfg.publish_only |= publish_only;
+    cfg.blobs_listen = blobs_listen.or(cfg.blobs_listen);
+    if !relays.is_empty() {
+        cfg.relays = relays;
+    }
     cfg.podman_url = podman_url.unwrap_or(cfg.podman_url);
     cfg.publish_address = publish_address.unwrap_or(cfg.publish_address);
     cfg.pull_interval_seconds = pull_interval_seconds.unwrap_or(cfg.pull_interval_seconds);

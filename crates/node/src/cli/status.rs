@@ -13,6 +13,16 @@ pub async fn run(target: &Target) -> anyhow::Result<()> {
 
 fn print(v: &StatusView) {
     outln!("endpoint:  {}", v.endpoint_id);
+    if v.publish_only {
+        outln!("mode:      publish-only: no pinned root, no catalog, installs nothing");
+        if let Some(url) = &v.blobs_url {
+            outln!("blobs:     {url} (the origin of what this node publishes)");
+        }
+        for a in &v.alarms {
+            outln!("ALARM {} at {}: {}", a.kind, a.raised_at, a.message);
+        }
+        return;
+    }
     outln!("root:      version {}", v.root_version);
     match &v.catalog {
         Some(c) => {

@@ -50,6 +50,7 @@ impl Node {
     }
 
     async fn pull_catalog_inner(&self) -> Pulled {
+        self.refuse_publish_only("pull a catalog")?;
         let origin = self.config.origin.as_deref().ok_or_else(|| {
             NodeError::new(
                 ErrorKind::Refused,

@@ -1,5 +1,6 @@
 //! The pull loop: at start and then every `pull_interval_seconds`, pull the catalog, keep
-//! the swarm (announce, collect), and discover the marketplace. Each step's failure is
+//! the swarm (announce, collect), and discover the marketplace (a publish-only node only
+//! discovers). Each step's failure is
 //! logged and never stops the loop or the steps after it. The interval is the live one
 //! (`PUT /v1/settings`): a change takes effect without a restart, counted from the change.
 
@@ -32,11 +33,14 @@ impl Node {
                     continue;
                 }
             }
-            if let Err(e) = self.pull_catalog().await {
-                warn!(error = %e, "catalog pull failed");
-            }
-            if let Err(e) = self.swarm_upkeep().await {
-                warn!(error = %e, "swarm upkeep failed");
+            // A publish-only node has no catalog to pull nor swarm to keep for one.
+            if !self.publish_only() {
+                if let Err(e) = self.pull_catalog().await {
+                    warn!(error = %e, "catalog pull failed");
+                }
+                if let Err(e) = self.swarm_upkeep().await {
+                    warn!(error = %e, "swarm upkeep failed");
+                }
             }
             if let Err(e) = self.discover_market().await {
                 warn!(error = %e, "marketplace discovery failed");

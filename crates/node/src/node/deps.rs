@@ -37,6 +37,7 @@ impl Node {
         id: &str,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
+        self.refuse_publish_only(&format!("install {id}"))?;
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let app = app_in(&catalog, id)?;

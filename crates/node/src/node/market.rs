@@ -42,10 +42,14 @@ impl Node {
         self.market_status.lock().ok().and_then(|s| s.clone())
     }
 
-    /// The operator's keys: the config's `trusted_keys` and those added with
-    /// `archy market trust add`.
+    /// The operator's keys: this node's own operator key, the config's `trusted_keys` and
+    /// those added with `archy market trust add`.
     async fn operator_keys(&self) -> Result<Vec<NostrKey>, NodeError> {
-        let mut keys = Vec::new();
+        let mut keys: Vec<NostrKey> = self
+            .operator_key()?
+            .map(|k| k.public_key())
+            .into_iter()
+            .collect();
         for text in self
             .config
             .trusted_keys
@@ -63,9 +67,11 @@ impl Node {
     }
 
     /// Scores every listed publisher (0..100, each point explained) and stores the result.
-    async fn score_publishers(&self) -> Result<(), NodeError> {
+    /// The operator key's own events count at once, before any relay echoes them.
+    pub(super) async fn score_publishers(&self) -> Result<(), NodeError> {
         let operator = self.operator_keys().await?;
-        score_into(&self.db, &self.relays(), &operator, DISCOVERY_TIMEOUT).await
+        let own = self.operator_events().await?;
+        score_into(&self.db, &self.relays(), &operator, &own, DISCOVERY_TIMEOUT).await
     }
 
     /// Adds a key (npub or hex) to the operator's trusted keys; returns it as hex.
@@ -82,6 +88,17 @@ impl Node {
         let hex = archy_marketplace::parse_nostr_key(key)
             .map_err(|e| NodeError::new(ErrorKind::Refused, e.to_string()))?
             .to_hex();
+        if self
+            .operator_key()?
+            .is_some_and(|own| own.public_key().to_hex() == hex)
+        {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{key} is this node's own operator key: it is trusted while the node holds it"
+                ),
+            ));
+        }
         let removed = db::remove_trusted_key(&self.db, &hex).await?;
         if removed {
             // Trust that flowed from this key must not outlive it.
@@ -105,19 +122,28 @@ impl Node {
     }
 
     /// The operator's trusted keys, hex, with where each comes from.
-    pub async fn trusted_keys(&self) -> Result<Vec<(String, &'static str)>, NodeError> {
-        let mut out: Vec<(String, &'static str)> = Vec::new();
+    pub async fn trusted_keys(&self) -> Result<Vec<archy_api::TrustedKey>, NodeError> {
+        use archy_api::KeySource;
+        let mut out: Vec<(String, KeySource)> = Vec::new();
+        if let Some(own) = self.operator_key()? {
+            out.push((own.public_key().to_hex(), KeySource::Operator));
+        }
         for k in &self.config.trusted_keys {
-            if let Ok(key) = archy_marketplace::parse_nostr_key(k) {
-                out.push((key.to_hex(), "config"));
+            if let Ok(key) = archy_marketplace::parse_nostr_key(k)
+                && !out.iter().any(|(h, _)| *h == key.to_hex())
+            {
+                out.push((key.to_hex(), KeySource::Config));
             }
         }
         for k in db::trusted_keys(&self.db).await? {
             if !out.iter().any(|(h, _)| *h == k) {
-                out.push((k, "cli"));
+                out.push((k, KeySource::Cli));
             }
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(key, source)| archy_api::TrustedKey { key, source })
+            .collect())
     }
 
     /// `author`'s stored listing of `app_id`, re-verified into an installable app (sandbox
@@ -480,6 +506,7 @@ pub(super) async fn score_into(
     db: &Db,
     relays: &[String],
     operator: &[NostrKey],
+    own_events: &[NostrEvent],
     timeout: Duration,
 ) -> Result<(), NodeError> {
     let mut publishers: Vec<NostrKey> = Vec::new();
@@ -493,14 +520,17 @@ pub(super) async fn score_into(
     if operator.is_empty() {
         let explanation = serde_json::json!([{
             "points": 0,
-            "reason": "this node trusts no key yet (trusted_keys in the config, or `archy market trust add`): nobody vouches for any publisher"
+            "reason": "this node trusts no key yet: `archy market follow NPUB` follows a publisher with this node's own operator key (made on first use)"
         }]);
         for p in &publishers {
             db::store_score(db, &p.to_hex(), 0, &explanation).await?;
         }
         return Ok(());
     }
-    let fetched = archy_marketplace::fetch_trust_events(
+    let mut own = archy_marketplace::TrustInputs::new();
+    own.add_events(own_events);
+    let fetched = archy_marketplace::fetch_trust_events_onto(
+        own,
         relays,
         operator,
         &publishers,
@@ -711,7 +741,7 @@ mod tests {
             let db = db.clone();
             let author = author.clone();
             async move {
-                score_into(&db, &relays, &op, t).await.unwrap();
+                score_into(&db, &relays, &op, &[], t).await.unwrap();
                 db::score(&db, &author).await.unwrap().unwrap()
             }
         };

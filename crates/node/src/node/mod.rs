@@ -11,6 +11,7 @@
 //! - `catalog`: the catalog pull (`CatalogSync`, no Podman needed), its hash chain and
 //!   gaps, root rotation, peer relay;
 //! - `market`: third-party discovery, scores, trusted keys and the publisher trust gate;
+//! - `operator`: the operator's own Nostr key and its follows, endorsements and reports;
 //! - `source`: the catalog or publication an app comes from, and re-verifying installed apps;
 //! - `artifacts`: fetching images (policy, providers, tracker), pins, swarm upkeep;
 //! - `operation`: the operation lock and the operation record, in one guard;
@@ -31,6 +32,8 @@ mod jobs;
 mod lifecycle;
 mod market;
 mod operation;
+mod operator;
+mod publish_only;
 mod reconcile;
 mod recover;
 mod settings;
@@ -42,6 +45,7 @@ mod wire;
 
 pub use error::{ErrorKind, NodeError};
 pub use jobs::{Job, JobEvent, JobOutcome, JobRequest, JobState};
+pub use operator::OPERATOR_KEY_FILE;
 pub use views::{
     AppState, AppView, CatalogAppView, CatalogView, DesiredState, MarketDetail, PullStatus,
     StatusView, SwarmStatus,
@@ -87,6 +91,8 @@ pub struct Node {
     /// Why the node must stop (a dead blob store), once known: [`crate::serve`] exits
     /// non-zero with it, so the service manager restarts the node.
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// The operator's own Nostr key and the one-vouch-at-a-time lock ([`operator`]).
+    operator: operator::OperatorSlot,
 }
 
 /// How often the store's liveness is probed (idle, and during a long store call).
@@ -116,49 +122,11 @@ impl Node {
                 db_path.display()
             )
         })?;
-        let root_path = config.pinned_root.as_ref().context(
-            "no pinned root: set pinned_root in the node config to the signed root envelope from your signing ceremony",
-        )?;
-        let anchor_bytes = std::fs::read(root_path)
-            .with_context(|| format!("reading pinned root {}", root_path.display()))?;
-        let anchor = VerifiedRoot::trust_anchor(&anchor_bytes)
-            .with_context(|| format!("pinned root {}", root_path.display()))?;
-        let last_seen = db::meta(&db, "last_seen")
-            .await?
-            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let catalog = db::latest_catalog(&db).await?;
-        let anchor_hash = archy_registry::blake3_hex(&anchor_bytes);
-        let anchor_replaced = db::meta(&db, "pinned_root")
-            .await?
-            .is_some_and(|stored| stored != anchor_hash);
-        let restored = TrustState::restore(
-            anchor.clone(),
-            &db::root_rotations(&db).await?,
-            catalog.as_deref(),
-            last_seen,
-        );
-        let trust = match restored {
-            Ok(trust) => trust,
-            // The operator pinned a new trust anchor (e.g. after the root threshold was
-            // compromised): what was learned under the old one is dropped, apps keep running.
-            Err(e) if anchor_replaced => {
-                let message = format!(
-                    "the pinned root changed and the stored trust state does not verify under it ({e}); \
-                     root rotations and catalogs learned before were dropped. Installed apps keep running \
-                     and are managed again once the origin serves a catalog under the new root."
-                );
-                warn!("{message}");
-                db::reset_trust(&db).await?;
-                db::raise_alarm(&db, "pinned-root-replaced", &message).await?;
-                TrustState::new(anchor)
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context("stored trust state no longer verifies against the pinned root"));
-            }
+        let trust = if config.publish_only {
+            publish_only_trust(&config, &db).await?
+        } else {
+            restore_trust(&config, &db).await?
         };
-        db::set_meta(&db, "pinned_root", &anchor_hash).await?;
         let settings = settings::Settings::load(&db, &config).await?;
         for key in &config.trusted_keys {
             archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
@@ -176,12 +144,17 @@ impl Node {
         if let Some(catalog) = trust.catalog() {
             swarm.set_relayed_document(CATALOG_DOCUMENT, catalog.envelope_bytes().to_vec())?;
         }
-        let orchestrator = Orchestrator::connect(OrchestratorConfig {
+        let orchestrator_config = OrchestratorConfig {
             podman_url: config.podman_url.clone(),
             data_dir: config.data_dir.clone(),
             publish_address: config.publish_address,
-        })
-        .await?;
+        };
+        // A publish-only node installs nothing: it needs no Podman, and runs none.
+        let orchestrator = if config.publish_only {
+            Orchestrator::offline(orchestrator_config)
+        } else {
+            Orchestrator::connect(orchestrator_config).await?
+        };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -202,6 +175,7 @@ impl Node {
             jobs: jobs::Jobs::default(),
             settings,
             fatal: tokio::sync::watch::channel(None).0,
+            operator: Default::default(),
         });
         node.recover_interrupted().await?;
         Ok(node)
@@ -357,4 +331,80 @@ impl Node {
         }
         peers
     }
+}
+
+/// A publish-only node's trust: an anchor nobody holds a key of ([`publish_only`]). Its
+/// config must not name a root, and its data dir must hold no installed app.
+async fn publish_only_trust(config: &NodeConfig, db: &Db) -> anyhow::Result<TrustState> {
+    if let Some(root) = &config.pinned_root {
+        anyhow::bail!(
+            "publish_only and pinned_root ({}) are both set: a publish-only node trusts no \
+             catalog and installs nothing; unset one of them",
+            root.display()
+        );
+    }
+    let apps = db::apps(db).await?;
+    if !apps.is_empty() {
+        anyhow::bail!(
+            "publish_only is set, but this data dir has apps installed ({}): a publish-only \
+             node would leave them unmanaged; use another data_dir for publishing, or unset \
+             publish_only",
+            apps.iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(TrustState::new(publish_only::unusable_anchor()?))
+}
+
+/// Restores trust from sqlite under the pinned root (DESIGN trust rule 1), re-verified;
+/// a replaced root drops what was learned under the old one, with an alarm.
+async fn restore_trust(config: &NodeConfig, db: &Db) -> anyhow::Result<TrustState> {
+    let root_path = config.pinned_root.as_ref().context(
+        "no pinned root: set pinned_root in the node config to the signed root envelope from your \
+         signing ceremony (or, for a developer's node that only publishes, publish_only = true: \
+         see docs/developer.md)",
+    )?;
+    let anchor_bytes = std::fs::read(root_path)
+        .with_context(|| format!("reading pinned root {}", root_path.display()))?;
+    let anchor = VerifiedRoot::trust_anchor(&anchor_bytes)
+        .with_context(|| format!("pinned root {}", root_path.display()))?;
+    let last_seen = db::meta(db, "last_seen")
+        .await?
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let catalog = db::latest_catalog(db).await?;
+    let anchor_hash = archy_registry::blake3_hex(&anchor_bytes);
+    let anchor_replaced = db::meta(db, "pinned_root")
+        .await?
+        .is_some_and(|stored| stored != anchor_hash);
+    let restored = TrustState::restore(
+        anchor.clone(),
+        &db::root_rotations(db).await?,
+        catalog.as_deref(),
+        last_seen,
+    );
+    let trust = match restored {
+        Ok(trust) => trust,
+        // The operator pinned a new trust anchor (e.g. after the root threshold was
+        // compromised): what was learned under the old one is dropped, apps keep running.
+        Err(e) if anchor_replaced => {
+            let message = format!(
+                "the pinned root changed and the stored trust state does not verify under it ({e}); \
+                 root rotations and catalogs learned before were dropped. Installed apps keep running \
+                 and are managed again once the origin serves a catalog under the new root."
+            );
+            warn!("{message}");
+            db::reset_trust(db).await?;
+            db::raise_alarm(db, "pinned-root-replaced", &message).await?;
+            TrustState::new(anchor)
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context("stored trust state no longer verifies against the pinned root"));
+        }
+    };
+    db::set_meta(db, "pinned_root", &anchor_hash).await?;
+    Ok(trust)
 }

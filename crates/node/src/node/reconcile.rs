@@ -207,6 +207,10 @@ impl Node {
     /// Podman reports that an app's container died or was removed. The event stream only
     /// makes repairs prompt; the interval still catches whatever an event could miss.
     pub async fn reconcile_loop(self: Arc<Self>) {
+        // A publish-only node runs no apps and no Podman: nothing to reconcile.
+        if self.config.publish_only {
+            return;
+        }
         // One task: aborting the reconciler (at shutdown) ends the health loop too.
         tokio::join!(self.clone().drift_loop(), self.health_loop());
     }

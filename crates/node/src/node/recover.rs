@@ -29,6 +29,9 @@ impl Node {
             info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
             db::mark_interrupted(&self.db, op.id, &note).await?;
         }
+        if self.config.publish_only {
+            return Ok(());
+        }
         // A node whose database was lost or emptied must say so at once, not forget
         // silently: labelled containers of apps sqlite does not know raise an alarm.
         let looked = async {

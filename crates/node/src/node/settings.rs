@@ -210,19 +210,7 @@ impl Node {
     /// `GET /v1/settings`.
     pub async fn settings(&self) -> Result<archy_api::Settings, NodeError> {
         let live = self.settings.now();
-        let trusted_keys = self
-            .trusted_keys()
-            .await?
-            .into_iter()
-            .map(|(key, source)| archy_api::TrustedKey {
-                key,
-                source: if source == "config" {
-                    archy_api::KeySource::Config
-                } else {
-                    archy_api::KeySource::Cli
-                },
-            })
-            .collect();
+        let trusted_keys = self.trusted_keys().await?;
         Ok(archy_api::Settings {
             trusted_keys,
             relays: live.relays,

@@ -297,6 +297,7 @@ impl Node {
             swarm: wire::swarm_metrics(self.swarm.metrics()),
             blobs_url: self.blobs_url.get().cloned(),
             market: self.last_discovery(),
+            publish_only: self.config.publish_only,
         })
     }
 

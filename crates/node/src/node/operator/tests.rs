@@ -1,0 +1,346 @@
+//! The operator key and its vouches through a real relay over websocket (nostr-relay-builder,
+//! in process) and a sqlite file, on publish-only nodes: they need no root and no Podman,
+//! and install nothing.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use archy_marketplace::DeveloperIdentity;
+use nostr_relay_builder::prelude::{
+    EventBuilder, Keys, Kind, LocalRelay, RelayBuilder, Tag, Timestamp,
+};
+
+use crate::config::NodeConfig;
+use crate::node::{ErrorKind, Node};
+
+/// NIP-06's test vector; its key is `17162c92…`.
+const OPERATOR: &str =
+    "leader monkey parrot ring guide accident before fence cannon height naive bean";
+const OPERATOR_HEX: &str = "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917";
+const OTHER: &str = "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose busy staff weather area salt hollow arm fade";
+const DEV: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+
+async fn relay() -> (LocalRelay, String) {
+    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
+    relay.run().await.unwrap();
+    let url = relay.url().await.to_string();
+    (relay, url)
+}
+
+/// A relay address nothing listens on.
+fn dead_relay() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("ws://127.0.0.1:{port}")
+}
+
+fn config(dir: &std::path::Path, relays: Vec<String>) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_owned(),
+        publish_only: true,
+        relays,
+        // Nothing listens there: a publish-only node never asks.
+        podman_url: "unix:///nonexistent/archy-test/podman.sock".into(),
+        ..NodeConfig::default()
+    }
+}
+
+async fn node(dir: &std::path::Path, relays: Vec<String>) -> Arc<Node> {
+    Node::start(config(dir, relays)).await.unwrap()
+}
+
+/// Publishes `notes` 1.0.0 by `dev` to `relay`.
+async fn publish_notes(
+    dev: &DeveloperIdentity,
+    relay: &str,
+) -> nostr_relay_builder::prelude::Event {
+    let manifest = archy_registry::Manifest::from_yaml(
+        "id: notes\nname: Notes\nversion: 1.0.0\nartifacts:\n  - { name: image, media_type: x }\ncontainers:\n  - name: web\n    image: { artifact: image }\n",
+    )
+    .unwrap();
+    let envelope = archy_registry::Publication::new(
+        archy_registry::Publisher {
+            did: dev.did(),
+            nostr: dev.nostr_public_hex(),
+        },
+        manifest,
+        vec![archy_registry::Artifact {
+            name: "image".into(),
+            blake3: "cd".repeat(32),
+            size: 10,
+            media_type: "x".into(),
+        }],
+        archy_registry::Origin {
+            http: "http://127.0.0.1:1".into(),
+            iroh: "ef".repeat(32),
+        },
+        chrono::Utc::now(),
+    )
+    .sign(dev.did_key())
+    .unwrap();
+    let event = archy_marketplace::publication_event(dev, &envelope, "notes").unwrap();
+    archy_marketplace::publish(&event, &[relay.to_owned()])
+        .await
+        .unwrap();
+    event
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A publish-only node starts with no pinned root and no Podman service, pulls no
+/// catalog, and refuses every install, update and adoption, a listing's included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_only_node_needs_no_root_nor_podman_and_installs_nothing() {
+    let (_relay, url) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    publish_notes(&dev, &url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), vec![url.clone()]).await;
+    let status = node.status().await.unwrap();
+    assert!(status.publish_only);
+    assert!(status.catalog.is_none());
+    let refused = |e: super::NodeError| {
+        assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+        assert!(e.message.contains("publish-only"), "{e}");
+    };
+    refused(node.install("hello").await.unwrap_err());
+    refused(node.pull_catalog().await.unwrap_err());
+    refused(node.adopt("hello").await.unwrap_err());
+    // Discovery works (a developer sees their own listing), an install of it does not.
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.rejected);
+    refused(
+        node.install_listing("notes", None, true, &|_| {})
+            .await
+            .unwrap_err(),
+    );
+    assert!(node.apps().await.unwrap().is_empty());
+    node.shutdown().await;
+
+    // Publish-only with a pinned root is a contradiction, refused by name.
+    let err = Node::start(NodeConfig {
+        pinned_root: Some(tmp.path().join("root.json")),
+        ..config(tmp.path(), Vec::new())
+    })
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        format!("{err:#}").contains("publish_only and pinned_root"),
+        "{err:#}"
+    );
+}
+
+/// The whole path on a node: before a follow the publisher scores 0; a follow by the
+/// operator key raises it (and keeps a follow another client made with the same key); an
+/// endorsement raises it more, a report lowers it; by DID, an unfollow takes it away. The
+/// key lives 0600 in the data dir, survives a restart, and is replaced only on request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_key_vouches_and_the_scores_follow() {
+    let (_relay, url) = relay().await;
+    let relays = vec![url.clone()];
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    let publisher = dev.nostr_public_hex();
+    let listing = publish_notes(&dev, &url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), relays.clone()).await;
+    assert!(node.operator().await.unwrap().key.is_none());
+
+    node.discover_market().await.unwrap();
+    let score = node.market_show("notes").await.unwrap()[0]
+        .score
+        .clone()
+        .unwrap();
+    assert_eq!(score.score, 0, "{:?}", score.explanation);
+
+    // The operator's own key, imported (as from a phone's Nostr app).
+    let bad = node
+        .import_operator_key("leader monkey parrot secretword", false)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.kind, ErrorKind::Invalid);
+    assert!(!bad.message.contains("secretword"), "{bad}");
+    let view = node.import_operator_key(OPERATOR, false).await.unwrap();
+    let key = view.key.unwrap();
+    assert_eq!(key.hex, OPERATOR_HEX);
+    let file = tmp.path().join(super::OPERATOR_KEY_FILE);
+    assert_eq!(std::path::PathBuf::from(&key.file), file);
+    assert_eq!(mode(&file), 0o600);
+    let trusted = node.trusted_keys().await.unwrap();
+    assert!(
+        trusted
+            .iter()
+            .any(|k| k.key == OPERATOR_HEX && k.source == archy_api::KeySource::Operator),
+        "{trusted:?}"
+    );
+    let err = node.untrust_key(OPERATOR_HEX).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+
+    // Another client with the same key follows a friend first.
+    let keys = Keys::parse(&archy_marketplace_secret(OPERATOR)).unwrap();
+    let friend = Keys::generate().public_key();
+    let elsewhere = EventBuilder::new(Kind::ContactList, "")
+        .tags([Tag::public_key(friend)])
+        .custom_created_at(Timestamp::from_secs(Timestamp::now().as_secs() - 60))
+        .sign_with_keys(&keys)
+        .unwrap();
+    archy_marketplace::publish(&elsewhere, &relays)
+        .await
+        .unwrap();
+
+    let followed = node.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    assert_eq!(
+        followed.follows,
+        Some(2),
+        "the friend followed elsewhere is kept"
+    );
+    assert!(followed.event_id.is_some());
+    assert!(
+        followed.fetched.iter().all(|r| r.ok),
+        "{:?}",
+        followed.fetched
+    );
+    assert!(
+        followed.published.iter().all(|r| r.ok),
+        "{:?}",
+        followed.published
+    );
+    let score = followed.score.unwrap();
+    assert_eq!(score.score, 50, "{:?}", score.explanation);
+    assert!(
+        score.explanation[0]
+            .reason
+            .starts_with("followed by operator key"),
+        "{:?}",
+        score.explanation
+    );
+    let following = node.operator().await.unwrap().follows;
+    assert_eq!(following, vec![friend.to_hex(), publisher.clone()]);
+    let again = node.vouch_follow(&publisher, true, false).await.unwrap();
+    assert!(again.event_id.is_none(), "{}", again.note);
+    assert!(again.note.contains("already following"), "{}", again.note);
+
+    let endorsed = node
+        .vouch_endorse(&archy_api::EndorseRequest {
+            target: "notes".into(),
+            labels: vec!["audited".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(endorsed.app.as_deref(), Some("notes"));
+    assert_eq!(endorsed.kind, 1985);
+    assert_eq!(endorsed.score.unwrap().score, 70);
+
+    let bad = node
+        .vouch_report(&archy_api::ReportRequest {
+            target: publisher.clone(),
+            reason: "rude".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.kind, ErrorKind::Invalid, "{bad}");
+    let reported = node
+        .vouch_report(&archy_api::ReportRequest {
+            target: listing.id.to_hex(),
+            reason: "other".into(),
+            comment: "not what it says".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reported.kind, 1984);
+    assert_eq!(reported.subject, publisher);
+    let score = reported.score.unwrap();
+    assert_eq!(score.score, 50, "{:?}", score.explanation);
+    assert!(
+        score
+            .explanation
+            .iter()
+            .any(|t| t.points == -20 && t.reason.starts_with("reported as other by operator key")),
+        "{:?}",
+        score.explanation
+    );
+
+    // By DID: the listing binds it to the publisher's key.
+    let unfollowed = node.vouch_follow(&dev.did(), false, false).await.unwrap();
+    assert_eq!(unfollowed.subject, publisher);
+    assert_eq!(unfollowed.follows, Some(1));
+    assert_eq!(unfollowed.score.unwrap().score, 0);
+    assert_eq!(
+        node.operator().await.unwrap().follows,
+        vec![friend.to_hex()]
+    );
+
+    // The key outlives a restart; another replaces it only with `replace`.
+    node.shutdown().await;
+    let node = self::node(tmp.path(), relays.clone()).await;
+    assert_eq!(
+        node.operator().await.unwrap().key.unwrap().hex,
+        OPERATOR_HEX
+    );
+    let err = node.import_operator_key(OTHER, false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+    let replaced = node.import_operator_key(OTHER, true).await.unwrap();
+    assert_ne!(replaced.key.unwrap().hex, OPERATOR_HEX);
+    assert!(
+        replaced.follows.is_empty(),
+        "the old key's follows stay with it"
+    );
+    assert_eq!(mode(&file), 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("what bleak")
+    );
+    node.shutdown().await;
+}
+
+/// The secret key (hex) NIP-06 derives from `mnemonic`, as another client would hold it.
+fn archy_marketplace_secret(mnemonic: &str) -> String {
+    DeveloperIdentity::from_mnemonic(mnemonic, "", 0)
+        .unwrap()
+        .nostr_keys()
+        .secret_key()
+        .to_secret_hex()
+}
+
+/// No relay answers: a follow publishes nothing, and says which relay failed and why; the
+/// key is made on this first use anyway (0600, 24 words). No relay configured: refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_without_an_answering_relay_publishes_nothing() {
+    let dead = dead_relay();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), vec![dead.clone()]).await;
+    let target = Keys::generate().public_key().to_hex();
+    let err = node.vouch_follow(&target, true, false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(err.message.contains("no relay answered"), "{err}");
+    assert!(
+        err.message.contains(dead.trim_start_matches("ws://")),
+        "{err}"
+    );
+    let err = node.vouch_follow(&target, true, true).await.unwrap_err();
+    assert!(err.message.contains("no relay accepted"), "{err}");
+    assert!(node.operator_events().await.unwrap().is_empty());
+    assert!(node.operator().await.unwrap().follows.is_empty());
+    let file = tmp.path().join(super::OPERATOR_KEY_FILE);
+    assert_eq!(mode(&file), 0o600);
+    let words = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(words.split_whitespace().count(), 24);
+    node.shutdown().await;
+
+    let bare = tempfile::tempdir().unwrap();
+    let node = self::node(bare.path(), Vec::new()).await;
+    let err = node.vouch_follow(&target, true, false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(err.message.contains("no relay is configured"), "{err}");
+    assert!(node.operator().await.unwrap().key.is_none());
+    node.shutdown().await;
+}
