@@ -72,6 +72,7 @@ impl Node {
         if let Err(e) = self.score_publishers(&found).await {
             warn!(error = %e, "scoring publishers failed; previous scores are kept");
         }
+        self.warm_store().await;
         Ok(found)
     }
 
