@@ -422,8 +422,8 @@ pub struct StoreApp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreInstalled {
     pub version: String,
-    /// What Podman last said of its containers (`unknown` when it was not asked since
-    /// the node started): the store never waits for Podman.
+    /// What Podman last said of its containers (`unknown` when it has not listed them
+    /// since the node started): the store never waits for Podman.
     pub state: AppState,
     /// The version an update would bring; `null` when it is current.
     pub update_to: Option<String>,

@@ -50,6 +50,8 @@ impl Node {
                 name: p.manifest.name.clone(),
                 did: p.publisher.did.clone(),
             };
+            // Marked before the write, so that no view can keep rows read before it.
+            self.listings_changed();
             db::upsert_listing(&self.db, &row, l.envelope.as_bytes()).await?;
             keep.push((l.author.clone(), l.app_id.clone()));
         }
@@ -60,7 +62,9 @@ impl Node {
                 "incomplete discovery pass: listings it did not see are kept"
             );
         } else {
+            self.listings_changed();
             db::retain_listings(&self.db, &keep).await?;
+            self.listings_changed();
         }
         if found.rejected_total > 0 {
             warn!(
@@ -72,7 +76,7 @@ impl Node {
         if let Err(e) = self.score_publishers(&found).await {
             warn!(error = %e, "scoring publishers failed; previous scores are kept");
         }
-        self.warm_store().await;
+        self.warm_store_view().await;
         Ok(found)
     }
 

@@ -10,6 +10,7 @@
 //! install verifies the publication again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use archy_api::{StoreApp, StoreInstalled, StoreListing, StorePublisher, StoreView};
@@ -26,6 +27,9 @@ const SUMMARY_CHARS: usize = 240;
 /// Misses at most this many are fetched one by one; more, all envelopes in one query.
 const FETCH_ONE_BY_ONE: usize = 32;
 
+/// Most blocking tasks verifying listings at once.
+const MAX_VERIFY_TASKS: usize = 4;
+
 /// What a listing's card shows of its publication, as last verified.
 struct ListingFacts {
     /// The Nostr event the stored publication came in: a new one is verified afresh.
@@ -37,10 +41,14 @@ struct ListingFacts {
     may: Vec<String>,
 }
 
-/// Verified listing facts by (publisher, app).
+/// The stored listings and what each shows, verified, by (publisher, app).
 #[derive(Default)]
 pub(crate) struct ListingCache {
     entries: Mutex<HashMap<(String, String), Arc<ListingFacts>>>,
+    /// Bumped before every change of the stored listings ([`Node::listings_changed`]).
+    generation: AtomicU64,
+    /// The listings as last read from sqlite, and the generation they were read at.
+    rows: Mutex<Option<(u64, Arc<Vec<db::MarketRow>>)>>,
 }
 
 impl Node {
@@ -52,10 +60,13 @@ impl Node {
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
+        // Only what Podman said: an app it did not list (installed since, say) is unknown
+        // here, not missing.
         let seen = self.runtimes.peek();
-        let state_of = |id: &str| match &seen {
-            Some(seen) => seen.by_app.get(id).map_or(AppState::Missing, runtime_state),
-            None => AppState::Unknown,
+        let state_of = |id: &str| {
+            seen.as_ref()
+                .and_then(|seen| seen.by_app.get(id))
+                .map_or(AppState::Unknown, runtime_state)
         };
         let installed_as = |id: &str, offered: &str| {
             installed.get(id).map(|row| StoreInstalled {
@@ -65,7 +76,7 @@ impl Node {
             })
         };
 
-        let listings = db::market_listings(&self.db).await?;
+        let listings = self.stored_listings().await?;
         let facts = self.listing_facts(&listings).await?;
         let scores: HashMap<String, db::ScoreRow> = db::scores(&self.db)
             .await?
@@ -73,7 +84,7 @@ impl Node {
             .map(|s| (s.author.clone(), s))
             .collect();
         let mut publishers: BTreeMap<(String, String), StorePublisher> = BTreeMap::new();
-        for (listing, facts) in listings.into_iter().zip(facts) {
+        for (listing, facts) in listings.iter().zip(facts) {
             let publisher = publishers
                 .entry((listing.author.clone(), listing.did.clone()))
                 .or_insert_with(|| {
@@ -92,10 +103,10 @@ impl Node {
                 .as_deref()
                 .and_then(|id| installed_as(id, &listing.version));
             publisher.listings.push(StoreListing {
-                app_id: listing.app_id,
+                app_id: listing.app_id.clone(),
                 local_id: facts.local_id.clone(),
-                name: listing.name,
-                version: listing.version,
+                name: listing.name.clone(),
+                version: listing.version.clone(),
                 published_at: listing.created_at,
                 summary: facts.summary.clone(),
                 sandbox: facts.sandbox.clone(),
@@ -138,11 +149,33 @@ impl Node {
         })
     }
 
-    /// Verifies what the store will show of newly discovered listings now, so that the
-    /// next view does not wait for it.
-    pub(super) async fn warm_store(&self) {
+    /// Marks the stored listings as changing: the store reads them from sqlite again.
+    /// Whatever writes `market_listings` while the node runs calls this before writing.
+    pub(super) fn listings_changed(&self) {
+        self.store_cache.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The stored listings: read from sqlite once per change, not on every view.
+    async fn stored_listings(&self) -> Result<Arc<Vec<db::MarketRow>>, NodeError> {
+        let cache = &self.store_cache;
+        let generation = cache.generation.load(Ordering::Acquire);
+        if let Some((at, rows)) = cache.rows.lock().map_err(internal)?.as_ref()
+            && *at == generation
+        {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(db::market_listings(&self.db).await?);
+        // Kept under the generation read before the query: a change meanwhile makes the
+        // next view read again.
+        *cache.rows.lock().map_err(internal)? = Some((generation, rows.clone()));
+        Ok(rows)
+    }
+
+    /// Verifies what the store will show of the stored listings now (at start, after a
+    /// discovery), so that a view does not wait for it.
+    pub async fn warm_store_view(&self) {
         let warmed = async {
-            let listings = db::market_listings(&self.db).await?;
+            let listings = self.stored_listings().await?;
             self.listing_facts(&listings).await
         };
         if let Err(e) = warmed.await {
@@ -195,18 +228,26 @@ impl Node {
                     (i, l.author.clone(), l.event_id.clone(), envelope)
                 })
                 .collect();
-            // A signature check each: off the async threads.
-            let verified = tokio::task::spawn_blocking(move || {
-                work.into_iter()
-                    .map(|(i, author, event_id, envelope)| {
-                        (i, Arc::new(verify_listing(&envelope, &author, event_id)))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(internal)?;
-            for (i, facts) in verified {
-                known[i] = Some(facts);
+            // A signature check each: off the async threads, on every core.
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let per_task = work.len().div_ceil(cores.clamp(1, MAX_VERIFY_TASKS));
+            let mut tasks = Vec::new();
+            let mut work = work.into_iter().peekable();
+            while work.peek().is_some() {
+                let chunk: Vec<_> = work.by_ref().take(per_task.max(1)).collect();
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(i, author, event_id, envelope)| {
+                            (i, Arc::new(verify_listing(&envelope, &author, event_id)))
+                        })
+                        .collect::<Vec<_>>()
+                }));
+            }
+            for task in tasks {
+                for (i, facts) in task.await.map_err(internal)? {
+                    known[i] = Some(facts);
+                }
             }
         }
         let facts: Vec<Arc<ListingFacts>> = known.into_iter().flatten().collect();
