@@ -247,10 +247,10 @@ async fn logs_are_tailed_and_followed_through_the_api() {
         String::from_utf8_lossy(&cli.stderr)
     );
 
-    // Since: a duration or a time, passed to Podman as a time. The first line is within the
-    // last 10 minutes, and before a time taken after it was read.
-    let after_first = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Since: a duration or a time, passed to Podman as a time (to the second). The first
+    // line is within the last 10 minutes, and before the next whole second after it was read.
+    let after_first = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let since = |since: &str| {
         let client = client.clone();
         let url = format!(

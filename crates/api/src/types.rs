@@ -619,8 +619,9 @@ pub struct LogsQuery {
     /// Keep the stream open and send new lines as they come.
     #[serde(default)]
     pub follow: bool,
-    /// Only lines written since then: an RFC 3339 time (`2030-01-01T12:00:00Z`) or a
-    /// duration before now (`90s`, `10m`, `2h`, `7d`; at most 3650 days).
+    /// Only lines written since then, to the second: an RFC 3339 time
+    /// (`2030-01-01T12:00:00Z`) or a duration before now (`90s`, `10m`, `2h`, `7d`; at most
+    /// 3650 days).
     #[serde(default)]
     pub since: Option<String>,
 }

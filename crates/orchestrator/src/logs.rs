@@ -122,8 +122,9 @@ impl Orchestrator {
 }
 
 /// `podman logs --tail N [--follow] [--since=TIME] -- NAME`. `since` is a time, not text:
-/// it is rendered here as RFC 3339 UTC (digits, `-`, `:`, `.`, `T`, `Z`), glued to its flag
-/// so that Podman can never read it as an option or the container.
+/// it is rendered here as RFC 3339 UTC to the second (digits, `-`, `:`, `T`, `Z`; the
+/// remote client passes no finer time to the service anyway), glued to its flag so that
+/// Podman can never read it as an option or the container.
 pub(crate) fn logs_args(
     name: &str,
     tail: u32,
@@ -141,7 +142,7 @@ pub(crate) fn logs_args(
     if let Some(since) = since {
         args.push(format!(
             "--since={}",
-            since.to_rfc3339_opts(SecondsFormat::Millis, true)
+            since.to_rfc3339_opts(SecondsFormat::Secs, true)
         ));
     }
     args.push("--".to_owned());
