@@ -59,6 +59,133 @@ async fn the_node_speaks_the_contract() {
         "market",
         &json_of("market", get(routes::MARKET).await.unwrap(), 200).await,
     );
+    // The store in one answer, and the plan of an install (hello needs nothing).
+    let store: archy_api::StoreView = strict(
+        "store",
+        &json_of("store", get(routes::STORE).await.unwrap(), 200).await,
+    );
+    assert_eq!(store.catalog_version, Some(1));
+    let hello = store.catalog.iter().find(|a| a.id == "hello").unwrap();
+    assert!(hello.installed.is_none() && hello.needs.is_empty());
+    assert!(
+        hello
+            .may
+            .iter()
+            .any(|w| w.starts_with("opens port 18080 on this host")),
+        "{:?}",
+        hello.may
+    );
+    let plan: archy_api::InstallPlan = strict(
+        "plan",
+        &json_of(
+            "plan",
+            get(&routes::catalog_app_plan("hello")).await.unwrap(),
+            200,
+        )
+        .await,
+    );
+    assert_eq!(
+        (
+            plan.app.id.as_str(),
+            plan.install_first.len(),
+            plan.catalog_version
+        ),
+        ("hello", 0, 1)
+    );
+    for (id, status, kind) in [
+        ("nope", 404, ErrorKind::NotFound),
+        ("-rf", 400, ErrorKind::Invalid),
+    ] {
+        let e: archy_api::ApiError = strict(
+            "error",
+            &json_of(
+                "plan",
+                get(&routes::catalog_app_plan(id)).await.unwrap(),
+                status,
+            )
+            .await,
+        );
+        assert_eq!(e.kind, kind, "{id}");
+    }
+
+    // Big read-only answers are compressed for a client that asks; what carries a CSRF
+    // token never is (BREACH), however the client asks.
+    let compressed = raw
+        .get(n.url(routes::OPENAPI))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.status().as_u16(), 200);
+    assert_eq!(
+        compressed
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    let setup = reqwest::Client::new()
+        .post(n.url("/ui/setup"))
+        .header("content-type", "application/json")
+        .header("accept-encoding", "gzip, br")
+        .body(r#"{"password":"a password for the contract test"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup.status().as_u16(), 200);
+    assert!(setup.headers().get("content-encoding").is_none());
+    let cookie = setup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = setup.json::<serde_json::Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in ["/ui/session", "/ui/login"] {
+        let request = if path == "/ui/login" {
+            reqwest::Client::new()
+                .post(n.url(path))
+                .header("content-type", "application/json")
+                .body(r#"{"password":"a password for the contract test"}"#)
+        } else {
+            reqwest::Client::new()
+                .get(n.url(path))
+                .header("cookie", &cookie)
+        };
+        let answer = request
+            .header("accept-encoding", "gzip, br, deflate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        assert!(
+            answer.headers().get("content-encoding").is_none(),
+            "{path} was compressed"
+        );
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert!(
+            body["csrf"].as_str().is_some_and(|t| t.len() >= 32),
+            "{path}: {body}"
+        );
+        if path == "/ui/session" {
+            assert_eq!(body["csrf"], csrf.as_str());
+        }
+    }
+    // Nor are the other API answers.
+    let with_session = reqwest::Client::new()
+        .get(n.url(routes::SETTINGS))
+        .header("cookie", &cookie)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_session.status().as_u16(), 200);
+    assert!(with_session.headers().get("content-encoding").is_none());
+
     let pulled = raw.post(n.url(routes::CATALOG_PULL)).send().await.unwrap();
     strict::<archy_api::PullResponse>("catalog pull", &json_of("pull", pulled, 200).await);
 
@@ -184,6 +311,30 @@ async fn the_node_speaks_the_contract() {
         &json_of("apps", get(routes::APPS).await.unwrap(), 200).await,
     );
     assert_eq!(apps.len(), 1);
+    // The store says what is installed (no update: the catalog's version runs); a plan of
+    // an installed app is refused as its install would be.
+    let store: archy_api::StoreView = strict(
+        "store",
+        &json_of("store", get(routes::STORE).await.unwrap(), 200).await,
+    );
+    let installed = store
+        .catalog
+        .iter()
+        .find(|a| a.id == "hello")
+        .and_then(|a| a.installed.clone())
+        .expect("hello shown installed");
+    assert_eq!(installed.version, "1.0.0");
+    assert_eq!(installed.update_to, None);
+    let e: archy_api::ApiError = strict(
+        "error",
+        &json_of(
+            "plan",
+            get(&routes::catalog_app_plan("hello")).await.unwrap(),
+            409,
+        )
+        .await,
+    );
+    assert_eq!(e.kind, ErrorKind::Conflict);
     strict::<archy_api::AppView>(
         "app",
         &json_of("app", get(&routes::app("hello")).await.unwrap(), 200).await,
@@ -223,6 +374,9 @@ async fn the_node_speaks_the_contract() {
     let err = client.install("hello", false, |_| {}).await.unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::Conflict), "{err}");
     assert_eq!(client.catalog_apps().await.unwrap().len(), catalog.len());
+    assert_eq!(client.store().await.unwrap().catalog.len(), catalog.len());
+    let err = client.install_plan("hello").await.unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::Conflict), "{err}");
 
     let removed = raw
         .delete(n.url(&routes::uninstall("hello", true)))

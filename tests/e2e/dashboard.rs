@@ -15,11 +15,19 @@ use reqwest::StatusCode;
 const PASSWORD: &str = "correct horse battery";
 
 /// A node serving its API and dashboard on loopback (real HTTP, with connect info), its
-/// catalog (hello edited by [`dash_hello`]) from a test origin whose answer the test can
+/// catalog (hello edited by [`dash_hello`], and [`dash_greeter`] which needs it) from a test origin whose answer the test can
 /// change; and the apps dir that catalog is built from.
 async fn dash_node(dir: &Path) -> (ApiNode, PathBuf) {
-    let apps = hello_variant(&dir.join("variant"), dash_hello);
+    let apps = apps_from_hello(
+        &dir.join("variant"),
+        &[
+            ("hello", 18080, &dash_hello),
+            ("greeter", 18081, &dash_greeter),
+        ],
+    );
     let origin = TestOrigin::of(dir, &apps).await;
+    // ApiNode keeps its state in dir/node: the listing is there before the node starts.
+    seed_listing(&dir.join("node")).await;
     (ApiNode::start(dir, origin, |_| {}).await, apps)
 }
 
@@ -44,6 +52,81 @@ fn dash_hello(manifest: String) -> String {
         manifest,
         "    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token } }\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM INT; echo dashboard-log-line; sleep 4 & wait; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
     ))
+}
+
+/// An app that needs hello: installing it from the store shows the plan first.
+fn dash_greeter(manifest: String) -> String {
+    dash_hello(manifest)
+        .replace("name: Hello", "name: Greeter")
+        .replace(
+            "resources:",
+            "dependencies: [{ id: hello, version: \"^1\" }]\nresources:",
+        )
+}
+
+/// The publisher of the seeded listing (a test mnemonic).
+const PUBLISHER_WORDS: &str =
+    "leader monkey parrot ring guide accident before fence cannon height naive bean";
+
+/// A third-party listing as discovery would have stored it (a signed publication whose
+/// files are nowhere: the store shows it, nothing installs it), with its publisher's score.
+async fn seed_listing(data_dir: &Path) {
+    std::fs::create_dir_all(data_dir).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let db = archy_node::db::open(&data_dir.join("archy.db"))
+        .await
+        .unwrap();
+    let dev = archy_marketplace::DeveloperIdentity::from_mnemonic(PUBLISHER_WORDS, "", 0).unwrap();
+    let manifest = archy_registry::Manifest::from_yaml(
+        "id: notes\nname: Notes\nversion: 2.1.0\ndescription: Plain-text notes, kept on your node.\n\
+         artifacts:\n  - { name: image, media_type: application/vnd.oci.image.layout.v1.tar }\n\
+         containers:\n  - name: web\n    image: { artifact: image }\n    ports:\n      - { container: 8080, host: 30001 }\n\
+         resources:\n  disk_mb: 10\n  memory_mb: 64\n",
+    )
+    .unwrap();
+    let publication = archy_registry::Publication::new(
+        archy_registry::Publisher {
+            did: dev.did_key().public().did_key(),
+            nostr: dev.nostr_public_hex(),
+        },
+        manifest,
+        vec![archy_registry::Artifact {
+            name: "image".into(),
+            blake3: "cd".repeat(32),
+            size: 1_000_000,
+            media_type: "application/vnd.oci.image.layout.v1.tar".into(),
+        }],
+        archy_registry::Origin {
+            http: "http://127.0.0.1:1".into(),
+            iroh: "ef".repeat(32),
+        },
+        chrono::Utc::now(),
+    );
+    let envelope = publication.sign(dev.did_key()).unwrap();
+    let row = archy_node::db::MarketRow {
+        author: dev.nostr_public_hex(),
+        app_id: "notes".into(),
+        event_id: "ab".repeat(32),
+        created_at: 1_700_000_000,
+        version: "2.1.0".into(),
+        name: "Notes".into(),
+        did: dev.did_key().public().did_key(),
+        withdrawn: None,
+    };
+    archy_node::db::upsert_listing(&db, &row, &envelope.to_bytes())
+        .await
+        .unwrap();
+    let explanation = serde_json::json!([
+        { "points": 40, "reason": "vouched for by a key you trust" },
+        { "points": 5, "reason": "listed for more than 30 days" },
+    ]);
+    archy_node::db::store_score(&db, &dev.nostr_public_hex(), 45, &explanation)
+        .await
+        .unwrap();
+    db.close().await;
 }
 
 /// Whether Podman holds the volume `name`.
@@ -286,6 +369,7 @@ async fn app_state(n: &ApiNode) -> String {
 async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     let _podman = PODMAN.lock().await;
     remove_leftovers("hello").await;
+    remove_leftovers("greeter").await;
     let tmp = tempfile::tempdir().unwrap();
     let (n, apps) = dash_node(tmp.path()).await;
     let browser = Browser::start().await;
@@ -421,6 +505,9 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
     );
 
     // The store: the verified catalog's hello, and the marketplace beside it.
+    c.execute("performance.clearResourceTimings();", vec![])
+        .await
+        .unwrap();
     go(c, &n.url("/#/store")).await;
     let card = wait_text(c, "#store-hello", "Hello", 20).await;
     assert!(
@@ -441,8 +528,78 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
             "{words:?} missing from the store card: {card}"
         );
     }
-    wait_text(c, "#store-market", "No third-party listings", 10).await;
     wait_text(c, "#store-threshold", "scoring below 25 out of 100", 10).await;
+    // Beside it, a third-party listing: its publisher, sandbox verdict, score with every
+    // term, what it may do; all from the one store answer.
+    let listing = wait_text(c, "#store-market .card", "Trust score: 45 / 100", 20).await;
+    for words in [
+        "THIRD PARTY",
+        "Plain-text notes, kept on your node.",
+        "passes the sandbox policy",
+        "(this node asks for 25)",
+        "+40",
+        "vouched for by a key you trust",
+        "listed for more than 30 days",
+        "opens port 30001 on this host",
+        "Installs as",
+        "notes.",
+    ] {
+        assert!(
+            listing.to_uppercase().contains(&words.to_uppercase()),
+            "{words:?} missing from the listing card: {listing}"
+        );
+    }
+    // The page asked for the store once, and for no listing's details.
+    let asked = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => p.startsWith('/v1/market') || p === '/v1/store');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let asked: Vec<String> = serde_json::from_value(asked).unwrap();
+    assert!(
+        asked.iter().all(|p| p == "/v1/store") && !asked.is_empty(),
+        "{asked:?}"
+    );
+    // The search narrows both columns as the operator types.
+    type_into(c, "#store-search", "greet").await;
+    wait_js(
+        c,
+        "return [!!document.getElementById('store-greeter'), !!document.getElementById('store-hello'), document.querySelectorAll('#store-market .card').length];",
+        serde_json::json!([true, false, 0]),
+        "the search shows greeter only",
+        10,
+    )
+    .await;
+    c.execute(
+        "const s = document.getElementById('store-search'); s.value = ''; s.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_text(c, "#store-hello", "Hello", 10).await;
+
+    // Greeter needs hello, which is not installed: the store shows the plan and installs
+    // nothing until the operator says yes. Cancelled here; confirmed at the end.
+    let greeter = wait_text(c, "#store-greeter", "needs the app hello ^1", 10).await;
+    assert!(greeter.contains("Greeter"), "{greeter}");
+    click(c, "#store-greeter button.install").await;
+    let plan = wait_text(c, "#plan-text", "will also install", 10).await;
+    assert_eq!(plan, "Installing Greeter will also install Hello 1.0.0.");
+    wait_text(c, "#plan-list", "Hello 1.0.0 (hello)", 5).await;
+    click(c, "#plan-cancel").await;
+    wait_js(
+        c,
+        "return [document.getElementById('plan-dialog').open, !!document.getElementById('op-greeter')];",
+        serde_json::json!([false, false]),
+        "the plan cancelled, nothing started",
+        10,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(n.node.app("greeter").await.is_err() && n.node.app("hello").await.is_err());
+    assert!(!podman_has_app("greeter").await && !podman_has_app("hello").await);
 
     // Install, drawn live from the NDJSON stream, to "running".
     click(c, "#store-hello button.install").await;
@@ -704,6 +861,29 @@ async fn dashboard_in_a_real_browser_from_first_run_to_uninstall() {
         !podman_volume_exists("archy-hello-data"),
         "the app's volume was kept although deletion was confirmed"
     );
+
+    // Greeter with its dependency, confirmed in the plan: hello first, then greeter.
+    go(c, &n.url("/#/store")).await;
+    click(c, "#store-greeter button.install").await;
+    wait_text(c, "#plan-text", "will also install Hello 1.0.0", 10).await;
+    click(c, "#plan-confirm").await;
+    wait_js(
+        c,
+        "const o = document.getElementById('op-greeter'); return o && o.dataset.state;",
+        "running".into(),
+        "greeter installed with hello",
+        240,
+    )
+    .await;
+    assert_eq!(app_state(&n).await, "running");
+    assert_eq!(
+        n.node.app("greeter").await.unwrap().state.to_string(),
+        "running"
+    );
+    wait_text(c, "#store-hello", "Installed (1.0.0", 20).await;
+    n.node.uninstall("greeter", true).await.unwrap();
+    n.node.uninstall("hello", true).await.unwrap();
+    assert!(!podman_has_app("greeter").await && !podman_has_app("hello").await);
 
     // Logout: the old cookie is worth nothing afterwards.
     click(c, "#logout").await;

@@ -203,7 +203,7 @@ async fn logs_are_tailed_and_followed_through_the_api() {
         let body = client
             .get(format!(
                 "{api}{}",
-                archy_api::routes::app_logs("hello", "web", 100, false)
+                archy_api::routes::app_logs("hello", "web", 100, false, None)
             ))
             .send()
             .await
@@ -239,11 +239,79 @@ async fn logs_are_tailed_and_followed_through_the_api() {
         String::from_utf8_lossy(&cli.stderr)
     );
 
+    // Since: a duration or a time, passed to Podman as a time (to the second). The first
+    // line is within the last 10 minutes, and before the next whole second after it was read.
+    let after_first = (chrono::Utc::now() + chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let since = |since: &str| {
+        let client = client.clone();
+        let url = format!(
+            "{api}{}",
+            archy_api::routes::app_logs("hello", "web", 100, false, Some(since))
+        );
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = since("10m").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        lines(&body).iter().any(|l| l.line == "archy-log-first"),
+        "since=10m: {body}"
+    );
+    let (status, body) = since(&after_first).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !lines(&body).iter().any(|l| l.line == "archy-log-first"),
+        "since={after_first} still has the first line: {body}"
+    );
+    // A value that is neither is refused by name before Podman sees it, as are options.
+    for bad in ["last tuesday", "--follow", "10m --tail=1"] {
+        let (status, body) = since(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let error: archy_api::ApiError = serde_json::from_str(&body).unwrap();
+        assert_eq!(error.kind, archy_api::ErrorKind::Invalid);
+        assert!(
+            error
+                .error
+                .starts_with(&format!("since {bad:?} is invalid")),
+            "{error:?}"
+        );
+    }
+    // The CLI passes --since on, and shows the node's refusal.
+    let cli_since = |value: &str| {
+        std::process::Command::new(archy_binary())
+            .args(["--api", &api, "app", "logs", "hello", "--since", value])
+            .env(
+                "ARCHY_TOKEN_FILE",
+                archy_node::auth::token_path(&node.config().data_dir),
+            )
+            .output()
+            .unwrap()
+    };
+    let recent = cli_since("1h");
+    assert!(
+        recent.status.success()
+            && String::from_utf8_lossy(&recent.stdout)
+                .lines()
+                .any(|l| l == "archy-log-first"),
+        "archy app logs --since 1h: {}",
+        String::from_utf8_lossy(&recent.stderr)
+    );
+    let refused = cli_since("soon");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("since \"soon\" is invalid"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Follow: new lines arrive while the stream is open.
     let response = client
         .get(format!(
             "{api}{}",
-            archy_api::routes::app_logs("hello", "web", 0, true)
+            archy_api::routes::app_logs("hello", "web", 0, true, None)
         ))
         .send()
         .await

@@ -181,6 +181,17 @@ impl Client {
         self.post(routes::CATALOG_PULL).await
     }
 
+    /// `GET /v1/catalog/apps/{id}/plan`: what installing `id` with its dependencies would
+    /// install first; nothing is changed.
+    pub async fn install_plan(&self, id: &str) -> Result<InstallPlan, ClientError> {
+        self.get(&routes::catalog_app_plan(id)).await
+    }
+
+    /// `GET /v1/store`: the store's catalog apps, listings and publishers in one answer.
+    pub async fn store(&self) -> Result<StoreView, ClientError> {
+        self.get(routes::STORE).await
+    }
+
     // ---- apps ----
 
     /// `GET /v1/apps`
@@ -412,17 +423,18 @@ impl Client {
         self.delete(&routes::publish_session(session)).await
     }
 
-    /// Starts a streaming operation and hands back its events, one per NDJSON line.
-    /// `GET /v1/apps/{id}/logs`: the last `tail` lines of a container, then (with `follow`)
-    /// new ones until the stream is dropped.
+    /// `GET /v1/apps/{id}/logs`: the last `tail` lines of a container (only those written
+    /// `since`, an RFC 3339 time or a duration such as `10m`, when given), then (with
+    /// `follow`) new ones until the stream is dropped.
     pub async fn logs(
         &self,
         id: &str,
         container: &str,
         tail: u32,
         follow: bool,
+        since: Option<&str>,
     ) -> Result<Pin<Box<dyn Stream<Item = Result<LogLine, ClientError>> + Send>>, ClientError> {
-        let path = routes::app_logs(id, container, tail, follow);
+        let path = routes::app_logs(id, container, tail, follow, since);
         let what = format!("GET {path}");
         let mut request = self.http.get(self.url(&path));
         if follow {
@@ -434,6 +446,7 @@ impl Client {
         Ok(ndjson(what, response))
     }
 
+    /// Starts a streaming operation and hands back its events, one per NDJSON line.
     async fn events(&self, path: &str) -> Result<EventStream, ClientError> {
         let what = format!("POST {path}");
         let response = self.send(self.change(reqwest::Method::POST, path)).await?;

@@ -28,6 +28,8 @@ use crate::types::*;
         swarm,
         catalog_apps,
         catalog_pull,
+        catalog_app_plan,
+        store,
         market,
         market_discover,
         market_app,
@@ -147,6 +149,25 @@ fn catalog_apps() {}
         (status = "5XX", body = ApiError, description = "The origin did not answer (`unavailable`), or the node failed"),
     ))]
 fn catalog_pull() {}
+
+#[utoipa::path(get, path = "/v1/catalog/apps/{id}/plan", tag = "catalog",
+    summary = "What installing a catalog app with its dependencies would install, in order; changes nothing",
+    params(("id" = String, Path, description = "The catalog's app id")),
+    responses(
+        (status = 200, body = InstallPlan),
+        (status = "4XX", body = ApiError, description = "Not in the catalog or a dependency missing from it (`not_found`), installed already or a dependency outside its range (`conflict`), a dependency cycle (`refused`), …"),
+        (status = "5XX", body = ApiError, description = "No verified catalog yet (`unavailable`), or the node failed"),
+    ))]
+fn catalog_app_plan() {}
+
+#[utoipa::path(get, path = "/v1/store", tag = "catalog",
+    summary = "Everything the store shows: catalog apps and marketplace listings with their permissions in words, publishers' scores with every term, what is installed; compressed (gzip, br) when asked",
+    responses(
+        (status = 200, body = StoreView),
+        (status = "4XX", body = ApiError, description = "Refused; `kind` says why"),
+        (status = "5XX", body = ApiError, description = "The node failed"),
+    ))]
+fn store() {}
 
 #[utoipa::path(get, path = "/v1/market", tag = "market",
     summary = "Verified publications, newest per publisher and app",
@@ -538,6 +559,8 @@ mod tests {
             "AppView",
             "CatalogAppView",
             "MarketDetail",
+            "StoreView",
+            "InstallPlan",
             "TrustedKey",
             "OperationEvent",
             "BeginPublish",

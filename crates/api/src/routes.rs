@@ -32,6 +32,8 @@ pub const STATUS: &str = "/v1/status";
 pub const SWARM: &str = "/v1/swarm";
 pub const CATALOG_APPS: &str = "/v1/catalog/apps";
 pub const CATALOG_PULL: &str = "/v1/catalog/pull";
+pub const CATALOG_APP_PLAN: &str = "/v1/catalog/apps/{id}/plan";
+pub const STORE: &str = "/v1/store";
 pub const MARKET: &str = "/v1/market";
 pub const MARKET_DISCOVER: &str = "/v1/market/discover";
 pub const MARKET_APP: &str = "/v1/market/{app}";
@@ -69,6 +71,8 @@ pub const ALL: &[(Method, &str)] = &[
     (Method::Get, SWARM),
     (Method::Get, CATALOG_APPS),
     (Method::Post, CATALOG_PULL),
+    (Method::Get, CATALOG_APP_PLAN),
+    (Method::Get, STORE),
     (Method::Get, MARKET),
     (Method::Post, MARKET_DISCOVER),
     (Method::Get, MARKET_APP),
@@ -175,16 +179,24 @@ pub fn app_restart(id: &str) -> String {
     format!("{}/restart", app(id))
 }
 
-/// `/v1/apps/{id}/adopt`
-/// `GET /v1/apps/{id}/logs?container=…&tail=…&follow=…`.
-pub fn app_logs(id: &str, container: &str, tail: u32, follow: bool) -> String {
+/// `/v1/catalog/apps/{id}/plan`
+pub fn catalog_app_plan(id: &str) -> String {
+    format!("/v1/catalog/apps/{}/plan", encode(id))
+}
+
+/// `GET /v1/apps/{id}/logs?container=…&tail=…&follow=…[&since=…]`.
+pub fn app_logs(id: &str, container: &str, tail: u32, follow: bool, since: Option<&str>) -> String {
+    let since = since
+        .map(|s| format!("&since={}", encode(s)))
+        .unwrap_or_default();
     format!(
-        "/v1/apps/{}/logs?container={}&tail={tail}&follow={follow}",
+        "/v1/apps/{}/logs?container={}&tail={tail}&follow={follow}{since}",
         encode(id),
         encode(container)
     )
 }
 
+/// `/v1/apps/{id}/adopt`
 pub fn app_adopt(id: &str) -> String {
     format!("{}/adopt", app(id))
 }
@@ -241,6 +253,14 @@ mod tests {
             app_install("hello", true, false),
             "/v1/apps/hello/install?stream=true&with_dependencies=false"
         );
+        assert_eq!(
+            app_logs("hello", "web", 5, true, Some("2030-01-01T00:00:00+01:00")),
+            "/v1/apps/hello/logs?container=web&tail=5&follow=true&since=2030-01-01T00%3A00%3A00%2B01%3A00"
+        );
+        assert_eq!(
+            app_logs("hello", "web", 5, false, None),
+            "/v1/apps/hello/logs?container=web&tail=5&follow=false"
+        );
     }
 
     #[test]
@@ -265,6 +285,11 @@ mod tests {
         assert_eq!(app_stop("x"), fill(APP_STOP));
         assert_eq!(app_restart("x"), fill(APP_RESTART));
         assert_eq!(app_adopt("x"), fill(APP_ADOPT));
+        assert_eq!(catalog_app_plan("x"), fill(CATALOG_APP_PLAN));
+        assert_eq!(
+            strip(app_logs("x", "web", 1, false, Some("10m"))),
+            fill(APP_LOGS)
+        );
         assert_eq!(strip(app_update("x", false)), fill(APP_UPDATE));
         assert_eq!(publish_session("s"), fill(PUBLISH_SESSION));
         assert_eq!(publish_finish("s"), fill(PUBLISH_FINISH));

@@ -10,7 +10,6 @@ const S = {
   status: null,
   catalog: [],
   apps: [],
-  market: [], // [{row, details: [MarketDetail]}]
   features: { operations: null, logs: null },
   attached: new Set(), // operation ids whose events are being followed
 };
@@ -359,106 +358,147 @@ async function renderOverview() {
 
 // ---- store -----------------------------------------------------------------------------
 
+// The store is one request (`GET /v1/store`), however large the catalog and marketplace;
+// only a page of cards per column is drawn at a time, so a phone stays quick.
+const STORE_PAGE = 30;
+const STORE = { data: null, query: "", shown: { catalog: STORE_PAGE, market: STORE_PAGE } };
+
 async function renderStore() {
-  const [catalog, apps, market, settings] = await Promise.all([
-    api("GET", "/v1/catalog/apps"),
-    api("GET", "/v1/apps"),
-    api("GET", "/v1/market"),
-    api("GET", "/v1/settings", { probe: true }).catch(() => null),
-  ]);
-  $("store-threshold").replaceChildren(...(settings
-    ? [`Publishers scoring below ${settings.market_min_score} out of 100 need your explicit approval before their app installs (`, h("a", { href: "#/settings" }, "Settings"), ")."]
-    : []));
-  S.catalog = catalog || [];
-  S.apps = apps || [];
-  const installed = new Map(S.apps.map((a) => [a.id, a]));
+  const store = await api("GET", "/v1/store");
+  STORE.data = store;
+  $("store-threshold").replaceChildren(
+    `Publishers scoring below ${store.threshold} out of 100 need your explicit approval before their app installs (`,
+    h("a", { href: "#/settings" }, "Settings"), ").");
+  drawStore();
+}
 
-  const cat = S.catalog.map((app) => {
-    const have = installed.get(app.id);
-    return h("div", { class: "card", id: `store-${app.id}`, "data-app": app.id },
-      h("h2", {}, app.name, h("span", { class: "version" }, app.version), h("span", { class: "badge verified" }, "Verified catalog")),
-      h("p", {}, app.description),
-      permissions(app),
-      h("div", { class: "actions" },
-        have
-          ? h("span", { class: "muted" }, `Installed (${have.version}, ${have.state})`)
-          : h("button", { class: "primary install", onclick: () => install(app.id, `/v1/apps/${encodeURIComponent(app.id)}/install?stream=true`, app.name) }, "Install")));
+/** Whether an entry matches the search box (name, id or summary). */
+function matches(...texts) {
+  const q = STORE.query;
+  return !q || texts.some((t) => t && t.toLowerCase().includes(q));
+}
+
+/** Draws both columns from the last answer, filtered and a page at a time. */
+function drawStore() {
+  const store = STORE.data;
+  if (!store) return;
+  const apps = store.catalog.filter((a) => matches(a.name, a.id, a.summary));
+  const listings = store.publishers
+    .flatMap((p) => p.listings.map((l) => ({ p, l })))
+    .filter(({ l }) => matches(l.name, l.app_id, l.summary))
+    .sort((a, b) => a.l.name.localeCompare(b.l.name) || a.p.author.localeCompare(b.p.author));
+  const none = (text) => [h("p", { class: "muted" }, text)];
+  const column = (id, all, shown, card, empty) => {
+    const cards = all.slice(0, shown).map(card);
+    $(id).replaceChildren(...(cards.length ? cards : none(empty)));
+    const more = $(`${id}-more`);
+    more.hidden = all.length <= shown;
+    more.textContent = `Show more (${all.length - Math.min(shown, all.length)} not shown)`;
+  };
+  column("store-catalog", apps, STORE.shown.catalog, catalogCard,
+    STORE.query ? "No catalog app matches." : store.catalog_version === null
+      ? "The node has not accepted a verified catalog yet." : "The verified catalog has no apps.");
+  column("store-market", listings, STORE.shown.market, ({ p, l }) => listingCard(p, l, store.threshold),
+    STORE.query ? "No third-party listing matches." : "No third-party listings discovered yet.");
+  $("store-count").textContent = `${plural(apps.length, "catalog app")} and ${plural(listings.length, "listing")}${STORE.query ? " match" : ""}.`;
+}
+
+/** What an app may do on this host: the node's words for its signed manifest. */
+function permissions(may) {
+  return h("div", { class: "perm" }, h("strong", {}, "It may: "),
+    may.length ? h("ul", {}, may.map((l) => h("li", { class: /PRIVILEGED|every process|host's network/.test(l) ? "danger-line" : null }, l))) : "nothing beyond its own sandbox.");
+}
+
+function installedLine(inst) {
+  const state = inst.state && inst.state !== "unknown" ? `, ${inst.state}` : "";
+  return h("span", { class: "muted" }, `Installed (${inst.version}${state})`,
+    inst.update_to ? h("span", { class: "badge warn" }, `update to ${inst.update_to}`) : null);
+}
+
+function catalogCard(app) {
+  return h("div", { class: "card", id: `store-${app.id}`, "data-app": app.id },
+    h("h2", {}, app.name, h("span", { class: "version" }, app.version), h("span", { class: "badge verified" }, "Verified catalog")),
+    h("p", {}, app.summary),
+    permissions(app.may),
+    h("div", { class: "actions" },
+      app.installed
+        ? installedLine(app.installed)
+        : h("button", { class: "primary install", onclick: () => installCatalogApp(app) }, "Install")));
+}
+
+/** Installs a catalog app; when it needs apps that are not installed, the node's plan is
+ * shown first and nothing starts without the operator's yes. */
+async function installCatalogApp(app) {
+  let withDeps = false;
+  if (app.needs.length) {
+    let plan;
+    try {
+      plan = await api("GET", `/v1/catalog/apps/${encodeURIComponent(app.id)}/plan`);
+    } catch (e) {
+      if (e.status !== 401) toast(`${app.name} cannot be installed: ${e.message}`);
+      return;
+    }
+    if (plan.install_first.length) {
+      if (!(await confirmPlan(plan))) return;
+      withDeps = true;
+    }
+  }
+  install(app.id, `/v1/apps/${encodeURIComponent(app.id)}/install?stream=true&with_dependencies=${withDeps}`, app.name);
+}
+
+/** Asks whether to install an app with the apps its plan installs first. */
+function confirmPlan(plan) {
+  const dialog = $("plan-dialog");
+  const others = plan.install_first.map((a) => `${a.name} ${a.version}`);
+  $("plan-name").textContent = `${plan.app.name} ${plan.app.version}`;
+  $("plan-text").textContent = `Installing ${plan.app.name} will also install ${others.join(", ")}.`;
+  $("plan-list").replaceChildren(...plan.install_first.map((a) => h("li", { "data-app": a.id }, `${a.name} ${a.version} (${a.id})`)));
+  $("plan-confirm").textContent = `Install all ${plan.install_first.length + 1}`;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
   });
-  $("store-catalog").replaceChildren(...(cat.length ? cat : [h("p", { class: "muted" }, "The verified catalog has no apps (or the node has not pulled one yet).")]));
-
-  // Third-party listings: one card per publisher of each app.
-  const appIds = [...new Set((market || []).map((r) => r.app_id))];
-  const details = await Promise.all(appIds.map((id) => api("GET", `/v1/market/${encodeURIComponent(id)}`).catch(() => [])));
-  const cards = [];
-  details.flat().forEach((d) => cards.push(listingCard(d)));
-  $("store-market").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "No third-party listings discovered yet.")]));
 }
 
-/** What an app may do on this host, in words, from its manifest when the API gives it. */
-function permissions(app) {
-  const m = app.manifest || app.permissions;
-  if (!m) {
-    return h("p", { class: "perm muted small" }, "What it may do: the node's API does not describe this app's ports, volumes and capabilities yet.");
-  }
-  const lines = [];
-  for (const c of m.containers || []) {
-    for (const p of c.ports || []) lines.push(`opens port ${p.host} on this host (to its ${c.name} container's ${p.container})`);
-    for (const v of c.volumes || []) lines.push(`keeps data in a volume at ${v.path || v.mount || v}`);
-    for (const cap of c.capabilities || []) lines.push(`has the Linux capability ${cap}`);
-    if (c.privileged) lines.push(`runs ${c.name} PRIVILEGED: it can do anything on this host`);
-    if (c.host_network || c.network === "host") lines.push(`${c.name} shares this host's network`);
-    if (c.host_pid) lines.push(`${c.name} sees every process on this host`);
-    if (c.read_only_root) lines.push(`${c.name} runs on a read-only root filesystem`);
-    if (c.user) lines.push(`${c.name} runs as user ${c.user} inside its container`);
-  }
-  for (const d of m.dependencies || []) lines.push(`needs the app ${d}`);
-  if (m.secrets) lines.push(`gets ${m.secrets} generated secret(s), kept on this node`);
-  if (m.memory_mb) lines.push(`is limited to ${m.memory_mb} MiB of memory per container`);
-  if (m.millicpus) lines.push(`is limited to ${m.millicpus / 1000} CPU per container`);
-  if (m.disk_mb) lines.push(`needs ${m.disk_mb} MiB of free disk`);
-  return h("div", { class: "perm" }, h("strong", {}, "It may: "), lines.length ? h("ul", {}, lines.map((l) => h("li", {}, l))) : "nothing beyond its own sandbox.");
-}
-
-function listingCard(d) {
-  const row = d.listing;
-  const id = d.local_id || `${row.app_id}@${row.author.slice(0, 8)}`;
-  const score = d.score;
-  const below = !score || score.score < d.threshold;
-  const passes = d.sandbox === "passes";
+function listingCard(p, l, threshold) {
+  const below = p.score === null || p.score < threshold;
+  const passes = l.sandbox === "passes";
+  const installable = passes && l.local_id && !l.installed;
   const approve = h("input", { type: "checkbox", class: "approve" });
-  const button = h("button", { class: "primary install", disabled: !passes || !d.local_id || d.installed || below ? true : null }, "Install");
-  approve.addEventListener("change", () => { button.disabled = !approve.checked || !passes || !d.local_id || d.installed; });
+  const button = h("button", { class: "primary install", disabled: !installable || below ? true : null }, "Install");
+  approve.addEventListener("change", () => { button.disabled = !approve.checked || !installable; });
   button.addEventListener("click", () => {
-    const q = new URLSearchParams({ publisher: row.author, stream: "true" });
+    const q = new URLSearchParams({ publisher: p.author, stream: "true" });
     if (below) q.set("approve", "true");
-    install(d.local_id, `/v1/market/${encodeURIComponent(row.app_id)}/install?${q}`, row.name);
+    install(l.local_id, `/v1/market/${encodeURIComponent(l.app_id)}/install?${q}`, l.name);
   });
-  const terms = score && score.explanation.length
-    ? h("ul", { class: "terms" }, score.explanation.map((t) =>
+  const terms = p.terms.length
+    ? h("ul", { class: "terms" }, p.terms.map((t) =>
       h("li", {}, h("span", { class: `pts ${t.points >= 0 ? "plus" : "minus"}` }, `${t.points >= 0 ? "+" : ""}${t.points}`), h("span", {}, t.reason))))
     : null;
-  return h("div", { class: "card", id: `listing-${row.app_id}-${row.author.slice(0, 16)}`, "data-app": d.local_id || "" },
-    h("h2", {}, row.name, h("span", { class: "version" }, row.version), h("span", { class: "badge third" }, "Third party")),
-    h("p", {}, d.description),
+  return h("div", { class: "card", id: `listing-${l.app_id}-${p.author.slice(0, 16)}`, "data-app": l.local_id || "" },
+    h("h2", {}, l.name, h("span", { class: "version" }, l.version), h("span", { class: "badge third" }, "Third party")),
+    h("p", {}, l.summary),
     kv([
-      ["Publisher", `${row.did.slice(0, 24)}…`],
-      ["Nostr key", `${row.author.slice(0, 16)}…`],
-      ["Installs as", d.local_id || "(does not verify)"],
-      ["Files from", d.origin],
-      ["Published", new Date(row.created_at * 1000).toLocaleString()],
+      ["Publisher", `${p.did.slice(0, 24)}…`],
+      ["Nostr key", `${p.author.slice(0, 16)}…`],
+      ["Installs as", l.local_id || "(does not verify)"],
+      ["Files from", l.origin],
+      ["Published", new Date(l.published_at * 1000).toLocaleString()],
     ]),
     h("p", {}, h("strong", {}, "Sandbox: "), passes
       ? h("span", { class: "badge ok" }, "passes the sandbox policy")
-      : h("span", { class: "badge bad" }, d.sandbox)),
-    h("p", {}, h("strong", {}, "Trust score: "), score
-      ? `${score.score} / 100 (this node asks for ${d.threshold})`
-      : `not scored yet (this node asks for ${d.threshold})`),
+      : h("span", { class: "badge bad" }, l.sandbox)),
+    h("p", { class: "score" }, h("strong", {}, "Trust score: "), p.score !== null
+      ? `${p.score} / 100 (this node asks for ${threshold})`
+      : `not scored yet (this node asks for ${threshold})`),
     terms,
-    permissions(d),
-    below && passes && d.local_id && !d.installed
-      ? h("label", { class: "check warnbox" }, approve, ` This publisher scores ${score ? score.score : "nothing"}, below this node's threshold of ${d.threshold}. I have checked them and want to install anyway.`)
+    passes ? permissions(l.may) : null,
+    below && installable
+      ? h("label", { class: "check warnbox" }, approve, ` This publisher scores ${p.score !== null ? p.score : "nothing"}, below this node's threshold of ${threshold}. I have checked them and want to install anyway.`)
       : null,
-    h("div", { class: "actions" }, d.installed ? h("span", { class: "muted" }, "Installed") : button));
+    h("div", { class: "actions" }, l.installed ? installedLine(l.installed) : button));
 }
 
 // ---- operations with live progress -----------------------------------------------------
@@ -777,6 +817,17 @@ document.addEventListener("DOMContentLoaded", () => {
     const purge = $("uninstall-purge").checked;
     act(d.dataset.app, "uninstall", purge ? `Uninstalling ${d.dataset.app} and deleting its data` : `Uninstalling ${d.dataset.app}`, purge ? "?purge=true" : "");
   });
+  let searchTimer = null;
+  $("store-search").addEventListener("input", (ev) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      STORE.query = ev.target.value.trim().toLowerCase();
+      STORE.shown = { catalog: STORE_PAGE, market: STORE_PAGE };
+      drawStore();
+    }, 150);
+  });
+  $("store-catalog-more").addEventListener("click", () => { STORE.shown.catalog += STORE_PAGE * 3; drawStore(); });
+  $("store-market-more").addEventListener("click", () => { STORE.shown.market += STORE_PAGE * 3; drawStore(); });
   $("settings-form").addEventListener("submit", saveSettings);
   $("settings-trust-form").addEventListener("submit", trust);
   $("logs-close").addEventListener("click", () => { if (logsAbort) logsAbort.abort(); $("logs-dialog").close(); });

@@ -30,6 +30,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 pub use ratelimit::{Limits, LoginLimiter};
+
+use archy_api::{ApiError, ErrorKind};
 pub use session::{Authenticated, CSRF_HEADER, Lifetimes, SessionStore};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -218,12 +220,10 @@ impl Peer {
     }
 }
 
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into(), "kind": kind })),
-    )
-        .into_response()
+/// The API's one error shape ([`ApiError`]), with the one status its kind has everywhere.
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(ApiError::new(kind, message))).into_response()
 }
 
 /// `GET /ui/session`: whether the browser is logged in (and its CSRF token), whether a
@@ -256,18 +256,12 @@ fn parse_password(headers: &HeaderMap, body: &[u8]) -> Result<PasswordBody, Resp
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_content_type",
+            ErrorKind::WrongContentType,
             "send {\"password\": …} as application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "the body must be {\"password\": \"…\"}",
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|_| error(ErrorKind::Invalid, "the body must be {\"password\": \"…\"}"))
 }
 
 fn logged_in(d: &Dashboard, stamp: blake3::Hash) -> Response {
@@ -299,8 +293,7 @@ async fn login(
         tracing::warn!(client = ?client, "dashboard login refused: too many failed attempts");
         let secs = wait.as_secs().max(1);
         let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorKind::RateLimited,
             format!("too many failed logins: try again in {secs} s"),
         );
         response
@@ -312,16 +305,14 @@ async fn login(
         Ok(Some(phc)) => phc,
         Ok(None) => {
             return error(
-                StatusCode::CONFLICT,
-                "conflict",
+                ErrorKind::Conflict,
                 "no admin password is set yet: run `archy admin password` on the node, or open the dashboard from the node itself",
             );
         }
         Err(e) => {
             tracing::error!("dashboard login: {e:#}");
             return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorKind::Internal,
                 "the admin password file cannot be used; see the node's log",
             );
         }
@@ -337,7 +328,7 @@ async fn login(
     } else {
         d.limiter.failed(client);
         tracing::warn!(client = ?client, "dashboard login failed: wrong password");
-        error(StatusCode::UNAUTHORIZED, "unauthorized", "wrong password")
+        error(ErrorKind::Unauthorized, "wrong password")
     }
 }
 
@@ -352,8 +343,7 @@ async fn setup(
     if !peer.is_local(&headers) {
         tracing::warn!(client = ?peer.ip(), "dashboard setup refused: not a loopback client");
         return error(
-            StatusCode::FORBIDDEN,
-            "refused",
+            ErrorKind::Refused,
             "the first password can only be set from the node itself (or with `archy admin password`)",
         );
     }
@@ -362,7 +352,7 @@ async fn setup(
         Err(r) => return r,
     };
     if let Err(why) = password::check_strength(&offered) {
-        return error(StatusCode::BAD_REQUEST, "invalid", why);
+        return error(ErrorKind::Invalid, why);
     }
     let data_dir = d.data_dir.clone();
     let written = tokio::task::spawn_blocking(move || {
@@ -372,30 +362,21 @@ async fn setup(
     match written {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.to_string().contains("already set") => {
-            return error(
-                StatusCode::CONFLICT,
-                "conflict",
-                "an admin password is already set",
-            );
+            return error(ErrorKind::Conflict, "an admin password is already set");
         }
         Ok(Err(e)) => {
             tracing::error!("dashboard setup: {e:#}");
             return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorKind::Internal,
                 "could not store the password; see the node's log",
             );
         }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        Err(e) => return error(ErrorKind::Internal, e.to_string()),
     }
     tracing::info!("dashboard: the admin password was set from the first-run page");
     match d.password_stamp() {
         Some(stamp) => logged_in(&d, stamp),
-        None => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the password was not stored",
-        ),
+        None => error(ErrorKind::Internal, "the password was not stored"),
     }
 }
 
@@ -421,8 +402,7 @@ async fn logout(
     let offered = from_header.or(from_form);
     if !session.csrf_matches(offered.as_deref()) {
         return error(
-            StatusCode::FORBIDDEN,
-            "cross_site",
+            ErrorKind::CrossSite,
             "logout needs the session's CSRF token",
         );
     }
@@ -526,8 +506,19 @@ mod tests {
         let d = Dashboard::new(dir.path());
         let app = d.routes();
         let body = r#"{"password":"a long password"}"#;
-        let (status, _, _) = call(&app, post("/ui/setup", [192, 168, 1, 9], body)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "a LAN peer may not set it");
+        let (status, _, refused) = call(&app, post("/ui/setup", [192, 168, 1, 9], body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a LAN peer may not set it"
+        );
+        // The API's one error shape, with its kind's one status.
+        let refused: ApiError = serde_json::from_value(refused).unwrap();
+        assert_eq!(refused.kind, ErrorKind::Refused);
+        assert!(
+            refused.error.contains("from the node itself"),
+            "{refused:?}"
+        );
         let mut proxied = post("/ui/setup", [127, 0, 0, 1], body);
         proxied
             .headers_mut()
@@ -535,7 +526,7 @@ mod tests {
         let (status, _, _) = call(&app, proxied).await;
         assert_eq!(
             status,
-            StatusCode::FORBIDDEN,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "a proxy's loopback connection is not local"
         );
         let (status, _, _) = call(

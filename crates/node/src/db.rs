@@ -926,13 +926,36 @@ pub async fn score(db: &Db, author: &str) -> sqlx::Result<Option<ScoreRow>> {
     .bind(author)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| ScoreRow {
+    Ok(row.map(score_row))
+}
+
+/// Every stored score.
+pub async fn scores(db: &Db) -> sqlx::Result<Vec<ScoreRow>> {
+    let rows = sqlx::query("SELECT author, score, explanation, computed_at FROM market_scores")
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(score_row).collect())
+}
+
+fn score_row(r: sqlx::sqlite::SqliteRow) -> ScoreRow {
+    ScoreRow {
         author: r.get("author"),
         score: r.get::<i64, _>("score").clamp(0, 100) as u8,
         explanation: serde_json::from_str(r.get::<&str, _>("explanation"))
             .unwrap_or(serde_json::Value::Null),
         computed_at: r.get("computed_at"),
-    }))
+    }
+}
+
+/// Every stored listing's publication envelope: `(author, app_id, envelope)`.
+pub async fn listing_envelopes(db: &Db) -> sqlx::Result<Vec<(String, String, Vec<u8>)>> {
+    let rows = sqlx::query("SELECT author, app_id, envelope FROM market_listings")
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get("author"), r.get("app_id"), r.get("envelope")))
+        .collect())
 }
 
 /// Operator keys added through the API (hex).

@@ -44,6 +44,11 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     let pull = tokio::spawn(node.clone().pull_loop());
     let reconcile = tokio::spawn(node.clone().reconcile_loop());
     let store_watch = tokio::spawn(node.clone().watch_store());
+    // The dashboard's store verifies each stored listing once: now, not on its first view.
+    let warm = {
+        let node = node.clone();
+        tokio::spawn(async move { node.warm_store_view().await })
+    };
     let app = api_router(node.clone())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut stopped_rx = stopped.clone();
@@ -69,6 +74,7 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) -> anyhow
     pull.abort();
     reconcile.abort();
     store_watch.abort();
+    warm.abort();
     if let Some(blobs) = &blobs {
         blobs.abort();
     }

@@ -618,8 +618,9 @@ impl Runtime for Engine {
         name: &'a str,
         tail: u32,
         follow: bool,
+        since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<mpsc::Receiver<String>>> {
-        Box::pin(self.container_logs(name, tail, follow))
+        Box::pin(self.container_logs(name, tail, follow, since))
     }
 
     fn events(&self) -> Result<mpsc::Receiver<AppEvent>> {

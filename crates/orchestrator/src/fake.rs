@@ -517,6 +517,7 @@ impl Runtime for FakeRuntime {
         name: &'a str,
         tail: u32,
         _follow: bool,
+        _since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<mpsc::Receiver<String>>> {
         self.call(Op::Logs, name, move |s| {
             s.container(name)?;

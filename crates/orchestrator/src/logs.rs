@@ -8,6 +8,7 @@ use std::io;
 use std::process::Stdio;
 
 use archy_registry::{Manifest, VerifiedManifest};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
@@ -51,15 +52,16 @@ impl Orchestrator {
     /// Without `follow` the answer comes within the engine's deadline, all lines already
     /// in the receiver, or an error ([`Error::Timeout`], the client killed). With `follow`
     /// the `podman logs --follow` client lives as long as the receiver: dropping it kills
-    /// the client.
+    /// the client. With `since`, only lines written from then on.
     pub async fn logs(
         &self,
         manifest: &VerifiedManifest,
         container: &str,
         tail: u32,
         follow: bool,
+        since: Option<DateTime<Utc>>,
     ) -> Result<mpsc::Receiver<LogLine>> {
-        self.logs_of(manifest, container, tail, follow).await
+        self.logs_of(manifest, container, tail, follow, since).await
     }
 
     /// [`Orchestrator::logs`] for any manifest (the tests build theirs).
@@ -69,6 +71,7 @@ impl Orchestrator {
         container: &str,
         tail: u32,
         follow: bool,
+        since: Option<DateTime<Utc>>,
     ) -> Result<mpsc::Receiver<LogLine>> {
         let app = manifest.id.as_str();
         let Some(c) = manifest.containers.iter().find(|c| c.name == container) else {
@@ -85,7 +88,7 @@ impl Orchestrator {
                 "container {name} of {app} does not exist"
             )));
         }
-        let lines = self.runtime.logs(&name, tail, follow).await?;
+        let lines = self.runtime.logs(&name, tail, follow, since).await?;
         Ok(label_lines(lines, c.name.clone(), follow))
     }
 }
@@ -142,8 +145,9 @@ impl Engine {
         name: &str,
         tail: u32,
         follow: bool,
+        since: Option<DateTime<Utc>>,
     ) -> Result<mpsc::Receiver<String>> {
-        let args = logs_args(name, tail, follow);
+        let args = logs_args(name, tail, follow, since);
         let (child, output) = spawn_lines(self, &args)?;
         if follow {
             return Ok(follow_lines(child, output));
@@ -168,8 +172,16 @@ impl Engine {
     }
 }
 
-/// `podman logs --tail N [--follow] -- NAME`.
-pub(crate) fn logs_args(name: &str, tail: u32, follow: bool) -> Vec<String> {
+/// `podman logs --tail N [--follow] [--since=TIME] -- NAME`. `since` is a time, not text:
+/// it is rendered here as RFC 3339 UTC to the second (digits, `-`, `:`, `T`, `Z`; the
+/// remote client passes no finer time to the service anyway), glued to its flag so that
+/// Podman can never read it as an option or the container.
+pub(crate) fn logs_args(
+    name: &str,
+    tail: u32,
+    follow: bool,
+    since: Option<DateTime<Utc>>,
+) -> Vec<String> {
     let mut args = vec![
         "logs".to_owned(),
         "--tail".to_owned(),
@@ -177,6 +189,12 @@ pub(crate) fn logs_args(name: &str, tail: u32, follow: bool) -> Vec<String> {
     ];
     if follow {
         args.push("--follow".to_owned());
+    }
+    if let Some(since) = since {
+        args.push(format!(
+            "--since={}",
+            since.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
     }
     args.push("--".to_owned());
     args.push(name.to_owned());

@@ -89,12 +89,14 @@ pub trait Runtime: Send + Sync {
     /// The last `tail` lines a container wrote (stdout and stderr), each already capped
     /// ([`crate::LOG_LINE_MAX`]), then with `follow` every new line until the container
     /// stops or the receiver is dropped (which ends the follower). Without `follow` every
-    /// line is in the receiver when this answers, within the runtime's deadline.
+    /// line is in the receiver when this answers, within the runtime's deadline. With
+    /// `since`, only lines written from then on (to the second).
     fn logs<'a>(
         &'a self,
         name: &'a str,
         tail: u32,
         follow: bool,
+        since: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<mpsc::Receiver<String>>>;
 
     /// The engine's event stream, reduced to what can leave an app short of a container

@@ -102,7 +102,7 @@ fn is_port(s: &str) -> bool {
 }
 
 fn refuse(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "error": message.into(), "kind": kind });
+    let body = archy_api::ApiError::new(kind, message);
     let mut response = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(

@@ -79,15 +79,45 @@ async fn errors_as_json(response: Response) -> Response {
     (status, axum::Json(archy_api::ApiError::new(kind, message))).into_response()
 }
 
+/// The big read-only JSON answers, compressed (gzip or brotli) for a client that asks:
+/// the store's is hundreds of KiB for a large catalog and marketplace, and repeats itself.
+/// Only these: none carries a secret or a CSRF token, so a page that gets its own text into
+/// one (a listing's description) learns nothing from the compressed size (BREACH).
+fn compressed(node: Arc<Node>) -> Router {
+    use tower_http::compression::CompressionLayer;
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    // Successful JSON only: an error body stays plain for `errors_as_json` to read.
+    let json_ok = |status: StatusCode,
+                   _: axum::http::Version,
+                   headers: &axum::http::HeaderMap,
+                   _: &axum::http::Extensions| {
+        status.is_success()
+            && headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    };
+    Router::new()
+        .route(archy_api::routes::STORE, get(store))
+        .route(archy_api::routes::CATALOG_APPS, get(catalog_apps))
+        .route(archy_api::routes::MARKET, get(market))
+        .route(archy_api::routes::MARKET_APP, get(market_show))
+        .route(archy_api::routes::OPENAPI, get(openapi))
+        .with_state(node)
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .compress_when(SizeAbove::new(1024).and(json_ok)),
+        )
+}
+
 fn unguarded(node: Arc<Node>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/swarm", get(swarm_status))
-        .route("/v1/catalog/apps", get(catalog_apps))
         .route("/v1/catalog/pull", post(pull))
-        .route("/v1/market", get(market))
+        .route(archy_api::routes::CATALOG_APP_PLAN, get(install_plan))
         .route("/v1/market/discover", post(discover))
-        .route("/v1/market/{app}", get(market_show))
         .route("/v1/market/{app}/install", post(market_install))
         .route("/v1/trust/keys", get(trusted_keys))
         .route("/v1/trust/keys/{key}", post(trust_key).delete(untrust_key))
@@ -100,12 +130,12 @@ fn unguarded(node: Arc<Node>) -> Router {
         .route("/v1/apps/{id}/restart", post(restart))
         .route(archy_api::routes::APP_LOGS, get(logs))
         .route(archy_api::routes::APP_ADOPT, post(adopt))
-        .route(archy_api::routes::OPENAPI, get(openapi))
         .route(
             archy_api::routes::SETTINGS,
             get(settings).put(update_settings),
         )
         .with_state(node.clone())
+        .merge(compressed(node.clone()))
         .merge(publish::routes(node.clone()))
         .merge(operator::routes(node.clone()))
         .merge(operations::routes(node))
@@ -142,6 +172,17 @@ async fn catalog_apps(
     State(node): State<Arc<Node>>,
 ) -> ApiResult<Vec<crate::node::CatalogAppView>> {
     node.catalog_apps().await.map(axum::Json)
+}
+
+async fn store(State(node): State<Arc<Node>>) -> ApiResult<archy_api::StoreView> {
+    node.store().await.map(axum::Json)
+}
+
+async fn install_plan(
+    State(node): State<Arc<Node>>,
+    Valid(ManifestId(id)): Valid<ManifestId>,
+) -> ApiResult<archy_api::InstallPlan> {
+    node.install_plan(&id).await.map(axum::Json)
 }
 
 async fn pull(State(node): State<Arc<Node>>) -> ApiResult<archy_api::PullResponse> {
@@ -349,7 +390,13 @@ async fn logs(
     Query(q): Query<archy_api::LogsQuery>,
 ) -> Result<Response, NodeError> {
     let container = params::parse::<params::ContainerName>(&q.container)?.0;
-    let rx = node.logs(&id, &container, q.tail, q.follow).await?;
+    let since = q
+        .since
+        .as_deref()
+        .map(params::parse::<params::Since>)
+        .transpose()?
+        .map(|s| s.0);
+    let rx = node.logs(&id, &container, q.tail, q.follow, since).await?;
     let lines = futures::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;
         let wire = archy_api::LogLine {

@@ -160,6 +160,62 @@ impl Param for Blake3Hex {
     }
 }
 
+/// Where a log starts (`?since=`): an RFC 3339 time, or a duration before now (`90s`,
+/// `10m`, `2h`, `7d`; a whole number and one unit, at most [`SINCE_MAX_DAYS`] days). Kept
+/// as a time: what reaches Podman is rendered from it, never the text the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since(pub chrono::DateTime<chrono::Utc>);
+
+/// The longest duration `since` may name.
+pub const SINCE_MAX_DAYS: u64 = 3650;
+
+impl Since {
+    /// `raw` read at `now` (a duration counts back from it).
+    fn parse_at(raw: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Self, String> {
+        const RULE: &str = "must be an RFC 3339 time (2030-01-01T12:00:00Z) or a duration \
+                            such as 90s, 10m, 2h or 7d";
+        if raw.len() > 64 {
+            return Err(RULE.into());
+        }
+        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw) {
+            let at = at.with_timezone(&chrono::Utc);
+            if at.timestamp() < 0 {
+                return Err("must not be before 1970".into());
+            }
+            return Ok(Self(at));
+        }
+        if !raw.is_ascii() {
+            return Err(RULE.into());
+        }
+        let split = raw.len().saturating_sub(1);
+        let (digits, unit) = raw.split_at(split);
+        let seconds_per = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(RULE.into()),
+        };
+        if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RULE.into());
+        }
+        let n: u64 = digits.parse().map_err(|_| RULE.to_owned())?;
+        let seconds = n.saturating_mul(seconds_per);
+        if seconds > SINCE_MAX_DAYS * 86_400 {
+            return Err(format!("must be at most {SINCE_MAX_DAYS} days back"));
+        }
+        let back = chrono::Duration::seconds(i64::try_from(seconds).map_err(|_| RULE.to_owned())?);
+        Ok(Self(now - back))
+    }
+}
+
+impl Param for Since {
+    const WHAT: &'static str = "since";
+    fn parse(raw: &str) -> Result<Self, String> {
+        Self::parse_at(raw, chrono::Utc::now())
+    }
+}
+
 /// Deserializes an optional query field through its [`Param`] grammar.
 pub fn deserialize_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -216,6 +272,63 @@ mod tests {
         assert!(KeyPrefix::parse("ab").is_err());
         assert!(SessionId::parse(&"0".repeat(32)).is_ok());
         assert!(SessionId::parse("../x").is_err());
+    }
+
+    #[test]
+    fn since_is_a_time_or_a_duration_before_now() {
+        let now = chrono::DateTime::parse_from_rfc3339("2030-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = |s: &str| Since::parse_at(s, now).map(|s| s.0.to_rfc3339());
+        assert_eq!(at("10m").unwrap(), "2030-06-01T11:50:00+00:00");
+        assert_eq!(at("2h").unwrap(), "2030-06-01T10:00:00+00:00");
+        assert_eq!(at("90s").unwrap(), "2030-06-01T11:58:30+00:00");
+        assert_eq!(at("7d").unwrap(), "2030-05-25T12:00:00+00:00");
+        assert_eq!(at("0s").unwrap(), "2030-06-01T12:00:00+00:00");
+        assert_eq!(
+            at("2030-01-02T03:04:05+02:00").unwrap(),
+            "2030-01-02T01:04:05+00:00"
+        );
+        assert_eq!(
+            at("2030-01-02T03:04:05.250Z").unwrap(),
+            "2030-01-02T03:04:05.250+00:00"
+        );
+        assert!(at("3650d").is_ok());
+        for bad in [
+            "",
+            "m",
+            "10",
+            "10 m",
+            "-10m",
+            "+10m",
+            "10M",
+            "1h30m",
+            "10w",
+            "3651d",
+            "99999999999d",
+            "--follow",
+            "--since=1",
+            "10m -- x",
+            "yesterday",
+            "2030-01-02",
+            "2030-01-02 03:04:05",
+            "1969-12-31T23:59:59Z",
+            "1é",
+            "é",
+            "2030-01-02T03:04:05Z\n",
+            &"1".repeat(100),
+        ] {
+            assert!(at(bad).is_err(), "{bad:?} must be refused");
+        }
+        // The refusal is a 400 naming the parameter and the value.
+        let err = parse::<Since>("last tuesday").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(
+            err.message
+                .starts_with("since \"last tuesday\" is invalid: must be an RFC 3339"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

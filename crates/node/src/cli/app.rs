@@ -125,6 +125,14 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
         }
         AppCommand::Install { id, with_deps } => {
             let client = target.client()?;
+            if with_deps {
+                // What it will install, before it starts (on stderr: stdout is the result).
+                // No question asked: --with-deps is the operator's yes, also in a script.
+                let plan = client.install_plan(&id).await?;
+                if !target.json {
+                    eprintln!("{}", plan.in_words());
+                }
+            }
             let started = client.install_operation(&id, with_deps).await?;
             let result = progress::follow(target.json, started, "install", &id).await?;
             print_result(target, &result);
@@ -151,6 +159,7 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             container,
             tail,
             follow,
+            since,
         } => {
             let client = target.client()?;
             let container = match container {
@@ -171,7 +180,9 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
                         .to_owned()
                 }
             };
-            let mut lines = client.logs(&id, &container, tail, follow).await?;
+            let mut lines = client
+                .logs(&id, &container, tail, follow, since.as_deref())
+                .await?;
             use futures::StreamExt;
             while let Some(line) = lines.next().await {
                 let line = line?;

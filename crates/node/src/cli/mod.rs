@@ -287,7 +287,8 @@ pub enum AppCommand {
     /// Fetch over iroh, verify, install into rootless Podman and start.
     Install {
         id: String,
-        /// Also install the apps it depends on (at the catalog's versions) when missing.
+        /// Also install the apps it depends on (at the catalog's versions) when missing;
+        /// what that will install is printed first.
         #[arg(long)]
         with_deps: bool,
     },
@@ -322,6 +323,10 @@ pub enum AppCommand {
         /// Keep printing new lines until interrupted.
         #[arg(short, long)]
         follow: bool,
+        /// Only lines written since then: an RFC 3339 time (2030-01-01T12:00:00Z) or a
+        /// duration before now (90s, 10m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Check a manifest file: schema, rules, and (with --third-party) the sandbox policy.
     Validate {

@@ -40,13 +40,7 @@ impl Node {
         self.refuse_publish_only(&format!("install {id}"))?;
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
-        let app = app_in(&catalog, id)?;
-        let installed: BTreeMap<String, String> = db::apps(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.version))
-            .collect();
-        let plan = dependency_plan(&catalog, &installed, &app)?;
+        let (app, plan) = self.plan_in(&catalog, id).await?;
         let source = Source::Catalog(&catalog);
         let mut installed_now: Vec<String> = Vec::new();
         // A dependency uninstalled earlier kept its data: undoing our install must not purge it.
@@ -97,6 +91,41 @@ impl Node {
                 .await;
         }
         result
+    }
+
+    /// What installing `id` with its dependencies would install first, from the current
+    /// catalog and the installed apps; changes nothing (the install plans again, under the
+    /// operation lock).
+    pub async fn install_plan(&self, id: &str) -> Result<archy_api::InstallPlan, NodeError> {
+        let catalog = self.installable_catalog().await?;
+        let (app, plan) = self.plan_in(&catalog, id).await?;
+        let planned = |a: &VerifiedApp| archy_api::PlannedApp {
+            id: a.manifest().id.clone(),
+            name: a.manifest().name.clone(),
+            version: a.manifest().version.to_string(),
+        };
+        Ok(archy_api::InstallPlan {
+            app: planned(&app),
+            install_first: plan.iter().map(planned).collect(),
+            catalog_version: catalog.version(),
+        })
+    }
+
+    /// The catalog's app `id` and the plan of its install ([`plan_install`]) against the
+    /// apps installed now.
+    async fn plan_in(
+        &self,
+        catalog: &VerifiedCatalog,
+        id: &str,
+    ) -> Result<(VerifiedApp, Vec<VerifiedApp>), NodeError> {
+        let app = app_in(catalog, id)?;
+        let installed: BTreeMap<String, String> = db::apps(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect();
+        let plan = plan_install(catalog, &installed, &app)?;
+        Ok((app, plan))
     }
 
     /// Undoes dependencies installed for an app whose own install failed (newest first),
@@ -219,6 +248,23 @@ impl PlanApp for VerifiedApp {
     fn dependencies(&self) -> &[Dependency] {
         &self.manifest().dependencies
     }
+}
+
+/// The plan of installing `app` with its dependencies ([`dependency_plan`]), refused up
+/// front when `app` itself is installed already (`installed`: id → version), as its install
+/// would be after installing the dependencies for nothing.
+fn plan_install<C: PlanCatalog>(
+    catalog: &C,
+    installed: &BTreeMap<String, String>,
+    app: &C::App,
+) -> Result<Vec<C::App>, NodeError> {
+    if installed.contains_key(app.id()) {
+        return Err(NodeError::new(
+            ErrorKind::Conflict,
+            format!("app {:?} is already installed", app.id()),
+        ));
+    }
+    dependency_plan(catalog, installed, app)
 }
 
 /// The apps to install, in order, before `app`: every dependency not installed yet (and
@@ -368,10 +414,23 @@ mod tests {
             .map(|(i, v)| (i.to_string(), v.to_string()))
             .collect();
         let app = catalog.app(id).unwrap();
-        Ok(dependency_plan(&catalog, &installed, &app)?
+        Ok(plan_install(&catalog, &installed, &app)?
             .into_iter()
             .map(|a| a.id)
             .collect())
+    }
+
+    #[test]
+    fn an_installed_app_has_no_plan() {
+        let err = plan(&["web 1.0.0 db@^2", "db 2.0.0"], &[("web", "1.0.0")], "web").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        assert_eq!(err.message, "app \"web\" is already installed");
+        // Its dependencies being installed is what a plan skips, not a refusal.
+        assert!(
+            plan(&["web 1.0.0 db@^2", "db 2.0.0"], &[("db", "2.0.0")], "web")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ impl Node {
         if relays.is_empty() {
             return Ok(Default::default());
         }
-        let found = discover_into(&self.db, &relays, DISCOVERY_TIMEOUT).await?;
+        // Marked before and after the writes, so that no view keeps rows read meanwhile.
+        self.listings_changed();
+        let found = discover_into(&self.db, &relays, DISCOVERY_TIMEOUT).await;
+        self.listings_changed();
+        let found = found?;
         let status = market_status(&self.db, &found).await?;
         if let Ok(mut last) = self.market_status.lock() {
             *last = Some(status);
@@ -34,6 +38,7 @@ impl Node {
         if let Err(e) = self.score_publishers().await {
             warn!(error = %e, "scoring publishers failed; previous scores are kept");
         }
+        self.warm_store_view().await;
         Ok(found)
     }
 

@@ -19,7 +19,8 @@
 //! - `recover`: operations a crash interrupted, finished or undone at start;
 //! - `reconcile` and `daemon`: the reconciler and the pull loop;
 //! - `settings`: relays, trust threshold and pull interval, changed while the node runs;
-//! - `views`: what the API returns.
+//! - `views`: what the API returns; `store`: the store's one-answer view of catalog and
+//!   marketplace.
 
 mod adopt;
 mod artifacts;
@@ -38,6 +39,7 @@ mod reconcile;
 mod recover;
 mod settings;
 mod source;
+mod store;
 mod transport;
 mod update;
 mod views;
@@ -83,6 +85,8 @@ pub struct Node {
     /// What Podman last said about the apps' containers: listings share it (one `podman
     /// ps` serves every concurrent listing) and fall back on it while Podman is down.
     runtimes: views::RuntimeCache,
+    /// What the store shows of each listing, verified once per publication.
+    store_cache: store::ListingCache,
     /// Operations running as tasks of the node, and the last ones finished.
     jobs: jobs::Jobs,
     /// Relays, trust threshold and pull interval now: the config's, or the operator's
@@ -172,6 +176,7 @@ impl Node {
             operation: Mutex::new(()),
             blobs_url: std::sync::OnceLock::new(),
             runtimes: Default::default(),
+            store_cache: Default::default(),
             jobs: jobs::Jobs::default(),
             settings,
             fatal: tokio::sync::watch::channel(None).0,

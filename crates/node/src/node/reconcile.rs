@@ -118,6 +118,8 @@ impl Node {
         let mut repairs = Vec::new();
         // One listing of every archy container per pass; only drifted apps cost more.
         let podman = self.orchestrator.containers_by_app().await?;
+        // What the store shows of installed apps stays as fresh as the reconciler's pass.
+        self.runtimes.record(&podman);
         if let Err(e) = self.alarm_unknown_apps(&podman).await {
             warn!(error = %e, "could not look for apps this node does not know");
         }

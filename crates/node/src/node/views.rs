@@ -3,6 +3,7 @@
 //! Building a view only reads: sqlite, the trust state, Podman and the swarm's counters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,17 +24,59 @@ pub use archy_api::{
 /// How long a listing waits for Podman before it shows the last known state.
 const LISTING_DEADLINE: Duration = Duration::from_secs(5);
 
-/// What Podman last said of the apps' containers (see [`Node::runtimes`]).
+/// What Podman last said of the apps' containers (see [`Node::runtimes`]), from a listing's
+/// question or the reconciler's.
 #[derive(Default)]
 pub(crate) struct RuntimeCache {
     /// Bumped by every answer, so a listing that waited knows one came in meanwhile.
     generation: AtomicU64,
-    seen: tokio::sync::Mutex<Option<Seen>>,
+    /// Held while a listing asks Podman: one question answers every listing waiting.
+    asking: tokio::sync::Mutex<()>,
+    /// The last answer; read without waiting for a question in flight.
+    last: std::sync::Mutex<Option<Arc<Seen>>>,
 }
 
-struct Seen {
-    at: DateTime<Utc>,
-    by_app: BTreeMap<String, AppRuntime>,
+pub(crate) struct Seen {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) by_app: BTreeMap<String, AppRuntime>,
+}
+
+impl RuntimeCache {
+    /// The last answer, if Podman answered since the node started.
+    pub(crate) fn peek(&self) -> Option<Arc<Seen>> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Keeps what Podman just answered (`containers_by_app`).
+    pub(crate) fn record(
+        &self,
+        podman: &BTreeMap<String, Vec<archy_orchestrator::ContainerInfo>>,
+    ) -> BTreeMap<String, AppRuntime> {
+        let by_app: BTreeMap<String, AppRuntime> = podman
+            .iter()
+            .map(|(app, containers)| {
+                let runtime = AppRuntime {
+                    containers: containers
+                        .iter()
+                        .map(|c| archy_orchestrator::ContainerRuntime {
+                            name: c.name.clone(),
+                            state: c.state,
+                        })
+                        .collect(),
+                    unenforced_limits: Vec::new(),
+                };
+                (app.clone(), runtime)
+            })
+            .collect();
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::new(Seen {
+                at: Utc::now(),
+                by_app: by_app.clone(),
+            }));
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        by_app
+    }
 }
 
 impl Node {
@@ -113,47 +156,25 @@ impl Node {
     async fn runtimes(&self) -> (BTreeMap<String, AppRuntime>, Option<String>) {
         let cache = &self.runtimes;
         let asked = cache.generation.load(Ordering::Acquire);
-        let mut seen = cache.seen.lock().await;
+        let _asking = cache.asking.lock().await;
         if cache.generation.load(Ordering::Acquire) != asked
-            && let Some(fresh) = seen.as_ref()
+            && let Some(fresh) = cache.peek()
         {
-            // Another listing asked Podman while this one waited: its answer is as new.
+            // Another listing (or the reconciler) asked Podman while this one waited: its
+            // answer is as new.
             return (fresh.by_app.clone(), None);
         }
         let asked_podman =
             tokio::time::timeout(LISTING_DEADLINE, self.orchestrator.containers_by_app()).await;
         match asked_podman {
-            Ok(Ok(by_app)) => {
-                let by_app: BTreeMap<String, AppRuntime> = by_app
-                    .into_iter()
-                    .map(|(app, containers)| {
-                        let runtime = AppRuntime {
-                            containers: containers
-                                .into_iter()
-                                .map(|c| archy_orchestrator::ContainerRuntime {
-                                    name: c.name,
-                                    state: c.state,
-                                })
-                                .collect(),
-                            unenforced_limits: Vec::new(),
-                        };
-                        (app, runtime)
-                    })
-                    .collect();
-                *seen = Some(Seen {
-                    at: Utc::now(),
-                    by_app: by_app.clone(),
-                });
-                cache.generation.fetch_add(1, Ordering::AcqRel);
-                (by_app, None)
-            }
+            Ok(Ok(by_app)) => (cache.record(&by_app), None),
             failed => {
                 let why = match failed {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {}s", LISTING_DEADLINE.as_secs()),
                 };
                 warn!(error = %why, "Podman did not answer a listing; showing the last known state");
-                match seen.as_ref() {
+                match cache.peek() {
                     Some(last) => (
                         last.by_app.clone(),
                         Some(last.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -225,19 +246,20 @@ impl Node {
         Ok(out)
     }
 
-    /// The last `tail` lines of one of an installed app's containers, then, with `follow`,
-    /// new ones as they come (until the receiver is dropped).
+    /// The last `tail` lines of one of an installed app's containers (written `since`, when
+    /// given), then, with `follow`, new ones as they come (until the receiver is dropped).
     pub async fn logs(
         &self,
         id: &str,
         container: &str,
         tail: u32,
         follow: bool,
+        since: Option<DateTime<Utc>>,
     ) -> Result<tokio::sync::mpsc::Receiver<archy_orchestrator::LogLine>, NodeError> {
         let (_, app) = self.installed_app(id).await?;
         Ok(self
             .orchestrator
-            .logs(app.manifest(), container, tail, follow)
+            .logs(app.manifest(), container, tail, follow, since)
             .await?)
     }
 
@@ -394,7 +416,7 @@ impl Node {
 
 /// An app's state from its containers: missing (none), running (all), stopped (none
 /// running) or degraded (some running).
-fn runtime_state(runtime: &AppRuntime) -> AppState {
+pub(super) fn runtime_state(runtime: &AppRuntime) -> AppState {
     if runtime.containers.is_empty() {
         AppState::Missing
     } else if runtime.all_running() {

@@ -537,7 +537,11 @@ async fn logs_are_labelled_with_the_manifest_name() {
     for line in ["one", "two", "three"] {
         s.fake.write_log("archy-fake-web", line);
     }
-    let mut rx = s.orchestrator.logs_of(&m, "web", 2, false).await.unwrap();
+    let mut rx = s
+        .orchestrator
+        .logs_of(&m, "web", 2, false, None)
+        .await
+        .unwrap();
     let mut got = Vec::new();
     while let Some(l) = rx.recv().await {
         assert_eq!(l.container, "web");
@@ -546,7 +550,7 @@ async fn logs_are_labelled_with_the_manifest_name() {
     assert_eq!(got, ["two", "three"]);
     let err = s
         .orchestrator
-        .logs_of(&m, "archy-fake-web", 2, false)
+        .logs_of(&m, "archy-fake-web", 2, false, None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::UnknownContainer { .. }), "{err}");
@@ -555,7 +559,7 @@ async fn logs_are_labelled_with_the_manifest_name() {
     });
     let err = s
         .orchestrator
-        .logs_of(&m, "web", 2, false)
+        .logs_of(&m, "web", 2, false, None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");

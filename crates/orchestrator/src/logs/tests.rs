@@ -39,16 +39,36 @@ async fn lines_of(input: &[u8]) -> Vec<String> {
 #[test]
 fn logs_argv_ends_options_before_the_container() {
     assert_eq!(
-        logs_args("archy-hello-web", 100, false),
+        logs_args("archy-hello-web", 100, false, None),
         ["logs", "--tail", "100", "--", "archy-hello-web"]
     );
     assert_eq!(
-        logs_args("archy-hello-web", 0, true),
+        logs_args("archy-hello-web", 0, true, None),
         ["logs", "--tail", "0", "--follow", "--", "archy-hello-web"]
     );
     assert_eq!(
-        logs_args("archy-hello-web", u32::MAX, false)[2],
+        logs_args("archy-hello-web", u32::MAX, false, None)[2],
         LOG_TAIL_MAX.to_string()
+    );
+}
+
+/// `--since` carries a time the node rendered, glued to its flag, before the `--`.
+#[test]
+fn logs_since_is_one_rendered_argument_before_the_end_of_options() {
+    let at = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05.678+02:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(
+        logs_args("archy-hello-web", 10, true, Some(at)),
+        [
+            "logs",
+            "--tail",
+            "10",
+            "--follow",
+            "--since=2030-01-02T01:04:05Z",
+            "--",
+            "archy-hello-web"
+        ]
     );
 }
 
@@ -59,14 +79,14 @@ async fn logs_of_containers_outside_the_manifest_are_refused() {
     let o = orchestrator(Engine::unconnected());
     let m = hello();
     for name in ["db", "archy-hello-web", "web --follow", "", "../web"] {
-        let err = o.logs_of(&m, name, 10, false).await.unwrap_err();
+        let err = o.logs_of(&m, name, 10, false, None).await.unwrap_err();
         assert!(
             matches!(&err, Error::UnknownContainer { app, container } if app == "hello" && container == name),
             "{name:?}: {err}"
         );
     }
     // The manifest's own container gets as far as Podman (which is not there).
-    let err = o.logs_of(&m, "web", 10, false).await.unwrap_err();
+    let err = o.logs_of(&m, "web", 10, false, None).await.unwrap_err();
     assert!(
         matches!(err, Error::ServiceDown { .. } | Error::Engine(_)),
         "{err}"
@@ -165,7 +185,7 @@ async fn real_podman_logs_tail_and_follow() {
     let follow_name = name.clone();
     let result = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-        let mut rx = o.logs_of(&m, "web", 100, false).await?;
+        let mut rx = o.logs_of(&m, "web", 100, false, None).await?;
         let mut last = Vec::new();
         while let Some(l) = rx.recv().await {
             assert_eq!(l.container, "web");
@@ -183,7 +203,7 @@ async fn real_podman_logs_tail_and_follow() {
         assert!(last.iter().all(|l| l.len() <= LOG_LINE_MAX), "{short:?}");
         assert!(last.iter().any(|l| l.ends_with(CUT_MARK)), "{short:?}");
 
-        let mut rx = o.logs_of(&m, "web", 1, true).await?;
+        let mut rx = o.logs_of(&m, "web", 1, true, None).await?;
         let mut ticks = Vec::new();
         while ticks.len() < 5 {
             let l = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
