@@ -204,6 +204,9 @@ pub struct PeerAddr {
     pub id: String,
     /// Socket addresses (`ip:port`).
     pub addrs: Vec<String>,
+    /// The relay server it is reachable through, when it uses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 // ---- catalog ------------------------------------------------------------------------------

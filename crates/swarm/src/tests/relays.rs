@@ -211,6 +211,15 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
         assert!(text.contains(why), "{relay}: {text}");
     }
     assert!(tracker.providers(&blob.hash).is_empty(), "nothing was kept");
+    // A static peer from the config gets the same check.
+    let err = me
+        .add_peer(&PeerAddr {
+            id: id(7),
+            addrs: vec![],
+            relay_url: Some("ftp://relay.example".into()),
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("only https://"), "{err}");
 
     // A tracker that lists a hostile relay URL anyway (a fake one here): the fetcher drops
     // that entry and keeps the others.
