@@ -219,11 +219,23 @@ fn relay_run_needs_a_transport_and_stops_on_sigterm() {
     assert!(!none.status.success());
     assert!(text(&none).contains("--http-only"), "{}", text(&none));
     let both = archy(
-        &["relay", "run", "--http-only", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        &[
+            "relay",
+            "run",
+            "--http-only",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ],
         None,
     );
     assert!(!both.status.success());
-    assert!(text(&both).contains("cannot be used with"), "{}", text(&both));
+    assert!(
+        text(&both).contains("cannot be used with"),
+        "{}",
+        text(&both)
+    );
 
     let mut relay = Command::new(env!("CARGO_BIN_EXE_archy"))
         .args(["relay", "run", "--http-only", "--bind", "127.0.0.1:0"])
@@ -238,7 +250,10 @@ fn relay_run_needs_a_transport_and_stops_on_sigterm() {
     let (lines, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if lines.send(line).is_err() {
                 break;
             }
@@ -271,7 +286,10 @@ fn relay_run_needs_a_transport_and_stops_on_sigterm() {
     std::io::Write::write_all(&mut conn, b"GET /healthz HTTP/1.0\r\nHost: relay\r\n\r\n").unwrap();
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut conn, &mut answer).ok();
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
 
     let term = Command::new("kill")
         .args(["-TERM", &relay.id().to_string()])

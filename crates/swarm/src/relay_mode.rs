@@ -222,7 +222,10 @@ mod tests {
         let long = format!("https://{}.example", "a".repeat(MAX_RELAY_URL_LEN));
         let err = check_relay_url(&long).unwrap_err();
         assert!(err.to_string().contains("longer than 256"), "{err}");
-        assert!(err.shown.len() <= 80, "the error does not echo the whole input");
+        assert!(
+            err.shown.len() <= 80,
+            "the error does not echo the whole input"
+        );
     }
 
     #[test]
@@ -240,24 +243,26 @@ mod tests {
             parse("relay_mode = \"default\"").unwrap(),
             RelayMode::Default
         );
-        let custom = parse("relay_mode = [\"https://a.example\", \"http://10.0.0.1:3340\"]")
-            .unwrap();
-        assert_eq!(custom.to_string(), "https://a.example/,http://10.0.0.1:3340/");
+        let custom =
+            parse("relay_mode = [\"https://a.example\", \"http://10.0.0.1:3340\"]").unwrap();
+        assert_eq!(
+            custom.to_string(),
+            "https://a.example/,http://10.0.0.1:3340/"
+        );
         for (text, why) in [
             ("relay_mode = \"on\"", "expected \"disabled\", \"default\""),
             ("relay_mode = []", "empty list"),
             ("relay_mode = [\"ftp://a.example\"]", "only https://"),
             ("relay_mode = 3", "a list of relay URLs"),
         ] {
-            let err = parse(text).err().expect(text).to_string();
+            let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
         let many: Vec<String> = (0..=MAX_RELAYS)
             .map(|i| format!("\"https://r{i}.example\""))
             .collect();
         let err = parse(&format!("relay_mode = [{}]", many.join(",")))
-            .err()
-            .unwrap()
+            .unwrap_err()
             .to_string();
         assert!(err.contains("at most 16"), "{err}");
 

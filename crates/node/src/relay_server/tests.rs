@@ -28,7 +28,10 @@ async fn nodes_behind_it_reach_each_other_by_id_and_relay_url() {
         let mut config = SwarmConfig::new(tmp.path().join(name));
         config.relay_mode = relay.clone();
         let swarm = Swarm::start(config).await.unwrap();
-        assert!(swarm.online(Duration::from_secs(20)).await, "{name} is online");
+        assert!(
+            swarm.online(Duration::from_secs(20)).await,
+            "{name} is online"
+        );
         nodes.push(swarm);
     }
     let data: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
@@ -41,7 +44,10 @@ async fn nodes_behind_it_reach_each_other_by_id_and_relay_url() {
     nodes[0].fetch(&blob, &[through_relay]).await.unwrap();
     let out = tmp.path().join("out");
     nodes[0].export(&blob, &out).await.unwrap();
-    assert!(std::fs::read(&out).unwrap() == data, "the blob arrived whole");
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the blob arrived whole"
+    );
     assert!(
         server.metrics().server.bytes_sent.get() > 0,
         "the relay carried the connection"
@@ -57,8 +63,8 @@ async fn nodes_behind_it_reach_each_other_by_id_and_relay_url() {
 
 /// A self-signed certificate for 127.0.0.1, written as the operator's PEM files.
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf, rcgen::CertifiedKey<rcgen::KeyPair>) {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let (cert_path, key_path) = (dir.join("relay.crt"), dir.join("relay.key"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
@@ -82,7 +88,10 @@ async fn https_uses_the_operators_certificate_and_quic_discovery_runs() {
     .await
     .unwrap();
     let https = server.https_addr().expect("HTTPS listens");
-    assert!(server.quic_addr().is_some(), "QUIC address discovery listens");
+    assert!(
+        server.quic_addr().is_some(),
+        "QUIC address discovery listens"
+    );
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).unwrap())
         .timeout(Duration::from_secs(10))
@@ -132,7 +141,11 @@ async fn bad_tls_files_are_named() {
         client_rate_bytes_per_sec: None,
     };
     for (cert, key, expect) in [
-        (&missing, &key, format!("TLS certificate {}", missing.display())),
+        (
+            &missing,
+            &key,
+            format!("TLS certificate {}", missing.display()),
+        ),
         (&garbage, &key, "no certificate in it".to_owned()),
         (&cert, &garbage, format!("TLS key {}", garbage.display())),
         (&cert, &other_key, "does not fit certificate".to_owned()),

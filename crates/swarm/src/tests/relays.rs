@@ -238,7 +238,12 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
         "/v1/swarm/providers/{hash}",
         axum::routing::get(move || {
             let answer = answer.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], answer) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    answer,
+                )
+            }
         }),
     ))
     .await;
