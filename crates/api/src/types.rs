@@ -119,6 +119,10 @@ pub struct SwarmStatus {
     /// Static and local-network peers (tracker peers are asked per blob).
     pub peers: Vec<PeerAddr>,
     pub blobs_url: Option<String>,
+    /// The relay server others reach this node through, once it is connected to one
+    /// (`relay_mode` not disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 /// Totals since the node started, and the same per hash.
