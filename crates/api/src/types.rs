@@ -126,6 +126,10 @@ pub struct SwarmStatus {
     /// Static and local-network peers (tracker peers are asked per blob).
     pub peers: Vec<PeerAddr>,
     pub blobs_url: Option<String>,
+    /// The relay server others reach this node through, once it is connected to one
+    /// (`relay_mode` not disabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 /// Totals since the node started, and the same per hash.
@@ -211,6 +215,9 @@ pub struct PeerAddr {
     pub id: String,
     /// Socket addresses (`ip:port`).
     pub addrs: Vec<String>,
+    /// The relay server it is reachable through, when it uses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 // ---- catalog ------------------------------------------------------------------------------

@@ -27,8 +27,15 @@ pub struct NodeConfig {
     pub podman_url: String,
     /// Address app ports are published on.
     pub publish_address: IpAddr,
-    /// UDP address of the iroh endpoint.
+    /// UDP address of the iroh endpoint (`0.0.0.0:PORT` for a node others reach from
+    /// outside this machine).
     pub iroh_bind: SocketAddr,
+    /// Which iroh relay servers the endpoint uses, so nodes behind home NATs reach each
+    /// other (hole punched, or relayed): `"disabled"` (the default: direct addresses only,
+    /// for tests and air-gapped sites), `"default"` (the public relays of iroh's
+    /// maintainers), or the operator's own, `["https://relay.example:443", …]`
+    /// (`archy relay run`). See DESIGN "Reaching nodes behind NATs".
+    pub relay_mode: archy_swarm::RelayMode,
     /// Warn this many days before the catalog expires.
     pub expiry_warning_days: i64,
     /// Most root versions walked in one pull (N+1, N+2, … each double-signed).
@@ -43,7 +50,8 @@ pub struct NodeConfig {
     /// Publishers scoring below this (0..100) need explicit approval to install.
     pub market_min_score: u8,
     /// Other nodes to fetch blobs from (and ask for the catalog while the origin is down):
-    /// `[[static_peers]]` with `id` (iroh endpoint id) and `addrs` (["ip:port", …]).
+    /// `[[static_peers]]` with `id` (iroh endpoint id), `addrs` (["ip:port", …]) and
+    /// optionally `relay_url` (the relay the peer is reachable through).
     pub static_peers: Vec<archy_swarm::PeerAddr>,
     /// Find other nodes on the local network over mDNS. Off by default: it multicasts.
     pub local_discovery: bool,
@@ -77,6 +85,7 @@ impl Default for NodeConfig {
             podman_url: archy_orchestrator::default_podman_url(),
             publish_address: IpAddr::from([0, 0, 0, 0]),
             iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            relay_mode: archy_swarm::RelayMode::Disabled,
             expiry_warning_days: 7,
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
@@ -157,6 +166,39 @@ mod tests {
         );
         assert_eq!(config.relays, vec!["wss://relay.example.org".to_owned()]);
         assert!(config.api_listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn relays_are_off_unless_configured_and_static_peers_may_name_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "origin = \"http://127.0.0.1:7780\"\n").unwrap();
+        assert_eq!(
+            NodeConfig::load(&path).unwrap().relay_mode,
+            archy_swarm::RelayMode::Disabled
+        );
+        std::fs::write(
+            &path,
+            "relay_mode = [\"https://relay.example:443\"]\n\
+             [[static_peers]]\n\
+             id = \"ab\"\n\
+             addrs = []\n\
+             relay_url = \"https://relay.example:443\"\n\
+             [[static_peers]]\n\
+             id = \"cd\"\n\
+             addrs = [\"10.0.0.2:4433\"]\n",
+        )
+        .unwrap();
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.relay_mode.to_string(), "https://relay.example/");
+        assert_eq!(
+            config.static_peers[0].relay_url.as_deref(),
+            Some("https://relay.example:443")
+        );
+        assert_eq!(config.static_peers[1].relay_url, None);
+        std::fs::write(&path, "relay_mode = [\"https://u:p@relay.example\"]\n").unwrap();
+        let err = format!("{:#}", NodeConfig::load(&path).unwrap_err());
+        assert!(err.contains("userinfo"), "{err}");
     }
 
     #[test]

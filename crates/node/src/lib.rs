@@ -9,6 +9,7 @@ pub mod db;
 pub mod node;
 pub mod origin;
 pub mod publish;
+pub mod relay_server;
 pub mod service;
 
 use std::future::IntoFuture;
@@ -192,7 +193,7 @@ pub async fn serve_blobs(node: Arc<Node>, listener: tokio::net::TcpListener) -> 
 }
 
 /// SIGINT or SIGTERM (what a service manager sends).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

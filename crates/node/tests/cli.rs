@@ -1,4 +1,5 @@
-//! The developer-side `archy` commands, run as a real binary: validate, render, dev.
+//! The developer-side `archy` commands, run as a real binary: validate, render, dev; and the
+//! operator's `archy relay run`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -210,4 +211,101 @@ fn install_service_renders_units_that_start_podman_then_the_node() {
     );
     assert!(!missing.status.success());
     assert!(text(&missing).contains("no user"), "{}", text(&missing));
+}
+
+#[test]
+fn relay_run_needs_a_transport_and_stops_on_sigterm() {
+    let none = archy(&["relay", "run", "--bind", "127.0.0.1:0"], None);
+    assert!(!none.status.success());
+    assert!(text(&none).contains("--http-only"), "{}", text(&none));
+    let both = archy(
+        &[
+            "relay",
+            "run",
+            "--http-only",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ],
+        None,
+    );
+    assert!(!both.status.success());
+    assert!(
+        text(&both).contains("cannot be used with"),
+        "{}",
+        text(&both)
+    );
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_archy"))
+        .args(["relay", "run", "--http-only", "--bind", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .env("ARCHY_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = relay.stderr.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match seen.recv_timeout(left) {
+            Ok(line) => line,
+            Err(e) => {
+                relay.kill().ok();
+                panic!("no 'serving' line from the relay: {e}");
+            }
+        };
+        if line.contains("relay serving over plain HTTP")
+            && let Some(at) = line.find("127.0.0.1:")
+        {
+            let port: String = line[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break format!("127.0.0.1:{port}");
+        }
+    };
+    // It answers as an iroh relay does.
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut conn, b"GET /healthz HTTP/1.0\r\nHost: relay\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).ok();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+
+    let term = Command::new("kill")
+        .args(["-TERM", &relay.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = relay.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            relay.kill().ok();
+            panic!("the relay did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }

@@ -56,9 +56,11 @@ pub(crate) async fn follow(mdns: &MdnsAddressLookup, me: EndpointId) -> LocalPee
                     if addr.id == me {
                         continue;
                     }
+                    // A LAN neighbour is reached directly: no relay URL is taken from it.
                     let peer = PeerAddr {
                         id: addr.id.to_string(),
                         addrs: addr.ip_addrs().copied().collect(),
+                        relay_url: None,
                     };
                     debug!(peer = %peer.id, addrs = ?peer.addrs, "local swarm node found");
                     map.insert(addr.id, peer);

@@ -10,6 +10,9 @@
 //! - Finding providers: the origin's [`Tracker`] ([`tracker_routes`], [`Swarm::announce`],
 //!   [`Swarm::providers`]), static peers from the caller, and opt-in mDNS
 //!   ([`SwarmConfig::local_discovery`], [`Swarm::local_peers`]).
+//! - Reaching them: direct addresses, and with [`SwarmConfig::relay_mode`] on, iroh relay
+//!   servers (hole punching, the relay as fallback); a [`PeerAddr`] carries the relay URL
+//!   its node is reachable through, checked by [`check_relay_url`] (`relay_mode.rs`).
 //! - Resume: a fetch tags its blob as partial (`archy/partial/<hash>/<time>`) before the
 //!   first byte, so what verified survives a restart or a crash (the store keeps the data
 //!   and its bitfield, rebuilt from the outboard after a kill) and the next fetch asks only
@@ -35,6 +38,7 @@ mod origin;
 mod peer;
 mod policy;
 mod relay;
+mod relay_mode;
 mod serve;
 mod tracker;
 
@@ -47,7 +51,7 @@ use std::time::Duration;
 use iroh::address_lookup::MemoryLookup;
 use iroh::endpoint::presets;
 use iroh::protocol::Router;
-use iroh::{Endpoint, EndpointId, RelayMode, SecretKey};
+use iroh::{Endpoint, EndpointId, SecretKey};
 use iroh_blobs::BlobsProtocol;
 use iroh_blobs::api::blobs::BlobStatus;
 use iroh_blobs::store::fs::FsStore;
@@ -57,12 +61,14 @@ use tracing::{debug, info, warn};
 
 pub use discovery::LOCAL_SERVICE_NAME;
 pub use gc::GcReport;
+pub use iroh::RelayUrl;
 pub use iroh_blobs::Hash;
 pub use metrics::{FallbackCounts, FallbackReason, HashMetrics, SwarmMetrics};
 pub use origin::http_routes;
 pub use peer::PeerAddr;
 pub use policy::{FetchPolicy, FetchReport, ProviderFailure, Providers, STRIKES_TO_BAN, Strike};
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
+pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{
     AnnounceError, AnnounceReply, Announcement, ReportError, ReportOutcome, Tracker, TrackerConfig,
     UnreachableReport, tracker_routes,
@@ -160,6 +166,9 @@ pub struct SwarmConfig {
     /// each further failure up to [`Self::peer_backoff_max`]; reaching it resets it.
     pub peer_backoff_min: Duration,
     pub peer_backoff_max: Duration,
+    /// Which relay servers the endpoint uses ([`RelayMode::Disabled`] by default: only
+    /// direct addresses, as in tests and air-gapped sites).
+    pub relay_mode: RelayMode,
 }
 
 impl SwarmConfig {
@@ -173,6 +182,7 @@ impl SwarmConfig {
             partial_ttl: Duration::from_secs(24 * 60 * 60),
             peer_backoff_min: Duration::from_secs(30),
             peer_backoff_max: Duration::from_secs(15 * 60),
+            relay_mode: RelayMode::Disabled,
         }
     }
 }
@@ -205,11 +215,15 @@ pub struct Swarm {
     listed_by: Mutex<tracker::ListedBy>,
     /// Set by [`Swarm::shutdown`]; a swarm dropped without it shuts down in the background.
     shut_down: std::sync::atomic::AtomicBool,
+    /// Whether the endpoint uses relay servers ([`SwarmConfig::relay_mode`]).
+    relays: bool,
 }
 
 impl Swarm {
-    /// Opens (or creates) the store under `config.data_dir` and binds the endpoint with
-    /// relays, port mapping and outside discovery off: peers are found only by address.
+    /// Opens (or creates) the store under `config.data_dir` and binds the endpoint with port
+    /// mapping and outside discovery off (peers are found by address: direct ones and, when
+    /// [`SwarmConfig::relay_mode`] enables relays, a relay URL), and relays as configured.
+    /// It does not wait for a home relay: [`Swarm::online`] does.
     pub async fn start(config: SwarmConfig) -> Result<Self> {
         let blobs_dir = config.data_dir.join("blobs");
         std::fs::create_dir_all(&blobs_dir).map_err(|e| Error::Store {
@@ -237,7 +251,7 @@ impl Swarm {
         };
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret_key)
-            .relay_mode(RelayMode::Disabled)
+            .relay_mode(config.relay_mode.to_iroh())
             .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
             .address_lookup(lookup.clone());
         if let Some(mdns) = &mdns {
@@ -268,7 +282,8 @@ impl Swarm {
                 },
             )
             .spawn();
-        info!(endpoint_id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), "swarm endpoint up");
+        info!(endpoint_id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), relays = %config.relay_mode, "swarm endpoint up");
+        let relays = config.relay_mode.is_enabled();
         Ok(Self {
             store,
             router,
@@ -301,6 +316,7 @@ impl Swarm {
             )),
             listed_by: Mutex::default(),
             shut_down: Default::default(),
+            relays,
         })
     }
 
@@ -308,12 +324,33 @@ impl Swarm {
         self.router.endpoint().id()
     }
 
-    /// This node's id and the addresses it listens on, for others to dial.
+    /// This node's id, the addresses it listens on and its home relay (when it has one), for
+    /// others to dial.
     pub fn addr(&self) -> PeerAddr {
         PeerAddr {
             id: self.endpoint_id().to_string(),
             addrs: self.router.endpoint().bound_sockets(),
+            relay_url: self.home_relay().map(|u| u.to_string()),
         }
+    }
+
+    /// The relay server this node is reachable through, once it is connected to one.
+    pub fn home_relay(&self) -> Option<RelayUrl> {
+        if !self.relays {
+            return None;
+        }
+        self.router.endpoint().addr().relay_urls().next().cloned()
+    }
+
+    /// Waits at most `within` for the endpoint to reach a home relay; whether it did. With
+    /// relays disabled there is none to wait for: `false` at once.
+    pub async fn online(&self, within: Duration) -> bool {
+        if !self.relays {
+            return false;
+        }
+        tokio::time::timeout(within, self.router.endpoint().online())
+            .await
+            .is_ok()
     }
 
     /// Swarm nodes found on the local network (empty unless
@@ -322,7 +359,8 @@ impl Swarm {
         self.local_peers.list()
     }
 
-    /// Teaches the endpoint where a peer listens (no outside discovery is used).
+    /// Teaches the endpoint where a peer listens and which relay reaches it (no outside
+    /// discovery is used). A relay URL that fails [`check_relay_url`] is an error.
     pub fn add_peer(&self, peer: &PeerAddr) -> Result<EndpointId> {
         let addr = peer.to_endpoint_addr()?;
         let id = addr.id;

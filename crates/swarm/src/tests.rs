@@ -5,6 +5,7 @@ use super::*;
 mod corrupt;
 mod dead_peers;
 mod fetch_policy;
+mod relays;
 mod resume;
 mod services;
 
@@ -228,6 +229,7 @@ async fn http_fallback_verifies_resumes_and_is_counted() {
     let dead = PeerAddr {
         id: origin.endpoint_id().to_string(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
+        relay_url: None,
     };
     let seen = std::sync::atomic::AtomicU64::new(0);
     let on_bytes = |n: u64| seen.store(n, std::sync::atomic::Ordering::Relaxed);

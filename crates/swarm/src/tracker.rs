@@ -8,6 +8,13 @@
 //! `PeerAddr` in random order, unexpired entries only (the TTL is checked on every read, not
 //! only by the sweep), peers nobody reported first.
 //!
+//! A `PeerAddr` is a full endpoint address: direct addresses and, for a node behind a NAT,
+//! the relay URL it is reachable through (`relay_url`, absent when it uses no relay). A node
+//! with a relay URL needs no usable direct address. The relay URL is hostile input (a
+//! fetcher opens a connection to that host): the tracker keeps only one that passes
+//! [`crate::check_relay_url`], in its normalised form, and a fetcher checks the tracker's
+//! answer the same way.
+//!
 //! Dead peers: `POST /v1/swarm/report` takes `{"hash": "<hex>", "peer": "<endpoint id>"}`
 //! from a node that could not reach `peer`. A report never removes anyone (anybody can send
 //! one, so it would let a hostile node delist honest peers): it only moves the peer behind
@@ -149,8 +156,10 @@ pub struct Tracker {
 pub enum AnnounceError {
     #[error("the peer id {0:?} is not an iroh endpoint id")]
     BadPeerId(String),
-    #[error("the peer gives no usable address")]
+    #[error("the peer gives no usable address and no relay URL")]
     NoAddress,
+    #[error("the peer's {0}")]
+    BadRelayUrl(crate::BadRelayUrl),
     #[error("the peer gives {given} addresses, at most {max} are accepted")]
     TooManyAddresses { given: usize, max: usize },
     #[error("{given} hashes in one announcement, at most {max} are accepted")]
@@ -199,6 +208,13 @@ impl Tracker {
                 max: c.max_hashes_per_announce,
             });
         }
+        let relay_url = peer
+            .relay_url
+            .as_deref()
+            .map(crate::check_relay_url)
+            .transpose()
+            .map_err(AnnounceError::BadRelayUrl)?
+            .map(|u| u.to_string());
         let hashes = hashes
             .iter()
             .map(|h| {
@@ -222,12 +238,13 @@ impl Tracker {
             .collect();
         addrs.sort();
         addrs.dedup();
-        if addrs.is_empty() {
+        if addrs.is_empty() && relay_url.is_none() {
             return Err(AnnounceError::NoAddress);
         }
         let addr = PeerAddr {
             id: peer.id.clone(),
             addrs,
+            relay_url,
         };
         let now = Instant::now();
         let expires = now + c.ttl;
@@ -311,6 +328,7 @@ impl Tracker {
         let peer = PeerAddr {
             id: report.peer.clone(),
             addrs: vec![],
+            relay_url: None,
         }
         .endpoint_id()
         .map_err(|_| ReportError::BadPeerId(report.peer.chars().take(80).collect()))?;
@@ -433,18 +451,25 @@ pub(crate) struct ListedBy(HashMap<EndpointId, String>);
 /// Peers whose tracker is remembered; the map starts over past this.
 const MAX_LISTED: usize = 4096;
 
+/// How long an announcement waits for a home relay (relays on, none reached yet).
+const HOME_RELAY_WAIT: Duration = Duration::from_secs(5);
+
 /// How long reporting an unreachable peer to its tracker may take (in the background).
 const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Swarm {
     /// Tells the tracker at `origin_http` that this node holds `hashes` (complete blobs),
-    /// in batches the tracker accepts. Returns the time-to-live it granted.
+    /// in batches the tracker accepts. Returns the time-to-live it granted. With relays on,
+    /// it first waits briefly for a home relay, so the announcement carries its URL.
     pub async fn announce(&self, origin_http: &str, hashes: &[Hash]) -> Result<Duration> {
         let url = format!("{}/v1/swarm/announce", origin_http.trim_end_matches('/'));
         let fail = |reason: String| Error::Tracker {
             url: url.clone(),
             reason,
         };
+        if self.relays && self.home_relay().is_none() && !self.online(HOME_RELAY_WAIT).await {
+            debug!("no home relay yet; announcing direct addresses only");
+        }
         let peer = self.announce_addr();
         let mut ttl = Duration::MAX;
         for batch in hashes.chunks(TrackerConfig::default().max_hashes_per_announce) {
@@ -517,6 +542,15 @@ impl Swarm {
             serde_json::from_slice(&bytes).map_err(|e| fail(format!("bad answer: {e}")))?;
         let me = self.endpoint_id().to_string();
         peers.retain(|p| p.id != me);
+        // A tracker is not trusted with where this node connects: an entry whose relay URL
+        // does not pass the check is dropped, whatever else it says.
+        peers.retain(|p| match p.relay() {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(tracker = %url, error = %e, "provider dropped");
+                false
+            }
+        });
         let mut listed = self.listed_by.lock().unwrap_or_else(|e| e.into_inner());
         if listed.0.len() + peers.len() > MAX_LISTED {
             listed.0.clear();
@@ -562,7 +596,8 @@ impl Swarm {
     }
 
     /// The address this node announces: its bound sockets, with an unspecified IP replaced
-    /// by the interface addresses the endpoint knows (the tracker fills in the rest).
+    /// by the interface addresses the endpoint knows (the tracker fills in the rest), and
+    /// its home relay when it has one.
     pub fn announce_addr(&self) -> PeerAddr {
         let endpoint = self.router.endpoint();
         let mut addrs: Vec<SocketAddr> = endpoint
@@ -584,6 +619,7 @@ impl Swarm {
         PeerAddr {
             id: endpoint.id().to_string(),
             addrs,
+            relay_url: self.home_relay().map(|u| u.to_string()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! hands each to its module. Client commands talk to the node only through the typed
 //! [`archy_api::Client`]; what they print is in [`print`].
 //!
-//! - [`node`]: `node run`, `origin id`, `origin run` (the daemons);
+//! - [`node`]: `node run`, `origin id`, `origin run`, `relay run` (the daemons);
 //! - [`catalog`]: `catalog build` (publisher side), `catalog list`, `catalog pull`;
 //! - [`app`]: installed apps, and `validate`, `render`, `publish` (developer side);
 //! - [`market`]: third-party listings and the keys the operator trusts;
@@ -68,6 +68,11 @@ pub enum Command {
     Origin {
         #[command(subcommand)]
         command: OriginCommand,
+    },
+    /// Run an iroh relay server for nodes behind NATs (iroh-relay's own server).
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
     },
     /// Build catalogs (publisher side) or look at the node's.
     Catalog {
@@ -250,6 +255,38 @@ pub enum OriginCommand {
         /// Directory of signed root envelopes after the first (rotations), served by version.
         #[arg(long)]
         roots: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RelayCommand {
+    /// Serve as a relay until SIGINT or SIGTERM. Nodes use it with
+    /// `relay_mode = ["https://HOST:PORT"]` in their config. Choose --http-only or
+    /// --tls-cert/--tls-key.
+    #[command(group(clap::ArgGroup::new("transport").required(true).args(["http_only", "tls_cert"])))]
+    Run {
+        /// The plain-HTTP listener: the relay itself with --http-only, otherwise only the
+        /// captive-portal probe iroh clients send.
+        #[arg(long, default_value = "0.0.0.0:3340")]
+        bind: SocketAddr,
+        /// Serve the relay without TLS: for a LAN, tests, or behind a TLS-terminating proxy.
+        #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "https_bind", "quic_bind"])]
+        http_only: bool,
+        /// PEM certificate chain for HTTPS (read at start).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The HTTPS listener (default: --bind's IP, port 443).
+        #[arg(long, requires = "tls_cert")]
+        https_bind: Option<SocketAddr>,
+        /// Also answer QUIC address discovery here (nodes ask port 7842); needs TLS.
+        #[arg(long, requires = "tls_cert")]
+        quic_bind: Option<SocketAddr>,
+        /// Read at most this many bytes per second from one client (default: unlimited).
+        #[arg(long)]
+        client_rate: Option<std::num::NonZeroU32>,
     },
 }
 
@@ -438,6 +475,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Node { command } => node::node(command).await,
         Command::Origin { command } => node::origin(command).await,
+        Command::Relay { command } => node::relay(command).await,
         Command::Catalog { command } => catalog::run(command, &target).await,
         Command::App { command } => app::run(command, &target).await,
         Command::Status => status::run(&target).await,

@@ -1,12 +1,13 @@
-//! The daemons: `archy node run` and `archy origin run`, and `archy origin id`. They log to
-//! stderr and keep ignoring SIGPIPE (a closed peer socket is not their end).
+//! The daemons: `archy node run`, `archy origin run` and `archy relay run`, and `archy
+//! origin id`. They log to stderr and keep ignoring SIGPIPE (a closed peer socket is not
+//! their end).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use archy_node::{NodeConfig, origin};
 
-use super::{NodeCommand, OriginCommand};
+use super::{NodeCommand, OriginCommand, RelayCommand};
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCHY_LOG").unwrap_or_else(|_| {
@@ -110,6 +111,37 @@ pub async fn origin(command: OriginCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `archy relay run`: iroh-relay's server, configured from the flags.
+pub async fn relay(command: RelayCommand) -> anyhow::Result<()> {
+    let RelayCommand::Run {
+        bind,
+        http_only,
+        tls_cert,
+        tls_key,
+        https_bind,
+        quic_bind,
+        client_rate,
+    } = command;
+    let tls = match (http_only, tls_cert, tls_key) {
+        (true, None, None) => None,
+        (false, Some(cert), Some(key)) => Some(archy_node::relay_server::RelayTls {
+            https_bind: https_bind.unwrap_or_else(|| SocketAddr::new(bind.ip(), 443)),
+            cert,
+            key,
+            quic_bind,
+        }),
+        // clap's groups make this unreachable; say so rather than guess.
+        _ => anyhow::bail!("choose --http-only, or --tls-cert with --tls-key"),
+    };
+    init_tracing();
+    archy_node::relay_server::run(&archy_node::relay_server::RelayServerConfig {
+        http_bind: bind,
+        tls,
+        client_rate_bytes_per_sec: client_rate,
+    })
+    .await
 }
 
 fn install_service(

@@ -17,6 +17,9 @@ fn print(v: &SwarmStatus) {
     if let Some(url) = &v.blobs_url {
         outln!("blobs:     {url}");
     }
+    if let Some(url) = &v.relay_url {
+        outln!("relay:     {url}");
+    }
     outln!(
         "received:  {} B from the origin over iroh, {} B over HTTP, {} B from peers",
         m.bytes_from_origin_iroh,
@@ -60,9 +63,13 @@ fn print(v: &SwarmStatus) {
     }
     for p in &v.peers {
         outln!(
-            "peer:      {} {}",
+            "peer:      {} {}{}",
             p.id,
-            serde_json::to_string(&p.addrs).unwrap_or_default()
+            serde_json::to_string(&p.addrs).unwrap_or_default(),
+            p.relay_url
+                .as_ref()
+                .map(|u| format!(" via {u}"))
+                .unwrap_or_default()
         );
     }
     for (hash, h) in &m.per_hash {

@@ -139,6 +139,7 @@ impl Node {
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
         swarm_config.local_discovery = config.local_discovery;
+        swarm_config.relay_mode = config.relay_mode.clone();
         let swarm = Arc::new(Swarm::start(swarm_config).await?);
         for peer in &config.static_peers {
             swarm

@@ -89,6 +89,7 @@ impl Node {
             strikes: self.swarm.strikes().into_iter().map(wire::strike).collect(),
             peers: self.known_peers().into_iter().map(wire::peer).collect(),
             blobs_url: self.blobs_url.get().cloned(),
+            relay_url: self.swarm.home_relay().map(|u| u.to_string()),
         }
     }
 

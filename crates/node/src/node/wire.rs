@@ -131,6 +131,7 @@ pub(super) fn peer(p: archy_swarm::PeerAddr) -> wire::PeerAddr {
     wire::PeerAddr {
         id: p.id,
         addrs: p.addrs.iter().map(ToString::to_string).collect(),
+        relay_url: p.relay_url,
     }
 }
 

@@ -120,6 +120,7 @@ impl LyingPeer {
         PeerAddr {
             id: self.router.endpoint().id().to_string(),
             addrs: self.router.endpoint().bound_sockets(),
+            relay_url: None,
         }
     }
 

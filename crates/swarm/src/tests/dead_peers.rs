@@ -142,6 +142,7 @@ fn reports_only_demote_and_are_rate_limited() {
         let peer = PeerAddr {
             id: id.clone(),
             addrs: vec![format!("10.0.0.{}:1", i + 1).parse().unwrap()],
+            relay_url: None,
         };
         tracker
             .announce(&peer, std::slice::from_ref(&h), None)
@@ -183,6 +184,7 @@ fn reports_only_demote_and_are_rate_limited() {
     let again = PeerAddr {
         id: ids[0].clone(),
         addrs: vec!["10.0.0.1:1".parse().unwrap()],
+        relay_url: None,
     };
     tracker
         .announce(&again, std::slice::from_ref(&h), None)

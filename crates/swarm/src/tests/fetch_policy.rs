@@ -415,6 +415,7 @@ async fn the_origin_http_finishes_what_peers_started_when_its_iroh_fails() {
     let unreachable = PeerAddr {
         id: origin.endpoint_id().to_string(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
+        relay_url: None,
     };
     let me = node(&tmp.path().join("me")).await;
     let policy = FetchPolicy {

@@ -10,6 +10,7 @@ fn peer(swarm_like_id: &str, addr: &str) -> PeerAddr {
     PeerAddr {
         id: swarm_like_id.to_owned(),
         addrs: vec![addr.parse().unwrap()],
+        relay_url: None,
     }
 }
 
