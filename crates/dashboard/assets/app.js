@@ -638,7 +638,8 @@ async function renderApps() {
     }
   }
   const cards = S.apps.map((a) => {
-    const to = latest.get(a.id);
+    // A third-party app's newer version is what its publisher lists; a catalog app's, the catalog's.
+    const to = a.market ? a.market.newer_version : latest.get(a.id);
     const update = to && newer(to, a.version);
     const running = a.desired === "running";
     return h("div", { class: "card", id: `app-${a.id}`, "data-app": a.id, "data-state": a.state },
@@ -647,6 +648,9 @@ async function renderApps() {
       a.url ? h("p", {}, h("a", { class: "launch", id: `launch-${a.id}`, href: a.url, target: "_blank", rel: "noopener noreferrer" }, `Open ${a.id} ↗`)) : null,
       h("ul", { class: "small" }, a.containers.map((c) => h("li", {}, `${c.name}: ${c.state} `,
         S.features.logs ? h("button", { class: "link logs", onclick: () => openLogs(a.id, c.name.replace(`archy-${a.id}-`, "")) }, "logs") : null))),
+      a.market ? h("p", { class: "small publisher" }, `Third-party app "${a.market.app_id}" by ${a.market.did.slice(0, 24)}…`) : null,
+      a.market && a.market.withdrawn ? h("p", { class: "warnbox withdrawn" },
+        `Its publisher withdrew this publication on ${new Date(a.market.withdrawn.at * 1000).toLocaleString()}: it keeps running here, but nothing new is installed from it.`) : null,
       (a.warnings || []).map((w) => h("p", { class: "warnbox" }, w)),
       h("div", { class: "actions" },
         h("button", { class: "start", disabled: running && a.state === "running" ? true : null, onclick: () => act(a.id, "start", `Starting ${a.id}`) }, "Start"),
