@@ -303,8 +303,20 @@ pub async fn fetch_contact_list(
         };
         let notifications = relay.notifications();
         let id = SubscriptionId::generate();
+        // Auto-closing on EOSE, not long-lived: nostr-relay-pool 0.44 sends a long-lived
+        // REQ before it registers the subscription, so a fast relay's events arrive for an
+        // unknown subscription and are dropped ("subscription not found"), and a list
+        // another client published would be lost from the merge. An auto-closing one is
+        // registered first.
+        let once = SubscribeAutoCloseOptions::default()
+            .exit_policy(ReqExitPolicy::ExitOnEOSE)
+            .timeout(Some(timeout));
         match relay
-            .subscribe_with_id(id.clone(), filter.clone(), SubscribeOptions::default())
+            .subscribe_with_id(
+                id.clone(),
+                filter.clone(),
+                SubscribeOptions::default().close_on(Some(once)),
+            )
             .await
         {
             Ok(()) => asked.push((url.clone(), relay, notifications, id)),
@@ -328,6 +340,7 @@ pub async fn fetch_contact_list(
                 }
                 Ok(Ok(n)) => n,
             };
+            eprintln!("DEBUG notification {notification:?}");
             match notification {
                 RelayNotification::Message {
                     message:

@@ -525,3 +525,28 @@ async fn a_follow_refuses_when_no_relay_answers_and_reports_each_relay() {
     assert!(!failed.ok && !failed.message.is_empty(), "{failed:?}");
     assert_eq!(outcome.change.follows, 2, "the local copy's follow is kept");
 }
+
+/// A relay on loopback answers a REQ within microseconds: the list must be read every time,
+/// not only when the client registered its subscription before the answer came (a
+/// long-lived subscription in nostr-relay-pool 0.44 is registered after its REQ is sent,
+/// and the events of an answer that beats it are dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_list_is_read_however_fast_the_relay_answers() {
+    let (_relay, url) = relay().await;
+    let relays = vec![url];
+    let key = operator();
+    let friend = Keys::generate().public_key();
+    let list = foreign_list(&key, &[(friend, "friend")], Timestamp::now().as_secs() - 60);
+    crate::publish(&list, &relays).await.unwrap();
+    for attempt in 0..20 {
+        let fetched = fetch_contact_list(&relays, &key.public_key(), TIMEOUT)
+            .await
+            .unwrap();
+        assert!(fetched.answered(), "{:?}", fetched.relays);
+        assert_eq!(
+            fetched.newest.map(|e| e.id),
+            Some(list.id),
+            "attempt {attempt}: the relay's list was not read"
+        );
+    }
+}
