@@ -9,6 +9,8 @@ mod nostr;
 mod par;
 mod score;
 mod tls;
+#[cfg(any(test, feature = "test-support"))]
+pub mod tls_fixture;
 mod transport;
 mod vouch;
 

@@ -3,98 +3,18 @@
 //! [`RelayTls`], it carries a publication; signed by a CA the node was not told of, it is
 //! refused, and the error names the relay and the TLS failure.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use nostr_relay_builder::prelude::{LocalRelay, RelayBuilder};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use tokio::net::{TcpListener, TcpStream};
-
 use super::*;
+use crate::tls_fixture::{TestCa as Ca, TlsRelay};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 const DEV: &str = "leader monkey parrot ring guide accident before fence cannon height naive bean";
 
-/// A certificate authority, its certificate in PEM.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { issuer }
-    }
-
-    fn pem(&self) -> Vec<u8> {
-        self.issuer.pem().into_bytes()
-    }
-
-    /// A server certificate for `localhost` signed by this CA, and its key.
-    fn server_cert(
-        &self,
-    ) -> (
-        rustls::pki_types::CertificateDer<'static>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    ) {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
-        (cert.der().clone(), der.into())
-    }
-}
-
-/// The in-process relay behind a TLS terminator with a certificate `ca` signed; its
-/// `wss://localhost:PORT` URL. Both stop when the returned relay and task are dropped.
-async fn tls_relay(ca: &Ca) -> (LocalRelay, tokio::task::JoinHandle<()>, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let plain = relay.url().await.to_string();
-    let backend = plain
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .to_owned();
-    let (cert, key) = ca.server_cert();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let terminator = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let backend = backend.clone();
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends the handshake: nothing to relay.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut plain) = TcpStream::connect(&backend).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    (relay, terminator, format!("wss://localhost:{port}"))
-}
-
 fn trusting(url: &str, ca: &Ca) -> RelaySet {
     RelaySet::new(
         vec![url.to_owned()],
-        RelayTls::with_ca_pems(&[("test-ca.pem".to_owned(), ca.pem())]).unwrap(),
+        RelayTls::with_ca_pems(&[("test-ca.pem".to_owned(), ca.pem().into_bytes())]).unwrap(),
     )
 }
 
@@ -109,7 +29,8 @@ fn notes_event(dev: &DeveloperIdentity) -> Event {
 #[tokio::test]
 async fn a_relay_behind_tls_signed_by_a_trusted_ca_carries_publications() {
     let ca = Ca::new("archy test CA");
-    let (_relay, _terminator, url) = tls_relay(&ca).await;
+    let relay = TlsRelay::start(&ca).await;
+    let url = relay.url.clone();
     let relays = trusting(&url, &ca);
     let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
     let event = notes_event(&dev);
@@ -129,7 +50,8 @@ async fn a_relay_behind_tls_signed_by_a_trusted_ca_carries_publications() {
 async fn a_relay_whose_certificate_no_trusted_ca_signed_is_refused_naming_it() {
     let trusted = Ca::new("archy test CA");
     let stranger = Ca::new("someone else's CA");
-    let (_relay, _terminator, url) = tls_relay(&stranger).await;
+    let relay = TlsRelay::start(&stranger).await;
+    let url = relay.url.clone();
     let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
     let event = notes_event(&dev);
 

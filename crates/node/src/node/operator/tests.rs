@@ -345,72 +345,18 @@ async fn a_follow_without_an_answering_relay_publishes_nothing() {
     node.shutdown().await;
 }
 
-/// A CA (rcgen) and the in-process relay behind a TLS terminator (tokio-rustls) with a
-/// `localhost` certificate the CA signed: the CA's PEM and the relay's `wss://` URL.
-async fn tls_relay(ca_name: &str) -> (LocalRelay, tokio::task::JoinHandle<()>, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let (relay, plain) = relay().await;
-    let backend = plain
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, ca_name);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let terminator = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let backend = backend.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    (
-        relay,
-        terminator,
-        ca.pem(),
-        format!("wss://localhost:{port}"),
-    )
-}
-
 /// `relay_ca_certs`: a node that trusts the relay's CA discovers and vouches over
 /// `wss://`; one that does not is refused, the relay and the TLS failure named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
-    let (relay, _terminator, ca_pem, wss) = tls_relay("archy test CA").await;
-    let plain = relay.url().await.to_string();
+    let ca = archy_marketplace::tls_fixture::TestCa::new("archy test CA");
+    let relay = archy_marketplace::tls_fixture::TlsRelay::start(&ca).await;
+    let (plain, wss) = (relay.plain_url.clone(), relay.url.clone());
     let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
     publish_notes(&dev, &plain).await;
     let tmp = tempfile::tempdir().unwrap();
     let ca_file = tmp.path().join("relay-ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
 
     let trusting = Node::start(NodeConfig {
         relay_ca_certs: vec![ca_file.clone()],
