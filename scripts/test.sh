@@ -16,6 +16,30 @@ for tool in chromium chromedriver; do
     exit 1
   fi
 done
+# The interop tests run an independent Nostr relay (PyPI's nostr-relay) from a venv.
+relay_venv="$repo/build/nostr-relay-venv"
+relay_requirements="$repo/scripts/nostr-relay-requirements.txt"
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends python3 python3-venv >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends python3 python3-venv >&2; } || true
+fi
+if ! cmp -s "$relay_requirements" "$relay_venv/requirements.txt"; then
+  rm -rf "$relay_venv"
+  if ! python3 -m venv "$relay_venv" >&2; then
+    echo "test.sh: FAILED: python3 -m venv does not work (Debian packages python3 and python3-venv); the interop tests need it for the nostr-relay package" >&2
+    exit 1
+  fi
+  if ! "$relay_venv/bin/pip" install --disable-pip-version-check -q -r "$relay_requirements" >&2; then
+    echo "test.sh: FAILED: pip could not install $relay_requirements (nostr-relay 1.14 from PyPI) into $relay_venv; the interop tests need it" >&2
+    exit 1
+  fi
+  cp "$relay_requirements" "$relay_venv/requirements.txt"
+fi
+if ! "$relay_venv/bin/nostr-relay" --help >/dev/null 2>&1; then
+  echo "test.sh: FAILED: $relay_venv/bin/nostr-relay does not run; remove $relay_venv and run again" >&2
+  exit 1
+fi
+export ARCHY_TEST_NOSTR_RELAY="$relay_venv/bin/nostr-relay"
 eval "$(scripts/setup-podman.sh)"
 export ARCHY_PODMAN_URL
 apps/build.sh build/artifacts

@@ -35,6 +35,8 @@ mod install;
 mod lifecycle;
 #[path = "e2e/market.rs"]
 mod market;
+#[path = "e2e/market_interop.rs"]
+mod market_interop;
 #[path = "e2e/market_vouch.rs"]
 mod market_vouch;
 #[path = "e2e/operations.rs"]

@@ -6,12 +6,15 @@ use super::*;
 use archy_marketplace::DeveloperIdentity;
 use nostr_relay_builder::prelude::{EventBuilder, EventDeletionRequest, LocalRelay, RelayBuilder};
 
-const DEV_MNEMONIC: &str =
+pub(super) const DEV_MNEMONIC: &str =
     "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
 /// Hello's manifest as a third party would ship it: same id as the first-party app (an
 /// attempt to shadow it), its own host port.
-fn third_party_hello(dir: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+pub(super) fn third_party_hello(
+    dir: &std::path::Path,
+    edit: impl Fn(String) -> String,
+) -> std::path::PathBuf {
     let text = std::fs::read_to_string(repo_root().join("apps/hello/manifest.yml"))
         .unwrap()
         .replace("host: 18080", "host: 18090");
@@ -21,7 +24,7 @@ fn third_party_hello(dir: &std::path::Path, edit: impl Fn(String) -> String) -> 
 }
 
 /// The operator's node: first-party catalog from `origin`, discovery on `relay`.
-async fn operator_node(
+pub(super) async fn operator_node(
     dir: &std::path::Path,
     origin: &str,
     root: &std::path::Path,
@@ -30,7 +33,7 @@ async fn operator_node(
     operator_node_on(dir, origin, root, &[relay.to_owned()]).await
 }
 
-async fn operator_node_on(
+pub(super) async fn operator_node_on(
     dir: &std::path::Path,
     origin: &str,
     root: &std::path::Path,
@@ -45,7 +48,7 @@ async fn operator_node_on(
 }
 
 /// `archy app unpublish ID` with the developer's mnemonic, to `relays`.
-fn archy_unpublish(
+pub(super) fn archy_unpublish(
     id: &str,
     mnemonic: &std::path::Path,
     relays: &[&str],
@@ -65,7 +68,7 @@ fn archy_unpublish(
 }
 
 /// A 0600 file holding the developer's mnemonic, as `archy dev init` writes it.
-fn mnemonic_file(dir: &std::path::Path) -> std::path::PathBuf {
+pub(super) fn mnemonic_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("dev.mnemonic");
     std::fs::write(&path, DEV_MNEMONIC).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -86,7 +89,7 @@ fn rand_suffix() -> u64 {
 
 /// Publishes without the CLI (and so without its checks), as a hostile developer could.
 /// Returns the DID-signed envelope and the event that carried it.
-async fn publish_directly(
+pub(super) async fn publish_directly(
     who: &DeveloperIdentity,
     manifest: archy_registry::Manifest,
     origin_http: &str,
@@ -127,7 +130,7 @@ async fn publish_directly(
     (envelope, event)
 }
 
-fn archy_publish(
+pub(super) fn archy_publish(
     api: &str,
     manifest: &std::path::Path,
     mnemonic: &std::path::Path,

@@ -4,9 +4,11 @@
 //! the shared Podman service and the tests' own hands on it (`podman`).
 
 mod node;
+mod nostr_relay;
 mod podman;
 
 pub use node::*;
+pub use nostr_relay::*;
 pub use podman::*;
 
 use std::net::SocketAddr;

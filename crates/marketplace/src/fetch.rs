@@ -9,6 +9,7 @@ use nostr_sdk::prelude::*;
 
 use crate::nostr::{APP_HASHTAG, connected_client, connected_relays, walk};
 use crate::score::TrustInputs;
+use crate::tls::RelayList;
 use crate::{Error, MANIFEST_EVENT_KIND};
 
 /// Bounds on one fetch of trust signals.
@@ -55,7 +56,7 @@ pub struct TrustFetch {
 /// deletions of those reports and labels. Everything goes through [`TrustInputs`], which
 /// checks every signature.
 pub async fn fetch_trust_events(
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     operator_keys: &[PublicKey],
     publishers: &[PublicKey],
     limits: &TrustFetchLimits,
@@ -76,7 +77,7 @@ pub async fn fetch_trust_events(
 /// events, before relays echo them): their contact lists steer the walk over follows too.
 pub async fn fetch_trust_events_onto(
     seed: TrustInputs,
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     operator_keys: &[PublicKey],
     publishers: &[PublicKey],
     limits: &TrustFetchLimits,

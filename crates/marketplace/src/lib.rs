@@ -8,6 +8,9 @@ mod fetch;
 mod nostr;
 mod par;
 mod score;
+mod tls;
+#[cfg(any(test, feature = "test-support"))]
+pub mod tls_fixture;
 mod transport;
 mod vouch;
 
@@ -29,6 +32,7 @@ pub use score::{
     ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,
     MAX_TARGETS_PER_CLAIM, ScoreConfig, ScoreTerm, TrustInputs, TrustScore, TrustScores,
 };
+pub use tls::{RelayList, RelaySet, RelayTls};
 pub use vouch::{
     ContactChange, ContactListFetch, FollowChange, FollowOutcome, MAX_COMMENT_BYTES,
     MAX_EXTRA_LABELS, OperatorKey, RelayOutcome, Subject, VouchError, app_coordinate,
@@ -86,6 +90,9 @@ pub enum Error {
     /// Reaching relays, or what they answered.
     #[error("relay: {0}")]
     Relay(String),
+    /// The CAs a `wss://` relay's certificate may chain to (`relay_ca_certs`).
+    #[error("relay CA certificates: {0}")]
+    RelayCa(String),
 }
 
 /// A developer's two keys, derived from one mnemonic. Secrets stay inside; only public
@@ -238,3 +245,5 @@ mod tests {
 mod relay_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod tls_tests;

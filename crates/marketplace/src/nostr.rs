@@ -18,7 +18,8 @@ use tracing::debug;
 
 use crate::deletion::{Deletions, Withdrawal};
 use crate::par::par_map;
-use crate::transport::{CountingTransport, ForgedCounts};
+use crate::tls::{RelayList, RelayTls};
+use crate::transport::CountingTransport;
 use crate::{DeveloperIdentity, Error, MANIFEST_EVENT_KIND, manifest_d_tag};
 
 /// Versions kept per (author, app) in a pass, newest first: enough that deleting the
@@ -429,32 +430,64 @@ impl DiscoveryCollector {
 }
 
 /// A client that checks every event a relay sends against the REQ's filters and `limit`,
-/// so a relay cannot push unrelated or unbounded events into a pass.
-pub(crate) async fn connected_client(relays: &[String]) -> Result<Client, Error> {
-    Ok(counting_client(relays).await?.0)
+/// so a relay cannot push unrelated or unbounded events into a pass; its transport counts
+/// forged events, keeps why a relay could not be reached, and verifies `wss://` relays
+/// against the list's CAs.
+pub(crate) struct RelayClient {
+    client: Client,
+    transport: CountingTransport,
 }
 
-/// [`connected_client`], counting per relay the events dropped for a bad id or signature.
-async fn counting_client(relays: &[String]) -> Result<(Client, ForgedCounts), Error> {
-    let transport = CountingTransport::default();
-    let forged = transport.forged.clone();
-    let client = Client::builder()
-        .opts(ClientOptions::new().verify_subscriptions(true))
-        .websocket_transport(transport)
-        .build();
-    for relay in relays {
+impl std::ops::Deref for RelayClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl RelayClient {
+    /// A client with no relay added yet.
+    pub(crate) fn new(tls: Option<&RelayTls>) -> Self {
+        let transport = CountingTransport::new(tls);
+        let client = Client::builder()
+            .opts(ClientOptions::new().verify_subscriptions(true))
+            .websocket_transport(transport.clone())
+            .build();
+        Self { client, transport }
+    }
+
+    /// Why `relay` is not connected, in words: the last connection failure when there was
+    /// one, else its status.
+    pub(crate) async fn why_down(&self, relay: &RelayUrl) -> String {
+        match self.transport.failures.of(relay.as_str()) {
+            Some(why) => why,
+            None => match self.client.relay(relay).await {
+                Ok(r) => format!("not connected ({})", r.status()),
+                Err(e) => e.to_string(),
+            },
+        }
+    }
+}
+
+/// A [`RelayClient`] with every relay of the list added, connecting.
+pub(crate) async fn connected_client(
+    relays: &(impl RelayList + ?Sized),
+) -> Result<RelayClient, Error> {
+    let client = RelayClient::new(relays.tls());
+    for relay in relays.urls() {
         client
             .add_relay(relay.as_str())
             .await
             .map_err(|e| Error::Relay(format!("{relay}: {e}")))?;
     }
     client.connect().await;
-    Ok((client, forged))
+    Ok(client)
 }
 
-/// The relays of `client` that are connected; the others go to `errors`.
+/// The relays of `client` that are connected; the others go to `errors` with why.
 pub(crate) async fn connected_relays(
-    client: &Client,
+    client: &RelayClient,
     errors: &mut Vec<(String, String)>,
 ) -> Vec<RelayUrl> {
     let mut up = Vec::new();
@@ -462,10 +495,7 @@ pub(crate) async fn connected_relays(
         if relay.is_connected() {
             up.push(url);
         } else {
-            errors.push((
-                url.to_string(),
-                format!("not connected ({})", relay.status()),
-            ));
+            errors.push((url.to_string(), client.why_down(&url).await));
         }
     }
     up.sort();
@@ -600,10 +630,10 @@ const PUBLISH_ANSWER: Duration = Duration::from_secs(15);
 
 /// Sends `event` to every relay and says, per relay, whether it was stored or why not. A
 /// relay that cannot be added, reached or that refuses costs its own entry only.
-pub async fn publish_report(event: &Event, relays: &[String]) -> PublishReport {
+pub async fn publish_report(event: &Event, relays: &(impl RelayList + ?Sized)) -> PublishReport {
     let mut report = PublishReport::default();
-    let client = Client::default();
-    for relay in relays {
+    let client = RelayClient::new(relays.tls());
+    for relay in relays.urls() {
         if let Err(e) = client.add_relay(relay.as_str()).await {
             report
                 .failed
@@ -620,9 +650,9 @@ pub async fn publish_report(event: &Event, relays: &[String]) -> PublishReport {
             report.failed.push((
                 url.to_string(),
                 format!(
-                    "could not connect within {}s ({})",
+                    "could not connect within {}s: {}",
                     PUBLISH_CONNECT.as_secs(),
-                    relay.status()
+                    client.why_down(&url).await
                 ),
             ));
         }
@@ -671,7 +701,10 @@ pub async fn publish_report(event: &Event, relays: &[String]) -> PublishReport {
 
 /// [`publish_report`] for callers that only need one relay to accept: the relays that
 /// did, or an error naming each relay that did not and why.
-pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Error> {
+pub async fn publish(
+    event: &Event,
+    relays: &(impl RelayList + ?Sized),
+) -> Result<Vec<String>, Error> {
     let report = publish_report(event, relays).await;
     if report.accepted.is_empty() {
         return Err(Error::Relay(format!(
@@ -686,7 +719,7 @@ pub async fn publish(event: &Event, relays: &[String]) -> Result<Vec<String>, Er
 /// The events `author` signed for `app_id` that the relays hold (every version a lagging
 /// relay still has), ids and signatures checked; with the relays that could not be asked.
 pub async fn own_publications(
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     author: &PublicKey,
     app_id: &str,
     timeout: Duration,
@@ -727,7 +760,10 @@ pub async fn own_publications(
 }
 
 /// [`discover_with`] with the default limits, no named publishers and no deletions known.
-pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery, Error> {
+pub async fn discover(
+    relays: &(impl RelayList + ?Sized),
+    timeout: Duration,
+) -> Result<Discovery, Error> {
     discover_with(relays, &[], &[], &DiscoveryLimits::default(), timeout).await
 }
 
@@ -741,13 +777,13 @@ pub async fn discover(relays: &[String], timeout: Duration) -> Result<Discovery,
 /// within `limits`. A relay that is down or sends garbage costs its share only; what each
 /// relay sent is in [`Discovery::relays`].
 pub async fn discover_with(
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     publishers: &[PublicKey],
     known_deletions: &[Event],
     limits: &DiscoveryLimits,
     timeout: Duration,
 ) -> Result<Discovery, Error> {
-    let (client, forged) = counting_client(relays).await?;
+    let client = connected_client(relays).await?;
     client.wait_for_connection(timeout).await;
     let mut errors = Vec::new();
     let up = connected_relays(&client, &mut errors).await;
@@ -816,7 +852,7 @@ pub async fn discover_with(
             .push(reason.clone());
     }
     for (relay, report) in reports.iter_mut() {
-        report.forged = forged.of(relay);
+        report.forged = client.transport.forged.of(relay);
     }
     found.truncated = truncated;
     found.relay_errors = errors;

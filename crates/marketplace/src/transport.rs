@@ -1,10 +1,17 @@
-//! The websocket transport of discovery's client, counting per relay the events that arrive
-//! with a bad id or signature (or unreadable). The client drops those before any code of
-//! ours sees them; without this count a lying relay would look merely quiet.
+//! The websocket transport of every relay client here: it counts per relay the events that
+//! arrive with a bad id or signature (or unreadable), which the client drops before any code
+//! of ours sees them (without this count a lying relay would look merely quiet); it keeps
+//! each relay's last connection failure, which the client reduces to a status; and it
+//! verifies a `wss://` relay's certificate against the operator's CAs when set ([`RelayTls`]).
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use async_wsocket::futures_util::stream::SplitSink;
+use async_wsocket::futures_util::{Sink, StreamExt as _, TryStreamExt as _};
 
 use nostr_sdk::pool::ConnectionMode;
 use nostr_sdk::pool::transport::error::TransportError;
@@ -13,6 +20,8 @@ use nostr_sdk::pool::transport::websocket::{
 };
 use nostr_sdk::prelude::*;
 use nostr_sdk::util::BoxedFuture;
+
+use crate::tls::RelayTls;
 
 /// Forged ids remembered per relay, so an event sent again (pages overlap by a second)
 /// counts once; past this, every frame counts.
@@ -52,9 +61,55 @@ impl ForgedCounts {
     }
 }
 
+/// Why the last attempt to connect to a relay failed, by relay URL (without a trailing `/`);
+/// cleared when a connection succeeds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectFailures(Arc<Mutex<HashMap<String, String>>>);
+
+impl ConnectFailures {
+    pub(crate) fn of(&self, relay: &str) -> Option<String> {
+        let relay = relay.trim_end_matches('/');
+        self.0.lock().ok().and_then(|m| m.get(relay).cloned())
+    }
+
+    fn set(&self, relay: &str, why: Option<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            match why {
+                Some(why) => m.insert(relay.to_owned(), why),
+                None => m.remove(relay),
+            };
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CountingTransport {
     pub(crate) forged: ForgedCounts,
+    pub(crate) failures: ConnectFailures,
+    /// Set: `wss://` relays are verified against these roots (the public ones and the
+    /// operator's CAs) by our own connector; unset: nostr-sdk's (public roots).
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl CountingTransport {
+    pub(crate) fn new(tls: Option<&RelayTls>) -> Self {
+        Self {
+            tls: tls.and_then(RelayTls::config),
+            ..Self::default()
+        }
+    }
+
+    async fn open(
+        &self,
+        url: &Url,
+        mode: &ConnectionMode,
+        timeout: Duration,
+    ) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
+        match (&self.tls, url.scheme()) {
+            (Some(config), "wss") => connect_tls(url, config.clone(), timeout).await,
+            _ => DefaultWebsocketTransport.connect(url, mode, timeout).await,
+        }
+    }
 }
 
 impl WebSocketTransport for CountingTransport {
@@ -69,10 +124,11 @@ impl WebSocketTransport for CountingTransport {
         timeout: Duration,
     ) -> BoxedFuture<'a, Result<(WebSocketSink, WebSocketStream), TransportError>> {
         Box::pin(async move {
-            let (sink, stream) = DefaultWebsocketTransport
-                .connect(url, mode, timeout)
-                .await?;
             let relay = url.as_str().trim_end_matches('/').to_owned();
+            let opened = self.open(url, mode, timeout).await;
+            self.failures
+                .set(&relay, opened.as_ref().err().map(connect_failure));
+            let (sink, stream) = opened?;
             let forged = self.forged.clone();
             let stream = stream.inspect(move |message| {
                 if let Ok(message) = message
@@ -84,6 +140,99 @@ impl WebSocketTransport for CountingTransport {
             });
             Ok((sink, Box::pin(stream) as WebSocketStream))
         })
+    }
+}
+
+/// A connection failure in words a person can act on: a certificate the node does not
+/// trust says which setting decides it.
+fn connect_failure(e: &TransportError) -> String {
+    let text = e.to_string();
+    if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
+        format!(
+            "{text} (the relay's TLS certificate does not chain to a CA this node trusts: \
+             the public roots, or relay_ca_certs)"
+        )
+    } else {
+        text
+    }
+}
+
+/// TCP, then TLS verified against `config`'s roots, then the websocket handshake, within
+/// `timeout`; the socket is async-wsocket's, as nostr-sdk's own transport makes it.
+async fn connect_tls(
+    url: &Url,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| TransportError::backend(Refused("the URL has no host".into())))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| TransportError::backend(Refused("the URL has no port".into())))?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(format!("{host}:{port}")).await?;
+        let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+            url.as_str(),
+            tcp,
+            None,
+            Some(tokio_tungstenite::Connector::Rustls(config)),
+        )
+        .await?;
+        Ok::<_, async_wsocket::Error>(socket)
+    };
+    let socket = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| TransportError::backend(async_wsocket::Error::Timeout))?
+        .map_err(TransportError::backend)?;
+    let (tx, rx) = async_wsocket::WebSocket::Tokio(socket).split();
+    let sink: WebSocketSink = Box::new(TlsSink(tx));
+    let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
+    Ok((sink, stream))
+}
+
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The sink half with nostr-sdk's error type (mapped per call, as its own transport does).
+struct TlsSink(SplitSink<async_wsocket::WebSocket, async_wsocket::Message>);
+
+impl Sink<async_wsocket::Message> for TlsSink {
+    type Error = TransportError;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0)
+            .poll_ready(cx)
+            .map_err(TransportError::backend)
+    }
+
+    fn start_send(
+        mut self: Pin<&mut Self>,
+        item: async_wsocket::Message,
+    ) -> Result<(), Self::Error> {
+        Pin::new(&mut self.0)
+            .start_send(item)
+            .map_err(TransportError::backend)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0)
+            .poll_flush(cx)
+            .map_err(TransportError::backend)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0)
+            .poll_close(cx)
+            .map_err(TransportError::backend)
     }
 }
 

@@ -24,6 +24,7 @@ use nostr_sdk::prelude::*;
 use serde::Serialize;
 
 use crate::nostr::{connected_client, connected_relays};
+use crate::tls::RelayList;
 use crate::{DeveloperIdentity, manifest_d_tag};
 use crate::{ENDORSE_LABEL, LABEL_NAMESPACE, MANIFEST_EVENT_KIND, MAX_FOLLOWS_PER_LIST};
 
@@ -270,7 +271,7 @@ impl ContactListFetch {
 /// Asks every relay at once for `author`'s contact list; a relay has answered when it
 /// ended its stored events (EOSE) within `timeout`. Only events `author` signed count.
 pub async fn fetch_contact_list(
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     author: &PublicKey,
     timeout: Duration,
 ) -> Result<ContactListFetch, VouchError> {
@@ -394,10 +395,10 @@ pub async fn fetch_contact_list(
 /// `timeout`, or does not answer within it, is a failure with that reason.
 pub async fn send_event(
     event: &Event,
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     timeout: Duration,
 ) -> Result<Vec<RelayOutcome>, VouchError> {
-    if relays.is_empty() {
+    if relays.urls().is_empty() {
         return Err(VouchError::NoRelays);
     }
     let client = connected_client(relays)
@@ -487,11 +488,11 @@ pub struct FollowOutcome {
 /// Fails when no relay accepted the new list.
 pub async fn update_follows(
     key: &OperatorKey,
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     change: FollowChange<'_>,
     timeout: Duration,
 ) -> Result<FollowOutcome, VouchError> {
-    if relays.is_empty() {
+    if relays.urls().is_empty() {
         return Err(VouchError::NoRelays);
     }
     let fetched = fetch_contact_list(relays, &key.public_key(), timeout).await?;
@@ -686,7 +687,7 @@ pub fn report_event(
 /// Sends an endorsement or report to every relay; fails when none accepted it.
 pub async fn publish_claim(
     event: &Event,
-    relays: &[String],
+    relays: &(impl RelayList + ?Sized),
     timeout: Duration,
 ) -> Result<Vec<RelayOutcome>, VouchError> {
     accepted(send_event(event, relays, timeout).await?)

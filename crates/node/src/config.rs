@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub reconcile_interval_seconds: u64,
     /// Nostr relays (ws:// or wss://) to discover third-party apps on.
     pub relays: Vec<String>,
+    /// PEM files of certificate authorities a `wss://` relay's certificate may chain to,
+    /// beside the public web roots (a private relay, a test CA). See docs/developer.md.
+    pub relay_ca_certs: Vec<PathBuf>,
     /// The operator's own Nostr keys (npub or hex): the roots of the web of trust that
     /// scores third-party publishers.
     pub trusted_keys: Vec<String>,
@@ -90,6 +93,7 @@ impl Default for NodeConfig {
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
             relays: Vec::new(),
+            relay_ca_certs: Vec::new(),
             trusted_keys: Vec::new(),
             static_peers: Vec::new(),
             local_discovery: false,
@@ -128,6 +132,7 @@ impl NodeConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);
         config.pinned_root = config.pinned_root.map(|p| base.join(p));
+        config.relay_ca_certs = config.relay_ca_certs.iter().map(|p| base.join(p)).collect();
         Ok(config)
     }
 }
@@ -140,9 +145,13 @@ mod tests {
     fn relative_paths_are_taken_from_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
-        std::fs::write(&path, "data_dir = \"state\"\npinned_root = \"root.json\"\norigin = \"http://127.0.0.1:7780\"\n").unwrap();
+        std::fs::write(&path, "data_dir = \"state\"\npinned_root = \"root.json\"\norigin = \"http://127.0.0.1:7780\"\nrelay_ca_certs = [\"ca.pem\", \"/etc/ca.pem\"]\n").unwrap();
         let config = NodeConfig::load(&path).unwrap();
         assert_eq!(config.data_dir, dir.path().join("state"));
+        assert_eq!(
+            config.relay_ca_certs,
+            vec![dir.path().join("ca.pem"), PathBuf::from("/etc/ca.pem")]
+        );
         assert_eq!(config.pinned_root, Some(dir.path().join("root.json")));
         assert_eq!(
             config.api_listen.ip(),

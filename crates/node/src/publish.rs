@@ -18,7 +18,7 @@ pub struct PublishRequest<'a> {
     /// Artifact name → file.
     pub artifacts: BTreeMap<String, PathBuf>,
     pub identity: &'a DeveloperIdentity,
-    pub relays: &'a [String],
+    pub relays: &'a archy_marketplace::RelaySet,
     /// Where other nodes fetch the artifacts over HTTP; defaults to the node's `blobs_url`.
     pub origin_http: Option<String>,
 }
@@ -222,7 +222,7 @@ const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn unpublish(
     identity: &DeveloperIdentity,
     app_id: &str,
-    relays: &[String],
+    relays: &archy_marketplace::RelaySet,
 ) -> anyhow::Result<Unpublished> {
     archy_registry::grammar::check_name("app id", app_id)?;
     if relays.is_empty() {

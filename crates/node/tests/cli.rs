@@ -309,3 +309,51 @@ fn relay_run_needs_a_transport_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `archy app unpublish --relay-ca`: a `wss://` relay whose certificate a private CA signed
+/// takes the withdrawal when that CA is named, and is refused, named with the TLS failure,
+/// when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ca_lets_the_cli_reach_a_tls_relay_of_a_private_ca() {
+    let ca = archy_marketplace::tls_fixture::TestCa::new("archy test CA");
+    let relay = archy_marketplace::tls_fixture::TlsRelay::start(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("relay-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let mnemonic = dir.path().join("dev.mnemonic");
+    let init = archy(&["dev", "init", "--out", mnemonic.to_str().unwrap()], None);
+    assert!(init.status.success(), "{}", text(&init));
+    let unpublish = |ca: Option<&Path>| {
+        let mut args = vec![
+            "--json",
+            "app",
+            "unpublish",
+            "notes",
+            "--mnemonic-file",
+            mnemonic.to_str().unwrap(),
+            "--relay",
+            &relay.url,
+        ];
+        if let Some(ca) = ca {
+            args.extend(["--relay-ca", ca.to_str().unwrap()]);
+        }
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            archy(&args, None)
+        })
+    };
+
+    let out = unpublish(Some(&ca_file)).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["relays"][0]["accepted"], true, "{report}");
+
+    let out = unpublish(None).await.unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&relay.url) && said.contains("invalid peer certificate"),
+        "{said}"
+    );
+}

@@ -48,8 +48,10 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             mnemonic_file,
             index,
             relays,
+            relay_ca,
             origin_http,
         } => {
+            let relays = archy_marketplace::RelaySet::new(relays, relay_tls(&relay_ca)?);
             let m = read_manifest(&manifest)?;
             let mnemonic = archy_node::publish::read_mnemonic_file(&mnemonic_file)?;
             let identity =
@@ -85,7 +87,9 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             mnemonic_file,
             index,
             relays,
+            relay_ca,
         } => {
+            let tls = relay_tls(&relay_ca)?;
             let mnemonic = archy_node::publish::read_mnemonic_file(&mnemonic_file)?;
             let identity =
                 archy_marketplace::DeveloperIdentity::from_mnemonic(&mnemonic, "", index)?;
@@ -99,6 +103,7 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
             } else {
                 relays
             };
+            let relays = archy_marketplace::RelaySet::new(relays, tls);
             let done = archy_node::publish::unpublish(&identity, &id, &relays).await?;
             json_or(target.json, &done, |done| {
                 for r in &done.lookup_errors {
@@ -231,6 +236,11 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CAs of `--relay-ca`, beside the public roots.
+fn relay_tls(files: &[std::path::PathBuf]) -> anyhow::Result<archy_marketplace::RelayTls> {
+    archy_marketplace::RelayTls::with_ca_files(files).context("--relay-ca")
 }
 
 /// One line per relay: ok, or the error naming it and why.

@@ -401,6 +401,10 @@ pub enum AppCommand {
         /// A relay to publish to (repeat for several).
         #[arg(long = "relay", required = true)]
         relays: Vec<String>,
+        /// A PEM file of CAs a `wss://` relay's certificate may chain to, beside the public
+        /// roots (repeat for several), as the node's `relay_ca_certs`.
+        #[arg(long = "relay-ca", value_name = "PEM")]
+        relay_ca: Vec<PathBuf>,
         /// Where nodes fetch the artifacts over HTTP (default: your node's blobs_url).
         #[arg(long)]
         origin_http: Option<String>,
@@ -420,6 +424,10 @@ pub enum AppCommand {
         /// A relay to send it to (repeat for several; default: your node's relays).
         #[arg(long = "relay")]
         relays: Vec<String>,
+        /// A PEM file of CAs a `wss://` relay's certificate may chain to, beside the public
+        /// roots (repeat for several), as the node's `relay_ca_certs`.
+        #[arg(long = "relay-ca", value_name = "PEM")]
+        relay_ca: Vec<PathBuf>,
     },
     /// Remove the app; its data stays unless --purge.
     Uninstall {

@@ -22,7 +22,7 @@ impl Node {
     /// lying costs only its share; listings are forgotten only after a complete pass that no
     /// longer finds them, and a withdrawal, once seen, holds whatever a lagging relay serves.
     pub async fn discover_market(&self) -> Result<archy_marketplace::Discovery, NodeError> {
-        let relays = self.relays();
+        let relays = self.relay_set();
         if relays.is_empty() {
             return Ok(Default::default());
         }
@@ -76,7 +76,14 @@ impl Node {
     pub(super) async fn score_publishers(&self) -> Result<(), NodeError> {
         let operator = self.operator_keys().await?;
         let own = self.operator_events().await?;
-        score_into(&self.db, &self.relays(), &operator, &own, DISCOVERY_TIMEOUT).await
+        score_into(
+            &self.db,
+            &self.relay_set(),
+            &operator,
+            &own,
+            DISCOVERY_TIMEOUT,
+        )
+        .await
     }
 
     /// Adds a key (npub or hex) to the operator's trusted keys; returns it as hex.
@@ -342,7 +349,7 @@ async fn remembered_deletions(db: &Db) -> Result<Vec<NostrEvent>, NodeError> {
 /// asked for by name (a flood cannot push them out) and the deletions kept are applied.
 pub(super) async fn discover_into(
     db: &Db,
-    relays: &[String],
+    relays: &(impl archy_marketplace::RelayList + ?Sized),
     timeout: Duration,
 ) -> Result<archy_marketplace::Discovery, NodeError> {
     let mut known: Vec<NostrKey> = Vec::new();
@@ -509,7 +516,7 @@ async fn market_status(
 /// deletions kept), and stores the scores.
 pub(super) async fn score_into(
     db: &Db,
-    relays: &[String],
+    relays: &(impl archy_marketplace::RelayList + ?Sized),
     operator: &[NostrKey],
     own_events: &[NostrEvent],
     timeout: Duration,

@@ -97,6 +97,8 @@ pub struct Node {
     fatal: tokio::sync::watch::Sender<Option<String>>,
     /// The operator's own Nostr key and the one-vouch-at-a-time lock ([`operator`]).
     operator: operator::OperatorSlot,
+    /// The CAs `wss://` relays may chain to (`relay_ca_certs`), read at start.
+    relay_tls: archy_marketplace::RelayTls,
 }
 
 /// How often the store's liveness is probed (idle, and during a long store call).
@@ -135,6 +137,8 @@ impl Node {
         for key in &config.trusted_keys {
             archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
         }
+        let relay_tls = archy_marketplace::RelayTls::with_ca_files(&config.relay_ca_certs)
+            .context("relay_ca_certs in the node config")?;
 
         let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
         swarm_config.bind = config.iroh_bind;
@@ -182,6 +186,7 @@ impl Node {
             settings,
             fatal: tokio::sync::watch::channel(None).0,
             operator: Default::default(),
+            relay_tls,
         });
         node.recover_interrupted().await?;
         Ok(node)

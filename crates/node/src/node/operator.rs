@@ -296,8 +296,8 @@ impl Node {
     }
 
     /// The key (made on first use) and the relays, which must not be empty.
-    fn vouch_setup(&self) -> Result<(Arc<OperatorKey>, Vec<String>), NodeError> {
-        let relays = self.relays();
+    fn vouch_setup(&self) -> Result<(Arc<OperatorKey>, archy_marketplace::RelaySet), NodeError> {
+        let relays = self.relay_set();
         if relays.is_empty() {
             return Err(vouch_error(VouchError::NoRelays));
         }
@@ -307,7 +307,7 @@ impl Node {
     async fn send_claim(
         &self,
         key: Arc<OperatorKey>,
-        relays: Vec<String>,
+        relays: archy_marketplace::RelaySet,
         subject: Subject,
         event: Event,
         action: VouchAction,

@@ -197,6 +197,11 @@ impl Node {
         self.settings.live.borrow().relays.clone()
     }
 
+    /// The relays now, with the CAs their certificates may chain to (`relay_ca_certs`).
+    pub fn relay_set(&self) -> archy_marketplace::RelaySet {
+        archy_marketplace::RelaySet::new(self.relays(), self.relay_tls.clone())
+    }
+
     /// The trust threshold of the install gate now.
     pub fn market_min_score(&self) -> u8 {
         self.settings.live.borrow().market_min_score

@@ -344,3 +344,67 @@ async fn a_follow_without_an_answering_relay_publishes_nothing() {
     assert!(node.operator().await.unwrap().key.is_none());
     node.shutdown().await;
 }
+
+/// `relay_ca_certs`: a node that trusts the relay's CA discovers and vouches over
+/// `wss://`; one that does not is refused, the relay and the TLS failure named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
+    let ca = archy_marketplace::tls_fixture::TestCa::new("archy test CA");
+    let relay = archy_marketplace::tls_fixture::TlsRelay::start(&ca).await;
+    let (plain, wss) = (relay.plain_url.clone(), relay.url.clone());
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    publish_notes(&dev, &plain).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("relay-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let trusting = Node::start(NodeConfig {
+        relay_ca_certs: vec![ca_file.clone()],
+        ..config(&tmp.path().join("trusting"), vec![wss.clone()])
+    })
+    .await
+    .unwrap();
+    let found = trusting.discover_market().await.unwrap();
+    assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    assert_eq!(found.listings.len(), 1, "{:?}", found.rejected);
+    let followed = trusting
+        .vouch_follow(&dev.npub(), true, false)
+        .await
+        .unwrap();
+    assert!(
+        followed.published.iter().all(|r| r.ok) && followed.published.len() == 1,
+        "{followed:?}"
+    );
+
+    // Without the CA: refused, and the market status says which relay and why.
+    let refusing = node(&tmp.path().join("refusing"), vec![wss.clone()]).await;
+    let found = refusing.discover_market().await.unwrap();
+    assert!(found.listings.is_empty());
+    let (relay_url, why) = &found.relay_errors[0];
+    assert!(relay_url.starts_with(&wss), "{:?}", found.relay_errors);
+    assert!(why.contains("invalid peer certificate"), "{why}");
+    let err = refusing
+        .vouch_follow(&dev.npub(), true, false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains(&wss) && err.message.contains("invalid peer certificate"),
+        "{err}"
+    );
+
+    // A CA file that is not one stops the node at start, naming the setting and the file.
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "nothing\n").unwrap();
+    let err = Node::start(NodeConfig {
+        relay_ca_certs: vec![junk],
+        ..config(&tmp.path().join("junk"), vec![wss])
+    })
+    .await
+    .err()
+    .unwrap();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("relay_ca_certs") && err.contains("junk.pem"),
+        "{err}"
+    );
+}
