@@ -21,6 +21,11 @@ pub struct NodeConfig {
     /// `blobs_listen`) and installs nothing, so it needs no pinned root and no origin
     /// (`pinned_root` must then be unset). See docs/developer.md.
     pub publish_only: bool,
+    /// A node that installs nothing and needs no Podman, but pins a root, pulls and
+    /// verifies the catalog, fetches the artifacts it names (`archy swarm fetch`) and
+    /// serves them to peers: a seed or cache for the swarm, and the fleet harness's nodes
+    /// (scripts/fleet.sh). Its data dir must hold no installed app.
+    pub fetch_only: bool,
     /// Seconds between catalog pulls.
     pub pull_interval_seconds: u64,
     /// The rootless Podman service socket.
@@ -81,6 +86,7 @@ impl Default for NodeConfig {
             origin: None,
             pinned_root: None,
             publish_only: false,
+            fetch_only: false,
             pull_interval_seconds: 300,
             podman_url: archy_orchestrator::default_podman_url(),
             publish_address: IpAddr::from([0, 0, 0, 0]),

@@ -66,7 +66,9 @@ pub use iroh_blobs::Hash;
 pub use metrics::{FallbackCounts, FallbackReason, HashMetrics, SwarmMetrics};
 pub use origin::http_routes;
 pub use peer::PeerAddr;
-pub use policy::{FetchPolicy, FetchReport, ProviderFailure, Providers, STRIKES_TO_BAN, Strike};
+pub use policy::{
+    FetchPolicy, FetchReport, PeerPaths, ProviderFailure, Providers, STRIKES_TO_BAN, Strike,
+};
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{

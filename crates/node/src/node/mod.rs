@@ -154,8 +154,11 @@ impl Node {
             data_dir: config.data_dir.clone(),
             publish_address: config.publish_address,
         };
-        // A publish-only node installs nothing: it needs no Podman, and runs none.
-        let orchestrator = if config.publish_only {
+        if config.fetch_only {
+            fetch_only_check(&config, &db).await?;
+        }
+        // A publish-only or fetch-only node installs nothing: it needs no Podman, and runs none.
+        let orchestrator = if config.publish_only || config.fetch_only {
             Orchestrator::offline(orchestrator_config)
         } else {
             Orchestrator::connect(orchestrator_config).await?
@@ -337,6 +340,29 @@ impl Node {
         }
         peers
     }
+}
+
+/// A fetch-only node runs no apps: it must not be publish-only too (it pulls a catalog),
+/// and its data dir must hold no installed app (nothing would manage it).
+async fn fetch_only_check(config: &NodeConfig, db: &Db) -> anyhow::Result<()> {
+    if config.publish_only {
+        anyhow::bail!(
+            "fetch_only and publish_only are both set: a fetch-only node pulls the catalog a \
+             pinned root vouches for, a publish-only node trusts none; unset one of them"
+        );
+    }
+    let apps = db::apps(db).await?;
+    if !apps.is_empty() {
+        anyhow::bail!(
+            "fetch_only is set, but this data dir has apps installed ({}): a fetch-only node \
+             would leave them unmanaged; use another data_dir, or unset fetch_only",
+            apps.iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A publish-only node's trust: an anchor nobody holds a key of ([`publish_only`]). Its
