@@ -23,6 +23,10 @@
 #         bench     one node alone (baseline), then a herd of N: a table of origin egress,
 #                   completion p50/p99 against the baseline, bytes direct vs relayed
 #         all       pair, relay, leave and herd (what CI runs)
+#   --relay tls (default): the relay serves HTTPS with a certificate from a CA the harness
+#     makes (nodes trust it through `relay_ca_file`) and QUIC address discovery, so each node
+#     learns its public address and iroh can punch holes; --relay http: `--http-only`, no
+#     address discovery (nodes then talk through the relay).
 # Results: lines `FLEET-RESULT case=… key=value …` on stdout; exit status 0 only if every
 # case's checks held. Needs: ip, iptables, tc (installed with apt when missing), jq, curl,
 # and target/debug/archy (ARCHY_BIN overrides; built with `cargo build -p archy-node`).
@@ -34,6 +38,7 @@ nodes=4
 size_mib=8
 up_mbit=20
 down_mbit=100
+relay_kind=tls
 while [ $# -gt 0 ]; do
   case "$1" in
     --case) case_name="$2"; shift 2 ;;
@@ -41,6 +46,7 @@ while [ $# -gt 0 ]; do
     --size-mib) size_mib="$2"; shift 2 ;;
     --up-mbit) up_mbit="$2"; shift 2 ;;
     --down-mbit) down_mbit="$2"; shift 2 ;;
+    --relay) relay_kind="$2"; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "fleet.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -50,6 +56,7 @@ for v in nodes size_mib up_mbit down_mbit; do
     echo "fleet.sh: --${v//_/-} must be a positive whole number, not ${!v}" >&2; exit 2
   fi
 done
+case "$relay_kind" in tls|http) ;; *) echo "fleet.sh: --relay is tls or http, not $relay_kind" >&2; exit 2 ;; esac
 if [ "$nodes" -gt 60 ]; then echo "fleet.sh: at most 60 nodes" >&2; exit 2; fi
 
 fail() { echo "fleet.sh: FAILED: $*" >&2; exit 1; }
@@ -57,16 +64,16 @@ log() { echo "fleet.sh: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, iptables and tc need it); run: sudo $0 $*"
 missing=()
-for tool in ip iptables tc jq curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in ip iptables tc jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing missing tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  pkgs=(iproute2 iptables jq curl)
+  pkgs=(iproute2 iptables jq curl openssl)
   apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 \
     || { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } || true
   still=()
   for tool in "${missing[@]}"; do command -v "$tool" >/dev/null || still+=("$tool"); done
-  [ ${#still[@]} -eq 0 ] || fail "missing tools: ${still[*]} (Debian packages iproute2, iptables, jq, curl)"
+  [ ${#still[@]} -eq 0 ] || fail "missing tools: ${still[*]} (Debian packages iproute2, iptables, jq, curl, openssl)"
 fi
 archy="${ARCHY_BIN:-$repo/target/debug/archy}"
 sign="${ARCHY_SIGN_BIN:-$(dirname "$archy")/archy-sign}"
@@ -81,7 +88,7 @@ pids=()
 origin_ip=198.18.0.2
 relay_ip=198.18.0.3
 origin_http="http://$origin_ip:7780"
-relay_url="http://$relay_ip:3340"
+if [ "$relay_kind" = tls ]; then relay_url="https://$relay_ip"; else relay_url="http://$relay_ip:3340"; fi
 
 # Stops what this script started: its own children, and whatever still runs in its
 # namespaces (`ip netns pids`), TERM first, KILL after 5 s.
@@ -141,6 +148,10 @@ home() {
   # A home router: what the LAN started may come back; nothing else gets in.
   in_ns "$h" iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
   in_ns "$h" iptables -A FORWARD -i wan -j DROP
+  # and nothing unsolicited reaches the router itself: dropped before conntrack confirms
+  # it, so a peer's early punch does not leave an entry that makes MASQUERADE remap our
+  # port (the usual firewall of a home router; without it no hole is ever punched here).
+  in_ns "$h" iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP
   if [ "$mode" = udp-blocked ]; then
     in_ns "$h" iptables -A FORWARD -o wan -p udp ! -d "$origin_ip" -j DROP
   fi
@@ -201,10 +212,26 @@ YML
     --artifacts "$work/artifacts" --listen "$origin_ip:7780" --iroh-bind "$origin_ip:7790" \
     > "$work/origin.log" 2>&1 &
   pids+=($!)
-  ip netns exec "$P-r" "$archy" relay run --http-only --bind "$relay_ip:3340" > "$work/relay.log" 2>&1 &
+  if [ "$relay_kind" = tls ]; then
+    # A CA of the harness's own, and the relay's certificate for its IP address.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+      -keyout "$work/keys/ca.key" -out "$work/ca.pem" -subj /CN=archy-fleet-ca \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "$work/keys/relay.key" -out "$work/keys/relay.csr" -subj "/CN=$relay_ip" 2>/dev/null
+    printf 'subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$relay_ip" > "$work/keys/relay.ext"
+    openssl x509 -req -in "$work/keys/relay.csr" -CA "$work/ca.pem" -CAkey "$work/keys/ca.key" \
+      -CAcreateserial -days 2 -extfile "$work/keys/relay.ext" -out "$work/keys/relay.pem" 2>/dev/null
+    ip netns exec "$P-r" "$archy" relay run --bind "$relay_ip:80" --tls-cert "$work/keys/relay.pem" \
+      --tls-key "$work/keys/relay.key" --https-bind "$relay_ip:443" --quic-bind "$relay_ip:7842" \
+      > "$work/relay.log" 2>&1 &
+  else
+    ip netns exec "$P-r" "$archy" relay run --http-only --bind "$relay_ip:3340" > "$work/relay.log" 2>&1 &
+  fi
   pids+=($!)
   wait_for 30 "the origin answering on $origin_http" in_ns "$P-o" curl -sf "$origin_http/v1/swarm/addr"
-  wait_for 30 "the relay answering on $relay_url" in_ns "$P-r" curl -s -o /dev/null "$relay_url/"
+  local cacert=(); [ "$relay_kind" = tls ] && cacert=(--cacert "$work/ca.pem")
+  wait_for 30 "the relay answering on $relay_url" in_ns "$P-r" curl -s "${cacert[@]}" -o /dev/null "$relay_url/"
 }
 
 # start_node I MODE: the home, then `archy node run` in it (`ip netns exec` and `env` exec
@@ -220,6 +247,7 @@ origin = "$origin_http"
 pinned_root = "../root.json"
 iroh_bind = "0.0.0.0:7900"
 relay_mode = ["$relay_url"]
+$( if [ "$relay_kind" = tls ]; then echo 'relay_ca_file = "../ca.pem"'; fi )
 pull_interval_seconds = 3600
 fetch_only = true
 TOML

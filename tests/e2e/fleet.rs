@@ -76,7 +76,7 @@ fn num(fields: &BTreeMap<String, String>, key: &str) -> u64 {
 /// whether its bytes came directly (hole punched) or through the relay.
 #[test]
 fn fleet_two_nodes_behind_nats_fetch_from_each_other() {
-    let r = run_case("pair", &["--size-mib", "4"]);
+    let r = run_case("pair", &["--size-mib", "8"]);
     assert!(num(&r, "from_peers") > 0, "{r:?}");
     assert!(
         num(&r, "direct_bytes") + num(&r, "relayed_bytes") > 0,

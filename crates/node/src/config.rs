@@ -41,6 +41,9 @@ pub struct NodeConfig {
     /// maintainers), or the operator's own, `["https://relay.example:443", …]`
     /// (`archy relay run`). See DESIGN "Reaching nodes behind NATs".
     pub relay_mode: archy_swarm::RelayMode,
+    /// A PEM file of CA certificates trusted for the relays' HTTPS besides the public web
+    /// roots, for an own relay whose certificate comes from a private CA.
+    pub relay_ca_file: Option<PathBuf>,
     /// Warn this many days before the catalog expires.
     pub expiry_warning_days: i64,
     /// Most root versions walked in one pull (N+1, N+2, … each double-signed).
@@ -92,6 +95,7 @@ impl Default for NodeConfig {
             publish_address: IpAddr::from([0, 0, 0, 0]),
             iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             relay_mode: archy_swarm::RelayMode::Disabled,
+            relay_ca_file: None,
             expiry_warning_days: 7,
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
@@ -134,6 +138,7 @@ impl NodeConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);
         config.pinned_root = config.pinned_root.map(|p| base.join(p));
+        config.relay_ca_file = config.relay_ca_file.map(|p| base.join(p));
         Ok(config)
     }
 }

@@ -140,6 +140,7 @@ impl Node {
         swarm_config.bind = config.iroh_bind;
         swarm_config.local_discovery = config.local_discovery;
         swarm_config.relay_mode = config.relay_mode.clone();
+        swarm_config.relay_ca_file = config.relay_ca_file.clone();
         let swarm = Arc::new(Swarm::start(swarm_config).await?);
         for peer in &config.static_peers {
             swarm
