@@ -22,6 +22,7 @@
 #         herd      N nodes start fetching at the same instant
 #         bench     one node alone (baseline), then a herd of N: a table of origin egress,
 #                   completion p50/p99 against the baseline, bytes direct vs relayed
+#         seeded    one node fetches first, then the other N-1 at the same instant
 #         all       pair, relay, leave and herd (what CI runs)
 #   --relay tls (default): the relay serves HTTPS with a certificate from a CA the harness
 #     makes (nodes trust it through `relay_ca_file`) and QUIC address discovery, so each node
@@ -369,19 +370,19 @@ case_leave() {
   teardown_fleet
 }
 
-# herd COUNT: every node fetches at the same instant; sets herd_* for the table.
+# herd LAST [FIRST]: nodes FIRST (1)..LAST fetch at the same instant; sets herd_* for the table.
 herd() {
-  local count="$1"
+  local count="$1" first="${2:-1}"
   local o0 r0; o0=$(tx_bytes "$P-o" eth0); r0=$(tx_bytes "$P-r" eth0)
   local fetchers=()
-  for i in $(seq 1 "$count"); do fetch "$i" & fetchers+=($!); done
+  for i in $(seq "$first" "$count"); do fetch "$i" & fetchers+=($!); done
   local failed=0
   for f in "${fetchers[@]}"; do wait "$f" || failed=$((failed + 1)); done
   herd_failed=$failed
   herd_origin=$(( $(tx_bytes "$P-o" eth0) - o0 ))
   herd_relay=$(( $(tx_bytes "$P-r" eth0) - r0 ))
   herd_times=(); herd_peers=0; herd_direct=0; herd_relayed=0
-  for i in $(seq 1 "$count"); do
+  for i in $(seq "$first" "$count"); do
     [ -f "$work/n$i/fetch.ms" ] || continue
     herd_times+=("$(cat "$work/n$i/fetch.ms")")
     herd_peers=$((herd_peers + $(field "$i" .bytes_from_peers)))
@@ -426,14 +427,37 @@ case_bench() {
   teardown_fleet
 }
 
+# One node fetches first (a seed), then the other N-1 at the same instant.
+case_seeded() {
+  case_now=seeded
+  [ "$nodes" -ge 2 ] || fail "seeded needs --nodes 2 or more"
+  fresh_fleet "$nodes"
+  local o0; o0=$(tx_bytes "$P-o" eth0)
+  fetch 1 || fail "seeded: node 1 could not fetch from the origin"
+  local seed_ms; seed_ms=$(cat "$work/n1/fetch.ms")
+  wait_for 20 "node 1 listed by the tracker" listed 1
+  herd "$nodes" 2
+  local egress=$(( $(tx_bytes "$P-o" eth0) - o0 ))
+  local p50 p99
+  p50=$(percentile 50 "${herd_times[@]}"); p99=$(percentile 99 "${herd_times[@]}")
+  result "seeded nodes=$nodes size_mib=$size_mib failed=$herd_failed seed_ms=$seed_ms p50_ms=$p50 p99_ms=$p99 origin_egress=$egress from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay"
+  awk -v n="$nodes" -v m="$size_mib" -v eg="$egress" -v sz="$size" -v a="$seed_ms" -v p50="$p50" -v p99="$p99" \
+      -v d="$herd_direct" -v r="$herd_relayed" -v pe="$herd_peers" 'BEGIN {
+    printf "| %d (1 seed, then %d together) | %d MiB | %.2f | %.1f s | %.1f s (%.2f) | %.1f s (%.2f) | %.1f MiB | %.1f MiB | %.1f MiB |\n",
+      n, n - 1, m, eg / sz, a / 1000, p50 / 1000, p50 / a, p99 / 1000, p99 / a, pe / 1048576, d / 1048576, r / 1048576 }'
+  check "all $((nodes - 1)) nodes completed after the seed" '[ "$herd_failed" -eq 0 ]'
+  teardown_fleet
+}
+
 case "$case_name" in
   pair) case_pair ;;
+  seeded) case_seeded ;;
   relay) case_relay ;;
   leave) case_leave ;;
   herd) case_herd ;;
   bench) case_bench ;;
   all) case_pair; case_relay; case_leave; case_herd ;;
-  *) fail "unknown case $case_name (pair, relay, leave, herd, bench, all)" ;;
+  *) fail "unknown case $case_name (pair, relay, leave, herd, bench, seeded, all)" ;;
 esac
 
 if [ ${#checks_failed[@]} -gt 0 ]; then

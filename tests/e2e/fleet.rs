@@ -110,3 +110,52 @@ fn fleet_starting_at_the_same_instant_completes() {
     let r = run_case("herd", &["--nodes", "3", "--size-mib", "4"]);
     assert_eq!(num(&r, "failed"), 0, "{r:?}");
 }
+
+/// A fetch-only node (the fleet's nodes) needs no Podman: it fetches an artifact the
+/// verified catalog names, at the size the catalog declares, refuses any other hash (the
+/// API names a hash, never a size: only the signed catalog can make the node download),
+/// and installs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_only_node_fetches_what_the_catalog_names_and_installs_nothing() {
+    use archy_node::node::ErrorKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = archy_tests::TestOrigin::start(tmp.path()).await;
+    let node = archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: tmp.path().join("node"),
+        origin: Some(origin.url.clone()),
+        pinned_root: Some(origin.root.clone()),
+        fetch_only: true,
+        pull_interval_seconds: 3600,
+        // Nothing listens there: a fetch-only node never asks.
+        podman_url: "unix:///nonexistent/archy-test/podman.sock".into(),
+        ..archy_node::NodeConfig::default()
+    })
+    .await
+    .expect("a fetch-only node starts without Podman");
+    node.pull_catalog().await.unwrap();
+
+    let stranger = archy_registry::blake3_hex(b"bytes no catalog names");
+    let err = node.fetch_catalog_blob(&stranger).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+
+    let image = std::fs::read(archy_tests::artifacts_dir().join("hello/image.tar")).unwrap();
+    let hash = archy_registry::blake3_hex(&image);
+    let fetched = node.fetch_catalog_blob(&hash).await.unwrap();
+    assert_eq!(fetched.size, image.len() as u64);
+    assert_eq!(fetched.named_by, vec!["hello/image".to_owned()]);
+    assert_eq!(
+        fetched.bytes_from_origin_iroh + fetched.bytes_from_origin_http,
+        image.len() as u64
+    );
+    assert!(
+        node.fetch_catalog_blob(&hash)
+            .await
+            .unwrap()
+            .already_present
+    );
+
+    let err = node.install("hello").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Refused, "{err}");
+    assert!(err.message.contains("fetch-only"), "{err}");
+    node.shutdown().await;
+}
