@@ -158,4 +158,21 @@ async fn a_fetch_only_node_fetches_what_the_catalog_names_and_installs_nothing()
     assert_eq!(err.kind, ErrorKind::Refused, "{err}");
     assert!(err.message.contains("fetch-only"), "{err}");
     node.shutdown().await;
+
+    // Fetch-only and publish-only contradict each other (one pulls a catalog, the other
+    // trusts none): refused at start, by name.
+    let err = archy_node::Node::start(archy_node::NodeConfig {
+        data_dir: tmp.path().join("other"),
+        fetch_only: true,
+        publish_only: true,
+        podman_url: "unix:///nonexistent/archy-test/podman.sock".into(),
+        ..archy_node::NodeConfig::default()
+    })
+    .await
+    .err()
+    .expect("fetch_only with publish_only is refused");
+    assert!(
+        format!("{err:#}").contains("fetch_only and publish_only"),
+        "{err:#}"
+    );
 }

@@ -126,6 +126,9 @@ impl Node {
                 db_path.display()
             )
         })?;
+        if config.fetch_only {
+            fetch_only_check(&config, &db).await?;
+        }
         let trust = if config.publish_only {
             publish_only_trust(&config, &db).await?
         } else {
@@ -155,9 +158,6 @@ impl Node {
             data_dir: config.data_dir.clone(),
             publish_address: config.publish_address,
         };
-        if config.fetch_only {
-            fetch_only_check(&config, &db).await?;
-        }
         // A publish-only or fetch-only node installs nothing: it needs no Podman, and runs none.
         let orchestrator = if config.publish_only || config.fetch_only {
             Orchestrator::offline(orchestrator_config)
