@@ -34,6 +34,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+given_args="$*"
 case_name=all
 nodes=4
 size_mib=8
@@ -63,13 +64,17 @@ if [ "$nodes" -gt 60 ]; then echo "fleet.sh: at most 60 nodes" >&2; exit 2; fi
 fail() { echo "fleet.sh: FAILED: $*" >&2; exit 1; }
 log() { echo "fleet.sh: $*" >&2; }
 
-[ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, iptables and tc need it); run: sudo $0 $*"
+[ "$(id -u)" -eq 0 ] || fail "must run as root (network namespaces, iptables and tc need it); run: sudo $0 $given_args"
 missing=()
 for tool in ip iptables tc jq curl openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing missing tools: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  pkgs=(iproute2 iptables jq curl openssl)
+  # Only the packages of the missing tools: installing a present one would upgrade it.
+  pkgs=()
+  for tool in "${missing[@]}"; do
+    case "$tool" in ip|tc) pkgs+=(iproute2) ;; *) pkgs+=("$tool") ;; esac
+  done
   apt-get install -y --no-install-recommends "${pkgs[@]}" >&2 \
     || { apt-get update >&2 && apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; } || true
   still=()
