@@ -49,6 +49,8 @@ if cargo tree -p archy-sign -e normal --prefix none | grep -E '^(tokio|hyper|req
   echo "test.sh: FAILED: archy-sign depends on a networking crate (listed above)" >&2
   exit 1
 fi
-# The crash tests kill a real `archy` process: build the binaries first.
+# The crash tests kill a real `archy` process, and the fleet tests (tests/e2e/fleet.rs,
+# scripts/fleet.sh: network namespaces, so root with ip, iptables and tc) run archy and
+# archy-sign: build the binaries first.
 cargo build --bins
 cargo test --workspace --no-fail-fast

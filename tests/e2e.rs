@@ -27,6 +27,8 @@ mod api_contract;
 mod crash;
 #[path = "e2e/dashboard.rs"]
 mod dashboard;
+#[path = "e2e/fleet.rs"]
+mod fleet;
 #[path = "e2e/hardening.rs"]
 mod hardening;
 #[path = "e2e/install.rs"]

@@ -164,6 +164,11 @@ impl Client {
         self.get(routes::SWARM).await
     }
 
+    /// `POST /v1/swarm/fetch/{hash}`
+    pub async fn swarm_fetch(&self, hash: &str) -> Result<SwarmFetch, ClientError> {
+        self.post(&routes::swarm_fetch(hash)).await
+    }
+
     /// `GET /v1/openapi.json`: the node's own description of its API.
     pub async fn openapi(&self) -> Result<utoipa::openapi::OpenApi, ClientError> {
         self.get(routes::OPENAPI).await

@@ -26,6 +26,7 @@ use crate::types::*;
     paths(
         status,
         swarm,
+        swarm_fetch,
         catalog_apps,
         catalog_pull,
         catalog_app_plan,
@@ -131,6 +132,16 @@ fn status() {}
         (status = "4XX", body = ApiError, description = "Refused; `kind` says why"),
     ))]
 fn swarm() {}
+
+#[utoipa::path(post, path = "/v1/swarm/fetch/{hash}", tag = "node",
+    summary = "Fetch one artifact the verified catalog names into the store (peers first, origin always wins); installs nothing",
+    params(("hash" = String, Path, description = "The artifact's BLAKE3 hash, as the catalog names it")),
+    responses(
+        (status = 200, body = SwarmFetch),
+        (status = "4XX", body = ApiError, description = "No catalog artifact has this hash (`not_found`), a bad hash (`invalid`), a publish-only node (`refused`), …"),
+        (status = "5XX", body = ApiError, description = "No verified catalog or no provider could serve it (`unavailable`), or the node failed"),
+    ))]
+fn swarm_fetch() {}
 
 #[utoipa::path(get, path = "/v1/catalog/apps", tag = "catalog",
     summary = "Apps in the verified catalog (empty before the first accepted pull)",

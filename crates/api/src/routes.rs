@@ -30,6 +30,7 @@ impl std::fmt::Display for Method {
 
 pub const STATUS: &str = "/v1/status";
 pub const SWARM: &str = "/v1/swarm";
+pub const SWARM_FETCH: &str = "/v1/swarm/fetch/{hash}";
 pub const CATALOG_APPS: &str = "/v1/catalog/apps";
 pub const CATALOG_PULL: &str = "/v1/catalog/pull";
 pub const CATALOG_APP_PLAN: &str = "/v1/catalog/apps/{id}/plan";
@@ -69,6 +70,7 @@ pub const SETTINGS: &str = "/v1/settings";
 pub const ALL: &[(Method, &str)] = &[
     (Method::Get, STATUS),
     (Method::Get, SWARM),
+    (Method::Post, SWARM_FETCH),
     (Method::Get, CATALOG_APPS),
     (Method::Post, CATALOG_PULL),
     (Method::Get, CATALOG_APP_PLAN),
@@ -149,6 +151,11 @@ pub fn trust_key(key: &str) -> String {
 /// `/v1/apps/{id}`
 pub fn app(id: &str) -> String {
     format!("/v1/apps/{}", encode(id))
+}
+
+/// `/v1/swarm/fetch/{hash}`
+pub fn swarm_fetch(hash: &str) -> String {
+    format!("/v1/swarm/fetch/{}", encode(hash))
 }
 
 /// `/v1/apps/{id}?purge=…`

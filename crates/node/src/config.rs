@@ -21,6 +21,11 @@ pub struct NodeConfig {
     /// `blobs_listen`) and installs nothing, so it needs no pinned root and no origin
     /// (`pinned_root` must then be unset). See docs/developer.md.
     pub publish_only: bool,
+    /// A node that installs nothing and needs no Podman, but pins a root, pulls and
+    /// verifies the catalog, fetches the artifacts it names (`archy swarm fetch`) and
+    /// serves them to peers: a seed or cache for the swarm, and the fleet harness's nodes
+    /// (scripts/fleet.sh). Its data dir must hold no installed app.
+    pub fetch_only: bool,
     /// Seconds between catalog pulls.
     pub pull_interval_seconds: u64,
     /// The rootless Podman service socket.
@@ -36,6 +41,10 @@ pub struct NodeConfig {
     /// maintainers), or the operator's own, `["https://relay.example:443", …]`
     /// (`archy relay run`). See DESIGN "Reaching nodes behind NATs".
     pub relay_mode: archy_swarm::RelayMode,
+    /// A PEM file of CA certificates trusted for the iroh relays' HTTPS (`relay_mode`)
+    /// besides the public web roots, for an own relay whose certificate comes from a private
+    /// CA. (The Nostr relays' are `relay_ca_certs`.)
+    pub iroh_relay_ca_file: Option<PathBuf>,
     /// Warn this many days before the catalog expires.
     pub expiry_warning_days: i64,
     /// Most root versions walked in one pull (N+1, N+2, … each double-signed).
@@ -44,8 +53,9 @@ pub struct NodeConfig {
     pub reconcile_interval_seconds: u64,
     /// Nostr relays (ws:// or wss://) to discover third-party apps on.
     pub relays: Vec<String>,
-    /// PEM files of certificate authorities a `wss://` relay's certificate may chain to,
-    /// beside the public web roots (a private relay, a test CA). See docs/developer.md.
+    /// PEM files of certificate authorities a `wss://` Nostr relay's certificate may chain
+    /// to, beside the public web roots (a private relay, a test CA). See docs/developer.md.
+    /// (The iroh relays' are `iroh_relay_ca_file`.)
     pub relay_ca_certs: Vec<PathBuf>,
     /// The operator's own Nostr keys (npub or hex): the roots of the web of trust that
     /// scores third-party publishers.
@@ -84,11 +94,13 @@ impl Default for NodeConfig {
             origin: None,
             pinned_root: None,
             publish_only: false,
+            fetch_only: false,
             pull_interval_seconds: 300,
             podman_url: archy_orchestrator::default_podman_url(),
             publish_address: IpAddr::from([0, 0, 0, 0]),
             iroh_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             relay_mode: archy_swarm::RelayMode::Disabled,
+            iroh_relay_ca_file: None,
             expiry_warning_days: 7,
             max_root_rotations: 32,
             reconcile_interval_seconds: 30,
@@ -133,6 +145,7 @@ impl NodeConfig {
         config.data_dir = base.join(&config.data_dir);
         config.pinned_root = config.pinned_root.map(|p| base.join(p));
         config.relay_ca_certs = config.relay_ca_certs.iter().map(|p| base.join(p)).collect();
+        config.iroh_relay_ca_file = config.iroh_relay_ca_file.map(|p| base.join(p));
         Ok(config)
     }
 }

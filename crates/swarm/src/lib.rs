@@ -66,7 +66,9 @@ pub use iroh_blobs::Hash;
 pub use metrics::{FallbackCounts, FallbackReason, HashMetrics, SwarmMetrics};
 pub use origin::http_routes;
 pub use peer::PeerAddr;
-pub use policy::{FetchPolicy, FetchReport, ProviderFailure, Providers, STRIKES_TO_BAN, Strike};
+pub use policy::{
+    FetchPolicy, FetchReport, PeerPaths, ProviderFailure, Providers, STRIKES_TO_BAN, Strike,
+};
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{
@@ -169,6 +171,9 @@ pub struct SwarmConfig {
     /// Which relay servers the endpoint uses ([`RelayMode::Disabled`] by default: only
     /// direct addresses, as in tests and air-gapped sites).
     pub relay_mode: RelayMode,
+    /// A PEM file of CA certificates trusted for the relays' HTTPS besides the public web
+    /// roots: an operator's relay with a certificate from a private CA.
+    pub relay_ca_file: Option<PathBuf>,
 }
 
 impl SwarmConfig {
@@ -183,12 +188,29 @@ impl SwarmConfig {
             peer_backoff_min: Duration::from_secs(30),
             peer_backoff_max: Duration::from_secs(15 * 60),
             relay_mode: RelayMode::Disabled,
+            relay_ca_file: None,
         }
     }
 }
 
 /// Told the number of bytes of a blob held so far.
 pub type ByteSink<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
+/// The certificates of a PEM file (at least one), for [`SwarmConfig::relay_ca_file`].
+fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad =
+        |reason: String| Error::Endpoint(format!("relay CA file {}: {reason}", path.display()));
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
 
 /// A running swarm node: blob store, the iroh endpoint serving it (blobs and relayed
 /// documents), the fetch policy's state (strikes, fetches in flight) and its metrics.
@@ -256,6 +278,11 @@ impl Swarm {
             .address_lookup(lookup.clone());
         if let Some(mdns) = &mdns {
             builder = builder.address_lookup(mdns.clone());
+        }
+        if let Some(path) = &config.relay_ca_file {
+            let roots = read_ca_file(path)?;
+            builder =
+                builder.ca_tls_config(iroh::tls::CaTlsConfig::embedded().with_extra_roots(roots));
         }
         let endpoint = builder
             .bind_addr(config.bind)

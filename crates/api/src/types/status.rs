@@ -95,6 +95,49 @@ pub struct SwarmStatus {
     pub relay_url: Option<String>,
 }
 
+/// `POST /v1/swarm/fetch/{hash}`: one artifact of the verified catalog fetched into the
+/// store by the node's fetch policy (peers first, origin always wins), nothing installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SwarmFetch {
+    pub hash: String,
+    /// The size the catalog declares (and the store now holds).
+    pub size: u64,
+    /// Which catalog artifacts name this hash: `app/artifact`.
+    pub named_by: Vec<String>,
+    /// The store held it already; nothing moved.
+    pub already_present: bool,
+    /// Another fetch of the same hash on this node did the work.
+    pub coalesced: bool,
+    pub bytes_from_peers: u64,
+    pub bytes_from_origin_iroh: u64,
+    pub bytes_from_origin_http: u64,
+    /// Each peer connection: UDP bytes received on direct paths (a public address or a
+    /// punched hole) and through a relay.
+    pub peer_paths: Vec<PeerPathBytes>,
+    /// Providers left, in order, and why (`reason` as in `FallbackCounts`).
+    pub fallbacks: Vec<FetchFallback>,
+    /// Time charged to the detour budget.
+    pub detour_ms: u64,
+    /// Wall time of the fetch on the node.
+    pub elapsed_ms: u64,
+}
+
+/// One peer connection of a fetch, by kind of path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerPathBytes {
+    pub peer: String,
+    pub direct_bytes: u64,
+    pub relayed_bytes: u64,
+}
+
+/// A provider a fetch left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FetchFallback {
+    pub provider: String,
+    pub reason: String,
+    pub detail: String,
+}
+
 /// Totals since the node started, and the same per hash.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SwarmMetrics {

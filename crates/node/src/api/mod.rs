@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::node::{ErrorKind, Node, NodeError};
-use params::{AppId, Key, KeyPrefix, ManifestId, Valid};
+use params::{AppId, Blake3Hex, Key, KeyPrefix, ManifestId, Valid};
 
 /// The API with its front door: `guard` decides who gets in. Every error answer, axum's own
 /// (unknown route, wrong method, a body or query that does not parse) included, is an
@@ -115,6 +115,7 @@ fn unguarded(node: Arc<Node>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/swarm", get(swarm_status))
+        .route(archy_api::routes::SWARM_FETCH, post(swarm_fetch))
         .route("/v1/catalog/pull", post(pull))
         .route(archy_api::routes::CATALOG_APP_PLAN, get(install_plan))
         .route("/v1/market/discover", post(discover))
@@ -166,6 +167,13 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<crate::node::StatusV
 
 async fn swarm_status(State(node): State<Arc<Node>>) -> axum::Json<crate::node::SwarmStatus> {
     axum::Json(node.swarm_status())
+}
+
+async fn swarm_fetch(
+    State(node): State<Arc<Node>>,
+    Valid(Blake3Hex(hash)): Valid<Blake3Hex>,
+) -> ApiResult<archy_api::SwarmFetch> {
+    node.fetch_catalog_blob(&hash).await.map(axum::Json)
 }
 
 async fn catalog_apps(

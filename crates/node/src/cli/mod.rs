@@ -144,6 +144,13 @@ pub enum SwarmCommand {
     /// Traffic by source (origin iroh/HTTP, peers) in total and per blob, fallbacks by
     /// reason, verification failures, strikes, known peers.
     Status,
+    /// Fetch one artifact the verified catalog names into the store, by the fetch policy
+    /// (peers first, origin always wins), without installing anything; prints where its
+    /// bytes came from, and for each peer whether they came directly or through a relay.
+    Fetch {
+        /// The artifact's BLAKE3 hash (hex), as the catalog names it.
+        hash: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +203,10 @@ pub enum NodeCommand {
         /// artifacts it publishes (with --blobs-listen).
         #[arg(long)]
         publish_only: bool,
+        /// Install nothing and need no Podman: pull and verify the catalog, fetch its
+        /// artifacts (`archy swarm fetch`) and serve them to peers (`fetch_only`).
+        #[arg(long)]
+        fetch_only: bool,
         /// Serve this node's blobs over HTTP here (a developer's origin), e.g. 0.0.0.0:7880.
         #[arg(long)]
         blobs_listen: Option<SocketAddr>,
@@ -491,6 +502,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Swarm {
             command: SwarmCommand::Status,
         } => swarm::run(&target).await,
+        Command::Swarm {
+            command: SwarmCommand::Fetch { hash },
+        } => swarm::fetch(&target, &hash).await,
         Command::Dev { command } => dev::run(command),
         Command::Admin { command } => admin::run(command),
     }

@@ -40,6 +40,7 @@ pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
         origin,
         pinned_root,
         publish_only,
+        fetch_only,
         blobs_listen,
         relays,
         podman_url,
@@ -58,6 +59,7 @@ pub async fn node(command: NodeCommand) -> anyhow::Result<()> {
     cfg.origin = origin.or(cfg.origin);
     cfg.pinned_root = pinned_root.or(cfg.pinned_root);
     cfg.publish_only |= publish_only;
+    cfg.fetch_only |= fetch_only;
     cfg.blobs_listen = blobs_listen.or(cfg.blobs_listen);
     if !relays.is_empty() {
         cfg.relays = relays;

@@ -1,6 +1,7 @@
-//! `archy swarm status`: bytes by source, fallbacks, strikes, peers.
+//! `archy swarm status`: bytes by source, fallbacks, strikes, peers; `archy swarm fetch`:
+//! one catalog artifact into the store, and where its bytes came from.
 
-use archy_api::SwarmStatus;
+use archy_api::{SwarmFetch, SwarmStatus};
 
 use super::Target;
 use super::print::json_or;
@@ -9,6 +10,54 @@ pub async fn run(target: &Target) -> anyhow::Result<()> {
     let swarm = target.client()?.swarm().await?;
     json_or(target.json, &swarm, print);
     Ok(())
+}
+
+pub async fn fetch(target: &Target, hash: &str) -> anyhow::Result<()> {
+    let fetched = target.client()?.swarm_fetch(hash).await?;
+    json_or(target.json, &fetched, print_fetch);
+    Ok(())
+}
+
+fn print_fetch(v: &SwarmFetch) {
+    outln!(
+        "blob:      {} ({} B, {})",
+        v.hash,
+        v.size,
+        v.named_by.join(", ")
+    );
+    if v.already_present {
+        outln!("held:      already in the store; nothing moved");
+        return;
+    }
+    outln!(
+        "received:  {} B from peers, {} B from the origin over iroh, {} B over HTTP, in {} ms{}",
+        v.bytes_from_peers,
+        v.bytes_from_origin_iroh,
+        v.bytes_from_origin_http,
+        v.elapsed_ms,
+        if v.coalesced {
+            " (joined a fetch already running)"
+        } else {
+            ""
+        }
+    );
+    for p in &v.peer_paths {
+        let how = match (p.direct_bytes > 0, p.relayed_bytes > 0) {
+            (true, false) => "direct",
+            (false, true) => "relayed",
+            (true, true) => "relayed, then direct",
+            (false, false) => "nothing received",
+        };
+        outln!(
+            "peer:      {} {how}: {} B direct, {} B through the relay",
+            p.peer,
+            p.direct_bytes,
+            p.relayed_bytes
+        );
+    }
+    for f in &v.fallbacks {
+        outln!("left:      {} ({}): {}", f.provider, f.reason, f.detail);
+    }
 }
 
 fn print(v: &SwarmStatus) {

@@ -21,7 +21,7 @@ impl Node {
     /// Records again first-party app `id` whose labelled containers run in Podman while
     /// sqlite does not know it; refuses, saying why, whenever that cannot be vouched for.
     pub async fn adopt(&self, id: &str) -> Result<AppView, NodeError> {
-        self.refuse_publish_only(&format!("adopt {id}"))?;
+        self.refuse_installs(&format!("adopt {id}"))?;
         let _held = self.exclusive().await;
         if db::app(&self.db, id).await?.is_some() {
             return Err(NodeError::new(

@@ -184,6 +184,114 @@ impl Node {
         Ok(images)
     }
 
+    /// Fetches one artifact of the verified, unexpired catalog into the store by the fetch
+    /// policy (peers first, origin always wins), installs nothing, and announces it to the
+    /// tracker. Only a hash the catalog names is fetched, at the size it declares: the API
+    /// cannot make the node download anything the signed catalog does not vouch for.
+    pub async fn fetch_catalog_blob(&self, hash: &str) -> Result<archy_api::SwarmFetch, NodeError> {
+        self.refuse_publish_only(&format!("fetch {hash}"))?;
+        let catalog = self.installable_catalog().await?;
+        let named: Vec<(String, u64)> = catalog
+            .catalog()
+            .apps
+            .iter()
+            .flat_map(|a| {
+                a.artifacts
+                    .iter()
+                    .filter(|x| x.blake3 == hash)
+                    .map(move |x| (format!("{}/{}", a.id, x.name), x.size))
+            })
+            .collect();
+        let Some(&(_, size)) = named.first() else {
+            return Err(NodeError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no artifact of catalog version {} has hash {hash}",
+                    catalog.version()
+                ),
+            ));
+        };
+        if named.iter().any(|(_, s)| *s != size) {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!("the catalog declares hash {hash} with different sizes"),
+            ));
+        }
+        let blob = BlobRef::from_hex(hash, size).map_err(internal)?;
+        let store = self.config.data_dir.join("swarm");
+        if let Some(free) = free_bytes(&store)
+            && free < size
+        {
+            return Err(no_space(&store, size, free));
+        }
+        let origin = &catalog.catalog().origin;
+        let peer = match self.origin_peer(origin).await {
+            Ok(peer) => Some(peer),
+            Err(e) => {
+                warn!(error = %e, "origin's iroh address unknown; HTTP only");
+                None
+            }
+        };
+        let providers = archy_swarm::Providers {
+            origin: peer,
+            origin_http: Some(origin.http.clone()),
+            peers: self.peers_for(&blob, &origin.http).await,
+        };
+        let started = std::time::Instant::now();
+        let report = self
+            .store_call(
+                &format!("blob {hash}"),
+                FETCH_WITHIN,
+                self.swarm
+                    .fetch_with_policy(&blob, &providers, &self.fetch_policy(), &|_| {}),
+            )
+            .await?
+            .map_err(|e| NodeError::new(ErrorKind::Unavailable, format!("blob {hash}: {e}")))?;
+        let elapsed = started.elapsed();
+        info!(
+            hash,
+            from_peers = report.bytes_from_peers,
+            from_origin_iroh = report.bytes_from_origin_iroh,
+            from_origin_http = report.bytes_from_origin_http,
+            ms = elapsed.as_millis() as u64,
+            "blob fetched"
+        );
+        self.announce(&origin.http, &[blob.hash]);
+        Ok(archy_api::SwarmFetch {
+            hash: hash.to_owned(),
+            size,
+            named_by: named.into_iter().map(|(n, _)| n).collect(),
+            already_present: report.already_present,
+            coalesced: report.coalesced,
+            bytes_from_peers: report.bytes_from_peers,
+            bytes_from_origin_iroh: report.bytes_from_origin_iroh,
+            bytes_from_origin_http: report.bytes_from_origin_http,
+            peer_paths: report
+                .peer_paths
+                .into_iter()
+                .map(|p| archy_api::PeerPathBytes {
+                    peer: p.peer,
+                    direct_bytes: p.direct_bytes,
+                    relayed_bytes: p.relayed_bytes,
+                })
+                .collect(),
+            fallbacks: report
+                .fallbacks
+                .into_iter()
+                .map(|f| archy_api::FetchFallback {
+                    provider: f.provider,
+                    reason: serde_json::to_value(f.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("{:?}", f.reason)),
+                    detail: f.detail,
+                })
+                .collect(),
+            detour_ms: report.detour.as_millis() as u64,
+            elapsed_ms: elapsed.as_millis() as u64,
+        })
+    }
+
     /// Who else may hold `blob`: static peers, local-network peers, and whoever the origin's
     /// tracker says announced it. None of them is trusted: every byte is verified.
     async fn peers_for(&self, blob: &BlobRef, origin_http: &str) -> Vec<PeerAddr> {

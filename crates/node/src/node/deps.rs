@@ -37,7 +37,7 @@ impl Node {
         id: &str,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
-        self.refuse_publish_only(&format!("install {id}"))?;
+        self.refuse_installs(&format!("install {id}"))?;
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let (app, plan) = self.plan_in(&catalog, id).await?;

@@ -82,7 +82,7 @@ impl Node {
             1,
             format!("checking {id}"),
         ));
-        self.refuse_publish_only(&format!("install {id}"))?;
+        self.refuse_installs(&format!("install {id}"))?;
         let held = self.exclusive().await;
         let catalog = self.installable_catalog().await?;
         let app = app_in(&catalog, id)?;
@@ -123,7 +123,7 @@ impl Node {
             1,
             format!("checking {app_id} from the marketplace"),
         ));
-        self.refuse_publish_only(&format!("install {app_id}"))?;
+        self.refuse_installs(&format!("install {app_id}"))?;
         let held = self.exclusive().await;
         let listing = self.resolve_listing(app_id, publisher).await?;
         let (envelope, verified, app) = self
@@ -148,7 +148,7 @@ impl Node {
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = app.manifest().id.as_str();
-        self.refuse_publish_only(&format!("install {id}"))?;
+        self.refuse_installs(&format!("install {id}"))?;
         if let Some(row) = db::app(&self.db, id).await? {
             let whose = match (&row.publisher, source) {
                 (Some(p), Source::Publication { author, .. }) if p != author => format!(

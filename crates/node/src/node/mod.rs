@@ -128,6 +128,9 @@ impl Node {
                 db_path.display()
             )
         })?;
+        if config.fetch_only {
+            fetch_only_check(&config, &db).await?;
+        }
         let trust = if config.publish_only {
             publish_only_trust(&config, &db).await?
         } else {
@@ -144,6 +147,7 @@ impl Node {
         swarm_config.bind = config.iroh_bind;
         swarm_config.local_discovery = config.local_discovery;
         swarm_config.relay_mode = config.relay_mode.clone();
+        swarm_config.relay_ca_file = config.iroh_relay_ca_file.clone();
         let swarm = Arc::new(Swarm::start(swarm_config).await?);
         for peer in &config.static_peers {
             swarm
@@ -158,8 +162,8 @@ impl Node {
             data_dir: config.data_dir.clone(),
             publish_address: config.publish_address,
         };
-        // A publish-only node installs nothing: it needs no Podman, and runs none.
-        let orchestrator = if config.publish_only {
+        // A publish-only or fetch-only node installs nothing: it needs no Podman, and runs none.
+        let orchestrator = if config.publish_only || config.fetch_only {
             Orchestrator::offline(orchestrator_config)
         } else {
             Orchestrator::connect(orchestrator_config).await?
@@ -342,6 +346,29 @@ impl Node {
         }
         peers
     }
+}
+
+/// A fetch-only node runs no apps: it must not be publish-only too (it pulls a catalog),
+/// and its data dir must hold no installed app (nothing would manage it).
+async fn fetch_only_check(config: &NodeConfig, db: &Db) -> anyhow::Result<()> {
+    if config.publish_only {
+        anyhow::bail!(
+            "fetch_only and publish_only are both set: a fetch-only node pulls the catalog a \
+             pinned root vouches for, a publish-only node trusts none; unset one of them"
+        );
+    }
+    let apps = db::apps(db).await?;
+    if !apps.is_empty() {
+        anyhow::bail!(
+            "fetch_only is set, but this data dir has apps installed ({}): a fetch-only node \
+             would leave them unmanaged; use another data_dir, or unset fetch_only",
+            apps.iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A publish-only node's trust: an anchor nobody holds a key of ([`publish_only`]). Its

@@ -5,7 +5,7 @@
 //! Three locks keep it from installing. Its trust anchor is a root whose only key is drawn
 //! at start and dropped at once: no catalog can ever verify under it, so the node never
 //! holds one. Every path that installs, updates or adopts an app refuses first
-//! ([`Node::refuse_publish_only`]), third-party listings included, which need no catalog.
+//! ([`Node::refuse_installs`]), third-party listings included, which need no catalog.
 //! And its orchestrator is offline (`Orchestrator::offline`): it runs no podman command at
 //! all, so the node needs no Podman service either. A data dir with apps installed is
 //! refused at start: those apps would be left unmanaged.
@@ -37,7 +37,23 @@ impl Node {
         self.config.publish_only
     }
 
-    /// Refuses `what` (an install, update or adoption) on a publish-only node.
+    /// Refuses what needs Podman (an install, update or adoption) on a node that runs none
+    /// (publish-only or fetch-only).
+    pub(super) fn refuse_installs(&self, what: &str) -> Result<(), NodeError> {
+        self.refuse_publish_only(what)?;
+        if self.config.fetch_only {
+            return Err(NodeError::new(
+                ErrorKind::Refused,
+                format!(
+                    "this node is fetch-only (`fetch_only` in its config): it fetches and \
+                     serves the catalog's artifacts but installs nothing, so it cannot {what}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses `what` on a publish-only node.
     pub(super) fn refuse_publish_only(&self, what: &str) -> Result<(), NodeError> {
         if !self.config.publish_only {
             return Ok(());

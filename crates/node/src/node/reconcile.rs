@@ -210,7 +210,7 @@ impl Node {
     /// makes repairs prompt; the interval still catches whatever an event could miss.
     pub async fn reconcile_loop(self: Arc<Self>) {
         // A publish-only node runs no apps and no Podman: nothing to reconcile.
-        if self.config.publish_only {
+        if self.config.publish_only || self.config.fetch_only {
             return;
         }
         // One task: aborting the reconciler (at shutdown) ends the health loop too.

@@ -29,7 +29,7 @@ impl Node {
             info!(app = %op.app_id, kind = %op.kind, operation = op.id, "{note}");
             db::mark_interrupted(&self.db, op.id, &note).await?;
         }
-        if self.config.publish_only {
+        if self.config.publish_only || self.config.fetch_only {
             return Ok(());
         }
         // A node whose database was lost or emptied must say so at once, not forget

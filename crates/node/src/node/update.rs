@@ -91,7 +91,7 @@ impl Node {
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = row.id.as_str();
-        self.refuse_publish_only(&format!("update {id}"))?;
+        self.refuse_installs(&format!("update {id}"))?;
         if new.manifest().id != old.manifest().id {
             return Err(internal(format!(
                 "{id}: the new version is {}, another app",

@@ -48,6 +48,30 @@ pub(super) struct Attempt {
     pub(super) bytes: u64,
     /// Time this attempt cost beyond what its bytes justify at the minimum rate.
     pub(super) detour: Duration,
+    /// Which paths the connection's bytes came in on (iroh only).
+    pub(super) paths: Option<PathBytes>,
+}
+
+/// Bytes received on one connection, by kind of path: UDP datagram bytes (payload and
+/// QUIC overhead) on direct paths (a public address, or a hole punched through the NATs)
+/// and on relay paths. Read when the attempt ends, from the paths still open then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct PathBytes {
+    pub(super) direct: u64,
+    pub(super) relayed: u64,
+}
+
+fn path_bytes(conn: &Connection) -> PathBytes {
+    let mut bytes = PathBytes::default();
+    for path in conn.paths().iter() {
+        let rx = path.stats().udp_rx.bytes;
+        if path.is_relay() {
+            bytes.relayed += rx;
+        } else {
+            bytes.direct += rx;
+        }
+    }
+    bytes
 }
 
 /// Time spent beyond what `bytes` justify at `min_rate` (all of it when there is no rate).
@@ -105,6 +129,7 @@ impl Swarm {
             end: End::Failed(reason, detail),
             bytes,
             detour: detour_of(started.elapsed(), bytes, limits.min_rate),
+            paths: None,
         };
         let remote = self.store.remote();
         let local = remote
@@ -200,13 +225,16 @@ impl Swarm {
         };
         // Dropping the transfer cancels it; whatever verified so far stays in the store.
         drop(stream);
+        let paths = conn.as_ref().map(path_bytes);
         if let Some(conn) = conn {
             conn.close(0u32.into(), b"done");
         }
-        match outcome {
-            Some((reason, detail)) => Ok(failed(reason, detail, bytes)),
-            None => self.verdict(blob, request, bytes, started, limits).await,
-        }
+        let mut attempt = match outcome {
+            Some((reason, detail)) => failed(reason, detail, bytes),
+            None => self.verdict(blob, request, bytes, started, limits).await?,
+        };
+        attempt.paths = paths;
+        Ok(attempt)
     }
 
     /// What the store holds after a provider said it was done.
@@ -259,7 +287,12 @@ impl Swarm {
                 "the provider sent nothing of the blob".into(),
             ),
         };
-        Ok(Attempt { end, bytes, detour })
+        Ok(Attempt {
+            end,
+            bytes,
+            detour,
+            paths: None,
+        })
     }
 
     fn blob_error(&self, blob: &BlobRef, reason: String) -> Error {

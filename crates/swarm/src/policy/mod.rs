@@ -122,6 +122,21 @@ pub struct FetchReport {
     pub resumed_from: u64,
     /// Peers not tried because they could not be reached lately (their backoff runs).
     pub skipped_backoff: Vec<String>,
+    /// How each peer connection of this fetch carried its bytes, in order.
+    pub peer_paths: Vec<PeerPaths>,
+}
+
+/// The bytes one peer connection received, by kind of path. Counted in UDP datagram bytes
+/// (payload plus QUIC overhead) on the paths still open when the attempt ended, so a path
+/// closed earlier (a relay path iroh dropped after punching through) is not counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerPaths {
+    /// The peer's endpoint id.
+    pub peer: String,
+    /// Received on direct paths: a public address, or a hole punched through the NATs.
+    pub direct_bytes: u64,
+    /// Received through a relay server.
+    pub relayed_bytes: u64,
 }
 
 impl FetchReport {

@@ -111,6 +111,13 @@ impl Swarm {
                     progress,
                 )
                 .await?;
+            if let Some(paths) = attempt.paths {
+                report.peer_paths.push(super::PeerPaths {
+                    peer: peer.id.clone(),
+                    direct_bytes: paths.direct,
+                    relayed_bytes: paths.relayed,
+                });
+            }
             self.metrics.received(&hash, Source::Peer, attempt.bytes);
             report.bytes_from_peers += attempt.bytes;
             report.detour += attempt.detour;
