@@ -68,7 +68,7 @@ async fn main() {
     node.pull_catalog().await.unwrap();
 
     let image = artifacts_dir().join("hello/image.tar");
-    let image_ref = engine.load_image(&image).await.unwrap();
+    let image_ref = engine.load_image_file(&image).await.unwrap();
 
     let runs = 7;
     let (mut ours, mut plain) = (Vec::new(), Vec::new());
