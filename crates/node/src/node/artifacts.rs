@@ -141,7 +141,16 @@ impl Node {
             let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
             info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
             let base = before;
+            // The fetch tells every verified leaf (16 KiB): tens of thousands of calls for a
+            // big image. Each progress event goes through the job's history and broadcast
+            // and out as one NDJSON line to every watcher, so only steps of
+            // [`PROGRESS_STEP`] (and the end) are passed on.
+            let told = std::sync::atomic::AtomicU64::new(0);
+            let blob_size = blob.size;
             let on_bytes = |n: u64| {
+                if !progress_due(&told, n, blob_size) {
+                    return;
+                }
                 progress(Progress::new(
                     Stage::Fetching,
                     base + n,
@@ -149,7 +158,7 @@ impl Node {
                     name.clone(),
                 ))
             };
-            on_bytes(0);
+            progress(Progress::new(Stage::Fetching, base, total, name.clone()));
             let fetched = match &origin {
                 Some(from) => {
                     let http = from.http;
@@ -455,6 +464,20 @@ impl Node {
 
 const MIB: u64 = 1024 * 1024;
 
+/// Fetch progress is passed on in steps of this many bytes (and at the end).
+const PROGRESS_STEP: u64 = MIB;
+
+/// Whether `n` bytes of a blob of `size` is worth an event, after the last one `told`:
+/// a step further on, or the end (once).
+fn progress_due(told: &std::sync::atomic::AtomicU64, n: u64, size: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let last = told.load(Ordering::Relaxed);
+    let due = n > last && (n >= size || n - last >= PROGRESS_STEP);
+    due && told
+        .compare_exchange(last, n, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// Where an install writes and how much, one entry per filesystem (places on one
 /// filesystem add up; the entry names the first of them).
 fn install_needs(
@@ -574,6 +597,24 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn fetch_progress_is_passed_on_in_steps_and_at_the_end() {
+        let told = std::sync::atomic::AtomicU64::new(0);
+        let size = 256 * MIB;
+        // What the fetch tells: every 16 KiB leaf.
+        let events = (1..=size / (16 * 1024))
+            .map(|leaf| leaf * 16 * 1024)
+            .filter(|&n| progress_due(&told, n, size))
+            .collect::<Vec<_>>();
+        assert_eq!(events.len(), 256, "one per MiB");
+        assert_eq!(events.last(), Some(&size), "the end is always told");
+        assert!(!progress_due(&told, size, size), "once");
+        // A small blob: its end only.
+        let told = std::sync::atomic::AtomicU64::new(0);
+        assert!(!progress_due(&told, 1000, 5000));
+        assert!(progress_due(&told, 5000, 5000));
     }
 
     #[test]
