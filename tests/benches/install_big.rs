@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use archy_orchestrator::Stage;
+use archy_api::Stage;
 use archy_tests::*;
 
 const APP: &str = "bigapp";
@@ -135,6 +135,9 @@ struct Archy {
     events: usize,
 }
 
+/// When the first `fetching` and `loading` events came, and how many events there were.
+type Seen = (Option<Instant>, Option<Instant>, usize);
+
 /// A fresh node in `dir` installs the app through its API, watching the progress stream.
 async fn archy_install(dir: &Path, origin: &TestOrigin) -> Archy {
     let node = archy_node::Node::start(node_config(dir, &origin.url, &origin.root))
@@ -142,13 +145,9 @@ async fn archy_install(dir: &Path, origin: &TestOrigin) -> Archy {
         .unwrap();
     node.pull_catalog().await.unwrap();
     let (api, daemon) = serve_api(node.clone()).await;
-    let client = archy_api::Client::with_timeout(
-        &api,
-        &archy_node::auth::read_token(&archy_node::auth::token_path(dir)).unwrap(),
-        Duration::from_secs(600),
-    )
-    .unwrap();
-    let seen: Arc<Mutex<(Option<Instant>, Option<Instant>, usize)>> = Arc::default();
+    let client =
+        archy_api::Client::from_token_file(&api, &archy_node::auth::token_path(dir)).unwrap();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let start = Instant::now();
     let s = seen.clone();
     client
