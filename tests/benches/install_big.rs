@@ -223,6 +223,7 @@ async fn main() {
             .join("image.tar"),
     )
     .unwrap();
+    std::fs::create_dir_all(tmp.path().join("origin")).unwrap();
     let origin = TestOrigin::of(&tmp.path().join("origin"), &apps).await;
     let blob = origin
         .swarm
