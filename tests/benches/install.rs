@@ -3,6 +3,8 @@
 //! built images, like the tests:
 //!   eval "$(scripts/setup-podman.sh)"; apps/build.sh build/artifacts
 //!   ARCHY_PODMAN_URL=… cargo bench -p archy-tests --bench install
+//! Host ports: ARCHY_BENCH_PORT (default 18100) for hello, the next one for `podman run`,
+//! and the 20 after those for the reconciler's apps.
 
 use std::time::{Duration, Instant};
 
@@ -50,12 +52,18 @@ async fn main() {
     let root = keys.write_root(tmp.path());
     let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
 
-    // Twenty apps from hello's image on ports 18100.., plus hello itself.
+    // Twenty apps from hello's image on ports base+2.., plus hello itself on base.
+    let base: u16 = std::env::var("ARCHY_BENCH_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18100);
+    let plain_publish = format!("127.0.0.1:{}:8080", base + 1);
+    let plain_health = format!("http://127.0.0.1:{}/healthz", base + 1);
     let same = |m: String| m;
     let ids: Vec<String> = (0..20).map(|i| format!("bench-{i}")).collect();
-    let mut specs: Vec<HelloApp<'_>> = vec![("hello", 18080, &same)];
+    let mut specs: Vec<HelloApp<'_>> = vec![("hello", base, &same)];
     for (i, app) in ids.iter().enumerate() {
-        specs.push((app.as_str(), 18100 + i as u16, &same));
+        specs.push((app.as_str(), base + 2 + i as u16, &same));
     }
     let apps = apps_from_hello(&tmp.path().join("catalog"), &specs);
     let (listener, url) = loopback_listener().await;
@@ -68,7 +76,7 @@ async fn main() {
     node.pull_catalog().await.unwrap();
 
     let image = artifacts_dir().join("hello/image.tar");
-    let image_ref = engine.load_image(&image).await.unwrap();
+    let image_ref = engine.load_image_file(&image).await.unwrap();
 
     let runs = 7;
     let (mut ours, mut plain) = (Vec::new(), Vec::new());
@@ -81,11 +89,11 @@ async fn main() {
             "--name",
             "bench-plain",
             "-p",
-            "127.0.0.1:18099:8080",
+            &plain_publish,
             &image_ref,
         ])
         .await;
-        wait_http_ok("http://127.0.0.1:18099/healthz").await;
+        wait_http_ok(&plain_health).await;
         plain.push(start.elapsed());
         podman_cli(&["rm", "--force", "--time", "0", "bench-plain"]).await;
 

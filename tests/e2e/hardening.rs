@@ -174,7 +174,7 @@ async fn unenforceable_limits_are_detected_from_podman_info() {
     // Whatever the host, what is reported unenforced is exactly what Podman drops.
     podman(&["rm", "--force", "--", "archy-limit-probe"]);
     let image = engine
-        .load_image(&artifacts_dir().join("hello/image.tar"))
+        .load_image_file(&artifacts_dir().join("hello/image.tar"))
         .await
         .unwrap();
     let (ok, out) = podman(&[

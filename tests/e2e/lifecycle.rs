@@ -124,7 +124,7 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
         let _ = engine.remove_container(name).await;
     }
     let image = engine
-        .load_image(&artifacts_dir().join("hello/image.tar"))
+        .load_image_file(&artifacts_dir().join("hello/image.tar"))
         .await
         .unwrap();
     // Someone else's containers: one squats the name hello's container would get.

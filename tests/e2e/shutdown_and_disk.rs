@@ -320,7 +320,8 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
     let same = |m: String| m;
     let tmp = tempfile::tempdir().unwrap();
     // fuller cannot fit at all (the preflight refuses); fullest fits only on paper (its
-    // blob and its export, not the store's own bookkeeping), so the disk fills mid-install.
+    // blob, not the store's own bookkeeping), so the disk fills mid-install. Nothing else
+    // goes on this disk: the image is loaded from the store, without an export copy.
     let fullest_size = 12 * MIB;
     let origin = origin_with(
         tmp.path(),
@@ -329,7 +330,7 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
             ("fuller", 18194, &same),
             ("fullest", 18196, &same),
         ],
-        &[("fuller", 40 * MIB), ("fullest", fullest_size)],
+        &[("fuller", 60 * MIB), ("fullest", fullest_size)],
     )
     .await;
     let disk = Tmpfs::mount(&tmp.path().join("node"), "48m");
@@ -345,7 +346,7 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
     let message = body["error"].as_str().unwrap_or_default().to_owned();
     eprintln!("fuller: {status} {message} in {took:?}");
     let want = format!(
-        "no space left on {}: need 80 MiB, have ",
+        "no space left on {}: need 60 MiB, have ",
         disk.0.join("swarm").display()
     );
     assert!(message.starts_with(&want), "{message}");
@@ -362,11 +363,11 @@ async fn a_full_disk_fails_the_install_by_name_and_the_node_keeps_answering() {
     );
     still_answers(&node, "fullok").await;
 
-    // 2. The preflight sees room (a little more than the blob and its export), and then
+    // 2. The preflight sees room (a little more than the blob), and then
     // the room is taken as soon as the fetch begins: a write fails with ENOSPC, and is
     // named the same way.
     let free = disk.free();
-    let room = 2 * fullest_size + 512 * 1024;
+    let room = fullest_size + 512 * 1024;
     assert!(free > room, "the tmpfs has only {free} bytes free");
     let filler = disk.0.join("filler");
     fallocate(&filler, free - room);

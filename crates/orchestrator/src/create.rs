@@ -13,8 +13,8 @@ use tracing::info;
 use crate::argv_check::Rendered;
 use crate::undo::Tracker;
 use crate::{
-    Error, Orchestrator, Progress, ProgressSink, Result, Stage, container_name, preflight, render,
-    secrets,
+    Error, ImageSource, Orchestrator, Progress, ProgressSink, Result, Stage, container_name,
+    preflight, render, secrets,
 };
 
 impl Orchestrator {
@@ -22,7 +22,7 @@ impl Orchestrator {
     pub(crate) async fn create_missing(
         &self,
         manifest: &Manifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
         existing: &[String],
         progress: ProgressSink<'_>,
         tracker: &Tracker<'_>,
@@ -44,6 +44,14 @@ impl Orchestrator {
         }
         let mut image_ids = BTreeMap::new();
         let mut created = Vec::new();
+        // The distinct artifacts the missing containers are made from: what gets loaded.
+        let to_load = manifest
+            .containers
+            .iter()
+            .filter(|c| !existing.contains(&container_name(app, &c.name)))
+            .filter_map(|c| c.image.artifact.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64;
         for c in &manifest.containers {
             let name = container_name(app, &c.name);
             if existing.contains(&name) {
@@ -54,18 +62,16 @@ impl Orchestrator {
                     if let Some(id) = image_ids.get(artifact) {
                         id
                     } else {
-                        let path = images
-                            .get(artifact)
-                            .ok_or_else(|| Error::MissingImage(artifact.clone()))?;
-                        info!(app, artifact, "loading image archive");
                         let loaded = image_ids.len() as u64;
                         progress(Progress::new(
                             Stage::Loading,
                             loaded,
-                            images.len() as u64,
+                            to_load,
                             artifact.clone(),
                         ));
-                        let id = self.runtime.load_image(path).await?;
+                        let archive = images.open(artifact).await?;
+                        info!(app, artifact, size = archive.size, what = %archive.what, "loading image archive");
+                        let id = self.runtime.load_image(archive).await?;
                         image_ids.insert(artifact.clone(), id);
                         &image_ids[artifact]
                     }

@@ -14,7 +14,8 @@ use tracing::debug;
 
 use crate::argv_check::is_image_id;
 use crate::runtime::{
-    BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec, HostInfo, Runtime,
+    ArchiveSource, BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec,
+    HostInfo, ImageArchive, Runtime,
 };
 use crate::{AppEvent, Error, LABEL_APP, LimitSupport, Result};
 
@@ -283,22 +284,26 @@ impl Engine {
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let stderr = stderr.trim();
-            if is_unreachable(stderr) {
-                return Err(Error::ServiceDown {
-                    url: self.url.clone(),
-                    what: describe(args),
-                    // Podman's last line says why ("dial unix …: connection refused").
-                    detail: stderr.lines().last().unwrap_or_default().trim().to_owned(),
-                });
-            }
-            Err(Error::Engine(format!(
-                "`podman {}` failed: {}",
-                args.first().copied().unwrap_or_default(),
-                stderr
-            )))
+            Err(self.failure(args, &String::from_utf8_lossy(&output.stderr)))
         }
+    }
+
+    /// The error of a podman command that exited non-zero, from its stderr.
+    fn failure(&self, args: &[&str], stderr: &str) -> Error {
+        let stderr = stderr.trim();
+        if is_unreachable(stderr) {
+            return Error::ServiceDown {
+                url: self.url.clone(),
+                what: describe(args),
+                // Podman's last line says why ("dial unix …: connection refused").
+                detail: stderr.lines().last().unwrap_or_default().trim().to_owned(),
+            };
+        }
+        Error::Engine(format!(
+            "`podman {}` failed: {}",
+            args.first().copied().unwrap_or_default(),
+            stderr
+        ))
     }
 
     /// Whether the service answers, within `deadline` (`podman version`).
@@ -355,24 +360,36 @@ impl Engine {
         Ok(entries.into_iter().map(|v| v.name).collect())
     }
 
+    /// Loads the OCI archive at `path` (a file the caller trusts: tests, benchmarks).
+    pub async fn load_image_file(&self, path: &Path) -> Result<String> {
+        self.load_image(ImageArchive::open_file(path)?).await
+    }
+
     /// Loads an OCI archive and returns the image id to create containers from.
     /// Referring to images by id means an archive cannot retarget another app's tag.
-    pub async fn load_image(&self, archive: &Path) -> Result<String> {
-        let path = archive.display().to_string();
-        // `load` takes no positional argument (`--input -- PATH` is refused); the `=` form
-        // keeps the path bound to its flag whatever it starts with.
-        let input = format!("--input={path}");
-        let size = std::fs::metadata(archive).map(|m| m.len()).unwrap_or(0);
-        let out = self
-            .run_within(
-                &["load", "--quiet", &input],
-                None,
-                load_deadline(self.deadline, size),
-            )
-            .await?;
+    ///
+    /// The archive goes to `podman load --input=/dev/stdin` as its standard input: a file
+    /// is handed over as it is (podman reads it and uploads it to the service), a stream is
+    /// copied into a pipe as podman reads it. Either way nothing is copied to disk on this
+    /// side (without `--input`, the remote client first copies stdin to a file of its
+    /// own). The whole load, upload included, has one deadline ([`load_deadline`]); when it
+    /// passes, or the archive is not exactly its declared size, podman is killed before
+    /// it could see the end of its input, so nothing is loaded.
+    pub async fn load_image(&self, archive: ImageArchive) -> Result<String> {
+        let what = archive.what.clone();
+        let deadline = load_deadline(self.deadline, archive.size);
+        let out = match tokio::time::timeout(deadline, self.load_unbounded(archive)).await {
+            Ok(out) => out?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: describe(LOAD_ARGS),
+                    after: deadline,
+                });
+            }
+        };
         let loaded = parse_loaded(&out).ok_or_else(|| {
             Error::Engine(format!(
-                "`podman load` of {path} named no image: {}",
+                "`podman load` of {what} named no image: {}",
                 out.trim()
             ))
         })?;
@@ -386,6 +403,86 @@ impl Engine {
             )));
         }
         Ok(id)
+    }
+
+    /// `podman load` of `archive` on its stdin, without a deadline (the caller's).
+    async fn load_unbounded(&self, archive: ImageArchive) -> Result<String> {
+        use tokio::io::AsyncReadExt;
+        let ImageArchive { what, size, source } = archive;
+        debug!(%what, size, "podman load");
+        let (stdin, mut stream) = match source {
+            ArchiveSource::File(file) => {
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::Engine(format!("image archive {what}: {e}")))?
+                    .len();
+                if len != size {
+                    return Err(Error::Engine(format!(
+                        "image archive {what} holds {len} bytes, not the {size} expected; not loaded"
+                    )));
+                }
+                (Stdio::from(file), None)
+            }
+            ArchiveSource::Stream(stream) => (Stdio::piped(), Some(stream)),
+        };
+        let mut child = self
+            .podman("load")?
+            .args(LOAD_ARGS)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                Error::Engine(format!(
+                    "cannot run the podman client: {e} (is podman installed?)"
+                ))
+            })?;
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let read_out = async {
+            let mut buf = Vec::new();
+            if let Some(out) = stdout.as_mut() {
+                let _ = out.read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let read_err = async {
+            let mut buf = Vec::new();
+            if let Some(err) = stderr.as_mut() {
+                let _ = err.read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let mut pipe = child.stdin.take();
+        let feed = async {
+            let fed = match (stream.as_mut(), pipe.as_mut()) {
+                (Some(stream), Some(pipe)) => feed_exactly(stream, pipe, size, &what).await,
+                _ => Ok(true),
+            };
+            if fed.is_err() {
+                // Podman has not seen the end of its input: it must never load a short or
+                // long archive, so it dies before the pipe closes.
+                let _ = child.start_kill();
+            }
+            drop(pipe);
+            fed
+        };
+        let (fed, out, err) = tokio::join!(feed, read_out, read_err);
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| Error::Engine(format!("waiting for `podman load`: {e}")))?;
+        let whole = fed?;
+        if !status.success() {
+            return Err(self.failure(LOAD_ARGS, &String::from_utf8_lossy(&err)));
+        }
+        if !whole {
+            return Err(Error::Engine(format!(
+                "`podman load` stopped reading {what} before its end; not used"
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Where Podman keeps images and containers (`podman info` at connect).
@@ -561,7 +658,7 @@ impl Runtime for Engine {
         Box::pin(Engine::ping(self, deadline))
     }
 
-    fn load_image<'a>(&'a self, archive: &'a Path) -> BoxFuture<'a, Result<String>> {
+    fn load_image(&self, archive: ImageArchive) -> BoxFuture<'_, Result<String>> {
         Box::pin(Engine::load_image(self, archive))
     }
 
@@ -687,6 +784,62 @@ pub(crate) fn exec_args<'a>(container: &'a str, command: &[&'a str]) -> Vec<&'a 
     args
 }
 
+/// `podman load`, its archive on stdin. `--input=/dev/stdin` rather than no `--input`:
+/// without it the remote client copies all of stdin to a temporary file before
+/// uploading it (a full extra copy on disk); with it, it opens the descriptor it was given
+/// (a pipe, or the store's own file reopened) and uploads while it reads. The `=` form keeps
+/// the value bound to its flag.
+pub(crate) const LOAD_ARGS: &[&str] = &["load", "--quiet", "--input=/dev/stdin"];
+
+/// Copies exactly `size` bytes of `stream` into podman's stdin and flushes it; the caller
+/// closes it. A stream that ends early or goes on is an error, returned while the pipe is
+/// still open so the caller can kill podman before it sees an end of input. `Ok(false)`:
+/// podman closed the pipe early (it failed, and says why on stderr).
+async fn feed_exactly(
+    stream: &mut std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    pipe: &mut tokio::process::ChildStdin,
+    size: u64,
+    what: &str,
+) -> Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; FEED_CHUNK];
+    let mut sent = 0u64;
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::Engine(format!("reading image archive {what}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+        if sent > size {
+            return Err(Error::Engine(format!(
+                "image archive {what} is longer than its {size} bytes; not loaded"
+            )));
+        }
+        match pipe.write_all(&buf[..n]).await {
+            Ok(()) => {}
+            // Podman stopped reading: its exit status and stderr tell why.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+            Err(e) => return Err(Error::Engine(format!("writing to `podman load`: {e}"))),
+        }
+    }
+    if sent != size {
+        return Err(Error::Engine(format!(
+            "image archive {what} ended after {sent} of its {size} bytes; not loaded"
+        )));
+    }
+    match pipe.flush().await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::Engine(format!("writing to `podman load`: {e}"))),
+    }
+}
+
+/// How much of a streamed archive is read and written at a time.
+const FEED_CHUNK: usize = 256 * 1024;
+
 /// How long `podman load` of an archive of `bytes` may take: the default deadline plus a
 /// second per 4 MiB (a slow disk writes the layers and their user-namespace copy).
 pub(crate) fn load_deadline(base: Duration, bytes: u64) -> Duration {
@@ -791,10 +944,7 @@ mod tests {
             describe(&["secret", "create", "--label", "l", "--", "archy-x-db", "-"]),
             "podman secret create archy-x-db"
         );
-        assert_eq!(
-            describe(&["load", "--quiet", "--input=/a.tar"]),
-            "podman load"
-        );
+        assert_eq!(describe(LOAD_ARGS), "podman load");
         assert_eq!(describe(&["ps", "--all"]), "podman ps");
         let e = Error::Timeout {
             what: describe(&["start", "--", "archy-x-web"]),
@@ -893,5 +1043,101 @@ mod tests {
             ]
         );
         assert_eq!(exec_args("archy-x-db", &[]), ["exec", "--", "archy-x-db"]);
+    }
+
+    /// A child that writes its stdin to `out` (and is still reading while we look).
+    fn cat_into(out: &Path) -> tokio::process::Child {
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg("cat > \"$0\"")
+            .arg(out)
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    fn stream(bytes: &[u8]) -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> {
+        Box::pin(std::io::Cursor::new(bytes.to_vec()))
+    }
+
+    #[tokio::test]
+    async fn a_streamed_archive_goes_in_whole_or_podman_never_sees_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        // Exactly its size: all of it, in order.
+        let out = dir.path().join("whole");
+        let mut child = cat_into(&out);
+        let mut pipe = child.stdin.take().unwrap();
+        let fed = feed_exactly(&mut stream(&data), &mut pipe, data.len() as u64, "a").await;
+        assert!(fed.unwrap());
+        drop(pipe);
+        assert!(child.wait().await.unwrap().success());
+        assert!(std::fs::read(&out).unwrap() == data);
+        // Shorter or longer than declared: an error while the pipe is still open, so the
+        // reader has not seen an end of input and can be killed first.
+        for (declared, says) in [(data.len() + 1, "ended after"), (data.len() - 1, "longer")] {
+            let mut child = cat_into(&dir.path().join("cut"));
+            let mut pipe = child.stdin.take().unwrap();
+            let err = feed_exactly(&mut stream(&data), &mut pipe, declared as u64, "a")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says) && err.contains("not loaded"), "{err}");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the reader is still waiting for more"
+            );
+            child.kill().await.unwrap();
+        }
+        // A reader that quits: no error of the copy's own (podman's stderr says why).
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg("exit 3")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = child.wait().await;
+        let fed = feed_exactly(&mut stream(&data), &mut pipe, data.len() as u64, "a").await;
+        assert!(!fed.unwrap(), "the copy stopped when the reader went away");
+    }
+
+    /// An archive stream that never yields a byte: the load has a deadline all the same,
+    /// and says which command did not answer.
+    #[tokio::test]
+    async fn a_stalled_archive_stream_times_out_the_load() {
+        struct Stalled;
+        impl tokio::io::AsyncRead for Stalled {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Pending
+            }
+        }
+        // A socket that accepts and never answers, so podman waits as long as we do.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("podman.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let engine = Engine::unchecked(
+            format!("unix://{}", sock.display()),
+            Duration::from_millis(1500),
+        );
+        let started = std::time::Instant::now();
+        let err = engine
+            .load_image(ImageArchive {
+                what: "stalled".into(),
+                size: 1000,
+                source: ArchiveSource::Stream(Box::pin(Stalled)),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout { what, .. } if what == "podman load"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

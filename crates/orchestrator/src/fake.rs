@@ -9,7 +9,6 @@
 //! Podman (tests/e2e).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::argv_check::is_image_id;
 use crate::runtime::{
-    BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec, HostInfo, Runtime,
+    ArchiveSource, BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec,
+    HostInfo, ImageArchive, Runtime,
 };
 use crate::{AppEvent, Error, LABEL_APP, Result};
 
@@ -357,12 +357,32 @@ impl Runtime for FakeRuntime {
         self.call(Op::Ping, "", |_| Ok(()))
     }
 
-    fn load_image<'a>(&'a self, archive: &'a Path) -> BoxFuture<'a, Result<String>> {
+    fn load_image(&self, archive: ImageArchive) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {
-            self.enter(Op::LoadImage, &archive.display().to_string())
-                .await?;
-            let bytes = std::fs::read(archive)
-                .map_err(|e| refused(format!("load of {}: {e}", archive.display())))?;
+            self.enter(Op::LoadImage, &archive.what).await?;
+            let ImageArchive { what, size, source } = archive;
+            // Read as the engine does: the whole archive, exactly its declared size.
+            let bytes = match source {
+                ArchiveSource::File(mut file) => {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut bytes)
+                        .map_err(|e| refused(format!("load of {what}: {e}")))?;
+                    bytes
+                }
+                ArchiveSource::Stream(mut stream) => {
+                    let mut bytes = Vec::new();
+                    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+                        .await
+                        .map_err(|e| refused(format!("load of {what}: {e}")))?;
+                    bytes
+                }
+            };
+            if bytes.len() as u64 != size {
+                return Err(refused(format!(
+                    "load of {what}: {} bytes, not {size}; not loaded",
+                    bytes.len()
+                )));
+            }
             let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
             });

@@ -52,7 +52,8 @@ pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
 pub use render::{create_args, render};
 pub use runtime::{
-    BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec, HostInfo, Runtime,
+    ArchiveSource, BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec,
+    HostInfo, ImageArchive, ImageSource, Runtime,
 };
 pub use secrets::podman_name as secret_name;
 pub use undo::{Created, CreatedSink};
@@ -145,6 +146,8 @@ pub enum Error {
     },
     #[error("artifact {0:?} needed for an image was not provided")]
     MissingImage(String),
+    #[error("the image archive of artifact {artifact:?} cannot be read: {reason}")]
+    ImageUnavailable { artifact: String, reason: String },
     #[error("container {container:?} did not become healthy: {reason}")]
     Unhealthy { container: String, reason: String },
     #[error("the manifest of {app} is invalid ({source}); nothing was done in Podman")]

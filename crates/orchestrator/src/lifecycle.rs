@@ -2,7 +2,6 @@
 //! status. Every path that creates containers goes through [`crate::create`]; every
 //! operation that creates Podman objects records them first ([`crate::undo`]).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use archy_registry::{Manifest, VerifiedManifest};
@@ -10,9 +9,9 @@ use tracing::{info, warn};
 
 use crate::undo::Tracker;
 use crate::{
-    AppRuntime, ContainerInfo, ContainerRuntime, ContainerState, CreatedSink, Error, LimitSupport,
-    Orchestrator, Progress, ProgressSink, Repair, Result, Stage, UnenforcedLimit, container_name,
-    health, preflight,
+    AppRuntime, ContainerInfo, ContainerRuntime, ContainerState, CreatedSink, Error, ImageSource,
+    LimitSupport, Orchestrator, Progress, ProgressSink, Repair, Result, Stage, UnenforcedLimit,
+    container_name, health, preflight,
 };
 
 impl Orchestrator {
@@ -43,13 +42,13 @@ impl Orchestrator {
         self.config.data_dir.join("apps").join(app)
     }
 
-    /// Installs and starts an app whose image archives are at `images` (artifact name →
-    /// file whose hash the caller already verified). On any failure everything this call
+    /// Installs and starts an app whose image archives `images` opens (by artifact name,
+    /// bytes the caller already verified). On any failure everything this call
     /// created is removed again: nothing half-installed stays behind.
     pub async fn install(
         &self,
         manifest: &VerifiedManifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
         progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
         self.install_tracked(manifest, images, progress, &|_| {})
@@ -62,7 +61,7 @@ impl Orchestrator {
     pub async fn install_tracked(
         &self,
         manifest: &VerifiedManifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
@@ -74,7 +73,7 @@ impl Orchestrator {
     pub(crate) async fn install_manifest(
         &self,
         manifest: &Manifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
@@ -106,7 +105,7 @@ impl Orchestrator {
     pub(crate) async fn create_and_start(
         &self,
         manifest: &Manifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
         progress: ProgressSink<'_>,
         tracker: &Tracker<'_>,
     ) -> Result<AppRuntime> {
@@ -144,12 +143,12 @@ impl Orchestrator {
     }
 
     /// One level-triggered repair of an app that should be running: recreates missing
-    /// containers (`images` must hold their archives), starts dead or stopped ones, and
+    /// containers (`images` must open their archives), starts dead or stopped ones, and
     /// leaves running containers with our name and labels alone (adopted, never recreated).
     pub async fn repair(
         &self,
         manifest: &VerifiedManifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
     ) -> Result<Repair> {
         self.repair_manifest(manifest, images).await
     }
@@ -157,7 +156,7 @@ impl Orchestrator {
     pub(crate) async fn repair_manifest(
         &self,
         manifest: &Manifest,
-        images: &BTreeMap<String, PathBuf>,
+        images: &dyn ImageSource,
     ) -> Result<Repair> {
         preflight::check_manifest(manifest)?;
         let app = manifest.id.as_str();
@@ -320,8 +319,8 @@ impl Orchestrator {
         &self,
         old: &VerifiedManifest,
         new: &VerifiedManifest,
-        old_images: &BTreeMap<String, PathBuf>,
-        new_images: &BTreeMap<String, PathBuf>,
+        old_images: &dyn ImageSource,
+        new_images: &dyn ImageSource,
         progress: ProgressSink<'_>,
     ) -> Result<AppRuntime> {
         self.update_tracked(old, new, old_images, new_images, progress, &|_| {})
@@ -336,8 +335,8 @@ impl Orchestrator {
         &self,
         old: &VerifiedManifest,
         new: &VerifiedManifest,
-        old_images: &BTreeMap<String, PathBuf>,
-        new_images: &BTreeMap<String, PathBuf>,
+        old_images: &dyn ImageSource,
+        new_images: &dyn ImageSource,
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {
@@ -350,8 +349,8 @@ impl Orchestrator {
         &self,
         old: &Manifest,
         new: &Manifest,
-        old_images: &BTreeMap<String, PathBuf>,
-        new_images: &BTreeMap<String, PathBuf>,
+        old_images: &dyn ImageSource,
+        new_images: &dyn ImageSource,
         progress: ProgressSink<'_>,
         created: CreatedSink<'_>,
     ) -> Result<AppRuntime> {

@@ -53,9 +53,11 @@ pub trait Runtime: Send + Sync {
     /// Whether the service answers within `deadline`.
     fn ping(&self, deadline: Duration) -> BoxFuture<'_, Result<()>>;
 
-    /// Loads an OCI archive; answers the image id containers are created from (an id,
-    /// never a tag, so one app's archive cannot retarget another's image).
-    fn load_image<'a>(&'a self, archive: &'a Path) -> BoxFuture<'a, Result<String>>;
+    /// Loads an OCI archive, read once from `archive` (exactly [`ImageArchive::size`]
+    /// bytes, or the load fails and nothing is loaded); answers the image id containers are
+    /// created from (an id, never a tag, so one app's archive cannot retarget another's
+    /// image).
+    fn load_image(&self, archive: ImageArchive) -> BoxFuture<'_, Result<String>>;
 
     /// Containers labelled `archy.app=<app>`, in any state.
     fn containers_of<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<ContainerInfo>>>;
@@ -132,6 +134,80 @@ pub trait Runtime: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
 
     fn remove_secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+/// One image archive, opened for one load: whoever opened it vouches for its bytes (the
+/// node opens only blobs its store verified against the catalog's hash as they arrived),
+/// and the runtime reads it once, straight into the engine, with no copy of its own.
+pub struct ImageArchive {
+    /// What it is, for messages (`artifact image (blake3 1a2b…)`, a path).
+    pub what: String,
+    /// Its exact length: a source that ends early or runs long is refused, never loaded.
+    pub size: u64,
+    pub source: ArchiveSource,
+}
+
+/// Where an [`ImageArchive`]'s bytes come from.
+pub enum ArchiveSource {
+    /// An open file holding exactly the archive (e.g. the verified store's own file of a
+    /// complete blob). The engine reads it itself: the bytes do not pass through us.
+    File(std::fs::File),
+    /// A stream of the archive (e.g. the store's reader), copied into the engine.
+    Stream(Pin<Box<dyn tokio::io::AsyncRead + Send>>),
+}
+
+impl std::fmt::Debug for ImageArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.source {
+            ArchiveSource::File(_) => "file",
+            ArchiveSource::Stream(_) => "stream",
+        };
+        f.debug_struct("ImageArchive")
+            .field("what", &self.what)
+            .field("size", &self.size)
+            .field("source", &kind)
+            .finish()
+    }
+}
+
+impl ImageArchive {
+    /// An archive file on disk whose bytes the caller trusts (tests, benchmarks, a
+    /// path an operator named).
+    pub fn open_file(path: &Path) -> Result<Self> {
+        let io = |source| crate::Error::Io {
+            what: "opening image archive",
+            path: path.to_owned(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        Ok(Self {
+            what: path.display().to_string(),
+            size,
+            source: ArchiveSource::File(file),
+        })
+    }
+}
+
+/// Where an install, update or repair gets each artifact's image archive: opened when it
+/// is loaded (once per artifact and operation), from wherever the caller verified it.
+/// The node's is its swarm store; a map of artifact names to files is one for tests.
+pub trait ImageSource: Send + Sync {
+    /// The archive of `artifact`, ready to read; [`crate::Error::MissingImage`] when the
+    /// source has none.
+    fn open<'a>(&'a self, artifact: &'a str) -> BoxFuture<'a, Result<ImageArchive>>;
+}
+
+/// Archive files by artifact name (tests and tools whose files need no verification).
+impl ImageSource for BTreeMap<String, std::path::PathBuf> {
+    fn open<'a>(&'a self, artifact: &'a str) -> BoxFuture<'a, Result<ImageArchive>> {
+        Box::pin(async move {
+            let path = self
+                .get(artifact)
+                .ok_or_else(|| crate::Error::MissingImage(artifact.to_owned()))?;
+            ImageArchive::open_file(path)
+        })
+    }
 }
 
 /// A `podman create` argv that [`crate::create_args`] rendered for one container of a

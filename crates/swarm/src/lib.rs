@@ -193,6 +193,15 @@ impl SwarmConfig {
     }
 }
 
+/// A complete blob's bytes, opened by [`Swarm::open_complete`].
+#[derive(Debug)]
+pub enum BlobBytes {
+    /// The store's own data file of the blob, exactly its size.
+    File(std::fs::File),
+    /// A reader through the store (small blobs, kept in its database).
+    Reader(iroh_blobs::api::blobs::BlobReader),
+}
+
 /// Told the number of bytes of a blob held so far.
 pub type ByteSink<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -555,6 +564,48 @@ impl Swarm {
                 reason: format!("export to {}: {e}", target.display()),
             })?;
         Ok(())
+    }
+
+    /// A complete blob of exactly `blob.size` bytes, opened for one read from start to end
+    /// (e.g. an image archive for `podman load`), without copying it: the store's own
+    /// data file when it keeps the blob in one ([`BlobBytes::File`]), else its reader.
+    /// The bytes were verified against the hash when they entered the store; nothing is
+    /// hashed again here. A blob the store does not hold complete at that size is an error.
+    ///
+    /// The file is only ever the data of a blob the store says is complete: iroh-blobs
+    /// writes such a file before the blob completes and never again (until garbage
+    /// collection deletes it; an open file outlives that).
+    pub async fn open_complete(&self, blob: &BlobRef) -> Result<BlobBytes> {
+        match self.complete_size(&blob.hash).await? {
+            Some(size) if size == blob.size => {}
+            Some(size) => {
+                return Err(Error::SizeMismatch {
+                    hash: blob.hex(),
+                    declared: blob.size,
+                    actual: size.to_string(),
+                });
+            }
+            None => {
+                return Err(Error::Blob {
+                    hash: blob.hex(),
+                    reason: "not complete in the store".into(),
+                });
+            }
+        }
+        let path = StoreOptions::new(&self.data_dir.join("blobs"))
+            .path
+            .data_path(&blob.hash);
+        // Small blobs live inline in the store's database, imported ones may be elsewhere:
+        // those are read through the store.
+        if let Ok(file) = std::fs::File::open(&path)
+            && file
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() == blob.size)
+        {
+            return Ok(BlobBytes::File(file));
+        }
+        debug!(hash = %blob.hex(), "no data file of the blob's size; reading through the store");
+        Ok(BlobBytes::Reader(self.reader(&blob.hash)))
     }
 
     /// A seekable reader over a complete blob (the HTTP origin streams from it).

@@ -271,3 +271,57 @@ async fn http_bytes_that_do_not_match_the_hash_are_refused() {
     assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
     assert_eq!(peer.metrics().verification_failures, 2);
 }
+
+/// Reads all of what [`Swarm::open_complete`] opened.
+async fn read_all(bytes: BlobBytes) -> (bool, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match bytes {
+        BlobBytes::File(mut f) => {
+            std::io::Read::read_to_end(&mut f, &mut out).unwrap();
+            (true, out)
+        }
+        BlobBytes::Reader(mut r) => {
+            r.read_to_end(&mut out).await.unwrap();
+            (false, out)
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_complete_blob_opens_as_the_stores_own_file_or_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = node(&tmp.path().join("origin")).await;
+    let peer = node(&tmp.path().join("peer")).await;
+    // Fetched (verified as it streamed): the store's own data file, not a copy.
+    let (big, data) = import(&origin, tmp.path(), 300_000, 7).await;
+    peer.fetch(&big, &[origin.addr()]).await.unwrap();
+    let (file, read) = read_all(peer.open_complete(&big).await.unwrap()).await;
+    assert!(file, "a fetched blob of 300 kB has a data file of its own");
+    assert!(read == data, "the opened bytes are the blob's");
+    let data_dir = tmp.path().join("peer").join("blobs");
+    let files_before = std::fs::read_dir(&data_dir).unwrap().count();
+    // Small blobs live in the store's database: read through the store.
+    let (small, data) = import(&origin, tmp.path(), 1000, 8).await;
+    let (file, read) = read_all(origin.open_complete(&small).await.unwrap()).await;
+    assert!(!file && read == data);
+    // Only a complete blob of the declared size opens.
+    let wrong = BlobRef {
+        size: big.size + 1,
+        ..big
+    };
+    assert!(matches!(
+        peer.open_complete(&wrong).await,
+        Err(Error::SizeMismatch { .. })
+    ));
+    let absent = BlobRef::from_hex(&"ab".repeat(32), 10).unwrap();
+    let err = peer.open_complete(&absent).await.unwrap_err().to_string();
+    assert!(err.contains("not complete in the store"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&data_dir).unwrap().count(),
+        files_before,
+        "opening wrote nothing"
+    );
+    origin.shutdown().await;
+    peer.shutdown().await;
+}

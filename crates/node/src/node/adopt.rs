@@ -95,7 +95,6 @@ impl Node {
         }
         // Repairs need the blobs without the network: fetched into the store when missing
         // (nothing is loaded into Podman), then pinned.
-        let workdir = self.config.data_dir.join("tmp").join(format!("adopt-{id}"));
         let origin = &catalog.catalog().origin;
         let peer = self.origin_peer(origin).await.ok();
         let from = FetchFrom {
@@ -103,10 +102,9 @@ impl Node {
             http: origin.http.as_str(),
             first_party: true,
         };
-        if let Err(e) = self.fetch_images(&app, Some(from), &workdir, &|_| {}).await {
+        if let Err(e) = self.fetch_images(&app, Some(from), &|_| {}).await {
             warn!(app = id, error = %e, "adopted without its artifacts in the store: repairs need them fetched first");
         }
-        let _ = std::fs::remove_dir_all(&workdir);
         self.pin_artifacts(&app).await;
         let desired = if containers
             .iter()

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use archy_orchestrator::{Progress, ProgressSink, Stage};
+use archy_orchestrator::{ArchiveSource, ImageArchive, Progress, ProgressSink, Stage};
 use archy_registry::VerifiedApp;
-use archy_swarm::{BlobRef, PeerAddr};
+use archy_swarm::{BlobBytes, BlobRef, PeerAddr};
 use tracing::{info, warn};
 
 use super::error::internal;
@@ -25,9 +25,59 @@ const GC_WITHIN: Duration = Duration::from_secs(120);
 /// A fetch (its peers and origin attempts have deadlines of their own; this is the cap).
 const FETCH_WITHIN: Duration = Duration::from_secs(2 * 3600);
 
-/// An export of `size` bytes from the store to a file: a minute, plus a second per 10 MiB.
-fn export_within(size: u64) -> Duration {
-    Duration::from_secs(60 + size / (10 * MIB))
+/// An app's image archives in the swarm store, for the orchestrator to load: each blob is
+/// opened when it is loaded ([`archy_swarm::Swarm::open_complete`]: the store's own file,
+/// not a copy) and read once, straight into Podman. The bytes were verified against the
+/// catalog's hash when they entered the store, and are not hashed again.
+pub(super) struct StoreImages {
+    swarm: std::sync::Arc<archy_swarm::Swarm>,
+    blobs: BTreeMap<String, BlobRef>,
+}
+
+impl StoreImages {
+    /// No images (an app whose containers are all there: nothing to load).
+    pub(super) fn none(swarm: std::sync::Arc<archy_swarm::Swarm>) -> Self {
+        Self {
+            swarm,
+            blobs: BTreeMap::new(),
+        }
+    }
+}
+
+impl archy_orchestrator::ImageSource for StoreImages {
+    fn open<'a>(
+        &'a self,
+        artifact: &'a str,
+    ) -> archy_orchestrator::BoxFuture<'a, archy_orchestrator::Result<ImageArchive>> {
+        Box::pin(async move {
+            let blob = self
+                .blobs
+                .get(artifact)
+                .ok_or_else(|| archy_orchestrator::Error::MissingImage(artifact.to_owned()))?;
+            let unavailable = |reason: String| archy_orchestrator::Error::ImageUnavailable {
+                artifact: artifact.to_owned(),
+                reason,
+            };
+            let bytes = tokio::time::timeout(STORE_CALL_WITHIN, self.swarm.open_complete(blob))
+                .await
+                .map_err(|_| {
+                    unavailable(format!(
+                        "the swarm store did not answer within {} s",
+                        STORE_CALL_WITHIN.as_secs()
+                    ))
+                })?
+                .map_err(|e| unavailable(e.to_string()))?;
+            let source = match bytes {
+                BlobBytes::File(file) => ArchiveSource::File(file),
+                BlobBytes::Reader(reader) => ArchiveSource::Stream(Box::pin(reader)),
+            };
+            Ok(ImageArchive {
+                what: format!("artifact {artifact} (blake3 {})", blob.hex()),
+                size: blob.size,
+                source,
+            })
+        })
+    }
 }
 
 /// Where an install or update fetches from.
@@ -67,18 +117,16 @@ impl Node {
     }
 
     /// Fetches (or finds in the local store) every image artifact of `app`, verified against
-    /// its hash and size, and exports each to `workdir` for `podman load`.
+    /// its hash and size; the orchestrator loads them from the store ([`StoreImages`]).
     pub(super) async fn fetch_images(
         &self,
         app: &VerifiedApp,
         origin: Option<FetchFrom<'_>>,
-        workdir: &std::path::Path,
         progress: ProgressSink<'_>,
-    ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+    ) -> Result<StoreImages, NodeError> {
         let total: u64 = app.artifacts().iter().map(|a| a.size).sum();
         let mut before = 0u64;
         let id = app.manifest().id.as_str();
-        std::fs::create_dir_all(workdir).map_err(internal)?;
         let mut images = BTreeMap::new();
         for c in &app.manifest().containers {
             let Some(name) = &c.image.artifact else {
@@ -93,7 +141,16 @@ impl Node {
             let blob = BlobRef::from_hex(&artifact.blake3, artifact.size).map_err(internal)?;
             info!(app = id, artifact = name, hash = %artifact.blake3, size = artifact.size, "fetching over iroh");
             let base = before;
+            // The fetch tells every verified leaf (16 KiB): tens of thousands of calls for a
+            // big image. Each progress event goes through the job's history and broadcast
+            // and out as one NDJSON line to every watcher, so only steps of
+            // [`PROGRESS_STEP`] (and the end) are passed on.
+            let told = std::sync::atomic::AtomicU64::new(0);
+            let blob_size = blob.size;
             let on_bytes = |n: u64| {
+                if !progress_due(&told, n, blob_size) {
+                    return;
+                }
                 progress(Progress::new(
                     Stage::Fetching,
                     base + n,
@@ -101,7 +158,7 @@ impl Node {
                     name.clone(),
                 ))
             };
-            on_bytes(0);
+            progress(Progress::new(Stage::Fetching, base, total, name.clone()));
             let fetched = match &origin {
                 Some(from) => {
                     let http = from.http;
@@ -169,19 +226,12 @@ impl Node {
                 self.swarm.forget_partial(&blob.hash).await;
                 return Err(full);
             }
-            let path = workdir.join(format!("{name}.tar"));
-            self.store_call(
-                &format!("exporting artifact {name} of {id}"),
-                export_within(blob.size),
-                self.swarm.export(&blob, &path),
-            )
-            .await?
-            .map_err(|e| {
-                no_space_in(&e.to_string(), workdir, blob.size).unwrap_or_else(|| internal(e))
-            })?;
-            images.insert(name.clone(), path);
+            images.insert(name.clone(), blob);
         }
-        Ok(images)
+        Ok(StoreImages {
+            swarm: self.swarm.clone(),
+            blobs: images,
+        })
     }
 
     /// Fetches one artifact of the verified, unexpired catalog into the store by the fetch
@@ -431,10 +481,11 @@ impl Node {
     }
 
     /// Everything an install of `app` writes, checked against the free space of each
-    /// filesystem before anything is fetched: the blobs in the swarm store, their export
-    /// for `podman load` under `tmp`, and in Podman's graph root what loading unpacks (the
-    /// archive copied in, the layers, and the user namespace's chowned copy) plus the
-    /// manifest's `disk_mb`. Places on one filesystem add up.
+    /// filesystem before anything is fetched: the blobs in the swarm store, and in Podman's
+    /// graph root what loading unpacks (the archive the service receives, the layers, and
+    /// the user namespace's chowned copy) plus the manifest's `disk_mb`. Nothing else: the
+    /// archive goes from the store to Podman without a copy of its own. Places on one
+    /// filesystem add up.
     pub(super) fn check_install_space(&self, app: &VerifiedApp) -> Result<(), NodeError> {
         let artifacts: u64 = app.artifacts().iter().map(|a| a.size).sum();
         let needs = install_needs(
@@ -521,6 +572,20 @@ impl Node {
 
 const MIB: u64 = 1024 * 1024;
 
+/// Fetch progress is passed on in steps of this many bytes (and at the end).
+const PROGRESS_STEP: u64 = MIB;
+
+/// Whether `n` bytes of a blob of `size` is worth an event, after the last one `told`:
+/// a step further on, or the end (once).
+fn progress_due(told: &std::sync::atomic::AtomicU64, n: u64, size: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let last = told.load(Ordering::Relaxed);
+    let due = n > last && (n >= size || n - last >= PROGRESS_STEP);
+    due && told
+        .compare_exchange(last, n, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// Where an install writes and how much, one entry per filesystem (places on one
 /// filesystem add up; the entry names the first of them).
 fn install_needs(
@@ -531,7 +596,6 @@ fn install_needs(
 ) -> Vec<(PathBuf, u64)> {
     let places = [
         (data_dir.join("swarm"), artifact_bytes),
-        (data_dir.join("tmp"), artifact_bytes),
         (
             graph_root.to_owned(),
             disk_mb
@@ -644,11 +708,31 @@ mod tests {
     }
 
     #[test]
+    fn fetch_progress_is_passed_on_in_steps_and_at_the_end() {
+        let told = std::sync::atomic::AtomicU64::new(0);
+        let size = 256 * MIB;
+        // What the fetch tells: every 16 KiB leaf.
+        let events = (1..=size / (16 * 1024))
+            .map(|leaf| leaf * 16 * 1024)
+            .filter(|&n| progress_due(&told, n, size))
+            .collect::<Vec<_>>();
+        assert_eq!(events.len(), 256, "one per MiB");
+        assert_eq!(events.last(), Some(&size), "the end is always told");
+        assert!(!progress_due(&told, size, size), "once");
+        // A small blob: its end only.
+        let told = std::sync::atomic::AtomicU64::new(0);
+        assert!(!progress_due(&told, 1000, 5000));
+        assert!(progress_due(&told, 5000, 5000));
+    }
+
+    #[test]
     fn places_on_one_filesystem_add_up() {
         let dir = tempfile::tempdir().unwrap();
         let needs = install_needs(dir.path(), &dir.path().join("graph"), 10 * MIB, 5);
         assert_eq!(needs.len(), 1, "{needs:?}");
-        assert_eq!(needs[0].1, 10 * MIB + 10 * MIB + 5 * MIB + 30 * MIB);
+        // The blobs once in the store, three times their size in the graph root, disk_mb:
+        // no export copy any more.
+        assert_eq!(needs[0].1, 10 * MIB + 5 * MIB + 30 * MIB);
         assert!(free_bytes(dir.path()).is_some_and(|b| b > 0));
     }
 }

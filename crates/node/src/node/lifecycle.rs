@@ -163,9 +163,7 @@ impl Node {
         }
         self.check_dependencies_installed(app).await?;
         held.run(queued, id, OperationKind::Install, async |op| {
-            let workdir = self.scratch_dir("install", op);
-            let result = self.install_steps(op, source, app, &workdir, progress).await;
-            let _ = std::fs::remove_dir_all(&workdir);
+            let result = self.install_steps(op, source, app, progress).await;
             if result.is_err() {
                 // Nothing pinned it (pins come with the record): what this install fetched
                 // only for itself goes now, not at the next pull, which matters on a full disk.
@@ -183,7 +181,6 @@ impl Node {
         op: &OperationGuard<'_>,
         source: &Source<'_>,
         app: &VerifiedApp,
-        workdir: &std::path::Path,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = app.manifest().id.as_str();
@@ -203,12 +200,10 @@ impl Node {
             http: origin.http.as_str(),
             first_party: matches!(source, Source::Catalog(_)),
         };
-        let images = tokio::time::timeout(
-            FETCH_BOUND,
-            self.fetch_images(app, Some(from), workdir, progress),
-        )
-        .await
-        .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))??;
+        let images =
+            tokio::time::timeout(FETCH_BOUND, self.fetch_images(app, Some(from), progress))
+                .await
+                .map_err(|_| bound_expired(&format!("fetching {id}"), FETCH_BOUND))??;
         op.stage("installing").await?;
         let stages = op.stage_writer();
         let staged = |p: Progress| {
@@ -288,21 +283,15 @@ impl Node {
             id,
             OperationKind::Start,
             "starting",
-            async |op, row, app| {
+            async |_op, row, app| {
                 db::set_desired(&self.db, id, "running").await?;
                 let missing = self.orchestrator.missing_containers(app.manifest()).await?;
                 let runtime = if missing.is_empty() {
                     self.orchestrator.start(app.manifest()).await?
                 } else {
-                    let workdir = self.scratch_dir("start", op);
-                    let repaired = async {
-                        let images = self.fetch_images(app, None, &workdir, &|_| {}).await?;
-                        self.orchestrator.repair(app.manifest(), &images).await?;
-                        Ok::<_, NodeError>(self.orchestrator.status(id).await?)
-                    }
-                    .await;
-                    let _ = std::fs::remove_dir_all(&workdir);
-                    repaired?
+                    let images = self.fetch_images(app, None, &|_| {}).await?;
+                    self.orchestrator.repair(app.manifest(), &images).await?;
+                    self.orchestrator.status(id).await?
                 };
                 Ok(self.view(id, &row.version, "running", runtime, Some(app)))
             },
@@ -445,14 +434,6 @@ impl Node {
             self.unpin_app(id).await;
         }
         op.finish(result).await
-    }
-
-    /// `<data_dir>/tmp/<what>-<operation id>`: where operation `op` unpacks what it fetched.
-    pub(super) fn scratch_dir(&self, what: &str, op: &OperationGuard<'_>) -> std::path::PathBuf {
-        self.config
-            .data_dir
-            .join("tmp")
-            .join(format!("{what}-{}", op.id()))
     }
 
     /// Whether an uninstalled app left data here: its labelled volumes, or its directory

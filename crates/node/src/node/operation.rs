@@ -150,7 +150,8 @@ pub(super) struct OperationGuard<'a> {
 }
 
 impl OperationGuard<'_> {
-    /// The operation's row id (names its scratch directory).
+    /// The operation's row id.
+    #[cfg(test)]
     pub(super) fn id(&self) -> i64 {
         self.id
     }

@@ -18,6 +18,7 @@ use archy_registry::VerifiedApp;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::artifacts::StoreImages;
 use super::{Node, NodeError};
 use crate::db;
 
@@ -139,38 +140,25 @@ impl Node {
                 continue;
             }
             let missing = self.orchestrator.missing_containers(app.manifest()).await?;
-            let workdir = self
-                .config
-                .data_dir
-                .join("tmp")
-                .join(format!("reconcile-{}", row.id));
             let result = async {
                 let images = if missing.is_empty() {
-                    BTreeMap::new()
+                    StoreImages::none(self.swarm.clone())
                 } else {
                     // Installed apps' blobs are pinned locally; should the store have lost
                     // one, a first-party app's comes again from the catalog's origin.
-                    match self.fetch_images(&app, None, &workdir, &|_| {}).await {
+                    match self.fetch_images(&app, None, &|_| {}).await {
                         Ok(images) => images,
-                        Err(local) => {
-                            self.refetch_from_origin(&app, &workdir)
-                                .await
-                                .map_err(|e| {
-                                    NodeError::new(
-                                        local.kind,
-                                        format!(
-                                            "{}; from the origin: {}",
-                                            local.message, e.message
-                                        ),
-                                    )
-                                })?
-                        }
+                        Err(local) => self.refetch_from_origin(&app).await.map_err(|e| {
+                            NodeError::new(
+                                local.kind,
+                                format!("{}; from the origin: {}", local.message, e.message),
+                            )
+                        })?,
                     }
                 };
                 Ok::<_, NodeError>(self.orchestrator.repair(app.manifest(), &images).await?)
             }
             .await;
-            let _ = std::fs::remove_dir_all(&workdir);
             match result {
                 Ok(repair) if repair.is_noop() => {}
                 Ok(repair) => repairs.push((row.id.clone(), repair)),
@@ -181,11 +169,7 @@ impl Node {
     }
 
     /// The app's images fetched again from the verified catalog's origin (iroh, then HTTP).
-    async fn refetch_from_origin(
-        &self,
-        app: &VerifiedApp,
-        workdir: &std::path::Path,
-    ) -> Result<BTreeMap<String, std::path::PathBuf>, NodeError> {
+    async fn refetch_from_origin(&self, app: &VerifiedApp) -> Result<StoreImages, NodeError> {
         let origin = {
             let trust = self.trust.read().await;
             trust.catalog().map(|c| c.catalog().origin.clone())
@@ -202,7 +186,7 @@ impl Node {
             http: origin.http.as_str(),
             first_party: true,
         };
-        self.fetch_images(app, Some(from), workdir, &|_| {}).await
+        self.fetch_images(app, Some(from), &|_| {}).await
     }
 
     /// Runs [`Self::reconcile_once`] forever: at the configured interval, and as soon as
@@ -493,7 +477,7 @@ impl Node {
         let restarted = tokio::time::timeout(RESTART_BOUND, async {
             self.orchestrator.kill_container(id, container).await?;
             self.orchestrator
-                .repair(app.manifest(), &BTreeMap::new())
+                .repair(app.manifest(), &StoreImages::none(self.swarm.clone()))
                 .await
         })
         .await

@@ -4,8 +4,6 @@
 //! become healthy. A bound that expires mid-update undoes the new version and rebuilds the
 //! old one; pins move only after the record does.
 
-use std::path::Path;
-
 use archy_orchestrator::{Progress, ProgressSink, Stage};
 use archy_registry::{VerifiedApp, VerifiedPublication};
 use tracing::warn;
@@ -111,12 +109,7 @@ impl Node {
         }
         self.check_dependencies_installed(new).await?;
         held.run(queued, id, OperationKind::Update, async |op| {
-            let workdir = self.scratch_dir("update", op);
-            let result = self
-                .update_steps(op, row, old, new, source, &workdir, progress)
-                .await;
-            let _ = std::fs::remove_dir_all(&workdir);
-            result
+            self.update_steps(op, row, old, new, source, progress).await
         })
         .await
     }
@@ -131,7 +124,6 @@ impl Node {
         old: &VerifiedApp,
         new: &VerifiedApp,
         source: &Source<'_>,
-        workdir: &Path,
         progress: ProgressSink<'_>,
     ) -> Result<AppView, NodeError> {
         let id = row.id.as_str();
@@ -145,14 +137,10 @@ impl Node {
             first_party: matches!(source, Source::Catalog(_)),
         };
         let fetched = tokio::time::timeout(FETCH_BOUND, async {
-            let new_images = self
-                .fetch_images(new, Some(from), &workdir.join("new"), progress)
-                .await?;
+            let new_images = self.fetch_images(new, Some(from), progress).await?;
             // The previous version's images come from the local store: rollback needs
             // no network.
-            let old_images = self
-                .fetch_images(old, None, &workdir.join("old"), &|_| {})
-                .await?;
+            let old_images = self.fetch_images(old, None, &|_| {}).await?;
             Ok::<_, NodeError>((new_images, old_images))
         })
         .await

@@ -578,3 +578,54 @@ fn a_runtime_that_is_not_rootless_is_refused() {
         .unwrap();
     assert!(matches!(err, Error::NotRootless { .. }), "{err}");
 }
+
+/// Archives streamed by an [`crate::ImageSource`] (as the node's store hands them over), one
+/// of them shorter than it claims: the install reads each archive once, refuses the short
+/// one, and leaves nothing behind. Loaded from a map of files, the same install works.
+#[tokio::test]
+async fn a_streamed_archive_shorter_than_declared_is_refused_and_the_install_undone() {
+    struct Streams {
+        short: &'static str,
+    }
+    impl crate::ImageSource for Streams {
+        fn open<'a>(
+            &'a self,
+            artifact: &'a str,
+        ) -> crate::BoxFuture<'a, crate::Result<crate::ImageArchive>> {
+            Box::pin(async move {
+                let bytes = artifact.as_bytes().to_vec();
+                let size = bytes.len() as u64 + u64::from(artifact == self.short);
+                Ok(crate::ImageArchive {
+                    what: artifact.to_owned(),
+                    size,
+                    source: crate::ArchiveSource::Stream(Box::pin(std::io::Cursor::new(bytes))),
+                })
+            })
+        }
+    }
+    let s = Setup::new();
+    let m = manifest("1.0.0");
+    let err = s
+        .orchestrator
+        .install_manifest(&m, &Streams { short: "web-image" }, &|_| {}, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("web-image") && err.to_string().contains("not loaded"),
+        "{err}"
+    );
+    assert!(s.left().is_empty(), "{:?}", s.left());
+    assert_eq!(
+        s.fake.count(Op::LoadImage),
+        2,
+        "each archive opened and read once"
+    );
+    // Every archive whole: installed, each image loaded once.
+    let s = Setup::new();
+    s.orchestrator
+        .install_manifest(&m, &Streams { short: "none" }, &|_| {}, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(s.fake.count(Op::LoadImage), 2);
+    assert_eq!(s.fake.objects().images.len(), 2);
+}

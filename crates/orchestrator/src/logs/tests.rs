@@ -154,7 +154,7 @@ async fn real_podman_logs_tail_and_follow() {
     let artifacts = std::env::var("ARCHY_TEST_ARTIFACTS").expect("ARCHY_TEST_ARTIFACTS");
     let engine = Engine::connect(&url).await.unwrap();
     let image = engine
-        .load_image(&std::path::Path::new(&artifacts).join("hello/image.tar"))
+        .load_image_file(&std::path::Path::new(&artifacts).join("hello/image.tar"))
         .await
         .unwrap();
     let mut m = hello();
