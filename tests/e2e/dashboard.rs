@@ -87,25 +87,7 @@ async fn seed_listing(data_dir: &Path) {
          resources:\n  disk_mb: 10\n  memory_mb: 64\n",
     )
     .unwrap();
-    let publication = archy_registry::Publication::new(
-        archy_registry::Publisher {
-            did: dev.did_key().public().did_key(),
-            nostr: dev.nostr_public_hex(),
-        },
-        manifest,
-        vec![archy_registry::Artifact {
-            name: "image".into(),
-            blake3: "cd".repeat(32),
-            size: 1_000_000,
-            media_type: "application/vnd.oci.image.layout.v1.tar".into(),
-        }],
-        archy_registry::Origin {
-            http: "http://127.0.0.1:1".into(),
-            iroh: "ef".repeat(32),
-        },
-        chrono::Utc::now(),
-    );
-    let envelope = publication.sign(dev.did_key()).unwrap();
+    let envelope = unfetchable_publication(&dev, manifest);
     let row = archy_node::db::MarketRow {
         author: dev.nostr_public_hex(),
         app_id: "notes".into(),

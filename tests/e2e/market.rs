@@ -162,15 +162,9 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     let relay_url = relay.url().await.to_string();
 
     let tmp = tempfile::tempdir().unwrap();
-    let keys = Keys::new();
-    let root = keys.write_root(tmp.path());
-    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
-    let (listener, url) = loopback_listener().await;
-    let server = serve_bytes(
-        listener,
-        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-        swarm.clone(),
-    );
+    // The first-party origin: hello's catalog, its image on iroh.
+    let origin = TestOrigin::start(tmp.path()).await;
+    let (url, root, id) = (origin.url.clone(), origin.root.clone(), origin.id.clone());
 
     // The developer's own node: it serves the artifacts (blobs_listen) as their origin.
     let dev_dir = tmp.path().join("dev");
@@ -451,7 +445,7 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     node.uninstall("hello", true).await.unwrap();
     assert!(!podman_has_app(&local_id).await);
     node.shutdown().await;
-    server.abort();
+    origin.server.abort();
     relay.shutdown();
 }
 
@@ -465,15 +459,9 @@ async fn node_discovers_third_party_apps_on_relays() {
     let relay_url = relay.url().await.to_string();
 
     let tmp = tempfile::tempdir().unwrap();
-    let keys = Keys::new();
-    let root = keys.write_root(tmp.path());
-    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
-    let (listener, url) = loopback_listener().await;
-    let server = serve_bytes(
-        listener,
-        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-        swarm.clone(),
-    );
+    // The first-party origin: hello's catalog, its image on iroh.
+    let origin = TestOrigin::start(tmp.path()).await;
+    let (url, root, id) = (origin.url.clone(), origin.root.clone(), origin.id.clone());
     // A second relay that lags behind: it gets what the developer sent first, and no more.
     let lagging = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
     lagging.run().await.unwrap();
@@ -623,6 +611,6 @@ async fn node_discovers_third_party_apps_on_relays() {
         "{stderr}"
     );
     node.shutdown().await;
-    server.abort();
+    origin.server.abort();
     lagging.shutdown();
 }

@@ -46,15 +46,9 @@ async fn an_independent_relay_carries_publish_discover_score_install_update_unpu
     let relay = PythonRelay::start(&tmp.path().join("relay"), DEFAULT_MAX_EVENT_SIZE).await;
     let relay_url = relay.url.clone();
 
-    let keys = Keys::new();
-    let root = keys.write_root(tmp.path());
-    let (swarm, id) = origin_swarm_with_hello(&tmp.path().join("origin")).await;
-    let (listener, url) = loopback_listener().await;
-    let server = serve_bytes(
-        listener,
-        signed_catalog(&keys, &url, &id, 1, 30).to_bytes(),
-        swarm.clone(),
-    );
+    // The first-party origin: hello's catalog, its image on iroh.
+    let origin = TestOrigin::start(tmp.path()).await;
+    let (url, root) = (origin.url.clone(), origin.root.clone());
 
     // Publish: `archy app publish` from the developer's node, its origin.
     let dev_dir = tmp.path().join("dev");
@@ -262,7 +256,7 @@ async fn an_independent_relay_carries_publish_discover_score_install_update_unpu
     node.uninstall(&local_id, true).await.unwrap();
     assert!(!podman_has_app(&local_id).await);
     node.shutdown().await;
-    server.abort();
+    origin.server.abort();
     drop(dev_node);
     drop(relay);
 }
