@@ -1,4 +1,5 @@
-//! Marketplace costs against their floor, the Nostr signature check alone:
+//! Marketplace costs against their floor, the Nostr signature check alone, on as many cores
+//! as the work measured (run under `taskset -c 0` for one core: every part then uses one):
 //! (a) ingesting and verifying 10,000 publication events (NIP-01 + DID DSSE + manifest);
 //! (b) ingesting a 10,000-key follow graph and scoring every key.
 //! `cargo bench -p archy-marketplace --bench market`
@@ -19,6 +20,22 @@ use nostr_sdk::prelude::*;
 const PUBLICATIONS: usize = 10_000;
 const DEVELOPERS: usize = 50;
 const GRAPH_KEYS: usize = 10_000;
+
+/// `event.verify()` of every event spread over `cores` threads, as ingest spreads its checks:
+/// the baseline for what runs on all cores.
+fn verify_on(cores: usize, events: &[Event]) -> usize {
+    let chunk = events.len().div_ceil(cores.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = events
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter(|e| e.verify().is_ok()).count()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("verify thread"))
+            .sum()
+    })
+}
 
 /// The best of three runs: the machine may be shared, and the minimum is the least noisy.
 fn timed<T>(mut f: impl FnMut() -> T) -> (T, Duration) {
@@ -132,10 +149,18 @@ fn main() {
     let (ok, baseline) = timed(|| events.iter().filter(|e| e.verify().is_ok()).count());
     assert_eq!(ok, PUBLICATIONS);
     row(
-        "baseline: event.verify() (NIP-01 id + schnorr)",
+        "baseline: event.verify() (NIP-01 id + schnorr), one core",
         PUBLICATIONS,
         baseline,
         baseline,
+    );
+    let (ok, baseline_all) = timed(|| verify_on(cores, &events));
+    assert_eq!(ok, PUBLICATIONS);
+    row(
+        "baseline: event.verify(), all cores",
+        PUBLICATIONS,
+        baseline_all,
+        baseline_all,
     );
     let (ok, full) = timed(|| events.iter().filter(|e| verify_event(e).is_ok()).count());
     assert_eq!(ok, PUBLICATIONS);
@@ -166,7 +191,7 @@ fn main() {
         "ingest: JSON + DiscoveryCollector::add_batch, all cores",
         PUBLICATIONS,
         ingest,
-        baseline,
+        baseline_all,
     );
 
     println!("\nsetting up a {GRAPH_KEYS}-key follow graph…");
@@ -194,6 +219,14 @@ fn main() {
         baseline,
         baseline,
     );
+    let (ok, baseline_all) = timed(|| verify_on(cores, &graph));
+    assert_eq!(ok, n);
+    row(
+        "baseline: event.verify(), all cores",
+        n,
+        baseline_all,
+        baseline_all,
+    );
     let (inputs, ingest) = timed(|| {
         let mut inputs = TrustInputs::new();
         let stats = inputs.add_events(&graph);
@@ -204,7 +237,7 @@ fn main() {
         "TrustInputs::add_events (verify on all cores + index)",
         n,
         ingest,
-        baseline,
+        baseline_all,
     );
     let config = ScoreConfig::default();
     let (scores, propagate) = timed(|| inputs.scores(&operators, &config));
@@ -227,7 +260,7 @@ fn main() {
         "ingest + propagate + explain all",
         n,
         ingest + propagate + explain,
-        baseline,
+        baseline_all,
     );
     println!(
         "\nkeys reached within {} hops: {}, mean score {:.1}",
