@@ -6,7 +6,7 @@
 # `--workspace` resolves them once; the runs below select benches by name with the same
 # `--workspace`, so they reuse that build.
 #
-# Benches that drive Podman (install, install_big, store) run under the shared Podman
+# Benches that drive Podman (install, install_big, store, catalog_scale) run under the shared Podman
 # lock (/tmp/archy-podman.lock, as the e2e tests do) and need ARCHY_PODMAN_URL and the
 # built images (ARCHY_TEST_ARTIFACTS or build/artifacts). Host ports are taken from
 # ARCHY_BENCH_PORT (install_big: that port and the next; default 18096).
@@ -21,7 +21,7 @@ target=()
 [ -n "${ARCHY_BENCH_TARGET_DIR:-}" ] && target=(--target-dir "$ARCHY_BENCH_TARGET_DIR")
 
 # name: needs Podman?
-all=(catalog:no market:no fetch:no offload:no install:yes install_big:yes store:yes)
+all=(catalog:no market:no fetch:no offload:no install:yes install_big:yes store:yes catalog_scale:yes)
 if [ $# -gt 0 ]; then
   chosen=()
   for want in "$@"; do
@@ -36,6 +36,9 @@ fi
 
 echo "bench.sh: building every bench (one invocation)" >&2
 cargo bench --workspace "${target[@]}" --no-run
+# The benches that start `archy node run` as a process want the release binary beside
+# them; same profile and `--workspace`, so this reuses the build above.
+cargo build --release --workspace "${target[@]}" --bins
 
 for b in "${chosen[@]}"; do
   name="${b%%:*}"

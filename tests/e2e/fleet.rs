@@ -134,9 +134,29 @@ async fn a_fetch_only_node_fetches_what_the_catalog_names_and_installs_nothing()
     .expect("a fetch-only node starts without Podman");
     node.pull_catalog().await.unwrap();
 
-    let stranger = archy_registry::blake3_hex(b"bytes no catalog names");
-    let err = node.fetch_catalog_blob(&stranger).await.unwrap_err();
+    // The origin serves a blob no catalog names: asked for it, the node must refuse before
+    // any download (were the check gone, the origin would hand it over).
+    let unlisted = tmp.path().join("unlisted.bin");
+    std::fs::write(&unlisted, vec![7u8; 300_000]).unwrap();
+    let stranger = origin
+        .swarm
+        .import_file(&unlisted, "unlisted")
+        .await
+        .unwrap();
+    let err = node.fetch_catalog_blob(&stranger.hex()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.message.contains("no artifact of catalog"), "{err}");
+    assert_eq!(
+        node.swarm().complete_size(&stranger.hash).await.unwrap(),
+        None,
+        "the node holds a blob its catalog does not name"
+    );
+    let metrics = node.swarm().metrics();
+    assert_eq!(
+        metrics.bytes_from_iroh + metrics.bytes_from_http,
+        0,
+        "the node downloaded something for a hash its catalog does not name"
+    );
 
     let image = std::fs::read(archy_tests::artifacts_dir().join("hello/image.tar")).unwrap();
     let hash = archy_registry::blake3_hex(&image);

@@ -174,6 +174,51 @@ async fn containers_the_node_did_not_create_are_never_deleted() {
     server.abort();
 }
 
+/// Two apps whose ids and names, joined by '-', give the same Podman object
+/// (`clash` + `x-web` and `clash-x` + `web` are both `archy-clash-x-web`): the second
+/// install is refused before anything is fetched or created, naming both apps, and the
+/// first one is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_whose_object_names_collide_are_not_installed_together() {
+    let _podman = PODMAN.lock().await;
+    for app in ["clash", "clash-x"] {
+        remove_leftovers(app).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rename_web = |m: String| {
+        m.replace("  - name: web", "  - name: x-web")
+            .replace("ui: { container: web", "ui: { container: x-web")
+    };
+    let same = |m: String| m;
+    let origin = TestOrigin::hello_apps(
+        tmp.path(),
+        &[("clash", 18197, &rename_web), ("clash-x", 18198, &same)],
+    )
+    .await;
+    let node = origin.node(&tmp.path().join("node")).await;
+    node.pull_catalog().await.unwrap();
+    node.install("clash").await.unwrap();
+
+    let err = node.install("clash-x").await.unwrap_err();
+    assert_eq!(err.kind, archy_node::node::ErrorKind::Conflict, "{err}");
+    assert!(err.message.contains("\"archy-clash-x-web\""), "{err}");
+    assert!(err.message.contains("belongs to clash"), "{err}");
+    assert!(
+        node.app("clash-x").await.is_err(),
+        "a refused app has a record"
+    );
+    let engine = archy_orchestrator::Engine::connect(&podman_url())
+        .await
+        .unwrap();
+    assert!(
+        engine.containers_of("clash-x").await.unwrap().is_empty(),
+        "the refused install created containers"
+    );
+    assert_eq!(node.app("clash").await.unwrap().state, "running");
+    node.uninstall("clash", true).await.unwrap();
+    node.shutdown().await;
+}
+
 /// A container's log through the node's API: the tail, then followed lines as they come;
 /// a container the manifest does not name is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

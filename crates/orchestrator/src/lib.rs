@@ -31,6 +31,7 @@ mod host;
 mod lifecycle;
 mod limits;
 mod logs;
+mod names;
 mod network;
 mod preflight;
 mod render;
@@ -50,6 +51,7 @@ pub use engine::{DEFAULT_DEADLINE, Engine};
 pub use events::AppEvent;
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
+pub use names::{ObjectKind, ObjectName, clash as name_clash, object_names};
 pub use render::{create_args, render};
 pub use runtime::{
     ArchiveSource, BoxFuture, ContainerDetails, ContainerInfo, ContainerState, CreateSpec,

@@ -65,6 +65,16 @@ pub async fn catalog(db: &Db, version: i64) -> sqlx::Result<Option<Vec<u8>>> {
         .map(|r| r.map(|r| r.get("envelope")))
 }
 
+/// The payload hash of the stored catalog `version`, which tells two catalogs of one
+/// version apart (before and after a trust reset).
+pub async fn catalog_hash(db: &Db, version: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query("SELECT blake3 FROM catalogs WHERE version = ?")
+        .bind(version)
+        .fetch_optional(db)
+        .await
+        .map(|r| r.map(|r| r.get("blake3")))
+}
+
 /// Stores an accepted catalog and the time it was accepted at, in one transaction.
 pub async fn store_catalog(
     db: &Db,

@@ -186,6 +186,27 @@ impl Node {
         Ok(())
     }
 
+    /// Refuses `app` when a Podman object it would create has the name of another
+    /// installed app's object (ids and names are joined by '-', so `a-b`+`c` is `a`+`b-c`).
+    /// Before any fetch or create: a clash found by Podman would fail the install late.
+    pub(super) async fn check_names_free(&self, app: &VerifiedApp) -> Result<(), NodeError> {
+        let id = app.manifest().id.as_str();
+        for row in db::apps(&self.db).await? {
+            if row.id == id {
+                continue;
+            }
+            // An installed app whose manifest no longer verifies is skipped: Podman still
+            // refuses a create over its objects, and the reconciler reports that app.
+            let Ok((_, other)) = self.installed_app(&row.id).await else {
+                continue;
+            };
+            if let Some(why) = archy_orchestrator::name_clash(app.manifest(), other.manifest()) {
+                return Err(NodeError::new(ErrorKind::Conflict, why));
+            }
+        }
+        Ok(())
+    }
+
     /// Installed apps whose manifest depends on `id`.
     pub(super) async fn dependents_of(&self, id: &str) -> Result<Vec<String>, NodeError> {
         let mut dependents = Vec::new();

@@ -162,6 +162,7 @@ impl Node {
             ));
         }
         self.check_dependencies_installed(app).await?;
+        self.check_names_free(app).await?;
         held.run(queued, id, OperationKind::Install, async |op| {
             let result = self.install_steps(op, source, app, progress).await;
             if result.is_err() {

@@ -64,10 +64,22 @@ impl Node {
             return Ok((row, app));
         }
         let trust = self.trust.read().await;
-        let from_install = db::catalog(&self.db, row.catalog_version)
-            .await?
-            .and_then(|bytes| VerifiedCatalog::verify(trust.root(), &bytes).ok())
-            .and_then(|catalog| catalog.app(id));
+        // Installed from the current catalog (the common case): it is verified already, so
+        // the stored copy need not be parsed and verified again (a whole catalog per
+        // installed app). The same version is not enough: after a trust reset a new chain
+        // may reuse the number, so the payload hashes must match too.
+        let stored_hash = db::catalog_hash(&self.db, row.catalog_version).await?;
+        let current = trust.catalog().filter(|c| {
+            c.version() == row.catalog_version as u64
+                && stored_hash.as_deref() == Some(c.payload_hash())
+        });
+        let from_install = match current {
+            Some(catalog) => catalog.app(id),
+            None => db::catalog(&self.db, row.catalog_version)
+                .await?
+                .and_then(|bytes| VerifiedCatalog::verify(trust.root(), &bytes).ok())
+                .and_then(|catalog| catalog.app(id)),
+        };
         // After a trust reset the install-time catalog is gone; the current one serves
         // when it lists the very same app version.
         let app = from_install

@@ -108,6 +108,7 @@ impl Node {
             ));
         }
         self.check_dependencies_installed(new).await?;
+        self.check_names_free(new).await?;
         held.run(queued, id, OperationKind::Update, async |op| {
             self.update_steps(op, row, old, new, source, progress).await
         })
