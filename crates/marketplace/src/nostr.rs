@@ -17,6 +17,7 @@ use nostr_sdk::prelude::*;
 use tracing::debug;
 
 use crate::deletion::{Deletions, Withdrawal};
+use crate::outbox::{OutboxLimits, OutboxPlan, OutboxRefusal, newest_relay_lists, plan_outbox};
 use crate::par::par_map;
 use crate::tls::{RelayList, RelayTls};
 use crate::transport::CountingTransport;
@@ -176,6 +177,22 @@ pub struct Discovery {
     pub truncated: bool,
     /// Relays that could not be asked (relay, reason).
     pub relay_errors: Vec<(String, String)>,
+    /// The publishers' own relays (NIP-65) this pass used, with whom it asked for there.
+    pub outbox: BTreeMap<String, Vec<String>>,
+    /// Relays publishers announced that this pass did not use, and why (the first few).
+    pub outbox_refused: Vec<OutboxRefusal>,
+    /// Every announced relay refused.
+    pub outbox_refused_total: usize,
+}
+
+/// Which publishers' own relays (NIP-65, kind 10002) a discovery pass may use, and within
+/// which bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox<'a> {
+    /// The only publishers whose relay lists count (e.g. those the operator follows or
+    /// whose score passes the node's gate), most wanted first.
+    pub publishers: &'a [PublicKey],
+    pub limits: &'a OutboxLimits,
 }
 
 /// The kind-30078 event for a publication envelope, signed by the developer's Nostr key.
@@ -783,6 +800,23 @@ pub async fn discover_with(
     limits: &DiscoveryLimits,
     timeout: Duration,
 ) -> Result<Discovery, Error> {
+    discover_outbox(relays, publishers, known_deletions, limits, None, timeout).await
+}
+
+/// [`discover_with`], and then the outbox model (NIP-65): the newest relay list (kind
+/// 10002) of each of `outbox.publishers` is fetched from `relays`, and each publisher's
+/// publications and deletions are fetched from the write relays it names too, those that
+/// pass [`crate::check_relay_url`] within [`OutboxLimits`] (`timeout` bounds each connection
+/// and each request there). Only those publishers' events are asked for on their relays, and
+/// every event goes through the same checks as any other.
+pub async fn discover_outbox(
+    relays: &(impl RelayList + ?Sized),
+    publishers: &[PublicKey],
+    known_deletions: &[Event],
+    limits: &DiscoveryLimits,
+    outbox: Option<Outbox<'_>>,
+    timeout: Duration,
+) -> Result<Discovery, Error> {
     let client = connected_client(relays).await?;
     client.wait_for_connection(timeout).await;
     let mut errors = Vec::new();
@@ -815,13 +849,65 @@ pub async fn discover_with(
             }
         }
     }
+    let mut plan = OutboxPlan::default();
+    if let Some(outbox) = outbox {
+        plan = plan_relays(&client, &up, relays.urls(), outbox, timeout, &mut errors).await;
+        for (url, whose) in &plan.relays {
+            let Ok(relay) = RelayUrl::parse(url) else {
+                continue;
+            };
+            let added = client.add_relay(url.as_str()).await.is_ok()
+                && client
+                    .try_connect_relay(url.as_str(), timeout)
+                    .await
+                    .is_ok();
+            if !added {
+                errors.push((url.clone(), client.why_down(&relay).await));
+                continue;
+            }
+            let (examined, rejected, by_reason) = collector.tally();
+            // Only the publishers who named this relay, never the open walk.
+            let mut only_them = limits.clone();
+            only_them.max_events_per_relay = 0;
+            truncated |= walk_relay(
+                &client,
+                &relay,
+                whose,
+                &only_them,
+                timeout,
+                &mut collector,
+                &mut errors,
+            )
+            .await;
+            let (examined_after, rejected_after, by_reason_after) = collector.tally();
+            let report = reports.entry(relay.to_string()).or_default();
+            report.examined = examined_after - examined;
+            report.rejected = rejected_after - rejected;
+            for (reason, n) in by_reason_after {
+                let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
+                if delta > 0 {
+                    report.rejected_by_reason.insert(reason, delta);
+                }
+            }
+        }
+    }
     let mut authors = collector.authors();
     authors.extend_from_slice(publishers);
     authors.sort();
     authors.dedup();
     let mut deletions: Vec<Event> = known_deletions.to_vec();
     let mut seen: HashSet<EventId> = HashSet::new();
-    for relay in &up {
+    // The configured relays for every author, an outbox relay for its publishers only.
+    let mut deletion_walks: Vec<(RelayUrl, Vec<PublicKey>)> =
+        up.iter().map(|r| (r.clone(), authors.clone())).collect();
+    for (url, whose) in &plan.relays {
+        if let Ok(relay) = RelayUrl::parse(url)
+            && client.relay(&relay).await.is_ok_and(|r| r.is_connected())
+        {
+            deletion_walks.push((relay, whose.clone()));
+        }
+    }
+    for (relay, authors) in &deletion_walks {
         for chunk in authors.chunks(per_request) {
             let filter = Filter::new()
                 .kind(Kind::EventDeletion)
@@ -857,7 +943,53 @@ pub async fn discover_with(
     found.truncated = truncated;
     found.relay_errors = errors;
     found.relays = reports;
+    found.outbox = plan
+        .relays
+        .into_iter()
+        .map(|(url, whose)| (url, whose.iter().map(PublicKey::to_hex).collect()))
+        .collect();
+    found.outbox_refused = plan.refused;
+    found.outbox_refused_total = plan.refused_total;
     Ok(found)
+}
+
+/// The relay lists (kind 10002) of `outbox.publishers` on the relays `up`, turned into the
+/// pass's outbox relays.
+async fn plan_relays(
+    client: &Client,
+    up: &[RelayUrl],
+    configured: &[String],
+    outbox: Outbox<'_>,
+    timeout: Duration,
+    errors: &mut Vec<(String, String)>,
+) -> OutboxPlan {
+    let wanted: Vec<PublicKey> = outbox
+        .publishers
+        .iter()
+        .take(outbox.limits.max_publishers)
+        .copied()
+        .collect();
+    let mut lists: Vec<Event> = Vec::new();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    for relay in up {
+        for chunk in wanted.chunks(200) {
+            let filter = Filter::new()
+                .kind(Kind::RelayList)
+                .authors(chunk.iter().copied());
+            let mut sink = |page: &[Event]| {
+                let before = lists.len();
+                lists.extend(page.iter().filter(|e| seen.insert(e.id)).cloned());
+                lists.len() - before
+            };
+            // A relay keeps one list per author; a stale copy or two may come too.
+            let budget = chunk.len().saturating_mul(2);
+            if let Err(e) = walk(client, relay, &filter, 200, budget, timeout, &mut sink).await {
+                errors.push((relay.to_string(), format!("relay lists: {e}")));
+            }
+        }
+    }
+    let newest = newest_relay_lists(&lists);
+    plan_outbox(&newest, &wanted, configured, outbox.limits, timeout).await
 }
 
 /// One relay's share of a discovery pass: the named publishers by author, then anyone's
@@ -884,7 +1016,10 @@ async fn walk_relay(
             (base.clone().authors(chunk.iter().copied()), budget)
         })
         .collect();
-    walks.push((base, limits.max_events_per_relay));
+    // Zero: only the named publishers (an outbox relay).
+    if limits.max_events_per_relay > 0 {
+        walks.push((base, limits.max_events_per_relay));
+    }
     let mut truncated = false;
     for (filter, budget) in walks {
         match walk(
