@@ -23,7 +23,7 @@ pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events, fetch_trust_ev
 pub use nostr::{
     APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, Outbox, PublishReport,
     Rejection, RelayReport, Seen, Withdrawn, discover, discover_outbox, discover_with,
-    own_publications, publication_event, publish, publish_report, verify_event,
+    fetch_relay_list, own_publications, publication_event, publish, publish_report, verify_event,
 };
 /// NIP-56 report types.
 pub use nostr_sdk::nips::nip56::Report;

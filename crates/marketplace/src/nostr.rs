@@ -776,6 +776,33 @@ pub async fn own_publications(
     Ok((found, errors))
 }
 
+/// The newest relay list (NIP-65, kind 10002) `author` signed that the relays hold, signature
+/// checked; with the relays that could not be asked.
+pub async fn fetch_relay_list(
+    relays: &(impl RelayList + ?Sized),
+    author: &PublicKey,
+    timeout: Duration,
+) -> Result<(Option<Event>, Vec<(String, String)>), Error> {
+    let client = connected_client(relays).await?;
+    client.wait_for_connection(timeout).await;
+    let mut errors = Vec::new();
+    let up = connected_relays(&client, &mut errors).await;
+    let filter = Filter::new().kind(Kind::RelayList).author(*author);
+    let mut found: Vec<Event> = Vec::new();
+    for relay in &up {
+        let mut sink = |page: &[Event]| {
+            let before = found.len();
+            found.extend(page.iter().filter(|e| e.pubkey == *author).cloned());
+            found.len() - before
+        };
+        if let Err(e) = walk(&client, relay, &filter, 10, 10, timeout, &mut sink).await {
+            errors.push((relay.to_string(), e.to_string()));
+        }
+    }
+    client.disconnect().await;
+    Ok((newest_relay_lists(&found).remove(author), errors))
+}
+
 /// [`discover_with`] with the default limits, no named publishers and no deletions known.
 pub async fn discover(
     relays: &(impl RelayList + ?Sized),

@@ -364,6 +364,9 @@ async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
     })
     .await
     .unwrap();
+    // `GET /v1/settings` names the CA files, as the config file gives them.
+    let settings = trusting.settings().await.unwrap();
+    assert_eq!(settings.relay_ca_certs, [ca_file.display().to_string()]);
     let found = trusting.discover_market().await.unwrap();
     assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
     assert_eq!(found.listings.len(), 1, "{:?}", found.rejected);
@@ -407,4 +410,64 @@ async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
         err.contains("relay_ca_certs") && err.contains("junk.pem"),
         "{err}"
     );
+}
+
+/// The outbox model on a node: the developer publishes to relay B only and announces B in
+/// its relay list (NIP-65) on relay A; the node knows relay A alone. Before the operator
+/// follows the developer, B is never asked (no stranger's list makes the node connect
+/// anywhere); after the follow, the next pass lists the app through B, and the market
+/// status names B. With the default (strict) config, B, on loopback, is refused and said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_publisher_is_found_on_the_relays_it_announces() {
+    let (_a, a) = relay().await;
+    let (_b, b) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    publish_notes(&dev, &b).await;
+    let list = archy_marketplace::relay_list_event(&dev, std::slice::from_ref(&b), None)
+        .unwrap()
+        .unwrap();
+    archy_marketplace::publish(&list, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    let b_used = |status: &archy_api::MarketStatus| {
+        status
+            .outbox
+            .iter()
+            .any(|o| o.relay.trim_end_matches('/') == b.trim_end_matches('/'))
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig {
+        outbox_allow_private: true,
+        ..config(&tmp.path().join("lax"), vec![a.clone()])
+    })
+    .await
+    .unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert!(found.listings.is_empty() && found.outbox.is_empty());
+    node.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
+    assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    let listed = node.market().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].author, dev.nostr_public_hex());
+    let status = node.status().await.unwrap().market.unwrap();
+    assert!(b_used(&status), "{status:?}");
+    assert_eq!(status.outbox[0].publishers, [dev.nostr_public_hex()]);
+    node.shutdown().await;
+
+    // The default config takes no relay on a loopback or private address.
+    let strict = self::node(&tmp.path().join("strict"), vec![a.clone()]).await;
+    strict.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    let found = strict.discover_market().await.unwrap();
+    assert!(found.listings.is_empty());
+    let status = strict.status().await.unwrap().market.unwrap();
+    assert!(!b_used(&status), "{status:?}");
+    assert_eq!(status.outbox_refused.len(), 1, "{status:?}");
+    assert!(
+        status.outbox_refused[0].reason.contains("non-public"),
+        "{status:?}"
+    );
+    strict.shutdown().await;
 }
