@@ -247,6 +247,8 @@ mod tests {
 }
 
 #[cfg(test)]
+mod paging_tests;
+#[cfg(test)]
 mod relay_tests;
 #[cfg(test)]
 mod test_support;

@@ -522,16 +522,26 @@ pub(crate) async fn connected_relays(
 /// What a walk does with each page; returns how many of its events were new.
 pub(crate) type PageSink<'a> = dyn FnMut(&[Event]) -> usize + Send + 'a;
 
+/// What one REQ brought.
+struct Page {
+    /// Events that arrived.
+    got: usize,
+    /// Of those, new to the sink.
+    fresh: usize,
+    /// The oldest and newest `created_at` among them.
+    oldest: Option<Timestamp>,
+    newest: Option<Timestamp>,
+}
+
 /// Events of one REQ, at most `limit` (the page is the only buffer), handed to `sink`.
-/// Returns how many arrived, how many were new, and the oldest `created_at` among them.
-pub(crate) async fn stream_into(
+async fn stream_into(
     client: &Client,
     relays: &[RelayUrl],
     filter: Filter,
     limit: usize,
     timeout: Duration,
     sink: &mut PageSink<'_>,
-) -> Result<(usize, usize, Option<Timestamp>), Error> {
+) -> Result<Page, Error> {
     let mut stream = client
         .stream_events_from(relays.to_vec(), filter.limit(limit), timeout)
         .await
@@ -544,8 +554,14 @@ pub(crate) async fn stream_into(
         }
     }
     let oldest = page.iter().map(|e| e.created_at).min();
+    let newest = page.iter().map(|e| e.created_at).max();
     let fresh = sink(&page);
-    Ok((page.len(), fresh, oldest))
+    Ok(Page {
+        got: page.len(),
+        fresh,
+        oldest,
+        newest,
+    })
 }
 
 /// Pages in a row that bring nothing new before a relay's walk ends.
@@ -555,7 +571,16 @@ const MAX_STALE_PAGES: usize = 3;
 const DROPPED_PAGE_BYTES: usize = 4096;
 
 /// Walks one relay from the newest events back, page by page, until it has nothing older
-/// or `budget` events were taken. Returns true when the budget stopped the walk.
+/// or `budget` events were taken. Returns true when the budget stopped the walk, or when a
+/// single second held more events than a page (some of them may be missing).
+///
+/// Relays disagree on `until`: NIP-01 makes it inclusive, some relays read it as exclusive.
+/// Paging with `until` = the oldest second of the last page would then skip the events of
+/// that second that did not fit on the page. So after each page, that second is fetched
+/// whole (`since` = s, `until` = s + 1: second s on an exclusive relay, s and s + 1 on an
+/// inclusive one, asked again with `until` = s when s + 1 filled the answer), and the next page asks for what is strictly older: `until` = s on a
+/// relay not known to be inclusive, s - 1 once the relay has sent an event at exactly the
+/// `until` it was given. `until` falls at every page, so the walk ends.
 pub(crate) async fn walk(
     client: &Client,
     relay: &RelayUrl,
@@ -570,7 +595,13 @@ pub(crate) async fn walk(
     let received = || handle.as_ref().map_or(0, |r| r.stats().bytes_received());
     let mut taken = 0usize;
     let mut stale_pages = 0usize;
-    let mut until: Option<Timestamp> = None;
+    let mut until: Option<u64> = None;
+    // The relay sent an event created at exactly the `until` it was given.
+    let mut inclusive = false;
+    // The last second fetched whole.
+    let mut complete: Option<u64> = None;
+    // A second held more events than one request returns.
+    let mut cut = false;
     loop {
         if taken >= budget {
             return Ok(true);
@@ -578,24 +609,24 @@ pub(crate) async fn walk(
         let want = page_size.min(budget - taken).max(1);
         let mut filter = base.clone();
         if let Some(until) = until {
-            filter = filter.until(until);
+            filter = filter.until(Timestamp::from_secs(until));
         }
         let before = received();
-        let (got, fresh, oldest) = stream_into(client, relays, filter, want, timeout, sink).await?;
-        // Only new events spend the budget: the inclusive `until` second returns the last
-        // page's oldest events again, and counting those would report a complete walk as
-        // cut. A relay that ignores `until` (only repeats, page after page) is left after
-        // a few such pages instead.
-        taken += fresh;
-        if got > 0 && fresh == 0 {
+        let page = stream_into(client, relays, filter, want, timeout, sink).await?;
+        // Only new events spend the budget: an inclusive `until` returns the last second's
+        // events again, and counting those would report a complete walk as cut. A relay
+        // that ignores `until` (only repeats, page after page) is left after a few such
+        // pages instead.
+        taken += page.fresh;
+        if page.got > 0 && page.fresh == 0 {
             stale_pages += 1;
             if stale_pages > MAX_STALE_PAGES {
-                return Ok(false);
+                return Ok(cut);
             }
         } else {
             stale_pages = 0;
         }
-        let Some(oldest) = oldest else {
+        let Some(oldest) = page.oldest else {
             // The client drops events with a bad signature or outside the filter before
             // they reach us; a page made only of those looks like the end. Say so.
             let sent = received().saturating_sub(before);
@@ -605,19 +636,59 @@ pub(crate) async fn walk(
                      stopped reading this relay"
                 )));
             }
-            return Ok(false);
+            return Ok(cut);
         };
-        until = Some(if fresh > 0 {
-            // Events of the oldest second may continue on the next page.
-            oldest
-        } else if oldest.as_secs() == 0 {
-            return Ok(false);
+        if until.is_some() && page.newest.map(|t| t.as_secs()) == until {
+            inclusive = true;
+        }
+        let second = oldest.as_secs();
+        if complete != Some(second) {
+            if taken >= budget {
+                return Ok(true);
+            }
+            let want = page_size.min(budget - taken).max(1);
+            let whole = |until: u64| {
+                base.clone()
+                    .since(Timestamp::from_secs(second))
+                    .until(Timestamp::from_secs(until))
+            };
+            let after = second.saturating_add(1);
+            let upto = if inclusive { second } else { after };
+            let mut boundary =
+                stream_into(client, relays, whole(upto), want, timeout, sink).await?;
+            taken += boundary.fresh;
+            if !inclusive && boundary.newest.map(|t| t.as_secs()) == Some(after) {
+                // Inclusive after all: the next second's events may have crowded this one
+                // out of a full answer; ask for this second alone.
+                inclusive = true;
+                if boundary.got >= want && taken < budget {
+                    let want = page_size.min(budget - taken).max(1);
+                    boundary =
+                        stream_into(client, relays, whole(second), want, timeout, sink).await?;
+                    taken += boundary.fresh;
+                }
+            }
+            cut |= boundary.got >= want;
+            complete = Some(second);
+        }
+        // Second `second` is whole: next, what is strictly older.
+        let next = if inclusive {
+            match second.checked_sub(1) {
+                Some(next) => next,
+                None => return Ok(cut),
+            }
         } else {
-            // Nothing new: step past that second. Events beyond a page within one second
-            // are skipped; named publishers are fetched by author, so this hides no one
-            // the caller asked for.
-            Timestamp::from_secs(oldest.as_secs() - 1)
-        });
+            second
+        };
+        // `until` falls at every page (the client drops events newer than it asked for).
+        let next = match until {
+            Some(u) if next >= u => match u.checked_sub(1) {
+                Some(n) => n,
+                None => return Ok(cut),
+            },
+            _ => next,
+        };
+        until = Some(next);
     }
 }
 
