@@ -646,7 +646,9 @@ pub(crate) async fn walk(
             if taken >= budget {
                 return Ok(true);
             }
-            let want = page_size.min(budget - taken).max(1);
+            // A whole page, whatever is left of the budget: the second must come whole, or
+            // be said to be cut (the budget is overrun by one page at most).
+            let want = page_size.max(1);
             let whole = |until: u64| {
                 base.clone()
                     .since(Timestamp::from_secs(second))
@@ -661,8 +663,7 @@ pub(crate) async fn walk(
                 // Inclusive after all: the next second's events may have crowded this one
                 // out of a full answer; ask for this second alone.
                 inclusive = true;
-                if boundary.got >= want && taken < budget {
-                    let want = page_size.min(budget - taken).max(1);
+                if boundary.got >= want {
                     boundary =
                         stream_into(client, relays, whole(second), want, timeout, sink).await?;
                     taken += boundary.fresh;

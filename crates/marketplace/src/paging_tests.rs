@@ -138,6 +138,12 @@ async fn no_event_is_skipped_whether_until_is_inclusive_or_exclusive() {
             reqs <= 2 * (40 / 2 + 2),
             "exclusive {exclusive}: {reqs} requests"
         );
+
+        // A walk whose budget exceeds what the relay holds is complete, not cut (one
+        // replaceable event per author, asked for with a budget of two).
+        let (url, _) = relay(notes(1, 1), exclusive).await;
+        let (taken, cut) = walk_all(&url, 500, 2).await;
+        assert_eq!((taken.len(), cut), (1, false), "exclusive {exclusive}");
     }
 }
 
