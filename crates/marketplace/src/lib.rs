@@ -250,7 +250,7 @@ mod tests {
 mod paging_tests;
 #[cfg(test)]
 mod relay_tests;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 #[cfg(test)]
 mod tls_tests;

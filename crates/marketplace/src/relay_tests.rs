@@ -8,16 +8,10 @@ use nostr_relay_builder::prelude::*;
 use nostr_sdk::{Client, PublicKey};
 
 use super::*;
+use crate::test_support::relay;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 const DEV: &str = "leader monkey parrot ring guide accident before fence cannon height naive bean";
-
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
 
 /// A publication of "notes" by `dev`, binding `nostr` (by default the developer's own key).
 fn publication(dev: &DeveloperIdentity, version: &str, nostr: Option<PublicKey>) -> Publication {

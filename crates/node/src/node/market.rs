@@ -739,18 +739,13 @@ mod tests {
     #[tokio::test]
     async fn history_grows_and_withdrawals_hold_across_passes_on_real_relays() {
         use archy_marketplace::DeveloperIdentity;
+        use archy_marketplace::test_support::relay;
         use nostr_relay_builder::prelude::*;
 
         const DAY: u64 = 86_400;
         const DEV: &str =
             "leader monkey parrot ring guide accident before fence cannon height naive bean";
         let t = std::time::Duration::from_secs(3);
-        let relay = || async {
-            let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-            relay.run().await.unwrap();
-            let url = relay.url().await.to_string();
-            (relay, url)
-        };
         let (relay_a, a) = relay().await;
         let (_relay_b, b) = relay().await;
         let dir = tempfile::tempdir().unwrap();
@@ -758,41 +753,14 @@ mod tests {
         let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
         let author = dev.nostr_public_hex();
         let publication = |version: &str, at: u64| {
-            let manifest = archy_registry::Manifest::from_yaml(&format!(
-                "id: notes\nname: Notes\nversion: {version}\nartifacts:\n  - {{ name: image, media_type: x }}\ncontainers:\n  - name: web\n    image: {{ artifact: image }}\n"
-            ))
-            .unwrap();
-            let envelope = archy_registry::Publication::new(
-                archy_registry::Publisher {
-                    did: dev.did(),
-                    nostr: author.clone(),
-                },
-                manifest,
-                vec![archy_registry::Artifact {
-                    name: "image".into(),
-                    blake3: "cd".repeat(32),
-                    size: 10,
-                    media_type: "x".into(),
-                }],
-                archy_registry::Origin {
-                    http: "http://127.0.0.1:1".into(),
-                    iroh: "ef".repeat(32),
-                },
-                chrono::Utc::now(),
+            let manifest = archy_marketplace::test_support::manifest("notes", version);
+            let envelope = archy_marketplace::test_support::signed_publication(&dev, manifest);
+            archy_marketplace::test_support::envelope_event_at(
+                &envelope,
+                dev.nostr_keys(),
+                "notes",
+                at,
             )
-            .sign(dev.did_key())
-            .unwrap();
-            EventBuilder::new(
-                Kind::Custom(archy_marketplace::MANIFEST_EVENT_KIND),
-                String::from_utf8(envelope.to_bytes()).unwrap(),
-            )
-            .tags([
-                Tag::identifier("archy:app:notes"),
-                Tag::hashtag(archy_marketplace::APP_HASHTAG),
-            ])
-            .custom_created_at(Timestamp::from_secs(at))
-            .sign_with_keys(dev.nostr_keys())
-            .unwrap()
         };
         let send = |event: Event, to: Vec<String>| async move {
             archy_marketplace::publish(&event, &to).await.unwrap();

@@ -6,9 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use archy_marketplace::DeveloperIdentity;
-use nostr_relay_builder::prelude::{
-    EventBuilder, Keys, Kind, LocalRelay, RelayBuilder, Tag, Timestamp,
-};
+use archy_marketplace::test_support::{dead_relay, manifest, relay, signed_publication};
+use nostr_relay_builder::prelude::{EventBuilder, Keys, Kind, Tag, Timestamp};
 
 use crate::config::NodeConfig;
 use crate::node::{ErrorKind, Node};
@@ -19,23 +18,6 @@ const OPERATOR: &str =
 const OPERATOR_HEX: &str = "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917";
 const OTHER: &str = "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose busy staff weather area salt hollow arm fade";
 const DEV: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
-
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
-
-/// A relay address nothing listens on.
-fn dead_relay() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("ws://127.0.0.1:{port}")
-}
 
 fn config(dir: &std::path::Path, relays: Vec<String>) -> NodeConfig {
     NodeConfig {
@@ -57,30 +39,7 @@ async fn publish_notes(
     dev: &DeveloperIdentity,
     relay: &str,
 ) -> nostr_relay_builder::prelude::Event {
-    let manifest = archy_registry::Manifest::from_yaml(
-        "id: notes\nname: Notes\nversion: 1.0.0\nartifacts:\n  - { name: image, media_type: x }\ncontainers:\n  - name: web\n    image: { artifact: image }\n",
-    )
-    .unwrap();
-    let envelope = archy_registry::Publication::new(
-        archy_registry::Publisher {
-            did: dev.did(),
-            nostr: dev.nostr_public_hex(),
-        },
-        manifest,
-        vec![archy_registry::Artifact {
-            name: "image".into(),
-            blake3: "cd".repeat(32),
-            size: 10,
-            media_type: "x".into(),
-        }],
-        archy_registry::Origin {
-            http: "http://127.0.0.1:1".into(),
-            iroh: "ef".repeat(32),
-        },
-        chrono::Utc::now(),
-    )
-    .sign(dev.did_key())
-    .unwrap();
+    let envelope = signed_publication(dev, manifest("notes", "1.0.0"));
     let event = archy_marketplace::publication_event(dev, &envelope, "notes").unwrap();
     archy_marketplace::publish(&event, &[relay.to_owned()])
         .await
