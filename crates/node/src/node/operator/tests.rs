@@ -430,3 +430,21 @@ async fn a_followed_publisher_is_found_on_the_relays_it_announces() {
     );
     strict.shutdown().await;
 }
+
+/// Only publishers whose score reaches the gate (or that the operator key follows) lend
+/// their relays to a pass: one scored just below it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_followed_or_gated_publishers_lend_their_relays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), Vec::new()).await;
+    let (high, low) = (Keys::generate().public_key(), Keys::generate().public_key());
+    let none = serde_json::json!([]);
+    crate::db::store_score(&node.db, &high.to_hex(), 50, &none)
+        .await
+        .unwrap();
+    crate::db::store_score(&node.db, &low.to_hex(), 49, &none)
+        .await
+        .unwrap();
+    assert_eq!(node.outbox_publishers().await.unwrap(), [high]);
+    node.shutdown().await;
+}
