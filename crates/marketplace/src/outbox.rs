@@ -286,6 +286,7 @@ pub async fn plan_outbox(
         .collect();
     let mut plan = OutboxPlan::default();
     let mut resolved: HashMap<RelayUrl, Result<(), String>> = HashMap::new();
+    let mut keys: HashMap<RelayUrl, String> = HashMap::new();
     for publisher in eligible.iter().take(limits.max_publishers) {
         let Some(list) = lists.get(publisher) else {
             continue;
@@ -302,7 +303,11 @@ pub async fn plan_outbox(
             if configured.contains(&url) {
                 continue;
             }
-            let key = url.to_string();
+            // One key per relay however it is written (`ws://a` and `ws://a/` are one).
+            let key = keys
+                .entry(url.clone())
+                .or_insert_with(|| url.to_string())
+                .clone();
             if plan.relays.get(&key).is_some_and(|p| p.contains(publisher)) {
                 continue;
             }
@@ -425,6 +430,8 @@ mod tests {
         };
         let mut a_urls = vec!["ws://node.example:1".to_owned(), "ws://127.0.0.1:9".into()];
         a_urls.extend(urls(5, "1"));
+        // The same relay spelled twice counts once.
+        a_urls.insert(3, "ws://8.8.1.0:7000/".into());
         let events = vec![
             make(&a, &a_urls),
             make(&b, &urls(5, "2")),
