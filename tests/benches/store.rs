@@ -105,7 +105,7 @@ async fn many_listings(data_dir: &Path) {
                 30000 + p * APPS_PER_PUBLISHER + a
             ))
             .unwrap();
-            let envelope = unfetchable_publication(&dev, manifest);
+            let envelope = archy_marketplace::test_support::signed_publication(&dev, manifest);
             let row = archy_node::db::MarketRow {
                 author: dev.nostr_public_hex(),
                 app_id: app.clone(),

@@ -87,7 +87,7 @@ async fn seed_listing(data_dir: &Path) {
          resources:\n  disk_mb: 10\n  memory_mb: 64\n",
     )
     .unwrap();
-    let envelope = unfetchable_publication(&dev, manifest);
+    let envelope = archy_marketplace::test_support::signed_publication(&dev, manifest);
     let row = archy_node::db::MarketRow {
         author: dev.nostr_public_hex(),
         app_id: "notes".into(),

@@ -449,6 +449,93 @@ async fn third_party_app_is_published_discovered_gated_and_installed() {
     relay.shutdown();
 }
 
+/// The outbox model (NIP-65) end to end: `archy app publish` sends the publication to relay
+/// B only and announces B in the developer's relay list; that list is also on relay A (as a
+/// client posting it to a popular relay would). The operator's node knows relay A alone:
+/// once it follows the developer, it finds the app on B, and installs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_publishers_app_is_installed_from_the_relay_it_announces() {
+    let _podman = PODMAN.lock().await;
+    let (_relay_a, relay_a) = archy_marketplace::test_support::relay().await;
+    let (_relay_b, relay_b) = archy_marketplace::test_support::relay().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = TestOrigin::start(tmp.path()).await;
+    let (url, root) = (origin.url.clone(), origin.root.clone());
+    let dev_dir = tmp.path().join("dev");
+    std::fs::create_dir_all(&dev_dir).unwrap();
+    let dev_node =
+        NodeProcess::start(&dev_dir, &url, &root, "blobs_listen = \"127.0.0.1:0\"\n").await;
+    let mnemonic = mnemonic_file(&dev_dir);
+    let dev = DeveloperIdentity::from_mnemonic(DEV_MNEMONIC, "", 0).unwrap();
+    let local_id = archy_registry::namespaced_id("hello", &dev.nostr_public_hex());
+
+    let published = archy_publish(
+        &dev_node.api,
+        &third_party_hello(&dev_dir, |m| m),
+        &mnemonic,
+        &relay_b,
+    );
+    let stdout = String::from_utf8_lossy(&published.stdout);
+    assert!(
+        published.status.success(),
+        "publish failed: {stdout}{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    assert!(stdout.contains("relay list"), "{stdout}");
+    let (list, errors) = archy_marketplace::fetch_relay_list(
+        std::slice::from_ref(&relay_b),
+        &dev.nostr_keys().public_key(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let list = list.expect("publish announced the developer's relays");
+    assert_eq!(
+        archy_marketplace::write_relays(&list)
+            .iter()
+            .map(|r| r.trim_end_matches('/'))
+            .collect::<Vec<_>>(),
+        [relay_b.trim_end_matches('/')]
+    );
+    archy_marketplace::publish(&list, std::slice::from_ref(&relay_a))
+        .await
+        .unwrap();
+
+    remove_leftovers(&local_id).await;
+    let node = archy_node::Node::start(archy_node::NodeConfig {
+        relays: vec![relay_a.clone()],
+        // The relays here are on loopback, which the default refuses.
+        outbox_allow_private: true,
+        ..node_config(&tmp.path().join("node"), &url, &root)
+    })
+    .await
+    .unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert!(found.listings.is_empty(), "B is not asked for a stranger");
+    node.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
+    let status = node.status().await.unwrap().market.unwrap();
+    assert!(
+        status
+            .outbox
+            .iter()
+            .any(|o| o.relay.trim_end_matches('/') == relay_b.trim_end_matches('/')),
+        "{status:?}"
+    );
+    let app = node
+        .install_listing("hello", None, false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(app.id, local_id);
+    assert_eq!(app.state, "running");
+    node.uninstall(&local_id, true).await.unwrap();
+    assert!(!podman_has_app(&local_id).await);
+    node.shutdown().await;
+    origin.server.abort();
+}
+
 /// The node discovers third-party publications on its relays (a real Nostr relay over
 /// websocket), keeps verified ones, forgets deleted ones, and never lists a forged binding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,9 @@
 //!   a tag and not acted on, so a version sent again after the withdrawal is served again.
 //!   The kind-5 event itself is served, and the node honours its coordinate: neither the node
 //!   that saw the withdrawal nor a fresh one lists the app again.
-//! - `until` is exclusive (`created_at < until`, NIP-01 says inclusive): pages of one
-//!   second past the page size would be skipped; the events here fit one page.
+//! - `until` is exclusive (`created_at < until`, NIP-01 says inclusive): paging by the
+//!   oldest second of a page would skip that second's events past the page; the walk fetches
+//!   each page's last second whole ([`paging_skips_nothing_on_a_relay_whose_until_is_exclusive`]).
 //! - It refuses an event whose content is over `max_event_size` (4096 by default), saying
 //!   "invalid: 280 characters should be enough for anybody"; a publication is under it.
 
@@ -259,4 +260,50 @@ async fn an_independent_relay_carries_publish_discover_score_install_update_unpu
     origin.server.abort();
     drop(dev_node);
     drop(relay);
+}
+
+/// Paging against this relay, whose `until` is exclusive: ten publications two to a second,
+/// walked three to a page, so pages end inside a second. All ten are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_skips_nothing_on_a_relay_whose_until_is_exclusive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay = PythonRelay::start(&tmp.path().join("relay"), DEFAULT_MAX_EVENT_SIZE).await;
+    let did = archy_registry::SecretKey::from_bytes(&[7; 32]);
+    let keys = nostr_relay_builder::prelude::Keys::generate();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    for i in 0..10u64 {
+        let event = archy_marketplace::test_support::publication_event_at(
+            &did,
+            &keys,
+            &format!("app{i}"),
+            "1.0.0",
+            now - 60 + i / 2,
+        );
+        archy_marketplace::publish(&event, std::slice::from_ref(&relay.url))
+            .await
+            .unwrap();
+    }
+    let limits = archy_marketplace::DiscoveryLimits {
+        page_size: 3,
+        ..archy_marketplace::DiscoveryLimits::default()
+    };
+    let found = archy_marketplace::discover_with(
+        std::slice::from_ref(&relay.url),
+        &[],
+        &[],
+        &limits,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    relay_clean(&found, &relay.url);
+    assert!(!found.truncated);
+    let mut apps: Vec<&str> = found.listings.iter().map(|l| l.app_id.as_str()).collect();
+    apps.sort_unstable();
+    assert_eq!(
+        apps,
+        [
+            "app0", "app1", "app2", "app3", "app4", "app5", "app6", "app7", "app8", "app9"
+        ]
+    );
 }

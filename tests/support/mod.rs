@@ -401,32 +401,3 @@ pub fn apps_from_hello(dir: &Path, apps: &[HelloApp<'_>]) -> PathBuf {
     }
     dir.join("apps")
 }
-
-/// `manifest` published by `dev`, signed by its DID, with one 1 MB image whose files are
-/// nowhere (its origin is a closed port): what the store and listing views show of a
-/// third-party app, never something a node could fetch.
-pub fn unfetchable_publication(
-    dev: &archy_marketplace::DeveloperIdentity,
-    manifest: archy_registry::Manifest,
-) -> Envelope {
-    archy_registry::Publication::new(
-        archy_registry::Publisher {
-            did: dev.did_key().public().did_key(),
-            nostr: dev.nostr_public_hex(),
-        },
-        manifest,
-        vec![archy_registry::Artifact {
-            name: "image".into(),
-            blake3: "cd".repeat(32),
-            size: 1_000_000,
-            media_type: "application/vnd.oci.image.layout.v1.tar".into(),
-        }],
-        archy_registry::Origin {
-            http: "http://127.0.0.1:1".into(),
-            iroh: "ef".repeat(32),
-        },
-        Utc::now(),
-    )
-    .sign(dev.did_key())
-    .expect("a test publication signs")
-}

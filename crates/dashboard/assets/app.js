@@ -725,6 +725,7 @@ async function renderSettings() {
   // overwrite what the operator is typing).
   const s = await api("GET", "/v1/settings");
   $("settings-relays").value = s.relays.join("\n");
+  $("settings-relay_ca_certs").textContent = (s.relay_ca_certs || []).join(", ") || "none";
   $("settings-market_min_score").value = String(s.market_min_score);
   $("settings-pull_interval_seconds").value = String(s.pull_interval_seconds);
   for (const f of ["relays", "market_min_score", "pull_interval_seconds"]) {

@@ -6,6 +6,7 @@
 mod deletion;
 mod fetch;
 mod nostr;
+mod outbox;
 mod par;
 mod score;
 mod tls;
@@ -20,14 +21,18 @@ pub use deletion::{
 };
 pub use fetch::{TrustFetch, TrustFetchLimits, fetch_trust_events, fetch_trust_events_onto};
 pub use nostr::{
-    APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, PublishReport, Rejection,
-    RelayReport, Seen, Withdrawn, discover, discover_with, own_publications, publication_event,
-    publish, publish_report, verify_event,
+    APP_HASHTAG, Discovery, DiscoveryCollector, DiscoveryLimits, Listing, Outbox, PublishReport,
+    Rejection, RelayReport, Seen, Withdrawn, discover, discover_outbox, discover_with,
+    fetch_relay_list, own_publications, publication_event, publish, publish_report, verify_event,
 };
 /// NIP-56 report types.
 pub use nostr_sdk::nips::nip56::Report;
 /// Nostr events and their ids, as the operator's vouches are stored.
 pub use nostr_sdk::{Event, EventId, JsonUtil};
+pub use outbox::{
+    MAX_RELAY_URL_BYTES, OutboxLimits, OutboxPlan, OutboxRefusal, check_relay_url,
+    newest_relay_lists, plan_outbox, relay_list_event, write_relays,
+};
 pub use score::{
     ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,
     MAX_TARGETS_PER_CLAIM, ScoreConfig, ScoreTerm, TrustInputs, TrustScore, TrustScores,
@@ -242,8 +247,10 @@ mod tests {
 }
 
 #[cfg(test)]
-mod relay_tests;
+mod paging_tests;
 #[cfg(test)]
-mod test_support;
+mod relay_tests;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 #[cfg(test)]
 mod tls_tests;

@@ -17,6 +17,7 @@ use nostr_sdk::prelude::*;
 use tracing::debug;
 
 use crate::deletion::{Deletions, Withdrawal};
+use crate::outbox::{OutboxLimits, OutboxPlan, OutboxRefusal, newest_relay_lists, plan_outbox};
 use crate::par::par_map;
 use crate::tls::{RelayList, RelayTls};
 use crate::transport::CountingTransport;
@@ -176,6 +177,22 @@ pub struct Discovery {
     pub truncated: bool,
     /// Relays that could not be asked (relay, reason).
     pub relay_errors: Vec<(String, String)>,
+    /// The publishers' own relays (NIP-65) this pass used, with whom it asked for there.
+    pub outbox: BTreeMap<String, Vec<String>>,
+    /// Relays publishers announced that this pass did not use, and why (the first few).
+    pub outbox_refused: Vec<OutboxRefusal>,
+    /// Every announced relay refused.
+    pub outbox_refused_total: usize,
+}
+
+/// Which publishers' own relays (NIP-65, kind 10002) a discovery pass may use, and within
+/// which bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox<'a> {
+    /// The only publishers whose relay lists count (e.g. those the operator follows or
+    /// whose score passes the node's gate), most wanted first.
+    pub publishers: &'a [PublicKey],
+    pub limits: &'a OutboxLimits,
 }
 
 /// The kind-30078 event for a publication envelope, signed by the developer's Nostr key.
@@ -505,16 +522,26 @@ pub(crate) async fn connected_relays(
 /// What a walk does with each page; returns how many of its events were new.
 pub(crate) type PageSink<'a> = dyn FnMut(&[Event]) -> usize + Send + 'a;
 
+/// What one REQ brought.
+struct Page {
+    /// Events that arrived.
+    got: usize,
+    /// Of those, new to the sink.
+    fresh: usize,
+    /// The oldest and newest `created_at` among them.
+    oldest: Option<Timestamp>,
+    newest: Option<Timestamp>,
+}
+
 /// Events of one REQ, at most `limit` (the page is the only buffer), handed to `sink`.
-/// Returns how many arrived, how many were new, and the oldest `created_at` among them.
-pub(crate) async fn stream_into(
+async fn stream_into(
     client: &Client,
     relays: &[RelayUrl],
     filter: Filter,
     limit: usize,
     timeout: Duration,
     sink: &mut PageSink<'_>,
-) -> Result<(usize, usize, Option<Timestamp>), Error> {
+) -> Result<Page, Error> {
     let mut stream = client
         .stream_events_from(relays.to_vec(), filter.limit(limit), timeout)
         .await
@@ -527,8 +554,14 @@ pub(crate) async fn stream_into(
         }
     }
     let oldest = page.iter().map(|e| e.created_at).min();
+    let newest = page.iter().map(|e| e.created_at).max();
     let fresh = sink(&page);
-    Ok((page.len(), fresh, oldest))
+    Ok(Page {
+        got: page.len(),
+        fresh,
+        oldest,
+        newest,
+    })
 }
 
 /// Pages in a row that bring nothing new before a relay's walk ends.
@@ -538,7 +571,16 @@ const MAX_STALE_PAGES: usize = 3;
 const DROPPED_PAGE_BYTES: usize = 4096;
 
 /// Walks one relay from the newest events back, page by page, until it has nothing older
-/// or `budget` events were taken. Returns true when the budget stopped the walk.
+/// or `budget` events were taken. Returns true when the budget stopped the walk, or when a
+/// single second held more events than a page (some of them may be missing).
+///
+/// Relays disagree on `until`: NIP-01 makes it inclusive, some relays read it as exclusive.
+/// Paging with `until` = the oldest second of the last page would then skip the events of
+/// that second that did not fit on the page. So after each page, that second is fetched
+/// whole (`since` = s, `until` = s + 1: second s on an exclusive relay, s and s + 1 on an
+/// inclusive one, asked again with `until` = s when s + 1 filled the answer), and the next page asks for what is strictly older: `until` = s on a
+/// relay not known to be inclusive, s - 1 once the relay has sent an event at exactly the
+/// `until` it was given. `until` falls at every page, so the walk ends.
 pub(crate) async fn walk(
     client: &Client,
     relay: &RelayUrl,
@@ -553,7 +595,13 @@ pub(crate) async fn walk(
     let received = || handle.as_ref().map_or(0, |r| r.stats().bytes_received());
     let mut taken = 0usize;
     let mut stale_pages = 0usize;
-    let mut until: Option<Timestamp> = None;
+    let mut until: Option<u64> = None;
+    // The relay sent an event created at exactly the `until` it was given.
+    let mut inclusive = false;
+    // The last second fetched whole.
+    let mut complete: Option<u64> = None;
+    // A second held more events than one request returns.
+    let mut cut = false;
     loop {
         if taken >= budget {
             return Ok(true);
@@ -561,24 +609,24 @@ pub(crate) async fn walk(
         let want = page_size.min(budget - taken).max(1);
         let mut filter = base.clone();
         if let Some(until) = until {
-            filter = filter.until(until);
+            filter = filter.until(Timestamp::from_secs(until));
         }
         let before = received();
-        let (got, fresh, oldest) = stream_into(client, relays, filter, want, timeout, sink).await?;
-        // Only new events spend the budget: the inclusive `until` second returns the last
-        // page's oldest events again, and counting those would report a complete walk as
-        // cut. A relay that ignores `until` (only repeats, page after page) is left after
-        // a few such pages instead.
-        taken += fresh;
-        if got > 0 && fresh == 0 {
+        let page = stream_into(client, relays, filter, want, timeout, sink).await?;
+        // Only new events spend the budget: an inclusive `until` returns the last second's
+        // events again, and counting those would report a complete walk as cut. A relay
+        // that ignores `until` (only repeats, page after page) is left after a few such
+        // pages instead.
+        taken += page.fresh;
+        if page.got > 0 && page.fresh == 0 {
             stale_pages += 1;
             if stale_pages > MAX_STALE_PAGES {
-                return Ok(false);
+                return Ok(cut);
             }
         } else {
             stale_pages = 0;
         }
-        let Some(oldest) = oldest else {
+        let Some(oldest) = page.oldest else {
             // The client drops events with a bad signature or outside the filter before
             // they reach us; a page made only of those looks like the end. Say so.
             let sent = received().saturating_sub(before);
@@ -588,19 +636,60 @@ pub(crate) async fn walk(
                      stopped reading this relay"
                 )));
             }
-            return Ok(false);
+            return Ok(cut);
         };
-        until = Some(if fresh > 0 {
-            // Events of the oldest second may continue on the next page.
-            oldest
-        } else if oldest.as_secs() == 0 {
-            return Ok(false);
+        if until.is_some() && page.newest.map(|t| t.as_secs()) == until {
+            inclusive = true;
+        }
+        let second = oldest.as_secs();
+        if complete != Some(second) {
+            if taken >= budget {
+                return Ok(true);
+            }
+            // A whole page, whatever is left of the budget: the second must come whole, or
+            // be said to be cut (the budget is overrun by one page at most).
+            let want = page_size.max(1);
+            let whole = |until: u64| {
+                base.clone()
+                    .since(Timestamp::from_secs(second))
+                    .until(Timestamp::from_secs(until))
+            };
+            let after = second.saturating_add(1);
+            let upto = if inclusive { second } else { after };
+            let mut boundary =
+                stream_into(client, relays, whole(upto), want, timeout, sink).await?;
+            taken += boundary.fresh;
+            if !inclusive && boundary.newest.map(|t| t.as_secs()) == Some(after) {
+                // Inclusive after all: the next second's events may have crowded this one
+                // out of a full answer; ask for this second alone.
+                inclusive = true;
+                if boundary.got >= want {
+                    boundary =
+                        stream_into(client, relays, whole(second), want, timeout, sink).await?;
+                    taken += boundary.fresh;
+                }
+            }
+            cut |= boundary.got >= want;
+            complete = Some(second);
+        }
+        // Second `second` is whole: next, what is strictly older.
+        let next = if inclusive {
+            match second.checked_sub(1) {
+                Some(next) => next,
+                None => return Ok(cut),
+            }
         } else {
-            // Nothing new: step past that second. Events beyond a page within one second
-            // are skipped; named publishers are fetched by author, so this hides no one
-            // the caller asked for.
-            Timestamp::from_secs(oldest.as_secs() - 1)
-        });
+            second
+        };
+        // `until` falls at every page (the client drops events newer than it asked for).
+        let next = match until {
+            Some(u) if next >= u => match u.checked_sub(1) {
+                Some(n) => n,
+                None => return Ok(cut),
+            },
+            _ => next,
+        };
+        until = Some(next);
     }
 }
 
@@ -759,6 +848,33 @@ pub async fn own_publications(
     Ok((found, errors))
 }
 
+/// The newest relay list (NIP-65, kind 10002) `author` signed that the relays hold, signature
+/// checked; with the relays that could not be asked.
+pub async fn fetch_relay_list(
+    relays: &(impl RelayList + ?Sized),
+    author: &PublicKey,
+    timeout: Duration,
+) -> Result<(Option<Event>, Vec<(String, String)>), Error> {
+    let client = connected_client(relays).await?;
+    client.wait_for_connection(timeout).await;
+    let mut errors = Vec::new();
+    let up = connected_relays(&client, &mut errors).await;
+    let filter = Filter::new().kind(Kind::RelayList).author(*author);
+    let mut found: Vec<Event> = Vec::new();
+    for relay in &up {
+        let mut sink = |page: &[Event]| {
+            let before = found.len();
+            found.extend(page.iter().filter(|e| e.pubkey == *author).cloned());
+            found.len() - before
+        };
+        if let Err(e) = walk(&client, relay, &filter, 10, 10, timeout, &mut sink).await {
+            errors.push((relay.to_string(), e.to_string()));
+        }
+    }
+    client.disconnect().await;
+    Ok((newest_relay_lists(&found).remove(author), errors))
+}
+
 /// [`discover_with`] with the default limits, no named publishers and no deletions known.
 pub async fn discover(
     relays: &(impl RelayList + ?Sized),
@@ -781,6 +897,23 @@ pub async fn discover_with(
     publishers: &[PublicKey],
     known_deletions: &[Event],
     limits: &DiscoveryLimits,
+    timeout: Duration,
+) -> Result<Discovery, Error> {
+    discover_outbox(relays, publishers, known_deletions, limits, None, timeout).await
+}
+
+/// [`discover_with`], and then the outbox model (NIP-65): the newest relay list (kind
+/// 10002) of each of `outbox.publishers` is fetched from `relays`, and each publisher's
+/// publications and deletions are fetched from the write relays it names too, those that
+/// pass [`crate::check_relay_url`] within [`OutboxLimits`] (`timeout` bounds each connection
+/// and each request there). Only those publishers' events are asked for on their relays, and
+/// every event goes through the same checks as any other.
+pub async fn discover_outbox(
+    relays: &(impl RelayList + ?Sized),
+    publishers: &[PublicKey],
+    known_deletions: &[Event],
+    limits: &DiscoveryLimits,
+    outbox: Option<Outbox<'_>>,
     timeout: Duration,
 ) -> Result<Discovery, Error> {
     let client = connected_client(relays).await?;
@@ -815,13 +948,65 @@ pub async fn discover_with(
             }
         }
     }
+    let mut plan = OutboxPlan::default();
+    if let Some(outbox) = outbox {
+        plan = plan_relays(&client, &up, relays.urls(), outbox, timeout, &mut errors).await;
+        for (url, whose) in &plan.relays {
+            let Ok(relay) = RelayUrl::parse(url) else {
+                continue;
+            };
+            let added = client.add_relay(url.as_str()).await.is_ok()
+                && client
+                    .try_connect_relay(url.as_str(), timeout)
+                    .await
+                    .is_ok();
+            if !added {
+                errors.push((url.clone(), client.why_down(&relay).await));
+                continue;
+            }
+            let (examined, rejected, by_reason) = collector.tally();
+            // Only the publishers who named this relay, never the open walk.
+            let mut only_them = limits.clone();
+            only_them.max_events_per_relay = 0;
+            truncated |= walk_relay(
+                &client,
+                &relay,
+                whose,
+                &only_them,
+                timeout,
+                &mut collector,
+                &mut errors,
+            )
+            .await;
+            let (examined_after, rejected_after, by_reason_after) = collector.tally();
+            let report = reports.entry(relay.to_string()).or_default();
+            report.examined = examined_after - examined;
+            report.rejected = rejected_after - rejected;
+            for (reason, n) in by_reason_after {
+                let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
+                if delta > 0 {
+                    report.rejected_by_reason.insert(reason, delta);
+                }
+            }
+        }
+    }
     let mut authors = collector.authors();
     authors.extend_from_slice(publishers);
     authors.sort();
     authors.dedup();
     let mut deletions: Vec<Event> = known_deletions.to_vec();
     let mut seen: HashSet<EventId> = HashSet::new();
-    for relay in &up {
+    // The configured relays for every author, an outbox relay for its publishers only.
+    let mut deletion_walks: Vec<(RelayUrl, Vec<PublicKey>)> =
+        up.iter().map(|r| (r.clone(), authors.clone())).collect();
+    for (url, whose) in &plan.relays {
+        if let Ok(relay) = RelayUrl::parse(url)
+            && client.relay(&relay).await.is_ok_and(|r| r.is_connected())
+        {
+            deletion_walks.push((relay, whose.clone()));
+        }
+    }
+    for (relay, authors) in &deletion_walks {
         for chunk in authors.chunks(per_request) {
             let filter = Filter::new()
                 .kind(Kind::EventDeletion)
@@ -857,7 +1042,53 @@ pub async fn discover_with(
     found.truncated = truncated;
     found.relay_errors = errors;
     found.relays = reports;
+    found.outbox = plan
+        .relays
+        .into_iter()
+        .map(|(url, whose)| (url, whose.iter().map(PublicKey::to_hex).collect()))
+        .collect();
+    found.outbox_refused = plan.refused;
+    found.outbox_refused_total = plan.refused_total;
     Ok(found)
+}
+
+/// The relay lists (kind 10002) of `outbox.publishers` on the relays `up`, turned into the
+/// pass's outbox relays.
+async fn plan_relays(
+    client: &Client,
+    up: &[RelayUrl],
+    configured: &[String],
+    outbox: Outbox<'_>,
+    timeout: Duration,
+    errors: &mut Vec<(String, String)>,
+) -> OutboxPlan {
+    let wanted: Vec<PublicKey> = outbox
+        .publishers
+        .iter()
+        .take(outbox.limits.max_publishers)
+        .copied()
+        .collect();
+    let mut lists: Vec<Event> = Vec::new();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    for relay in up {
+        for chunk in wanted.chunks(200) {
+            let filter = Filter::new()
+                .kind(Kind::RelayList)
+                .authors(chunk.iter().copied());
+            let mut sink = |page: &[Event]| {
+                let before = lists.len();
+                lists.extend(page.iter().filter(|e| seen.insert(e.id)).cloned());
+                lists.len() - before
+            };
+            // A relay keeps one list per author; a stale copy or two may come too.
+            let budget = chunk.len().saturating_mul(2);
+            if let Err(e) = walk(client, relay, &filter, 200, budget, timeout, &mut sink).await {
+                errors.push((relay.to_string(), format!("relay lists: {e}")));
+            }
+        }
+    }
+    let newest = newest_relay_lists(&lists);
+    plan_outbox(&newest, &wanted, configured, outbox.limits, timeout).await
 }
 
 /// One relay's share of a discovery pass: the named publishers by author, then anyone's
@@ -884,7 +1115,10 @@ async fn walk_relay(
             (base.clone().authors(chunk.iter().copied()), budget)
         })
         .collect();
-    walks.push((base, limits.max_events_per_relay));
+    // Zero: only the named publishers (an outbox relay).
+    if limits.max_events_per_relay > 0 {
+        walks.push((base, limits.max_events_per_relay));
+    }
     let mut truncated = false;
     for (filter, budget) in walks {
         match walk(

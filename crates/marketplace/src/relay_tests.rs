@@ -8,16 +8,10 @@ use nostr_relay_builder::prelude::*;
 use nostr_sdk::{Client, PublicKey};
 
 use super::*;
+use crate::test_support::relay;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 const DEV: &str = "leader monkey parrot ring guide accident before fence cannon height naive bean";
-
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
 
 /// A publication of "notes" by `dev`, binding `nostr` (by default the developer's own key).
 fn publication(dev: &DeveloperIdentity, version: &str, nostr: Option<PublicKey>) -> Publication {
@@ -712,4 +706,99 @@ async fn a_withdrawal_holds_against_a_lagging_relay() {
         .unwrap();
     assert_eq!(ignored.listings.len(), 1);
     assert!(ignored.withdrawn.is_empty());
+}
+
+/// The outbox model on two real relays: the publisher publishes to relay B only and
+/// announces B (NIP-65) on relay A; a pass on A alone finds it through B, and a withdrawal
+/// sent to B alone is honoured. A publisher not named, announcing the same relay, is not
+/// fetched there; with the default (strict) limits a loopback relay is refused.
+#[tokio::test]
+async fn a_publisher_is_found_on_the_relays_it_announces() {
+    let (_a, a) = relay().await;
+    let (_b, b) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    let stranger = DeveloperIdentity::from_mnemonic(DEV, "", 1).unwrap();
+    for who in [&dev, &stranger] {
+        let envelope = publication(who, "1.0.0", None).sign(who.did_key()).unwrap();
+        let event = publication_event(who, &envelope, "notes").unwrap();
+        publish(&event, std::slice::from_ref(&b)).await.unwrap();
+        let list = relay_list_event(who, std::slice::from_ref(&b), None)
+            .unwrap()
+            .unwrap();
+        publish(&list, std::slice::from_ref(&a)).await.unwrap();
+    }
+    let only_a = std::slice::from_ref(&a);
+    let limits = DiscoveryLimits::default();
+    let named = [dev.nostr_keys().public_key()];
+
+    let nothing = discover(only_a, TIMEOUT).await.unwrap();
+    assert!(nothing.listings.is_empty());
+
+    let loopback_ok = OutboxLimits {
+        allow_private: true,
+        ..OutboxLimits::default()
+    };
+    let outbox = Outbox {
+        publishers: &named,
+        limits: &loopback_ok,
+    };
+    let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
+    assert_eq!(found.listings[0].author, dev.nostr_public_hex());
+    assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    let b_key = b.trim_end_matches('/');
+    let used: Vec<(&str, &[String])> = found
+        .outbox
+        .iter()
+        .map(|(r, p)| (r.trim_end_matches('/'), p.as_slice()))
+        .collect();
+    assert_eq!(used, [(b_key, &[dev.nostr_public_hex()][..])]);
+    let report = found
+        .relays
+        .iter()
+        .find(|(r, _)| r.trim_end_matches('/') == b_key)
+        .unwrap()
+        .1;
+    assert_eq!(report.examined, 1, "the stranger's event is not asked for");
+
+    // Withdrawn on B only: the pass sees it there.
+    let (held, _) = own_publications(
+        std::slice::from_ref(&b),
+        &dev.nostr_keys().public_key(),
+        "notes",
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<EventId> = held.iter().map(|e| e.id).collect();
+    let withdrawal = withdrawal_event(dev.nostr_keys(), "notes", &ids).unwrap();
+    publish(&withdrawal, std::slice::from_ref(&b))
+        .await
+        .unwrap();
+    let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
+        .await
+        .unwrap();
+    assert!(found.listings.is_empty());
+    // The relay dropped the publication (NIP-09); the node keeps the request it found on B.
+    assert!(found.deletions.iter().any(|d| d.id == withdrawal.id));
+
+    // The default limits refuse a relay on loopback: nothing is fetched from B.
+    let strict = OutboxLimits::default();
+    let outbox = Outbox {
+        publishers: &named,
+        limits: &strict,
+    };
+    let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
+        .await
+        .unwrap();
+    assert!(found.outbox.is_empty());
+    assert!(found.deletions.is_empty() && found.listings.is_empty());
+    assert_eq!(found.outbox_refused.len(), 1);
+    assert!(
+        found.outbox_refused[0].reason.contains("non-public"),
+        "{:?}",
+        found.outbox_refused
+    );
 }

@@ -62,6 +62,15 @@ pub struct NodeConfig {
     pub trusted_keys: Vec<String>,
     /// Publishers scoring below this (0..100) need explicit approval to install.
     pub market_min_score: u8,
+    /// The outbox model (NIP-65): besides `relays`, a publisher the operator key follows,
+    /// or whose score reaches `market_min_score`, is also fetched from the write relays its
+    /// kind-10002 list names, at most this many per publisher (0: never).
+    pub outbox_relays_per_publisher: usize,
+    /// At most this many such relays in one discovery pass, all publishers together.
+    pub outbox_relays_total: usize,
+    /// Take announced relays on loopback, private or link-local addresses (a test, a relay
+    /// on the operator's LAN). Off by default: a publisher cannot point the node at them.
+    pub outbox_allow_private: bool,
     /// Other nodes to fetch blobs from (and ask for the catalog while the origin is down):
     /// `[[static_peers]]` with `id` (iroh endpoint id), `addrs` (["ip:port", …]) and
     /// optionally `relay_url` (the relay the peer is reachable through).
@@ -111,6 +120,9 @@ impl Default for NodeConfig {
             local_discovery: false,
             detour_budget_seconds: 10,
             market_min_score: 50,
+            outbox_relays_per_publisher: 2,
+            outbox_relays_total: 8,
+            outbox_allow_private: false,
             blobs_listen: None,
             api_hosts: Vec::new(),
             max_upload_mib: 4096,

@@ -31,6 +31,21 @@ pub struct Published {
     /// The id the app gets on an installing node.
     pub local_id: String,
     pub artifacts: Vec<Artifact>,
+    /// The developer's relay list (NIP-65, kind 10002) naming the relays that took the
+    /// publication, so nodes find it on them.
+    pub relay_list: RelayListAnnounced,
+}
+
+/// What became of the developer's relay list (NIP-65) at a publish.
+#[derive(Debug, Default, Serialize)]
+pub struct RelayListAnnounced {
+    /// The new list's event, when one was sent.
+    pub event_id: Option<String>,
+    /// What each relay said to it.
+    pub relays: Vec<RelayOutcome>,
+    /// Why none was sent (it already named every relay, or no relay could be asked for
+    /// the current one, which a new list would replace).
+    pub note: Option<String>,
 }
 
 /// One relay's answer to an event sent to it.
@@ -184,12 +199,69 @@ pub async fn publish(request: PublishRequest<'_>) -> anyhow::Result<Published> {
             failures(&relays)
         );
     }
+    let accepted: Vec<String> = relays
+        .iter()
+        .filter(|r| r.accepted)
+        .map(|r| r.relay.clone())
+        .collect();
+    let relay_list = announce_relays(identity, &accepted, request.relays).await;
     Ok(Published {
         event_id: event.id.to_hex(),
         relays,
         local_id: archy_registry::namespaced_id(&app_id, &identity.nostr_public_hex()),
         artifacts,
+        relay_list,
     })
+}
+
+/// Adds `write` to the developer's relay list (NIP-65, kind 10002) on `relays`: the newest
+/// list any relay holds is kept whole (another client of the key may have made it) and
+/// only the missing write relays are added. When no relay answers the lookup, nothing is
+/// sent: a new list would replace the one the relays could not show.
+pub async fn announce_relays(
+    identity: &DeveloperIdentity,
+    write: &[String],
+    relays: &archy_marketplace::RelaySet,
+) -> RelayListAnnounced {
+    let author = identity.nostr_keys().public_key();
+    let looked_up = archy_marketplace::fetch_relay_list(relays, &author, LOOKUP_TIMEOUT).await;
+    let previous = match looked_up {
+        Ok((_, errors)) if errors.len() >= relays.urls.len() => {
+            return RelayListAnnounced {
+                note: Some(format!(
+                    "relay list (NIP-65) not updated: no relay could be asked for the current one ({})",
+                    errors
+                        .iter()
+                        .map(|(r, why)| format!("{r}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                ..RelayListAnnounced::default()
+            };
+        }
+        Ok((previous, _)) => previous,
+        Err(e) => {
+            return RelayListAnnounced {
+                note: Some(format!("relay list (NIP-65) not updated: {e}")),
+                ..RelayListAnnounced::default()
+            };
+        }
+    };
+    match archy_marketplace::relay_list_event(identity, write, previous.as_ref()) {
+        Ok(None) => RelayListAnnounced {
+            note: Some("relay list (NIP-65) already names these relays".into()),
+            ..RelayListAnnounced::default()
+        },
+        Ok(Some(list)) => RelayListAnnounced {
+            event_id: Some(list.id.to_hex()),
+            relays: outcomes(archy_marketplace::publish_report(&list, relays).await),
+            note: None,
+        },
+        Err(e) => RelayListAnnounced {
+            note: Some(format!("relay list (NIP-65) not updated: {e}")),
+            ..RelayListAnnounced::default()
+        },
+    }
 }
 
 /// What `archy app unpublish` did.

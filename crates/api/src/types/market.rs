@@ -46,6 +46,12 @@ pub struct DiscoverResponse {
     /// What each relay sent.
     #[serde(default)]
     pub relays: Vec<RelayReport>,
+    /// The publishers' own relays (NIP-65 outbox) the pass used.
+    #[serde(default)]
+    pub outbox: Vec<OutboxRelay>,
+    /// Relays publishers announced that the pass did not use, and why (the first few).
+    #[serde(default)]
+    pub outbox_refused: Vec<OutboxRefusal>,
 }
 
 /// What one relay sent in a discovery pass.
@@ -77,6 +83,30 @@ pub struct MarketStatus {
     /// see are kept.
     pub incomplete: bool,
     pub relays: Vec<RelayReport>,
+    /// The publishers' own relays (NIP-65 outbox) the pass used.
+    #[serde(default)]
+    pub outbox: Vec<OutboxRelay>,
+    /// Relays publishers announced that the pass did not use, and why (the first few).
+    #[serde(default)]
+    pub outbox_refused: Vec<OutboxRefusal>,
+}
+
+/// A relay a publisher announced (NIP-65, kind 10002) that a discovery pass used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutboxRelay {
+    pub relay: String,
+    /// The publishers (hex) whose publications were asked for there.
+    pub publishers: Vec<String>,
+}
+
+/// A relay a publisher announced that a discovery pass did not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutboxRefusal {
+    /// The publisher (hex).
+    pub publisher: String,
+    /// The URL as announced (cut when long).
+    pub relay: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

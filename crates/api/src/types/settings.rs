@@ -13,6 +13,10 @@ pub struct Settings {
     pub trusted_keys: Vec<TrustedKey>,
     /// Nostr relays (`ws://` or `wss://`, at most 16) third-party apps are discovered on.
     pub relays: Vec<String>,
+    /// The PEM files of certificate authorities a `wss://` relay's certificate may chain to
+    /// besides the public web roots (`relay_ca_certs` in the config file; read at start).
+    #[serde(default)]
+    pub relay_ca_certs: Vec<String>,
     /// Publishers scoring below this (0..=100) need explicit approval to install.
     pub market_min_score: u8,
     /// Seconds between catalog pulls and marketplace discoveries (30..=86400).

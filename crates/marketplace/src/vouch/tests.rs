@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use nostr_relay_builder::prelude::{LocalRelay, RelayBuilder};
-
 use super::*;
-use crate::{ScoreConfig, TrustInputs, fetch_trust_events, test_support};
+use crate::test_support::{self, dead_relay, relay};
+use crate::{ScoreConfig, TrustInputs, fetch_trust_events};
 
 /// NIP-06's published test vector: this mnemonic's key (account 0).
 const OPERATOR: &str =
@@ -322,23 +321,6 @@ fn reports_are_nip56_reports_the_score_counts() {
         )
         .is_err()
     );
-}
-
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
-
-/// A relay address nothing listens on.
-fn dead_relay() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("ws://127.0.0.1:{port}")
 }
 
 async fn score_on(relays: &[String], key: &OperatorKey, publisher: &PublicKey) -> (u8, String) {

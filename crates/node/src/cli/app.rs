@@ -72,6 +72,16 @@ pub async fn run(command: AppCommand, target: &Target) -> anyhow::Result<()> {
                 }
                 outln!("event     {}", published.event_id);
                 print_relays(&published.relays);
+                let list = &published.relay_list;
+                if let Some(id) = &list.event_id {
+                    outln!(
+                        "relay list {id} (NIP-65: nodes find your publications on these relays)"
+                    );
+                    print_relays(&list.relays);
+                }
+                if let Some(note) = &list.note {
+                    outln!("{note}");
+                }
                 outln!(
                     "nodes install it as {} (`archy market install`)",
                     published.local_id

@@ -89,6 +89,7 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
                     outln!("rejected {}: {}", r.event, r.reason);
                 }
                 found.relays.iter().for_each(print_relay);
+                print_outbox(&found.outbox, &found.outbox_refused);
             });
         }
         MarketCommand::Status => {
@@ -107,12 +108,37 @@ pub async fn run(command: MarketCommand, target: &Target) -> anyhow::Result<()> 
                         }
                     );
                     m.relays.iter().for_each(print_relay);
+                    print_outbox(&m.outbox, &m.outbox_refused);
                 }
                 None => outln!("no discovery yet (`archy market discover` runs one now)"),
             });
         }
     }
     Ok(())
+}
+
+/// The publishers' own relays (NIP-65) a pass used, and those it refused.
+fn print_outbox(used: &[archy_api::OutboxRelay], refused: &[archy_api::OutboxRefusal]) {
+    for o in used {
+        let whose: Vec<&str> = o
+            .publishers
+            .iter()
+            .map(|p| p.get(..16).unwrap_or(p))
+            .collect();
+        outln!(
+            "outbox relay {} (for publisher {})",
+            o.relay,
+            whose.join(", ")
+        );
+    }
+    for r in refused {
+        outln!(
+            "outbox relay {} of publisher {} not used: {}",
+            r.relay,
+            r.publisher.get(..16).unwrap_or(&r.publisher),
+            r.reason
+        );
+    }
 }
 
 /// What one relay sent in a pass: counts, refusals by reason, forgeries, errors.

@@ -26,9 +26,15 @@ impl Node {
         if relays.is_empty() {
             return Ok(Default::default());
         }
+        let eligible = self.outbox_publishers().await?;
+        let limits = self.outbox_limits();
+        let outbox = archy_marketplace::Outbox {
+            publishers: &eligible,
+            limits: &limits,
+        };
         // Marked before and after the writes, so that no view keeps rows read meanwhile.
         self.listings_changed();
-        let found = discover_into(&self.db, &relays, DISCOVERY_TIMEOUT).await;
+        let found = discover_outbox_into(&self.db, &relays, Some(outbox), DISCOVERY_TIMEOUT).await;
         self.listings_changed();
         let found = found?;
         let status = market_status(&self.db, &found).await?;
@@ -40,6 +46,44 @@ impl Node {
         }
         self.warm_store_view().await;
         Ok(found)
+    }
+
+    /// The publishers whose own relays (NIP-65) a pass may use: those the operator key
+    /// follows, then those whose stored score reaches the gate, best first. Nobody else's
+    /// relay list can make the node connect anywhere.
+    pub(super) async fn outbox_publishers(&self) -> Result<Vec<NostrKey>, NodeError> {
+        if self.config.outbox_relays_per_publisher == 0 || self.config.outbox_relays_total == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<NostrKey> = Vec::new();
+        for hex in self.operator().await?.follows {
+            if let Ok(key) = archy_marketplace::parse_nostr_key(&hex)
+                && !out.contains(&key)
+            {
+                out.push(key);
+            }
+        }
+        let gate = self.market_min_score();
+        let mut scored = db::scores(&self.db).await?;
+        scored.retain(|s| s.score >= gate);
+        scored.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.author.cmp(&b.author)));
+        for s in scored {
+            if let Ok(key) = archy_marketplace::parse_nostr_key(&s.author)
+                && !out.contains(&key)
+            {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_limits(&self) -> archy_marketplace::OutboxLimits {
+        archy_marketplace::OutboxLimits {
+            per_publisher: self.config.outbox_relays_per_publisher,
+            total: self.config.outbox_relays_total,
+            allow_private: self.config.outbox_allow_private,
+            ..archy_marketplace::OutboxLimits::default()
+        }
     }
 
     /// The last discovery pass, for `archy market status`.
@@ -347,9 +391,20 @@ async fn remembered_deletions(db: &Db) -> Result<Vec<NostrEvent>, NodeError> {
 
 /// One discovery pass on `relays` into the node's database: publishers already listed are
 /// asked for by name (a flood cannot push them out) and the deletions kept are applied.
+#[cfg(test)]
 pub(super) async fn discover_into(
     db: &Db,
     relays: &(impl archy_marketplace::RelayList + ?Sized),
+    timeout: Duration,
+) -> Result<archy_marketplace::Discovery, NodeError> {
+    discover_outbox_into(db, relays, None, timeout).await
+}
+
+/// [`discover_into`], with the publishers' own relays (NIP-65) of `outbox`.
+pub(super) async fn discover_outbox_into(
+    db: &Db,
+    relays: &(impl archy_marketplace::RelayList + ?Sized),
+    outbox: Option<archy_marketplace::Outbox<'_>>,
     timeout: Duration,
 ) -> Result<archy_marketplace::Discovery, NodeError> {
     let mut known: Vec<NostrKey> = Vec::new();
@@ -361,11 +416,12 @@ pub(super) async fn discover_into(
         }
     }
     let remembered = remembered_deletions(db).await?;
-    let found = archy_marketplace::discover_with(
+    let found = archy_marketplace::discover_outbox(
         relays,
         &known,
         &remembered,
         &archy_marketplace::DiscoveryLimits::default(),
+        outbox,
         timeout,
     )
     .await
@@ -508,6 +564,8 @@ async fn market_status(
             .iter()
             .map(|(relay, r)| super::wire::relay_report(relay.clone(), r.clone()))
             .collect(),
+        outbox: super::wire::outbox_relays(found),
+        outbox_refused: super::wire::outbox_refused(found),
     })
 }
 
@@ -681,18 +739,13 @@ mod tests {
     #[tokio::test]
     async fn history_grows_and_withdrawals_hold_across_passes_on_real_relays() {
         use archy_marketplace::DeveloperIdentity;
+        use archy_marketplace::test_support::relay;
         use nostr_relay_builder::prelude::*;
 
         const DAY: u64 = 86_400;
         const DEV: &str =
             "leader monkey parrot ring guide accident before fence cannon height naive bean";
         let t = std::time::Duration::from_secs(3);
-        let relay = || async {
-            let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-            relay.run().await.unwrap();
-            let url = relay.url().await.to_string();
-            (relay, url)
-        };
         let (relay_a, a) = relay().await;
         let (_relay_b, b) = relay().await;
         let dir = tempfile::tempdir().unwrap();
@@ -700,41 +753,14 @@ mod tests {
         let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
         let author = dev.nostr_public_hex();
         let publication = |version: &str, at: u64| {
-            let manifest = archy_registry::Manifest::from_yaml(&format!(
-                "id: notes\nname: Notes\nversion: {version}\nartifacts:\n  - {{ name: image, media_type: x }}\ncontainers:\n  - name: web\n    image: {{ artifact: image }}\n"
-            ))
-            .unwrap();
-            let envelope = archy_registry::Publication::new(
-                archy_registry::Publisher {
-                    did: dev.did(),
-                    nostr: author.clone(),
-                },
-                manifest,
-                vec![archy_registry::Artifact {
-                    name: "image".into(),
-                    blake3: "cd".repeat(32),
-                    size: 10,
-                    media_type: "x".into(),
-                }],
-                archy_registry::Origin {
-                    http: "http://127.0.0.1:1".into(),
-                    iroh: "ef".repeat(32),
-                },
-                chrono::Utc::now(),
+            let manifest = archy_marketplace::test_support::manifest("notes", version);
+            let envelope = archy_marketplace::test_support::signed_publication(&dev, manifest);
+            archy_marketplace::test_support::envelope_event_at(
+                &envelope,
+                dev.nostr_keys(),
+                "notes",
+                at,
             )
-            .sign(dev.did_key())
-            .unwrap();
-            EventBuilder::new(
-                Kind::Custom(archy_marketplace::MANIFEST_EVENT_KIND),
-                String::from_utf8(envelope.to_bytes()).unwrap(),
-            )
-            .tags([
-                Tag::identifier("archy:app:notes"),
-                Tag::hashtag(archy_marketplace::APP_HASHTAG),
-            ])
-            .custom_created_at(Timestamp::from_secs(at))
-            .sign_with_keys(dev.nostr_keys())
-            .unwrap()
         };
         let send = |event: Event, to: Vec<String>| async move {
             archy_marketplace::publish(&event, &to).await.unwrap();

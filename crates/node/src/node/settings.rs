@@ -219,6 +219,12 @@ impl Node {
         Ok(archy_api::Settings {
             trusted_keys,
             relays: live.relays,
+            relay_ca_certs: self
+                .config
+                .relay_ca_certs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             market_min_score: live.market_min_score,
             pull_interval_seconds: live.pull_interval_seconds,
             overridden: live.overridden,

@@ -328,6 +328,7 @@ impl Node {
     pub async fn discover_view(&self) -> Result<archy_api::DiscoverResponse, NodeError> {
         let found = self.discover_market().await?;
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let (outbox, outbox_refused) = (wire::outbox_relays(&found), wire::outbox_refused(&found));
         Ok(archy_api::DiscoverResponse {
             listed: count(found.listings.len()),
             rejected: found
@@ -349,6 +350,8 @@ impl Node {
                 .map(|(relay, reason)| archy_api::RelayError { relay, reason })
                 .collect(),
             withdrawn: count(found.withdrawn.len()),
+            outbox,
+            outbox_refused,
             relays: found
                 .relays
                 .into_iter()

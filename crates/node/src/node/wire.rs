@@ -194,6 +194,31 @@ pub(super) fn relay_report(relay: String, r: archy_marketplace::RelayReport) -> 
     }
 }
 
+/// The publishers' own relays a pass used.
+pub(super) fn outbox_relays(found: &archy_marketplace::Discovery) -> Vec<wire::OutboxRelay> {
+    found
+        .outbox
+        .iter()
+        .map(|(relay, publishers)| wire::OutboxRelay {
+            relay: relay.clone(),
+            publishers: publishers.clone(),
+        })
+        .collect()
+}
+
+/// The relays publishers announced that a pass did not use.
+pub(super) fn outbox_refused(found: &archy_marketplace::Discovery) -> Vec<wire::OutboxRefusal> {
+    found
+        .outbox_refused
+        .iter()
+        .map(|r| wire::OutboxRefusal {
+            publisher: r.publisher.clone(),
+            relay: r.relay.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect()
+}
+
 /// A stored score; an explanation sqlite cannot give back as terms reads as none.
 pub(super) fn score(s: db::ScoreRow) -> wire::ScoreRow {
     let db::ScoreRow {

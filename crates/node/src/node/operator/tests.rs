@@ -6,9 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use archy_marketplace::DeveloperIdentity;
-use nostr_relay_builder::prelude::{
-    EventBuilder, Keys, Kind, LocalRelay, RelayBuilder, Tag, Timestamp,
-};
+use archy_marketplace::test_support::{dead_relay, manifest, relay, signed_publication};
+use nostr_relay_builder::prelude::{EventBuilder, Keys, Kind, Tag, Timestamp};
 
 use crate::config::NodeConfig;
 use crate::node::{ErrorKind, Node};
@@ -19,23 +18,6 @@ const OPERATOR: &str =
 const OPERATOR_HEX: &str = "17162c921dc4d2518f9a101db33695df1afb56ab82f5ff3e5da6eec3ca5cd917";
 const OTHER: &str = "what bleak badge arrange retreat wolf trade produce cricket blur garlic valid proud rude strong choose busy staff weather area salt hollow arm fade";
 const DEV: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
-
-async fn relay() -> (LocalRelay, String) {
-    let relay = LocalRelay::new(RelayBuilder::default().addr([127, 0, 0, 1].into()));
-    relay.run().await.unwrap();
-    let url = relay.url().await.to_string();
-    (relay, url)
-}
-
-/// A relay address nothing listens on.
-fn dead_relay() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("ws://127.0.0.1:{port}")
-}
 
 fn config(dir: &std::path::Path, relays: Vec<String>) -> NodeConfig {
     NodeConfig {
@@ -57,30 +39,7 @@ async fn publish_notes(
     dev: &DeveloperIdentity,
     relay: &str,
 ) -> nostr_relay_builder::prelude::Event {
-    let manifest = archy_registry::Manifest::from_yaml(
-        "id: notes\nname: Notes\nversion: 1.0.0\nartifacts:\n  - { name: image, media_type: x }\ncontainers:\n  - name: web\n    image: { artifact: image }\n",
-    )
-    .unwrap();
-    let envelope = archy_registry::Publication::new(
-        archy_registry::Publisher {
-            did: dev.did(),
-            nostr: dev.nostr_public_hex(),
-        },
-        manifest,
-        vec![archy_registry::Artifact {
-            name: "image".into(),
-            blake3: "cd".repeat(32),
-            size: 10,
-            media_type: "x".into(),
-        }],
-        archy_registry::Origin {
-            http: "http://127.0.0.1:1".into(),
-            iroh: "ef".repeat(32),
-        },
-        chrono::Utc::now(),
-    )
-    .sign(dev.did_key())
-    .unwrap();
+    let envelope = signed_publication(dev, manifest("notes", "1.0.0"));
     let event = archy_marketplace::publication_event(dev, &envelope, "notes").unwrap();
     archy_marketplace::publish(&event, &[relay.to_owned()])
         .await
@@ -364,6 +323,9 @@ async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
     })
     .await
     .unwrap();
+    // `GET /v1/settings` names the CA files, as the config file gives them.
+    let settings = trusting.settings().await.unwrap();
+    assert_eq!(settings.relay_ca_certs, [ca_file.display().to_string()]);
     let found = trusting.discover_market().await.unwrap();
     assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
     assert_eq!(found.listings.len(), 1, "{:?}", found.rejected);
@@ -407,4 +369,82 @@ async fn relay_ca_certs_let_the_node_use_a_tls_relay_of_a_private_ca() {
         err.contains("relay_ca_certs") && err.contains("junk.pem"),
         "{err}"
     );
+}
+
+/// The outbox model on a node: the developer publishes to relay B only and announces B in
+/// its relay list (NIP-65) on relay A; the node knows relay A alone. Before the operator
+/// follows the developer, B is never asked (no stranger's list makes the node connect
+/// anywhere); after the follow, the next pass lists the app through B, and the market
+/// status names B. With the default (strict) config, B, on loopback, is refused and said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_publisher_is_found_on_the_relays_it_announces() {
+    let (_a, a) = relay().await;
+    let (_b, b) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    publish_notes(&dev, &b).await;
+    let list = archy_marketplace::relay_list_event(&dev, std::slice::from_ref(&b), None)
+        .unwrap()
+        .unwrap();
+    archy_marketplace::publish(&list, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    let b_used = |status: &archy_api::MarketStatus| {
+        status
+            .outbox
+            .iter()
+            .any(|o| o.relay.trim_end_matches('/') == b.trim_end_matches('/'))
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig {
+        outbox_allow_private: true,
+        ..config(&tmp.path().join("lax"), vec![a.clone()])
+    })
+    .await
+    .unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert!(found.listings.is_empty() && found.outbox.is_empty());
+    node.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    let found = node.discover_market().await.unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
+    assert!(found.relay_errors.is_empty(), "{:?}", found.relay_errors);
+    let listed = node.market().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].author, dev.nostr_public_hex());
+    let status = node.status().await.unwrap().market.unwrap();
+    assert!(b_used(&status), "{status:?}");
+    assert_eq!(status.outbox[0].publishers, [dev.nostr_public_hex()]);
+    node.shutdown().await;
+
+    // The default config takes no relay on a loopback or private address.
+    let strict = self::node(&tmp.path().join("strict"), vec![a.clone()]).await;
+    strict.vouch_follow(&dev.npub(), true, false).await.unwrap();
+    let found = strict.discover_market().await.unwrap();
+    assert!(found.listings.is_empty());
+    let status = strict.status().await.unwrap().market.unwrap();
+    assert!(!b_used(&status), "{status:?}");
+    assert_eq!(status.outbox_refused.len(), 1, "{status:?}");
+    assert!(
+        status.outbox_refused[0].reason.contains("non-public"),
+        "{status:?}"
+    );
+    strict.shutdown().await;
+}
+
+/// Only publishers whose score reaches the gate (or that the operator key follows) lend
+/// their relays to a pass: one scored just below it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_followed_or_gated_publishers_lend_their_relays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node(tmp.path(), Vec::new()).await;
+    let (high, low) = (Keys::generate().public_key(), Keys::generate().public_key());
+    let none = serde_json::json!([]);
+    crate::db::store_score(&node.db, &high.to_hex(), 50, &none)
+        .await
+        .unwrap();
+    crate::db::store_score(&node.db, &low.to_hex(), 49, &none)
+        .await
+        .unwrap();
+    assert_eq!(node.outbox_publishers().await.unwrap(), [high]);
+    node.shutdown().await;
 }
