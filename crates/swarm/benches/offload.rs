@@ -73,6 +73,7 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
         origin: Some(origin.addr()),
         origin_http: Some(url.clone()),
         peers: vec![],
+        tracker: None,
     };
     let size = blob.size as f64;
 

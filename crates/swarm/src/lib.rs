@@ -457,7 +457,7 @@ impl Swarm {
         on_bytes: ByteSink<'_>,
     ) -> Result<FetchReport> {
         let policy = self.default_policy();
-        self.fetch_inner(blob, &[], providers, None, &policy, on_bytes)
+        self.fetch_inner(blob, &[], providers, None, None, &policy, on_bytes)
             .await
     }
 
@@ -473,8 +473,16 @@ impl Swarm {
     ) -> Result<FetchReport> {
         let policy = self.default_policy();
         let origins: Vec<PeerAddr> = iroh.into_iter().cloned().collect();
-        self.fetch_inner(blob, &[], &origins, Some(http_base), &policy, on_bytes)
-            .await
+        self.fetch_inner(
+            blob,
+            &[],
+            &origins,
+            Some(http_base),
+            None,
+            &policy,
+            on_bytes,
+        )
+        .await
     }
 
     /// The policy of the fetches that take none: defaults, this swarm's connect timeout.

@@ -5,6 +5,7 @@ use super::*;
 mod corrupt;
 mod dead_peers;
 mod fetch_policy;
+mod herd;
 mod relays;
 mod resume;
 mod services;

@@ -564,6 +564,30 @@ impl Swarm {
         Ok(peers)
     }
 
+    /// Tells the tracker at `origin_http`, in the background and within a few seconds,
+    /// that this node holds (part of) `hash`: a fetch that joins a herd announces itself
+    /// when it starts, so others can take the ranges it has verified while it runs.
+    /// Best effort, like a report; it does not wait for a home relay.
+    pub(crate) fn announce_in_background(&self, origin_http: &str, hash: &Hash) {
+        let base = origin_http.trim_end_matches('/').to_owned();
+        let body = Announcement {
+            peer: self.announce_addr(),
+            hashes: vec![hash.to_hex().to_string()],
+        };
+        let request = self
+            .http
+            .post(format!("{base}/v1/swarm/announce"))
+            .timeout(REPORT_TIMEOUT)
+            .json(&body);
+        tokio::spawn(async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => debug!(tracker = %base, status = %r.status(), "announce refused"),
+                Err(e) => debug!(tracker = %base, error = %e, "announce failed"),
+            }
+        });
+    }
+
     /// Tells the tracker that listed `peer` (if one did), in the background, that it could
     /// not be reached for `hash`. Best effort: failures are only logged.
     pub(crate) fn report_unreachable(&self, hash: &Hash, peer: &EndpointId) {

@@ -172,6 +172,7 @@ impl Node {
                         origin: from.iroh.cloned(),
                         origin_http: Some(http.to_owned()),
                         peers,
+                        tracker: from.first_party.then(|| http.to_owned()),
                     };
                     // The fetch has its own deadlines; the store is watched meanwhile.
                     let fetched = self
@@ -286,6 +287,7 @@ impl Node {
             origin: peer,
             origin_http: Some(origin.http.clone()),
             peers: self.peers_for(&blob, &origin.http).await,
+            tracker: Some(origin.http.clone()),
         };
         let started = std::time::Instant::now();
         let report = self

@@ -33,6 +33,9 @@ pub(super) enum Transport<'a> {
     Iroh(&'a PeerAddr),
     /// A peer already dialed (redialed if the connection has closed since).
     Dialed(&'a PeerAddr, Connection),
+    /// A connection the caller keeps using after the attempt: not closed at its end, and
+    /// not redialed (a closed one fails the attempt).
+    Shared(Connection),
     /// The origin's HTTP base URL (`/v1/swarm/get`).
     Http(&'a str),
 }
@@ -61,7 +64,7 @@ pub(super) struct PathBytes {
     pub(super) relayed: u64,
 }
 
-fn path_bytes(conn: &Connection) -> PathBytes {
+pub(super) fn path_bytes(conn: &Connection) -> PathBytes {
     let mut bytes = PathBytes::default();
     for path in conn.paths().iter() {
         let rx = path.stats().udp_rx.bytes;
@@ -75,7 +78,7 @@ fn path_bytes(conn: &Connection) -> PathBytes {
 }
 
 /// Time spent beyond what `bytes` justify at `min_rate` (all of it when there is no rate).
-fn detour_of(elapsed: Duration, bytes: u64, min_rate: Option<u64>) -> Duration {
+pub(super) fn detour_of(elapsed: Duration, bytes: u64, min_rate: Option<u64>) -> Duration {
     match min_rate {
         Some(rate) if rate > 0 => {
             elapsed.saturating_sub(Duration::from_secs_f64(bytes as f64 / rate as f64))
@@ -140,7 +143,15 @@ impl Swarm {
             return self.verdict(blob, request, 0, started, limits).await;
         }
         let held = local.local_bytes();
+        let shared = matches!(transport, Transport::Shared(_));
         let (mut stream, conn): (BoxStream<'static, GetProgressItem>, _) = match transport {
+            Transport::Shared(conn) => {
+                if let Some(reason) = conn.close_reason() {
+                    return Ok(failed(FallbackReason::PeerError, reason.to_string(), 0));
+                }
+                let stream = remote.execute_get(conn.clone(), local.missing()).stream();
+                (stream.boxed(), Some(conn))
+            }
             Transport::Dialed(_, conn) if conn.close_reason().is_none() => {
                 let stream = remote.execute_get(conn.clone(), local.missing()).stream();
                 (stream.boxed(), Some(conn))
@@ -226,7 +237,9 @@ impl Swarm {
         // Dropping the transfer cancels it; whatever verified so far stays in the store.
         drop(stream);
         let paths = conn.as_ref().map(path_bytes);
-        if let Some(conn) = conn {
+        if let Some(conn) = conn
+            && !shared
+        {
             conn.close(0u32.into(), b"done");
         }
         let mut attempt = match outcome {
@@ -267,7 +280,10 @@ impl Swarm {
                     .local_for_request(request.clone())
                     .await
                     .map_err(|e| self.blob_error(blob, e.to_string()))?;
-                if local.is_complete() {
+                if local.is_complete() && request.ranges != full_request(blob).ranges {
+                    // Only some ranges were asked for (the herd), and they are all here.
+                    End::Complete
+                } else if local.is_complete() {
                     // Every declared chunk arrived and verified, yet the blob goes on.
                     self.metrics.verification_failure(&blob.hash);
                     self.drop_blob(&blob.hash).await;
@@ -276,11 +292,12 @@ impl Swarm {
                         declared: blob.size,
                         actual: size.map_or("larger".into(), |s| format!("{s}")),
                     });
+                } else {
+                    End::Failed(
+                        FallbackReason::PeerMissing,
+                        "the provider ended the transfer without the whole blob".into(),
+                    )
                 }
-                End::Failed(
-                    FallbackReason::PeerMissing,
-                    "the provider ended the transfer without the whole blob".into(),
-                )
             }
             BlobStatus::NotFound => End::Failed(
                 FallbackReason::PeerMissing,

@@ -20,6 +20,7 @@
 
 mod attempt;
 mod fallback;
+mod herd;
 mod inflight;
 mod providers;
 mod run;
@@ -47,6 +48,11 @@ pub struct Providers {
     /// Other nodes that may hold the blob (static config, the tracker, local discovery),
     /// tried in this order. They are never trusted: every byte is verified.
     pub peers: Vec<PeerAddr>,
+    /// The origin's tracker (its HTTP base URL), when it runs one. With it the fetch joins
+    /// the herd (`herd`): it announces itself at once, serves what it has verified so far,
+    /// and asks the tracker again for peers while it runs, taking from each only the ranges
+    /// it says it holds.
+    pub tracker: Option<String>,
 }
 
 /// Deadlines and budgets of one fetch.
@@ -168,6 +174,7 @@ impl Swarm {
             &providers.peers,
             &origins,
             providers.origin_http.as_deref(),
+            providers.tracker.as_deref(),
             policy,
             on_bytes,
         )
@@ -176,12 +183,14 @@ impl Swarm {
 
     /// The policy with `origins` as origin-class providers: tried in order after the peers,
     /// never struck, never dropped for being slow.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fetch_inner(
         &self,
         blob: &BlobRef,
         peers: &[PeerAddr],
         origins: &[PeerAddr],
         http: Option<&str>,
+        tracker: Option<&str>,
         policy: &FetchPolicy,
         on_bytes: ByteSink<'_>,
     ) -> Result<FetchReport> {
@@ -225,7 +234,16 @@ impl Swarm {
             watch: &flight.entry.progress,
         };
         let result = self
-            .run_policy(blob, peers, origins, http, policy, &progress, &mut report)
+            .run_policy(
+                blob,
+                peers,
+                origins,
+                http,
+                tracker,
+                policy,
+                &progress,
+                &mut report,
+            )
             .await;
         if let Err(e) = &result
             && !matches!(e, Error::SizeMismatch { .. })

@@ -22,10 +22,18 @@ impl Swarm {
         peers: &[PeerAddr],
         origins: &[PeerAddr],
         http: Option<&str>,
+        tracker: Option<&str>,
         policy: &FetchPolicy,
         progress: &Progress<'_>,
         report: &mut FetchReport,
     ) -> Result<()> {
+        if let (Some(tracker), Some(origin)) = (tracker, origins.first()) {
+            return self
+                .run_herd(
+                    blob, peers, origin, origins, http, tracker, policy, progress, report,
+                )
+                .await;
+        }
         let hash = blob.hash;
         let request = full_request(blob);
         // The budget protects the origin's time; without an origin, peers are all there is.

@@ -37,6 +37,7 @@ async fn dead_peers_cost_one_connect_timeout_together_and_are_skipped_after() {
         origin: Some(origin.addr()),
         origin_http: Some(url.clone()),
         peers,
+        tracker: None,
     };
 
     // The reference: the origin alone.

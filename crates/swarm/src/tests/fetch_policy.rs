@@ -10,7 +10,7 @@ use super::*;
 
 const MIB: usize = 1024 * 1024;
 
-fn quick_policy() -> FetchPolicy {
+pub(super) fn quick_policy() -> FetchPolicy {
     FetchPolicy {
         connect_timeout: Duration::from_secs(1),
         stall_timeout: Duration::from_millis(700),
@@ -27,6 +27,7 @@ fn origin_only(origin: &Swarm) -> Providers {
         origin: Some(origin.addr()),
         origin_http: None,
         peers: vec![],
+        tracker: None,
     }
 }
 
@@ -197,6 +198,7 @@ async fn peers_serve_when_the_origin_is_down_and_dead_peers_are_skipped() {
         origin: Some(origin_addr),
         origin_http: Some("http://127.0.0.1:9".into()),
         peers: vec![dead.clone(), holder.addr()],
+        tracker: None,
     };
     let report = me
         .fetch_with_policy(&blob, &providers, &quick_policy(), &|_| {})
@@ -430,6 +432,7 @@ async fn the_origin_http_finishes_what_peers_started_when_its_iroh_fails() {
                 origin: Some(unreachable),
                 origin_http: Some(url),
                 peers: vec![slow.addr()],
+                tracker: None,
             },
             &policy,
             &|_| {},

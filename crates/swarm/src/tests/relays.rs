@@ -49,6 +49,7 @@ async fn fetch_from_peers(swarm: &Swarm, blob: &BlobRef, peers: Vec<PeerAddr>) -
         origin: None,
         origin_http: None,
         peers,
+        tracker: None,
     };
     let policy = FetchPolicy {
         connect_timeout: Duration::from_secs(10),
@@ -85,6 +86,7 @@ async fn nodes_known_only_by_id_and_relay_fetch_from_each_other_through_it() {
                 origin: None,
                 origin_http: None,
                 peers: vec![id_only],
+                tracker: None,
             },
             &FetchPolicy {
                 connect_timeout: Duration::from_secs(2),

@@ -16,6 +16,7 @@ fn origin_only(origin: &Swarm) -> Providers {
         origin: Some(origin.addr()),
         origin_http: None,
         peers: vec![],
+        tracker: None,
     }
 }
 
@@ -115,6 +116,7 @@ async fn child_fetch() {
         origin: Some(origin),
         origin_http: None,
         peers: vec![],
+        tracker: None,
     };
     let on_bytes = |n: u64| {
         use std::io::Write;

@@ -1,0 +1,571 @@
+//! A fetch in a herd: many nodes that want one blob at once, none of them holding it yet
+//! (DESIGN "Swarm: origin always wins" 8).
+//!
+//! The fetch announces itself to the tracker as it starts. Its provider already serves
+//! what it has verified of a partial blob: iroh-blobs checks every chunk it sends against
+//! the outboard and stops at the first one it does not hold. Then it loops:
+//!
+//! - a survey: the tracker is asked for peers (again at most every [`REFRESH`]), new ones
+//!   are dialed together (at most [`MAX_PEERS`] per fetch), and up to [`ASKED_PER_SURVEY`]
+//!   idle peers are asked which ranges they hold (iroh-blobs' `observe`, its first answer,
+//!   under [`OBSERVE_WITHIN`]); transfers in flight keep moving meanwhile;
+//! - what idle peers hold and this node misses (and nobody is already sending it) is
+//!   taken in pieces of [`PIECE_CHUNKS`], each from a random holder, from up to
+//!   [`PEERS_PER_ROUND`] peers at once, at most [`PIECES_PER_PEER`] pieces per request;
+//! - what no peer is known to hold comes from the origin, one random piece at a time (a
+//!   few when no peer is around), one request in flight, so the herd's nodes take different
+//!   pieces of the blob from the origin instead of all taking the same first bytes;
+//! - then it waits for a transfer to end, or [`RESURVEY`], and looks again.
+//!
+//! Bounds. Only ranges a peer said it holds are asked of it. A peer whose transfer fails in
+//! any way (it did not send what it claimed, stalled, fell behind its share of the minimum
+//! rate, sent bad data, did not say what it holds in time) is left for the rest of the
+//! fetch; bad data also earns a strike. Time with only peers at work (no origin piece in
+//! flight) beyond what their bytes justify at the minimum rate is charged to the detour
+//! budget; when it is spent, or the origin fails a piece, the ordinary origin turn takes
+//! whatever is missing (iroh, then HTTP). Each pass either settles a transfer (new verified
+//! bytes, or a peer left), or waits [`RESURVEY`] with only peers at work (charged), or has
+//! the origin's piece in flight, so the loop ends.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bao_tree::{ChunkNum, ChunkRanges};
+use futures::StreamExt;
+use futures::future::{BoxFuture, join_all};
+use futures::stream::FuturesUnordered;
+use iroh::EndpointId;
+use iroh::endpoint::Connection;
+use iroh_blobs::protocol::{GetRequest, ObserveRequest};
+use rand::seq::{IndexedRandom, SliceRandom};
+use tracing::{debug, warn};
+
+use super::attempt::{Attempt, End, Limits, Transport, detour_of, full_request, path_bytes};
+use super::inflight::Progress;
+use super::{FetchPolicy, FetchReport, PeerPaths};
+use crate::metrics::{FallbackReason, Source};
+use crate::{BlobRef, Error, PeerAddr, Result, Swarm};
+
+/// Chunks (1 KiB) in one piece: 256 KiB.
+pub(super) const PIECE_CHUNKS: u64 = 256;
+/// Peers asked for pieces at once.
+const PEERS_PER_ROUND: usize = 4;
+/// Pieces asked of one provider in one round.
+const PIECES_PER_PEER: usize = 4;
+/// Peers dialed in one fetch, at most.
+const MAX_PEERS: usize = 12;
+/// Peers remembered from the tracker in one fetch, at most.
+const MAX_KNOWN: usize = 128;
+/// The tracker is asked again at most this often.
+const REFRESH: Duration = Duration::from_secs(1);
+/// How long the tracker may take to answer.
+const TRACKER_WITHIN: Duration = Duration::from_secs(2);
+/// How long a peer may take to say which ranges it holds.
+const OBSERVE_WITHIN: Duration = Duration::from_secs(3);
+/// Idle peers asked what they hold in one survey, at most (a random choice).
+const ASKED_PER_SURVEY: usize = 8;
+/// With transfers in flight and nothing new to ask, peers are asked again after this.
+const RESURVEY: Duration = Duration::from_millis(500);
+
+/// The pieces (start chunk of each) that `ranges` touches, below `end`.
+fn pieces_of(ranges: &ChunkRanges, end: u64) -> Vec<u64> {
+    let mut pieces = Vec::new();
+    // Boundaries alternate start, end; an odd last one starts a range open to the end.
+    for pair in ranges.boundaries().chunks(2) {
+        let start = pair[0].0;
+        let stop = pair.get(1).map_or(end, |e| e.0).min(end);
+        let mut piece = start / PIECE_CHUNKS;
+        while piece * PIECE_CHUNKS < stop {
+            if pieces.last() != Some(&piece) {
+                pieces.push(piece);
+            }
+            piece += 1;
+        }
+    }
+    pieces
+}
+
+fn piece_range(piece: u64) -> ChunkRanges {
+    ChunkRanges::from(ChunkNum(piece * PIECE_CHUNKS)..ChunkNum((piece + 1) * PIECE_CHUNKS))
+}
+
+/// Which ranges to ask of which peer this round: every piece some peer holds and this node
+/// misses goes to a random holder, up to [`PIECES_PER_PEER`] per peer and
+/// [`PEERS_PER_ROUND`] peers.
+pub(super) fn plan(
+    missing: &ChunkRanges,
+    held: &[(EndpointId, ChunkRanges)],
+    end: u64,
+    slots: usize,
+) -> Vec<(EndpointId, ChunkRanges)> {
+    let mut rng = rand::rng();
+    let mut peers: Vec<&(EndpointId, ChunkRanges)> = held.iter().collect();
+    peers.shuffle(&mut rng);
+    peers.truncate(slots);
+    let mut pieces: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, (_, has)) in peers.iter().enumerate() {
+        for piece in pieces_of(&(has.clone() & missing.clone()), end) {
+            pieces.entry(piece).or_default().push(i);
+        }
+    }
+    let mut order: Vec<(u64, Vec<usize>)> = pieces.into_iter().collect();
+    order.shuffle(&mut rng);
+    let mut given = vec![(0usize, ChunkRanges::empty()); peers.len()];
+    for (piece, mut holders) in order {
+        holders.retain(|&i| given[i].0 < PIECES_PER_PEER);
+        let Some(&i) = holders.choose(&mut rng) else {
+            continue;
+        };
+        // Only what the peer holds and this node misses of the piece.
+        let part = piece_range(piece) & peers[i].1.clone() & missing.clone();
+        given[i].0 += 1;
+        given[i].1 |= part;
+    }
+    peers
+        .iter()
+        .zip(given)
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|((id, _), (_, ranges))| (*id, ranges))
+        .collect()
+}
+
+/// Peers of one herd fetch.
+#[derive(Default)]
+struct HerdState {
+    /// Peers from the caller and the tracker.
+    known: Vec<PeerAddr>,
+    conns: HashMap<EndpointId, (PeerAddr, Connection)>,
+    /// Peers left for the rest of the fetch.
+    left: HashSet<EndpointId>,
+    /// Peers with a transfer in flight, and the ranges asked of each.
+    busy: HashMap<EndpointId, ChunkRanges>,
+    /// What each peer last said it holds (of what this node missed then).
+    seen: HashMap<EndpointId, ChunkRanges>,
+    /// Peers dialed so far.
+    dialed: usize,
+    /// Verified bytes from peers.
+    peer_bytes: u64,
+}
+
+impl HerdState {
+    /// A peer transfer ended: count its bytes; a failed one leaves the peer (with a strike
+    /// for bad data).
+    fn settle(
+        &mut self,
+        swarm: &Swarm,
+        blob: &BlobRef,
+        report: &mut FetchReport,
+        id: EndpointId,
+        attempt: Attempt,
+    ) {
+        self.busy.remove(&id);
+        self.peer_bytes += attempt.bytes;
+        swarm
+            .metrics
+            .received(&blob.hash, Source::Peer, attempt.bytes);
+        report.bytes_from_peers += attempt.bytes;
+        if let End::Failed(reason, detail) = attempt.end {
+            warn!(hash = %blob.hex(), peer = %id, ?reason, %detail, "herd peer left for this fetch");
+            if reason == FallbackReason::PeerBadData {
+                swarm.metrics.verification_failure(&blob.hash);
+                swarm.metrics.strike(&blob.hash);
+                swarm.strikes_lock().add(blob.hash, id, detail.clone());
+            }
+            self.leave(swarm, blob.hash, report, id, reason, detail);
+        }
+    }
+
+    /// `id` is not asked again in this fetch.
+    fn leave(
+        &mut self,
+        swarm: &Swarm,
+        hash: iroh_blobs::Hash,
+        report: &mut FetchReport,
+        id: EndpointId,
+        reason: FallbackReason,
+        detail: String,
+    ) {
+        self.left.insert(id);
+        self.seen.remove(&id);
+        if let Some((peer, conn)) = self.conns.remove(&id) {
+            swarm.metrics.fallback(&hash, reason);
+            report.failed(&peer, reason, detail);
+            retire(report, &peer, conn);
+        }
+    }
+}
+
+/// Whose transfer ended.
+enum Who {
+    Peer(EndpointId),
+    Origin,
+}
+
+/// What one survey found: the tracker's answer (when asked), the peers dialed, and what
+/// the idle peers hold.
+struct Survey {
+    found: Option<Vec<PeerAddr>>,
+    dialed: Vec<(
+        PeerAddr,
+        EndpointId,
+        std::result::Result<Connection, String>,
+    )>,
+    observed: Vec<(EndpointId, std::result::Result<ChunkRanges, String>)>,
+}
+
+/// Done with a peer's connection: what came in on which paths, then closed.
+fn retire(report: &mut FetchReport, peer: &PeerAddr, conn: Connection) {
+    let paths = path_bytes(&conn);
+    report.peer_paths.push(PeerPaths {
+        peer: peer.id.clone(),
+        direct_bytes: paths.direct,
+        relayed_bytes: paths.relayed,
+    });
+    conn.close(0u32.into(), b"done");
+}
+
+impl Swarm {
+    /// What the store holds of the whole request, and what it misses.
+    async fn held_and_missing(
+        &self,
+        blob: &BlobRef,
+        full: &GetRequest,
+    ) -> Result<(u64, ChunkRanges)> {
+        let local = self
+            .store
+            .remote()
+            .local_for_request(full.clone())
+            .await
+            .map_err(|e| Error::Blob {
+                hash: blob.hex(),
+                reason: format!("reading local state: {e}"),
+            })?;
+        let missing = local
+            .missing()
+            .ranges
+            .iter_infinite()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        Ok((local.local_bytes(), missing))
+    }
+
+    /// Which ranges of `hash` the peer on `conn` says it holds (its first answer), or why not.
+    async fn observe_ranges(
+        &self,
+        conn: &Connection,
+        hash: iroh_blobs::Hash,
+    ) -> std::result::Result<ChunkRanges, String> {
+        let mut answers = Box::pin(
+            self.store
+                .remote()
+                .observe(conn.clone(), ObserveRequest::new(hash)),
+        );
+        match tokio::time::timeout(OBSERVE_WITHIN, answers.next()).await {
+            Ok(Some(Ok(bitfield))) => Ok(bitfield.ranges),
+            Ok(Some(Err(e))) => Err(format!("asking what it holds: {e}")),
+            Ok(None) => Err("it did not say what it holds".into()),
+            Err(_) => Err(format!(
+                "it did not say what it holds within {OBSERVE_WITHIN:?}"
+            )),
+        }
+    }
+
+    /// The origin's piece ended: count it; whether it failed (then the origin turn takes
+    /// over).
+    fn settle_origin(&self, blob: &BlobRef, report: &mut FetchReport, attempt: Attempt) -> bool {
+        self.metrics
+            .received(&blob.hash, Source::OriginIroh, attempt.bytes);
+        report.bytes_from_origin_iroh += attempt.bytes;
+        match attempt.end {
+            End::Complete => false,
+            End::Failed(reason, detail) => {
+                warn!(hash = %blob.hex(), ?reason, %detail, "origin failed a piece; the origin turn takes the rest");
+                true
+            }
+        }
+    }
+
+    /// Asks the tracker (when `refresh`), dials `fresh` together, then asks every peer of
+    /// `ask` and every one just dialed which ranges of `hash` it holds, together.
+    async fn survey(
+        &self,
+        tracker: &str,
+        hash: iroh_blobs::Hash,
+        refresh: bool,
+        fresh: Vec<(PeerAddr, EndpointId)>,
+        mut ask: Vec<(EndpointId, Connection)>,
+        connect: Duration,
+    ) -> Survey {
+        let found = async {
+            if !refresh {
+                return None;
+            }
+            tokio::time::timeout(TRACKER_WITHIN, self.providers(tracker, &hash))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+        };
+        let dialing = async {
+            let mut dials: Vec<_> = fresh.iter().map(|(p, _)| self.dial(p, connect)).collect();
+            let results = join_all(dials.iter_mut().map(|d| &mut d.0)).await;
+            fresh
+                .into_iter()
+                .zip(results)
+                .map(|((peer, id), r)| (peer, id, r.map_err(|e| e.to_string()).and_then(|r| r)))
+                .collect::<Vec<_>>()
+        };
+        let (found, dialed) = tokio::join!(found, dialing);
+        ask.extend(
+            dialed
+                .iter()
+                .filter_map(|(_, id, r)| r.as_ref().ok().map(|conn| (*id, conn.clone()))),
+        );
+        let observed = join_all(
+            ask.iter()
+                .map(|(id, conn)| async move { (*id, self.observe_ranges(conn, hash).await) }),
+        )
+        .await;
+        Survey {
+            found,
+            dialed,
+            observed,
+        }
+    }
+
+    /// The herd's rounds (module doc), then the origin turn for whatever is still missing.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_herd(
+        &self,
+        blob: &BlobRef,
+        static_peers: &[PeerAddr],
+        origin: &PeerAddr,
+        origins: &[PeerAddr],
+        http: Option<&str>,
+        tracker: &str,
+        policy: &FetchPolicy,
+        progress: &Progress<'_>,
+        report: &mut FetchReport,
+    ) -> Result<()> {
+        let hash = blob.hash;
+        let full = full_request(blob);
+        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        self.mark_partial(&hash).await;
+        report.resumed_from = self.held_and_missing(blob, &full).await?.0;
+        self.announce_in_background(tracker, &hash);
+        let origin_conn = match (&mut self.dial(origin, policy.connect_timeout).0).await {
+            Ok(Ok(conn)) => Some(conn),
+            failed => {
+                let e = failed.map_or_else(|e| e.to_string(), |r| r.err().unwrap_or_default());
+                debug!(hash = %blob.hex(), error = %e, "origin not dialed for the herd; the origin turn tries it");
+                None
+            }
+        };
+        let mut herd = HerdState {
+            known: static_peers.iter().take(MAX_KNOWN).cloned().collect(),
+            ..HerdState::default()
+        };
+        let mut refreshed: Option<Instant> = None;
+        // Peer transfers in flight; they keep moving while the next survey runs.
+        let mut inflight: FuturesUnordered<BoxFuture<'_, (Who, Result<Attempt>)>> =
+            FuturesUnordered::new();
+        // The origin's piece in flight, at most one.
+        let mut origin_busy: Option<ChunkRanges> = None;
+        let mut origin_failed = false;
+        // Time with only peers at work (no origin piece running), charged beyond what
+        // their bytes justify at the minimum rate.
+        let mut peer_clock = Duration::ZERO;
+        let mut charged = Duration::ZERO;
+        let mut clock = Instant::now();
+        let min_rate = policy.min_rate_bytes_per_sec;
+        let share = (min_rate / PEERS_PER_ROUND as u64).max(1);
+        let connect = policy.connect_timeout.min(policy.detour_budget);
+        while let Some(origin_conn) = &origin_conn {
+            if origin_failed {
+                break;
+            }
+            // The origin's time is not detour.
+            if origin_busy.is_none() {
+                peer_clock += clock.elapsed();
+            }
+            clock = Instant::now();
+            let detour = detour_of(peer_clock, herd.peer_bytes, Some(min_rate));
+            if detour > charged {
+                report.detour += detour - charged;
+                self.metrics.detour(detour - charged);
+                charged = detour;
+            }
+            if charged >= policy.detour_budget {
+                debug!(hash = %blob.hex(), "detour budget spent; the origin takes the rest");
+                break;
+            }
+            let (held, missing) = self.held_and_missing(blob, &full).await?;
+            progress.report(held);
+            if missing.is_empty() {
+                break;
+            }
+            // Survey: the tracker when due, new peers dialed together, the idle ones asked
+            // what they hold; transfers in flight are settled as they end meanwhile.
+            let refresh = refreshed.is_none_or(|t| t.elapsed() >= REFRESH);
+            if refresh {
+                refreshed = Some(Instant::now());
+            }
+            let fresh: Vec<(PeerAddr, EndpointId)> = self
+                .candidates(hash, &herd.known, origins, true, MAX_PEERS, report)
+                .into_iter()
+                .filter(|(_, id)| !herd.conns.contains_key(id) && !herd.left.contains(id))
+                .take(MAX_PEERS.saturating_sub(herd.dialed))
+                .map(|(p, id)| (p.clone(), id))
+                .collect();
+            herd.dialed += fresh.len();
+            let mut idle: Vec<(EndpointId, Connection)> = herd
+                .conns
+                .iter()
+                .filter(|(id, _)| !herd.busy.contains_key(*id))
+                .map(|(id, (_, conn))| (*id, conn.clone()))
+                .collect();
+            idle.shuffle(&mut rand::rng());
+            idle.truncate(ASKED_PER_SURVEY);
+            let survey = self.survey(tracker, hash, refresh, fresh, idle, connect);
+            tokio::pin!(survey);
+            let survey = loop {
+                tokio::select! {
+                    survey = &mut survey => break survey,
+                    Some((who, attempt)) = inflight.next() => {
+                        let attempt = attempt?;
+                        match who {
+                            Who::Peer(id) => herd.settle(self, blob, report, id, attempt),
+                            Who::Origin => {
+                                origin_busy = None;
+                                origin_failed |= self.settle_origin(blob, report, attempt);
+                            }
+                        }
+                    }
+                }
+            };
+            for p in survey.found.into_iter().flatten() {
+                if herd.known.len() < MAX_KNOWN && !herd.known.iter().any(|k| k.id == p.id) {
+                    herd.known.push(p);
+                }
+            }
+            for (peer, id, result) in survey.dialed {
+                match result {
+                    Ok(conn) => {
+                        self.backoff_lock().succeeded(&id);
+                        herd.conns.insert(id, (peer, conn));
+                    }
+                    Err(detail) => {
+                        self.backoff_lock().failed(id, Instant::now());
+                        self.metrics.fallback(&hash, FallbackReason::PeerConnect);
+                        self.report_unreachable(&hash, &id);
+                        report.failed(&peer, FallbackReason::PeerConnect, detail);
+                        herd.left.insert(id);
+                    }
+                }
+            }
+            let mut wanted = missing.clone();
+            for ranges in herd.busy.values().chain(origin_busy.iter()) {
+                wanted -= ranges.clone();
+            }
+            let mut holders = Vec::new();
+            for (id, answer) in survey.observed {
+                match answer {
+                    Ok(ranges) => {
+                        herd.seen.insert(id, ranges.clone() & missing.clone());
+                        let useful = ranges & wanted.clone();
+                        if !useful.is_empty() && !herd.busy.contains_key(&id) {
+                            holders.push((id, useful));
+                        }
+                    }
+                    Err(detail) => {
+                        herd.leave(self, hash, report, id, FallbackReason::PeerError, detail)
+                    }
+                }
+            }
+            let slots = PEERS_PER_ROUND.saturating_sub(herd.busy.len());
+            for (id, ranges) in plan(&wanted, &holders, end, slots) {
+                let Some((_, conn)) = herd.conns.get(&id) else {
+                    continue;
+                };
+                let conn = conn.clone();
+                herd.busy.insert(id, ranges.clone());
+                inflight.push(Box::pin(async move {
+                    let limits = Limits {
+                        connect,
+                        stall: policy.stall_timeout,
+                        min_rate: Some(share),
+                        budget: Some(policy.detour_budget),
+                    };
+                    let request = GetRequest::blob_ranges(hash, ranges);
+                    let attempt = self
+                        .attempt(blob, &request, Transport::Shared(conn), &limits, progress)
+                        .await;
+                    (Who::Peer(id), attempt)
+                }));
+            }
+            // What no peer is known to hold comes from the origin, a random piece at a
+            // time (a few when no peer is around), so a herd's nodes take different pieces.
+            let mut unowned = wanted.clone();
+            for ranges in herd.seen.values() {
+                unowned -= ranges.clone();
+            }
+            if origin_busy.is_none() && !unowned.is_empty() {
+                let mut pieces = pieces_of(&unowned, end);
+                pieces.shuffle(&mut rand::rng());
+                let count = if herd.conns.is_empty() {
+                    PIECES_PER_PEER
+                } else {
+                    1
+                };
+                let mut ranges = ChunkRanges::empty();
+                for piece in pieces.into_iter().take(count) {
+                    ranges |= piece_range(piece) & unowned.clone();
+                }
+                origin_busy = Some(ranges.clone());
+                let conn = origin_conn.clone();
+                inflight.push(Box::pin(async move {
+                    let limits = Limits {
+                        connect: policy.connect_timeout,
+                        stall: policy.origin_stall_timeout,
+                        min_rate: None,
+                        budget: None,
+                    };
+                    let request = GetRequest::blob_ranges(hash, ranges);
+                    let attempt = self
+                        .attempt(blob, &request, Transport::Shared(conn), &limits, progress)
+                        .await;
+                    (Who::Origin, attempt)
+                }));
+            }
+            if inflight.is_empty() {
+                // Nothing to ask of anyone (cannot happen while something is missing: what
+                // no idle peer holds is unowned); the origin turn takes the rest.
+                break;
+            }
+            // Wait for a transfer to end, or a moment for peers to hold more, and look again.
+            tokio::select! {
+                Some((who, attempt)) = inflight.next() => {
+                    let attempt = attempt?;
+                    match who {
+                        Who::Peer(id) => herd.settle(self, blob, report, id, attempt),
+                        Who::Origin => {
+                            origin_busy = None;
+                            origin_failed |= self.settle_origin(blob, report, attempt);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(RESURVEY) => {}
+            }
+        }
+        // Dropping a transfer cancels it; what verified stays in the store.
+        drop(inflight);
+        for (_, (peer, conn)) in herd.conns {
+            retire(report, &peer, conn);
+        }
+        if let Some(conn) = origin_conn {
+            conn.close(0u32.into(), b"done");
+        }
+        self.origin_turn(blob, &full, origins, http, policy, progress, report)
+            .await
+    }
+}
