@@ -28,6 +28,7 @@ mod events;
 pub mod fake;
 mod health;
 mod host;
+mod libpod;
 mod lifecycle;
 mod limits;
 mod logs;
@@ -48,6 +49,7 @@ use serde::{Deserialize, Serialize};
 
 pub use engine::{DEFAULT_DEADLINE, Engine};
 pub use events::AppEvent;
+pub use libpod::Libpod;
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
 pub use render::{create_args, render};
@@ -270,11 +272,11 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// Connects to the Podman service at `config.podman_url` through the CLI ([`Engine`]),
-    /// refusing one that is not rootless.
+    /// Connects to the Podman service at `config.podman_url` through its REST API
+    /// ([`Libpod`]), refusing one that is not rootless.
     pub async fn connect(config: OrchestratorConfig) -> Result<Self> {
-        let engine = Engine::connect(&config.podman_url).await?;
-        Self::with_runtime(Arc::new(engine), config)
+        let libpod = Libpod::connect(&config.podman_url).await?;
+        Self::with_runtime(Arc::new(libpod), config)
     }
 
     /// An orchestrator that never touches Podman: every operation fails at once
