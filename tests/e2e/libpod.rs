@@ -76,7 +76,10 @@ async fn the_rest_runtime_answers_as_the_cli_does() {
     let vol = format!("archy-{APP}-data");
     rest.create_volume(APP, &vol).await.unwrap();
     assert_eq!(rest.volumes_of(APP).await.unwrap(), vec![vol.clone()]);
-    assert_eq!(Runtime::volumes_of(&cli, APP).await.unwrap(), vec![vol.clone()]);
+    assert_eq!(
+        Runtime::volumes_of(&cli, APP).await.unwrap(),
+        vec![vol.clone()]
+    );
     assert!(rest.volumes_of("restrt-other").await.unwrap().is_empty());
 
     // Secrets: labelled, listed, the value delivered (read back inside a container below).
@@ -219,4 +222,234 @@ async fn the_rest_runtime_answers_as_the_cli_does() {
     rest.remove_network(&net).await.unwrap();
     assert_eq!(rest.network_owner(&net).await.unwrap(), None);
     clean(&cli).await;
+}
+
+/// Every leaf of a JSON value as `path = value`, for a readable diff.
+fn leaves(
+    prefix: &str,
+    v: &serde_json::Value,
+    out: &mut std::collections::BTreeMap<String, String>,
+) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                leaves(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            // Order-free where Podman's order is not ours (env, mounts, caps).
+            let mut items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+            items.sort();
+            out.insert(prefix.to_owned(), items.join(", "));
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.to_string());
+        }
+    }
+}
+
+/// What differs between two containers only because they are two (names, ids, times,
+/// the state of one that ran and one that did not).
+fn incidental(path: &str) -> bool {
+    [
+        ".Id",
+        ".Created",
+        ".Name",
+        ".State.",
+        ".Config.Hostname",
+        ".Config.CreateCommand",
+        ".HostnamePath",
+        ".HostsPath",
+        ".ResolvConfPath",
+        ".StaticDir",
+        ".OCIConfigPath",
+        ".OCIRuntime",
+        ".ConmonPidFile",
+        ".PidFile",
+        ".NetworkSettings.",
+        ".Mounts",
+        ".GraphDriver.",
+        ".Pod",
+        ".ExitCommand",
+        ".RestartCount",
+        ".SizeRootFs",
+        ".SizeRw",
+        ".ProcessLabel",
+        ".MountLabel",
+        ".ExecIDs",
+        ".HostConfig.ContainerIDFile",
+        ".Config.Env",
+        ".Namespace",
+        ".IsInfra",
+        ".IsService",
+        ".Dependencies",
+        ".Rootfs",
+        ".AppArmorProfile",
+        ".Driver",
+        ".HostConfig.LogConfig.Path",
+        ".Config.Annotations.io.kubernetes.cri-o.Created",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p) || path == p.trim_end_matches('.'))
+}
+
+/// A container the REST runtime created from a checked spec is the container the CLI
+/// creates from the same argv: the whole `podman inspect` agrees, but for what differs
+/// between any two containers; the security-relevant fields are named so that a missing
+/// one says what went missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_created_over_the_api_is_the_one_the_cli_creates_from_the_same_argv() {
+    let _podman = PODMAN.lock().await;
+    let _service = PODMAN_SERVICE.read().await;
+    let app = "restagree";
+    remove_everything_of(app).await;
+    let cli_name = format!("archy-{app}-cli");
+    let _ = podman(&["rm", "--force", "--", &cli_name]);
+    let edit = |m: String| {
+        token_secret(web_lines(
+            m,
+            "    volumes: [{ name: data, path: /data }]\n    env: { TOKEN: { secret: token }, GREETING: hello there }\n    read_only_root: true\n    capabilities: [NET_BIND_SERVICE]\n    user: \"1000:1000\"",
+        ))
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = TestOrigin::hello_apps(tmp.path(), &[(app, 18483, &edit)]).await;
+    let node = quiet_node(&tmp.path().join("node"), &origin.url, &origin.root).await;
+    node.pull_catalog().await.unwrap();
+    node.install(app).await.unwrap();
+    let web = format!("archy-{app}-web");
+
+    // The argv the REST create was made from (what inspect shows as its create command),
+    // run by the CLI under another name.
+    let (ok, argv) = podman(&[
+        "inspect",
+        "--format",
+        "{{json .Config.CreateCommand}}",
+        "--",
+        &web,
+    ]);
+    assert!(ok, "{argv}");
+    let mut argv: Vec<String> = serde_json::from_str(&argv).unwrap();
+    assert_eq!(argv[..2], ["podman", "create"]);
+    let at = argv.iter().position(|a| a == "--name").unwrap();
+    argv[at + 1] = cli_name.clone();
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    let (ok, out) = podman(&args);
+    assert!(ok, "the CLI refused the checked argv: {out}");
+
+    // Both as containers that ran and stopped (what Podman reports grows at the first
+    // start): the REST one stops, the CLI one runs on the port it freed, and stops.
+    node.stop_app(app).await.unwrap();
+    for args in [["start", "--", &cli_name], ["stop", "--", &cli_name]] {
+        let (ok, out) = podman(&args);
+        assert!(ok, "{out}");
+    }
+
+    let inspect = |name: &str| -> serde_json::Value {
+        let (ok, out) = podman(&["container", "inspect", "--", name]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+    };
+    let (rest, cli) = (inspect(&web), inspect(&cli_name));
+    let (mut a, mut b) = Default::default();
+    leaves("", &rest, &mut a);
+    leaves("", &cli, &mut b);
+    let mut differ = Vec::new();
+    for key in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if !incidental(key) && a.get(key) != b.get(key) {
+            differ.push(format!(
+                "{key}: REST {:?} vs CLI {:?}",
+                a.get(key),
+                b.get(key)
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "the two containers differ:\n{}",
+        differ.join("\n")
+    );
+    // The security-relevant fields, named (the diff above covers them; this says what
+    // each is, and fails by name if Podman ever stops reporting one).
+    let env = |c: &serde_json::Value| {
+        let mut e: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).unwrap();
+        e.retain(|v| !v.starts_with("HOSTNAME="));
+        e.sort();
+        e
+    };
+    assert_eq!(
+        env(&rest),
+        env(&cli),
+        "environment (secrets resolved by Podman)"
+    );
+    assert!(env(&rest).contains(&"GREETING=hello there".to_owned()));
+    let mounts = |c: &serde_json::Value| {
+        let mut m: Vec<String> = c["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} {} {}",
+                    m["Type"], m["Name"], m["Destination"], m["RW"]
+                )
+            })
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(mounts(&rest), mounts(&cli), "mounts");
+    assert_eq!(
+        mounts(&rest).len(),
+        1,
+        "one volume, nothing else: {:?}",
+        mounts(&rest)
+    );
+    for (field, want) in [
+        ("/HostConfig/CapDrop", None),
+        ("/HostConfig/CapAdd", None),
+        ("/HostConfig/SecurityOpt", None),
+        ("/HostConfig/ReadonlyRootfs", Some(serde_json::json!(true))),
+        ("/HostConfig/UsernsMode", None),
+        ("/HostConfig/PortBindings", None),
+        ("/HostConfig/PidsLimit", None),
+        // Equal, not 32 MiB: on cgroup v1 rootless Podman drops the limit of both (the
+        // node says so at install).
+        ("/HostConfig/Memory", None),
+        ("/HostConfig/NanoCpus", None),
+        ("/HostConfig/Privileged", Some(serde_json::json!(false))),
+        ("/HostConfig/Tmpfs", None),
+        ("/HostConfig/NetworkMode", None),
+        ("/Config/User", Some(serde_json::json!("1000:1000"))),
+        ("/Config/Labels", None),
+        ("/Config/StopTimeout", Some(serde_json::json!(5))),
+    ] {
+        let (r, c) = (rest.pointer(field), cli.pointer(field));
+        assert!(r.is_some(), "{field} missing from inspect");
+        assert_eq!(r, c, "{field}");
+        if let Some(want) = want {
+            assert_eq!(r, Some(&want), "{field}");
+        }
+    }
+    assert_eq!(
+        rest.pointer("/HostConfig/SecurityOpt").unwrap(),
+        &serde_json::json!(["no-new-privileges"])
+    );
+    // Podman 4.3 reports `--userns=nomap` as a private namespace; that the Podman user is
+    // not mapped in it is checked on the running container by `hardening::`.
+    assert_eq!(rest.pointer("/HostConfig/UsernsMode").unwrap(), "private");
+    println!(
+        "CapDrop {} CapAdd {} PortBindings {} Tmpfs {}",
+        rest["HostConfig"]["CapDrop"],
+        rest["HostConfig"]["CapAdd"],
+        rest["HostConfig"]["PortBindings"],
+        rest["HostConfig"]["Tmpfs"]
+    );
+
+    let _ = podman(&["rm", "--force", "--", &cli_name]);
+    node.uninstall(app, true).await.unwrap();
+    origin.server.abort();
 }
