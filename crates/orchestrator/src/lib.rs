@@ -17,8 +17,11 @@
 //!   `limits.rs`: the resource limits the host enforces;
 //! - `runtime.rs`: [`Runtime`], the seam: the only operations the orchestrator asks of a
 //!   container engine (labelled, named, containers only from a checked [`CreateSpec`]);
-//! - `engine.rs`: [`Engine`], the `podman --remote` client that implements it;
-//!   `events.rs`: its event stream; `fake.rs` (tests, `test-support`): an in-memory one.
+//! - `libpod.rs`: [`Libpod`], the implementation the node uses: Podman's REST API over the
+//!   user's socket (`libpod/spec.rs`: a checked argv as the API's create request);
+//!   `engine.rs`: [`Engine`], the `podman --remote` client that implements it too (and that
+//!   `Libpod` keeps for exec, logs and `events.rs`' event stream); `fake.rs` (tests,
+//!   `test-support`): an in-memory one.
 
 pub mod argv_check;
 mod create;

@@ -5,8 +5,9 @@
 //! orchestrator's renderer and checker can make. There is no "run these arguments" method:
 //! a runtime cannot be asked for anything the orchestrator does not render or check.
 //!
-//! [`crate::Engine`] (the `podman --remote` client) is the implementation the node uses;
-//! a libpod REST client would be another (DESIGN "Running apps"). The fake in
+//! [`crate::Libpod`] (Podman's REST API over the user's socket) is the implementation the
+//! node uses; [`crate::Engine`] (the `podman --remote` client) is another, which `Libpod`
+//! holds for exec, logs and events (DESIGN "Running apps"). The fake in
 //! `crate::fake` (tests and the `test-support` feature) runs the orchestrator's logic
 //! without Podman.
 //!
