@@ -193,6 +193,18 @@ async fn the_rest_runtime_answers_as_the_cli_does() {
     .await
     .unwrap();
     assert_eq!(read, "rest-secret-value");
+    // The command goes as it is: option-like words are its arguments, not Podman's.
+    let echo = ["/bin/busybox", "echo", "--privileged", "-x"].map(String::from);
+    assert_eq!(
+        Runtime::exec(&rest, &name, &echo).await.unwrap(),
+        "--privileged -x\n"
+    );
+    let fail = ["/bin/busybox", "sh", "-c", "echo nope >&2; exit 3"].map(String::from);
+    let err = Runtime::exec(&rest, &name, &fail)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exit code 3") && err.contains("nope"), "{err}");
     rest.kill_container(&name).await.unwrap();
     let killed = rest.inspect(&name).await.unwrap().unwrap();
     assert_ne!(killed.status, "running");

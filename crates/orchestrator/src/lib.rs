@@ -20,7 +20,7 @@
 //! - `libpod.rs`: [`Libpod`], the implementation the node uses: Podman's REST API over the
 //!   user's socket (`libpod/spec.rs`: a checked argv as the API's create request);
 //!   `engine.rs`: [`Engine`], the `podman --remote` client that implements it too (and that
-//!   `Libpod` keeps for exec, logs and `events.rs`' event stream); `fake.rs` (tests,
+//!   `Libpod` keeps for logs and `events.rs`' event stream); `fake.rs` (tests,
 //!   `test-support`): an in-memory one.
 
 pub mod argv_check;

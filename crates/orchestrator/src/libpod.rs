@@ -14,11 +14,10 @@
 //! Podman 4.3 CLI would send for it, refusing any option it cannot translate, so `archy app
 //! render` (which prints that argv) stays the one human-readable form, and the e2e test
 //! `libpod::a_container_created_over_the_api_is_the_one_the_cli_creates_from_the_same_argv`
-//! holds the two to the same `podman inspect`. `exec`, `logs` and `events` still go through
-//! the [`Engine`] this runtime holds (a health command's exec, log tails and the event
-//! stream: streaming endpoints not yet ported, none of them on the install path of an app
-//! with an HTTP or TCP health check). Everything else (lists, inspect, create, start, stop,
-//! kill, remove, load, volumes, networks, secrets) is one REST call.
+//! holds the two to the same `podman inspect`. `logs` and `events` still go through the
+//! [`Engine`] this runtime holds (long-lived streams not yet ported; neither is on the path
+//! of an install or a health check). Everything else (lists, inspect, create, start, stop,
+//! kill, remove, exec, load, volumes, networks, secrets) is a REST call or three (exec).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -88,7 +87,7 @@ pub struct Libpod {
     socket: PathBuf,
     host: HostInfo,
     deadline: Duration,
-    /// The CLI, for what still goes through it: exec, logs and events (see the module's
+    /// The CLI, for what still goes through it: logs and events (see the module's
     /// documentation).
     cli: Engine,
 }
@@ -363,6 +362,59 @@ impl Libpod {
         Ok(id)
     }
 
+    /// `command` in container `name` (an exec session: create, start attached, read its
+    /// exit code), the command passed on as it is, a JSON array, never parsed for options.
+    /// Answers its stdout when it exits 0; otherwise an error with its exit code and stderr.
+    async fn exec_in(&self, name: &str, command: &[String]) -> Result<String> {
+        let what = format!("podman exec {name}");
+        let create = serde_json::json!({
+            "AttachStdin": false,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": false,
+            "Cmd": command,
+        });
+        let path = format!("/containers/{}/exec", enc(name));
+        let created: serde_json::Value = self
+            .expect(Method::POST, &path, json_body(&create), &what)
+            .await?
+            .json(&what)?;
+        let id = created["Id"]
+            .as_str()
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| Error::Engine(format!("`{what}`: Podman named no exec session")))?
+            .to_owned();
+        // Not detached, no terminal: the answer is the session's output, multiplexed, until
+        // the command ends (Podman hijacks the connection and closes it then).
+        let start = serde_json::json!({ "Detach": false, "Tty": false });
+        let path = format!("/exec/{}/start", enc(&id));
+        let output = self
+            .call(
+                Method::POST,
+                &path,
+                json_body(&start),
+                &what,
+                EXEC_OUTPUT_MAX,
+                None,
+            )
+            .await?;
+        let output = ok(output, &what)?;
+        let (stdout, stderr) = demux(&output.body);
+        let path = format!("/exec/{}/json", enc(&id));
+        let info: serde_json::Value = self
+            .expect(Method::GET, &path, empty(), &what)
+            .await?
+            .json(&what)?;
+        match info["ExitCode"].as_i64() {
+            Some(0) if info["Running"] != true => Ok(stdout),
+            code => Err(Error::Engine(format!(
+                "`{what}` failed (exit code {}): {}",
+                code.map_or("unknown".into(), |c| c.to_string()),
+                stderr.trim()
+            ))),
+        }
+    }
+
     /// The `archy.app` label of an object whose inspect carries labels at `pointer`.
     fn owner(info: Option<serde_json::Value>, pointer: &str) -> Option<String> {
         info.map(|info| {
@@ -373,6 +425,32 @@ impl Libpod {
                 .to_owned()
         })
     }
+}
+
+/// The most output of an exec (a health command's) that is read.
+const EXEC_OUTPUT_MAX: usize = 1024 * 1024;
+
+/// Stdout and stderr of a non-terminal attach stream: frames of `[stream, 0, 0, 0,
+/// length (u32, big-endian)]` then `length` bytes; stream 1 is stdout, 2 stderr. A cut
+/// frame ends the output.
+fn demux(mut raw: &[u8]) -> (String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while raw.len() >= 8 {
+        let len = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+        let Some(payload) = raw.get(8..8 + len) else {
+            break;
+        };
+        match raw[0] {
+            1 => out.extend_from_slice(payload),
+            2 => err.extend_from_slice(payload),
+            _ => {}
+        }
+        raw = &raw[8 + len..];
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// The answer if it is a success (2xx, or 304: already started / stopped); otherwise the
@@ -597,6 +675,11 @@ impl Runtime for Libpod {
         Box::pin(async move {
             let what = format!("podman kill {name}");
             let path = format!("/containers/{}/kill?signal=SIGKILL", enc(name));
+            self.expect(Method::POST, &path, empty(), &what).await?;
+            // Podman answers once the signal is sent; the caller's next look (a repair
+            // right after, as the health watcher does) must find the container dead, not
+            // still exiting: wait for the exit (one request, polled by Podman every 20 ms).
+            let path = format!("/containers/{}/wait?interval=20ms", enc(name));
             self.expect(Method::POST, &path, empty(), &what)
                 .await
                 .map(drop)
@@ -620,7 +703,7 @@ impl Runtime for Libpod {
     }
 
     fn exec<'a>(&'a self, name: &'a str, command: &'a [String]) -> BoxFuture<'a, Result<String>> {
-        Runtime::exec(&self.cli, name, command)
+        Box::pin(self.exec_in(name, command))
     }
 
     fn logs<'a>(
@@ -1008,6 +1091,19 @@ mod tests {
         let request = server.await.unwrap();
         let head_end = find(&request, b"\r\n\r\n").unwrap() + 4;
         assert!(request[head_end..] == data[..]);
+    }
+
+    #[test]
+    fn exec_output_is_split_into_stdout_and_stderr() {
+        let mut raw = Vec::new();
+        for (stream, text) in [(1u8, "ok "), (2, "warn"), (1, "done")] {
+            raw.extend_from_slice(&[stream, 0, 0, 0]);
+            raw.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            raw.extend_from_slice(text.as_bytes());
+        }
+        assert_eq!(demux(&raw), ("ok done".into(), "warn".into()));
+        raw.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 99, b'x']);
+        assert_eq!(demux(&raw).0, "ok done", "a cut frame ends the output");
     }
 
     #[test]
