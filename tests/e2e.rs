@@ -33,6 +33,8 @@ mod fleet;
 mod hardening;
 #[path = "e2e/install.rs"]
 mod install;
+#[path = "e2e/libpod.rs"]
+mod libpod;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/market.rs"]

@@ -82,9 +82,10 @@ impl HostInfo {
     }
 }
 
+/// One container of a listing (`podman ps --format json` and libpod's `/containers/json`).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct PsEntry {
+pub(crate) struct PsEntry {
     names: Vec<String>,
     state: String,
     #[serde(default)]
@@ -92,7 +93,12 @@ struct PsEntry {
 }
 
 impl PsEntry {
-    fn into_info(self) -> ContainerInfo {
+    /// Its `archy.app` label.
+    pub(crate) fn app(&self) -> Option<String> {
+        self.labels.as_ref()?.get(LABEL_APP).cloned()
+    }
+
+    pub(crate) fn into_info(self) -> ContainerInfo {
         ContainerInfo {
             name: self.names.into_iter().next().unwrap_or_default(),
             state: ContainerState::parse(&self.state),
@@ -150,6 +156,17 @@ impl Engine {
     /// The default deadline of one Podman call.
     pub fn deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// A CLI client of the service at `url` whose host facts were learnt otherwise (the
+    /// REST runtime's `GET /info`): for what still goes through the CLI.
+    pub(crate) fn with_host(url: &str, host: HostInfo, deadline: Duration) -> Self {
+        Self {
+            url: url.to_owned(),
+            host,
+            deadline,
+            offline: false,
+        }
     }
 
     /// An engine that was never connected, for unit tests: its socket does not exist, so a
@@ -337,7 +354,7 @@ impl Engine {
     pub async fn containers_by_app(&self) -> Result<BTreeMap<String, Vec<ContainerInfo>>> {
         let mut by_app: BTreeMap<String, Vec<ContainerInfo>> = Default::default();
         for e in self.ps(LABEL_APP).await? {
-            if let Some(app) = e.labels.as_ref().and_then(|l| l.get(LABEL_APP)).cloned() {
+            if let Some(app) = e.app() {
                 by_app.entry(app).or_default().push(e.into_info());
             }
         }

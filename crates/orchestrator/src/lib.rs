@@ -17,8 +17,11 @@
 //!   `limits.rs`: the resource limits the host enforces;
 //! - `runtime.rs`: [`Runtime`], the seam: the only operations the orchestrator asks of a
 //!   container engine (labelled, named, containers only from a checked [`CreateSpec`]);
-//! - `engine.rs`: [`Engine`], the `podman --remote` client that implements it;
-//!   `events.rs`: its event stream; `fake.rs` (tests, `test-support`): an in-memory one.
+//! - `libpod.rs`: [`Libpod`], the implementation the node uses: Podman's REST API over the
+//!   user's socket (`libpod/spec.rs`: a checked argv as the API's create request);
+//!   `engine.rs`: [`Engine`], the `podman --remote` client that implements it too (and that
+//!   `Libpod` keeps for logs and `events.rs`' event stream); `fake.rs` (tests,
+//!   `test-support`): an in-memory one.
 
 pub mod argv_check;
 mod create;
@@ -28,6 +31,7 @@ mod events;
 pub mod fake;
 mod health;
 mod host;
+mod libpod;
 mod lifecycle;
 mod limits;
 mod logs;
@@ -49,6 +53,7 @@ use serde::{Deserialize, Serialize};
 
 pub use engine::{DEFAULT_DEADLINE, Engine};
 pub use events::AppEvent;
+pub use libpod::Libpod;
 pub use limits::{DEFAULT_PIDS_LIMIT, LimitKind, LimitSupport, UnenforcedLimit};
 pub use logs::{CUT_MARK, LOG_LINE_MAX, LOG_TAIL_MAX, LogLine};
 pub use names::{ObjectKind, ObjectName, clash as name_clash, object_names};
@@ -272,11 +277,11 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// Connects to the Podman service at `config.podman_url` through the CLI ([`Engine`]),
-    /// refusing one that is not rootless.
+    /// Connects to the Podman service at `config.podman_url` through its REST API
+    /// ([`Libpod`]), refusing one that is not rootless.
     pub async fn connect(config: OrchestratorConfig) -> Result<Self> {
-        let engine = Engine::connect(&config.podman_url).await?;
-        Self::with_runtime(Arc::new(engine), config)
+        let libpod = Libpod::connect(&config.podman_url).await?;
+        Self::with_runtime(Arc::new(libpod), config)
     }
 
     /// An orchestrator that never touches Podman: every operation fails at once

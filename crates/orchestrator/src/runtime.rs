@@ -5,8 +5,9 @@
 //! orchestrator's renderer and checker can make. There is no "run these arguments" method:
 //! a runtime cannot be asked for anything the orchestrator does not render or check.
 //!
-//! [`crate::Engine`] (the `podman --remote` client) is the implementation the node uses;
-//! a libpod REST client would be another (DESIGN "Running apps"). The fake in
+//! [`crate::Libpod`] (Podman's REST API over the user's socket) is the implementation the
+//! node uses; [`crate::Engine`] (the `podman --remote` client) is another, which `Libpod`
+//! holds for logs and events (DESIGN "Running apps"). The fake in
 //! `crate::fake` (tests and the `test-support` feature) runs the orchestrator's logic
 //! without Podman.
 //!
@@ -78,7 +79,8 @@ pub trait Runtime: Send + Sync {
     fn stop_container<'a>(&'a self, name: &'a str, grace_seconds: u32)
     -> BoxFuture<'a, Result<()>>;
 
-    /// SIGKILL to a running container's main process.
+    /// SIGKILL to a running container's main process; answers once it has exited (a
+    /// listing right after sees it dead).
     fn kill_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>>;
 
     /// Removes a container, stopping it first; a missing one is not an error.
