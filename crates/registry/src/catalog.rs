@@ -2,7 +2,9 @@
 //! size of each artifact, signed by the catalog role.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -282,16 +284,23 @@ impl VerifiedApp {
 /// # fn forge(c: archy_registry::Catalog) -> archy_registry::VerifiedCatalog {
 /// // Fields of `VerifiedCatalog` are private outside archy-registry (error E0451).
 /// archy_registry::VerifiedCatalog {
-///     catalog: c,
-///     envelope_bytes: Vec::new(),
-///     payload_hash: String::new(),
+///     verified: std::sync::Arc::new(todo!()),
 /// }
 /// # }
 /// ```
+///
+/// Cloning is cheap (one shared, immutable verified catalog), and so is handing its
+/// envelope on ([`Self::envelope`]): a catalog of 10,000 apps is megabytes, and the node
+/// reads it from several places and relays its envelope to peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCatalog {
+    verified: Arc<Verified>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Verified {
     catalog: Catalog,
-    envelope_bytes: Vec<u8>,
+    envelope: Bytes,
     payload_hash: String,
 }
 
@@ -313,18 +322,20 @@ impl VerifiedCatalog {
         let payload = envelope.payload_bytes()?;
         let catalog = Catalog::from_json(&payload)?;
         Ok(Self {
-            catalog,
-            envelope_bytes: envelope_bytes.to_vec(),
-            payload_hash: blake3_hex(&payload),
+            verified: Arc::new(Verified {
+                catalog,
+                envelope: Bytes::copy_from_slice(envelope_bytes),
+                payload_hash: blake3_hex(&payload),
+            }),
         })
     }
 
     pub fn check_unexpired(&self, now: DateTime<Utc>) -> Result<()> {
-        if self.catalog.expires <= now {
+        if self.verified.catalog.expires <= now {
             return Err(Error::Expired {
                 what: "catalog",
-                version: self.catalog.version,
-                expires: self.catalog.expires,
+                version: self.verified.catalog.version,
+                expires: self.verified.catalog.expires,
                 now,
             });
         }
@@ -332,33 +343,43 @@ impl VerifiedCatalog {
     }
 
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        &self.verified.catalog
     }
 
     pub fn version(&self) -> u64 {
-        self.catalog.version
+        self.verified.catalog.version
     }
 
     pub fn expires(&self) -> DateTime<Utc> {
-        self.catalog.expires
+        self.verified.catalog.expires
     }
 
     pub fn envelope_bytes(&self) -> &[u8] {
-        &self.envelope_bytes
+        &self.verified.envelope
+    }
+
+    /// The envelope as received, shared rather than copied (for relaying it on).
+    pub fn envelope(&self) -> Bytes {
+        self.verified.envelope.clone()
     }
 
     /// BLAKE3 of the payload: what the next catalog names as `previous` ([`catalog_link`]),
     /// and what tells two catalogs of one version apart.
     pub fn payload_hash(&self) -> &str {
-        &self.payload_hash
+        &self.verified.payload_hash
     }
 
     pub fn app(&self, id: &str) -> Option<VerifiedApp> {
-        self.catalog.apps.iter().find(|a| a.id == id).map(|a| {
-            VerifiedApp::from_verified(
-                VerifiedManifest::new(a.manifest.clone()),
-                a.artifacts.clone(),
-            )
-        })
+        self.verified
+            .catalog
+            .apps
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| {
+                VerifiedApp::from_verified(
+                    VerifiedManifest::new(a.manifest.clone()),
+                    a.artifacts.clone(),
+                )
+            })
     }
 }

@@ -64,11 +64,8 @@ impl Node {
             .map(|peer| PeerRelay::new(self.swarm.clone(), peer))
             .collect();
         let peers: Vec<&dyn CatalogSource> = peers.iter().map(|p| p as _).collect();
-        let relay_on = |envelope: &[u8]| {
-            if let Err(e) = self
-                .swarm
-                .set_relayed_document(CATALOG_DOCUMENT, envelope.to_vec())
-            {
+        let relay_on = |envelope: bytes::Bytes| {
+            if let Err(e) = self.swarm.set_relayed_document(CATALOG_DOCUMENT, envelope) {
                 warn!(error = %e, "cannot relay the catalog to peers");
             }
         };
@@ -142,7 +139,7 @@ pub(super) struct CatalogSync<'a> {
     pub trust: &'a RwLock<TrustState>,
     pub db: &'a Db,
     /// Hands an accepted catalog's envelope on to peers (the swarm's relay).
-    pub relay_on: &'a (dyn Fn(&[u8]) + Send + Sync),
+    pub relay_on: &'a (dyn Fn(bytes::Bytes) + Send + Sync),
     /// "Now", asked once per step (DESIGN trust rule 2).
     pub clock: &'a (dyn Fn() -> DateTime<Utc> + Send + Sync),
     pub limits: SyncLimits,
@@ -353,7 +350,7 @@ impl CatalogSync<'_> {
                     *missed,
                 )
                 .await?;
-                (self.relay_on)(catalog.envelope_bytes());
+                (self.relay_on)(catalog.envelope());
                 if *missed > 0 {
                     let gap = format!(
                         "accepted across an unverified gap of {missed} version(s) ({}): {}",

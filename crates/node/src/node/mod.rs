@@ -155,7 +155,7 @@ impl Node {
                 .with_context(|| format!("static_peers: {}", peer.id))?;
         }
         if let Some(catalog) = trust.catalog() {
-            swarm.set_relayed_document(CATALOG_DOCUMENT, catalog.envelope_bytes().to_vec())?;
+            swarm.set_relayed_document(CATALOG_DOCUMENT, catalog.envelope())?;
         }
         let orchestrator_config = OrchestratorConfig {
             podman_url: config.podman_url.clone(),

@@ -183,7 +183,8 @@ impl Puller {
     }
 
     async fn pull(&self, origin: &Memory, peers: &[&Memory]) -> Pulled {
-        let relay_on = |envelope: &[u8]| self.relayed.lock().unwrap().push(envelope.to_vec());
+        let relay_on =
+            |envelope: bytes::Bytes| self.relayed.lock().unwrap().push(envelope.to_vec());
         let clock = || *self.now.lock().unwrap();
         let peers: Vec<&dyn CatalogSource> = peers.iter().map(|p| *p as _).collect();
         CatalogSync {
