@@ -3,6 +3,10 @@
 //!   origin  — ten nodes fetching from the origin at once (what plain HTTP/iroh would do)
 //!   swarm   — ten nodes finding each other through the origin's tracker, in doubling
 //!             waves (1, 2, 4, 3): each wave fetches from whoever announced before it
+//!   herd    — ten nodes starting together with the tracker: each takes from the others
+//!             what they have verified so far (partial content)
+//!   lone    — one node on the herd's path with no one else around (what the herd costs
+//!             a fetch that turns out to be alone)
 //! For each: bytes the origin served / blob size, and the time until all ten hold it.
 //! Two settings: raw loopback (CPU-bound on this machine) and every node's uplink capped
 //! (ARCHY_BENCH_UPLINK_MIB, default 32 MiB/s), which is what home nodes look like.
@@ -166,6 +170,59 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
         )
     };
 
+    // Ten nodes through the tracker, all starting together: the herd. Each announces as it
+    // starts and takes from the others what they have verified so far.
+    let with_tracker = Providers {
+        tracker: Some(url.clone()),
+        ..origin_only.clone()
+    };
+    let (herd, herd_from_peers) = {
+        let mut nodes = Vec::new();
+        for i in 0..NODES {
+            nodes.push(swarm(&tmp.path().join(format!("herd{i}")), uplink).await);
+        }
+        let before = served(&origin).await;
+        let start = Instant::now();
+        let reports = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|n| n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})),
+        )
+        .await;
+        let time = start.elapsed();
+        let from_peers: u64 = reports
+            .into_iter()
+            .map(|r| r.unwrap().bytes_from_peers)
+            .sum();
+        for n in &nodes {
+            n.shutdown().await;
+        }
+        (
+            Outcome {
+                time,
+                origin_ratio: (served(&origin).await - before) as f64 / size,
+            },
+            from_peers as f64 / size,
+        )
+    };
+
+    // One node on the herd's path with nobody else around: what joining a herd costs a
+    // fetch that turns out to be alone (an install's usual case).
+    let lone_herd = {
+        let n = swarm(&tmp.path().join("lone"), uplink).await;
+        let before = served(&origin).await;
+        let start = Instant::now();
+        n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})
+            .await
+            .unwrap();
+        let time = start.elapsed();
+        n.shutdown().await;
+        Outcome {
+            time,
+            origin_ratio: (served(&origin).await - before) as f64 / size,
+        }
+    };
+
     println!("--- {name} ---");
     println!(
         "one node, origin alone:       {:>8.2?}   origin served {:.2}x the blob",
@@ -183,6 +240,21 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
         "time for all ten: swarm/one-alone {:.2}x, swarm/origin-crowd {:.2}x",
         shared.time.as_secs_f64() / alone.time.as_secs_f64(),
         shared.time.as_secs_f64() / crowd.time.as_secs_f64()
+    );
+    println!(
+        "ten nodes together, herd:     {:>8.2?}   origin served {:.2}x the blob, peers {:.2}x",
+        herd.time, herd.origin_ratio, herd_from_peers
+    );
+    println!(
+        "time for all ten: herd/one-alone {:.2}x, herd/origin-crowd {:.2}x",
+        herd.time.as_secs_f64() / alone.time.as_secs_f64(),
+        herd.time.as_secs_f64() / crowd.time.as_secs_f64()
+    );
+    println!(
+        "one node, herd path, alone:   {:>8.2?}   origin served {:.2}x the blob; {:.2}x the origin-alone time",
+        lone_herd.time,
+        lone_herd.origin_ratio,
+        lone_herd.time.as_secs_f64() / alone.time.as_secs_f64()
     );
     origin.shutdown().await;
 }
