@@ -136,6 +136,8 @@ impl Node {
         } else {
             restore_trust(&config, &db).await?
         };
+        // Restoring re-verified the stored catalog (and its predecessors' links).
+        catalog::return_freed_memory();
         let settings = settings::Settings::load(&db, &config).await?;
         for key in &config.trusted_keys {
             archy_marketplace::parse_nostr_key(key).context("trusted_keys in the node config")?;
