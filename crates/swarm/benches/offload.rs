@@ -97,6 +97,29 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
         }
     };
 
+    let with_tracker = Providers {
+        tracker: Some(url.clone()),
+        ..origin_only.clone()
+    };
+
+    // One node on the herd's path with nobody else around: what joining a herd costs a
+    // fetch that turns out to be alone (an install's usual case), while the tracker
+    // knows nobody (it runs first).
+    let lone_herd = {
+        let n = swarm(&tmp.path().join("lone"), uplink).await;
+        let before = served(&origin).await;
+        let start = Instant::now();
+        n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})
+            .await
+            .unwrap();
+        let time = start.elapsed();
+        n.shutdown().await;
+        Outcome {
+            time,
+            origin_ratio: (served(&origin).await - before) as f64 / size,
+        }
+    };
+
     // Ten nodes at once, the origin alone.
     let crowd = {
         let mut nodes = Vec::new();
@@ -172,10 +195,6 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
 
     // Ten nodes through the tracker, all starting together: the herd. Each announces as it
     // starts and takes from the others what they have verified so far.
-    let with_tracker = Providers {
-        tracker: Some(url.clone()),
-        ..origin_only.clone()
-    };
     let (herd, herd_from_peers) = {
         let mut nodes = Vec::new();
         for i in 0..NODES {
@@ -204,23 +223,6 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
             },
             from_peers as f64 / size,
         )
-    };
-
-    // One node on the herd's path with nobody else around: what joining a herd costs a
-    // fetch that turns out to be alone (an install's usual case).
-    let lone_herd = {
-        let n = swarm(&tmp.path().join("lone"), uplink).await;
-        let before = served(&origin).await;
-        let start = Instant::now();
-        n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})
-            .await
-            .unwrap();
-        let time = start.elapsed();
-        n.shutdown().await;
-        Outcome {
-            time,
-            origin_ratio: (served(&origin).await - before) as f64 / size,
-        }
     };
 
     println!("--- {name} ---");
