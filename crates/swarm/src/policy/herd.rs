@@ -207,6 +207,43 @@ enum Who {
     OriginStopped,
 }
 
+/// The origin's side of a herd fetch: at most one transfer in flight.
+#[derive(Default)]
+struct OriginSlot {
+    /// The ranges of the transfer in flight.
+    busy: Option<ChunkRanges>,
+    /// While nobody else is around the origin sends everything missing in one transfer
+    /// (piece by piece, a lone fetch took 2.5-9.5x as long: benches/offload.rs); it is
+    /// stopped as soon as a peer is connected. Its stop handle, and the bytes held when it
+    /// began.
+    lone: Option<(futures::future::AbortHandle, u64)>,
+    /// The origin failed a transfer: the origin turn takes the rest.
+    failed: bool,
+}
+
+impl OriginSlot {
+    /// Settles a transfer that ended, the origin's or a peer's.
+    fn settle(
+        &mut self,
+        swarm: &Swarm,
+        herd: &mut HerdState,
+        blob: &BlobRef,
+        report: &mut FetchReport,
+        who: Who,
+        attempt: Attempt,
+    ) {
+        match who {
+            Who::Peer(id) => herd.settle(swarm, blob, report, id, attempt),
+            Who::Origin => {
+                self.busy = None;
+                self.lone = None;
+                self.failed |= swarm.settle_origin(blob, report, attempt);
+            }
+            Who::OriginStopped => self.busy = None,
+        }
+    }
+}
+
 /// What one survey found: the tracker's answer (when asked), the peers dialed, and what
 /// the idle peers hold.
 struct Survey {
@@ -376,12 +413,7 @@ impl Swarm {
         let mut inflight: FuturesUnordered<BoxFuture<'_, (Who, Result<Attempt>)>> =
             FuturesUnordered::new();
         // The origin's piece in flight, at most one.
-        let mut origin_busy: Option<ChunkRanges> = None;
-        // While nobody else is around the origin sends everything missing in one transfer
-        // (piece by piece, a lone fetch took 2.5-9.5x as long: benches/offload.rs); it is
-        // stopped as soon as a peer is connected, with the bytes held when it began.
-        let mut lone_origin: Option<(futures::future::AbortHandle, u64)> = None;
-        let mut origin_failed = false;
+        let mut origin = OriginSlot::default();
         // Time with only peers at work (no origin piece running), charged beyond what
         // their bytes justify at the minimum rate.
         let mut peer_clock = Duration::ZERO;
@@ -391,11 +423,11 @@ impl Swarm {
         let share = (min_rate / PEERS_PER_ROUND as u64).max(1);
         let connect = policy.connect_timeout.min(policy.detour_budget);
         while let Some(origin_conn) = &origin_conn {
-            if origin_failed {
+            if origin.failed {
                 break;
             }
             // The origin's time is not detour.
-            if origin_busy.is_none() {
+            if origin.busy.is_none() {
                 peer_clock += clock.elapsed();
             }
             clock = Instant::now();
@@ -442,16 +474,7 @@ impl Swarm {
                 tokio::select! {
                     survey = &mut survey => break survey,
                     Some((who, attempt)) = inflight.next() => {
-                        let attempt = attempt?;
-                        match who {
-                            Who::Peer(id) => herd.settle(self, blob, report, id, attempt),
-                            Who::Origin => {
-                                origin_busy = None;
-                                lone_origin = None;
-                                origin_failed |= self.settle_origin(blob, report, attempt);
-                            }
-                            Who::OriginStopped => origin_busy = None,
-                        }
+                        origin.settle(self, &mut herd, blob, report, who, attempt?);
                     }
                 }
             };
@@ -476,7 +499,7 @@ impl Swarm {
                 }
             }
             if !herd.conns.is_empty()
-                && let Some((stop, held_then)) = lone_origin.take()
+                && let Some((stop, held_then)) = origin.lone.take()
             {
                 stop.abort();
                 // Nothing else was in flight since it began: what arrived came from it.
@@ -487,7 +510,7 @@ impl Swarm {
                 debug!(hash = %blob.hex(), bytes, "peers came: the origin's whole transfer stops");
             }
             let mut wanted = missing.clone();
-            for ranges in herd.busy.values().chain(origin_busy.iter()) {
+            for ranges in herd.busy.values().chain(origin.busy.iter()) {
                 wanted -= ranges.clone();
             }
             let mut holders = Vec::new();
@@ -532,7 +555,7 @@ impl Swarm {
             for ranges in herd.seen.values() {
                 unowned -= ranges.clone();
             }
-            if origin_busy.is_none() && !unowned.is_empty() {
+            if origin.busy.is_none() && !unowned.is_empty() {
                 let alone = herd.conns.is_empty() && herd.known.is_empty();
                 let ranges = if alone {
                     unowned
@@ -550,7 +573,7 @@ impl Swarm {
                     }
                     ranges
                 };
-                origin_busy = Some(ranges.clone());
+                origin.busy = Some(ranges.clone());
                 let conn = origin_conn.clone();
                 let limits = Limits {
                     connect: policy.connect_timeout,
@@ -564,7 +587,7 @@ impl Swarm {
                         .await
                 });
                 if alone {
-                    lone_origin = Some((stop, held));
+                    origin.lone = Some((stop, held));
                 }
                 inflight.push(Box::pin(async move {
                     match transfer.await {
@@ -589,16 +612,7 @@ impl Swarm {
             // Wait for a transfer to end, or a moment for peers to hold more, and look again.
             tokio::select! {
                 Some((who, attempt)) = inflight.next() => {
-                    let attempt = attempt?;
-                    match who {
-                        Who::Peer(id) => herd.settle(self, blob, report, id, attempt),
-                        Who::Origin => {
-                            origin_busy = None;
-                            lone_origin = None;
-                            origin_failed |= self.settle_origin(blob, report, attempt);
-                        }
-                        Who::OriginStopped => origin_busy = None,
-                    }
+                    origin.settle(self, &mut herd, blob, report, who, attempt?);
                 }
                 _ = tokio::time::sleep(RESURVEY) => {}
             }
