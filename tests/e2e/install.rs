@@ -211,13 +211,16 @@ async fn signed_catalog_installs_hello_over_iroh_into_rootless_podman() {
     // `podman kill` answers once the signal is sent; the reconciler (over the REST API,
     // quicker than a CLI round trip) must find the container dead, not still exiting.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while engine
-        .inspect_container("archy-hello-web")
-        .await
-        .unwrap()
-        .unwrap()["State"]["Status"]
-        == "running"
-    {
+    // "stopping" is not dead yet either: wait for Podman to say it exited.
+    while !matches!(
+        engine
+            .inspect_container("archy-hello-web")
+            .await
+            .unwrap()
+            .unwrap()["State"]["Status"]
+            .as_str(),
+        Some("exited" | "stopped")
+    ) {
         assert!(
             std::time::Instant::now() < deadline,
             "the killed container still runs"

@@ -122,7 +122,15 @@ async fn an_uninstall_whose_client_leaves_still_completes() {
     let _podman = PODMAN.lock().await;
     let app = "opsgone";
     let tmp = tempfile::tempdir().unwrap();
-    let n = ops_node(tmp.path(), app, 18492, &with_data).await;
+    // A container that ignores SIGTERM: removing it waits out Podman's 10 s stop timeout,
+    // so the uninstall is still running when the client leaves, however fast Podman is.
+    let deaf = |m: String| {
+        with_data(m.replace(
+            "    image: { artifact: image }",
+            "    image: { artifact: image }\n    command: [sh, -c, \"trap '' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait\"]",
+        ))
+    };
+    let n = ops_node(tmp.path(), app, 18492, &deaf).await;
     n.node.install(app).await.unwrap();
     let client = n.client();
 
