@@ -902,6 +902,25 @@ pub async fn discover_with(
     discover_outbox(relays, publishers, known_deletions, limits, None, timeout).await
 }
 
+/// What one walk of `relay` examined and refused: the collector's tallies after it less
+/// those before it, into the relay's report.
+fn record_walk(
+    reports: &mut BTreeMap<String, RelayReport>,
+    relay: &RelayUrl,
+    (examined, rejected, by_reason): (usize, usize, BTreeMap<String, usize>),
+    (examined_after, rejected_after, by_reason_after): (usize, usize, BTreeMap<String, usize>),
+) {
+    let report = reports.entry(relay.to_string()).or_default();
+    report.examined = examined_after - examined;
+    report.rejected = rejected_after - rejected;
+    for (reason, n) in by_reason_after {
+        let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
+        if delta > 0 {
+            report.rejected_by_reason.insert(reason, delta);
+        }
+    }
+}
+
 /// [`discover_with`], and then the outbox model (NIP-65): the newest relay list (kind
 /// 10002) of each of `outbox.publishers` is fetched from `relays`, and each publisher's
 /// publications and deletions are fetched from the write relays it names too, those that
@@ -926,7 +945,7 @@ pub async fn discover_outbox(
     let page_size = limits.page_size.max(1);
     let per_request = limits.authors_per_request.max(1);
     for relay in &up {
-        let (examined, rejected, by_reason) = collector.tally();
+        let before = collector.tally();
         truncated |= walk_relay(
             &client,
             relay,
@@ -937,16 +956,7 @@ pub async fn discover_outbox(
             &mut errors,
         )
         .await;
-        let (examined_after, rejected_after, by_reason_after) = collector.tally();
-        let report = reports.entry(relay.to_string()).or_default();
-        report.examined = examined_after - examined;
-        report.rejected = rejected_after - rejected;
-        for (reason, n) in by_reason_after {
-            let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
-            if delta > 0 {
-                report.rejected_by_reason.insert(reason, delta);
-            }
-        }
+        record_walk(&mut reports, relay, before, collector.tally());
     }
     let mut plan = OutboxPlan::default();
     if let Some(outbox) = outbox {
@@ -964,7 +974,7 @@ pub async fn discover_outbox(
                 errors.push((url.clone(), client.why_down(&relay).await));
                 continue;
             }
-            let (examined, rejected, by_reason) = collector.tally();
+            let before = collector.tally();
             // Only the publishers who named this relay, never the open walk.
             let mut only_them = limits.clone();
             only_them.max_events_per_relay = 0;
@@ -978,16 +988,7 @@ pub async fn discover_outbox(
                 &mut errors,
             )
             .await;
-            let (examined_after, rejected_after, by_reason_after) = collector.tally();
-            let report = reports.entry(relay.to_string()).or_default();
-            report.examined = examined_after - examined;
-            report.rejected = rejected_after - rejected;
-            for (reason, n) in by_reason_after {
-                let delta = n - by_reason.get(&reason).copied().unwrap_or(0);
-                if delta > 0 {
-                    report.rejected_by_reason.insert(reason, delta);
-                }
-            }
+            record_walk(&mut reports, &relay, before, collector.tally());
         }
     }
     let mut authors = collector.authors();
