@@ -533,9 +533,15 @@ impl Engine {
         self.run(&exec_args(container, command)).await
     }
 
-    /// Sends SIGKILL to a container's main process.
+    /// Sends SIGKILL to a container's main process and returns once it has exited.
     pub async fn kill_container(&self, name: &str) -> Result<()> {
-        self.run(&["kill", "--", name]).await.map(drop)
+        self.run(&["kill", "--", name]).await?;
+        // `podman kill` answers once the signal is sent; the caller's next look (a repair
+        // right after) must find the container dead, not still stopping, as with the REST
+        // runtime.
+        self.run(&["wait", "--interval", "20ms", "--", name])
+            .await
+            .map(drop)
     }
 
     /// Removes one container by name, stopping it first (10 s grace).
