@@ -15,9 +15,11 @@
 //! - what no peer is known to hold comes from the origin, one random piece at a time (a
 //!   few when peers are known but none is connected), one request in flight, so the herd's
 //!   nodes take different pieces of the blob from the origin instead of all taking the same
-//!   first bytes; a fetch with nobody else around takes everything missing in one transfer,
-//!   stopped the moment a peer is connected (piece by piece, a lone fetch was 2.5-9.5x
-//!   slower);
+//!   first bytes; a fetch with nobody connected and nobody left to dial takes everything
+//!   missing in one transfer, stopped the moment a peer is connected (piece by piece, a
+//!   lone fetch was 2.5-9.5x slower). The origin's next request goes out as soon as its
+//!   last one ends, during a survey too: a dial to a peer that left (a stale tracker entry)
+//!   can take the whole connect timeout, and the origin does not wait for it;
 //! - then it waits for a transfer to end, or [`RESURVEY`], and looks again.
 //!
 //! Bounds. Only ranges a peer said it holds are asked of it. A peer whose transfer fails in
@@ -178,6 +180,24 @@ impl HerdState {
         }
     }
 
+    /// What is missing and nobody is sending.
+    fn wanted(&self, missing: &ChunkRanges, origin: &OriginSlot) -> ChunkRanges {
+        let mut wanted = missing.clone();
+        for ranges in self.busy.values().chain(origin.busy.iter()) {
+            wanted -= ranges.clone();
+        }
+        wanted
+    }
+
+    /// What of `wanted` no peer is known to hold: the origin's to send.
+    fn unowned(&self, wanted: &ChunkRanges) -> ChunkRanges {
+        let mut unowned = wanted.clone();
+        for ranges in self.seen.values() {
+            unowned -= ranges.clone();
+        }
+        unowned
+    }
+
     /// `id` is not asked again in this fetch.
     fn leave(
         &mut self,
@@ -221,7 +241,77 @@ struct OriginSlot {
     failed: bool,
 }
 
+/// A transfer of the herd, as it ends.
+type Transfer<'a> = BoxFuture<'a, (Who, Result<Attempt>)>;
+
 impl OriginSlot {
+    /// Starts the origin's next transfer of what no peer is known to hold, if the slot is
+    /// free: everything when `alone` (nobody connected, nobody left to dial), else a random
+    /// piece (a few while no peer is connected), so a herd's nodes take different pieces
+    /// of the blob from the origin instead of all taking the same first bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn start<'a>(
+        &mut self,
+        swarm: &'a Swarm,
+        blob: &'a BlobRef,
+        conn: &Connection,
+        unowned: ChunkRanges,
+        alone: bool,
+        connected: bool,
+        held: u64,
+        policy: &'a FetchPolicy,
+        progress: &'a Progress<'_>,
+    ) -> Option<Transfer<'a>> {
+        if self.busy.is_some() || self.failed || unowned.is_empty() {
+            return None;
+        }
+        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        let ranges = if alone {
+            unowned
+        } else {
+            let mut pieces = pieces_of(&unowned, end);
+            pieces.shuffle(&mut rand::rng());
+            let count = if connected { 1 } else { PIECES_PER_PEER };
+            let mut ranges = ChunkRanges::empty();
+            for piece in pieces.into_iter().take(count) {
+                ranges |= piece_range(piece) & unowned.clone();
+            }
+            ranges
+        };
+        self.busy = Some(ranges.clone());
+        let conn = conn.clone();
+        let limits = Limits {
+            connect: policy.connect_timeout,
+            stall: policy.origin_stall_timeout,
+            min_rate: None,
+            budget: None,
+        };
+        let hash = blob.hash;
+        let (transfer, stop) = futures::future::abortable(async move {
+            let request = GetRequest::blob_ranges(hash, ranges);
+            swarm
+                .attempt(blob, &request, Transport::Shared(conn), &limits, progress)
+                .await
+        });
+        if alone {
+            self.lone = Some((stop, held));
+        }
+        Some(Box::pin(async move {
+            match transfer.await {
+                Ok(attempt) => (Who::Origin, attempt),
+                Err(futures::future::Aborted) => (
+                    Who::OriginStopped,
+                    Ok(Attempt {
+                        end: End::Complete,
+                        bytes: 0,
+                        detour: Duration::ZERO,
+                        paths: None,
+                    }),
+                ),
+            }
+        }))
+    }
+
     /// Settles a transfer that ended, the origin's or a peer's.
     fn settle(
         &mut self,
@@ -329,6 +419,23 @@ impl Swarm {
         }
     }
 
+    /// Known peers this fetch may still dial: not connected, not left, within
+    /// [`MAX_PEERS`] dials.
+    fn to_dial(
+        &self,
+        hash: iroh_blobs::Hash,
+        herd: &HerdState,
+        origins: &[PeerAddr],
+        report: &mut FetchReport,
+    ) -> Vec<(PeerAddr, EndpointId)> {
+        self.candidates(hash, &herd.known, origins, true, MAX_PEERS, report)
+            .into_iter()
+            .filter(|(_, id)| !herd.conns.contains_key(id) && !herd.left.contains(id))
+            .take(MAX_PEERS.saturating_sub(herd.dialed))
+            .map(|(p, id)| (p.clone(), id))
+            .collect()
+    }
+
     /// Asks the tracker (when `refresh`), dials `fresh` together, then asks every peer of
     /// `ask` and every one just dialed which ranges of `hash` it holds, together.
     async fn survey(
@@ -409,10 +516,9 @@ impl Swarm {
             ..HerdState::default()
         };
         let mut refreshed: Option<Instant> = None;
-        // Peer transfers in flight; they keep moving while the next survey runs.
-        let mut inflight: FuturesUnordered<BoxFuture<'_, (Who, Result<Attempt>)>> =
-            FuturesUnordered::new();
-        // The origin's piece in flight, at most one.
+        // Transfers in flight; they keep moving while the next survey runs.
+        let mut inflight: FuturesUnordered<Transfer<'_>> = FuturesUnordered::new();
+        // The origin's transfer in flight, at most one.
         let mut origin = OriginSlot::default();
         // Time with only peers at work (no origin piece running), charged beyond what
         // their bytes justify at the minimum rate.
@@ -422,7 +528,7 @@ impl Swarm {
         let min_rate = policy.min_rate_bytes_per_sec;
         let share = (min_rate / PEERS_PER_ROUND as u64).max(1);
         let connect = policy.connect_timeout.min(policy.detour_budget);
-        while let Some(origin_conn) = &origin_conn {
+        'rounds: while let Some(origin_conn) = &origin_conn {
             if origin.failed {
                 break;
             }
@@ -452,13 +558,7 @@ impl Swarm {
             if refresh {
                 refreshed = Some(Instant::now());
             }
-            let fresh: Vec<(PeerAddr, EndpointId)> = self
-                .candidates(hash, &herd.known, origins, true, MAX_PEERS, report)
-                .into_iter()
-                .filter(|(_, id)| !herd.conns.contains_key(id) && !herd.left.contains(id))
-                .take(MAX_PEERS.saturating_sub(herd.dialed))
-                .map(|(p, id)| (p.clone(), id))
-                .collect();
+            let fresh = self.to_dial(hash, &herd, origins, report);
             herd.dialed += fresh.len();
             let mut idle: Vec<(EndpointId, Connection)> = herd
                 .conns
@@ -468,6 +568,21 @@ impl Swarm {
                 .collect();
             idle.shuffle(&mut rand::rng());
             idle.truncate(ASKED_PER_SURVEY);
+            // The origin is kept busy while peers are dialed and asked (a dial to a peer
+            // that left can take the whole connect timeout): from what was known before.
+            let unowned = herd.unowned(&herd.wanted(&missing, &origin));
+            let connected = !herd.conns.is_empty();
+            inflight.extend(origin.start(
+                self,
+                blob,
+                origin_conn,
+                unowned,
+                false,
+                connected,
+                held,
+                policy,
+                progress,
+            ));
             let survey = self.survey(tracker, hash, refresh, fresh, idle, connect);
             tokio::pin!(survey);
             let survey = loop {
@@ -475,6 +590,16 @@ impl Swarm {
                     survey = &mut survey => break survey,
                     Some((who, attempt)) = inflight.next() => {
                         origin.settle(self, &mut herd, blob, report, who, attempt?);
+                        let (held, missing) = self.held_and_missing(blob, &full).await?;
+                        if missing.is_empty() {
+                            break 'rounds;
+                        }
+                        let unowned = herd.unowned(&herd.wanted(&missing, &origin));
+                        let connected = !herd.conns.is_empty();
+                        inflight.extend(origin.start(
+                            self, blob, origin_conn, unowned, false, connected, held, policy,
+                            progress,
+                        ));
                     }
                 }
             };
@@ -509,10 +634,12 @@ impl Swarm {
                 report.bytes_from_origin_iroh += bytes;
                 debug!(hash = %blob.hex(), bytes, "peers came: the origin's whole transfer stops");
             }
-            let mut wanted = missing.clone();
-            for ranges in herd.busy.values().chain(origin.busy.iter()) {
-                wanted -= ranges.clone();
+            // What arrived during the survey is not missing any more.
+            let (held, missing) = self.held_and_missing(blob, &full).await?;
+            if missing.is_empty() {
+                break;
             }
+            let wanted = herd.wanted(&missing, &origin);
             let mut holders = Vec::new();
             for (id, answer) in survey.observed {
                 match answer {
@@ -549,61 +676,22 @@ impl Swarm {
                     (Who::Peer(id), attempt)
                 }));
             }
-            // What no peer is known to hold comes from the origin, a random piece at a
-            // time (a few when no peer is around), so a herd's nodes take different pieces.
-            let mut unowned = wanted.clone();
-            for ranges in herd.seen.values() {
-                unowned -= ranges.clone();
-            }
-            if origin.busy.is_none() && !unowned.is_empty() {
-                let alone = herd.conns.is_empty() && herd.known.is_empty();
-                let ranges = if alone {
-                    unowned
-                } else {
-                    let mut pieces = pieces_of(&unowned, end);
-                    pieces.shuffle(&mut rand::rng());
-                    let count = if herd.conns.is_empty() {
-                        PIECES_PER_PEER
-                    } else {
-                        1
-                    };
-                    let mut ranges = ChunkRanges::empty();
-                    for piece in pieces.into_iter().take(count) {
-                        ranges |= piece_range(piece) & unowned.clone();
-                    }
-                    ranges
-                };
-                origin.busy = Some(ranges.clone());
-                let conn = origin_conn.clone();
-                let limits = Limits {
-                    connect: policy.connect_timeout,
-                    stall: policy.origin_stall_timeout,
-                    min_rate: None,
-                    budget: None,
-                };
-                let (transfer, stop) = futures::future::abortable(async move {
-                    let request = GetRequest::blob_ranges(hash, ranges);
-                    self.attempt(blob, &request, Transport::Shared(conn), &limits, progress)
-                        .await
-                });
-                if alone {
-                    origin.lone = Some((stop, held));
-                }
-                inflight.push(Box::pin(async move {
-                    match transfer.await {
-                        Ok(attempt) => (Who::Origin, attempt),
-                        Err(futures::future::Aborted) => (
-                            Who::OriginStopped,
-                            Ok(Attempt {
-                                end: End::Complete,
-                                bytes: 0,
-                                detour: Duration::ZERO,
-                                paths: None,
-                            }),
-                        ),
-                    }
-                }));
-            }
+            // What no peer is known to hold comes from the origin; with nobody connected
+            // and nobody left to dial, all of it in one transfer.
+            let unowned = herd.unowned(&herd.wanted(&missing, &origin));
+            let connected = !herd.conns.is_empty();
+            let alone = !connected && self.to_dial(hash, &herd, origins, report).is_empty();
+            inflight.extend(origin.start(
+                self,
+                blob,
+                origin_conn,
+                unowned,
+                alone,
+                connected,
+                held,
+                policy,
+                progress,
+            ));
             if inflight.is_empty() {
                 // Nothing to ask of anyone (cannot happen while something is missing: what
                 // no idle peer holds is unowned); the origin turn takes the rest.
