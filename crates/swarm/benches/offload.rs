@@ -6,12 +6,14 @@
 //!   herd    — ten nodes starting together with the tracker: each takes from the others
 //!             what they have verified so far (partial content)
 //!   lone    — one node on the herd's path with no one else around (what the herd costs
-//!             a fetch that turns out to be alone)
+//!             a fetch that turns out to be alone); then the same with the tracker still
+//!             listing the lone node, which left (a stale entry)
 //! For each: bytes the origin served / blob size, and the time until all ten hold it.
 //! Two settings: raw loopback (CPU-bound on this machine) and every node's uplink capped
 //! (ARCHY_BENCH_UPLINK_MIB, default 32 MiB/s), which is what home nodes look like.
 //! Run: `cargo bench -p archy-swarm --bench offload` (ARCHY_BENCH_MIB, default 64).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,8 +63,63 @@ struct Outcome {
     origin_ratio: f64,
 }
 
+/// `count` fresh nodes fetch `blob` together from `providers`: the time until all hold it,
+/// what the origin served meanwhile and what came from peers (both / blob size).
+async fn together(
+    dir: &Path,
+    prefix: &str,
+    count: usize,
+    uplink: Option<u64>,
+    origin: &Swarm,
+    blob: &BlobRef,
+    providers: &Providers,
+) -> (Outcome, f64) {
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        nodes.push(swarm(&dir.join(format!("{prefix}{i}")), uplink).await);
+    }
+    let policy = FetchPolicy::default();
+    let before = served(origin).await;
+    let start = Instant::now();
+    let reports = futures::future::join_all(
+        nodes
+            .iter()
+            .map(|n| n.fetch_with_policy(blob, providers, &policy, &|_| {})),
+    )
+    .await;
+    let time = start.elapsed();
+    let from_peers: u64 = reports
+        .into_iter()
+        .map(|r| r.unwrap().bytes_from_peers)
+        .sum();
+    for n in &nodes {
+        n.shutdown().await;
+    }
+    let size = blob.size as f64;
+    (
+        Outcome {
+            time,
+            origin_ratio: (served(origin).await - before) as f64 / size,
+        },
+        from_peers as f64 / size,
+    )
+}
+
+/// How many nodes the tracker lists for `blob`, asked by a node of its own.
+async fn listed_by_tracker(dir: &Path, url: &str, blob: &BlobRef) -> usize {
+    let asker = swarm(&dir.join("asker"), None).await;
+    let listed = asker.providers(url, &blob.hash).await.unwrap().len();
+    asker.shutdown().await;
+    assert!(
+        listed > 0,
+        "the tracker lists nobody: no stale entry to measure"
+    );
+    listed
+}
+
 async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
     let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     let file = tmp.path().join("blob");
     std::fs::write(&file, blob_bytes).unwrap();
     let origin = Arc::new(swarm(&tmp.path().join("origin"), uplink).await);
@@ -82,20 +139,7 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
     let size = blob.size as f64;
 
     // One node, the origin alone.
-    let alone = {
-        let n = swarm(&tmp.path().join("alone"), uplink).await;
-        let before = served(&origin).await;
-        let start = Instant::now();
-        n.fetch_with_policy(&blob, &origin_only, &policy, &|_| {})
-            .await
-            .unwrap();
-        let time = start.elapsed();
-        n.shutdown().await;
-        Outcome {
-            time,
-            origin_ratio: (served(&origin).await - before) as f64 / size,
-        }
-    };
+    let (alone, _) = together(&dir, "alone", 1, uplink, &origin, &blob, &origin_only).await;
 
     let with_tracker = Providers {
         tracker: Some(url.clone()),
@@ -105,48 +149,14 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
     // One node on the herd's path with nobody else around: what joining a herd costs a
     // fetch that turns out to be alone (an install's usual case), while the tracker
     // knows nobody (it runs first).
-    let lone_herd = {
-        let n = swarm(&tmp.path().join("lone"), uplink).await;
-        let before = served(&origin).await;
-        let start = Instant::now();
-        n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})
-            .await
-            .unwrap();
-        let time = start.elapsed();
-        n.shutdown().await;
-        Outcome {
-            time,
-            origin_ratio: (served(&origin).await - before) as f64 / size,
-        }
-    };
+    let (lone_herd, _) = together(&dir, "lone", 1, uplink, &origin, &blob, &with_tracker).await;
+    // The same, with the tracker still listing the lone node, which announced and left
+    // (a stale entry: dialing it can take the whole connect timeout).
+    let listed = listed_by_tracker(&dir, &url, &blob).await;
+    let (stale, _) = together(&dir, "stale", 1, uplink, &origin, &blob, &with_tracker).await;
 
     // Ten nodes at once, the origin alone.
-    let crowd = {
-        let mut nodes = Vec::new();
-        for i in 0..NODES {
-            nodes.push(swarm(&tmp.path().join(format!("crowd{i}")), uplink).await);
-        }
-        let before = served(&origin).await;
-        let start = Instant::now();
-        futures::future::join_all(
-            nodes
-                .iter()
-                .map(|n| n.fetch_with_policy(&blob, &origin_only, &policy, &|_| {})),
-        )
-        .await
-        .into_iter()
-        .for_each(|r| {
-            r.unwrap();
-        });
-        let time = start.elapsed();
-        for n in &nodes {
-            n.shutdown().await;
-        }
-        Outcome {
-            time,
-            origin_ratio: (served(&origin).await - before) as f64 / size,
-        }
-    };
+    let (crowd, _) = together(&dir, "crowd", NODES, uplink, &origin, &blob, &origin_only).await;
 
     // Ten nodes through the tracker, in waves.
     let (shared, from_peers) = {
@@ -195,35 +205,8 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
 
     // Ten nodes through the tracker, all starting together: the herd. Each announces as it
     // starts and takes from the others what they have verified so far.
-    let (herd, herd_from_peers) = {
-        let mut nodes = Vec::new();
-        for i in 0..NODES {
-            nodes.push(swarm(&tmp.path().join(format!("herd{i}")), uplink).await);
-        }
-        let before = served(&origin).await;
-        let start = Instant::now();
-        let reports = futures::future::join_all(
-            nodes
-                .iter()
-                .map(|n| n.fetch_with_policy(&blob, &with_tracker, &policy, &|_| {})),
-        )
-        .await;
-        let time = start.elapsed();
-        let from_peers: u64 = reports
-            .into_iter()
-            .map(|r| r.unwrap().bytes_from_peers)
-            .sum();
-        for n in &nodes {
-            n.shutdown().await;
-        }
-        (
-            Outcome {
-                time,
-                origin_ratio: (served(&origin).await - before) as f64 / size,
-            },
-            from_peers as f64 / size,
-        )
-    };
+    let (herd, herd_from_peers) =
+        together(&dir, "herd", NODES, uplink, &origin, &blob, &with_tracker).await;
 
     println!("--- {name} ---");
     println!(
@@ -257,6 +240,12 @@ async fn scenario(name: &str, blob_bytes: &[u8], uplink: Option<u64>) {
         lone_herd.time,
         lone_herd.origin_ratio,
         lone_herd.time.as_secs_f64() / alone.time.as_secs_f64()
+    );
+    println!(
+        "the same, 1 of {listed} listed left: {:>8.2?}   origin served {:.2}x the blob; {:.2}x the origin-alone time",
+        stale.time,
+        stale.origin_ratio,
+        stale.time.as_secs_f64() / alone.time.as_secs_f64()
     );
     origin.shutdown().await;
 }
