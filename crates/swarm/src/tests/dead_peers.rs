@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::fetch_policy::serve;
+use super::fetch_policy::{serve, serve_with_tracker};
 use super::*;
 use crate::policy::Backoff;
 
@@ -16,8 +16,7 @@ async fn dead_peers_cost_one_connect_timeout_together_and_are_skipped_after() {
     let origin = Arc::new(node(&tmp.path().join("origin")).await);
     let (first, first_data) = import(&origin, tmp.path(), 4 * MIB, 70).await;
     let (second, second_data) = import(&origin, tmp.path(), 4 * MIB, 71).await;
-    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
-    let url = serve(http_routes(origin.clone()).merge(tracker_routes(tracker.clone()))).await;
+    let (url, tracker) = serve_with_tracker(&origin).await;
     // Five nodes announce both blobs, then die.
     let mut dead = Vec::new();
     for i in 0..5 {

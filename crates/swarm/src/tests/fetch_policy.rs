@@ -31,6 +31,14 @@ fn origin_only(origin: &Swarm) -> Providers {
     }
 }
 
+/// Serves `origin`'s HTTP routes and a fresh tracker (default config) on loopback: the
+/// base URL, and the tracker to look into.
+pub(super) async fn serve_with_tracker(origin: &Arc<Swarm>) -> (String, Arc<Tracker>) {
+    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
+    let routes = http_routes(origin.clone()).merge(tracker_routes(tracker.clone()));
+    (serve(routes).await, tracker)
+}
+
 pub(super) async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -63,8 +71,7 @@ async fn five_nodes_share_one_blob_through_the_tracker() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = Arc::new(node(&tmp.path().join("origin")).await);
     let (blob, data) = import(&origin, tmp.path(), 32 * MIB, 1).await;
-    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
-    let url = serve(http_routes(origin.clone()).merge(tracker_routes(tracker))).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
     let mut nodes = Vec::new();
     // Staggered: each node asks the tracker, fetches, then announces what it holds.
     for i in 0..5 {

@@ -11,7 +11,7 @@ use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 use iroh::{Endpoint, RelayMode};
 use iroh_blobs::protocol::{ObserveItem, Request};
 
-use super::fetch_policy::{quick_policy, serve};
+use super::fetch_policy::{quick_policy, serve_with_tracker};
 use super::*;
 
 const MIB: usize = 1024 * 1024;
@@ -34,8 +34,7 @@ async fn a_node_serves_what_it_holds_while_it_downloads() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = Arc::new(throttled_node(&tmp.path().join("origin"), 2 * MIB as u64).await);
     let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 31).await;
-    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
-    let url = serve(http_routes(origin.clone()).merge(tracker_routes(tracker))).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
     let a = Arc::new(node(&tmp.path().join("a")).await);
     let b = node(&tmp.path().join("b")).await;
     let providers = herd_providers(&origin, &url, vec![]);
@@ -205,8 +204,7 @@ async fn herd_peers_that_claim_what_they_lack_cost_one_round() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = Arc::new(node(&tmp.path().join("origin")).await);
     let (blob, data) = import(&origin, tmp.path(), 4 * MIB, 32).await;
-    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
-    let url = serve(http_routes(origin.clone()).merge(tracker_routes(tracker))).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
     let silent = claiming_peer(blob.size, Lie::Silent).await;
     let garbage = claiming_peer(blob.size, Lie::Garbage).await;
     let mute = claiming_peer(blob.size, Lie::Mute).await;
@@ -252,8 +250,7 @@ async fn a_peer_that_left_is_dialed_once_and_the_origin_supplies_the_blob() {
     // Slow enough (4 s) that the dial's failure comes while the fetch still runs.
     let origin = Arc::new(throttled_node(&tmp.path().join("origin"), 2 * MIB as u64).await);
     let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 41).await;
-    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
-    let url = serve(http_routes(origin.clone()).merge(tracker_routes(tracker))).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
     // A node announces the blob, then leaves without saying so.
     let gone = node(&tmp.path().join("gone")).await;
     gone.announce(&url, &[blob.hash]).await.unwrap();
