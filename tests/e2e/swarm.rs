@@ -1,7 +1,7 @@
 //! The swarm at node level: a second node takes the image from a peer instead of the
 //! origin (peer found by config and by the origin's tracker), and with the origin down a
 //! fresh node gets the signed catalog relayed by a peer, verified by the same rules, and
-//! installs from that peer.
+//! installs from that peer. A node that shuts down leaves the tracker.
 
 use super::*;
 
@@ -81,8 +81,29 @@ async fn peers_offload_the_origin_and_relay_the_catalog_while_it_is_down() {
     assert_eq!(swarm_b.metrics.bytes_from_origin_iroh, 0);
     assert_eq!(swarm_b.metrics.bytes_from_http, 0);
     assert!(a.swarm_status().metrics.bytes_served_iroh >= image_size);
+    // B announced the image once it held it; when B shuts down it withdraws (signed with
+    // its endpoint key), so the tracker stops sending fetchers to a node that is gone.
+    let image = archy_swarm::BlobRef::from_hex(
+        &blake3::hash(&std::fs::read(artifacts_dir().join("hello/image.tar")).unwrap()).to_hex(),
+        image_size,
+    )
+    .unwrap();
+    let listed = || async {
+        let peers = a.swarm().providers(&url, &image.hash).await.unwrap();
+        peers.into_iter().map(|p| p.id).collect::<Vec<_>>()
+    };
+    let b_id = b.swarm().endpoint_id().to_string();
+    // Its announcement goes out in the background: give it a few seconds.
+    for _ in 0..50 {
+        if listed().await == vec![b_id.clone()] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed().await, vec![b_id.clone()]);
     b.uninstall("hello", true).await.unwrap();
     b.shutdown().await;
+    assert_eq!(listed().await, Vec::<String>::new(), "{b_id} still listed");
 
     // The origin goes down. Node C, new, knows only A: the catalog comes relayed by A
     // (checked like the origin's), the image from A.

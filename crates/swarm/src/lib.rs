@@ -73,7 +73,7 @@ pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{
     AnnounceError, AnnounceReply, Announcement, ReportError, ReportOutcome, Tracker, TrackerConfig,
-    UnreachableReport, tracker_routes,
+    UnreachableReport, WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal, tracker_routes,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +244,8 @@ pub struct Swarm {
     backoff: Mutex<policy::Backoff>,
     /// Which tracker listed which peer, so an unreachable one can be reported back to it.
     listed_by: Mutex<tracker::ListedBy>,
+    /// Which hashes this node announced to which tracker, to withdraw them when it leaves.
+    announced_to: Mutex<tracker::AnnouncedTo>,
     /// Set by [`Swarm::shutdown`]; a swarm dropped without it shuts down in the background.
     shut_down: std::sync::atomic::AtomicBool,
     /// Whether the endpoint uses relay servers ([`SwarmConfig::relay_mode`]).
@@ -351,6 +353,7 @@ impl Swarm {
                 config.peer_backoff_max,
             )),
             listed_by: Mutex::default(),
+            announced_to: Mutex::default(),
             shut_down: Default::default(),
             relays,
         })

@@ -6,6 +6,7 @@ mod corrupt;
 mod dead_peers;
 mod fetch_policy;
 mod herd;
+mod leaving;
 mod relays;
 mod resume;
 mod services;

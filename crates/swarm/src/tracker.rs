@@ -22,6 +22,17 @@
 //! pull. Reports are rate-limited per source address. A dead peer stops announcing and
 //! drops out when its TTL runs out; until then fetchers list it last, and each fetcher
 //! leaves a peer it could not reach alone for a while (`Swarm`'s local backoff).
+//!
+//! Leaving: `POST /v1/swarm/withdraw` takes a [`Withdrawal`] signed by the peer's own
+//! endpoint key and removes its entries for the hashes it names at once.
+//! A node withdraws from every tracker it announced to when it shuts down
+//! ([`Swarm::withdraw`]); one that crashes leaves entries that a report lists last and the
+//! TTL ends.
+
+mod withdraw;
+
+pub(crate) use withdraw::unix_now;
+pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,7 +51,7 @@ use iroh::EndpointId;
 use iroh_blobs::Hash;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::{BlobRef, Error, PeerAddr, Result, Swarm};
 
@@ -63,6 +74,10 @@ pub struct TrackerConfig {
     pub max_returned: usize,
     /// Reports of unreachable peers accepted per source address per minute.
     pub max_reports_per_minute: u32,
+    /// Withdrawals remembered (for [`WITHDRAWAL_WINDOW`]) to refuse replays; past this,
+    /// new ones are refused until old ones age out, rather than forgetting and allowing
+    /// replays.
+    pub max_remembered_withdrawals: usize,
 }
 
 impl Default for TrackerConfig {
@@ -77,6 +92,7 @@ impl Default for TrackerConfig {
             max_body_bytes: 80 * 1024,
             max_returned: 16,
             max_reports_per_minute: 30,
+            max_remembered_withdrawals: 100_000,
         }
     }
 }
@@ -139,6 +155,8 @@ struct TrackerState {
     last_sweep: Option<Instant>,
     /// Reports per source address in the current minute: (window start, count).
     reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
+    /// Withdrawals accepted in the last [`WITHDRAWAL_WINDOW`]: digest to issue time.
+    withdrawn: HashMap<[u8; 32], u64>,
 }
 
 /// Source addresses whose report counts are remembered.
@@ -366,6 +384,49 @@ impl Tracker {
     }
 }
 
+impl Tracker {
+    /// Removes the entries a signed [`Withdrawal`] names; returns how many there were.
+    /// Refused, it removes nothing.
+    pub fn withdraw(&self, withdrawal: &Withdrawal) -> std::result::Result<usize, WithdrawError> {
+        self.withdraw_at(withdrawal, unix_now())
+    }
+
+    /// [`Tracker::withdraw`] with the tracker's clock at `now` (Unix seconds).
+    pub(crate) fn withdraw_at(
+        &self,
+        withdrawal: &Withdrawal,
+        now: u64,
+    ) -> std::result::Result<usize, WithdrawError> {
+        let checked = withdrawal.check(now, self.config.max_hashes_per_announce)?;
+        let mut state = self.lock();
+        if state.withdrawn.contains_key(&checked.digest) {
+            return Err(WithdrawError::Replayed);
+        }
+        if state.withdrawn.len() >= self.config.max_remembered_withdrawals {
+            let window = WITHDRAWAL_WINDOW.as_secs();
+            state
+                .withdrawn
+                .retain(|_, issued_at| issued_at.abs_diff(now) <= window);
+            if state.withdrawn.len() >= self.config.max_remembered_withdrawals {
+                return Err(WithdrawError::Busy);
+            }
+        }
+        state.withdrawn.insert(checked.digest, withdrawal.issued_at);
+        let mut removed = 0;
+        for hash in &checked.hashes {
+            if let Some(entries) = state.providers.get_mut(hash) {
+                let before = entries.len();
+                entries.retain(|e| e.id != checked.peer);
+                removed += before - entries.len();
+                if entries.is_empty() {
+                    state.providers.remove(hash);
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// The announcer's socket address, when the server was started with connect info.
 struct Source(Option<SocketAddr>);
 
@@ -385,7 +446,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Source {
     }
 }
 
-/// Routes of the tracker: `POST /v1/swarm/announce`, `GET /v1/swarm/providers/{hash}`.
+/// Routes of the tracker: `POST /v1/swarm/announce`, `GET /v1/swarm/providers/{hash}`,
+/// `POST /v1/swarm/report` and `POST /v1/swarm/withdraw`.
 /// Serve with `into_make_service_with_connect_info::<SocketAddr>()` so announcements of
 /// `0.0.0.0:port` are completed with the announcer's IP.
 pub fn tracker_routes(tracker: Arc<Tracker>) -> Router {
@@ -399,6 +461,10 @@ pub fn tracker_routes(tracker: Arc<Tracker>) -> Router {
         .route(
             "/v1/swarm/report",
             post(report).layer(DefaultBodyLimit::max(MAX_REPORT_BODY)),
+        )
+        .route(
+            "/v1/swarm/withdraw",
+            post(withdraw_route).layer(DefaultBodyLimit::max(limit)),
         )
         .with_state(tracker)
 }
@@ -414,6 +480,19 @@ async fn report(
     match tracker.report(&body, source) {
         Ok(outcome) => axum::Json(outcome).into_response(),
         Err(e @ ReportError::RateLimited) => {
+            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn withdraw_route(
+    State(tracker): State<Arc<Tracker>>,
+    axum::Json(body): axum::Json<Withdrawal>,
+) -> Response {
+    match tracker.withdraw(&body) {
+        Ok(removed) => axum::Json(WithdrawReply { removed }).into_response(),
+        Err(e @ WithdrawError::Busy) => {
             (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -448,6 +527,38 @@ const MAX_PROVIDERS_REPLY: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct ListedBy(HashMap<EndpointId, String>);
 
+/// The hashes this node announced, per tracker (base URL), bounded.
+#[derive(Debug, Default)]
+pub(crate) struct AnnouncedTo {
+    by_tracker: HashMap<String, std::collections::HashSet<Hash>>,
+    total: usize,
+}
+
+/// Announced hashes remembered for withdrawal; past this, new ones are not (they leave the
+/// tracker when its TTL runs out, as they did before withdrawals).
+const MAX_ANNOUNCED: usize = 100_000;
+
+impl AnnouncedTo {
+    fn record(&mut self, tracker: &str, hashes: &[Hash]) {
+        let set = self.by_tracker.entry(tracker.to_owned()).or_default();
+        for h in hashes {
+            if self.total >= MAX_ANNOUNCED {
+                debug!(
+                    tracker,
+                    "too many announced hashes to remember; the rest expire"
+                );
+                return;
+            }
+            if set.insert(*h) {
+                self.total += 1;
+            }
+        }
+    }
+}
+
+/// How long one withdrawal request may take.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Peers whose tracker is remembered; the map starts over past this.
 const MAX_LISTED: usize = 4096;
 
@@ -471,6 +582,10 @@ impl Swarm {
             debug!("no home relay yet; announcing direct addresses only");
         }
         let peer = self.announce_addr();
+        self.announced_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(origin_http.trim_end_matches('/'), hashes);
         let mut ttl = Duration::MAX;
         for batch in hashes.chunks(TrackerConfig::default().max_hashes_per_announce) {
             let body = Announcement {
@@ -570,6 +685,10 @@ impl Swarm {
     /// Best effort, like a report; it does not wait for a home relay.
     pub(crate) fn announce_in_background(&self, origin_http: &str, hash: &Hash) {
         let base = origin_http.trim_end_matches('/').to_owned();
+        self.announced_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&base, &[*hash]);
         let body = Announcement {
             peer: self.announce_addr(),
             hashes: vec![hash.to_hex().to_string()],
@@ -617,6 +736,61 @@ impl Swarm {
                 Err(e) => debug!(tracker = %base, error = %e, "report failed"),
             }
         });
+    }
+
+    /// Takes this node off every tracker it announced to (a [`Withdrawal`] signed with its
+    /// endpoint key, in batches), all trackers at once, within `within` in all. Call it when
+    /// the node leaves: fetchers then stop dialing it at once instead of each losing a
+    /// connect timeout until the entries expire. Best effort: a tracker that does not answer
+    /// keeps the entries until their TTL. Returns how many entries the trackers removed.
+    pub async fn withdraw(&self, within: Duration) -> usize {
+        let announced =
+            std::mem::take(&mut *self.announced_to.lock().unwrap_or_else(|e| e.into_inner()));
+        let key = self.router.endpoint().secret_key().clone();
+        let issued_at = unix_now();
+        let requests = announced.by_tracker.into_iter().flat_map(|(base, hashes)| {
+            let hashes: Vec<Hash> = hashes.into_iter().collect();
+            let url = format!("{base}/v1/swarm/withdraw");
+            hashes
+                .chunks(TrackerConfig::default().max_hashes_per_announce)
+                .map(|batch| {
+                    let body = Withdrawal::sign(&key, issued_at, batch);
+                    let request = self.http.post(&url).timeout(WITHDRAW_TIMEOUT).json(&body);
+                    let url = url.clone();
+                    async move {
+                        let response = match request.send().await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                info!(tracker = %url, error = %e, "withdrawal failed");
+                                return 0;
+                            }
+                        };
+                        let status = response.status();
+                        let bytes = read_bounded(response, 4096).await.unwrap_or_default();
+                        if !status.is_success() {
+                            info!(
+                                tracker = %url,
+                                %status,
+                                answer = %String::from_utf8_lossy(&bytes).trim(),
+                                "withdrawal refused"
+                            );
+                            return 0;
+                        }
+                        serde_json::from_slice::<WithdrawReply>(&bytes)
+                            .map(|r| r.removed)
+                            .unwrap_or(0)
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        let all = futures::future::join_all(requests);
+        match tokio::time::timeout(within, all).await {
+            Ok(removed) => removed.into_iter().sum(),
+            Err(_) => {
+                info!(within = ?within, "withdrawal from the trackers timed out");
+                0
+            }
+        }
     }
 
     /// The address this node announces: its bound sockets, with an unspecified IP replaced

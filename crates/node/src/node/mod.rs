@@ -62,7 +62,7 @@ use archy_registry::{TrustState, VerifiedRoot};
 use archy_swarm::{PeerAddr, Swarm, SwarmConfig};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, RwLock};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::NodeConfig;
 use crate::db::{self, Db};
@@ -110,6 +110,9 @@ const STORE_UNANSWERED: u32 = 3;
 
 /// How long each step of [`Node::shutdown`] (swarm, database) may take.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
+
+/// How long a shutdown waits for the trackers to take this node off their lists.
+const WITHDRAW_WITHIN: Duration = Duration::from_secs(3);
 
 /// The name under which nodes relay the signed catalog envelope to each other.
 const CATALOG_DOCUMENT: &str = "catalog";
@@ -198,10 +201,15 @@ impl Node {
         Ok(node)
     }
 
-    /// Closes the swarm endpoint and store and the database, so the data dir can be reopened.
+    /// Takes the node off the trackers it announced to, then closes the swarm endpoint and
+    /// store and the database, so the data dir can be reopened.
     /// Bounded: a dead or wedged store, or a database connection an abandoned operation
     /// still holds, is left to the process's exit. Says whether everything closed.
     pub async fn shutdown(&self) -> bool {
+        // First off the trackers, so fetchers stop dialing a node that is gone (each would
+        // lose a connect timeout until the entries expire).
+        let withdrawn = self.swarm.withdraw(WITHDRAW_WITHIN).await;
+        debug!(withdrawn, "tracker entries withdrawn");
         let swarm = tokio::time::timeout(SHUTDOWN_STEP, self.swarm.shutdown())
             .await
             .is_ok();

@@ -1,0 +1,162 @@
+//! Withdrawing: a node that leaves tells the trackers it announced to, so fetchers stop
+//! dialing it. A stale entry costs every fetcher that draws it one connect timeout (3 s),
+//! and a report only lists it last; a withdrawal takes it off at once.
+//!
+//! Announcements are unsigned hints (a false one costs a dial), but a withdrawal removes
+//! entries, so an unsigned one would let anybody delist honest peers. It is therefore
+//! signed by the peer's endpoint key (the ed25519 key its id is), over a domain tag, the
+//! peer id, the time it was issued and the hashes it names, so it cannot be forged, moved
+//! to other hashes or another peer, or replayed: the tracker refuses one issued more than
+//! [`WITHDRAWAL_WINDOW`] from its own clock, and remembers the ones it accepted for that
+//! long, refusing a second copy. `POST /v1/swarm/withdraw` takes a [`Withdrawal`] and
+//! answers `{"removed": n}`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use iroh::{EndpointId, SecretKey};
+use iroh_blobs::Hash;
+use serde::{Deserialize, Serialize};
+
+use crate::{BlobRef, PeerAddr};
+
+/// How far a withdrawal's issue time may be from the tracker's clock, either way; also how
+/// long an accepted one is remembered to refuse replays.
+pub const WITHDRAWAL_WINDOW: Duration = Duration::from_secs(300);
+
+/// Separates these signatures from anything else the endpoint key signs.
+const DOMAIN: &str = "archy-swarm-withdraw-v1";
+
+/// A peer's signed statement that it no longer serves `hashes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// The peer's endpoint id.
+    pub peer: String,
+    /// Seconds since the Unix epoch, by the peer's clock.
+    pub issued_at: u64,
+    pub hashes: Vec<String>,
+    /// Hex of the ed25519 signature by `peer` over [`Withdrawal::signed_bytes`].
+    pub signature: String,
+}
+
+/// The tracker's answer to a withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawReply {
+    /// Entries removed (a hash the tracker did not list the peer for counts nothing).
+    pub removed: usize,
+}
+
+/// Why a withdrawal was refused. Nothing is removed when one is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WithdrawError {
+    #[error("the peer id {0:?} is not an iroh endpoint id")]
+    BadPeerId(String),
+    #[error("{0:?} is not a BLAKE3 hash")]
+    BadHash(String),
+    #[error("{given} hashes in one withdrawal, at most {max} are accepted")]
+    TooManyHashes { given: usize, max: usize },
+    #[error("the signature is not 64 bytes of hex")]
+    BadSignature,
+    #[error("the signature does not verify with the peer's key")]
+    Forged,
+    #[error(
+        "issued at {issued_at} (Unix seconds) but the tracker's clock says {now}: more than \
+         {window} s apart (check the node's clock)"
+    )]
+    OutOfWindow {
+        issued_at: u64,
+        now: u64,
+        window: u64,
+    },
+    #[error("this withdrawal was already accepted (a replay)")]
+    Replayed,
+    #[error("too many recent withdrawals remembered; try again in a few minutes")]
+    Busy,
+}
+
+/// A withdrawal checked: who, which hashes, and what identifies it against replays.
+pub(super) struct Checked {
+    pub peer: EndpointId,
+    pub hashes: Vec<Hash>,
+    /// BLAKE3 of the signed bytes: one per distinct withdrawal.
+    pub digest: [u8; 32],
+}
+
+impl Withdrawal {
+    /// Signs a withdrawal of `hashes` by the peer whose key is `key`, issued at `issued_at`.
+    pub fn sign(key: &SecretKey, issued_at: u64, hashes: &[Hash]) -> Self {
+        let peer = key.public();
+        let signature = key.sign(&Self::signed_bytes(&peer, issued_at, hashes));
+        Self {
+            peer: peer.to_string(),
+            issued_at,
+            hashes: hashes.iter().map(|h| h.to_hex().to_string()).collect(),
+            signature: hex::encode(signature.to_bytes()),
+        }
+    }
+
+    /// What is signed: the domain tag, the peer id, the issue time and each hash in its
+    /// canonical (lowercase hex) form, one per line. Every field is fixed-format, so no two
+    /// withdrawals share these bytes.
+    fn signed_bytes(peer: &EndpointId, issued_at: u64, hashes: &[Hash]) -> Vec<u8> {
+        let mut bytes = format!("{DOMAIN}\n{peer}\n{issued_at}\n").into_bytes();
+        for h in hashes {
+            bytes.extend_from_slice(h.to_hex().as_bytes());
+            bytes.push(b'\n');
+        }
+        bytes
+    }
+
+    /// Parses and verifies the withdrawal against the tracker's clock `now` (Unix seconds).
+    pub(super) fn check(&self, now: u64, max_hashes: usize) -> Result<Checked, WithdrawError> {
+        let peer = PeerAddr {
+            id: self.peer.clone(),
+            addrs: vec![],
+            relay_url: None,
+        }
+        .endpoint_id()
+        .map_err(|_| WithdrawError::BadPeerId(self.peer.chars().take(80).collect()))?;
+        if self.hashes.len() > max_hashes {
+            return Err(WithdrawError::TooManyHashes {
+                given: self.hashes.len(),
+                max: max_hashes,
+            });
+        }
+        let window = WITHDRAWAL_WINDOW.as_secs();
+        if self.issued_at.abs_diff(now) > window {
+            return Err(WithdrawError::OutOfWindow {
+                issued_at: self.issued_at,
+                now,
+                window,
+            });
+        }
+        let hashes = self
+            .hashes
+            .iter()
+            .map(|h| {
+                BlobRef::from_hex(h, 0)
+                    .map(|b| b.hash)
+                    .map_err(|_| WithdrawError::BadHash(h.chars().take(80).collect()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let signature: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(WithdrawError::BadSignature)?;
+        let signed = Self::signed_bytes(&peer, self.issued_at, &hashes);
+        peer.verify(&signed, &iroh::Signature::from_bytes(&signature))
+            .map_err(|_| WithdrawError::Forged)?;
+        Ok(Checked {
+            peer,
+            hashes,
+            digest: *blake3::hash(&signed).as_bytes(),
+        })
+    }
+}
+
+/// Seconds since the Unix epoch by this machine's clock (0 for a clock before 1970).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
