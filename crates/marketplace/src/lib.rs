@@ -30,8 +30,8 @@ pub use nostr_sdk::nips::nip56::Report;
 /// Nostr events and their ids, as the operator's vouches are stored.
 pub use nostr_sdk::{Event, EventId, JsonUtil};
 pub use outbox::{
-    MAX_RELAY_URL_BYTES, OutboxLimits, OutboxPlan, OutboxRefusal, check_relay_url,
-    newest_relay_lists, plan_outbox, relay_list_event, write_relays,
+    MAX_RELAY_URL_BYTES, OutboxLimits, OutboxPlan, OutboxRefusal, Resolved, Resolver,
+    check_relay_url, newest_relay_lists, plan_outbox, relay_list_event, write_relays,
 };
 pub use score::{
     ENDORSE_LABEL, Ignored, IngestStats, LABEL_NAMESPACE, MAX_FOLLOWS_PER_LIST,

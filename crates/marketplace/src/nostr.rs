@@ -17,7 +17,9 @@ use nostr_sdk::prelude::*;
 use tracing::debug;
 
 use crate::deletion::{Deletions, Withdrawal};
-use crate::outbox::{OutboxLimits, OutboxPlan, OutboxRefusal, newest_relay_lists, plan_outbox};
+use crate::outbox::{
+    OutboxLimits, OutboxPlan, OutboxRefusal, Resolver, newest_relay_lists, plan_outbox,
+};
 use crate::par::par_map;
 use crate::tls::{RelayList, RelayTls};
 use crate::transport::CountingTransport;
@@ -193,6 +195,9 @@ pub struct Outbox<'a> {
     /// whose score passes the node's gate), most wanted first.
     pub publishers: &'a [PublicKey],
     pub limits: &'a OutboxLimits,
+    /// How the relays' names resolve ([`Resolver::system`] but in tests); each is resolved
+    /// and checked when the plan is made and again, for the addresses dialed, at connect.
+    pub resolver: &'a Resolver,
 }
 
 /// The kind-30078 event for a publication envelope, signed by the developer's Nostr key.
@@ -965,6 +970,13 @@ pub async fn discover_outbox(
             let Ok(relay) = RelayUrl::parse(url) else {
                 continue;
             };
+            // Dialed at the addresses its name has when the connection is made, checked
+            // then, not at what nostr-sdk would look up after our check (DNS rebinding).
+            client.transport.checked.add(
+                relay.as_str(),
+                outbox.resolver.clone(),
+                outbox.limits.allow_private,
+            );
             let added = client.add_relay(url.as_str()).await.is_ok()
                 && client
                     .try_connect_relay(url.as_str(), timeout)
@@ -1089,7 +1101,15 @@ async fn plan_relays(
         }
     }
     let newest = newest_relay_lists(&lists);
-    plan_outbox(&newest, &wanted, configured, outbox.limits, timeout).await
+    plan_outbox(
+        &newest,
+        &wanted,
+        configured,
+        outbox.limits,
+        outbox.resolver,
+        timeout,
+    )
+    .await
 }
 
 /// One relay's share of a discovery pass: the named publishers by author, then anyone's

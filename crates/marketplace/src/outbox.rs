@@ -2,13 +2,19 @@
 //! event, and a node fetches that publisher's publications from them too. Relay URLs in such
 //! an event are the publisher's words, so they are hostile input: only `ws`/`wss`, at most
 //! [`MAX_RELAY_URL_BYTES`], no userinfo, query or fragment, and no loopback, private,
-//! link-local or otherwise non-public address (a name is resolved first, within a deadline)
-//! unless the operator allows it. Only publishers the caller names (the node: those the
+//! link-local or otherwise non-public address unless the operator allows it. A name is
+//! resolved when the plan is made (to refuse it early, with a reason) and again when the
+//! relay is dialed, and the connection goes to the addresses that second check passed, never
+//! to a fresh lookup: a name that answers a public address to the first question and the
+//! node's LAN to the next (DNS rebinding) reaches nothing ([`Resolver`], the transport). Only publishers the caller names (the node: those the
 //! operator follows, or whose score passes its gate) are looked up, and at most
 //! [`OutboxLimits::per_publisher`] relays each and [`OutboxLimits::total`] in all are used.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nostr_sdk::nips::nip65::RelayMetadata;
@@ -48,6 +54,73 @@ impl Default for OutboxLimits {
             max_publishers: 100,
             allow_private: false,
         }
+    }
+}
+
+/// What a resolver answers: the addresses of a name, or why there are none.
+pub type Resolved = Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+
+/// How outbox relays' host names become addresses: the system's resolver, or one of the
+/// caller's (tests, a node with its own DNS). Every address it gives is checked before use.
+#[derive(Clone)]
+pub struct Resolver(Arc<dyn Fn(String, u16) -> Resolved + Send + Sync>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl Resolver {
+    /// The system's resolver (`getaddrinfo`, through tokio).
+    pub fn system() -> Self {
+        Self::new(|name, port| {
+            Box::pin(async move { Ok(tokio::net::lookup_host((name, port)).await?.collect()) })
+        })
+    }
+
+    /// A resolver answering with `lookup(name, port)`.
+    pub fn new(lookup: impl Fn(String, u16) -> Resolved + Send + Sync + 'static) -> Self {
+        Self(Arc::new(lookup))
+    }
+
+    /// The addresses a relay URL may be dialed at, each checked: an IP literal itself, a
+    /// name resolved within `timeout`; unless `allow_private`, any non-public address
+    /// refuses the whole URL (a name with one private answer is not trusted for the rest).
+    pub(crate) async fn checked_addrs(
+        &self,
+        url: &Url,
+        allow_private: bool,
+        timeout: Duration,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let (name, addrs) = match url.host().ok_or("the URL has no host")? {
+            UrlHost::Ipv4(ip) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
+            UrlHost::Ipv6(ip) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
+            UrlHost::Domain(name) => {
+                let lookup = (self.0)(name.to_owned(), port);
+                let addrs = tokio::time::timeout(timeout, lookup)
+                    .await
+                    .map_err(|_| format!("{name} did not resolve within {}s", timeout.as_secs()))?
+                    .map_err(|e| format!("{name} does not resolve: {e}"))?;
+                (name.to_owned(), addrs)
+            }
+        };
+        if addrs.is_empty() {
+            return Err(format!("{name} resolves to no address"));
+        }
+        if !allow_private {
+            for addr in &addrs {
+                check_public(addr.ip()).map_err(|e| format!("{name} resolves to {e}"))?;
+            }
+        }
+        Ok(addrs)
     }
 }
 
@@ -202,7 +275,7 @@ pub fn check_relay_url(raw: &str, allow_private: bool) -> Result<RelayUrl, Strin
 }
 
 /// Refuses an address that is not on the public internet.
-fn check_public(ip: IpAddr) -> Result<(), String> {
+pub(crate) fn check_public(ip: IpAddr) -> Result<(), String> {
     let private = match ip {
         IpAddr::V4(v4) => v4_private(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -246,27 +319,17 @@ fn v4_private(v4: std::net::Ipv4Addr) -> bool {
 async fn check_resolved(
     url: &RelayUrl,
     allow_private: bool,
+    resolver: &Resolver,
     timeout: Duration,
 ) -> Result<(), String> {
     if allow_private {
         return Ok(());
     }
-    let Ok(url) = Url::parse(url.as_str()) else {
-        return Ok(());
-    };
-    let Some(UrlHost::Domain(name)) = url.host() else {
-        return Ok(());
-    };
-    let port = url.port_or_known_default().unwrap_or(443);
-    let lookup = tokio::net::lookup_host((name.to_owned(), port));
-    let addrs = tokio::time::timeout(timeout, lookup)
+    let url = Url::parse(url.as_str()).map_err(|e| format!("not a URL: {e}"))?;
+    resolver
+        .checked_addrs(&url, allow_private, timeout)
         .await
-        .map_err(|_| format!("{name} did not resolve within {}s", timeout.as_secs()))?
-        .map_err(|e| format!("{name} does not resolve: {e}"))?;
-    for addr in addrs {
-        check_public(addr.ip()).map_err(|e| format!("{name} resolves to {e}"))?;
-    }
-    Ok(())
+        .map(|_| ())
 }
 
 /// Chooses the extra relays of a pass from the publishers' newest relay lists: for each
@@ -278,6 +341,7 @@ pub async fn plan_outbox(
     eligible: &[PublicKey],
     configured: &[String],
     limits: &OutboxLimits,
+    resolver: &Resolver,
     timeout: Duration,
 ) -> OutboxPlan {
     let configured: HashSet<RelayUrl> = configured
@@ -331,7 +395,7 @@ pub async fn plan_outbox(
                 continue;
             }
             if !resolved.contains_key(&url) {
-                let checked = check_resolved(&url, limits.allow_private, timeout).await;
+                let checked = check_resolved(&url, limits.allow_private, resolver, timeout).await;
                 resolved.insert(url.clone(), checked);
             }
             if let Some(Err(why)) = resolved.get(&url) {
@@ -449,6 +513,7 @@ mod tests {
             &[a.public_key(), b.public_key()],
             &configured,
             &limits,
+            &Resolver::system(),
             t,
         )
         .await;

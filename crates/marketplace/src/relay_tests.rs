@@ -738,9 +738,11 @@ async fn a_publisher_is_found_on_the_relays_it_announces() {
         allow_private: true,
         ..OutboxLimits::default()
     };
+    let system = Resolver::system();
     let outbox = Outbox {
         publishers: &named,
         limits: &loopback_ok,
+        resolver: &system,
     };
     let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
         .await
@@ -789,6 +791,7 @@ async fn a_publisher_is_found_on_the_relays_it_announces() {
     let outbox = Outbox {
         publishers: &named,
         limits: &strict,
+        resolver: &system,
     };
     let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
         .await
@@ -801,4 +804,92 @@ async fn a_publisher_is_found_on_the_relays_it_announces() {
         "{:?}",
         found.outbox_refused
     );
+}
+
+/// An outbox relay named by a host name is dialed where the name resolves when the
+/// connection is made, and that answer is what is checked: a name that gives a public
+/// address to the plan's lookup and loopback to the next (DNS rebinding) is refused at
+/// connect, naming the address, and nothing is fetched from the loopback relay behind it.
+/// With private addresses allowed, the same name reaches that relay through our resolver
+/// (the system cannot resolve `.invalid`), so the connection uses the checked answer.
+#[tokio::test]
+async fn an_outbox_relay_is_dialed_at_the_address_checked_at_connect() {
+    let (_a, a) = relay().await;
+    let (_b, b) = relay().await;
+    let dev = DeveloperIdentity::from_mnemonic(DEV, "", 0).unwrap();
+    let envelope = publication(&dev, "1.0.0", None)
+        .sign(dev.did_key())
+        .unwrap();
+    let event = publication_event(&dev, &envelope, "notes").unwrap();
+    publish(&event, std::slice::from_ref(&b)).await.unwrap();
+    let b_url = Url::parse(&b).unwrap();
+    let b_addr = std::net::SocketAddr::new(
+        b_url.host_str().unwrap().parse().unwrap(),
+        b_url.port().unwrap(),
+    );
+    let named_url = format!("ws://rebind.invalid:{}", b_addr.port());
+    let list = relay_list_event(&dev, std::slice::from_ref(&named_url), None)
+        .unwrap()
+        .unwrap();
+    publish(&list, std::slice::from_ref(&a)).await.unwrap();
+    let only_a = std::slice::from_ref(&a);
+    let named = [dev.nostr_keys().public_key()];
+    let limits = DiscoveryLimits::default();
+
+    // A public address to the first question, loopback after.
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let rebinding = Resolver::new(move |name, port| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            assert_eq!(name, "rebind.invalid");
+            let ip: std::net::IpAddr = match n {
+                0 => "8.8.8.8".parse().unwrap(),
+                _ => "127.0.0.1".parse().unwrap(),
+            };
+            Ok(vec![std::net::SocketAddr::new(ip, port)])
+        })
+    });
+    let strict = OutboxLimits::default();
+    let outbox = Outbox {
+        publishers: &named,
+        limits: &strict,
+        resolver: &rebinding,
+    };
+    let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
+        .await
+        .unwrap();
+    assert!(found.listings.is_empty(), "{:?}", found.listings);
+    assert!(
+        found.outbox_refused.is_empty(),
+        "{:?}",
+        found.outbox_refused
+    );
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let why = found
+        .relay_errors
+        .iter()
+        .find(|(r, _)| r.contains("rebind.invalid"))
+        .map(|(_, why)| why.clone())
+        .unwrap_or_else(|| panic!("no error for the rebinding relay: {:?}", found.relay_errors));
+    assert!(
+        why.contains("resolves to 127.0.0.1") && why.contains("non-public"),
+        "{why}"
+    );
+
+    // Private addresses allowed: the name reaches relay B at the address we resolved.
+    let to_b = Resolver::new(move |_, _| Box::pin(async move { Ok(vec![b_addr]) }));
+    let lenient = OutboxLimits {
+        allow_private: true,
+        ..OutboxLimits::default()
+    };
+    let outbox = Outbox {
+        publishers: &named,
+        limits: &lenient,
+        resolver: &to_b,
+    };
+    let found = discover_outbox(only_a, &[], &[], &limits, Some(outbox), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
 }

@@ -94,6 +94,25 @@ impl RelayTls {
     }
 }
 
+/// A TLS client configuration trusting the public web roots only (as nostr-sdk's own
+/// transport does), for relays our own connector dials.
+pub(crate) fn public_roots_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+                // The ring provider supports the default versions; this cannot fail.
+                .unwrap_or_else(|e| panic!("TLS setup with ring's defaults: {e}"));
+            Arc::new(config)
+        })
+        .clone()
+}
+
 /// Relay URLs and how to reach them. The functions that talk to relays take any of these:
 /// a list of URLs (public roots only) or a [`RelaySet`] (with the operator's CAs).
 pub trait RelayList: Sync {

@@ -3,6 +3,9 @@
 //! of ours sees them (without this count a lying relay would look merely quiet); it keeps
 //! each relay's last connection failure, which the client reduces to a status; and it
 //! verifies a `wss://` relay's certificate against the operator's CAs when set ([`RelayTls`]).
+//! Outbox relays (named by publishers, [`crate::outbox`]) are dialed by our own connector
+//! at the addresses their name resolves to *now*, each checked, never through a second
+//! lookup of nostr-sdk's: what was checked is what is dialed.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -21,6 +24,7 @@ use nostr_sdk::pool::transport::websocket::{
 use nostr_sdk::prelude::*;
 use nostr_sdk::util::BoxedFuture;
 
+use crate::outbox::Resolver;
 use crate::tls::RelayTls;
 
 /// Forged ids remembered per relay, so an event sent again (pages overlap by a second)
@@ -89,6 +93,33 @@ pub(crate) struct CountingTransport {
     /// Set: `wss://` relays are verified against these roots (the public ones and the
     /// operator's CAs) by our own connector; unset: nostr-sdk's (public roots).
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Outbox relays by URL (without a trailing `/`): how their name resolves and whether
+    /// non-public addresses are allowed. These are dialed only by [`connect_checked`].
+    pub(crate) checked: CheckedRelays,
+}
+
+/// Relays whose addresses are resolved and checked by us at each connection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CheckedRelays(Arc<Mutex<HashMap<String, (Resolver, bool)>>>);
+
+impl CheckedRelays {
+    /// From now on `relay` is dialed only at addresses `resolver` gives at connect time,
+    /// each checked as public unless `allow_private`.
+    pub(crate) fn add(&self, relay: &str, resolver: Resolver, allow_private: bool) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(
+                relay.trim_end_matches('/').to_owned(),
+                (resolver, allow_private),
+            );
+        }
+    }
+
+    fn of(&self, relay: &str) -> Option<(Resolver, bool)> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(relay.trim_end_matches('/')).cloned())
+    }
 }
 
 impl CountingTransport {
@@ -105,6 +136,13 @@ impl CountingTransport {
         mode: &ConnectionMode,
         timeout: Duration,
     ) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
+        if let Some((resolver, allow_private)) = self.checked.of(url.as_str()) {
+            let tls = self
+                .tls
+                .clone()
+                .unwrap_or_else(crate::tls::public_roots_config);
+            return connect_checked(url, &resolver, allow_private, tls, timeout).await;
+        }
         match (&self.tls, url.scheme()) {
             (Some(config), "wss") => connect_tls(url, config.clone(), timeout).await,
             _ => DefaultWebsocketTransport.connect(url, mode, timeout).await,
@@ -172,23 +210,77 @@ async fn connect_tls(
         .ok_or_else(|| TransportError::backend(Refused("the URL has no port".into())))?;
     let connect = async {
         let tcp = tokio::net::TcpStream::connect(format!("{host}:{port}")).await?;
-        let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
-            url.as_str(),
-            tcp,
-            None,
-            Some(tokio_tungstenite::Connector::Rustls(config)),
-        )
-        .await?;
-        Ok::<_, async_wsocket::Error>(socket)
+        handshake(url, tcp, config).await
     };
     let socket = tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| TransportError::backend(async_wsocket::Error::Timeout))?
         .map_err(TransportError::backend)?;
+    Ok(split(socket))
+}
+
+/// An outbox relay: its name resolved now by `resolver`, every address checked (public
+/// unless `allow_private`), then TCP to those addresses in turn, TLS for `wss://` (SNI and
+/// certificate for the name in the URL) and the websocket handshake, within `timeout`.
+async fn connect_checked(
+    url: &Url,
+    resolver: &Resolver,
+    allow_private: bool,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
+    let connect = async {
+        let addrs = resolver
+            .checked_addrs(url, allow_private, timeout)
+            .await
+            .map_err(|why| async_wsocket::Error::Io(std::io::Error::other(Refused(why))))?;
+        let mut last = None;
+        for addr in addrs {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(tcp) => return handshake(url, tcp, config).await,
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(async_wsocket::Error::Io(last.unwrap_or_else(|| {
+            std::io::Error::other("no address to dial")
+        })))
+    };
+    let socket = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| TransportError::backend(async_wsocket::Error::Timeout))?
+        .map_err(TransportError::backend)?;
+    Ok(split(socket))
+}
+
+/// TLS (for `wss://`, verified against `config`) and the websocket handshake over `tcp`.
+async fn handshake(
+    url: &Url,
+    tcp: tokio::net::TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    async_wsocket::Error,
+> {
+    let connector = match url.scheme() {
+        "wss" => tokio_tungstenite::Connector::Rustls(config),
+        _ => tokio_tungstenite::Connector::Plain,
+    };
+    let (socket, _) =
+        tokio_tungstenite::client_async_tls_with_config(url.as_str(), tcp, None, Some(connector))
+            .await?;
+    Ok(socket)
+}
+
+/// The socket as nostr-sdk's transport hands it on: a sink and a stream.
+fn split(
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> (WebSocketSink, WebSocketStream) {
     let (tx, rx) = async_wsocket::WebSocket::Tokio(socket).split();
     let sink: WebSocketSink = Box::new(TlsSink(tx));
     let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));
-    Ok((sink, stream))
+    (sink, stream)
 }
 
 #[derive(Debug)]

@@ -28,9 +28,11 @@ impl Node {
         }
         let eligible = self.outbox_publishers().await?;
         let limits = self.outbox_limits();
+        let resolver = archy_marketplace::Resolver::system();
         let outbox = archy_marketplace::Outbox {
             publishers: &eligible,
             limits: &limits,
+            resolver: &resolver,
         };
         // Marked before and after the writes, so that no view keeps rows read meanwhile.
         self.listings_changed();
