@@ -7,6 +7,8 @@
 //!   data dir;
 //! - memory: the process's resident set (`VmRSS`) once the catalog is verified and the node
 //!   has settled, and its peak (`VmHWM`), from `/proc/<pid>/status`;
+//! - restarted: the same, for a node started again on the data dir of the first start (its
+//!   catalog already on disk, checked again at start; the origin still serves it);
 //! - baseline, same run: `VerifiedCatalog::verify` of the same bytes in this process (the
 //!   least any node must do with them), and the catalog's own size in bytes.
 //!
@@ -88,9 +90,12 @@ struct Start {
     peak_kb: u64,
 }
 
-/// One `archy node run` from an empty data dir until its catalog is verified.
-async fn start_once(dir: &Path, origin: &TestOrigin) -> Start {
-    let _ = std::fs::remove_dir_all(dir);
+/// One `archy node run` until its catalog is verified: from an empty data dir when
+/// `fresh`, else on the data dir a previous start left.
+async fn start_once(dir: &Path, origin: &TestOrigin, fresh: bool) -> Start {
+    if fresh {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     std::fs::create_dir_all(dir).unwrap();
     let api = format!("http://127.0.0.1:{}", free_port());
     let config = write_node_config(dir, &origin.url, &origin.root, &api, "");
@@ -124,7 +129,20 @@ async fn start_once(dir: &Path, origin: &TestOrigin) -> Start {
     // Let start-up work that follows the catalog (caches warmed in the background) finish.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rss_kb, peak_kb) = memory_kb(child.id());
-    child.kill().unwrap();
+    // SIGTERM, so the node closes its database and store cleanly for the restart.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stop = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stop.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.wait().unwrap();
     Start {
         verified,
@@ -147,8 +165,17 @@ async fn main() {
     archy_binary();
     let tmp = tempfile::tempdir().unwrap();
     println!(
-        "{:>6} {:>10} {:>11} {:>11} {:>9} {:>9} {:>13} {:>13}",
-        "apps", "bytes", "start→ok", "verify", "RSS MiB", "peak MiB", "RSS/byte*", "peak/byte*"
+        "{:>6} {:>10} {:>11} {:>11} {:>9} {:>9} {:>13} {:>13} {:>11} {:>11}",
+        "apps",
+        "bytes",
+        "start→ok",
+        "verify",
+        "RSS MiB",
+        "peak MiB",
+        "RSS/byte*",
+        "peak/byte*",
+        "restart→ok",
+        "RSS again"
     );
     let mut first: Option<(usize, u64, u64)> = None;
     for apps in SIZES {
@@ -170,8 +197,14 @@ async fn main() {
         );
         let mut starts = Vec::new();
         for run in 0..STARTS {
-            starts.push(start_once(&dir.join(format!("node{run}")), &origin).await);
+            starts.push(start_once(&dir.join(format!("node{run}")), &origin, true).await);
         }
+        let mut restarts = Vec::new();
+        for _ in 0..STARTS {
+            restarts.push(start_once(&dir.join("node0"), &origin, false).await);
+        }
+        let restarted = median(restarts.iter().map(|s| s.verified).collect());
+        let rss_again = median(restarts.iter().map(|s| s.rss_kb).collect());
         let verified = median(starts.iter().map(|s| s.verified).collect());
         let rss = median(starts.iter().map(|s| s.rss_kb).collect());
         let peak = median(starts.iter().map(|s| s.peak_kb).collect());
@@ -189,7 +222,7 @@ async fn main() {
             }
         };
         println!(
-            "{:>6} {:>10} {:>9.0}ms {:>9.1}ms {:>9.1} {:>9.1} {:>13} {:>13}",
+            "{:>6} {:>10} {:>9.0}ms {:>9.1}ms {:>9.1} {:>9.1} {:>13} {:>13} {:>9.0}ms {:>11.1}",
             apps,
             bytes.len(),
             verified.as_secs_f64() * 1000.0,
@@ -197,7 +230,9 @@ async fn main() {
             mib(rss),
             mib(peak),
             per_rss,
-            per_peak
+            per_peak,
+            restarted.as_secs_f64() * 1000.0,
+            mib(rss_again)
         );
         origin.server.abort();
     }

@@ -8,6 +8,12 @@
 //!   by hand  — `curl` of the same archive from the origin's plain HTTP route
 //!              (`GET /v1/blobs/{hash}`) + `podman load -i` + `podman run -d`, until its
 //!              health URL answers
+//!   by hand, same isolation — the same, with the isolation archy gives every container
+//!              (`archy app render`: its own network, `--cap-drop=ALL`,
+//!              `--security-opt=no-new-privileges`, `--userns=nomap`, pids and memory
+//!              limits). `--userns=nomap` makes Podman copy the image's files into the
+//!              container's own uid range when the first container of a fresh image is
+//!              created: that copy is part of what the isolation costs.
 //! Each round starts with the image absent from Podman (layers are never reused).
 //!
 //! Needs the rootless Podman service and hello's image, like the e2e tests, and host
@@ -133,10 +139,28 @@ struct Archy {
     total: Duration,
     fetch: Duration,
     events: usize,
+    /// Time from each stage's first event to the next stage's (and from the last to the end).
+    stages: Vec<(Stage, Duration)>,
 }
 
-/// When the first `fetching` and `loading` events came, and how many events there were.
-type Seen = (Option<Instant>, Option<Instant>, usize);
+/// The first event of each stage, in order, and how many events there were.
+#[derive(Default)]
+struct Seen {
+    firsts: Vec<(Stage, Instant)>,
+    events: usize,
+}
+
+/// How long each stage lasted, from its first event to the next stage's (the last: to `end`).
+fn stage_times(firsts: &[(Stage, Instant)], end: Instant) -> Vec<(Stage, Duration)> {
+    firsts
+        .iter()
+        .enumerate()
+        .map(|(i, (stage, at))| {
+            let next = firsts.get(i + 1).map_or(end, |(_, t)| *t);
+            (*stage, next - *at)
+        })
+        .collect()
+}
 
 /// A fresh node in `dir` installs the app through its API, watching the progress stream.
 async fn archy_install(dir: &Path, origin: &TestOrigin) -> Archy {
@@ -153,25 +177,33 @@ async fn archy_install(dir: &Path, origin: &TestOrigin) -> Archy {
     client
         .install(APP, false, move |p| {
             let mut s = s.lock().unwrap();
-            s.2 += 1;
-            match p.stage {
-                Stage::Fetching if s.0.is_none() => s.0 = Some(Instant::now()),
-                Stage::Loading if s.1.is_none() => s.1 = Some(Instant::now()),
-                _ => {}
+            s.events += 1;
+            if s.firsts.last().is_none_or(|(stage, _)| *stage != p.stage) {
+                s.firsts.push((p.stage, Instant::now()));
             }
         })
         .await
         .unwrap();
-    let total = start.elapsed();
-    let (fetching, loading, events) = *seen.lock().unwrap();
+    let end = Instant::now();
+    let total = end - start;
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let first = |stage| {
+        seen.firsts
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, t)| *t)
+            .unwrap()
+    };
+    let fetch = first(Stage::Loading) - first(Stage::Fetching);
     node.uninstall(APP, true).await.unwrap();
     daemon.abort();
     node.shutdown().await;
     forget_image().await;
     Archy {
         total,
-        fetch: loading.unwrap() - fetching.unwrap(),
-        events,
+        fetch,
+        events: seen.events,
+        stages: stage_times(&seen.firsts, end),
     }
 }
 
@@ -186,7 +218,25 @@ async fn swarm_fetch(dir: &Path, origin: &TestOrigin, blob: &archy_swarm::BlobRe
     d
 }
 
-async fn by_hand(dir: &Path, url: &str, port: u16) -> Duration {
+struct ByHand {
+    total: Duration,
+    /// curl, podman load, podman run, until healthy.
+    steps: [Duration; 4],
+}
+
+/// What archy adds to a plain `podman run` for hello (`archy app render hello`).
+const ISOLATION: &[&str] = &[
+    "--cap-drop=ALL",
+    "--security-opt=no-new-privileges",
+    "--userns=nomap",
+    "--network=bench-by-hand",
+    "--pids-limit",
+    "2048",
+    "--memory",
+    "32m",
+];
+
+async fn by_hand(dir: &Path, url: &str, port: u16, isolated: bool) -> ByHand {
     let file = dir.join("image.tar");
     let start = Instant::now();
     let out = tokio::process::Command::new("curl")
@@ -195,12 +245,28 @@ async fn by_hand(dir: &Path, url: &str, port: u16) -> Duration {
         .await
         .unwrap();
     assert!(out.status.success(), "curl: {out:?}");
+    let fetched = Instant::now();
     podman_cli(&["load", "--quiet", "-i", file.to_str().unwrap()]).await;
+    let loaded = Instant::now();
     let publish = format!("127.0.0.1:{port}:8080");
-    podman_cli(&["run", "-d", "--name", "bench-by-hand", "-p", &publish, TAG]).await;
+    let mut run = vec!["run", "-d", "--name", "bench-by-hand", "-p", &publish];
+    if isolated {
+        podman_cli(&["network", "create", "bench-by-hand"]).await;
+        run.extend_from_slice(ISOLATION);
+    }
+    run.push(TAG);
+    podman_cli(&run).await;
+    let ran = Instant::now();
     wait_http_ok(&format!("http://127.0.0.1:{port}/healthz")).await;
-    let d = start.elapsed();
+    let end = Instant::now();
+    let d = ByHand {
+        total: end - start,
+        steps: [fetched - start, loaded - fetched, ran - loaded, end - ran],
+    };
     podman_cli(&["rm", "--force", "--time", "0", "bench-by-hand"]).await;
+    if isolated {
+        podman_cli(&["network", "rm", "bench-by-hand"]).await;
+    }
     forget_image().await;
     std::fs::remove_file(&file).unwrap();
     d
@@ -208,6 +274,12 @@ async fn by_hand(dir: &Path, url: &str, port: u16) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    // The node's own logs (e.g. RUST_LOG=archy_orchestrator=debug for each Podman call).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let mib: usize = env_or("ARCHY_BENCH_MIB", 256);
     let rounds: usize = env_or("ARCHY_BENCH_ROUNDS", 3);
     let port: u16 = env_or("ARCHY_BENCH_PORT", 18096);
@@ -239,38 +311,69 @@ async fn main() {
     );
     forget_image().await;
 
-    let (mut ours, mut fetches, mut swarm, mut hand) = (vec![], vec![], vec![], vec![]);
+    let (mut ours, mut fetches, mut swarm, mut hand, mut same) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         let dir = tmp.path().join(format!("round-{round}"));
         std::fs::create_dir_all(&dir).unwrap();
         let node_dir = dir.join("node");
-        let (a, h) = if round % 2 == 0 {
-            let a = archy_install(&node_dir, &origin).await;
-            (a, by_hand(&dir, &blob_url, port + 1).await)
-        } else {
-            let h = by_hand(&dir, &blob_url, port + 1).await;
-            (archy_install(&node_dir, &origin).await, h)
-        };
+        // The order rotates, so none of the three always runs first.
+        let (mut a, mut h, mut i) = (None, None, None);
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => a = Some(archy_install(&node_dir, &origin).await),
+                1 => h = Some(by_hand(&dir, &blob_url, port + 1, false).await),
+                _ => i = Some(by_hand(&dir, &blob_url, port + 1, true).await),
+            }
+        }
+        let (a, h, i) = (a.unwrap(), h.unwrap(), i.unwrap());
         let s = swarm_fetch(&dir.join("swarm"), &origin, &blob).await;
         println!(
             "round {round}: archy install {:?} (fetch stage {:?}, {:.0} MiB/s, {} progress events), \
-             swarm fetch {s:?} ({:.0} MiB/s), by hand {h:?}",
+             swarm fetch {s:?} ({:.0} MiB/s), by hand {:?}, by hand with archy's isolation {:?}",
             a.total,
             a.fetch,
             mib_s(blob.size, a.fetch),
             a.events,
             mib_s(blob.size, s),
+            h.total,
+            i.total,
         );
+        let stages: Vec<String> = a
+            .stages
+            .iter()
+            .map(|(stage, d)| format!("{stage:?} {:.0} ms", d.as_secs_f64() * 1e3))
+            .collect();
+        println!("  archy stages: {}", stages.join(", "));
+        for (what, b) in [("by hand", &h), ("same isolation", &i)] {
+            let [curl, load, run, health] = b.steps.map(|d| d.as_secs_f64() * 1e3);
+            println!(
+                "  {what}: curl {curl:.0} ms, podman load {load:.0} ms, podman run {run:.0} ms, \
+                 healthy {health:.0} ms"
+            );
+        }
         ours.push(a.total);
         fetches.push(a.fetch);
         swarm.push(s);
-        hand.push(h);
+        hand.push(h.total);
+        same.push(i.total);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let (ours, fetch, swarm, hand) = (median(ours), median(fetches), median(swarm), median(hand));
+    let (ours, fetch, swarm, hand, same) = (
+        median(ours),
+        median(fetches),
+        median(swarm),
+        median(hand),
+        median(same),
+    );
     println!("median of {rounds} rounds, {mib} MiB layer:");
     println!("  archy install to healthy: {ours:?}");
     println!("  curl + podman load + podman run, to healthy: {hand:?}");
+    println!("  the same with archy's isolation (--userns=nomap …): {same:?}");
+    println!(
+        "  install / by hand with the same isolation: {:.2}x",
+        ours.as_secs_f64() / same.as_secs_f64()
+    );
     println!(
         "  install / by hand: {:.2}x (aim <= 1.1x)",
         ours.as_secs_f64() / hand.as_secs_f64()

@@ -208,6 +208,7 @@ impl Libpod {
         limit: usize,
     ) -> Result<Answer> {
         debug!(%method, path, "libpod");
+        let started = std::time::Instant::now();
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| Error::ServiceDown {
@@ -262,6 +263,9 @@ impl Libpod {
         // The connection is driven here, not in a task of its own: when the deadline
         // drops this future, the socket goes with it.
         let (answer, _) = tokio::join!(exchange, conn);
+        if let Ok(a) = &answer {
+            debug!(path, status = %a.status, took = ?started.elapsed(), "libpod answered");
+        }
         answer
     }
 
