@@ -259,9 +259,9 @@ pub fn serve_slot(
                 async move { body.ok_or(axum::http::StatusCode::NOT_FOUND) }
             }),
         )
-        .merge(archy_swarm::http_routes(swarm))
+        .merge(archy_swarm::http_routes(swarm.clone()))
         .merge(archy_swarm::tracker_routes(Arc::new(
-            archy_swarm::Tracker::new(Default::default()),
+            archy_swarm::Tracker::with_prober(Default::default(), swarm),
         )));
     tokio::spawn(async move {
         axum::serve(

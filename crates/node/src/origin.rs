@@ -136,8 +136,9 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         )
         .merge(archy_swarm::http_routes(swarm.clone()))
         // Nodes announce the blobs they hold; others ask who holds one (peers offload us).
+        // A peer reported unreachable is dialed by our own swarm before anything changes.
         .merge(archy_swarm::tracker_routes(Arc::new(
-            archy_swarm::Tracker::new(Default::default()),
+            archy_swarm::Tracker::with_prober(Default::default(), swarm.clone()),
         )));
     Ok(Origin { swarm, router })
 }

@@ -20,7 +20,9 @@
 //! - Dead peers: candidates are dialed at once (unreachable ones cost one connect timeout
 //!   together), one that cannot be reached is left alone for 30 s doubling to 15 min
 //!   ([`Swarm::peer_backoff`]) and reported to the tracker that listed it, which lists it
-//!   last until it announces again (`POST /v1/swarm/report`, rate-limited, removes no one).
+//!   last until it announces again (`POST /v1/swarm/report`, rate-limited) and, beside a
+//!   swarm ([`Tracker::with_prober`]), dials it to remove it only if nobody answers. A node
+//!   that leaves withdraws its entries ([`Swarm::withdraw`], signed by its endpoint key).
 //! - [`Swarm::gc`]: drops blobs that nothing references, and partial downloads no fetch
 //!   touched for [`SwarmConfig::partial_ttl`] (24 h) unless `keep` names them.
 //! - Relayed documents (`archy/doc/0`): opaque named bytes a node passes on
@@ -72,8 +74,9 @@ pub use policy::{
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{
-    AnnounceError, AnnounceReply, Announcement, ReportError, ReportOutcome, Tracker, TrackerConfig,
-    UnreachableReport, WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal, tracker_routes,
+    AnnounceError, AnnounceReply, Announcement, ProbeOutcome, ReportError, ReportOutcome, Tracker,
+    TrackerConfig, UnreachableReport, WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal,
+    tracker_routes,
 };
 
 #[derive(Debug, thiserror::Error)]

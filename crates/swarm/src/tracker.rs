@@ -16,12 +16,17 @@
 //! answer the same way.
 //!
 //! Dead peers: `POST /v1/swarm/report` takes `{"hash": "<hex>", "peer": "<endpoint id>"}`
-//! from a node that could not reach `peer`. A report never removes anyone (anybody can send
-//! one, so it would let a hostile node delist honest peers): it only moves the peer behind
-//! the unreported ones until the peer announces again, which a live peer does on every
-//! pull. Reports are rate-limited per source address. A dead peer stops announcing and
-//! drops out when its TTL runs out; until then fetchers list it last, and each fetcher
-//! leaves a peer it could not reach alone for a while (`Swarm`'s local backoff).
+//! from a node that could not reach `peer`. A report alone never removes anyone (anybody
+//! can send one, so it would let a hostile node delist honest peers): it moves the peer
+//! behind the unreported ones until the peer announces again, which a live peer does on
+//! every pull. Reports are rate-limited per source address. A tracker served beside a swarm
+//! ([`Tracker::with_prober`], as the origin does) then checks for itself: it dials the
+//! peer, and removes the entry when nobody answers, or lifts the demotion when the peer
+//! answers, so a crashed node costs fetchers one failed dial instead of one per fetch until
+//! its TTL runs out, and a false report costs an honest peer nothing. A peer the tracker
+//! cannot judge (it names a relay and the prober uses none) stays demoted, as without a
+//! prober; each fetcher also leaves a peer it could not reach alone for a while (`Swarm`'s
+//! local backoff).
 //!
 //! Leaving: `POST /v1/swarm/withdraw` takes a [`Withdrawal`] signed by the peer's own
 //! endpoint key and removes its entries for the hashes it names at once.
@@ -36,6 +41,7 @@ pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +84,9 @@ pub struct TrackerConfig {
     /// new ones are refused until old ones age out, rather than forgetting and allowing
     /// replays.
     pub max_remembered_withdrawals: usize,
+    /// How long the tracker's own dial of a reported peer may take to connect (a relayed
+    /// dial included) before the peer counts as gone ([`Tracker::with_prober`]).
+    pub probe_timeout: Duration,
 }
 
 impl Default for TrackerConfig {
@@ -93,6 +102,7 @@ impl Default for TrackerConfig {
             max_returned: 16,
             max_reports_per_minute: 30,
             max_remembered_withdrawals: 100_000,
+            probe_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -157,16 +167,44 @@ struct TrackerState {
     reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
     /// Withdrawals accepted in the last [`WITHDRAWAL_WINDOW`]: digest to issue time.
     withdrawn: HashMap<[u8; 32], u64>,
+    /// Peers (and the hash they were reported for) whose probe is running.
+    probing: std::collections::HashSet<(Hash, EndpointId)>,
 }
 
 /// Source addresses whose report counts are remembered.
 const MAX_REPORTERS: usize = 10_000;
 
 /// Which nodes said they hold which hash, for a while.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tracker {
     config: TrackerConfig,
     state: Mutex<TrackerState>,
+    /// The swarm that dials reported peers to see whether they answer.
+    prober: Option<Arc<Swarm>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("config", &self.config)
+            .field("probes", &self.prober.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Probes running at once; a report past this only demotes.
+const MAX_PROBES: usize = 8;
+
+/// What a probe of a reported peer concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The peer answered: its demotion is lifted.
+    Alive,
+    /// Nobody answered: the entry is removed.
+    Removed,
+    /// Not judged: the peer names a relay and the prober uses none, the entry changed
+    /// (announced again, expired) while it ran, or too many probes were running.
+    Unjudged,
 }
 
 /// Why an announcement was refused.
@@ -191,6 +229,74 @@ impl Tracker {
         Self {
             config,
             state: Mutex::default(),
+            prober: None,
+        }
+    }
+
+    /// A tracker that dials each peer reported unreachable through `swarm` (the origin's)
+    /// and acts on the answer (see the module doc).
+    pub fn with_prober(config: TrackerConfig, swarm: Arc<Swarm>) -> Self {
+        Self {
+            prober: Some(swarm),
+            ..Self::new(config)
+        }
+    }
+
+    /// Dials `peer`, reported unreachable for `hash`, through the prober: removes its entry
+    /// when nobody answers within [`TrackerConfig::probe_timeout`], lifts its demotion when it answers.
+    /// Without a prober, or past 8 probes at once, nothing is judged.
+    pub async fn probe(&self, hash: Hash, peer: EndpointId) -> ProbeOutcome {
+        let Some(swarm) = &self.prober else {
+            return ProbeOutcome::Unjudged;
+        };
+        let entry = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let entry = state.providers.get(&hash).and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|e| e.id == peer && e.expires > now)
+                    .map(|e| (e.addr.clone(), e.expires))
+            });
+            match entry {
+                Some(entry)
+                    if state.probing.len() < MAX_PROBES && state.probing.insert((hash, peer)) =>
+                {
+                    entry
+                }
+                _ => return ProbeOutcome::Unjudged,
+            }
+        };
+        let (addr, expires) = entry;
+        // Only a dial that could have worked says anything: a relay-only reachable peer
+        // cannot be judged by a prober without relays.
+        let judged = addr.relay_url.is_none() || swarm.relays;
+        let alive = judged && swarm.reachable(&addr, self.config.probe_timeout).await;
+        let mut state = self.lock();
+        state.probing.remove(&(hash, peer));
+        if !judged {
+            return ProbeOutcome::Unjudged;
+        }
+        let Some(entries) = state.providers.get_mut(&hash) else {
+            return ProbeOutcome::Unjudged;
+        };
+        // The same entry it probed: one announced again meanwhile is the peer's own word.
+        let Some(i) = entries
+            .iter()
+            .position(|e| e.id == peer && e.expires == expires)
+        else {
+            return ProbeOutcome::Unjudged;
+        };
+        if alive {
+            entries[i].reported = false;
+            ProbeOutcome::Alive
+        } else {
+            entries.swap_remove(i);
+            if entries.is_empty() {
+                state.providers.remove(&hash);
+            }
+            debug!(%hash, %peer, "reported peer did not answer the tracker's dial; entry removed");
+            ProbeOutcome::Removed
         }
     }
 
@@ -478,7 +584,19 @@ async fn report(
     axum::Json(body): axum::Json<UnreachableReport>,
 ) -> Response {
     match tracker.report(&body, source) {
-        Ok(outcome) => axum::Json(outcome).into_response(),
+        Ok(outcome) => {
+            if outcome == ReportOutcome::Demoted
+                && tracker.prober.is_some()
+                && let (Ok(blob), Ok(peer)) = (
+                    BlobRef::from_hex(&body.hash, 0),
+                    EndpointId::from_str(&body.peer),
+                )
+            {
+                let tracker = tracker.clone();
+                tokio::spawn(async move { tracker.probe(blob.hash, peer).await });
+            }
+            axum::Json(outcome).into_response()
+        }
         Err(e @ ReportError::RateLimited) => {
             (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
         }

@@ -196,6 +196,18 @@ impl Swarm {
         }))
     }
 
+    /// Whether `peer` accepts a connection within `within` (then closed at once): the
+    /// tracker's check of a peer reported unreachable.
+    pub(crate) async fn reachable(&self, peer: &PeerAddr, within: Duration) -> bool {
+        match (&mut self.dial(peer, within).0).await {
+            Ok(Ok(conn)) => {
+                conn.close(0u32.into(), b"probe");
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn backoff_lock(&self) -> std::sync::MutexGuard<'_, Backoff> {
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
     }

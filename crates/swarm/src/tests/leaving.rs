@@ -212,3 +212,103 @@ async fn a_node_that_withdrew_is_not_dialed() {
     }
     origin.shutdown().await;
 }
+
+/// A node that crashed (no withdrawal) is reported by the first fetcher that cannot reach
+/// it; the tracker dials it itself, nobody answers, and the entry is gone for everyone
+/// after. A false report of a live peer is undone by the same dial, and a peer the tracker
+/// cannot judge (it names a relay, the tracker's swarm uses none) stays listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Arc::new(node(&tmp.path().join("origin")).await);
+    let (blob, _) = import(&origin, tmp.path(), MIB, 44).await;
+    let tracker = Arc::new(Tracker::with_prober(
+        TrackerConfig {
+            probe_timeout: Duration::from_secs(1),
+            ..TrackerConfig::default()
+        },
+        origin.clone(),
+    ));
+    let url = super::fetch_policy::serve(
+        crate::http_routes(origin.clone()).merge(tracker_routes(tracker.clone())),
+    )
+    .await;
+    let live = node(&tmp.path().join("live")).await;
+    live.fetch(&blob, &[origin.addr()]).await.unwrap();
+    live.announce(&url, &[blob.hash]).await.unwrap();
+    let crashed = node(&tmp.path().join("crashed")).await;
+    crashed.announce(&url, &[blob.hash]).await.unwrap();
+    let crashed_id = crashed.endpoint_id();
+    crashed.shutdown().await;
+    // Names a relay only; the origin's swarm runs without relays, so it cannot judge it.
+    let relayed = PeerAddr {
+        id: key(7).public().to_string(),
+        addrs: vec![],
+        relay_url: Some("https://relay.example.net/".into()),
+    };
+    tracker.announce(&relayed, &[blob.hex()], None).unwrap();
+    let ids = |t: &Tracker| {
+        let mut v: Vec<String> = t.providers(&blob.hash).into_iter().map(|p| p.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&tracker).len(), 3);
+
+    // Reports over HTTP, as fetchers send them: the probes run in the background.
+    let client = reqwest::Client::new();
+    for peer in [
+        crashed_id.to_string(),
+        live.endpoint_id().to_string(),
+        relayed.id.clone(),
+    ] {
+        let answer = client
+            .post(format!("{url}/v1/swarm/report"))
+            .json(&UnreachableReport {
+                hash: blob.hex(),
+                peer,
+            })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let mut expected = vec![live.endpoint_id().to_string(), relayed.id.clone()];
+    expected.sort();
+    for _ in 0..100 {
+        if ids(&tracker) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids(&tracker), expected, "the crashed peer is still listed");
+    // The live peer answered the tracker's dial: it is no longer listed after the others
+    // (wait for its probe too; then it comes first, before the still-demoted relayed one).
+    for _ in 0..100 {
+        if tracker.providers(&blob.hash)[0].id == live.endpoint_id().to_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(
+            tracker.providers(&blob.hash)[0].id,
+            live.endpoint_id().to_string()
+        );
+    }
+    // The direct calls say the same.
+    assert_eq!(
+        tracker.probe(blob.hash, live.endpoint_id()).await,
+        ProbeOutcome::Alive
+    );
+    assert_eq!(
+        tracker.probe(blob.hash, key(7).public()).await,
+        ProbeOutcome::Unjudged
+    );
+    assert_eq!(
+        tracker.probe(blob.hash, crashed_id).await,
+        ProbeOutcome::Unjudged,
+        "nothing left to judge"
+    );
+    live.shutdown().await;
+    origin.shutdown().await;
+}

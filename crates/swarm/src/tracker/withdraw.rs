@@ -34,7 +34,8 @@ pub struct Withdrawal {
     /// Seconds since the Unix epoch, by the peer's clock.
     pub issued_at: u64,
     pub hashes: Vec<String>,
-    /// Hex of the ed25519 signature by `peer` over [`Withdrawal::signed_bytes`].
+    /// Hex of the ed25519 signature by `peer` over the domain tag, the peer id, the issue
+    /// time and each hash (see `signed_bytes`).
     pub signature: String,
 }
 
