@@ -479,6 +479,32 @@ impl RelayClient {
         Self { client, transport }
     }
 
+    /// Adds one of the operator's own relays (dialed as configured).
+    pub(crate) async fn add_operator_relay(
+        &self,
+        relay: &str,
+    ) -> Result<bool, nostr_sdk::client::Error> {
+        if let Ok(url) = RelayUrl::parse(relay) {
+            self.transport.allowed.operator(url.as_str());
+        }
+        self.client.add_relay(relay).await
+    }
+
+    /// Adds a relay a publisher named: dialed only at the addresses `resolver` gives when
+    /// the connection is made, each checked (public unless `allow_private`), never at what
+    /// another lookup would say (DNS rebinding).
+    pub(crate) async fn add_outbox_relay(
+        &self,
+        relay: &RelayUrl,
+        resolver: &Resolver,
+        allow_private: bool,
+    ) -> Result<bool, nostr_sdk::client::Error> {
+        self.transport
+            .allowed
+            .checked(relay.as_str(), resolver.clone(), allow_private);
+        self.client.add_relay(relay.as_str()).await
+    }
+
     /// Why `relay` is not connected, in words: the last connection failure when there was
     /// one, else its status.
     pub(crate) async fn why_down(&self, relay: &RelayUrl) -> String {
@@ -499,7 +525,7 @@ pub(crate) async fn connected_client(
     let client = RelayClient::new(relays.tls());
     for relay in relays.urls() {
         client
-            .add_relay(relay.as_str())
+            .add_operator_relay(relay.as_str())
             .await
             .map_err(|e| Error::Relay(format!("{relay}: {e}")))?;
     }
@@ -728,7 +754,7 @@ pub async fn publish_report(event: &Event, relays: &(impl RelayList + ?Sized)) -
     let mut report = PublishReport::default();
     let client = RelayClient::new(relays.tls());
     for relay in relays.urls() {
-        if let Err(e) = client.add_relay(relay.as_str()).await {
+        if let Err(e) = client.add_operator_relay(relay.as_str()).await {
             report
                 .failed
                 .push((relay.clone(), format!("not a relay URL: {e}")));
@@ -970,14 +996,10 @@ pub async fn discover_outbox(
             let Ok(relay) = RelayUrl::parse(url) else {
                 continue;
             };
-            // Dialed at the addresses its name has when the connection is made, checked
-            // then, not at what nostr-sdk would look up after our check (DNS rebinding).
-            client.transport.checked.add(
-                relay.as_str(),
-                outbox.resolver.clone(),
-                outbox.limits.allow_private,
-            );
-            let added = client.add_relay(url.as_str()).await.is_ok()
+            let added = client
+                .add_outbox_relay(&relay, outbox.resolver, outbox.limits.allow_private)
+                .await
+                .is_ok()
                 && client
                     .try_connect_relay(url.as_str(), timeout)
                     .await

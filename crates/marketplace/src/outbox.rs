@@ -276,27 +276,52 @@ pub fn check_relay_url(raw: &str, allow_private: bool) -> Result<RelayUrl, Strin
 
 /// Refuses an address that is not on the public internet.
 pub(crate) fn check_public(ip: IpAddr) -> Result<(), String> {
-    let private = match ip {
-        IpAddr::V4(v4) => v4_private(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4_private(v4),
-            None => {
-                let s = v6.segments();
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (s[0] & 0xfe00) == 0xfc00 // unique local
-                    || (s[0] & 0xffc0) == 0xfe80 // link-local
-                    || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-            }
-        },
-    };
-    if private {
+    if is_private(ip) {
         Err(format!(
             "{ip} is a loopback, private or otherwise non-public address (not allowed: outbox_allow_private)"
         ))
     } else {
         Ok(())
+    }
+}
+
+/// Not on the public internet: the special-purpose ranges of RFC 6890 and its updates,
+/// and IPv6 forms that carry an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo),
+/// judged by the address they carry or refused when it cannot be told.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_private(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let o = v6.octets();
+            let embedded =
+                |at: usize| std::net::Ipv4Addr::new(o[at], o[at + 1], o[at + 2], o[at + 3]);
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_private(v4);
+            }
+            // ::a.b.c.d (IPv4-compatible, deprecated) and ::1, :: themselves.
+            if s[..6] == [0; 6] {
+                return v6.is_loopback() || v6.is_unspecified() || v4_private(embedded(12));
+            }
+            // NAT64 (64:ff9b::/96 well-known, 64:ff9b:1::/48 local-use).
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return v4_private(embedded(12));
+            }
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+                return true;
+            }
+            // 6to4 carries the IPv4 address in bits 16..48.
+            if s[0] == 0x2002 {
+                return v4_private(embedded(2));
+            }
+            v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo: the far end is a relay's choice
+                || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard-only
+        }
     }
 }
 
@@ -311,6 +336,8 @@ fn v4_private(v4: std::net::Ipv4Addr) -> bool {
         || v4.is_documentation()
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
         || o[0] >= 240
 }
 
@@ -440,6 +467,15 @@ mod tests {
             ("ws://[fd00::1]", "non-public"),
             ("ws://[fe80::1]", "non-public"),
             ("ws://[::ffff:127.0.0.1]", "non-public"),
+            // IPv6 forms that carry a private IPv4 address, and the rarer ranges.
+            ("ws://[::10.0.0.1]", "non-public"),
+            ("ws://[64:ff9b::a00:1]", "non-public"),
+            ("ws://[64:ff9b:1::1]", "non-public"),
+            ("ws://[2002:c0a8:101::1]", "non-public"),
+            ("ws://[2001:0:4136:e378::1]", "non-public"),
+            ("ws://[fec0::1]", "non-public"),
+            ("ws://192.0.0.8", "non-public"),
+            ("ws://198.18.0.1", "non-public"),
             ("ws://localhost:7000", "localhost"),
             ("ws://relay.localhost", "localhost"),
         ] {
@@ -448,6 +484,10 @@ mod tests {
         }
         assert!(check_relay_url("wss://relay.example", false).is_ok());
         assert!(check_relay_url("ws://8.8.8.8:7000", false).is_ok());
+        // The same forms carrying a public address are public.
+        assert!(check_relay_url("ws://[64:ff9b::808:808]", false).is_ok());
+        assert!(check_relay_url("ws://[2002:808:808::1]", false).is_ok());
+        assert!(check_relay_url("ws://[2606:4700::1111]", false).is_ok());
         // Allowed by the operator: loopback and private hosts, never the rest.
         assert!(check_relay_url("ws://127.0.0.1:7000", true).is_ok());
         assert!(check_relay_url("ws://localhost:7000", true).is_ok());

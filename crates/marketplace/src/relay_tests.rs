@@ -893,3 +893,31 @@ async fn an_outbox_relay_is_dialed_at_the_address_checked_at_connect() {
         .unwrap();
     assert_eq!(found.listings.len(), 1, "{:?}", found.relay_errors);
 }
+
+/// Fail-closed: a relay added to a client without saying whose it is (the operator's, or
+/// a checked outbox relay) is never dialed, so a new code path cannot reach a publisher's
+/// relay around the address check. The same relay added as the operator's connects.
+#[tokio::test]
+async fn a_relay_nobody_vouched_for_is_not_dialed() {
+    let (_r, url) = relay().await;
+    let client = crate::nostr::RelayClient::new(None);
+    client.add_relay(url.as_str()).await.unwrap();
+    assert!(
+        client
+            .try_connect_relay(url.as_str(), TIMEOUT)
+            .await
+            .is_err()
+    );
+    let relay = RelayUrl::parse(&url).unwrap();
+    let why = client.why_down(&relay).await;
+    assert!(
+        why.contains("neither one of this node's relays nor a checked outbox relay"),
+        "{why}"
+    );
+    let vouched = crate::nostr::RelayClient::new(None);
+    vouched.add_operator_relay(url.as_str()).await.unwrap();
+    vouched
+        .try_connect_relay(url.as_str(), TIMEOUT)
+        .await
+        .unwrap();
+}

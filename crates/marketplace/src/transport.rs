@@ -93,32 +93,50 @@ pub(crate) struct CountingTransport {
     /// Set: `wss://` relays are verified against these roots (the public ones and the
     /// operator's CAs) by our own connector; unset: nostr-sdk's (public roots).
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    /// Outbox relays by URL (without a trailing `/`): how their name resolves and whether
-    /// non-public addresses are allowed. These are dialed only by [`connect_checked`].
-    pub(crate) checked: CheckedRelays,
+    /// Which relays may be dialed, and how (fail-closed: a relay named in neither way is
+    /// refused at connect).
+    pub(crate) allowed: AllowedRelays,
 }
 
-/// Relays whose addresses are resolved and checked by us at each connection.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CheckedRelays(Arc<Mutex<HashMap<String, (Resolver, bool)>>>);
+/// How a relay is dialed.
+#[derive(Debug, Clone)]
+enum Route {
+    /// One of the operator's own relays (config): as nostr-sdk dials it, or with the
+    /// operator's CAs.
+    Operator,
+    /// A relay a publisher named (outbox): its name resolved by the resolver at connect
+    /// time, each address checked (public unless allowed), and only those dialed.
+    Checked(Resolver, bool),
+}
 
-impl CheckedRelays {
-    /// From now on `relay` is dialed only at addresses `resolver` gives at connect time,
-    /// each checked as public unless `allow_private`.
-    pub(crate) fn add(&self, relay: &str, resolver: Resolver, allow_private: bool) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(
-                relay.trim_end_matches('/').to_owned(),
-                (resolver, allow_private),
-            );
-        }
+/// The relays this client may dial, by URL without a trailing `/`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AllowedRelays(Arc<Mutex<HashMap<String, Route>>>);
+
+impl AllowedRelays {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn of(&self, relay: &str) -> Option<(Resolver, bool)> {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(relay.trim_end_matches('/')).cloned())
+    /// `relay` is one of the operator's own.
+    pub(crate) fn operator(&self, relay: &str) {
+        // An outbox route for the same URL stays: the stricter of the two wins.
+        self.lock()
+            .entry(relay.trim_end_matches('/').to_owned())
+            .or_insert(Route::Operator);
+    }
+
+    /// From now on `relay` is dialed only at addresses `resolver` gives at connect time,
+    /// each checked as public unless `allow_private`.
+    pub(crate) fn checked(&self, relay: &str, resolver: Resolver, allow_private: bool) {
+        self.lock().insert(
+            relay.trim_end_matches('/').to_owned(),
+            Route::Checked(resolver, allow_private),
+        );
+    }
+
+    fn of(&self, relay: &str) -> Option<Route> {
+        self.lock().get(relay.trim_end_matches('/')).cloned()
     }
 }
 
@@ -136,16 +154,28 @@ impl CountingTransport {
         mode: &ConnectionMode,
         timeout: Duration,
     ) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
-        if let Some((resolver, allow_private)) = self.checked.of(url.as_str()) {
-            let tls = self
-                .tls
-                .clone()
-                .unwrap_or_else(crate::tls::public_roots_config);
-            return connect_checked(url, &resolver, allow_private, tls, timeout).await;
-        }
-        match (&self.tls, url.scheme()) {
-            (Some(config), "wss") => connect_tls(url, config.clone(), timeout).await,
-            _ => DefaultWebsocketTransport.connect(url, mode, timeout).await,
+        let refuse = |why: String| Err(TransportError::backend(Refused(why)));
+        match self.allowed.of(url.as_str()) {
+            Some(Route::Checked(resolver, allow_private)) => {
+                // Our connector dials directly; a proxy would resolve the name itself.
+                if !matches!(mode, ConnectionMode::Direct) {
+                    return refuse(format!(
+                        "{url}: an outbox relay is dialed directly only, not through {mode:?}"
+                    ));
+                }
+                let tls = self
+                    .tls
+                    .clone()
+                    .unwrap_or_else(crate::tls::public_roots_config);
+                connect_checked(url, &resolver, allow_private, tls, timeout).await
+            }
+            Some(Route::Operator) => match (&self.tls, url.scheme()) {
+                (Some(config), "wss") => connect_tls(url, config.clone(), timeout).await,
+                _ => DefaultWebsocketTransport.connect(url, mode, timeout).await,
+            },
+            None => refuse(format!(
+                "{url} is neither one of this node's relays nor a checked outbox relay"
+            )),
         }
     }
 }

@@ -253,6 +253,8 @@ pub struct Swarm {
     shut_down: std::sync::atomic::AtomicBool,
     /// Whether the endpoint uses relay servers ([`SwarmConfig::relay_mode`]).
     relays: bool,
+    /// The relay servers it uses (empty with relays disabled).
+    relay_map: iroh::RelayMap,
 }
 
 impl Swarm {
@@ -325,6 +327,7 @@ impl Swarm {
             .spawn();
         info!(endpoint_id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), relays = %config.relay_mode, "swarm endpoint up");
         let relays = config.relay_mode.is_enabled();
+        let relay_map = config.relay_mode.to_iroh().relay_map();
         Ok(Self {
             store,
             router,
@@ -359,6 +362,7 @@ impl Swarm {
             announced_to: Mutex::default(),
             shut_down: Default::default(),
             relays,
+            relay_map,
         })
     }
 

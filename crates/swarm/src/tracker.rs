@@ -59,6 +59,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
+use crate::policy::Reach;
 use crate::{BlobRef, Error, PeerAddr, Result, Swarm};
 
 /// Bounds of the tracker.
@@ -80,10 +81,6 @@ pub struct TrackerConfig {
     pub max_returned: usize,
     /// Reports of unreachable peers accepted per source address per minute.
     pub max_reports_per_minute: u32,
-    /// Withdrawals remembered (for [`WITHDRAWAL_WINDOW`]) to refuse replays; past this,
-    /// new ones are refused until old ones age out, rather than forgetting and allowing
-    /// replays.
-    pub max_remembered_withdrawals: usize,
     /// How long the tracker's own dial of a reported peer may take to connect (a relayed
     /// dial included) before the peer counts as gone ([`Tracker::with_prober`]).
     pub probe_timeout: Duration,
@@ -101,7 +98,6 @@ impl Default for TrackerConfig {
             max_body_bytes: 80 * 1024,
             max_returned: 16,
             max_reports_per_minute: 30,
-            max_remembered_withdrawals: 100_000,
             probe_timeout: Duration::from_secs(10),
         }
     }
@@ -155,6 +151,11 @@ struct Entry {
     id: EndpointId,
     addr: PeerAddr,
     expires: Instant,
+    /// When it was announced, by the tracker's clock (Unix seconds): a withdrawal issued
+    /// before that does not touch it.
+    announced: u64,
+    /// The announcer's IP as the tracker saw it: the only address a probe dials.
+    source: Option<std::net::IpAddr>,
     /// Someone could not reach it since it last announced: listed after the others.
     reported: bool,
 }
@@ -165,10 +166,8 @@ struct TrackerState {
     last_sweep: Option<Instant>,
     /// Reports per source address in the current minute: (window start, count).
     reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
-    /// Withdrawals accepted in the last [`WITHDRAWAL_WINDOW`]: digest to issue time.
-    withdrawn: HashMap<[u8; 32], u64>,
-    /// Peers (and the hash they were reported for) whose probe is running.
-    probing: std::collections::HashSet<(Hash, EndpointId)>,
+    /// Peers whose probe is running.
+    probing: std::collections::HashSet<EndpointId>,
 }
 
 /// Source addresses whose report counts are remembered.
@@ -192,6 +191,18 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
+/// A running probe of a peer; ends it however the probe ends (a panic included).
+struct ProbeSlot<'a> {
+    tracker: &'a Tracker,
+    peer: EndpointId,
+}
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        self.tracker.lock().probing.remove(&self.peer);
+    }
+}
+
 /// Probes running at once; a report past this only demotes.
 const MAX_PROBES: usize = 8;
 
@@ -202,8 +213,9 @@ pub enum ProbeOutcome {
     Alive,
     /// Nobody answered: the entry is removed.
     Removed,
-    /// Not judged: the peer names a relay and the prober uses none, the entry changed
-    /// (announced again, expired) while it ran, or too many probes were running.
+    /// Not judged: nothing the tracker may dial (no address at the announcer's IP, no relay
+    /// of the prober's own), a dial that failed for the prober's own reasons, the entry
+    /// changed (announced again, expired) while it ran, or too many probes were running.
     Unjudged,
 }
 
@@ -243,8 +255,12 @@ impl Tracker {
     }
 
     /// Dials `peer`, reported unreachable for `hash`, through the prober: removes its entry
-    /// when nobody answers within [`TrackerConfig::probe_timeout`], lifts its demotion when it answers.
-    /// Without a prober, or past 8 probes at once, nothing is judged.
+    /// when nobody answers within [`TrackerConfig::probe_timeout`], lifts its demotion
+    /// when it answers. Only what the tracker can judge without being steered is dialed:
+    /// the entry's addresses at the IP its announcement came from (never an address the
+    /// announcer merely named) and its relay when it is one of the prober's own relays.
+    /// Without those, without a prober, past 8 probes at once or when the dial fails for a
+    /// reason of the prober's own (no route, no relay), nothing is judged.
     pub async fn probe(&self, hash: Hash, peer: EndpointId) -> ProbeOutcome {
         let Some(swarm) = &self.prober else {
             return ProbeOutcome::Unjudged;
@@ -256,27 +272,42 @@ impl Tracker {
                 entries
                     .iter()
                     .find(|e| e.id == peer && e.expires > now)
-                    .map(|e| (e.addr.clone(), e.expires))
+                    .map(|e| (e.addr.clone(), e.source, e.expires))
             });
             match entry {
-                Some(entry)
-                    if state.probing.len() < MAX_PROBES && state.probing.insert((hash, peer)) =>
-                {
+                Some(entry) if state.probing.len() < MAX_PROBES && state.probing.insert(peer) => {
                     entry
                 }
                 _ => return ProbeOutcome::Unjudged,
             }
         };
-        let (addr, expires) = entry;
-        // Only a dial that could have worked says anything: a relay-only reachable peer
-        // cannot be judged by a prober without relays.
-        let judged = addr.relay_url.is_none() || swarm.relays;
-        let alive = judged && swarm.reachable(&addr, self.config.probe_timeout).await;
+        let slot = ProbeSlot {
+            tracker: self,
+            peer,
+        };
+        let (addr, source, expires) = entry;
+        let relay = addr
+            .relay()
+            .ok()
+            .flatten()
+            .filter(|url| swarm.relay_map.contains(url));
+        let target = PeerAddr {
+            id: addr.id.clone(),
+            addrs: addr
+                .addrs
+                .iter()
+                .filter(|a| Some(a.ip()) == source)
+                .copied()
+                .collect(),
+            relay_url: relay.map(|u| u.to_string()),
+        };
+        let reach = if target.addrs.is_empty() && target.relay_url.is_none() {
+            Reach::Failed
+        } else {
+            swarm.reachable(&target, self.config.probe_timeout).await
+        };
+        drop(slot);
         let mut state = self.lock();
-        state.probing.remove(&(hash, peer));
-        if !judged {
-            return ProbeOutcome::Unjudged;
-        }
         let Some(entries) = state.providers.get_mut(&hash) else {
             return ProbeOutcome::Unjudged;
         };
@@ -287,16 +318,20 @@ impl Tracker {
         else {
             return ProbeOutcome::Unjudged;
         };
-        if alive {
-            entries[i].reported = false;
-            ProbeOutcome::Alive
-        } else {
-            entries.swap_remove(i);
-            if entries.is_empty() {
-                state.providers.remove(&hash);
+        match reach {
+            Reach::Answered => {
+                entries[i].reported = false;
+                ProbeOutcome::Alive
             }
-            debug!(%hash, %peer, "reported peer did not answer the tracker's dial; entry removed");
-            ProbeOutcome::Removed
+            Reach::NoAnswer => {
+                entries.swap_remove(i);
+                if entries.is_empty() {
+                    state.providers.remove(&hash);
+                }
+                debug!(%hash, %peer, "reported peer did not answer the tracker's dial; entry removed");
+                ProbeOutcome::Removed
+            }
+            Reach::Failed => ProbeOutcome::Unjudged,
         }
     }
 
@@ -315,6 +350,17 @@ impl Tracker {
         peer: &PeerAddr,
         hashes: &[String],
         source: Option<SocketAddr>,
+    ) -> std::result::Result<usize, AnnounceError> {
+        self.announce_at(peer, hashes, source, unix_now())
+    }
+
+    /// [`Tracker::announce`] with the tracker's clock at `announced` (Unix seconds).
+    pub(crate) fn announce_at(
+        &self,
+        peer: &PeerAddr,
+        hashes: &[String],
+        source: Option<SocketAddr>,
+        announced: u64,
     ) -> std::result::Result<usize, AnnounceError> {
         let c = &self.config;
         let id = peer
@@ -406,6 +452,8 @@ impl Tracker {
                 id,
                 addr: addr.clone(),
                 expires,
+                announced,
+                source: source.map(|s| s.ip()),
                 reported: false,
             });
             accepted += 1;
@@ -505,24 +553,13 @@ impl Tracker {
     ) -> std::result::Result<usize, WithdrawError> {
         let checked = withdrawal.check(now, self.config.max_hashes_per_announce)?;
         let mut state = self.lock();
-        if state.withdrawn.contains_key(&checked.digest) {
-            return Err(WithdrawError::Replayed);
-        }
-        if state.withdrawn.len() >= self.config.max_remembered_withdrawals {
-            let window = WITHDRAWAL_WINDOW.as_secs();
-            state
-                .withdrawn
-                .retain(|_, issued_at| issued_at.abs_diff(now) <= window);
-            if state.withdrawn.len() >= self.config.max_remembered_withdrawals {
-                return Err(WithdrawError::Busy);
-            }
-        }
-        state.withdrawn.insert(checked.digest, withdrawal.issued_at);
         let mut removed = 0;
         for hash in &checked.hashes {
             if let Some(entries) = state.providers.get_mut(hash) {
                 let before = entries.len();
-                entries.retain(|e| e.id != checked.peer);
+                // Only what was announced by then: the same withdrawal replayed later (here
+                // or at another tracker) never removes what the peer announced after it.
+                entries.retain(|e| e.id != checked.peer || e.announced > withdrawal.issued_at);
                 removed += before - entries.len();
                 if entries.is_empty() {
                     state.providers.remove(hash);
@@ -610,9 +647,6 @@ async fn withdraw_route(
 ) -> Response {
     match tracker.withdraw(&body) {
         Ok(removed) => axum::Json(WithdrawReply { removed }).into_response(),
-        Err(e @ WithdrawError::Busy) => {
-            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
-        }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }

@@ -26,7 +26,7 @@ mod providers;
 mod run;
 
 pub(crate) use inflight::InFlightMap;
-pub(crate) use providers::{Backoff, StrikeTable};
+pub(crate) use providers::{Backoff, Reach, StrikeTable};
 pub use providers::{STRIKES_TO_BAN, Strike};
 
 use std::time::Duration;

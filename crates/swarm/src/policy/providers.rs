@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+use tracing::debug;
 
 use iroh::EndpointId;
 use iroh::endpoint::Connection;
@@ -71,6 +72,18 @@ impl StrikeTable {
             })
             .collect()
     }
+}
+
+/// What a dial of a peer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// It accepted the connection.
+    Answered,
+    /// Nothing answered within the deadline.
+    NoAnswer,
+    /// The dial failed on this side (no usable address or route, no relay, endpoint
+    /// closing): it says nothing of the peer.
+    Failed,
 }
 
 /// Peers that could not be reached, by endpoint id: not tried again until their backoff
@@ -196,15 +209,24 @@ impl Swarm {
         }))
     }
 
-    /// Whether `peer` accepts a connection within `within` (then closed at once): the
-    /// tracker's check of a peer reported unreachable.
-    pub(crate) async fn reachable(&self, peer: &PeerAddr, within: Duration) -> bool {
-        match (&mut self.dial(peer, within).0).await {
+    /// Whether `peer` accepts a connection within `within` (then closed at once), dialed
+    /// at the addresses given and nothing else learned of it (nothing is added to the
+    /// address lookup): the tracker's check of a peer reported unreachable.
+    pub(crate) async fn reachable(&self, peer: &PeerAddr, within: Duration) -> Reach {
+        let Ok(addr) = peer.to_endpoint_addr() else {
+            return Reach::Failed;
+        };
+        let endpoint = self.router.endpoint();
+        match tokio::time::timeout(within, endpoint.connect(addr, iroh_blobs::ALPN)).await {
             Ok(Ok(conn)) => {
                 conn.close(0u32.into(), b"probe");
-                true
+                Reach::Answered
             }
-            _ => false,
+            Ok(Err(e)) => {
+                debug!(peer = %peer.id, error = %e, "probe failed before anyone answered");
+                Reach::Failed
+            }
+            Err(_) => Reach::NoAnswer,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Leaving: a node that shuts down withdraws its tracker entries with a withdrawal signed by
 //! its endpoint key, so fetchers stop dialing it; nobody else can withdraw it (forged,
-//! moved to other hashes, stale or replayed withdrawals are refused and remove nothing).
+//! moved to other hashes or stale withdrawals are refused and remove nothing, a replayed
+//! one never removes a later announcement). A node that crashed is removed once the
+//! tracker's own dial finds nobody.
 
 use std::sync::Arc;
 
@@ -20,20 +22,27 @@ fn listed(tracker: &Tracker, hash: &str) -> Vec<String> {
     ids
 }
 
+/// A peer at 10.0.0.`n`.
+fn peer_at(k: &SecretKey, n: u8) -> PeerAddr {
+    PeerAddr {
+        id: k.public().to_string(),
+        addrs: vec![format!("10.0.0.{n}:1").parse().unwrap()],
+        relay_url: None,
+    }
+}
+
 #[test]
-fn withdrawals_must_be_signed_by_the_peer_fresh_and_used_once() {
+fn withdrawals_must_be_signed_by_the_peer_and_fresh() {
     let tracker = Tracker::new(TrackerConfig::default());
     let (alice, bob) = (key(1), key(2));
     let h1 = blake3::hash(b"one").to_hex().to_string();
     let h2 = blake3::hash(b"two").to_hex().to_string();
     let hashes = [h1.clone(), h2.clone()];
+    let now = 1_800_000_000;
     for (i, k) in [&alice, &bob].into_iter().enumerate() {
-        let peer = PeerAddr {
-            id: k.public().to_string(),
-            addrs: vec![format!("10.0.0.{}:1", i + 1).parse().unwrap()],
-            relay_url: None,
-        };
-        tracker.announce(&peer, &hashes, None).unwrap();
+        tracker
+            .announce_at(&peer_at(k, i as u8 + 1), &hashes, None, now - 100)
+            .unwrap();
     }
     let both = {
         let mut v = vec![alice.public().to_string(), bob.public().to_string()];
@@ -41,7 +50,6 @@ fn withdrawals_must_be_signed_by_the_peer_fresh_and_used_once() {
         v
     };
     let h = |hex: &str| BlobRef::from_hex(hex, 0).unwrap().hash;
-    let now = 1_800_000_000;
 
     // Bob signs a withdrawal and names Alice as the peer: the signature is not Alice's.
     let mut forged = Withdrawal::sign(&bob, now, &[h(&h1)]);
@@ -81,20 +89,6 @@ fn withdrawals_must_be_signed_by_the_peer_fresh_and_used_once() {
     assert_eq!(tracker.withdraw_at(&real, now), Ok(1));
     assert_eq!(listed(&tracker, &h1), vec![bob.public().to_string()]);
     assert_eq!(listed(&tracker, &h2), both);
-    // Alice comes back and announces again; a replay of her old withdrawal is refused.
-    let again = PeerAddr {
-        id: alice.public().to_string(),
-        addrs: vec!["10.0.0.1:1".parse().unwrap()],
-        relay_url: None,
-    };
-    tracker
-        .announce(&again, std::slice::from_ref(&h1), None)
-        .unwrap();
-    assert_eq!(
-        tracker.withdraw_at(&real, now + 60),
-        Err(WithdrawError::Replayed)
-    );
-    assert_eq!(listed(&tracker, &h1), both);
     // Withdrawing what the tracker does not list her for removes nothing and is fine.
     let other = blake3::hash(b"other").to_hex().to_string();
     let nothing = Withdrawal::sign(&alice, now, &[h(&other)]);
@@ -114,35 +108,41 @@ fn withdrawals_must_be_signed_by_the_peer_fresh_and_used_once() {
     ));
 }
 
+/// A withdrawal removes only what was announced by the time it was issued: replayed to
+/// the same tracker after the peer came back, or to another tracker it announced to
+/// later, it removes nothing (no record of past withdrawals is needed for that).
 #[test]
-fn remembered_withdrawals_are_bounded_and_never_forgotten_early() {
-    let tracker = Tracker::new(TrackerConfig {
-        max_remembered_withdrawals: 2,
-        ..TrackerConfig::default()
-    });
+fn a_replayed_withdrawal_never_removes_a_later_announcement() {
+    let alice = key(1);
+    let hash = blake3::hash(b"one").to_hex().to_string();
+    let blob = BlobRef::from_hex(&hash, 0).unwrap().hash;
+    let one = std::slice::from_ref(&hash);
     let now = 1_800_000_000;
-    let hash = BlobRef::from_hex(&blake3::hash(b"x").to_hex(), 0)
-        .unwrap()
-        .hash;
-    let signed = |seed: u8, at: u64| Withdrawal::sign(&key(seed), at, &[hash]);
-    let old = signed(1, now - 200);
-    assert_eq!(tracker.withdraw_at(&old, now), Ok(0));
-    assert_eq!(tracker.withdraw_at(&signed(2, now), now), Ok(0));
-    // Full of withdrawals still inside the window: a new one is refused, so neither of the
-    // remembered ones can be replayed.
-    assert_eq!(
-        tracker.withdraw_at(&signed(3, now), now),
-        Err(WithdrawError::Busy)
-    );
-    assert_eq!(tracker.withdraw_at(&old, now), Err(WithdrawError::Replayed));
-    // Once the oldest has left the window (where it would be refused anyway), it is
-    // forgotten to make room.
-    let later = now + WITHDRAWAL_WINDOW.as_secs() - 150;
-    assert_eq!(tracker.withdraw_at(&signed(3, later), later), Ok(0));
-    assert!(matches!(
-        tracker.withdraw_at(&old, later),
-        Err(WithdrawError::OutOfWindow { .. })
-    ));
+    let first = Tracker::new(TrackerConfig::default());
+    let second = Tracker::new(TrackerConfig::default());
+    let me = vec![alice.public().to_string()];
+    first
+        .announce_at(&peer_at(&alice, 1), one, None, now - 60)
+        .unwrap();
+    let leaving = Withdrawal::sign(&alice, now, &[blob]);
+    assert_eq!(first.withdraw_at(&leaving, now), Ok(1));
+    assert!(listed(&first, &hash).is_empty());
+    // She comes back a minute later and announces to both trackers.
+    for t in [&first, &second] {
+        t.announce_at(&peer_at(&alice, 1), one, None, now + 60)
+            .unwrap();
+    }
+    // Her old withdrawal, replayed to each, inside the window: nothing goes.
+    for t in [&first, &second] {
+        assert_eq!(t.withdraw_at(&leaving, now + 90), Ok(0));
+        assert_eq!(listed(t, &hash), me);
+    }
+    // An announcement from the same second as the withdrawal counts as before it.
+    let third = Tracker::new(TrackerConfig::default());
+    third
+        .announce_at(&peer_at(&alice, 1), one, None, now)
+        .unwrap();
+    assert_eq!(third.withdraw_at(&leaving, now), Ok(1));
 }
 
 /// A node announces a blob, withdraws and leaves: the tracker lists nobody, and a herd
@@ -215,8 +215,11 @@ async fn a_node_that_withdrew_is_not_dialed() {
 
 /// A node that crashed (no withdrawal) is reported by the first fetcher that cannot reach
 /// it; the tracker dials it itself, nobody answers, and the entry is gone for everyone
-/// after. A false report of a live peer is undone by the same dial, and a peer the tracker
-/// cannot judge (it names a relay, the tracker's swarm uses none) stays listed.
+/// after. A false report of a live peer is undone by the same dial. A peer the tracker
+/// cannot judge stays listed (demoted): one that names a relay the tracker's swarm does
+/// not use, or addresses other than the IP its announcement came from (the tracker never
+/// dials an address an announcer merely named: that would let anyone point the origin's
+/// packets at a host of their choice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -236,31 +239,44 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
     let live = node(&tmp.path().join("live")).await;
     live.fetch(&blob, &[origin.addr()]).await.unwrap();
     live.announce(&url, &[blob.hash]).await.unwrap();
+    let live_id = live.endpoint_id().to_string();
     let crashed = node(&tmp.path().join("crashed")).await;
     crashed.announce(&url, &[blob.hash]).await.unwrap();
     let crashed_id = crashed.endpoint_id();
     crashed.shutdown().await;
-    // Names a relay only; the origin's swarm runs without relays, so it cannot judge it.
+    // Names a relay only; the origin's swarm runs without relays.
     let relayed = PeerAddr {
         id: key(7).public().to_string(),
         addrs: vec![],
         relay_url: Some("https://relay.example.net/".into()),
     };
     tracker.announce(&relayed, &[blob.hex()], None).unwrap();
+    // Announced from loopback, naming an address elsewhere.
+    let elsewhere = PeerAddr {
+        id: key(8).public().to_string(),
+        addrs: vec!["10.9.9.9:4433".parse().unwrap()],
+        relay_url: None,
+    };
+    let from = "127.0.0.1:5555".parse().unwrap();
+    tracker
+        .announce(&elsewhere, &[blob.hex()], Some(from))
+        .unwrap();
     let ids = |t: &Tracker| {
         let mut v: Vec<String> = t.providers(&blob.hash).into_iter().map(|p| p.id).collect();
         v.sort();
         v
     };
-    assert_eq!(ids(&tracker).len(), 3);
+    assert_eq!(ids(&tracker).len(), 4);
 
     // Reports over HTTP, as fetchers send them: the probes run in the background.
     let client = reqwest::Client::new();
-    for peer in [
+    let reported = [
         crashed_id.to_string(),
-        live.endpoint_id().to_string(),
+        live_id.clone(),
         relayed.id.clone(),
-    ] {
+        elsewhere.id.clone(),
+    ];
+    for peer in reported {
         let answer = client
             .post(format!("{url}/v1/swarm/report"))
             .json(&UnreachableReport {
@@ -272,7 +288,7 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
             .unwrap();
         assert_eq!(answer.status(), 200);
     }
-    let mut expected = vec![live.endpoint_id().to_string(), relayed.id.clone()];
+    let mut expected = vec![live_id.clone(), relayed.id.clone(), elsewhere.id.clone()];
     expected.sort();
     for _ in 0..100 {
         if ids(&tracker) == expected {
@@ -282,28 +298,27 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
     }
     assert_eq!(ids(&tracker), expected, "the crashed peer is still listed");
     // The live peer answered the tracker's dial: it is no longer listed after the others
-    // (wait for its probe too; then it comes first, before the still-demoted relayed one).
+    // (wait for its probe too; then it comes first, before the still-demoted two).
     for _ in 0..100 {
-        if tracker.providers(&blob.hash)[0].id == live.endpoint_id().to_string() {
+        if tracker.providers(&blob.hash)[0].id == live_id {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..20 {
-        assert_eq!(
-            tracker.providers(&blob.hash)[0].id,
-            live.endpoint_id().to_string()
-        );
+        assert_eq!(tracker.providers(&blob.hash)[0].id, live_id);
     }
     // The direct calls say the same.
     assert_eq!(
         tracker.probe(blob.hash, live.endpoint_id()).await,
         ProbeOutcome::Alive
     );
-    assert_eq!(
-        tracker.probe(blob.hash, key(7).public()).await,
-        ProbeOutcome::Unjudged
-    );
+    for unjudged in [key(7).public(), key(8).public()] {
+        assert_eq!(
+            tracker.probe(blob.hash, unjudged).await,
+            ProbeOutcome::Unjudged
+        );
+    }
     assert_eq!(
         tracker.probe(blob.hash, crashed_id).await,
         ProbeOutcome::Unjudged,

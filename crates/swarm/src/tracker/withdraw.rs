@@ -1,15 +1,16 @@
 //! Withdrawing: a node that leaves tells the trackers it announced to, so fetchers stop
-//! dialing it. A stale entry costs every fetcher that draws it one connect timeout (3 s),
-//! and a report only lists it last; a withdrawal takes it off at once.
+//! dialing it. A stale entry costs every fetcher that draws it one connect timeout (3 s);
+//! a withdrawal takes it off at once.
 //!
 //! Announcements are unsigned hints (a false one costs a dial), but a withdrawal removes
 //! entries, so an unsigned one would let anybody delist honest peers. It is therefore
 //! signed by the peer's endpoint key (the ed25519 key its id is), over a domain tag, the
-//! peer id, the time it was issued and the hashes it names, so it cannot be forged, moved
-//! to other hashes or another peer, or replayed: the tracker refuses one issued more than
-//! [`WITHDRAWAL_WINDOW`] from its own clock, and remembers the ones it accepted for that
-//! long, refusing a second copy. `POST /v1/swarm/withdraw` takes a [`Withdrawal`] and
-//! answers `{"removed": n}`.
+//! peer id, the time it was issued and the hashes it names, so it cannot be forged or moved
+//! to other hashes or another peer. It is accepted within [`WITHDRAWAL_WINDOW`] of the
+//! tracker's clock and removes only entries announced (by the tracker's clock) no later
+//! than it was issued: replayed later, here or at another tracker, it never removes what
+//! the peer announced after it, so no record of past withdrawals is needed.
+//! `POST /v1/swarm/withdraw` takes a [`Withdrawal`] and answers `{"removed": n}`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BlobRef, PeerAddr};
 
-/// How far a withdrawal's issue time may be from the tracker's clock, either way; also how
-/// long an accepted one is remembered to refuse replays.
+/// How far a withdrawal's issue time may be from the tracker's clock, either way.
 pub const WITHDRAWAL_WINDOW: Duration = Duration::from_secs(300);
 
 /// Separates these signatures from anything else the endpoint key signs.
@@ -68,18 +68,12 @@ pub enum WithdrawError {
         now: u64,
         window: u64,
     },
-    #[error("this withdrawal was already accepted (a replay)")]
-    Replayed,
-    #[error("too many recent withdrawals remembered; try again in a few minutes")]
-    Busy,
 }
 
-/// A withdrawal checked: who, which hashes, and what identifies it against replays.
+/// A withdrawal checked: who, and which hashes.
 pub(super) struct Checked {
     pub peer: EndpointId,
     pub hashes: Vec<Hash>,
-    /// BLAKE3 of the signed bytes: one per distinct withdrawal.
-    pub digest: [u8; 32],
 }
 
 impl Withdrawal {
@@ -146,11 +140,7 @@ impl Withdrawal {
         let signed = Self::signed_bytes(&peer, self.issued_at, &hashes);
         peer.verify(&signed, &iroh::Signature::from_bytes(&signature))
             .map_err(|_| WithdrawError::Forged)?;
-        Ok(Checked {
-            peer,
-            hashes,
-            digest: *blake3::hash(&signed).as_bytes(),
-        })
+        Ok(Checked { peer, hashes })
     }
 }
 
