@@ -148,3 +148,60 @@ async fn node_killed_mid_update_comes_back_on_the_previous_version() {
     node.purge("hello").await;
     origin.server.abort();
 }
+
+/// An update re-points the app's pins to the new version's blobs just before it moves the
+/// record. A node killed between the two (set up here exactly: the pin moved, the record
+/// and an update operation still running) comes back with the pins on the recorded
+/// version's blobs, so nothing it runs from is left collectable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_killed_after_repinning_comes_back_with_the_recorded_versions_pins() {
+    let _podman = PODMAN.lock().await;
+    remove_leftovers("hello").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = TestOrigin::start(tmp.path()).await;
+    let dir = tmp.path().join("node");
+    let config = node_config(&dir, &origin.url, &origin.root);
+    let node = archy_node::Node::start(config.clone()).await.unwrap();
+    node.pull_catalog().await.unwrap();
+    node.install("hello").await.unwrap();
+    let pinned = node.swarm().pins("archy/app/hello/").await.unwrap();
+    assert_eq!(pinned.len(), 1, "{pinned:?}");
+    assert!(node.shutdown().await);
+
+    // The state a kill leaves between the two steps: the update operation running at its
+    // last stage, and the app's pin on a blob of another version.
+    let db = archy_node::db::open(&dir.join("archy.db")).await.unwrap();
+    let op = archy_node::db::begin_operation(&db, "hello", "update")
+        .await
+        .unwrap();
+    archy_node::db::set_stage(&db, op, "starting")
+        .await
+        .unwrap();
+    db.close().await;
+    let store = archy_swarm::Swarm::start(archy_swarm::SwarmConfig::new(dir.join("swarm")))
+        .await
+        .unwrap();
+    let other = tmp.path().join("next-image.tar");
+    std::fs::write(&other, b"the next version's image").unwrap();
+    let next = store.import_file(&other, "test/next").await.unwrap();
+    store.pin(&next.hash, &pinned[0].0).await.unwrap();
+    assert_ne!(store.pins("archy/app/hello/").await.unwrap(), pinned);
+    store.shutdown().await;
+
+    let node = archy_node::Node::start(config).await.unwrap();
+    assert_eq!(
+        node.swarm().pins("archy/app/hello/").await.unwrap(),
+        pinned,
+        "the recorded version's blob is not pinned after recovery"
+    );
+    let ops = node.operations().await.unwrap();
+    assert!(
+        ops.iter().any(|o| o.app == "hello"
+            && o.kind == archy_api::OperationKind::Update
+            && o.state == archy_api::OperationState::Interrupted),
+        "{ops:?}"
+    );
+    node.uninstall("hello", true).await.unwrap();
+    node.shutdown().await;
+    origin.server.abort();
+}

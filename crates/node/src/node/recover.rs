@@ -111,6 +111,19 @@ impl Node {
                     // the version recorded in sqlite, which is still the previous one.
                     self.orchestrator.remove_app_containers(&op.app_id).await;
                 }
+                // The update re-points the app's pins to the new version's blobs just
+                // before it moves the record: killed in between, the recorded version's
+                // blobs would be left unpinned (and collectable). The pins follow the
+                // record again, whatever point the update reached.
+                match self.installed_app(&op.app_id).await {
+                    Ok((_, recorded)) => {
+                        self.pin_artifacts(&recorded).await;
+                        self.unpin_dropped_artifacts(&recorded).await;
+                    }
+                    Err(e) => {
+                        warn!(app = %op.app_id, error = %e, "could not re-pin the recorded version's blobs")
+                    }
+                }
                 match undone {
                     Ok(_) => format!(
                         "{at}; the new version's objects were removed and the reconciler restores the recorded version"

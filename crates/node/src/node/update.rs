@@ -201,13 +201,18 @@ impl Node {
         // so a crash in between never leaves the recorded version without its blobs.
         self.pin_artifacts(new).await;
         let version = new.manifest().version.to_string();
-        match source {
+        let recorded = match source {
             Source::Catalog(catalog) => {
-                db::update_app(&self.db, id, &version, catalog.version()).await?
+                db::update_app(&self.db, id, &version, catalog.version()).await
             }
             Source::Publication { envelope, .. } => {
-                db::update_third_party_app(&self.db, id, &version, envelope).await?
+                db::update_third_party_app(&self.db, id, &version, envelope).await
             }
+        };
+        if let Err(e) = recorded {
+            // The record still names the old version: its blobs stay pinned.
+            self.pin_artifacts(old).await;
+            return Err(e.into());
         }
         self.unpin_dropped_artifacts(new).await;
         progress(Progress::new(
