@@ -170,6 +170,21 @@ struct TrackerState {
     probing: std::collections::HashSet<EndpointId>,
 }
 
+/// Whose reports are counted together: one IPv4 address, or one IPv6 /64 (a single home
+/// or host gets a whole /64, so counting per address would not limit it at all).
+fn reporter_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                std::net::Ipv6Addr::from(bits).into()
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Source addresses whose report counts are remembered.
 const MAX_REPORTERS: usize = 10_000;
 
@@ -507,7 +522,7 @@ impl Tracker {
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         let mut state = self.lock();
-        let key = source.map(|s| s.ip());
+        let key = source.map(|s| reporter_key(s.ip()));
         if !state.reporters.contains_key(&key) && state.reporters.len() >= MAX_REPORTERS {
             state
                 .reporters

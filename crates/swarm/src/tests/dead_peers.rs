@@ -180,6 +180,27 @@ fn reports_only_demote_and_are_rate_limited() {
         tracker.report(&report(&ids[2]), Some("192.0.2.2:1".parse().unwrap())),
         Ok(ReportOutcome::Demoted)
     );
+    // An IPv6 reporter is counted per /64: new addresses in its own /64 do not get it more
+    // reports, another /64 has its own count (and the IPv4-mapped form is the IPv4 one).
+    let v6 = |a: &str| Some(std::net::SocketAddr::new(a.parse().unwrap(), 1));
+    for _ in 0..3 {
+        assert_eq!(
+            tracker.report(&report(&random_peer()), v6("2001:db8:1:2::1")),
+            Ok(ReportOutcome::NotListed)
+        );
+    }
+    assert_eq!(
+        tracker.report(&report(&random_peer()), v6("2001:db8:1:2:ffff::9")),
+        Err(ReportError::RateLimited)
+    );
+    assert_eq!(
+        tracker.report(&report(&random_peer()), v6("2001:db8:1:3::1")),
+        Ok(ReportOutcome::NotListed)
+    );
+    assert_eq!(
+        tracker.report(&report(&random_peer()), v6("::ffff:192.0.2.1")),
+        Err(ReportError::RateLimited)
+    );
     // A peer that announces again is alive: the demotion ends.
     let again = PeerAddr {
         id: ids[0].clone(),
