@@ -95,7 +95,7 @@ impl Catalog {
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let catalog: Catalog = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
+        let mut catalog: Catalog = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
             what: "catalog",
             reason: e.to_string(),
         })?;
@@ -103,6 +103,13 @@ impl Catalog {
             what: "catalog",
             source,
         })?;
+        // JSON gives no lengths ahead, so each list was grown (a one-container app holds
+        // room for four); a node keeps the catalog for its whole life.
+        catalog.apps.shrink_to_fit();
+        for app in &mut catalog.apps {
+            app.artifacts.shrink_to_fit();
+            app.manifest.shrink_to_fit();
+        }
         Ok(catalog)
     }
 

@@ -92,6 +92,23 @@ pub struct Container {
     pub read_only_root: bool,
 }
 
+impl Manifest {
+    /// Gives back the room its lists were grown with while parsing.
+    pub fn shrink_to_fit(&mut self) {
+        self.artifacts.shrink_to_fit();
+        self.containers.shrink_to_fit();
+        self.secrets.shrink_to_fit();
+        self.dependencies.shrink_to_fit();
+        for c in &mut self.containers {
+            c.command.shrink_to_fit();
+            c.ports.shrink_to_fit();
+            c.volumes.shrink_to_fit();
+            c.capabilities.shrink_to_fit();
+            c.depends_on.shrink_to_fit();
+        }
+    }
+}
+
 fn default_stop_grace() -> u32 {
     10
 }

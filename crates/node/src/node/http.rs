@@ -118,6 +118,10 @@ async fn fetch_optional(
                 "{url} is larger than the {limit}-byte limit"
             )));
         }
+        // Sized once when the length is known: grown by doubling, a 10 MB catalog took 16 MB.
+        if let Some(len) = response.content_length() {
+            body.reserve_exact(len as usize);
+        }
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| fetch_error(url, deadline, &e, Some(body.len())))?;
