@@ -238,15 +238,11 @@ async fn connect_tls(
     let port = url
         .port_or_known_default()
         .ok_or_else(|| TransportError::backend(Refused("the URL has no port".into())))?;
-    let connect = async {
+    within(timeout, async {
         let tcp = tokio::net::TcpStream::connect(format!("{host}:{port}")).await?;
         handshake(url, tcp, config).await
-    };
-    let socket = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| TransportError::backend(async_wsocket::Error::Timeout))?
-        .map_err(TransportError::backend)?;
-    Ok(split(socket))
+    })
+    .await
 }
 
 /// An outbox relay: its name resolved now by `resolver`, every address checked (public
@@ -259,7 +255,7 @@ async fn connect_checked(
     config: Arc<rustls::ClientConfig>,
     timeout: Duration,
 ) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
-    let connect = async {
+    within(timeout, async {
         let addrs = resolver
             .checked_addrs(url, allow_private, timeout)
             .await
@@ -274,7 +270,19 @@ async fn connect_checked(
         Err(async_wsocket::Error::Io(last.unwrap_or_else(|| {
             std::io::Error::other("no address to dial")
         })))
-    };
+    })
+    .await
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A connection made by `connect` within `timeout`, split as nostr-sdk's transport hands
+/// it on.
+async fn within(
+    timeout: Duration,
+    connect: impl std::future::Future<Output = Result<Socket, async_wsocket::Error>>,
+) -> Result<(WebSocketSink, WebSocketStream), TransportError> {
     let socket = tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| TransportError::backend(async_wsocket::Error::Timeout))?
@@ -287,10 +295,7 @@ async fn handshake(
     url: &Url,
     tcp: tokio::net::TcpStream,
     config: Arc<rustls::ClientConfig>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    async_wsocket::Error,
-> {
+) -> Result<Socket, async_wsocket::Error> {
     let connector = match url.scheme() {
         "wss" => tokio_tungstenite::Connector::Rustls(config),
         _ => tokio_tungstenite::Connector::Plain,
@@ -302,11 +307,7 @@ async fn handshake(
 }
 
 /// The socket as nostr-sdk's transport hands it on: a sink and a stream.
-fn split(
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> (WebSocketSink, WebSocketStream) {
+fn split(socket: Socket) -> (WebSocketSink, WebSocketStream) {
     let (tx, rx) = async_wsocket::WebSocket::Tokio(socket).split();
     let sink: WebSocketSink = Box::new(TlsSink(tx));
     let stream: WebSocketStream = Box::pin(rx.map_err(TransportError::backend));

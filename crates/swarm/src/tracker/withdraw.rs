@@ -12,13 +12,14 @@
 //! the peer announced after it, so no record of past withdrawals is needed.
 //! `POST /v1/swarm/withdraw` takes a [`Withdrawal`] and answers `{"removed": n}`.
 
+use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use iroh::{EndpointId, SecretKey};
 use iroh_blobs::Hash;
 use serde::{Deserialize, Serialize};
 
-use crate::{BlobRef, PeerAddr};
+use crate::BlobRef;
 
 /// How far a withdrawal's issue time may be from the tracker's clock, either way.
 pub const WITHDRAWAL_WINDOW: Duration = Duration::from_secs(300);
@@ -103,13 +104,8 @@ impl Withdrawal {
 
     /// Parses and verifies the withdrawal against the tracker's clock `now` (Unix seconds).
     pub(super) fn check(&self, now: u64, max_hashes: usize) -> Result<Checked, WithdrawError> {
-        let peer = PeerAddr {
-            id: self.peer.clone(),
-            addrs: vec![],
-            relay_url: None,
-        }
-        .endpoint_id()
-        .map_err(|_| WithdrawError::BadPeerId(self.peer.chars().take(80).collect()))?;
+        let peer = EndpointId::from_str(&self.peer)
+            .map_err(|_| WithdrawError::BadPeerId(self.peer.chars().take(80).collect()))?;
         if self.hashes.len() > max_hashes {
             return Err(WithdrawError::TooManyHashes {
                 given: self.hashes.len(),
