@@ -228,9 +228,10 @@ pub enum ProbeOutcome {
     Alive,
     /// Nobody answered: the entry is removed.
     Removed,
-    /// Not judged: nothing the tracker may dial (no address at the announcer's IP, no relay
-    /// of the prober's own), a dial that failed for the prober's own reasons, the entry
-    /// changed (announced again, expired) while it ran, or too many probes were running.
+    /// Not judged: the peer names a relay that is not one of the prober's own (others may
+    /// reach it through it), nothing the tracker may dial (no address at the announcer's
+    /// IP), a dial that failed for the prober's own reasons, the entry changed (announced
+    /// again, expired) while it ran, or too many probes were running.
     Unjudged,
 }
 
@@ -273,7 +274,8 @@ impl Tracker {
     /// when nobody answers within [`TrackerConfig::probe_timeout`], lifts its demotion
     /// when it answers. Only what the tracker can judge without being steered is dialed:
     /// the entry's addresses at the IP its announcement came from (never an address the
-    /// announcer merely named) and its relay when it is one of the prober's own relays.
+    /// announcer merely named) and its relay when it is one of the prober's own relays; a
+    /// peer that names any other relay is not judged.
     /// Without those, without a prober, past 8 probes at once or when the dial fails for a
     /// reason of the prober's own (no route, no relay), nothing is judged.
     pub async fn probe(&self, hash: Hash, peer: EndpointId) -> ProbeOutcome {
@@ -301,11 +303,13 @@ impl Tracker {
             peer,
         };
         let (addr, source, expires) = entry;
-        let relay = addr
-            .relay()
-            .ok()
-            .flatten()
-            .filter(|url| swarm.relay_map.contains(url));
+        // A peer that names a relay other than the prober's own may be reachable through it
+        // by everyone else (behind a NAT, that is how): a failed direct dial proves nothing.
+        let relay = match addr.relay() {
+            Ok(Some(url)) if swarm.relay_map.contains(&url) => Some(url.to_string()),
+            Ok(None) => None,
+            _ => return ProbeOutcome::Unjudged,
+        };
         let target = PeerAddr {
             id: addr.id.clone(),
             addrs: addr
@@ -314,7 +318,7 @@ impl Tracker {
                 .filter(|a| Some(a.ip()) == source)
                 .copied()
                 .collect(),
-            relay_url: relay.map(|u| u.to_string()),
+            relay_url: relay,
         };
         let reach = if target.addrs.is_empty() && target.relay_url.is_none() {
             Reach::Failed

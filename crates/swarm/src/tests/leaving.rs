@@ -244,13 +244,16 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
     crashed.announce(&url, &[blob.hash]).await.unwrap();
     let crashed_id = crashed.endpoint_id();
     crashed.shutdown().await;
-    // Names a relay only; the origin's swarm runs without relays.
+    // Names a relay the origin's swarm does not use (it runs without relays), and an
+    // address at its own IP where nothing answers: behind a NAT that is the usual case,
+    // and others may reach it through the relay, so the tracker does not judge it.
     let relayed = PeerAddr {
         id: key(7).public().to_string(),
-        addrs: vec![],
+        addrs: vec!["127.0.0.1:9".parse().unwrap()],
         relay_url: Some("https://relay.example.net/".into()),
     };
-    tracker.announce(&relayed, &[blob.hex()], None).unwrap();
+    let own_ip = Some("127.0.0.1:5554".parse().unwrap());
+    tracker.announce(&relayed, &[blob.hex()], own_ip).unwrap();
     // Announced from loopback, naming an address elsewhere.
     let elsewhere = PeerAddr {
         id: key(8).public().to_string(),
