@@ -147,11 +147,17 @@ async fn long_lines_are_cut_and_marked() {
 /// Against the real service: a container of an app built in code, its last lines, its
 /// followed lines, a long line cut, non-UTF-8 replaced; the client is gone once the
 /// follower drops its receiver.
+/// Runs in `scripts/test.sh`, which starts the service and builds the artifacts; alone it
+/// fails saying what is missing (it used to be ignored, so CI never ran it).
 #[tokio::test]
-#[ignore = "needs a rootless Podman service: ARCHY_PODMAN_URL and ARCHY_TEST_ARTIFACTS"]
 async fn real_podman_logs_tail_and_follow() {
-    let url = std::env::var("ARCHY_PODMAN_URL").expect("ARCHY_PODMAN_URL");
-    let artifacts = std::env::var("ARCHY_TEST_ARTIFACTS").expect("ARCHY_TEST_ARTIFACTS");
+    let url = std::env::var("ARCHY_PODMAN_URL").expect(
+        "ARCHY_PODMAN_URL is not set: this test needs a rootless Podman service \
+         (scripts/setup-podman.sh starts one and prints it)",
+    );
+    let artifacts = std::env::var("ARCHY_TEST_ARTIFACTS").expect(
+        "ARCHY_TEST_ARTIFACTS is not set: this test needs hello's image (apps/build.sh build/artifacts)",
+    );
     let engine = Engine::connect(&url).await.unwrap();
     let image = engine
         .load_image_file(&std::path::Path::new(&artifacts).join("hello/image.tar"))
