@@ -31,6 +31,7 @@
 //! - [`http_routes`]: `/v1/swarm/addr`, `/v1/blobs/{hash}` and `/v1/swarm/get` (the get
 //!   protocol over HTTP, the verified fallback).
 
+mod addr_book;
 mod discovery;
 mod gc;
 mod http_bao;
@@ -229,7 +230,8 @@ fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'st
 pub struct Swarm {
     store: FsStore,
     router: Router,
-    lookup: MemoryLookup,
+    /// Where peers listen, for the endpoint's address lookup.
+    addrs: addr_book::AddrBook,
     data_dir: PathBuf,
     http: reqwest::Client,
     connect_timeout: Duration,
@@ -251,9 +253,8 @@ pub struct Swarm {
     announced_to: Mutex<tracker::AnnouncedTo>,
     /// Set by [`Swarm::shutdown`]; a swarm dropped without it shuts down in the background.
     shut_down: std::sync::atomic::AtomicBool,
-    /// Whether the endpoint uses relay servers ([`SwarmConfig::relay_mode`]).
-    relays: bool,
-    /// The relay servers it uses (empty with relays disabled).
+    /// The relay servers the endpoint uses ([`SwarmConfig::relay_mode`]; empty with relays
+    /// disabled, and so for a custom mode that names none).
     relay_map: iroh::RelayMap,
 }
 
@@ -326,12 +327,11 @@ impl Swarm {
             )
             .spawn();
         info!(endpoint_id = %endpoint.id(), addrs = ?endpoint.bound_sockets(), relays = %config.relay_mode, "swarm endpoint up");
-        let relays = config.relay_mode.is_enabled();
         let relay_map = config.relay_mode.to_iroh().relay_map();
         Ok(Self {
             store,
             router,
-            lookup,
+            addrs: addr_book::AddrBook::new(lookup),
             data_dir: config.data_dir,
             connect_timeout: config.connect_timeout,
             http: {
@@ -361,7 +361,6 @@ impl Swarm {
             listed_by: Mutex::default(),
             announced_to: Mutex::default(),
             shut_down: Default::default(),
-            relays,
             relay_map,
         })
     }
@@ -382,7 +381,7 @@ impl Swarm {
 
     /// The relay server this node is reachable through, once it is connected to one.
     pub fn home_relay(&self) -> Option<RelayUrl> {
-        if !self.relays {
+        if self.relay_map.is_empty() {
             return None;
         }
         self.router.endpoint().addr().relay_urls().next().cloned()
@@ -391,7 +390,7 @@ impl Swarm {
     /// Waits at most `within` for the endpoint to reach a home relay; whether it did. With
     /// relays disabled there is none to wait for: `false` at once.
     pub async fn online(&self, within: Duration) -> bool {
-        if !self.relays {
+        if self.relay_map.is_empty() {
             return false;
         }
         tokio::time::timeout(within, self.router.endpoint().online())
@@ -410,7 +409,7 @@ impl Swarm {
     pub fn add_peer(&self, peer: &PeerAddr) -> Result<EndpointId> {
         let addr = peer.to_endpoint_addr()?;
         let id = addr.id;
-        self.lookup.add_endpoint_info(addr);
+        self.addrs.pin(addr);
         Ok(id)
     }
 

@@ -125,6 +125,18 @@ pub struct UnreachableReport {
     pub peer: String,
 }
 
+impl UnreachableReport {
+    /// The hash and the peer id it names, or which of them is malformed.
+    fn parse(&self) -> std::result::Result<(Hash, EndpointId), ReportError> {
+        let hash = BlobRef::from_hex(&self.hash, 0)
+            .map_err(|_| ReportError::BadHash(self.hash.chars().take(80).collect()))?
+            .hash;
+        let peer = EndpointId::from_str(&self.peer)
+            .map_err(|_| ReportError::BadPeerId(self.peer.chars().take(80).collect()))?;
+        Ok((hash, peer))
+    }
+}
+
 /// What the tracker did with a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -513,16 +525,17 @@ impl Tracker {
         report: &UnreachableReport,
         source: Option<SocketAddr>,
     ) -> std::result::Result<ReportOutcome, ReportError> {
-        let hash = BlobRef::from_hex(&report.hash, 0)
-            .map_err(|_| ReportError::BadHash(report.hash.chars().take(80).collect()))?
-            .hash;
-        let peer = PeerAddr {
-            id: report.peer.clone(),
-            addrs: vec![],
-            relay_url: None,
-        }
-        .endpoint_id()
-        .map_err(|_| ReportError::BadPeerId(report.peer.chars().take(80).collect()))?;
+        let (hash, peer) = report.parse()?;
+        self.demote(hash, peer, source)
+    }
+
+    /// [`Tracker::report`] of a parsed report.
+    fn demote(
+        &self,
+        hash: iroh_blobs::Hash,
+        peer: EndpointId,
+        source: Option<SocketAddr>,
+    ) -> std::result::Result<ReportOutcome, ReportError> {
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         let mut state = self.lock();
@@ -639,17 +652,14 @@ async fn report(
     Source(source): Source,
     axum::Json(body): axum::Json<UnreachableReport>,
 ) -> Response {
-    match tracker.report(&body, source) {
-        Ok(outcome) => {
-            if outcome == ReportOutcome::Demoted
-                && tracker.prober.is_some()
-                && let (Ok(blob), Ok(peer)) = (
-                    BlobRef::from_hex(&body.hash, 0),
-                    EndpointId::from_str(&body.peer),
-                )
-            {
+    let outcome = body
+        .parse()
+        .and_then(|(hash, peer)| Ok((hash, peer, tracker.demote(hash, peer, source)?)));
+    match outcome {
+        Ok((hash, peer, outcome)) => {
+            if outcome == ReportOutcome::Demoted && tracker.prober.is_some() {
                 let tracker = tracker.clone();
-                tokio::spawn(async move { tracker.probe(blob.hash, peer).await });
+                tokio::spawn(async move { tracker.probe(hash, peer).await });
             }
             axum::Json(outcome).into_response()
         }
@@ -749,7 +759,10 @@ impl Swarm {
             url: url.clone(),
             reason,
         };
-        if self.relays && self.home_relay().is_none() && !self.online(HOME_RELAY_WAIT).await {
+        if !self.relay_map.is_empty()
+            && self.home_relay().is_none()
+            && !self.online(HOME_RELAY_WAIT).await
+        {
             debug!("no home relay yet; announcing direct addresses only");
         }
         let peer = self.announce_addr();
@@ -770,18 +783,7 @@ impl Swarm {
                 .send()
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            let status = response.status();
-            let bytes = read_bounded(response, 4096)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            if !status.is_success() {
-                return Err(fail(format!(
-                    "answered {status}: {}",
-                    String::from_utf8_lossy(&bytes).trim()
-                )));
-            }
-            let reply: AnnounceReply =
-                serde_json::from_slice(&bytes).map_err(|e| fail(format!("bad answer: {e}")))?;
+            let reply: AnnounceReply = json_reply(response, 4096).await.map_err(fail)?;
             ttl = ttl.min(Duration::from_secs(reply.ttl_secs));
         }
         Ok(if ttl == Duration::MAX {
@@ -817,15 +819,9 @@ impl Swarm {
             .send()
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let status = response.status();
-        let bytes = read_bounded(response, MAX_PROVIDERS_REPLY)
+        let mut peers: Vec<PeerAddr> = json_reply(response, MAX_PROVIDERS_REPLY)
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        if !status.is_success() {
-            return Err(fail(format!("answered {status}")));
-        }
-        let mut peers: Vec<PeerAddr> =
-            serde_json::from_slice(&bytes).map_err(|e| fail(format!("bad answer: {e}")))?;
+            .map_err(fail)?;
         let me = self.endpoint_id().to_string();
         peers.retain(|p| p.id != me);
         // A tracker is not trusted with where this node connects: an entry whose relay URL
@@ -936,20 +932,13 @@ impl Swarm {
                                 return 0;
                             }
                         };
-                        let status = response.status();
-                        let bytes = read_bounded(response, 4096).await.unwrap_or_default();
-                        if !status.is_success() {
-                            info!(
-                                tracker = %url,
-                                %status,
-                                answer = %String::from_utf8_lossy(&bytes).trim(),
-                                "withdrawal refused"
-                            );
-                            return 0;
+                        match json_reply::<WithdrawReply>(response, 4096).await {
+                            Ok(reply) => reply.removed,
+                            Err(e) => {
+                                info!(tracker = %url, error = %e, "withdrawal refused");
+                                0
+                            }
                         }
-                        serde_json::from_slice::<WithdrawReply>(&bytes)
-                            .map(|r| r.removed)
-                            .unwrap_or(0)
                     }
                 })
                 .collect::<Vec<_>>()
@@ -994,6 +983,27 @@ impl Swarm {
 }
 
 /// Reads a response body, refusing more than `max` bytes.
+/// A tracker's JSON answer, read up to `max` bytes, or why not: what went wrong reading
+/// it, its status and (the start of) its words, or why it does not parse.
+async fn json_reply<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    max: usize,
+) -> std::result::Result<T, String> {
+    let status = response.status();
+    let bytes = read_bounded(response, max)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let words: String = String::from_utf8_lossy(&bytes)
+            .trim()
+            .chars()
+            .take(200)
+            .collect();
+        return Err(format!("answered {status}: {words}"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("bad answer: {e}"))
+}
+
 async fn read_bounded(response: reqwest::Response, max: usize) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();

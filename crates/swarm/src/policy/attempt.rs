@@ -162,7 +162,7 @@ impl Swarm {
                     Err(e) => return Ok(failed(FallbackReason::PeerConnect, e.to_string(), 0)),
                 };
                 if !peer.addrs.is_empty() {
-                    self.lookup.add_endpoint_info(addr.clone());
+                    self.addrs.remember(addr.clone());
                 }
                 let connecting = self.router.endpoint().connect(addr, iroh_blobs::ALPN);
                 let conn = match tokio::time::timeout(limits.connect, connecting).await {

@@ -197,7 +197,7 @@ impl Swarm {
         if let Ok(addr) = &addr
             && !peer.addrs.is_empty()
         {
-            self.lookup.add_endpoint_info(addr.clone());
+            self.addrs.remember(addr.clone());
         }
         Dial(tokio::spawn(async move {
             let addr = addr.map_err(|e| e.to_string())?;
