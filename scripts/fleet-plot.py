@@ -10,7 +10,7 @@ COLORS = ["#c0392b", "#2471a3", "#229954", "#7d3c98"]
 
 
 def parse(arg):
-    label, points = arg.split(":", 1)
+    label, points = arg.rsplit(":", 1)
     out = []
     for p in points.split(","):
         n, vals = p.split("=")
@@ -49,14 +49,15 @@ def main():
     out_path, args = sys.argv[1], sys.argv[2:]
     series = [parse(a) for a in args]
     ns = sorted({n for _, pts in series for n, *_ in pts})
-    body = ['<svg xmlns="http://www.w3.org/2000/svg" width="760" height="360" font-family="sans-serif">',
+    body = ['<svg xmlns="http://www.w3.org/2000/svg" width="760" height="380" font-family="sans-serif">',
             '<rect width="100%" height="100%" fill="white"/>']
     body += panel(50, "Origin egress (x blob), 64 MiB", series, 1, ns, 1.5)
     body += panel(430, "p99 completion (x one node alone)", series, 2, ns, 2)
     for i, (label, _) in enumerate(series):
         c = COLORS[i % len(COLORS)]
-        body.append(f'<rect x="{50 + i * 220}" y="335" width="12" height="3" fill="{c}"/>'
-                    f'<text x="{66 + i * 220}" y="340" font-size="11">{label}</text>')
+        x, y = 50 + (i % 2) * 360, 335 + (i // 2) * 16
+        body.append(f'<rect x="{x}" y="{y}" width="12" height="3" fill="{c}"/>'
+                    f'<text x="{x + 16}" y="{y + 5}" font-size="11">{label}</text>')
     body.append("</svg>")
     with open(out_path, "w") as f:
         f.write("\n".join(body) + "\n")

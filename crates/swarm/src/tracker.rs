@@ -77,7 +77,11 @@ pub struct TrackerConfig {
     pub max_addrs_per_peer: usize,
     /// Largest announcement body, in bytes.
     pub max_body_bytes: usize,
-    /// Providers returned per query (a random sample, unreported peers first).
+    /// Providers returned per query (a random sample, unreported peers first). As many as
+    /// are kept by default: a herd's nodes split the blob's origin pieces by the herd they
+    /// know (DESIGN Swarm 8), and with a sample each knew a different part (at 40 nodes
+    /// and 16 returned, a first answer made each node think itself in charge of 1/17 of
+    /// the blob instead of 1/40).
     pub max_returned: usize,
     /// Reports of unreachable peers accepted per source address per minute.
     pub max_reports_per_minute: u32,
@@ -96,7 +100,7 @@ impl Default for TrackerConfig {
             max_addrs_per_peer: 8,
             // 1024 hex hashes with JSON quoting, plus the peer.
             max_body_bytes: 80 * 1024,
-            max_returned: 16,
+            max_returned: 64,
             max_reports_per_minute: 30,
             probe_timeout: Duration::from_secs(10),
         }
@@ -701,8 +705,9 @@ async fn providers(State(tracker): State<Arc<Tracker>>, Path(hash): Path<String>
     }
 }
 
-/// Largest providers answer read (`max_returned` peers with their addresses fit easily).
-const MAX_PROVIDERS_REPLY: usize = 64 * 1024;
+/// Largest providers answer read: 64 peers with 8 addresses and a 256-byte relay URL each
+/// fit.
+const MAX_PROVIDERS_REPLY: usize = 128 * 1024;
 
 /// Which tracker listed which peer (the last one that did), bounded.
 #[derive(Debug, Default)]

@@ -11,11 +11,17 @@
 //!   under [`OBSERVE_WITHIN`]); transfers in flight keep moving meanwhile;
 //! - what idle peers hold and this node misses (and nobody is already sending it) is
 //!   taken in pieces of [`PIECE_CHUNKS`], each from a random holder, from up to
-//!   [`PEERS_PER_ROUND`] peers at once, at most [`PIECES_PER_PEER`] pieces per request;
-//! - what no peer is known to hold comes from the origin, one random piece at a time (a
-//!   few when peers are known but none is connected), one request in flight, so the herd's
-//!   nodes take different pieces of the blob from the origin instead of all taking the same
-//!   first bytes; a fetch with nobody connected and nobody left to dial takes everything
+//!   [`PEERS_PER_ROUND`] peers at once, at most [`PIECES_PER_PEER`] pieces per request; a
+//!   peer whose transfer ends well is asked at once for more of what it was last seen
+//!   holding (waiting for the next survey left home uplinks idle: a herd of 20 moved 66%
+//!   of what its uplinks could carry);
+//! - what no peer is known to hold comes from the origin, one request in flight: first the
+//!   pieces this node is in charge of ([`in_charge`]: rendezvous hashing over the herd it
+//!   knows, so the herd's nodes split the blob between them without talking and the origin
+//!   sends each piece about once), a few at a time; once none of those is left and no peer
+//!   has had anything to send for [`IDLE_GRACE`] (the node in charge may be slow, gone, or
+//!   known only to others), any of them, one random piece at a time (a few when no peer is
+//!   connected). A fetch with nobody connected and nobody left to dial takes everything
 //!   missing in one transfer, stopped the moment a peer is connected (piece by piece, a
 //!   lone fetch was 2.5-9.5x slower). So a peer that left but is still listed costs one
 //!   connect timeout, after which the fetch is alone again;
@@ -70,6 +76,45 @@ const OBSERVE_WITHIN: Duration = Duration::from_secs(3);
 const ASKED_PER_SURVEY: usize = 8;
 /// With transfers in flight and nothing new to ask, peers are asked again after this.
 const RESURVEY: Duration = Duration::from_millis(500);
+/// With no peer transfer in flight for this long, the origin also sends pieces another
+/// node of the herd is in charge of (it may be slow, gone, or known only to others).
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// A node's weight key for one blob (rendezvous hashing): the first 8 bytes of
+/// BLAKE3(blob hash, endpoint id). Every node of a herd computes the same key for a node.
+fn stripe_key(hash: &iroh_blobs::Hash, id: &EndpointId) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(hash.as_bytes());
+    hasher.update(id.as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// The weight of `piece` for the node with `key` (splitmix64 of the two): each piece goes
+/// to the node with the highest weight, an independent draw per piece.
+fn weight(key: u64, piece: u64) -> u64 {
+    let mut z = key ^ piece.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The pieces of `ranges` this node is in charge of taking from the origin: those whose
+/// weight under `mine` beats every key of `others` (the rest of the herd as this node knows
+/// it). The herd's nodes split the blob between them without talking, each piece to one
+/// node, so the origin sends the blob about once however many nodes start together.
+pub(super) fn in_charge(ranges: &ChunkRanges, end: u64, mine: u64, others: &[u64]) -> ChunkRanges {
+    let mut kept = ChunkRanges::empty();
+    for piece in pieces_of(ranges, end) {
+        let own = weight(mine, piece);
+        if others.iter().all(|&k| weight(k, piece) < own) {
+            kept |= piece_range(piece) & ranges.clone();
+        }
+    }
+    kept
+}
 
 /// The pieces (start chunk of each) that `ranges` touches, below `end`.
 fn pieces_of(ranges: &ChunkRanges, end: u64) -> Vec<u64> {
@@ -138,6 +183,8 @@ pub(super) fn plan(
 struct HerdState {
     /// Peers from the caller and the tracker.
     known: Vec<PeerAddr>,
+    /// The stripe key ([`stripe_key`]) of each known peer with a valid endpoint id.
+    keys: HashMap<EndpointId, u64>,
     conns: HashMap<EndpointId, (PeerAddr, Connection)>,
     /// Peers left for the rest of the fetch.
     left: HashSet<EndpointId>,
@@ -153,7 +200,7 @@ struct HerdState {
 
 impl HerdState {
     /// A peer transfer ended: count its bytes; a failed one leaves the peer (with a strike
-    /// for bad data).
+    /// for bad data). Whether it delivered everything it was asked for.
     fn settle(
         &mut self,
         swarm: &Swarm,
@@ -161,7 +208,7 @@ impl HerdState {
         report: &mut FetchReport,
         id: EndpointId,
         attempt: Attempt,
-    ) {
+    ) -> bool {
         self.busy.remove(&id);
         self.peer_bytes += attempt.bytes;
         swarm
@@ -176,7 +223,35 @@ impl HerdState {
                 swarm.strikes_lock().add(blob.hash, id, detail.clone());
             }
             self.leave(swarm, blob.hash, report, id, reason, detail);
+            return false;
         }
+        true
+    }
+
+    /// More for `id`, whose transfer just ended well, from what it was last seen holding:
+    /// asked at once, its uplink does not idle until the next survey has asked everyone
+    /// (which waits for the slowest answer, seconds on a busy machine). Its connection and
+    /// the ranges (now busy), if it holds anything still wanted and a slot is free.
+    fn more_from(
+        &mut self,
+        id: EndpointId,
+        missing: &ChunkRanges,
+        origin: &OriginSlot,
+        end: u64,
+    ) -> Option<(Connection, ChunkRanges)> {
+        if self.busy.len() >= PEERS_PER_ROUND || self.busy.contains_key(&id) {
+            return None;
+        }
+        let (_, conn) = self.conns.get(&id)?;
+        let wanted = self.wanted(missing, origin);
+        let useful = self.seen.get(&id)?.clone() & wanted.clone();
+        if useful.is_empty() {
+            return None;
+        }
+        let conn = conn.clone();
+        let (_, ranges) = plan(&wanted, &[(id, useful)], end, 1).into_iter().next()?;
+        self.busy.insert(id, ranges.clone());
+        Some((conn, ranges))
     }
 
     /// What is missing and nobody is sending.
@@ -186,6 +261,26 @@ impl HerdState {
             wanted -= ranges.clone();
         }
         wanted
+    }
+
+    /// Remembers a peer (at most [`MAX_KNOWN`]), with its stripe key for `hash`.
+    fn learn(&mut self, hash: &iroh_blobs::Hash, peer: PeerAddr) {
+        if self.known.len() >= MAX_KNOWN || self.known.iter().any(|k| k.id == peer.id) {
+            return;
+        }
+        if let Ok(id) = peer.endpoint_id() {
+            self.keys.insert(id, stripe_key(hash, &id));
+        }
+        self.known.push(peer);
+    }
+
+    /// The stripe keys of the known peers not left.
+    fn herd_keys(&self) -> Vec<u64> {
+        self.keys
+            .iter()
+            .filter(|(id, _)| !self.left.contains(*id))
+            .map(|(_, key)| *key)
+            .collect()
     }
 
     /// What of `wanted` no peer is known to hold: the origin's to send.
@@ -226,6 +321,15 @@ enum Who {
     OriginStopped,
 }
 
+/// How much of what it is offered the origin's next transfer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Everything: a fetch alone (nobody connected, nobody left to dial).
+    All,
+    /// This many random pieces.
+    Pieces(usize),
+}
+
 /// The origin's side of a herd fetch: at most one transfer in flight.
 #[derive(Default)]
 struct OriginSlot {
@@ -244,39 +348,41 @@ struct OriginSlot {
 type Transfer<'a> = BoxFuture<'a, (Who, Result<Attempt>)>;
 
 impl OriginSlot {
-    /// Starts the origin's next transfer of what no peer is known to hold, if the slot is
-    /// free: everything when `alone` (nobody connected, nobody left to dial), else a random
-    /// piece (a few while no peer is connected), so a herd's nodes take different pieces
-    /// of the blob from the origin instead of all taking the same first bytes.
+    /// Starts the origin's next transfer of `ranges` (what no peer is known to hold), if
+    /// the slot is free: all of them (a lone fetch's one transfer), or that many random
+    /// pieces of them.
     #[allow(clippy::too_many_arguments)]
     fn start<'a>(
         &mut self,
         swarm: &'a Swarm,
         blob: &'a BlobRef,
         conn: &Connection,
-        unowned: ChunkRanges,
-        alone: bool,
-        connected: bool,
+        ranges: ChunkRanges,
+        take: Take,
         held: u64,
         policy: &'a FetchPolicy,
         progress: &'a Progress<'_>,
     ) -> Option<Transfer<'a>> {
-        if self.busy.is_some() || self.failed || unowned.is_empty() {
+        if self.busy.is_some() || self.failed || ranges.is_empty() {
             return None;
         }
         let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
-        let ranges = if alone {
-            unowned
-        } else {
-            let mut pieces = pieces_of(&unowned, end);
-            pieces.shuffle(&mut rand::rng());
-            let count = if connected { 1 } else { PIECES_PER_PEER };
-            let mut ranges = ChunkRanges::empty();
-            for piece in pieces.into_iter().take(count) {
-                ranges |= piece_range(piece) & unowned.clone();
+        let alone = take == Take::All;
+        let ranges = match take {
+            Take::All => ranges,
+            Take::Pieces(count) => {
+                let mut pieces = pieces_of(&ranges, end);
+                pieces.shuffle(&mut rand::rng());
+                let mut taken = ChunkRanges::empty();
+                for piece in pieces.into_iter().take(count) {
+                    taken |= piece_range(piece) & ranges.clone();
+                }
+                taken
             }
-            ranges
         };
+        if ranges.is_empty() {
+            return None;
+        }
         self.busy = Some(ranges.clone());
         let conn = conn.clone();
         let limits = Limits {
@@ -311,7 +417,8 @@ impl OriginSlot {
         }))
     }
 
-    /// Settles a transfer that ended, the origin's or a peer's.
+    /// Settles a transfer that ended, the origin's or a peer's; the peer, when it was a
+    /// peer's and it delivered everything asked.
     fn settle(
         &mut self,
         swarm: &Swarm,
@@ -320,9 +427,9 @@ impl OriginSlot {
         report: &mut FetchReport,
         who: Who,
         attempt: Attempt,
-    ) {
+    ) -> Option<EndpointId> {
         match who {
-            Who::Peer(id) => herd.settle(swarm, blob, report, id, attempt),
+            Who::Peer(id) => return herd.settle(swarm, blob, report, id, attempt).then_some(id),
             Who::Origin => {
                 self.busy = None;
                 self.lone = None;
@@ -330,6 +437,7 @@ impl OriginSlot {
             }
             Who::OriginStopped => self.busy = None,
         }
+        None
     }
 }
 
@@ -416,6 +524,25 @@ impl Swarm {
                 true
             }
         }
+    }
+
+    /// A transfer of `ranges` from the peer `id` on `conn`.
+    fn peer_transfer<'a>(
+        &'a self,
+        blob: &'a BlobRef,
+        id: EndpointId,
+        conn: Connection,
+        ranges: ChunkRanges,
+        limits: Limits,
+        progress: &'a Progress<'_>,
+    ) -> Transfer<'a> {
+        Box::pin(async move {
+            let request = GetRequest::blob_ranges(blob.hash, ranges);
+            let attempt = self
+                .attempt(blob, &request, Transport::Shared(conn), &limits, progress)
+                .await;
+            (Who::Peer(id), attempt)
+        })
     }
 
     /// Known peers this fetch may still dial: not connected, not left, within
@@ -510,10 +637,13 @@ impl Swarm {
                 None
             }
         };
-        let mut herd = HerdState {
-            known: static_peers.iter().take(MAX_KNOWN).cloned().collect(),
-            ..HerdState::default()
-        };
+        let mut herd = HerdState::default();
+        for peer in static_peers {
+            herd.learn(&hash, peer.clone());
+        }
+        let my_key = stripe_key(&hash, &self.endpoint_id());
+        // Since when no peer transfer has been in flight.
+        let mut idle_since = Some(Instant::now());
         let mut refreshed: Option<Instant> = None;
         // Transfers in flight; they keep moving while the next survey runs.
         let mut inflight: FuturesUnordered<Transfer<'_>> = FuturesUnordered::new();
@@ -527,6 +657,12 @@ impl Swarm {
         let min_rate = policy.min_rate_bytes_per_sec;
         let share = (min_rate / PEERS_PER_ROUND as u64).max(1);
         let connect = policy.connect_timeout.min(policy.detour_budget);
+        let peer_limits = || Limits {
+            connect,
+            stall: policy.stall_timeout,
+            min_rate: Some(share),
+            budget: Some(policy.detour_budget),
+        };
         while let Some(origin_conn) = &origin_conn {
             if origin.failed {
                 break;
@@ -579,14 +715,19 @@ impl Swarm {
                 tokio::select! {
                     survey = &mut survey => break survey,
                     Some((who, attempt)) = inflight.next() => {
-                        origin.settle(self, &mut herd, blob, report, who, attempt?);
+                        let ended = origin.settle(self, &mut herd, blob, report, who, attempt?);
+                        if let Some(id) = ended {
+                            let (_, missing) = self.held_and_missing(blob, &full).await?;
+                            let more = herd.more_from(id, &missing, &origin, end);
+                            inflight.extend(more.map(|(conn, ranges)| {
+                                self.peer_transfer(blob, id, conn, ranges, peer_limits(), progress)
+                            }));
+                        }
                     }
                 }
             };
             for p in survey.found.into_iter().flatten() {
-                if herd.known.len() < MAX_KNOWN && !herd.known.iter().any(|k| k.id == p.id) {
-                    herd.known.push(p);
-                }
+                herd.learn(&hash, p);
             }
             for (peer, id, result) in survey.dialed {
                 match result {
@@ -642,32 +783,42 @@ impl Swarm {
                 };
                 let conn = conn.clone();
                 herd.busy.insert(id, ranges.clone());
-                inflight.push(Box::pin(async move {
-                    let limits = Limits {
-                        connect,
-                        stall: policy.stall_timeout,
-                        min_rate: Some(share),
-                        budget: Some(policy.detour_budget),
-                    };
-                    let request = GetRequest::blob_ranges(hash, ranges);
-                    let attempt = self
-                        .attempt(blob, &request, Transport::Shared(conn), &limits, progress)
-                        .await;
-                    (Who::Peer(id), attempt)
-                }));
+                inflight.push(self.peer_transfer(blob, id, conn, ranges, peer_limits(), progress));
             }
-            // What no peer is known to hold comes from the origin; with nobody connected
-            // and nobody left to dial, all of it in one transfer.
+            // What no peer is known to hold comes from the origin: the pieces this node is
+            // in charge of, or any of them once no peer has had anything to send it for
+            // `IDLE_GRACE`; with nobody connected and nobody left to dial, all of it in one
+            // transfer.
+            if !herd.busy.is_empty() {
+                idle_since = None;
+            } else if idle_since.is_none() {
+                idle_since = Some(Instant::now());
+            }
             let unowned = herd.unowned(&herd.wanted(&missing, &origin));
             let connected = !herd.conns.is_empty();
             let alone = !connected && self.to_dial(hash, &herd, origins, report).is_empty();
+            let mine = in_charge(&unowned, end, my_key, &herd.herd_keys());
+            let idle = idle_since.is_some_and(|t| t.elapsed() >= IDLE_GRACE);
+            let (ask, take) = if alone {
+                (unowned, Take::All)
+            } else if !mine.is_empty() {
+                (mine, Take::Pieces(PIECES_PER_PEER))
+            } else if idle {
+                // A random piece, so the idle nodes of a herd take different ones (a few
+                // while no peer is connected).
+                (
+                    unowned,
+                    Take::Pieces(if connected { 1 } else { PIECES_PER_PEER }),
+                )
+            } else {
+                (ChunkRanges::empty(), Take::Pieces(0))
+            };
             inflight.extend(origin.start(
                 self,
                 blob,
                 origin_conn,
-                unowned,
-                alone,
-                connected,
+                ask,
+                take,
                 held,
                 policy,
                 progress,
@@ -680,7 +831,14 @@ impl Swarm {
             // Wait for a transfer to end, or a moment for peers to hold more, and look again.
             tokio::select! {
                 Some((who, attempt)) = inflight.next() => {
-                    origin.settle(self, &mut herd, blob, report, who, attempt?);
+                    let ended = origin.settle(self, &mut herd, blob, report, who, attempt?);
+                    if let Some(id) = ended {
+                        let (_, missing) = self.held_and_missing(blob, &full).await?;
+                        let more = herd.more_from(id, &missing, &origin, end);
+                        inflight.extend(more.map(|(conn, ranges)| {
+                            self.peer_transfer(blob, id, conn, ranges, peer_limits(), progress)
+                        }));
+                    }
                 }
                 _ = tokio::time::sleep(RESURVEY) => {}
             }
@@ -695,5 +853,80 @@ impl Swarm {
         }
         self.origin_turn(blob, &full, origins, http, policy, progress, report)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(count: usize) -> Vec<EndpointId> {
+        (0..count)
+            .map(|_| iroh::SecretKey::generate().public())
+            .collect()
+    }
+
+    /// With the whole herd known to every node, each piece is in exactly one node's charge,
+    /// and the charges are about even.
+    #[test]
+    fn a_herd_splits_the_blob_between_its_nodes() {
+        let hash = iroh_blobs::Hash::new(b"a blob");
+        let end = 64 * 1024; // 64 MiB in 1 KiB chunks: 256 pieces
+        let all = ChunkRanges::from(ChunkNum(0)..ChunkNum(end));
+        let herd = ids(10);
+        let keys: Vec<u64> = herd.iter().map(|id| stripe_key(&hash, id)).collect();
+        let charges: Vec<ChunkRanges> = (0..herd.len())
+            .map(|i| {
+                let others: Vec<u64> = (0..keys.len())
+                    .filter(|&j| j != i)
+                    .map(|j| keys[j])
+                    .collect();
+                in_charge(&all, end, keys[i], &others)
+            })
+            .collect();
+        let mut union = ChunkRanges::empty();
+        for (i, charge) in charges.iter().enumerate() {
+            assert!(
+                (union.clone() & charge.clone()).is_empty(),
+                "node {i}'s charge overlaps another's"
+            );
+            union |= charge.clone();
+            let pieces = pieces_of(charge, end).len();
+            // 25.6 pieces each on average; a binomial draw stays well within 8..=50.
+            assert!(
+                (8..=50).contains(&pieces),
+                "node {i} is in charge of {pieces} pieces"
+            );
+        }
+        assert_eq!(union, all, "some piece is nobody's charge");
+    }
+
+    /// A node that knows nobody is in charge of everything; one whose peers left takes
+    /// their pieces back; and the charge is only ever within what it was offered.
+    #[test]
+    fn a_node_alone_or_left_alone_is_in_charge_of_everything_offered() {
+        let hash = iroh_blobs::Hash::new(b"another blob");
+        let end = 4096;
+        let offered = ChunkRanges::from(ChunkNum(100)..ChunkNum(3000));
+        let me = stripe_key(&hash, &ids(1)[0]);
+        assert_eq!(in_charge(&offered, end, me, &[]), offered);
+
+        let mut herd = HerdState::default();
+        let peers = ids(3);
+        for id in &peers {
+            herd.learn(
+                &hash,
+                PeerAddr {
+                    id: id.to_string(),
+                    addrs: vec![],
+                    relay_url: None,
+                },
+            );
+        }
+        let shared = in_charge(&offered, end, me, &herd.herd_keys());
+        assert!(shared != offered && !shared.is_empty(), "{shared:?}");
+        assert!((shared.clone() - offered.clone()).is_empty());
+        herd.left.extend(peers.iter().copied());
+        assert_eq!(in_charge(&offered, end, me, &herd.herd_keys()), offered);
     }
 }
