@@ -526,6 +526,36 @@ impl Swarm {
         }
     }
 
+    /// Settles a transfer that ended ([`OriginSlot::settle`]); a peer that delivered
+    /// everything asked is asked at once for more of what it was last seen holding
+    /// ([`HerdState::more_from`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_herd<'a>(
+        &'a self,
+        (herd, origin, inflight): (
+            &mut HerdState,
+            &mut OriginSlot,
+            &mut FuturesUnordered<Transfer<'a>>,
+        ),
+        (who, attempt): (Who, Attempt),
+        blob: &'a BlobRef,
+        full: &GetRequest,
+        report: &mut FetchReport,
+        limits: Limits,
+        progress: &'a Progress<'_>,
+    ) -> Result<()> {
+        let Some(id) = origin.settle(self, herd, blob, report, who, attempt) else {
+            return Ok(());
+        };
+        let (_, missing) = self.held_and_missing(blob, full).await?;
+        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        let more = herd.more_from(id, &missing, origin, end);
+        inflight.extend(
+            more.map(|(conn, ranges)| self.peer_transfer(blob, id, conn, ranges, limits, progress)),
+        );
+        Ok(())
+    }
+
     /// A transfer of `ranges` from the peer `id` on `conn`.
     fn peer_transfer<'a>(
         &'a self,
@@ -715,14 +745,9 @@ impl Swarm {
                 tokio::select! {
                     survey = &mut survey => break survey,
                     Some((who, attempt)) = inflight.next() => {
-                        let ended = origin.settle(self, &mut herd, blob, report, who, attempt?);
-                        if let Some(id) = ended {
-                            let (_, missing) = self.held_and_missing(blob, &full).await?;
-                            let more = herd.more_from(id, &missing, &origin, end);
-                            inflight.extend(more.map(|(conn, ranges)| {
-                                self.peer_transfer(blob, id, conn, ranges, peer_limits(), progress)
-                            }));
-                        }
+                        let (done, limits) = ((who, attempt?), peer_limits());
+                        let state = (&mut herd, &mut origin, &mut inflight);
+                        self.settle_herd(state, done, blob, &full, report, limits, progress).await?;
                     }
                 }
             };
@@ -831,14 +856,9 @@ impl Swarm {
             // Wait for a transfer to end, or a moment for peers to hold more, and look again.
             tokio::select! {
                 Some((who, attempt)) = inflight.next() => {
-                    let ended = origin.settle(self, &mut herd, blob, report, who, attempt?);
-                    if let Some(id) = ended {
-                        let (_, missing) = self.held_and_missing(blob, &full).await?;
-                        let more = herd.more_from(id, &missing, &origin, end);
-                        inflight.extend(more.map(|(conn, ranges)| {
-                            self.peer_transfer(blob, id, conn, ranges, peer_limits(), progress)
-                        }));
-                    }
+                    let (done, limits) = ((who, attempt?), peer_limits());
+                    let state = (&mut herd, &mut origin, &mut inflight);
+                    self.settle_herd(state, done, blob, &full, report, limits, progress).await?;
                 }
                 _ = tokio::time::sleep(RESURVEY) => {}
             }
