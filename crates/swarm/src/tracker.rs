@@ -447,7 +447,9 @@ impl Tracker {
             return Err(AnnounceError::NoAddress);
         }
         let addr = PeerAddr {
-            id: peer.id.clone(),
+            // Listed in its one canonical form: an id spelled another way would not match
+            // the fetcher's own when it leaves itself out of the answer.
+            id: id.to_string(),
             addrs,
             relay_url,
         };
@@ -827,8 +829,13 @@ impl Swarm {
         let mut peers: Vec<PeerAddr> = json_reply(response, MAX_PROVIDERS_REPLY)
             .await
             .map_err(fail)?;
-        let me = self.endpoint_id().to_string();
-        peers.retain(|p| p.id != me);
+        let me = self.endpoint_id();
+        peers.retain(|p| p.endpoint_id().is_ok_and(|id| id != me));
+        for p in &mut peers {
+            // Our tracker keeps at most 8; one that sends more is not believed past that.
+            p.addrs
+                .truncate(TrackerConfig::default().max_addrs_per_peer);
+        }
         // A tracker is not trusted with where this node connects: an entry whose relay URL
         // does not pass the check is dropped, whatever else it says.
         peers.retain(|p| match p.relay() {
@@ -987,7 +994,6 @@ impl Swarm {
     }
 }
 
-/// Reads a response body, refusing more than `max` bytes.
 /// A tracker's JSON answer, read up to `max` bytes, or why not: what went wrong reading
 /// it, its status and (the start of) its words, or why it does not parse.
 async fn json_reply<T: serde::de::DeserializeOwned>(
@@ -1009,6 +1015,7 @@ async fn json_reply<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| format!("bad answer: {e}"))
 }
 
+/// Reads a response body, refusing more than `max` bytes.
 async fn read_bounded(response: reqwest::Response, max: usize) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();

@@ -106,14 +106,23 @@ fn weight(key: u64, piece: u64) -> u64 {
 /// it). The herd's nodes split the blob between them without talking, each piece to one
 /// node, so the origin sends the blob about once however many nodes start together.
 pub(super) fn in_charge(ranges: &ChunkRanges, end: u64, mine: u64, others: &[u64]) -> ChunkRanges {
-    let mut kept = ChunkRanges::empty();
+    // Runs of consecutive pieces kept, then one intersection: a piece at a time, a
+    // fragmented `ranges` cost a copy per piece.
+    let mut runs: Vec<(u64, u64)> = Vec::new();
     for piece in pieces_of(ranges, end) {
         let own = weight(mine, piece);
         if others.iter().all(|&k| weight(k, piece) < own) {
-            kept |= piece_range(piece) & ranges.clone();
+            match runs.last_mut() {
+                Some((_, stop)) if *stop == piece => *stop = piece + 1,
+                _ => runs.push((piece, piece + 1)),
+            }
         }
     }
-    kept
+    let mut kept = ChunkRanges::empty();
+    for (start, stop) in runs {
+        kept |= ChunkRanges::from(ChunkNum(start * PIECE_CHUNKS)..ChunkNum(stop * PIECE_CHUNKS));
+    }
+    kept & ranges.clone()
 }
 
 /// The pieces (start chunk of each) that `ranges` touches, below `end`.
@@ -183,8 +192,10 @@ pub(super) fn plan(
 struct HerdState {
     /// Peers from the caller and the tracker.
     known: Vec<PeerAddr>,
-    /// The stripe key ([`stripe_key`]) of each known peer with a valid endpoint id.
+    /// The stripe key ([`stripe_key`]) of each known peer.
     keys: HashMap<EndpointId, u64>,
+    /// This node and the origins: never learned as peers.
+    outside: HashSet<EndpointId>,
     conns: HashMap<EndpointId, (PeerAddr, Connection)>,
     /// Peers left for the rest of the fetch.
     left: HashSet<EndpointId>,
@@ -264,13 +275,19 @@ impl HerdState {
     }
 
     /// Remembers a peer (at most [`MAX_KNOWN`]), with its stripe key for `hash`.
+    /// This node and the origins are not in the herd: listed (a static peer, or a tracker
+    /// entry that spells this node's id), they would take a charge nobody fetches.
     fn learn(&mut self, hash: &iroh_blobs::Hash, peer: PeerAddr) {
-        if self.known.len() >= MAX_KNOWN || self.known.iter().any(|k| k.id == peer.id) {
+        let Ok(id) = peer.endpoint_id() else {
+            return;
+        };
+        if self.known.len() >= MAX_KNOWN
+            || self.outside.contains(&id)
+            || self.keys.contains_key(&id)
+        {
             return;
         }
-        if let Ok(id) = peer.endpoint_id() {
-            self.keys.insert(id, stripe_key(hash, &id));
-        }
+        self.keys.insert(id, stripe_key(hash, &id));
         self.known.push(peer);
     }
 
@@ -667,7 +684,15 @@ impl Swarm {
                 None
             }
         };
-        let mut herd = HerdState::default();
+        let mut herd = HerdState {
+            outside: origins
+                .iter()
+                .chain([origin])
+                .filter_map(|o| o.endpoint_id().ok())
+                .chain([self.endpoint_id()])
+                .collect(),
+            ..HerdState::default()
+        };
         for peer in static_peers {
             herd.learn(&hash, peer.clone());
         }
@@ -824,6 +849,8 @@ impl Swarm {
             let alone = !connected && self.to_dial(hash, &herd, origins, report).is_empty();
             let mine = in_charge(&unowned, end, my_key, &herd.herd_keys());
             let idle = idle_since.is_some_and(|t| t.elapsed() >= IDLE_GRACE);
+            // What others are in charge of waits out the grace, a pass at a time.
+            let waiting = !alone && !idle && mine.is_empty() && !unowned.is_empty();
             let (ask, take) = if alone {
                 (unowned, Take::All)
             } else if !mine.is_empty() {
@@ -848,7 +875,7 @@ impl Swarm {
                 policy,
                 progress,
             ));
-            if inflight.is_empty() {
+            if inflight.is_empty() && !waiting {
                 // Nothing to ask of anyone (cannot happen while something is missing: what
                 // no idle peer holds is unowned); the origin turn takes the rest.
                 break;
@@ -892,7 +919,11 @@ mod tests {
     fn a_herd_splits_the_blob_between_its_nodes() {
         let hash = iroh_blobs::Hash::new(b"a blob");
         let end = 64 * 1024; // 64 MiB in 1 KiB chunks: 256 pieces
-        let all = ChunkRanges::from(ChunkNum(0)..ChunkNum(end));
+        // Fragmented, as a herd's missing ranges are: pieces cut in two and holes.
+        let all = ChunkRanges::from(ChunkNum(0)..ChunkNum(end))
+            - ChunkRanges::from(ChunkNum(1000)..ChunkNum(1100))
+            - ChunkRanges::from(ChunkNum(5000)..ChunkNum(9000))
+            - ChunkRanges::from(ChunkNum(30_000)..ChunkNum(30_001));
         let herd = ids(10);
         let keys: Vec<u64> = herd.iter().map(|id| stripe_key(&hash, id)).collect();
         let charges: Vec<ChunkRanges> = (0..herd.len())
@@ -943,6 +974,18 @@ mod tests {
                 },
             );
         }
+        // Neither this node nor an origin is learned as a member of the herd.
+        let (my_id, origin_id) = (ids(1)[0], ids(1)[0]);
+        herd.outside.extend([my_id, origin_id]);
+        for id in [my_id, origin_id] {
+            let addr = PeerAddr {
+                id: id.to_string(),
+                addrs: vec![],
+                relay_url: None,
+            };
+            herd.learn(&hash, addr);
+        }
+        assert_eq!(herd.herd_keys().len(), 3);
         let shared = in_charge(&offered, end, me, &herd.herd_keys());
         assert!(shared != offered && !shared.is_empty(), "{shared:?}");
         assert!((shared.clone() - offered.clone()).is_empty());

@@ -166,14 +166,17 @@ impl Swarm {
         report: &mut FetchReport,
     ) -> Vec<(&'p PeerAddr, EndpointId)> {
         let me = self.endpoint_id();
-        let origin_ids: HashSet<&str> = origins.iter().map(|o| o.id.as_str()).collect();
+        // By parsed id: one id can be spelled more than one way.
+        let origin_ids: HashSet<EndpointId> = origins
+            .iter()
+            .filter_map(|o| o.endpoint_id().ok())
+            .collect();
         let mut seen = HashSet::new();
         let now = Instant::now();
         let eligible: Vec<(&PeerAddr, EndpointId)> = peers
             .iter()
-            .filter(|p| !origin_ids.contains(p.id.as_str()))
             .filter_map(|p| p.endpoint_id().ok().map(|id| (p, id)))
-            .filter(|(_, id)| *id != me && seen.insert(*id))
+            .filter(|(_, id)| *id != me && !origin_ids.contains(id) && seen.insert(*id))
             .filter(|(_, id)| !self.strikes_lock().excludes(&hash, id))
             .collect();
         // Peers that could not be reached lately are left alone while their backoff runs;

@@ -94,9 +94,43 @@ fn the_tracker_bounds_expires_and_validates() {
     let a_entry = listed.iter().find(|p| p.id == a).expect("a is listed");
     assert_eq!(a_entry.addrs, vec!["192.168.1.5:7".parse().unwrap()]);
 
+    // An id spelled another way (base32, which iroh also parses) is listed in its one
+    // canonical form, so a fetcher that leaves itself out of the answer recognises itself.
+    let d_key = SecretKey::from_bytes(&[7u8; 32]).public();
+    let d_base32 = base32(d_key.as_bytes());
+    assert_eq!(d_base32.parse::<iroh::EndpointId>().unwrap(), d_key);
+    let fresh = Tracker::new(TrackerConfig::default());
+    fresh
+        .announce(
+            &peer(&d_base32, "10.0.0.4:1"),
+            std::slice::from_ref(&h),
+            None,
+        )
+        .unwrap();
+    let listed: Vec<String> = fresh.providers(&hash).into_iter().map(|p| p.id).collect();
+    assert_eq!(listed, vec![d_key.to_string()]);
+
     // Entries expire.
     std::thread::sleep(Duration::from_millis(250));
     assert!(tracker.providers(&hash).is_empty());
+}
+
+/// RFC 4648 base32 without padding.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut out, mut acc, mut bits) = (String::new(), 0u32, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
 }
 
 #[tokio::test]
