@@ -81,11 +81,6 @@ pub fn check_relay_url(text: &str) -> Result<RelayUrl, BadRelayUrl> {
 }
 
 impl RelayMode {
-    /// Whether the endpoint uses any relay.
-    pub fn is_enabled(&self) -> bool {
-        !matches!(self, RelayMode::Disabled)
-    }
-
     /// A custom mode from URLs, each checked; an empty list or more than [`MAX_RELAYS`] is
     /// refused (say `disabled` to use none).
     pub fn custom<'a>(urls: impl IntoIterator<Item = &'a str>) -> Result<Self, BadRelayUrl> {

@@ -538,7 +538,7 @@ impl Tracker {
     /// [`Tracker::report`] of a parsed report.
     fn demote(
         &self,
-        hash: iroh_blobs::Hash,
+        hash: Hash,
         peer: EndpointId,
         source: Option<SocketAddr>,
     ) -> std::result::Result<ReportOutcome, ReportError> {

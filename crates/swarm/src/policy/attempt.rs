@@ -91,8 +91,12 @@ pub(super) fn detour_of(elapsed: Duration, bytes: u64, min_rate: Option<u64>) ->
 /// blob: its proof carries the size. Only the declared chunks are asked for, so a provider
 /// cannot make us store more than the verified document allows.
 pub(super) fn full_request(blob: &BlobRef) -> GetRequest {
-    let chunks = ChunkNum::chunks(blob.size).max(ChunkNum(1));
-    GetRequest::blob_ranges(blob.hash, ChunkRanges::from(ChunkNum(0)..chunks))
+    GetRequest::blob_ranges(blob.hash, ChunkRanges::from(ChunkNum(0)..chunk_end(blob)))
+}
+
+/// The chunk after the blob's last declared one (at least 1: chunk 0 carries the size).
+pub(super) fn chunk_end(blob: &BlobRef) -> ChunkNum {
+    ChunkNum::chunks(blob.size).max(ChunkNum(1))
 }
 
 fn classify(e: &GetError) -> (FallbackReason, String) {

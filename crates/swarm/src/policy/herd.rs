@@ -50,7 +50,9 @@ use iroh_blobs::protocol::{GetRequest, ObserveRequest};
 use rand::seq::{IndexedRandom, SliceRandom};
 use tracing::{debug, warn};
 
-use super::attempt::{Attempt, End, Limits, Transport, detour_of, full_request, path_bytes};
+use super::attempt::{
+    Attempt, End, Limits, Transport, chunk_end, detour_of, full_request, path_bytes,
+};
 use super::inflight::Progress;
 use super::{FetchPolicy, FetchReport, PeerPaths};
 use crate::metrics::{FallbackReason, Source};
@@ -383,7 +385,7 @@ impl OriginSlot {
         if self.busy.is_some() || self.failed || ranges.is_empty() {
             return None;
         }
-        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        let end = chunk_end(blob).0;
         let alone = take == Take::All;
         let ranges = match take {
             Take::All => ranges,
@@ -565,7 +567,7 @@ impl Swarm {
             return Ok(());
         };
         let (_, missing) = self.held_and_missing(blob, full).await?;
-        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        let end = chunk_end(blob).0;
         let more = herd.more_from(id, &missing, origin, end);
         inflight.extend(
             more.map(|(conn, ranges)| self.peer_transfer(blob, id, conn, ranges, limits, progress)),
@@ -672,7 +674,7 @@ impl Swarm {
     ) -> Result<()> {
         let hash = blob.hash;
         let full = full_request(blob);
-        let end = ChunkNum::chunks(blob.size).max(ChunkNum(1)).0;
+        let end = chunk_end(blob).0;
         self.mark_partial(&hash).await;
         report.resumed_from = self.held_and_missing(blob, &full).await?.0;
         self.announce_in_background(tracker, &hash);
@@ -847,7 +849,12 @@ impl Swarm {
             let unowned = herd.unowned(&herd.wanted(&missing, &origin));
             let connected = !herd.conns.is_empty();
             let alone = !connected && self.to_dial(hash, &herd, origins, report).is_empty();
-            let mine = in_charge(&unowned, end, my_key, &herd.herd_keys());
+            // Weighing every piece against every known key is not needed alone.
+            let mine = if alone {
+                ChunkRanges::empty()
+            } else {
+                in_charge(&unowned, end, my_key, &herd.herd_keys())
+            };
             let idle = idle_since.is_some_and(|t| t.elapsed() >= IDLE_GRACE);
             // What others are in charge of waits out the grace, a pass at a time.
             let waiting = !alone && !idle && mine.is_empty() && !unowned.is_empty();
