@@ -27,13 +27,16 @@
 //!   connect timeout, after which the fetch is alone again;
 //! - then it waits for a transfer to end, or [`RESURVEY`], and looks again.
 //!
-//! Bounds. Only ranges a peer said it holds are asked of it. A peer whose transfer fails in
-//! any way (it did not send what it claimed, stalled, fell behind its share of the minimum
-//! rate, sent bad data, did not say what it holds in time) is left for the rest of the
-//! fetch; bad data also earns a strike. Time with only peers at work (no origin piece in
-//! flight) beyond what their bytes justify at the minimum rate is charged to the detour
-//! budget; when it is spent, or the origin fails a piece, the ordinary origin turn takes
-//! whatever is missing (iroh, then HTTP). Each pass either settles a transfer (new verified
+//! Bounds. Only ranges a peer said it holds are asked of it. A peer whose transfer stalled
+//! or fell behind its share of the minimum rate rests for [`REST`] (in a herd that is
+//! mostly an uplink others share: left, its charge went to the origin again, and at 40
+//! nodes fetches left 1-11 of their 12 peers so), and leaves at the
+//! [`SLOW_TIMES_LEAVES`]th time. A peer whose transfer fails in any other way (it did not
+//! send what it claimed, sent bad data, did not say what it holds in time) is left for
+//! the rest of the fetch; bad data also earns a strike. Time with only peers at work (no
+//! origin piece in flight) beyond what their bytes justify at the minimum rate is charged
+//! to the detour budget; when it is spent, or the origin fails a piece, the ordinary
+//! origin turn takes whatever is missing (iroh, then HTTP). Each pass either settles a transfer (new verified
 //! bytes, or a peer left), or waits [`RESURVEY`] with only peers at work (charged), or has
 //! the origin's piece in flight, so the loop ends.
 
@@ -81,6 +84,10 @@ const RESURVEY: Duration = Duration::from_millis(500);
 /// With no peer transfer in flight for this long, the origin also sends pieces another
 /// node of the herd is in charge of (it may be slow, gone, or known only to others).
 const IDLE_GRACE: Duration = Duration::from_secs(1);
+/// A peer whose transfer was slow or stalled is not asked again for this long.
+const REST: Duration = Duration::from_secs(2);
+/// The slow or stalled transfer of a peer that leaves it for the rest of the fetch.
+const SLOW_TIMES_LEAVES: u32 = 3;
 
 /// A node's weight key for one blob (rendezvous hashing): the first 8 bytes of
 /// BLAKE3(blob hash, endpoint id). Every node of a herd computes the same key for a node.
@@ -201,6 +208,10 @@ struct HerdState {
     conns: HashMap<EndpointId, (PeerAddr, Connection)>,
     /// Peers left for the rest of the fetch.
     left: HashSet<EndpointId>,
+    /// Peers whose transfer was slow or stalled, and until when they are not asked.
+    resting: HashMap<EndpointId, Instant>,
+    /// How many of each peer's transfers were slow or stalled.
+    slow: HashMap<EndpointId, u32>,
     /// Peers with a transfer in flight, and the ranges asked of each.
     busy: HashMap<EndpointId, ChunkRanges>,
     /// What each peer last said it holds (of what this node missed then).
@@ -212,8 +223,9 @@ struct HerdState {
 }
 
 impl HerdState {
-    /// A peer transfer ended: count its bytes; a failed one leaves the peer (with a strike
-    /// for bad data). Whether it delivered everything it was asked for.
+    /// A peer transfer ended: count its bytes; a slow or stalled one rests the peer
+    /// ([`HerdState::rest`]), any other failure leaves it (with a strike for bad data).
+    /// Whether it delivered everything it was asked for.
     fn settle(
         &mut self,
         swarm: &Swarm,
@@ -229,6 +241,16 @@ impl HerdState {
             .received(&blob.hash, Source::Peer, attempt.bytes);
         report.bytes_from_peers += attempt.bytes;
         if let End::Failed(reason, detail) = attempt.end {
+            if matches!(reason, FallbackReason::PeerSlow | FallbackReason::PeerStall)
+                && self.rest(id, Instant::now())
+            {
+                debug!(hash = %blob.hex(), peer = %id, ?reason, %detail, "herd peer rests");
+                swarm.metrics.fallback(&blob.hash, reason);
+                if let Some((peer, _)) = self.conns.get(&id) {
+                    report.failed(peer, reason, detail);
+                }
+                return false;
+            }
             warn!(hash = %blob.hex(), peer = %id, ?reason, %detail, "herd peer left for this fetch");
             if reason == FallbackReason::PeerBadData {
                 swarm.metrics.verification_failure(&blob.hash);
@@ -239,6 +261,33 @@ impl HerdState {
             return false;
         }
         true
+    }
+
+    /// A transfer of `id` was slow or stalled: in a herd that is mostly a peer whose uplink
+    /// others share, not a broken one, so it stays connected and in the split (left, its
+    /// charge would be taken from the origin a second time) and is not asked for [`REST`];
+    /// what it was seen holding is forgotten until it is asked again. Whether it rests;
+    /// at the [`SLOW_TIMES_LEAVES`]th time it does not, and leaves. Time lost to it is
+    /// charged to the detour budget as any peer's.
+    fn rest(&mut self, id: EndpointId, now: Instant) -> bool {
+        let times = self.slow.entry(id).or_default();
+        *times += 1;
+        if *times >= SLOW_TIMES_LEAVES {
+            return false;
+        }
+        self.resting.insert(id, now + REST);
+        self.seen.remove(&id);
+        true
+    }
+
+    /// Whether `id` is resting at `now`.
+    fn resting(&self, id: &EndpointId, now: Instant) -> bool {
+        self.resting.get(id).is_some_and(|until| now < *until)
+    }
+
+    /// Whether `id` may be asked something at `now`: no transfer in flight, not resting.
+    fn askable(&self, id: &EndpointId, now: Instant) -> bool {
+        !self.busy.contains_key(id) && !self.resting(id, now)
     }
 
     /// More for `id`, whose transfer just ended well, from what it was last seen holding:
@@ -594,8 +643,10 @@ impl Swarm {
         })
     }
 
-    /// Known peers this fetch may still dial: not connected, not left, within
-    /// [`MAX_PEERS`] dials.
+    /// Known peers this fetch may still dial: not connected, not left, a random choice
+    /// within [`MAX_PEERS`] dials. Random, not in the order learned: the nodes that
+    /// announced first are in every node's first tracker answer, and dialing in that order
+    /// put most of a herd's requests on their uplinks.
     fn to_dial(
         &self,
         hash: iroh_blobs::Hash,
@@ -603,12 +654,15 @@ impl Swarm {
         origins: &[PeerAddr],
         report: &mut FetchReport,
     ) -> Vec<(PeerAddr, EndpointId)> {
-        self.candidates(hash, &herd.known, origins, true, MAX_PEERS, report)
+        let mut dialable: Vec<(PeerAddr, EndpointId)> = self
+            .candidates(hash, &herd.known, origins, true, MAX_KNOWN, report)
             .into_iter()
             .filter(|(_, id)| !herd.conns.contains_key(id) && !herd.left.contains(id))
-            .take(MAX_PEERS.saturating_sub(herd.dialed))
             .map(|(p, id)| (p.clone(), id))
-            .collect()
+            .collect();
+        dialable.shuffle(&mut rand::rng());
+        dialable.truncate(MAX_PEERS.saturating_sub(herd.dialed));
+        dialable
     }
 
     /// Asks the tracker (when `refresh`), dials `fresh` together, then asks every peer of
@@ -752,10 +806,11 @@ impl Swarm {
             }
             let fresh = self.to_dial(hash, &herd, origins, report);
             herd.dialed += fresh.len();
+            let now = Instant::now();
             let mut idle: Vec<(EndpointId, Connection)> = herd
                 .conns
                 .iter()
-                .filter(|(id, _)| !herd.busy.contains_key(*id))
+                .filter(|(id, _)| herd.askable(id, now))
                 .map(|(id, (_, conn))| (*id, conn.clone()))
                 .collect();
             idle.shuffle(&mut rand::rng());
@@ -817,6 +872,10 @@ impl Swarm {
             for (id, answer) in survey.observed {
                 match answer {
                     Ok(ranges) => {
+                        // It may have begun to rest while the survey ran.
+                        if herd.resting(&id, Instant::now()) {
+                            continue;
+                        }
                         herd.seen.insert(id, ranges.clone() & missing.clone());
                         let useful = ranges & wanted.clone();
                         if !useful.is_empty() && !herd.busy.contains_key(&id) {
@@ -998,5 +1057,35 @@ mod tests {
         assert!((shared.clone() - offered.clone()).is_empty());
         herd.left.extend(peers.iter().copied());
         assert_eq!(in_charge(&offered, end, me, &herd.herd_keys()), offered);
+    }
+
+    /// A peer with a slow transfer rests: it keeps its place in the split, what it was seen
+    /// holding is forgotten, it is not asked until the rest is over; the third time it
+    /// does not rest (the caller leaves it).
+    #[test]
+    fn a_slow_peer_rests_in_the_split_and_the_third_time_does_not() {
+        let hash = iroh_blobs::Hash::new(b"a third blob");
+        let mut herd = HerdState::default();
+        let id = ids(1)[0];
+        herd.learn(
+            &hash,
+            PeerAddr {
+                id: id.to_string(),
+                addrs: vec![],
+                relay_url: None,
+            },
+        );
+        let start = Instant::now();
+        for time in 1..SLOW_TIMES_LEAVES {
+            let now = start + (REST + REST) * time;
+            herd.seen.insert(id, ChunkRanges::all());
+            assert!(herd.rest(id, now), "slow time {time}");
+            assert!(!herd.seen.contains_key(&id));
+            assert_eq!(herd.herd_keys(), vec![stripe_key(&hash, &id)]);
+            assert!(!herd.askable(&id, now + REST / 2));
+            assert!(herd.askable(&id, now + REST));
+        }
+        let now = start + (REST + REST) * SLOW_TIMES_LEAVES;
+        assert!(!herd.rest(id, now), "left at the last slow time");
     }
 }

@@ -288,3 +288,50 @@ async fn a_peer_that_left_is_dialed_once_and_the_origin_supplies_the_blob() {
     me.shutdown().await;
     origin.shutdown().await;
 }
+
+/// A herd peer that holds the blob but serves it at 32 KiB/s (an uplink others share, as
+/// it looks from here): each transfer falls behind its share of the minimum rate and ends,
+/// the peer rests and is asked again, and at the third slow transfer it is left. It is
+/// never struck; the origin (1 MiB/s, slower than the fetch takes) supplies the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_herd_peer_rests_and_is_left_at_the_third_slow_transfer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Arc::new(throttled_node(&tmp.path().join("origin"), MIB as u64).await);
+    let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 43).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
+    let slow = throttled_node(&tmp.path().join("slow"), 32 * 1024).await;
+    import(&slow, tmp.path(), 8 * MIB, 43).await;
+    let me = node(&tmp.path().join("me")).await;
+    let policy = FetchPolicy {
+        // What ends the slow peer is its third slow transfer, not the budget.
+        detour_budget: Duration::from_secs(30),
+        ..quick_policy()
+    };
+    let report = me
+        .fetch_with_policy(
+            &blob,
+            &herd_providers(&origin, &url, vec![slow.addr()]),
+            &policy,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_holds(&me, &blob, &data, tmp.path()).await;
+    let slow_id = slow.endpoint_id().to_string();
+    let failures: Vec<_> = report
+        .fallbacks
+        .iter()
+        .filter(|f| f.provider == slow_id)
+        .collect();
+    assert_eq!(failures.len(), 3, "{report:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.reason == FallbackReason::PeerSlow),
+        "{report:?}"
+    );
+    assert!(!me.is_struck(&blob.hash, &slow.endpoint_id()));
+    me.shutdown().await;
+    slow.shutdown().await;
+    origin.shutdown().await;
+}

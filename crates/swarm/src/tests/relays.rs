@@ -2,7 +2,7 @@
 //! runs), nodes that know each other only by endpoint id and relay URL, and the tracker
 //! carrying the relay URL from an announcement to a fetch.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use iroh_relay::server::{RelayConfig, Server, ServerConfig};
@@ -224,7 +224,8 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
     assert!(err.to_string().contains("only https://"), "{err}");
 
     // A tracker that lists a hostile relay URL anyway (a fake one here): the fetcher drops
-    // that entry and keeps the others.
+    // that entry and keeps the others. One that lists more addresses for a peer than a
+    // tracker keeps is believed up to that many (the address book would hold them all).
     let good = PeerAddr {
         id: id(5),
         addrs: vec![],
@@ -235,7 +236,17 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
         addrs: vec!["10.0.0.6:1".parse().unwrap()],
         relay_url: Some("gopher://relay.example".into()),
     };
-    let answer = serde_json::to_vec(&vec![good.clone(), bad]).unwrap();
+    let kept = TrackerConfig::default().max_addrs_per_peer;
+    let crowded = PeerAddr {
+        id: id(8),
+        addrs: (1..=3 * kept as u16)
+            .map(|port| SocketAddr::from(([10, 0, 0, 8], port)))
+            .collect(),
+        relay_url: None,
+    };
+    let mut cut = crowded.clone();
+    cut.addrs.truncate(kept);
+    let answer = serde_json::to_vec(&vec![good.clone(), bad, crowded]).unwrap();
     let fake = serve(axum::Router::new().route(
         "/v1/swarm/providers/{hash}",
         axum::routing::get(move || {
@@ -249,7 +260,10 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
         }),
     ))
     .await;
-    assert_eq!(me.providers(&fake, &blob.hash).await.unwrap(), vec![good]);
+    assert_eq!(
+        me.providers(&fake, &blob.hash).await.unwrap(),
+        vec![good, cut]
+    );
     me.shutdown().await;
 }
 
