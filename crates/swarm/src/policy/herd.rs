@@ -979,6 +979,15 @@ mod tests {
             .collect()
     }
 
+    /// A tracker's entry for `id`, with no address.
+    fn listed(id: &EndpointId) -> PeerAddr {
+        PeerAddr {
+            id: id.to_string(),
+            addrs: vec![],
+            relay_url: None,
+        }
+    }
+
     /// With the whole herd known to every node, each piece is in exactly one node's charge,
     /// and the charges are about even.
     #[test]
@@ -1031,25 +1040,13 @@ mod tests {
         let mut herd = HerdState::default();
         let peers = ids(3);
         for id in &peers {
-            herd.learn(
-                &hash,
-                PeerAddr {
-                    id: id.to_string(),
-                    addrs: vec![],
-                    relay_url: None,
-                },
-            );
+            herd.learn(&hash, listed(id));
         }
         // Neither this node nor an origin is learned as a member of the herd.
         let (my_id, origin_id) = (ids(1)[0], ids(1)[0]);
         herd.outside.extend([my_id, origin_id]);
         for id in [my_id, origin_id] {
-            let addr = PeerAddr {
-                id: id.to_string(),
-                addrs: vec![],
-                relay_url: None,
-            };
-            herd.learn(&hash, addr);
+            herd.learn(&hash, listed(&id));
         }
         assert_eq!(herd.herd_keys().len(), 3);
         let shared = in_charge(&offered, end, me, &herd.herd_keys());
@@ -1067,14 +1064,7 @@ mod tests {
         let hash = iroh_blobs::Hash::new(b"a third blob");
         let mut herd = HerdState::default();
         let id = ids(1)[0];
-        herd.learn(
-            &hash,
-            PeerAddr {
-                id: id.to_string(),
-                addrs: vec![],
-                relay_url: None,
-            },
-        );
+        herd.learn(&hash, listed(&id));
         let start = Instant::now();
         for time in 1..SLOW_TIMES_LEAVES {
             let now = start + (REST + REST) * time;
