@@ -15,13 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::policy::InFlightMap;
+use crate::tracker::unix_now;
 use crate::{Error, FETCHED_TAG_PREFIX, PARTIAL_TAG_PREFIX, Result, Swarm};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 fn partial_prefix(hash: &Hash) -> String {
     format!("{PARTIAL_TAG_PREFIX}{}/", hash.to_hex())

@@ -3,8 +3,9 @@
 //! sends is verified, and a liar gets a strike. Entries expire, and both the number of
 //! providers per hash and of hashes are bounded so announcements cannot exhaust memory.
 //!
-//! `POST /v1/swarm/announce` takes `{"peer": PeerAddr, "hashes": ["<hex>", ...]}` and
-//! answers `{"ttl_secs": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
+//! `POST /v1/swarm/announce` takes an [`Announcement`] (`{"peer": PeerAddr, "hashes":
+//! ["<hex>", ...], "issued_at": n, "signature": "<hex>"}`, signed by the peer's endpoint
+//! key: module `announce`) and answers `{"ttl_secs": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
 //! `PeerAddr` in random order, unexpired entries only (the TTL is checked on every read, not
 //! only by the sweep), peers nobody reported first.
 //!
@@ -34,8 +35,10 @@
 //! ([`Swarm::withdraw`]); one that crashes leaves entries that a report lists last and the
 //! TTL ends.
 
+mod announce;
 mod withdraw;
 
+pub use announce::Announcement;
 pub(crate) use withdraw::unix_now;
 pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
 
@@ -107,13 +110,6 @@ impl Default for TrackerConfig {
     }
 }
 
-/// An announcement, as posted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Announcement {
-    pub peer: PeerAddr,
-    pub hashes: Vec<String>,
-}
-
 /// The tracker's answer to an announcement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnounceReply {
@@ -170,6 +166,9 @@ struct Entry {
     /// When it was announced, by the tracker's clock (Unix seconds): a withdrawal issued
     /// before that does not touch it.
     announced: u64,
+    /// When its announcement was issued, by the peer's clock (the tracker's for one
+    /// recorded in process): an older announcement does not replace it.
+    issued: u64,
     /// The announcer's IP as the tracker saw it: the only address a probe dials.
     source: Option<std::net::IpAddr>,
     /// Someone could not reach it since it last announced: listed after the others.
@@ -266,6 +265,24 @@ pub enum AnnounceError {
     TooManyHashes { given: usize, max: usize },
     #[error("{0:?} is not a BLAKE3 hash")]
     BadHash(String),
+    #[error(
+        "the announcement is not signed by the peer's key (a node from before signed \
+         announcements: upgrade it)"
+    )]
+    Unsigned,
+    #[error("the signature is not 64 bytes of hex")]
+    BadSignature,
+    #[error("the signature does not verify with the peer's key")]
+    Forged,
+    #[error(
+        "issued at {issued_at} (Unix seconds) but the tracker's clock says {now}: more than \
+         {window} s apart (check the node's clock)"
+    )]
+    OutOfWindow {
+        issued_at: u64,
+        now: u64,
+        window: u64,
+    },
 }
 
 impl Tracker {
@@ -378,8 +395,38 @@ impl Tracker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records that `peer` holds `hashes`. `source` (the announcer's IP as the HTTP server
-    /// saw it) replaces unspecified addresses such as `0.0.0.0:port`.
+    /// Records a signed announcement (module [`announce`]'s doc): refused unless its
+    /// peer's key signed it within the window; not recorded for a hash where the peer's
+    /// entry comes from an announcement issued no earlier. `source` (the announcer's IP as
+    /// the HTTP server saw it) replaces unspecified addresses such as `0.0.0.0:port`.
+    /// How many hashes were recorded.
+    pub fn announce_signed(
+        &self,
+        announcement: &Announcement,
+        source: Option<SocketAddr>,
+    ) -> std::result::Result<usize, AnnounceError> {
+        self.announce_signed_at(announcement, source, unix_now())
+    }
+
+    /// [`Tracker::announce_signed`] with the tracker's clock at `now` (Unix seconds).
+    pub(crate) fn announce_signed_at(
+        &self,
+        announcement: &Announcement,
+        source: Option<SocketAddr>,
+        now: u64,
+    ) -> std::result::Result<usize, AnnounceError> {
+        announcement.check(now)?;
+        self.record(
+            &announcement.peer,
+            &announcement.hashes,
+            source,
+            now,
+            Some(announcement.issued_at),
+        )
+    }
+
+    /// Records that `peer` holds `hashes`, on the word of the caller (in process: the
+    /// route takes only [`Tracker::announce_signed`]). `source` as there.
     pub fn announce(
         &self,
         peer: &PeerAddr,
@@ -396,6 +443,19 @@ impl Tracker {
         hashes: &[String],
         source: Option<SocketAddr>,
         announced: u64,
+    ) -> std::result::Result<usize, AnnounceError> {
+        self.record(peer, hashes, source, announced, None)
+    }
+
+    /// Records an announcement made at `announced` (the tracker's clock); `signed_at` is
+    /// the issue time of a signed one, which does not replace an entry issued no earlier.
+    fn record(
+        &self,
+        peer: &PeerAddr,
+        hashes: &[String],
+        source: Option<SocketAddr>,
+        announced: u64,
+        signed_at: Option<u64>,
     ) -> std::result::Result<usize, AnnounceError> {
         let c = &self.config;
         let id = peer
@@ -473,6 +533,15 @@ impl Tracker {
                 continue;
             }
             let entries = state.providers.entry(hash).or_default();
+            // A replay (from anywhere) of this announcement or an older one: the entry
+            // stays as the peer's latest announcement made it.
+            if let Some(at) = signed_at
+                && entries
+                    .iter()
+                    .any(|e| e.id == id && e.expires > now && e.issued >= at)
+            {
+                continue;
+            }
             entries.retain(|e| e.expires > now && e.id != id);
             if entries.len() >= c.max_providers_per_hash {
                 // Fresh announcements win over old ones: replace the oldest.
@@ -490,6 +559,7 @@ impl Tracker {
                 addr: addr.clone(),
                 expires,
                 announced,
+                issued: signed_at.unwrap_or(announced),
                 source: source.map(|s| s.ip()),
                 reported: false,
             });
@@ -691,7 +761,7 @@ async fn announce(
     Source(source): Source,
     axum::Json(body): axum::Json<Announcement>,
 ) -> Response {
-    match tracker.announce(&body.peer, &body.hashes, source) {
+    match tracker.announce_signed(&body, source) {
         Ok(_) => axum::Json(AnnounceReply {
             ttl_secs: tracker.config.ttl.as_secs(),
         })
@@ -778,11 +848,9 @@ impl Swarm {
             .unwrap_or_else(|e| e.into_inner())
             .record(origin_http.trim_end_matches('/'), hashes);
         let mut ttl = Duration::MAX;
+        let key = self.router.endpoint().secret_key();
         for batch in hashes.chunks(TrackerConfig::default().max_hashes_per_announce) {
-            let body = Announcement {
-                peer: peer.clone(),
-                hashes: batch.iter().map(|h| h.to_hex().to_string()).collect(),
-            };
+            let body = Announcement::sign(key, peer.clone(), unix_now(), batch);
             let response = self
                 .http
                 .post(&url)
@@ -868,10 +936,8 @@ impl Swarm {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record(&base, &[*hash]);
-        let body = Announcement {
-            peer: self.announce_addr(),
-            hashes: vec![hash.to_hex().to_string()],
-        };
+        let key = self.router.endpoint().secret_key();
+        let body = Announcement::sign(key, self.announce_addr(), unix_now(), &[*hash]);
         let request = self
             .http
             .post(format!("{base}/v1/swarm/announce"))

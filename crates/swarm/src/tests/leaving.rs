@@ -1,13 +1,14 @@
 //! Leaving: a node that shuts down withdraws its tracker entries with a withdrawal signed by
 //! its endpoint key, so fetchers stop dialing it; nobody else can withdraw it (forged,
 //! moved to other hashes or stale withdrawals are refused and remove nothing, a replayed
-//! one never removes a later announcement). A node that crashed is removed once the
-//! tracker's own dial finds nobody.
+//! one never removes a later announcement), nor move it elsewhere by announcing its id.
+//! A node that crashed is removed once the tracker's own dial finds nobody.
 
 use std::sync::Arc;
 
-use super::fetch_policy::{quick_policy, serve_with_tracker};
+use super::fetch_policy::{quick_policy, serve, serve_with_tracker};
 use super::*;
+use crate::tracker::unix_now;
 
 const MIB: usize = 1024 * 1024;
 
@@ -329,4 +330,141 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
     );
     live.shutdown().await;
     origin.shutdown().await;
+}
+
+/// Nobody but a peer moves its tracker entry. Unsigned announcements were accepted, so
+/// anybody could list an honest peer's id at an address that leads nowhere, report it
+/// unreachable, and have the tracker's probe (which dials the listed address) remove it:
+/// the delisting signed withdrawals exist to prevent. Now an announcement its key did not
+/// sign, signed for other addresses, garbled or stale is refused and changes nothing; an
+/// older signed one (replayed after the peer moved) or the same one replayed from another
+/// address does not replace the entry; the peer itself moves it with a fresh one.
+#[tokio::test]
+async fn only_a_peer_moves_its_own_tracker_entry() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
+    let url = serve(tracker_routes(tracker.clone())).await;
+    let (alice, mallory) = (key(1), key(9));
+    let hash = Hash::new(b"moved");
+    let now = unix_now();
+    let (home, nowhere) = (peer_at(&alice, 1), peer_at(&alice, 66));
+    let listed_at = || -> Vec<Vec<std::net::SocketAddr>> {
+        tracker
+            .providers(&hash)
+            .into_iter()
+            .map(|p| p.addrs)
+            .collect()
+    };
+    let sign = |peer: &PeerAddr, at: u64| Announcement::sign(&alice, peer.clone(), at, &[hash]);
+    assert_eq!(tracker.announce_signed(&sign(&home, now), None), Ok(1));
+    assert_eq!(listed_at(), vec![home.addrs.clone()]);
+
+    // Over HTTP, unsigned (as every node announced before): 400, naming why.
+    let unsigned = Announcement {
+        peer: nowhere.clone(),
+        hashes: vec![hash.to_hex().to_string()],
+        issued_at: now + 1,
+        signature: String::new(),
+    };
+    let reply = reqwest::Client::new()
+        .post(format!("{url}/v1/swarm/announce"))
+        .json(&unsigned)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), reqwest::StatusCode::BAD_REQUEST);
+    let text = reply.text().await.unwrap();
+    assert!(text.contains("not signed by the peer's key"), "{text}");
+
+    let by_mallory = {
+        let mut a = Announcement::sign(&mallory, nowhere.clone(), now + 1, &[hash]);
+        a.peer.id = alice.public().to_string();
+        a
+    };
+    let moved_after_signing = {
+        let mut a = sign(&home, now + 1);
+        a.peer.addrs = nowhere.addrs.clone();
+        a
+    };
+    let relay_added_after_signing = {
+        let mut a = sign(&home, now + 1);
+        a.peer.relay_url = Some("https://relay.example/".into());
+        a
+    };
+    let hash_added_after_signing = {
+        let mut a = sign(&nowhere, now + 1);
+        a.hashes.push(Hash::new(b"another").to_hex().to_string());
+        a
+    };
+    let garbled = {
+        let mut a = sign(&nowhere, now + 1);
+        a.signature = "zz".into();
+        a
+    };
+    let window = WITHDRAWAL_WINDOW.as_secs();
+    for (what, announcement, expected) in [
+        ("unsigned", unsigned, AnnounceError::Unsigned),
+        ("signed by another key", by_mallory, AnnounceError::Forged),
+        (
+            "addresses changed",
+            moved_after_signing,
+            AnnounceError::Forged,
+        ),
+        (
+            "relay changed",
+            relay_added_after_signing,
+            AnnounceError::Forged,
+        ),
+        (
+            "hash added",
+            hash_added_after_signing,
+            AnnounceError::Forged,
+        ),
+        ("garbled", garbled, AnnounceError::BadSignature),
+        (
+            "stale",
+            sign(&nowhere, now - window - 1),
+            AnnounceError::OutOfWindow {
+                issued_at: now - window - 1,
+                now,
+                window,
+            },
+        ),
+    ] {
+        assert_eq!(
+            tracker.announce_signed_at(&announcement, None, now),
+            Err(expected),
+            "{what}"
+        );
+        assert_eq!(listed_at(), vec![home.addrs.clone()], "{what}");
+    }
+
+    // Alice's own older announcement, replayed: not recorded.
+    assert_eq!(
+        tracker.announce_signed(&sign(&nowhere, now - 10), None),
+        Ok(0)
+    );
+    assert_eq!(listed_at(), vec![home.addrs.clone()]);
+
+    // An unspecified address is completed with the announcer's IP; the same announcement
+    // replayed from elsewhere does not move it there.
+    let bound = PeerAddr {
+        addrs: vec!["0.0.0.0:7".parse().unwrap()],
+        ..home.clone()
+    };
+    let fresh = sign(&bound, now + 2);
+    let (hers, theirs) = (
+        "10.0.0.1:5000".parse().unwrap(),
+        "10.6.6.6:5000".parse().unwrap(),
+    );
+    assert_eq!(tracker.announce_signed(&fresh, Some(hers)), Ok(1));
+    assert_eq!(tracker.announce_signed(&fresh, Some(theirs)), Ok(0));
+    assert_eq!(listed_at(), vec![vec!["10.0.0.1:7".parse().unwrap()]]);
+
+    // Alice moves herself.
+    assert_eq!(
+        tracker.announce_signed(&sign(&nowhere, now + 3), None),
+        Ok(1)
+    );
+    assert_eq!(listed_at(), vec![nowhere.addrs.clone()]);
 }

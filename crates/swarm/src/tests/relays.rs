@@ -9,6 +9,7 @@ use iroh_relay::server::{RelayConfig, Server, ServerConfig};
 
 use super::fetch_policy::serve;
 use super::*;
+use crate::tracker::unix_now;
 
 /// An iroh-relay server on 127.0.0.1 over plain HTTP, and its URL.
 async fn local_relay() -> (Server, RelayUrl) {
@@ -153,14 +154,19 @@ async fn the_tracker_carries_the_relay_url_from_announcement_to_fetch() {
         addrs: vec![],
         ..fetcher.announce_addr()
     };
-    for (peer, expect_addrs) in [(&nat, 1), (&relay_only, 0)] {
+    for (peer, key, expect_addrs) in [
+        (&nat, holder.router.endpoint().secret_key(), 1),
+        (&relay_only, fetcher.router.endpoint().secret_key(), 0),
+    ] {
         let client = reqwest::Client::new();
         let reply = client
             .post(format!("{url}/v1/swarm/announce"))
-            .json(&Announcement {
-                peer: peer.clone(),
-                hashes: vec![blob.hex()],
-            })
+            .json(&Announcement::sign(
+                key,
+                peer.clone(),
+                unix_now(),
+                &[blob.hash],
+            ))
             .send()
             .await
             .unwrap();
@@ -185,7 +191,8 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
     let hash = blake3::hash(b"relay-hostile").to_hex().to_string();
     let blob = BlobRef::from_hex(&hash, 0).unwrap();
     let me = node(&tmp.path().join("me")).await;
-    let id = |seed: u8| SecretKey::from_bytes(&[seed; 32]).public().to_string();
+    let key = |seed: u8| SecretKey::from_bytes(&[seed; 32]);
+    let id = |seed: u8| key(seed).public().to_string();
     let client = reqwest::Client::new();
     let long = format!("https://{}.example", "a".repeat(MAX_RELAY_URL_LEN));
     for (seed, relay, why) in [
@@ -201,10 +208,12 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
         };
         let reply = client
             .post(format!("{url}/v1/swarm/announce"))
-            .json(&Announcement {
+            .json(&Announcement::sign(
+                &key(seed),
                 peer,
-                hashes: vec![hash.clone()],
-            })
+                unix_now(),
+                &[blob.hash],
+            ))
             .send()
             .await
             .unwrap();
@@ -268,13 +277,16 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
 }
 
 #[test]
-fn announcements_and_configs_from_before_relays_still_parse() {
+fn announcements_and_configs_from_before_relays_parse() {
     let id = SecretKey::from_bytes(&[9; 32]).public().to_string();
     let old = format!(r#"{{"peer":{{"id":"{id}","addrs":["10.0.0.1:7"]}},"hashes":[]}}"#);
     let parsed: Announcement = serde_json::from_str(&old).unwrap();
     assert_eq!(parsed.peer.relay_url, None);
-    // Without a relay the JSON is what it was: old trackers and nodes read it unchanged.
-    assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+    // It parses, so a node from before signed announcements hears why it is refused.
+    assert_eq!(
+        Tracker::new(TrackerConfig::default()).announce_signed(&parsed, None),
+        Err(AnnounceError::Unsigned)
+    );
     let with = PeerAddr {
         relay_url: Some("https://relay.example/".into()),
         ..parsed.peer

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::fetch_policy::serve;
 use super::*;
+use crate::tracker::unix_now;
 
 fn peer(swarm_like_id: &str, addr: &str) -> PeerAddr {
     PeerAddr {
@@ -162,6 +163,8 @@ async fn the_tracker_over_http_refuses_oversized_and_malformed_requests() {
     let big = Announcement {
         peer: me.addr(),
         hashes: (0..100u8).map(|i| hex_of(&[i])).collect(),
+        issued_at: unix_now(),
+        signature: String::new(),
     };
     let response = client
         .post(format!("{url}/v1/swarm/announce"))

@@ -2,9 +2,8 @@
 //! dialing it. A stale entry costs every fetcher that draws it one connect timeout (3 s);
 //! a withdrawal takes it off at once.
 //!
-//! Announcements are unsigned hints (a false one costs a dial), but a withdrawal removes
-//! entries, so an unsigned one would let anybody delist honest peers. It is therefore
-//! signed by the peer's endpoint key (the ed25519 key its id is), over a domain tag, the
+//! A withdrawal removes entries, so an unsigned one would let anybody delist honest peers.
+//! It is therefore signed (as announcements are, which replace them) by the peer's endpoint key (the ed25519 key its id is), over a domain tag, the
 //! peer id, the time it was issued and the hashes it names, so it cannot be forged or moved
 //! to other hashes or another peer. It is accepted within [`WITHDRAWAL_WINDOW`] of the
 //! tracker's clock and removes only entries announced (by the tracker's clock) no later
