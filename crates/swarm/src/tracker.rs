@@ -43,7 +43,7 @@ pub(crate) use withdraw::unix_now;
 pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,8 +70,16 @@ use crate::{BlobRef, Error, PeerAddr, Result, Swarm};
 pub struct TrackerConfig {
     /// How long an announcement counts; nodes announce again before it runs out.
     pub ttl: Duration,
-    /// Providers remembered per hash; a new one replaces the oldest.
+    /// Providers remembered per hash; when full, a new one replaces the oldest of the
+    /// source address with the most.
     pub max_providers_per_hash: usize,
+    /// Providers remembered per hash from one source address (the announcer's IP as the
+    /// tracker sees it); a new one replaces that source's oldest. Ids are free to make, so
+    /// without it one address could fill a hash's list with ids that serve nothing, push
+    /// out every honest provider and take most of a herd's charges (DESIGN Swarm 8). A
+    /// tracker behind a reverse proxy sees the proxy's address for everyone: serve it
+    /// directly.
+    pub max_providers_per_source: usize,
     /// Hashes remembered; announcements of new hashes past this are ignored.
     pub max_hashes: usize,
     /// Hashes accepted in one announcement.
@@ -98,6 +106,7 @@ impl Default for TrackerConfig {
         Self {
             ttl: Duration::from_secs(15 * 60),
             max_providers_per_hash: 64,
+            max_providers_per_source: 16,
             max_hashes: 100_000,
             max_hashes_per_announce: 1024,
             max_addrs_per_peer: 8,
@@ -185,9 +194,10 @@ struct TrackerState {
     probing: std::collections::HashSet<EndpointId>,
 }
 
-/// Whose reports are counted together: one IPv4 address, or one IPv6 /64 (a single home
-/// or host gets a whole /64, so counting per address would not limit it at all).
-fn reporter_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+/// Which sources are counted together (reports, providers per source): one IPv4 address,
+/// or one IPv6 /64 (a single home or host gets a whole /64, so counting per address would
+/// not limit it at all).
+fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
         std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.into(),
@@ -513,6 +523,7 @@ impl Tracker {
             addrs,
             relay_url,
         };
+        let source_ip = source.map(|s| s.ip());
         let now = Instant::now();
         let expires = now + c.ttl;
         let mut state = self.lock();
@@ -543,16 +554,8 @@ impl Tracker {
                 continue;
             }
             entries.retain(|e| e.expires > now && e.id != id);
-            if entries.len() >= c.max_providers_per_hash {
-                // Fresh announcements win over old ones: replace the oldest.
-                if let Some(oldest) = entries
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, e)| e.expires)
-                    .map(|(i, _)| i)
-                {
-                    entries.swap_remove(oldest);
-                }
+            if let Some(i) = to_replace(entries, source_ip, c) {
+                entries.swap_remove(i);
             }
             entries.push(Entry {
                 id,
@@ -560,7 +563,7 @@ impl Tracker {
                 expires,
                 announced,
                 issued: signed_at.unwrap_or(announced),
-                source: source.map(|s| s.ip()),
+                source: source_ip,
                 reported: false,
             });
             accepted += 1;
@@ -615,7 +618,7 @@ impl Tracker {
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         let mut state = self.lock();
-        let key = source.map(|s| reporter_key(s.ip()));
+        let key = source.map(|s| source_key(s.ip()));
         if !state.reporters.contains_key(&key) && state.reporters.len() >= MAX_REPORTERS {
             state
                 .reporters
@@ -676,6 +679,35 @@ impl Tracker {
         }
         Ok(removed)
     }
+}
+
+/// Which entry of a hash's `entries` a new one from `source` replaces, if any: the oldest
+/// of `source`'s own (its IPv4 address or IPv6 /64) once it has [`TrackerConfig::max_providers_per_source`], else, when
+/// the list is full, the oldest of the source with the most (fresh announcements win
+/// over old ones, and many ids from one address do not push out others).
+fn to_replace(entries: &[Entry], source: Option<IpAddr>, c: &TrackerConfig) -> Option<usize> {
+    let key = |ip: Option<IpAddr>| ip.map(source_key);
+    let oldest_of = |from: Option<IpAddr>| {
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| key(e.source) == from)
+            .min_by_key(|(_, e)| e.expires)
+            .map(|(i, _)| i)
+    };
+    let mut per_source: HashMap<Option<IpAddr>, usize> = HashMap::new();
+    for e in entries {
+        *per_source.entry(key(e.source)).or_default() += 1;
+    }
+    let source = key(source);
+    if per_source.get(&source).copied().unwrap_or(0) >= c.max_providers_per_source {
+        return oldest_of(source);
+    }
+    if entries.len() < c.max_providers_per_hash {
+        return None;
+    }
+    let (&most, _) = per_source.iter().max_by_key(|(_, n)| **n)?;
+    oldest_of(most)
 }
 
 /// The announcer's socket address, when the server was started with connect info.

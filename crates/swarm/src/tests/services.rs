@@ -339,3 +339,67 @@ async fn local_discovery_finds_swarm_nodes_on_the_lan() {
     assert_eq!(report.bytes_from_peers, blob.size);
     assert_holds(&a, &blob, &data, tmp.path()).await;
 }
+
+/// Ids are free to make, so one address announcing hundreds of them for a hash (to push
+/// honest providers out of its list and take a herd's charges) keeps at most
+/// `max_providers_per_source` entries: an IPv4 address, or an IPv6 /64 whatever address
+/// in it each came from. Five such addresses (more than the list holds) still leave every
+/// honest provider listed: a full list gives up the oldest entry of the source with most.
+#[test]
+fn one_address_cannot_fill_a_hash_with_ids() {
+    let config = TrackerConfig::default();
+    let (per_source, per_hash) = (
+        config.max_providers_per_source,
+        config.max_providers_per_hash,
+    );
+    let tracker = Tracker::new(config);
+    let h = hex_of(b"crowded");
+    let hash = BlobRef::from_hex(&h, 0).unwrap().hash;
+    let from = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40000));
+    let honest: Vec<String> = (1..=10).map(|_| random_id()).collect();
+    for (i, id) in honest.iter().enumerate() {
+        let ip = format!("10.0.0.{}", i + 1);
+        let accepted = tracker.announce(
+            &peer(id, &format!("{ip}:1")),
+            std::slice::from_ref(&h),
+            from(&ip),
+        );
+        assert_eq!(accepted, Ok(1));
+    }
+    let listed = |tracker: &Tracker| -> HashSet<String> {
+        tracker.providers(&hash).into_iter().map(|p| p.id).collect()
+    };
+    let from_v4 = |tracker: &Tracker, ip: &str, count: usize| {
+        for _ in 0..count {
+            let p = peer(&random_id(), "198.51.100.1:1");
+            tracker
+                .announce(&p, std::slice::from_ref(&h), from(ip))
+                .unwrap();
+        }
+    };
+    from_v4(&tracker, "203.0.113.7", 200);
+    // One IPv6 /64, a different address of it for each id.
+    for i in 0..200u16 {
+        let p = peer(&random_id(), "198.51.100.1:1");
+        let ip = format!("2001:db8:0:7::{i:x}");
+        tracker
+            .announce(&p, std::slice::from_ref(&h), from(&ip))
+            .unwrap();
+    }
+    let now = listed(&tracker);
+    assert!(
+        honest.iter().all(|id| now.contains(id)),
+        "an honest provider was pushed out"
+    );
+    assert_eq!(now.len(), honest.len() + 2 * per_source);
+
+    for n in 1..=5 {
+        from_v4(&tracker, &format!("203.0.113.{}", 10 + n), 100);
+    }
+    let now = listed(&tracker);
+    assert!(
+        honest.iter().all(|id| now.contains(id)),
+        "an honest provider was pushed out"
+    );
+    assert_eq!(now.len(), per_hash);
+}
