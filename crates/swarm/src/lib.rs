@@ -251,6 +251,8 @@ pub struct Swarm {
     listed_by: Mutex<tracker::ListedBy>,
     /// Which hashes this node announced to which tracker, to withdraw them when it leaves.
     announced_to: Mutex<tracker::AnnouncedTo>,
+    /// The issue time (Unix ms) of this node's last announcement: the next is later.
+    last_announcement_ms: std::sync::atomic::AtomicU64,
     /// Set by [`Swarm::shutdown`]; a swarm dropped without it shuts down in the background.
     shut_down: std::sync::atomic::AtomicBool,
     /// The relay servers the endpoint uses ([`SwarmConfig::relay_mode`]; empty with relays
@@ -360,6 +362,7 @@ impl Swarm {
             )),
             listed_by: Mutex::default(),
             announced_to: Mutex::default(),
+            last_announcement_ms: Default::default(),
             shut_down: Default::default(),
             relay_map,
         })

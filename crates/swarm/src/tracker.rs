@@ -39,8 +39,8 @@ mod announce;
 mod withdraw;
 
 pub use announce::Announcement;
-pub(crate) use withdraw::unix_now;
 pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
+pub(crate) use withdraw::{unix_now, unix_now_ms};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -124,6 +124,10 @@ impl Default for TrackerConfig {
 pub struct AnnounceReply {
     /// Announce again within this many seconds to stay listed.
     pub ttl_secs: u64,
+    /// Hashes recorded (not: a tracker full of hashes, or an announcement older than the
+    /// one the tracker keeps for this peer).
+    #[serde(default)]
+    pub recorded: usize,
 }
 
 /// A node's report that it could not reach a listed provider.
@@ -172,12 +176,10 @@ struct Entry {
     id: EndpointId,
     addr: PeerAddr,
     expires: Instant,
-    /// When it was announced, by the tracker's clock (Unix seconds): a withdrawal issued
-    /// before that does not touch it.
-    announced: u64,
-    /// When its announcement was issued, by the peer's clock (the tracker's for one
-    /// recorded in process): an older announcement does not replace it.
-    issued: u64,
+    /// When its announcement was issued, in Unix milliseconds, by the peer's clock (the
+    /// tracker's for one recorded in process): an older announcement does not replace it,
+    /// and a withdrawal issued before it does not remove it.
+    issued_ms: u64,
     /// The announcer's IP as the tracker saw it: the only address a probe dials.
     source: Option<std::net::IpAddr>,
     /// Someone could not reach it since it last announced: listed after the others.
@@ -192,7 +194,16 @@ struct TrackerState {
     reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
     /// Peers whose probe is running.
     probing: std::collections::HashSet<EndpointId>,
+    /// Withdrawn (hash, peer) pairs, with the withdrawal's issue time (Unix ms, the end of
+    /// its second): an announcement issued no later, replayed within its window, does not
+    /// list the peer again. Kept for [`WITHDRAWAL_WINDOW`], at most [`MAX_TOMBSTONES`].
+    withdrawn: HashMap<(Hash, EndpointId), u64>,
 }
+
+/// Withdrawn pairs remembered, at most; past it, expired ones go first, then the
+/// withdrawal is still applied but not remembered (a replay could then list the peer
+/// again, which costs fetchers one dial and a report).
+const MAX_TOMBSTONES: usize = 100_000;
 
 /// Which sources are counted together (reports, providers per source): one IPv4 address,
 /// or one IPv6 /64 (a single home or host gets a whole /64, so counting per address would
@@ -425,13 +436,15 @@ impl Tracker {
         source: Option<SocketAddr>,
         now: u64,
     ) -> std::result::Result<usize, AnnounceError> {
+        // The counts first: they are cheap, the signature is not.
+        self.check_counts(&announcement.peer, &announcement.hashes)?;
         announcement.check(now)?;
         self.record(
             &announcement.peer,
             &announcement.hashes,
             source,
-            now,
-            Some(announcement.issued_at),
+            announcement.issued_at_ms,
+            true,
         )
     }
 
@@ -454,23 +467,16 @@ impl Tracker {
         source: Option<SocketAddr>,
         announced: u64,
     ) -> std::result::Result<usize, AnnounceError> {
-        self.record(peer, hashes, source, announced, None)
+        self.record(peer, hashes, source, announced.saturating_mul(1000), false)
     }
 
-    /// Records an announcement made at `announced` (the tracker's clock); `signed_at` is
-    /// the issue time of a signed one, which does not replace an entry issued no earlier.
-    fn record(
+    /// How many addresses and hashes an announcement may carry.
+    fn check_counts(
         &self,
         peer: &PeerAddr,
         hashes: &[String],
-        source: Option<SocketAddr>,
-        announced: u64,
-        signed_at: Option<u64>,
-    ) -> std::result::Result<usize, AnnounceError> {
+    ) -> std::result::Result<(), AnnounceError> {
         let c = &self.config;
-        let id = peer
-            .endpoint_id()
-            .map_err(|_| AnnounceError::BadPeerId(peer.id.clone()))?;
         if peer.addrs.len() > c.max_addrs_per_peer {
             return Err(AnnounceError::TooManyAddresses {
                 given: peer.addrs.len(),
@@ -483,6 +489,25 @@ impl Tracker {
                 max: c.max_hashes_per_announce,
             });
         }
+        Ok(())
+    }
+
+    /// Records an announcement issued at `issued_ms` (Unix ms). A `signed` one does not
+    /// replace an entry issued no earlier, nor list a peer again for a hash it withdrew
+    /// since.
+    fn record(
+        &self,
+        peer: &PeerAddr,
+        hashes: &[String],
+        source: Option<SocketAddr>,
+        issued_ms: u64,
+        signed: bool,
+    ) -> std::result::Result<usize, AnnounceError> {
+        let c = &self.config;
+        let id = peer
+            .endpoint_id()
+            .map_err(|_| AnnounceError::BadPeerId(peer.id.clone()))?;
+        self.check_counts(peer, hashes)?;
         let relay_url = peer
             .relay_url
             .as_deref()
@@ -535,6 +560,8 @@ impl Tracker {
                 entries.retain(|e| e.expires > now);
                 !entries.is_empty()
             });
+            let horizon = unix_now().saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
+            state.withdrawn.retain(|_, at| *at >= horizon);
             state.last_sweep = Some(now);
         }
         let mut accepted = 0;
@@ -543,13 +570,22 @@ impl Tracker {
                 debug!(%hash, "tracker full; announcement ignored");
                 continue;
             }
+            // Issued before the peer withdrew: a replay.
+            if signed
+                && state
+                    .withdrawn
+                    .get(&(hash, id))
+                    .is_some_and(|at| *at >= issued_ms)
+            {
+                continue;
+            }
             let entries = state.providers.entry(hash).or_default();
             // A replay (from anywhere) of this announcement or an older one: the entry
             // stays as the peer's latest announcement made it.
-            if let Some(at) = signed_at
+            if signed
                 && entries
                     .iter()
-                    .any(|e| e.id == id && e.expires > now && e.issued >= at)
+                    .any(|e| e.id == id && e.expires > now && e.issued_ms >= issued_ms)
             {
                 continue;
             }
@@ -561,8 +597,7 @@ impl Tracker {
                 id,
                 addr: addr.clone(),
                 expires,
-                announced,
-                issued: signed_at.unwrap_or(announced),
+                issued_ms,
                 source: source_ip,
                 reported: false,
             });
@@ -663,6 +698,11 @@ impl Tracker {
         now: u64,
     ) -> std::result::Result<usize, WithdrawError> {
         let checked = withdrawal.check(now, self.config.max_hashes_per_announce)?;
+        // Through the end of its second, by the peer's clock as its announcements are.
+        let until_ms = withdrawal
+            .issued_at
+            .saturating_mul(1000)
+            .saturating_add(999);
         let mut state = self.lock();
         let mut removed = 0;
         for hash in &checked.hashes {
@@ -670,11 +710,20 @@ impl Tracker {
                 let before = entries.len();
                 // Only what was announced by then: the same withdrawal replayed later (here
                 // or at another tracker) never removes what the peer announced after it.
-                entries.retain(|e| e.id != checked.peer || e.announced > withdrawal.issued_at);
+                entries.retain(|e| e.id != checked.peer || e.issued_ms > until_ms);
                 removed += before - entries.len();
                 if entries.is_empty() {
                     state.providers.remove(hash);
                 }
+            }
+            let key = (*hash, checked.peer);
+            if state.withdrawn.len() >= MAX_TOMBSTONES && !state.withdrawn.contains_key(&key) {
+                let horizon = now.saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
+                state.withdrawn.retain(|_, at| *at >= horizon);
+            }
+            if state.withdrawn.len() < MAX_TOMBSTONES || state.withdrawn.contains_key(&key) {
+                let at = state.withdrawn.entry(key).or_default();
+                *at = (*at).max(until_ms);
             }
         }
         Ok(removed)
@@ -682,32 +731,34 @@ impl Tracker {
 }
 
 /// Which entry of a hash's `entries` a new one from `source` replaces, if any: the oldest
-/// of `source`'s own (its IPv4 address or IPv6 /64) once it has [`TrackerConfig::max_providers_per_source`], else, when
-/// the list is full, the oldest of the source with the most (fresh announcements win
-/// over old ones, and many ids from one address do not push out others).
+/// of `source`'s own (its IPv4 address or IPv6 /64) once it has
+/// [`TrackerConfig::max_providers_per_source`], else, when the list is full, the oldest
+/// entry of the sources with the most (fresh announcements win over old ones, and many
+/// ids from one address do not push out others).
 fn to_replace(entries: &[Entry], source: Option<IpAddr>, c: &TrackerConfig) -> Option<usize> {
     let key = |ip: Option<IpAddr>| ip.map(source_key);
-    let oldest_of = |from: Option<IpAddr>| {
+    let source = key(source);
+    let oldest = |of: &dyn Fn(&Entry) -> bool| {
         entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| key(e.source) == from)
+            .filter(|(_, e)| of(e))
             .min_by_key(|(_, e)| e.expires)
             .map(|(i, _)| i)
     };
-    let mut per_source: HashMap<Option<IpAddr>, usize> = HashMap::new();
-    for e in entries {
-        *per_source.entry(key(e.source)).or_default() += 1;
-    }
-    let source = key(source);
-    if per_source.get(&source).copied().unwrap_or(0) >= c.max_providers_per_source {
-        return oldest_of(source);
+    let own = entries.iter().filter(|e| key(e.source) == source).count();
+    if own >= c.max_providers_per_source.max(1) {
+        return oldest(&|e| key(e.source) == source);
     }
     if entries.len() < c.max_providers_per_hash {
         return None;
     }
-    let (&most, _) = per_source.iter().max_by_key(|(_, n)| **n)?;
-    oldest_of(most)
+    let mut per_source: HashMap<Option<IpAddr>, usize> = HashMap::new();
+    for e in entries {
+        *per_source.entry(key(e.source)).or_default() += 1;
+    }
+    let most = per_source.values().copied().max()?;
+    oldest(&|e| per_source.get(&key(e.source)) == Some(&most))
 }
 
 /// The announcer's socket address, when the server was started with connect info.
@@ -794,8 +845,9 @@ async fn announce(
     axum::Json(body): axum::Json<Announcement>,
 ) -> Response {
     match tracker.announce_signed(&body, source) {
-        Ok(_) => axum::Json(AnnounceReply {
+        Ok(recorded) => axum::Json(AnnounceReply {
             ttl_secs: tracker.config.ttl.as_secs(),
+            recorded,
         })
         .into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -882,7 +934,7 @@ impl Swarm {
         let mut ttl = Duration::MAX;
         let key = self.router.endpoint().secret_key();
         for batch in hashes.chunks(TrackerConfig::default().max_hashes_per_announce) {
-            let body = Announcement::sign(key, peer.clone(), unix_now(), batch);
+            let body = Announcement::sign(key, peer.clone(), self.next_issue_ms(), batch);
             let response = self
                 .http
                 .post(&url)
@@ -891,6 +943,11 @@ impl Swarm {
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let reply: AnnounceReply = json_reply(response, 4096).await.map_err(fail)?;
+            if reply.recorded < batch.len() {
+                // A tracker full of hashes, or this node's clock behind its last
+                // announcement's (the tracker keeps the newer).
+                info!(tracker = %url, recorded = reply.recorded, announced = batch.len(), "the tracker did not record every hash announced");
+            }
             ttl = ttl.min(Duration::from_secs(reply.ttl_secs));
         }
         Ok(if ttl == Duration::MAX {
@@ -898,6 +955,27 @@ impl Swarm {
         } else {
             ttl
         })
+    }
+
+    /// The issue time of this node's next announcement: now in Unix milliseconds, or just
+    /// after the last one's (the tracker keeps the newer of two, and a clock that steps
+    /// back must not make this node's own announcements look like replays).
+    pub(crate) fn next_issue_ms(&self) -> u64 {
+        let now = unix_now_ms();
+        let last = &self.last_announcement_ms;
+        let mut previous = last.load(std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let next = now.max(previous + 1);
+            match last.compare_exchange_weak(
+                previous,
+                next,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(actual) => previous = actual,
+            }
+        }
     }
 
     /// Announces every complete blob this node holds; returns how many.
@@ -969,7 +1047,7 @@ impl Swarm {
             .unwrap_or_else(|e| e.into_inner())
             .record(&base, &[*hash]);
         let key = self.router.endpoint().secret_key();
-        let body = Announcement::sign(key, self.announce_addr(), unix_now(), &[*hash]);
+        let body = Announcement::sign(key, self.announce_addr(), self.next_issue_ms(), &[*hash]);
         let request = self
             .http
             .post(format!("{base}/v1/swarm/announce"))

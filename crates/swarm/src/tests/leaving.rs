@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::fetch_policy::{quick_policy, serve, serve_with_tracker};
 use super::*;
-use crate::tracker::unix_now;
+use crate::tracker::{unix_now, unix_now_ms};
 
 const MIB: usize = 1024 * 1024;
 
@@ -336,9 +336,10 @@ async fn the_tracker_dials_reported_peers_and_drops_only_those_that_do_not_answe
 /// anybody could list an honest peer's id at an address that leads nowhere, report it
 /// unreachable, and have the tracker's probe (which dials the listed address) remove it:
 /// the delisting signed withdrawals exist to prevent. Now an announcement its key did not
-/// sign, signed for other addresses, garbled or stale is refused and changes nothing; an
-/// older signed one (replayed after the peer moved) or the same one replayed from another
-/// address does not replace the entry; the peer itself moves it with a fresh one.
+/// sign, signed for other addresses, garbled or out of the window (either way) is refused
+/// and changes nothing; an older signed one (replayed after the peer moved) or the same one
+/// replayed from another address does not replace the entry; the peer itself moves it
+/// with a fresh one, two in one second included.
 #[tokio::test]
 async fn only_a_peer_moves_its_own_tracker_entry() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -346,7 +347,7 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
     let url = serve(tracker_routes(tracker.clone())).await;
     let (alice, mallory) = (key(1), key(9));
     let hash = Hash::new(b"moved");
-    let now = unix_now();
+    let (now, ms) = (unix_now(), unix_now() * 1000);
     let (home, nowhere) = (peer_at(&alice, 1), peer_at(&alice, 66));
     let listed_at = || -> Vec<Vec<std::net::SocketAddr>> {
         tracker
@@ -356,14 +357,17 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
             .collect()
     };
     let sign = |peer: &PeerAddr, at: u64| Announcement::sign(&alice, peer.clone(), at, &[hash]);
-    assert_eq!(tracker.announce_signed(&sign(&home, now), None), Ok(1));
+    assert_eq!(
+        tracker.announce_signed_at(&sign(&home, ms), None, now),
+        Ok(1)
+    );
     assert_eq!(listed_at(), vec![home.addrs.clone()]);
 
     // Over HTTP, unsigned (as every node announced before): 400, naming why.
     let unsigned = Announcement {
         peer: nowhere.clone(),
         hashes: vec![hash.to_hex().to_string()],
-        issued_at: now + 1,
+        issued_at_ms: ms + 1,
         signature: String::new(),
     };
     let reply = reqwest::Client::new()
@@ -377,31 +381,36 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
     assert!(text.contains("not signed by the peer's key"), "{text}");
 
     let by_mallory = {
-        let mut a = Announcement::sign(&mallory, nowhere.clone(), now + 1, &[hash]);
+        let mut a = Announcement::sign(&mallory, nowhere.clone(), ms + 1, &[hash]);
         a.peer.id = alice.public().to_string();
         a
     };
     let moved_after_signing = {
-        let mut a = sign(&home, now + 1);
+        let mut a = sign(&home, ms + 1);
         a.peer.addrs = nowhere.addrs.clone();
         a
     };
     let relay_added_after_signing = {
-        let mut a = sign(&home, now + 1);
+        let mut a = sign(&home, ms + 1);
         a.peer.relay_url = Some("https://relay.example/".into());
         a
     };
     let hash_added_after_signing = {
-        let mut a = sign(&nowhere, now + 1);
+        let mut a = sign(&nowhere, ms + 1);
         a.hashes.push(Hash::new(b"another").to_hex().to_string());
         a
     };
     let garbled = {
-        let mut a = sign(&nowhere, now + 1);
+        let mut a = sign(&nowhere, ms + 1);
         a.signature = "zz".into();
         a
     };
     let window = WITHDRAWAL_WINDOW.as_secs();
+    let out_of_window = |issued_at| AnnounceError::OutOfWindow {
+        issued_at,
+        now,
+        window,
+    };
     for (what, announcement, expected) in [
         ("unsigned", unsigned, AnnounceError::Unsigned),
         ("signed by another key", by_mallory, AnnounceError::Forged),
@@ -423,12 +432,13 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
         ("garbled", garbled, AnnounceError::BadSignature),
         (
             "stale",
-            sign(&nowhere, now - window - 1),
-            AnnounceError::OutOfWindow {
-                issued_at: now - window - 1,
-                now,
-                window,
-            },
+            sign(&nowhere, (now - window - 1) * 1000),
+            out_of_window(now - window - 1),
+        ),
+        (
+            "from the future",
+            sign(&nowhere, (now + window + 1) * 1000),
+            out_of_window(now + window + 1),
         ),
     ] {
         assert_eq!(
@@ -441,7 +451,7 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
 
     // Alice's own older announcement, replayed: not recorded.
     assert_eq!(
-        tracker.announce_signed(&sign(&nowhere, now - 10), None),
+        tracker.announce_signed_at(&sign(&nowhere, ms - 10_000), None, now),
         Ok(0)
     );
     assert_eq!(listed_at(), vec![home.addrs.clone()]);
@@ -452,19 +462,71 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
         addrs: vec!["0.0.0.0:7".parse().unwrap()],
         ..home.clone()
     };
-    let fresh = sign(&bound, now + 2);
+    let fresh = sign(&bound, ms + 2);
     let (hers, theirs) = (
         "10.0.0.1:5000".parse().unwrap(),
         "10.6.6.6:5000".parse().unwrap(),
     );
-    assert_eq!(tracker.announce_signed(&fresh, Some(hers)), Ok(1));
-    assert_eq!(tracker.announce_signed(&fresh, Some(theirs)), Ok(0));
+    assert_eq!(tracker.announce_signed_at(&fresh, Some(hers), now), Ok(1));
+    assert_eq!(tracker.announce_signed_at(&fresh, Some(theirs), now), Ok(0));
     assert_eq!(listed_at(), vec![vec!["10.0.0.1:7".parse().unwrap()]]);
 
-    // Alice moves herself.
+    // Alice moves herself, twice within a millisecond of the clock's second: both count.
     assert_eq!(
-        tracker.announce_signed(&sign(&nowhere, now + 3), None),
+        tracker.announce_signed_at(&sign(&nowhere, ms + 3), None, now),
         Ok(1)
     );
     assert_eq!(listed_at(), vec![nowhere.addrs.clone()]);
+    assert_eq!(
+        tracker.announce_signed_at(&sign(&home, ms + 4), None, now),
+        Ok(1)
+    );
+    assert_eq!(listed_at(), vec![home.addrs.clone()]);
+}
+
+/// A withdrawal is judged by the peer's clock, as the announcements it removes are: a
+/// node whose clock runs a minute fast withdraws what it announced, and its withdrawal
+/// replayed later does not remove what it announced after it. An announcement it issued
+/// before withdrawing, replayed after, does not list it again.
+#[test]
+fn withdrawals_and_announcements_share_the_peers_clock_and_replays_stay_out() {
+    let tracker = Tracker::new(TrackerConfig::default());
+    let alice = key(1);
+    let hash = Hash::new(b"withdrawn");
+    let tracker_now = 1_800_000_000;
+    // Alice's clock: 60 s ahead of the tracker's.
+    let hers = tracker_now + 60;
+    let announce = |at_ms: u64| {
+        let a = Announcement::sign(&alice, peer_at(&alice, 1), at_ms, &[hash]);
+        tracker.announce_signed_at(&a, None, tracker_now)
+    };
+    let earlier = hers * 1000 - 30_000;
+    assert_eq!(announce(earlier), Ok(1));
+    let withdrawal = Withdrawal::sign(&alice, hers, &[hash]);
+    assert_eq!(tracker.withdraw_at(&withdrawal, tracker_now), Ok(1));
+    assert!(tracker.providers(&hash).is_empty());
+    // The announcement from before the withdrawal, replayed: refused.
+    assert_eq!(announce(earlier), Ok(0));
+    assert!(tracker.providers(&hash).is_empty());
+    // Back 10 s later by her clock (the tracker's still says before the withdrawal).
+    assert_eq!(announce(hers * 1000 + 10_000), Ok(1));
+    // The withdrawal replayed: it does not remove her new announcement.
+    assert_eq!(tracker.withdraw_at(&withdrawal, tracker_now), Ok(0));
+    assert_eq!(tracker.providers(&hash).len(), 1);
+}
+
+/// A node's announcements are issued at strictly increasing times, however fast they
+/// follow each other: the tracker keeps the newer of two, so two in one millisecond (or a
+/// clock that stepped back) must not make the second look like a replay.
+#[tokio::test]
+async fn a_nodes_announcements_are_issued_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let me = node(&tmp.path().join("me")).await;
+    let times: Vec<u64> = (0..1000).map(|_| me.next_issue_ms()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    // A clock behind the last issue time (as after a step back): still later.
+    me.last_announcement_ms
+        .store(unix_now_ms() + 60_000, std::sync::atomic::Ordering::Relaxed);
+    assert!(me.next_issue_ms() > unix_now_ms() + 60_000);
+    me.shutdown().await;
 }

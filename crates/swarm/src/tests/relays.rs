@@ -9,7 +9,7 @@ use iroh_relay::server::{RelayConfig, Server, ServerConfig};
 
 use super::fetch_policy::serve;
 use super::*;
-use crate::tracker::unix_now;
+use crate::tracker::unix_now_ms;
 
 /// An iroh-relay server on 127.0.0.1 over plain HTTP, and its URL.
 async fn local_relay() -> (Server, RelayUrl) {
@@ -164,7 +164,7 @@ async fn the_tracker_carries_the_relay_url_from_announcement_to_fetch() {
             .json(&Announcement::sign(
                 key,
                 peer.clone(),
-                unix_now(),
+                unix_now_ms(),
                 &[blob.hash],
             ))
             .send()
@@ -211,7 +211,7 @@ async fn hostile_relay_urls_are_refused_by_the_tracker_and_dropped_by_fetchers()
             .json(&Announcement::sign(
                 &key(seed),
                 peer,
-                unix_now(),
+                unix_now_ms(),
                 &[blob.hash],
             ))
             .send()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::fetch_policy::serve;
 use super::*;
-use crate::tracker::unix_now;
+use crate::tracker::unix_now_ms;
 
 fn peer(swarm_like_id: &str, addr: &str) -> PeerAddr {
     PeerAddr {
@@ -163,7 +163,7 @@ async fn the_tracker_over_http_refuses_oversized_and_malformed_requests() {
     let big = Announcement {
         peer: me.addr(),
         hashes: (0..100u8).map(|i| hex_of(&[i])).collect(),
-        issued_at: unix_now(),
+        issued_at_ms: unix_now_ms(),
         signature: String::new(),
     };
     let response = client

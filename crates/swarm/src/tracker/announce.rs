@@ -7,10 +7,14 @@
 //! exists to prevent. So an announcement is signed by the peer's endpoint key (the ed25519
 //! key its id is) over a domain tag, the peer id, the time it was issued, its relay URL,
 //! its addresses and the hashes it names; the tracker accepts it within
-//! [`super::WITHDRAWAL_WINDOW`] of its own clock, and an older announcement never replaces
-//! a newer one of the same peer (a replay from elsewhere cannot move the peer's entry to
-//! the replayer's address). Signing proves who announces, not that a peer is worth
-//! anything: fresh keys cost nothing (docs/threat-model.md).
+//! [`super::WITHDRAWAL_WINDOW`] of its own clock, an older announcement never replaces a
+//! newer one of the same peer (a replay from elsewhere cannot move the peer's entry to the
+//! replayer's address), and one issued before the peer withdrew does not list it again.
+//! Signing proves who announces, not that a peer is worth anything: fresh keys cost
+//! nothing (docs/threat-model.md). Not signed: which tracker it is for. A node announces
+//! only to its own origin's tracker; one that announced to several would let each replay
+//! its latest announcement to the others before it arrives there (signing the tracker's
+//! endpoint id would close that).
 
 use std::str::FromStr;
 
@@ -29,10 +33,12 @@ const DOMAIN: &str = "archy-swarm-announce-v1";
 pub struct Announcement {
     pub peer: PeerAddr,
     pub hashes: Vec<String>,
-    /// Seconds since the Unix epoch, by the peer's clock (absent from a node that predates
-    /// signed announcements; refused).
+    /// Milliseconds since the Unix epoch, by the peer's clock, strictly increasing from one
+    /// announcement of a node to its next (absent from a node that predates signed
+    /// announcements; refused). Milliseconds: two announcements in one second (the herd's
+    /// at the start of a fetch, the full one after it) must both count.
     #[serde(default)]
-    pub issued_at: u64,
+    pub issued_at_ms: u64,
     /// Hex of the ed25519 signature by `peer.id` over the domain tag, the peer id, the issue
     /// time, the relay URL, the addresses and each hash (see `signed_bytes`).
     #[serde(default)]
@@ -40,24 +46,24 @@ pub struct Announcement {
 }
 
 impl Announcement {
-    /// `peer` (whose id must be `key`'s) holds `hashes`, signed as issued at `issued_at`.
-    pub fn sign(key: &SecretKey, peer: PeerAddr, issued_at: u64, hashes: &[Hash]) -> Self {
+    /// `peer` (whose id must be `key`'s) holds `hashes`, signed as issued at `issued_at_ms`.
+    pub fn sign(key: &SecretKey, peer: PeerAddr, issued_at_ms: u64, hashes: &[Hash]) -> Self {
         let id = key.public();
         let peer = PeerAddr {
             id: id.to_string(),
             ..peer
         };
-        let signature = key.sign(&signed_bytes(&id, &peer, issued_at, hashes));
+        let signature = key.sign(&signed_bytes(&id, &peer, issued_at_ms, hashes));
         Self {
             peer,
             hashes: hashes.iter().map(|h| h.to_hex().to_string()).collect(),
-            issued_at,
+            issued_at_ms,
             signature: hex::encode(signature.to_bytes()),
         }
     }
 
-    /// Verifies the signature against the tracker's clock `now` (Unix seconds); the peer's
-    /// id when it holds. The rest (addresses, relay URL, counts) the tracker checks as it
+    /// Verifies the signature against the tracker's clock `now` (Unix seconds), within the
+    /// window either way; the peer's id when it holds. The rest (addresses, relay URL, counts) the tracker checks as it
     /// records the announcement.
     pub(super) fn check(&self, now: u64) -> Result<EndpointId, AnnounceError> {
         let id = EndpointId::from_str(&self.peer.id)
@@ -66,9 +72,10 @@ impl Announcement {
             return Err(AnnounceError::Unsigned);
         }
         let window = WITHDRAWAL_WINDOW.as_secs();
-        if self.issued_at.abs_diff(now) > window {
+        let issued_at = self.issued_at_ms / 1000;
+        if issued_at.abs_diff(now) > window {
             return Err(AnnounceError::OutOfWindow {
-                issued_at: self.issued_at,
+                issued_at,
                 now,
                 window,
             });
@@ -86,7 +93,7 @@ impl Announcement {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or(AnnounceError::BadSignature)?;
-        let signed = signed_bytes(&id, &self.peer, self.issued_at, &hashes);
+        let signed = signed_bytes(&id, &self.peer, self.issued_at_ms, &hashes);
         id.verify(&signed, &iroh::Signature::from_bytes(&signature))
             .map_err(|_| AnnounceError::Forged)?;
         Ok(id)
@@ -97,10 +104,10 @@ impl Announcement {
 /// relay URL prefixed with its length (it is the one free-form field), the number of
 /// addresses and each address, then each hash in canonical (lowercase hex) form. So no two
 /// announcements share these bytes.
-fn signed_bytes(id: &EndpointId, peer: &PeerAddr, issued_at: u64, hashes: &[Hash]) -> Vec<u8> {
+fn signed_bytes(id: &EndpointId, peer: &PeerAddr, issued_ms: u64, hashes: &[Hash]) -> Vec<u8> {
     let relay = peer.relay_url.as_deref().unwrap_or("");
     let mut text = format!(
-        "{DOMAIN}\n{id}\n{issued_at}\n{}:{relay}\n{}\n",
+        "{DOMAIN}\n{id}\n{issued_ms}\n{}:{relay}\n{}\n",
         relay.len(),
         peer.addrs.len()
     );

@@ -3,12 +3,15 @@
 //! a withdrawal takes it off at once.
 //!
 //! A withdrawal removes entries, so an unsigned one would let anybody delist honest peers.
-//! It is therefore signed (as announcements are, which replace them) by the peer's endpoint key (the ed25519 key its id is), over a domain tag, the
-//! peer id, the time it was issued and the hashes it names, so it cannot be forged or moved
-//! to other hashes or another peer. It is accepted within [`WITHDRAWAL_WINDOW`] of the
-//! tracker's clock and removes only entries announced (by the tracker's clock) no later
-//! than it was issued: replayed later, here or at another tracker, it never removes what
-//! the peer announced after it, so no record of past withdrawals is needed.
+//! It is therefore signed by the peer's endpoint key (the ed25519 key its id is), as
+//! announcements are, over a domain tag, the peer id, the time it was issued and the
+//! hashes it names, so it cannot be forged or moved to other hashes or another peer. It is
+//! accepted within [`WITHDRAWAL_WINDOW`] of the tracker's clock and removes only entries
+//! whose announcement was issued (by the peer's clock, as the withdrawal was) no later
+//! than it was: replayed later, here or at another tracker, it never removes what the peer
+//! announced after it. The tracker keeps each withdrawn (hash, peer) for the window, so an
+//! announcement issued before the withdrawal, replayed after it, does not list the peer
+//! again.
 //! `POST /v1/swarm/withdraw` takes a [`Withdrawal`] and answers `{"removed": n}`.
 
 use std::str::FromStr;
@@ -144,5 +147,13 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (0 for a clock before 1970).
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
