@@ -75,9 +75,9 @@ pub use policy::{
 pub use relay::{DOC_ALPN, MAX_DOCUMENT_NAME};
 pub use relay_mode::{BadRelayUrl, MAX_RELAY_URL_LEN, MAX_RELAYS, RelayMode, check_relay_url};
 pub use tracker::{
-    AnnounceError, AnnounceReply, Announcement, ProbeOutcome, ReportError, ReportOutcome, Tracker,
-    TrackerConfig, UnreachableReport, WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal,
-    tracker_routes,
+    AnnounceError, AnnounceReply, Announcement, ProbeOutcome, ReportError, ReportOutcome,
+    SignatureError, Tracker, TrackerConfig, UnreachableReport, WITHDRAWAL_WINDOW, WithdrawError,
+    WithdrawReply, Withdrawal, tracker_routes,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -36,9 +36,11 @@
 //! TTL ends.
 
 mod announce;
+mod signed;
 mod withdraw;
 
 pub use announce::Announcement;
+pub use signed::SignatureError;
 pub use withdraw::{WITHDRAWAL_WINDOW, WithdrawError, WithdrawReply, Withdrawal};
 pub(crate) use withdraw::{unix_now, unix_now_ms};
 
@@ -291,19 +293,8 @@ pub enum AnnounceError {
          announcements: upgrade it)"
     )]
     Unsigned,
-    #[error("the signature is not 64 bytes of hex")]
-    BadSignature,
-    #[error("the signature does not verify with the peer's key")]
-    Forged,
-    #[error(
-        "issued at {issued_at} (Unix seconds) but the tracker's clock says {now}: more than \
-         {window} s apart (check the node's clock)"
-    )]
-    OutOfWindow {
-        issued_at: u64,
-        now: u64,
-        window: u64,
-    },
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
 }
 
 impl Tracker {

@@ -57,12 +57,15 @@ fn withdrawals_must_be_signed_by_the_peer_and_fresh() {
     forged.peer = alice.public().to_string();
     assert_eq!(
         tracker.withdraw_at(&forged, now),
-        Err(WithdrawError::Forged)
+        Err(WithdrawError::Signature(SignatureError::Forged))
     );
     // Alice's own withdrawal of h1, moved to h2.
     let mut moved = Withdrawal::sign(&alice, now, &[h(&h1)]);
     moved.hashes = vec![h2.clone()];
-    assert_eq!(tracker.withdraw_at(&moved, now), Err(WithdrawError::Forged));
+    assert_eq!(
+        tracker.withdraw_at(&moved, now),
+        Err(WithdrawError::Signature(SignatureError::Forged))
+    );
     // Issued too long ago, or too far ahead (a clock set wrong, or one saved for later).
     let window = WITHDRAWAL_WINDOW.as_secs();
     for issued_at in [now - window - 1, now + window + 1] {
@@ -70,7 +73,7 @@ fn withdrawals_must_be_signed_by_the_peer_and_fresh() {
         assert!(
             matches!(
                 tracker.withdraw_at(&stale, now),
-                Err(WithdrawError::OutOfWindow { .. })
+                Err(WithdrawError::Signature(SignatureError::OutOfWindow { .. }))
             ),
             "issued at {issued_at}"
         );
@@ -79,7 +82,7 @@ fn withdrawals_must_be_signed_by_the_peer_and_fresh() {
     garbled.signature = "00".repeat(63);
     assert_eq!(
         tracker.withdraw_at(&garbled, now),
-        Err(WithdrawError::BadSignature)
+        Err(WithdrawError::Signature(SignatureError::BadSignature))
     );
     // None of that removed anything.
     assert_eq!(listed(&tracker, &h1), both);
@@ -406,30 +409,40 @@ async fn only_a_peer_moves_its_own_tracker_entry() {
         a
     };
     let window = WITHDRAWAL_WINDOW.as_secs();
-    let out_of_window = |issued_at| AnnounceError::OutOfWindow {
-        issued_at,
-        now,
-        window,
+    let out_of_window = |issued_at| {
+        AnnounceError::Signature(SignatureError::OutOfWindow {
+            issued_at,
+            now,
+            window,
+        })
     };
     for (what, announcement, expected) in [
         ("unsigned", unsigned, AnnounceError::Unsigned),
-        ("signed by another key", by_mallory, AnnounceError::Forged),
+        (
+            "signed by another key",
+            by_mallory,
+            AnnounceError::Signature(SignatureError::Forged),
+        ),
         (
             "addresses changed",
             moved_after_signing,
-            AnnounceError::Forged,
+            AnnounceError::Signature(SignatureError::Forged),
         ),
         (
             "relay changed",
             relay_added_after_signing,
-            AnnounceError::Forged,
+            AnnounceError::Signature(SignatureError::Forged),
         ),
         (
             "hash added",
             hash_added_after_signing,
-            AnnounceError::Forged,
+            AnnounceError::Signature(SignatureError::Forged),
         ),
-        ("garbled", garbled, AnnounceError::BadSignature),
+        (
+            "garbled",
+            garbled,
+            AnnounceError::Signature(SignatureError::BadSignature),
+        ),
         (
             "stale",
             sign(&nowhere, (now - window - 1) * 1000),

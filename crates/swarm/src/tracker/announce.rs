@@ -22,8 +22,8 @@ use iroh::{EndpointId, SecretKey};
 use iroh_blobs::Hash;
 use serde::{Deserialize, Serialize};
 
-use super::{AnnounceError, WITHDRAWAL_WINDOW};
-use crate::{BlobRef, PeerAddr};
+use super::{AnnounceError, signed};
+use crate::PeerAddr;
 
 /// Separates these signatures from anything else the endpoint key signs.
 const DOMAIN: &str = "archy-swarm-announce-v1";
@@ -71,31 +71,10 @@ impl Announcement {
         if self.signature.is_empty() {
             return Err(AnnounceError::Unsigned);
         }
-        let window = WITHDRAWAL_WINDOW.as_secs();
-        let issued_at = self.issued_at_ms / 1000;
-        if issued_at.abs_diff(now) > window {
-            return Err(AnnounceError::OutOfWindow {
-                issued_at,
-                now,
-                window,
-            });
-        }
-        let hashes = self
-            .hashes
-            .iter()
-            .map(|h| {
-                BlobRef::from_hex(h, 0)
-                    .map(|b| b.hash)
-                    .map_err(|_| AnnounceError::BadHash(h.chars().take(80).collect()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let signature: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(AnnounceError::BadSignature)?;
-        let signed = signed_bytes(&id, &self.peer, self.issued_at_ms, &hashes);
-        id.verify(&signed, &iroh::Signature::from_bytes(&signature))
-            .map_err(|_| AnnounceError::Forged)?;
+        signed::within_window(self.issued_at_ms / 1000, now)?;
+        let hashes = signed::parse_hashes(&self.hashes).map_err(AnnounceError::BadHash)?;
+        let bytes = signed_bytes(&id, &self.peer, self.issued_at_ms, &hashes);
+        signed::verify(&id, &bytes, &self.signature)?;
         Ok(id)
     }
 }

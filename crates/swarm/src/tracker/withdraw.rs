@@ -21,7 +21,7 @@ use iroh::{EndpointId, SecretKey};
 use iroh_blobs::Hash;
 use serde::{Deserialize, Serialize};
 
-use crate::BlobRef;
+use super::signed;
 
 /// How far a withdrawal's issue time may be from the tracker's clock, either way.
 pub const WITHDRAWAL_WINDOW: Duration = Duration::from_secs(300);
@@ -58,19 +58,8 @@ pub enum WithdrawError {
     BadHash(String),
     #[error("{given} hashes in one withdrawal, at most {max} are accepted")]
     TooManyHashes { given: usize, max: usize },
-    #[error("the signature is not 64 bytes of hex")]
-    BadSignature,
-    #[error("the signature does not verify with the peer's key")]
-    Forged,
-    #[error(
-        "issued at {issued_at} (Unix seconds) but the tracker's clock says {now}: more than \
-         {window} s apart (check the node's clock)"
-    )]
-    OutOfWindow {
-        issued_at: u64,
-        now: u64,
-        window: u64,
-    },
+    #[error(transparent)]
+    Signature(#[from] signed::SignatureError),
 }
 
 /// A withdrawal checked: who, and which hashes.
@@ -114,30 +103,10 @@ impl Withdrawal {
                 max: max_hashes,
             });
         }
-        let window = WITHDRAWAL_WINDOW.as_secs();
-        if self.issued_at.abs_diff(now) > window {
-            return Err(WithdrawError::OutOfWindow {
-                issued_at: self.issued_at,
-                now,
-                window,
-            });
-        }
-        let hashes = self
-            .hashes
-            .iter()
-            .map(|h| {
-                BlobRef::from_hex(h, 0)
-                    .map(|b| b.hash)
-                    .map_err(|_| WithdrawError::BadHash(h.chars().take(80).collect()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let signature: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(WithdrawError::BadSignature)?;
-        let signed = Self::signed_bytes(&peer, self.issued_at, &hashes);
-        peer.verify(&signed, &iroh::Signature::from_bytes(&signature))
-            .map_err(|_| WithdrawError::Forged)?;
+        signed::within_window(self.issued_at, now)?;
+        let hashes = signed::parse_hashes(&self.hashes).map_err(WithdrawError::BadHash)?;
+        let bytes = Self::signed_bytes(&peer, self.issued_at, &hashes);
+        signed::verify(&peer, &bytes, &self.signature)?;
         Ok(Checked { peer, hashes })
     }
 }
