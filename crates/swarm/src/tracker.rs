@@ -4,8 +4,8 @@
 //! providers per hash and of hashes are bounded so announcements cannot exhaust memory.
 //!
 //! `POST /v1/swarm/announce` takes an [`Announcement`] (`{"peer": PeerAddr, "hashes":
-//! ["<hex>", ...], "issued_at": n, "signature": "<hex>"}`, signed by the peer's endpoint
-//! key: module `announce`) and answers `{"ttl_secs": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
+//! ["<hex>", ...], "issued_at_ms": n, "signature": "<hex>"}`, signed by the peer's
+//! endpoint key: module `announce`) and answers `{"ttl_secs": n, "recorded": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
 //! `PeerAddr` in random order, unexpired entries only (the TTL is checked on every read, not
 //! only by the sweep), peers nobody reported first.
 //!
@@ -126,10 +126,11 @@ impl Default for TrackerConfig {
 pub struct AnnounceReply {
     /// Announce again within this many seconds to stay listed.
     pub ttl_secs: u64,
-    /// Hashes recorded (not: a tracker full of hashes, or an announcement older than the
-    /// one the tracker keeps for this peer).
-    #[serde(default)]
-    pub recorded: usize,
+    /// Hashes recorded (not: a tracker full of hashes, an announcement older than the one
+    /// the tracker keeps for this peer, or a hash it withdrew since); absent from trackers
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<usize>,
 }
 
 /// A node's report that it could not reach a listed provider.
@@ -200,6 +201,8 @@ struct TrackerState {
     /// its second): an announcement issued no later, replayed within its window, does not
     /// list the peer again. Kept for [`WITHDRAWAL_WINDOW`], at most [`MAX_TOMBSTONES`].
     withdrawn: HashMap<(Hash, EndpointId), u64>,
+    /// When a full `withdrawn` was last swept of expired pairs.
+    withdrawn_swept: Option<Instant>,
 }
 
 /// Withdrawn pairs remembered, at most; past it, expired ones go first, then the
@@ -676,6 +679,12 @@ impl Tracker {
 }
 
 impl Tracker {
+    /// Withdrawn (hash, peer) pairs remembered.
+    #[cfg(test)]
+    pub(crate) fn tombstones(&self) -> usize {
+        self.lock().withdrawn.len()
+    }
+
     /// Removes the entries a signed [`Withdrawal`] names; returns how many there were.
     /// Refused, it removes nothing.
     pub fn withdraw(&self, withdrawal: &Withdrawal) -> std::result::Result<usize, WithdrawError> {
@@ -695,24 +704,36 @@ impl Tracker {
             .saturating_mul(1000)
             .saturating_add(999);
         let mut state = self.lock();
+        // A full table is swept once a second at most, not per hash or per withdrawal.
+        if state.withdrawn.len() + checked.hashes.len() > MAX_TOMBSTONES
+            && state
+                .withdrawn_swept
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            state.withdrawn_swept = Some(Instant::now());
+            let horizon = now.saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
+            state.withdrawn.retain(|_, at| *at >= horizon);
+        }
         let mut removed = 0;
         for hash in &checked.hashes {
-            if let Some(entries) = state.providers.get_mut(hash) {
-                let before = entries.len();
-                // Only what was announced by then: the same withdrawal replayed later (here
-                // or at another tracker) never removes what the peer announced after it.
-                entries.retain(|e| e.id != checked.peer || e.issued_ms > until_ms);
-                removed += before - entries.len();
-                if entries.is_empty() {
-                    state.providers.remove(hash);
-                }
+            let Some(entries) = state.providers.get_mut(hash) else {
+                continue;
+            };
+            let before = entries.len();
+            // Only what was announced by then: the same withdrawal replayed later (here or
+            // at another tracker) never removes what the peer announced after it.
+            entries.retain(|e| e.id != checked.peer || e.issued_ms > until_ms);
+            let gone = before - entries.len();
+            removed += gone;
+            if entries.is_empty() {
+                state.providers.remove(hash);
             }
+            // Remembered only where the peer was listed: hashes made up for the purpose
+            // would otherwise fill the table for nothing.
             let key = (*hash, checked.peer);
-            if state.withdrawn.len() >= MAX_TOMBSTONES && !state.withdrawn.contains_key(&key) {
-                let horizon = now.saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
-                state.withdrawn.retain(|_, at| *at >= horizon);
-            }
-            if state.withdrawn.len() < MAX_TOMBSTONES || state.withdrawn.contains_key(&key) {
+            if gone > 0
+                && (state.withdrawn.len() < MAX_TOMBSTONES || state.withdrawn.contains_key(&key))
+            {
                 let at = state.withdrawn.entry(key).or_default();
                 *at = (*at).max(until_ms);
             }
@@ -838,7 +859,7 @@ async fn announce(
     match tracker.announce_signed(&body, source) {
         Ok(recorded) => axum::Json(AnnounceReply {
             ttl_secs: tracker.config.ttl.as_secs(),
-            recorded,
+            recorded: Some(recorded),
         })
         .into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -934,10 +955,13 @@ impl Swarm {
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let reply: AnnounceReply = json_reply(response, 4096).await.map_err(fail)?;
-            if reply.recorded < batch.len() {
-                // A tracker full of hashes, or this node's clock behind its last
-                // announcement's (the tracker keeps the newer).
-                info!(tracker = %url, recorded = reply.recorded, announced = batch.len(), "the tracker did not record every hash announced");
+            let distinct = batch.iter().collect::<std::collections::HashSet<_>>().len();
+            if let Some(recorded) = reply.recorded
+                && recorded < distinct
+            {
+                // A tracker full of hashes, an announcement older than one it keeps, or
+                // hashes withdrawn within the window.
+                info!(tracker = %url, recorded, announced = distinct, "the tracker did not record every hash announced");
             }
             ttl = ttl.min(Duration::from_secs(reply.ttl_secs));
         }
@@ -950,13 +974,20 @@ impl Swarm {
 
     /// The issue time of this node's next announcement: now in Unix milliseconds, or just
     /// after the last one's (the tracker keeps the newer of two, and a clock that steps
-    /// back must not make this node's own announcements look like replays).
+    /// back must not make this node's own announcements look like replays). After a clock
+    /// that was ahead by more than a tracker's window is corrected, now again: no tracker
+    /// with a right clock accepted those times.
     pub(crate) fn next_issue_ms(&self) -> u64 {
         let now = unix_now_ms();
+        let window_ms = WITHDRAWAL_WINDOW.as_millis() as u64;
         let last = &self.last_announcement_ms;
         let mut previous = last.load(std::sync::atomic::Ordering::Relaxed);
         loop {
-            let next = now.max(previous + 1);
+            let next = if previous > now.saturating_add(window_ms) {
+                now
+            } else {
+                now.max(previous.saturating_add(1))
+            };
             match last.compare_exchange_weak(
                 previous,
                 next,
@@ -1093,7 +1124,12 @@ impl Swarm {
         let announced =
             std::mem::take(&mut *self.announced_to.lock().unwrap_or_else(|e| e.into_inner()));
         let key = self.router.endpoint().secret_key().clone();
-        let issued_at = unix_now();
+        // Not before this node's last announcement, whatever the clock did since: a
+        // withdrawal removes only what was issued no later than it.
+        let last = self
+            .last_announcement_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let issued_at = unix_now().max(last / 1000);
         let requests = announced.by_tracker.into_iter().flat_map(|(base, hashes)| {
             let hashes: Vec<Hash> = hashes.into_iter().collect();
             let url = format!("{base}/v1/swarm/withdraw");

@@ -537,9 +537,63 @@ async fn a_nodes_announcements_are_issued_in_order() {
     let me = node(&tmp.path().join("me")).await;
     let times: Vec<u64> = (0..1000).map(|_| me.next_issue_ms()).collect();
     assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
-    // A clock behind the last issue time (as after a step back): still later.
+    // A clock behind the last issue time (as after a step back): still later, and the
+    // node's withdrawal removes what it announced at those times.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tracker = Arc::new(Tracker::new(TrackerConfig::default()));
+    let url = serve(tracker_routes(tracker.clone())).await;
+    let hash = Hash::new(b"issued ahead");
     me.last_announcement_ms
         .store(unix_now_ms() + 60_000, std::sync::atomic::Ordering::Relaxed);
-    assert!(me.next_issue_ms() > unix_now_ms() + 60_000);
+    me.announce(&url, &[hash]).await.unwrap();
+    assert!(
+        me.last_announcement_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > unix_now_ms() + 59_000
+    );
+    assert_eq!(tracker.providers(&hash).len(), 1);
+    assert_eq!(me.withdraw(Duration::from_secs(5)).await, 1);
+    assert!(tracker.providers(&hash).is_empty());
+    // A clock that was ahead by more than a tracker's window, corrected: now again (those
+    // times were refused everywhere).
+    me.last_announcement_ms.store(
+        unix_now_ms() + 3_600_000,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    assert!(me.next_issue_ms() <= unix_now_ms());
     me.shutdown().await;
+}
+
+/// What a tracker does before it checks a signature, and what it keeps for withdrawals,
+/// is bounded: an announcement with too many hashes is refused for that, whatever its
+/// signature; a withdrawal of hashes the peer was never listed for (listed for nobody, or
+/// for others) leaves nothing behind.
+#[test]
+fn a_tracker_bounds_the_work_and_the_memory_signed_statements_cost() {
+    let tracker = Tracker::new(TrackerConfig::default());
+    let alice = key(1);
+    let now = unix_now();
+    let many: Vec<Hash> = (0..1025u32).map(|i| Hash::new(i.to_le_bytes())).collect();
+    let mut big = Announcement::sign(&alice, peer_at(&alice, 1), now * 1000, &many);
+    big.signature = "00".repeat(64);
+    assert_eq!(
+        tracker.announce_signed_at(&big, None, now),
+        Err(AnnounceError::TooManyHashes {
+            given: 1025,
+            max: 1024
+        })
+    );
+    // Hashes nobody holds, and hashes only others hold.
+    let made_up: Vec<Hash> = many[..1024].to_vec();
+    let bob = key(2);
+    let bobs = Announcement::sign(&bob, peer_at(&bob, 2), now * 1000, &many[512..1024]);
+    assert_eq!(tracker.announce_signed_at(&bobs, None, now), Ok(512));
+    let withdrawal = Withdrawal::sign(&alice, now, &made_up);
+    assert_eq!(tracker.withdraw_at(&withdrawal, now), Ok(0));
+    assert_eq!(tracker.tombstones(), 0);
+    // Listed for one of them: that one is remembered.
+    let listed = Announcement::sign(&alice, peer_at(&alice, 1), now * 1000 - 1000, &many[..1]);
+    assert_eq!(tracker.announce_signed_at(&listed, None, now), Ok(1));
+    assert_eq!(tracker.withdraw_at(&withdrawal, now), Ok(1));
+    assert_eq!(tracker.tombstones(), 1);
 }

@@ -403,3 +403,22 @@ fn one_address_cannot_fill_a_hash_with_ids() {
     );
     assert_eq!(now.len(), per_hash);
 }
+
+/// A per-source cap of 0 is read as 1: the list stays bounded.
+#[test]
+fn a_per_source_cap_of_zero_keeps_one() {
+    let tracker = Tracker::new(TrackerConfig {
+        max_providers_per_source: 0,
+        ..TrackerConfig::default()
+    });
+    let h = hex_of(b"capped");
+    let hash = BlobRef::from_hex(&h, 0).unwrap().hash;
+    let from = Some("203.0.113.9:4000".parse().unwrap());
+    for _ in 0..3 {
+        let p = peer(&random_id(), "198.51.100.1:1");
+        tracker
+            .announce(&p, std::slice::from_ref(&h), from)
+            .unwrap();
+    }
+    assert_eq!(tracker.providers(&hash).len(), 1);
+}
