@@ -5,9 +5,10 @@
 //!
 //! `POST /v1/swarm/announce` takes an [`Announcement`] (`{"peer": PeerAddr, "hashes":
 //! ["<hex>", ...], "issued_at_ms": n, "signature": "<hex>"}`, signed by the peer's
-//! endpoint key: module `announce`) and answers `{"ttl_secs": n, "recorded": n}`; `GET /v1/swarm/providers/{hash}` answers a JSON list of
-//! `PeerAddr` in random order, unexpired entries only (the TTL is checked on every read, not
-//! only by the sweep), peers nobody reported first.
+//! endpoint key: module `announce`) and answers `{"ttl_secs": n, "recorded": n}`;
+//! `GET /v1/swarm/providers/{hash}` answers a JSON list of `PeerAddr` in random order,
+//! unexpired entries only (the TTL is checked on every read, not only by the sweep), peers
+//! nobody reported first.
 //!
 //! A `PeerAddr` is a full endpoint address: direct addresses and, for a node behind a NAT,
 //! the relay URL it is reachable through (`relay_url`, absent when it uses no relay). A node
@@ -47,6 +48,7 @@ pub(crate) use withdraw::{unix_now, unix_now_ms};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -203,6 +205,15 @@ struct TrackerState {
     withdrawn: HashMap<(Hash, EndpointId), u64>,
     /// When a full `withdrawn` was last swept of expired pairs.
     withdrawn_swept: Option<Instant>,
+}
+
+impl TrackerState {
+    /// Forgets withdrawn pairs older than the window before `now` (Unix seconds): an
+    /// announcement that old is refused anyway.
+    fn forget_withdrawals(&mut self, now: u64) {
+        let horizon = now.saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
+        self.withdrawn.retain(|_, at| *at >= horizon);
+    }
 }
 
 /// Withdrawn pairs remembered, at most; past it, expired ones go first, then the
@@ -461,6 +472,7 @@ impl Tracker {
         source: Option<SocketAddr>,
         announced: u64,
     ) -> std::result::Result<usize, AnnounceError> {
+        self.check_counts(peer, hashes)?;
         self.record(peer, hashes, source, announced.saturating_mul(1000), false)
     }
 
@@ -486,9 +498,9 @@ impl Tracker {
         Ok(())
     }
 
-    /// Records an announcement issued at `issued_ms` (Unix ms). A `signed` one does not
-    /// replace an entry issued no earlier, nor list a peer again for a hash it withdrew
-    /// since.
+    /// Records an announcement issued at `issued_ms` (Unix ms), its counts checked
+    /// ([`Tracker::check_counts`]). A `signed` one does not replace an entry issued no
+    /// earlier, nor list a peer again for a hash it withdrew since.
     fn record(
         &self,
         peer: &PeerAddr,
@@ -501,7 +513,6 @@ impl Tracker {
         let id = peer
             .endpoint_id()
             .map_err(|_| AnnounceError::BadPeerId(peer.id.clone()))?;
-        self.check_counts(peer, hashes)?;
         let relay_url = peer
             .relay_url
             .as_deref()
@@ -509,14 +520,7 @@ impl Tracker {
             .transpose()
             .map_err(AnnounceError::BadRelayUrl)?
             .map(|u| u.to_string());
-        let hashes = hashes
-            .iter()
-            .map(|h| {
-                BlobRef::from_hex(h, 0)
-                    .map(|b| b.hash)
-                    .map_err(|_| AnnounceError::BadHash(h.chars().take(80).collect()))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let hashes = signed::parse_hashes(hashes).map_err(AnnounceError::BadHash)?;
         let mut addrs: Vec<SocketAddr> = peer
             .addrs
             .iter()
@@ -554,8 +558,7 @@ impl Tracker {
                 entries.retain(|e| e.expires > now);
                 !entries.is_empty()
             });
-            let horizon = unix_now().saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
-            state.withdrawn.retain(|_, at| *at >= horizon);
+            state.forget_withdrawals(unix_now());
             state.last_sweep = Some(now);
         }
         let mut accepted = 0;
@@ -711,8 +714,7 @@ impl Tracker {
                 .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
             state.withdrawn_swept = Some(Instant::now());
-            let horizon = now.saturating_sub(WITHDRAWAL_WINDOW.as_secs()) * 1000;
-            state.withdrawn.retain(|_, at| *at >= horizon);
+            state.forget_withdrawals(now);
         }
         let mut removed = 0;
         for hash in &checked.hashes {
@@ -981,19 +983,14 @@ impl Swarm {
         let now = unix_now_ms();
         let window_ms = WITHDRAWAL_WINDOW.as_millis() as u64;
         let last = &self.last_announcement_ms;
-        let mut previous = last.load(std::sync::atomic::Ordering::Relaxed);
+        let mut previous = last.load(Ordering::Relaxed);
         loop {
             let next = if previous > now.saturating_add(window_ms) {
                 now
             } else {
                 now.max(previous.saturating_add(1))
             };
-            match last.compare_exchange_weak(
-                previous,
-                next,
-                std::sync::atomic::Ordering::Relaxed,
-                std::sync::atomic::Ordering::Relaxed,
-            ) {
+            match last.compare_exchange_weak(previous, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => previous = actual,
             }
@@ -1126,9 +1123,7 @@ impl Swarm {
         let key = self.router.endpoint().secret_key().clone();
         // Not before this node's last announcement, whatever the clock did since: a
         // withdrawal removes only what was issued no later than it.
-        let last = self
-            .last_announcement_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let last = self.last_announcement_ms.load(Ordering::Relaxed);
         let issued_at = unix_now().max(last / 1000);
         let requests = announced.by_tracker.into_iter().flat_map(|(base, hashes)| {
             let hashes: Vec<Hash> = hashes.into_iter().collect();

@@ -36,9 +36,9 @@
 //! the rest of the fetch; bad data also earns a strike. Time with only peers at work (no
 //! origin piece in flight) beyond what their bytes justify at the minimum rate is charged
 //! to the detour budget; when it is spent, or the origin fails a piece, the ordinary
-//! origin turn takes whatever is missing (iroh, then HTTP). Each pass either settles a transfer (new verified
-//! bytes, or a peer left), or waits [`RESURVEY`] with only peers at work (charged), or has
-//! the origin's piece in flight, so the loop ends.
+//! origin turn takes whatever is missing (iroh, then HTTP). Each pass either settles a
+//! transfer (new verified bytes, or a peer left), or waits [`RESURVEY`] with only peers at
+//! work (charged), or has the origin's piece in flight, so the loop ends.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -245,10 +245,7 @@ impl HerdState {
                 && self.rest(id, Instant::now())
             {
                 debug!(hash = %blob.hex(), peer = %id, ?reason, %detail, "herd peer rests");
-                swarm.metrics.fallback(&blob.hash, reason);
-                if let Some((peer, _)) = self.conns.get(&id) {
-                    report.failed(peer, reason, detail);
-                }
+                self.failed(swarm, blob.hash, report, id, reason, detail);
                 return false;
             }
             warn!(hash = %blob.hex(), peer = %id, ?reason, %detail, "herd peer left for this fetch");
@@ -372,10 +369,25 @@ impl HerdState {
     ) {
         self.left.insert(id);
         self.seen.remove(&id);
+        self.failed(swarm, hash, report, id, reason, detail);
         if let Some((peer, conn)) = self.conns.remove(&id) {
-            swarm.metrics.fallback(&hash, reason);
-            report.failed(&peer, reason, detail);
             retire(report, &peer, conn);
+        }
+    }
+
+    /// A fallback from the connected peer `id`, counted and reported (it rests or leaves).
+    fn failed(
+        &self,
+        swarm: &Swarm,
+        hash: iroh_blobs::Hash,
+        report: &mut FetchReport,
+        id: EndpointId,
+        reason: FallbackReason,
+        detail: String,
+    ) {
+        if let Some((peer, _)) = self.conns.get(&id) {
+            swarm.metrics.fallback(&hash, reason);
+            report.failed(peer, reason, detail);
         }
     }
 }

@@ -63,8 +63,8 @@ impl Announcement {
     }
 
     /// Verifies the signature against the tracker's clock `now` (Unix seconds), within the
-    /// window either way; the peer's id when it holds. The rest (addresses, relay URL, counts) the tracker checks as it
-    /// records the announcement.
+    /// window either way; the peer's id when it holds. The rest (addresses, relay URL,
+    /// counts) the tracker checks as it records the announcement.
     pub(super) fn check(&self, now: u64) -> Result<EndpointId, AnnounceError> {
         let id = EndpointId::from_str(&self.peer.id)
             .map_err(|_| AnnounceError::BadPeerId(self.peer.id.chars().take(80).collect()))?;
