@@ -35,10 +35,17 @@
 //! send what it claimed, sent bad data, did not say what it holds in time) is left for
 //! the rest of the fetch; bad data also earns a strike. Time with only peers at work (no
 //! origin piece in flight) beyond what their bytes justify at the minimum rate is charged
-//! to the detour budget; when it is spent, or the origin fails a piece, the ordinary
-//! origin turn takes whatever is missing (iroh, then HTTP). Each pass either settles a
-//! transfer (new verified bytes, or a peer left), or waits [`RESURVEY`] with only peers at
-//! work (charged), or has the origin's piece in flight, so the loop ends.
+//! to the detour budget. When it is spent (the endgame) the origin sends what is missing
+//! from the front without a break, [`ORIGIN_BLOCKS`] blocks in flight, sized to about
+//! [`BLOCK_TIME`] of its time each, and never waits for a survey, so the fetch ends within
+//! the origin's own time; peers go on with the last pieces, one at a time, until the two
+//! meet, and the origin also sends what peers are still sending once nothing else is left.
+//! (Before, the peers' transfers were dropped and the origin sent everything missing: a
+//! node whose peers were slow took most of the blob from it.) When the origin fails a
+//! piece, the ordinary origin turn takes whatever is missing (iroh, then HTTP). Each pass
+//! either settles a transfer (new verified bytes, or a peer left), or waits [`RESURVEY`]
+//! with only peers at work (charged), or has the origin's piece in flight, so the loop
+//! ends.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -88,6 +95,15 @@ const IDLE_GRACE: Duration = Duration::from_secs(1);
 const REST: Duration = Duration::from_secs(2);
 /// The slow or stalled transfer of a peer that leaves it for the rest of the fetch.
 const SLOW_TIMES_LEAVES: u32 = 3;
+/// Once the detour budget is spent, the origin sends what is missing from the front in
+/// blocks, this many in flight so it does not idle a round trip between them...
+const ORIGIN_BLOCKS: usize = 2;
+/// ... each of one piece at first, twice as many pieces after a block that took less than
+/// half [`BLOCK_TIME`], half as many after one that took more than it, at most
+/// [`MAX_BLOCK_PIECES`]: what the origin has claimed and peers may not send stays about
+/// a second of its time.
+const BLOCK_TIME: Duration = Duration::from_secs(1);
+const MAX_BLOCK_PIECES: usize = 16;
 
 /// A node's weight key for one blob (rendezvous hashing): the first 8 bytes of
 /// BLAKE3(blob hash, endpoint id). Every node of a herd computes the same key for a node.
@@ -156,14 +172,26 @@ fn piece_range(piece: u64) -> ChunkRanges {
     ChunkRanges::from(ChunkNum(piece * PIECE_CHUNKS)..ChunkNum((piece + 1) * PIECE_CHUNKS))
 }
 
+/// How a round picks the pieces it asks of peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pick {
+    /// Random pieces, up to [`PIECES_PER_PEER`] per peer: the nodes of a herd ask for
+    /// different ones.
+    Random,
+    /// The last pieces missing, one per peer: the detour budget is spent and the origin
+    /// sends from the front, so peers fill in from the back and are never waited for long.
+    Last,
+}
+
 /// Which ranges to ask of which peer this round: every piece some peer holds and this node
-/// misses goes to a random holder, up to [`PIECES_PER_PEER`] per peer and
-/// [`PEERS_PER_ROUND`] peers.
+/// misses goes to a random holder, up to [`PEERS_PER_ROUND`] peers and as many pieces per
+/// peer as `pick` says, in its order.
 pub(super) fn plan(
     missing: &ChunkRanges,
     held: &[(EndpointId, ChunkRanges)],
     end: u64,
     slots: usize,
+    pick: Pick,
 ) -> Vec<(EndpointId, ChunkRanges)> {
     let mut rng = rand::rng();
     let mut peers: Vec<&(EndpointId, ChunkRanges)> = held.iter().collect();
@@ -176,10 +204,19 @@ pub(super) fn plan(
         }
     }
     let mut order: Vec<(u64, Vec<usize>)> = pieces.into_iter().collect();
-    order.shuffle(&mut rng);
+    let per_peer = match pick {
+        Pick::Random => {
+            order.shuffle(&mut rng);
+            PIECES_PER_PEER
+        }
+        Pick::Last => {
+            order.sort_unstable_by_key(|(piece, _)| std::cmp::Reverse(*piece));
+            1
+        }
+    };
     let mut given = vec![(0usize, ChunkRanges::empty()); peers.len()];
     for (piece, mut holders) in order {
-        holders.retain(|&i| given[i].0 < PIECES_PER_PEER);
+        holders.retain(|&i| given[i].0 < per_peer);
         let Some(&i) = holders.choose(&mut rng) else {
             continue;
         };
@@ -308,7 +345,9 @@ impl HerdState {
             return None;
         }
         let conn = conn.clone();
-        let (_, ranges) = plan(&wanted, &[(id, useful)], end, 1).into_iter().next()?;
+        let (_, ranges) = plan(&wanted, &[(id, useful)], end, 1, origin.pick())
+            .into_iter()
+            .next()?;
         self.busy.insert(id, ranges.clone());
         Some((conn, ranges))
     }
@@ -316,7 +355,11 @@ impl HerdState {
     /// What is missing and nobody is sending.
     fn wanted(&self, missing: &ChunkRanges, origin: &OriginSlot) -> ChunkRanges {
         let mut wanted = missing.clone();
-        for ranges in self.busy.values().chain(origin.busy.iter()) {
+        for ranges in self
+            .busy
+            .values()
+            .chain(origin.busy.iter().map(|t| &t.ranges))
+        {
             wanted -= ranges.clone();
         }
         wanted
@@ -392,13 +435,13 @@ impl HerdState {
     }
 }
 
-/// Whose transfer ended.
+/// Whose transfer ended (the origin's by their number).
 enum Who {
     Peer(EndpointId),
-    Origin,
+    Origin(u64),
     /// The origin's whole-blob transfer of a fetch that was alone, stopped when peers came
     /// (its bytes are counted when it is stopped).
-    OriginStopped,
+    OriginStopped(u64),
 }
 
 /// How much of what it is offered the origin's next transfer takes.
@@ -408,13 +451,20 @@ enum Take {
     All,
     /// This many random pieces.
     Pieces(usize),
+    /// The first this many pieces (the endgame's blocks).
+    Front(usize),
 }
 
-/// The origin's side of a herd fetch: at most one transfer in flight.
+/// The origin's side of a herd fetch: one transfer in flight, [`ORIGIN_BLOCKS`] in the
+/// endgame.
 #[derive(Default)]
 struct OriginSlot {
-    /// The ranges of the transfer in flight.
-    busy: Option<ChunkRanges>,
+    /// The transfers in flight.
+    busy: Vec<OriginTransfer>,
+    /// The number of the next transfer.
+    next: u64,
+    /// The pieces of the endgame's next block ([`BLOCK_TIME`]); 0 before the first.
+    block: usize,
     /// While nobody else is around the origin sends everything missing in one transfer
     /// (piece by piece, a lone fetch took 2.5-9.5x as long: benches/offload.rs); it is
     /// stopped as soon as a peer is connected. Its stop handle, and the bytes held when it
@@ -422,15 +472,45 @@ struct OriginSlot {
     lone: Option<(futures::future::AbortHandle, u64)>,
     /// The origin failed a transfer: the origin turn takes the rest.
     failed: bool,
+    /// The detour budget is spent: the origin sends from the front, without a break (the
+    /// fetch ends within the origin's own time), and peers fill in the last pieces
+    /// ([`Pick::Last`]). Before, the peers' transfers were dropped and the origin sent
+    /// everything missing, so a node whose peers were slow took most of the blob from it.
+    endgame: bool,
+}
+
+/// One transfer of the origin in flight.
+struct OriginTransfer {
+    number: u64,
+    ranges: ChunkRanges,
+    since: Instant,
 }
 
 /// A transfer of the herd, as it ends.
 type Transfer<'a> = BoxFuture<'a, (Who, Result<Attempt>)>;
 
 impl OriginSlot {
+    /// How peers' pieces are picked now.
+    fn pick(&self) -> Pick {
+        if self.endgame {
+            Pick::Last
+        } else {
+            Pick::Random
+        }
+    }
+
+    /// What of `missing` the origin is not sending.
+    fn unsent(&self, missing: &ChunkRanges) -> ChunkRanges {
+        let mut unsent = missing.clone();
+        for transfer in &self.busy {
+            unsent -= transfer.ranges.clone();
+        }
+        unsent
+    }
+
     /// Starts the origin's next transfer of `ranges` (what no peer is known to hold), if
-    /// the slot is free: all of them (a lone fetch's one transfer), or that many random
-    /// pieces of them.
+    /// a slot is free: all of them (a lone fetch's one transfer), that many random pieces
+    /// of them, or the first pieces.
     #[allow(clippy::too_many_arguments)]
     fn start<'a>(
         &mut self,
@@ -443,7 +523,8 @@ impl OriginSlot {
         policy: &'a FetchPolicy,
         progress: &'a Progress<'_>,
     ) -> Option<Transfer<'a>> {
-        if self.busy.is_some() || self.failed || ranges.is_empty() {
+        let slots = if self.endgame { ORIGIN_BLOCKS } else { 1 };
+        if self.busy.len() >= slots || self.failed || ranges.is_empty() {
             return None;
         }
         let end = chunk_end(blob).0;
@@ -459,11 +540,24 @@ impl OriginSlot {
                 }
                 taken
             }
+            Take::Front(count) => {
+                let mut taken = ChunkRanges::empty();
+                for piece in pieces_of(&ranges, end).into_iter().take(count) {
+                    taken |= piece_range(piece) & ranges.clone();
+                }
+                taken
+            }
         };
         if ranges.is_empty() {
             return None;
         }
-        self.busy = Some(ranges.clone());
+        let number = self.next;
+        self.next += 1;
+        self.busy.push(OriginTransfer {
+            number,
+            ranges: ranges.clone(),
+            since: Instant::now(),
+        });
         let conn = conn.clone();
         let limits = Limits {
             connect: policy.connect_timeout,
@@ -483,9 +577,9 @@ impl OriginSlot {
         }
         Some(Box::pin(async move {
             match transfer.await {
-                Ok(attempt) => (Who::Origin, attempt),
+                Ok(attempt) => (Who::Origin(number), attempt),
                 Err(futures::future::Aborted) => (
-                    Who::OriginStopped,
+                    Who::OriginStopped(number),
                     Ok(Attempt {
                         end: End::Complete,
                         bytes: 0,
@@ -510,12 +604,22 @@ impl OriginSlot {
     ) -> Option<EndpointId> {
         match who {
             Who::Peer(id) => return herd.settle(swarm, blob, report, id, attempt).then_some(id),
-            Who::Origin => {
-                self.busy = None;
+            Who::Origin(number) => {
+                if let Some(ended) = self.busy.iter().find(|t| t.number == number)
+                    && self.endgame
+                {
+                    let took = ended.since.elapsed();
+                    if took < BLOCK_TIME / 2 {
+                        self.block = (self.block * 2).min(MAX_BLOCK_PIECES);
+                    } else if took > BLOCK_TIME {
+                        self.block = (self.block / 2).max(1);
+                    }
+                }
+                self.busy.retain(|t| t.number != number);
                 self.lone = None;
                 self.failed |= swarm.settle_origin(blob, report, attempt);
             }
-            Who::OriginStopped => self.busy = None,
+            Who::OriginStopped(number) => self.busy.retain(|t| t.number != number),
         }
         None
     }
@@ -633,6 +737,44 @@ impl Swarm {
         inflight.extend(
             more.map(|(conn, ranges)| self.peer_transfer(blob, id, conn, ranges, limits, progress)),
         );
+        Ok(())
+    }
+
+    /// The endgame's origin ([`OriginSlot::endgame`]): [`ORIGIN_BLOCKS`] transfers in
+    /// flight, each the first pieces nobody is sending ([`BLOCK_TIME`] says how many). Once every missing
+    /// piece is on its way, the origin also sends what peers are still sending (a few
+    /// pieces: peers get one at a time in the endgame), so the fetch never waits for a
+    /// peer; the copy that arrives second is written over the first, byte for byte.
+    #[allow(clippy::too_many_arguments)]
+    async fn endgame_blocks<'a>(
+        &'a self,
+        (herd, origin, inflight): (
+            &HerdState,
+            &mut OriginSlot,
+            &mut FuturesUnordered<Transfer<'a>>,
+        ),
+        blob: &'a BlobRef,
+        full: &GetRequest,
+        conn: &Connection,
+        policy: &'a FetchPolicy,
+        progress: &'a Progress<'_>,
+    ) -> Result<()> {
+        if !origin.endgame || origin.busy.len() >= ORIGIN_BLOCKS {
+            return Ok(());
+        }
+        let (held, missing) = self.held_and_missing(blob, full).await?;
+        while origin.busy.len() < ORIGIN_BLOCKS {
+            let mut ask = herd.wanted(&missing, origin);
+            if ask.is_empty() {
+                ask = origin.unsent(&missing);
+            }
+            let take = Take::Front(origin.block.max(1));
+            let Some(transfer) = origin.start(self, blob, conn, ask, take, held, policy, progress)
+            else {
+                break;
+            };
+            inflight.push(transfer);
+        }
         Ok(())
     }
 
@@ -791,7 +933,7 @@ impl Swarm {
                 break;
             }
             // The origin's time is not detour.
-            if origin.busy.is_none() {
+            if origin.busy.is_empty() {
                 peer_clock += clock.elapsed();
             }
             clock = Instant::now();
@@ -801,15 +943,18 @@ impl Swarm {
                 self.metrics.detour(detour - charged);
                 charged = detour;
             }
-            if charged >= policy.detour_budget {
-                debug!(hash = %blob.hex(), "detour budget spent; the origin takes the rest");
-                break;
+            if charged >= policy.detour_budget && !origin.endgame {
+                debug!(hash = %blob.hex(), "detour budget spent: the origin sends the rest from the front, peers fill in the last pieces");
+                origin.endgame = true;
             }
             let (held, missing) = self.held_and_missing(blob, &full).await?;
             progress.report(held);
             if missing.is_empty() {
                 break;
             }
+            let state = (&herd, &mut origin, &mut inflight);
+            self.endgame_blocks(state, blob, &full, origin_conn, policy, progress)
+                .await?;
             // Survey: the tracker when due, new peers dialed together, the idle ones asked
             // what they hold; transfers in flight are settled as they end meanwhile.
             let refresh = refreshed.is_none_or(|t| t.elapsed() >= REFRESH);
@@ -842,6 +987,9 @@ impl Swarm {
                         let (done, limits) = ((who, attempt?), peer_limits());
                         let state = (&mut herd, &mut origin, &mut inflight);
                         self.settle_herd(state, done, blob, &full, report, limits, progress).await?;
+                        // A survey holds no block of the endgame: its origin never idles.
+                        let state = (&herd, &mut origin, &mut inflight);
+                        self.endgame_blocks(state, blob, &full, origin_conn, policy, progress).await?;
                     }
                 }
             };
@@ -900,7 +1048,7 @@ impl Swarm {
                 }
             }
             let slots = PEERS_PER_ROUND.saturating_sub(herd.busy.len());
-            for (id, ranges) in plan(&wanted, &holders, end, slots) {
+            for (id, ranges) in plan(&wanted, &holders, end, slots, origin.pick()) {
                 let Some((_, conn)) = herd.conns.get(&id) else {
                     continue;
                 };
@@ -920,8 +1068,9 @@ impl Swarm {
             let unowned = herd.unowned(&herd.wanted(&missing, &origin));
             let connected = !herd.conns.is_empty();
             let alone = !connected && self.to_dial(hash, &herd, origins, report).is_empty();
-            // Weighing every piece against every known key is not needed alone.
-            let mine = if alone {
+            // Weighing every piece against every known key is not needed alone, nor once
+            // the origin sends from the front.
+            let mine = if alone || origin.endgame {
                 ChunkRanges::empty()
             } else {
                 in_charge(&unowned, end, my_key, &herd.herd_keys())
@@ -929,7 +1078,10 @@ impl Swarm {
             let idle = idle_since.is_some_and(|t| t.elapsed() >= IDLE_GRACE);
             // What others are in charge of waits out the grace, a pass at a time.
             let waiting = !alone && !idle && mine.is_empty() && !unowned.is_empty();
-            let (ask, take) = if alone {
+            let (ask, take) = if origin.endgame {
+                // Its blocks are on their way (before the survey, and as transfers end).
+                (ChunkRanges::empty(), Take::Pieces(0))
+            } else if alone {
                 (unowned, Take::All)
             } else if !mine.is_empty() {
                 (mine, Take::Pieces(PIECES_PER_PEER))
@@ -964,6 +1116,8 @@ impl Swarm {
                     let (done, limits) = ((who, attempt?), peer_limits());
                     let state = (&mut herd, &mut origin, &mut inflight);
                     self.settle_herd(state, done, blob, &full, report, limits, progress).await?;
+                    let state = (&herd, &mut origin, &mut inflight);
+                    self.endgame_blocks(state, blob, &full, origin_conn, policy, progress).await?;
                 }
                 _ = tokio::time::sleep(RESURVEY) => {}
             }
@@ -998,6 +1152,40 @@ mod tests {
             addrs: vec![],
             relay_url: None,
         }
+    }
+
+    /// Once the budget is spent, peers are asked for the last pieces they hold, one each,
+    /// never two peers for one piece; before, up to four random ones each.
+    #[test]
+    fn a_spent_budget_asks_peers_for_the_last_pieces_one_each() {
+        let end = 40 * PIECE_CHUNKS;
+        let missing = ChunkRanges::from(ChunkNum(0)..ChunkNum(end - 100));
+        let peers = ids(3);
+        let everything = ChunkRanges::from(ChunkNum(0)..ChunkNum(end));
+        let front = ChunkRanges::from(ChunkNum(0)..ChunkNum(20 * PIECE_CHUNKS));
+        let held = vec![
+            (peers[0], everything.clone()),
+            (peers[1], everything),
+            (peers[2], front),
+        ];
+        let asked = plan(&missing, &held, end, 4, Pick::Last);
+        let mut pieces: Vec<u64> = asked
+            .iter()
+            .flat_map(|(_, ranges)| pieces_of(ranges, end))
+            .collect();
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        assert!(asked.iter().all(|(_, r)| pieces_of(r, end).len() == 1));
+        pieces.sort_unstable();
+        // The two that hold everything share the last two pieces (the last one cut short
+        // where `missing` ends); the third holds only the front and gets its last.
+        assert_eq!(pieces, vec![19, 38, 39]);
+        let last = asked.iter().find(|(_, r)| pieces_of(r, end) == [39]).unwrap();
+        assert_eq!(
+            last.1,
+            ChunkRanges::from(ChunkNum(39 * PIECE_CHUNKS)..ChunkNum(end - 100))
+        );
+        let random = plan(&missing, &held, end, 4, Pick::Random);
+        assert!(random.iter().all(|(_, r)| pieces_of(r, end).len() == PIECES_PER_PEER));
     }
 
     /// With the whole herd known to every node, each piece is in exactly one node's charge,

@@ -335,3 +335,49 @@ async fn a_slow_herd_peer_rests_and_is_left_at_the_third_slow_transfer() {
     slow.shutdown().await;
     origin.shutdown().await;
 }
+
+/// A peer slower than the minimum rate spends the detour budget (2 s); from then on the
+/// origin sends from the front and the peer keeps sending the last pieces, one at a time,
+/// until they meet. Before, the peer's transfers were dropped and the origin sent all that
+/// was missing. The peer (512 KiB/s) can have sent at most 2 MiB when the budget is spent
+/// (the charge is the time beyond its bytes at 1 MiB/s), so more than half the blob from it
+/// means it went on; the origin (384 KiB/s) sends the rest, and what both sent overlaps by
+/// at most the piece they raced for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Arc::new(throttled_node(&tmp.path().join("origin"), 384 * 1024).await);
+    let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 47).await;
+    let (url, _tracker) = serve_with_tracker(&origin).await;
+    let peer = throttled_node(&tmp.path().join("peer"), 512 * 1024).await;
+    import(&peer, tmp.path(), 8 * MIB, 47).await;
+    let me = node(&tmp.path().join("me")).await;
+    let policy = FetchPolicy {
+        detour_budget: Duration::from_secs(2),
+        ..quick_policy()
+    };
+    let report = me
+        .fetch_with_policy(
+            &blob,
+            &herd_providers(&origin, &url, vec![peer.addr()]),
+            &policy,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_holds(&me, &blob, &data, tmp.path()).await;
+    assert!(report.detour >= policy.detour_budget, "{report:?}");
+    assert!(
+        report.bytes_from_peers > 4 * MIB as u64,
+        "the peer stopped when the budget was spent: {report:?}"
+    );
+    let sent =
+        report.bytes_from_peers + report.bytes_from_origin_iroh + report.bytes_from_origin_http;
+    assert!(
+        sent <= 8 * MIB as u64 + 256 * 1024,
+        "the origin sent what the peer had sent: {report:?}"
+    );
+    me.shutdown().await;
+    peer.shutdown().await;
+    origin.shutdown().await;
+}
