@@ -77,11 +77,46 @@ impl Default for Resolver {
     }
 }
 
+/// System lookups outstanding at once, at most ([`Resolver::system`]).
+const MAX_SYSTEM_LOOKUPS: usize = 8;
+
 impl Resolver {
-    /// The system's resolver (`getaddrinfo`, through tokio).
+    /// The system's resolver (`getaddrinfo`, through tokio), with at most
+    /// [`MAX_SYSTEM_LOOKUPS`] lookups outstanding ([`Resolver::bounded`]). Each lookup holds
+    /// a blocking thread until the system resolver gives up, tens of seconds after the
+    /// caller's deadline when a name's servers never answer, and relay names are
+    /// publishers' words: unbounded, names that hang would pile up threads in the blocking
+    /// pool the node's file I/O shares.
     pub fn system() -> Self {
-        Self::new(|name, port| {
+        Self::bounded(MAX_SYSTEM_LOOKUPS, |name, port| {
             Box::pin(async move { Ok(tokio::net::lookup_host((name, port)).await?.collect()) })
+        })
+    }
+
+    /// `lookup`, with at most `max` lookups outstanding: each runs to its end on a task of
+    /// its own and holds its place until then, even after its caller stopped waiting; one
+    /// more is refused at once, with a reason.
+    pub fn bounded(
+        max: usize,
+        lookup: impl Fn(String, u16) -> Resolved + Send + Sync + 'static,
+    ) -> Self {
+        let places = Arc::new(tokio::sync::Semaphore::new(max));
+        let lookup = Arc::new(lookup);
+        Self::new(move |name, port| {
+            let (places, lookup) = (places.clone(), lookup.clone());
+            Box::pin(async move {
+                let place = places.try_acquire_owned().map_err(|_| {
+                    std::io::Error::other(format!(
+                        "{max} earlier lookups have not ended (the system resolver may be hanging)"
+                    ))
+                })?;
+                let running = tokio::spawn(async move {
+                    let answer = lookup(name, port).await;
+                    drop(place);
+                    answer
+                });
+                running.await.map_err(std::io::Error::other)?
+            })
         })
     }
 
@@ -439,6 +474,55 @@ pub async fn plan_outbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lookups that hang keep their places past their callers' deadlines; one more is
+    /// refused at once instead of starting another; places come back as lookups end.
+    #[tokio::test]
+    async fn hung_lookups_hold_their_places_and_one_more_is_refused_at_once() {
+        let (release, released) = tokio::sync::watch::channel(false);
+        let resolver = Resolver::bounded(2, move |_, _| {
+            let mut released = released.clone();
+            Box::pin(async move {
+                released.wait_for(|r| *r).await.ok();
+                Ok(vec![SocketAddr::from(([1, 1, 1, 1], 443))])
+            })
+        });
+        let url = Url::parse("wss://hangs.example").unwrap();
+        for _ in 0..2 {
+            let e = resolver
+                .checked_addrs(&url, false, Duration::from_millis(50))
+                .await
+                .unwrap_err();
+            assert!(e.contains("did not resolve within"), "{e}");
+        }
+        let refused = tokio::time::timeout(
+            Duration::from_secs(10),
+            resolver.checked_addrs(&url, false, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("a third lookup is refused at once, not started")
+        .unwrap_err();
+        assert!(
+            refused.contains("hangs.example does not resolve: 2 earlier lookups have not ended"),
+            "{refused}"
+        );
+        release.send_replace(true);
+        let mut answered = None;
+        for _ in 0..200 {
+            match resolver
+                .checked_addrs(&url, false, Duration::from_secs(5))
+                .await
+            {
+                Ok(addrs) => {
+                    answered = Some(addrs);
+                    break;
+                }
+                Err(e) => assert!(e.contains("have not ended"), "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(answered, Some(vec![SocketAddr::from(([1, 1, 1, 1], 443))]));
+    }
 
     fn list(keys: &Keys, tags: &[&[&str]]) -> Event {
         EventBuilder::new(Kind::RelayList, "")

@@ -1179,13 +1179,20 @@ mod tests {
         // The two that hold everything share the last two pieces (the last one cut short
         // where `missing` ends); the third holds only the front and gets its last.
         assert_eq!(pieces, vec![19, 38, 39]);
-        let last = asked.iter().find(|(_, r)| pieces_of(r, end) == [39]).unwrap();
+        let last = asked
+            .iter()
+            .find(|(_, r)| pieces_of(r, end) == [39])
+            .unwrap();
         assert_eq!(
             last.1,
             ChunkRanges::from(ChunkNum(39 * PIECE_CHUNKS)..ChunkNum(end - 100))
         );
         let random = plan(&missing, &held, end, 4, Pick::Random);
-        assert!(random.iter().all(|(_, r)| pieces_of(r, end).len() == PIECES_PER_PEER));
+        assert!(
+            random
+                .iter()
+                .all(|(_, r)| pieces_of(r, end).len() == PIECES_PER_PEER)
+        );
     }
 
     /// With the whole herd known to every node, each piece is in exactly one node's charge,
