@@ -14,12 +14,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use nostr_sdk::nips::nip65::RelayMetadata;
 use nostr_sdk::nostr::types::url::Host as UrlHost;
 use nostr_sdk::prelude::*;
+use tokio::sync::Semaphore;
 
 use crate::{DeveloperIdentity, Error};
 
@@ -86,9 +87,12 @@ impl Resolver {
     /// a blocking thread until the system resolver gives up, tens of seconds after the
     /// caller's deadline when a name's servers never answer, and relay names are
     /// publishers' words: unbounded, names that hang would pile up threads in the blocking
-    /// pool the node's file I/O shares.
+    /// pool the node's file I/O shares. The places are the process's, shared by every
+    /// resolver this makes (a node makes one per discovery pass).
     pub fn system() -> Self {
-        Self::bounded(MAX_SYSTEM_LOOKUPS, |name, port| {
+        static PLACES: LazyLock<Arc<Semaphore>> =
+            LazyLock::new(|| Arc::new(Semaphore::new(MAX_SYSTEM_LOOKUPS)));
+        Self::sharing(PLACES.clone(), MAX_SYSTEM_LOOKUPS, |name, port| {
             Box::pin(async move { Ok(tokio::net::lookup_host((name, port)).await?.collect()) })
         })
     }
@@ -100,7 +104,15 @@ impl Resolver {
         max: usize,
         lookup: impl Fn(String, u16) -> Resolved + Send + Sync + 'static,
     ) -> Self {
-        let places = Arc::new(tokio::sync::Semaphore::new(max));
+        Self::sharing(Arc::new(Semaphore::new(max)), max, lookup)
+    }
+
+    /// [`Resolver::bounded`], with `max` places taken from `places`.
+    fn sharing(
+        places: Arc<Semaphore>,
+        max: usize,
+        lookup: impl Fn(String, u16) -> Resolved + Send + Sync + 'static,
+    ) -> Self {
         let lookup = Arc::new(lookup);
         Self::new(move |name, port| {
             let (places, lookup) = (places.clone(), lookup.clone());
