@@ -479,6 +479,19 @@ struct OriginSlot {
     endgame: bool,
 }
 
+/// The pieces of the endgame's next block after one of `block` pieces took `took`
+/// ([`BLOCK_TIME`]; `block` 0 before the first).
+fn next_block(block: usize, took: Duration) -> usize {
+    let block = block.max(1);
+    if took < BLOCK_TIME / 2 {
+        (block * 2).min(MAX_BLOCK_PIECES)
+    } else if took > BLOCK_TIME {
+        (block / 2).max(1)
+    } else {
+        block
+    }
+}
+
 /// One transfer of the origin in flight.
 struct OriginTransfer {
     number: u64,
@@ -608,12 +621,7 @@ impl OriginSlot {
                 if let Some(ended) = self.busy.iter().find(|t| t.number == number)
                     && self.endgame
                 {
-                    let took = ended.since.elapsed();
-                    if took < BLOCK_TIME / 2 {
-                        self.block = (self.block * 2).min(MAX_BLOCK_PIECES);
-                    } else if took > BLOCK_TIME {
-                        self.block = (self.block / 2).max(1);
-                    }
+                    self.block = next_block(self.block, ended.since.elapsed());
                 }
                 self.busy.retain(|t| t.number != number);
                 self.lone = None;
@@ -1152,6 +1160,29 @@ mod tests {
             addrs: vec![],
             relay_url: None,
         }
+    }
+
+    /// The endgame's blocks follow the origin's pace: doubled while one takes under half
+    /// a second, halved while one takes over a second, within 1 and 16 pieces.
+    #[test]
+    fn the_endgames_blocks_follow_the_origins_pace() {
+        let fast = Duration::from_millis(100);
+        let slow = Duration::from_millis(1500);
+        let mut block = 0;
+        let mut sizes = Vec::new();
+        for _ in 0..6 {
+            block = next_block(block, fast);
+            sizes.push(block);
+        }
+        assert_eq!(sizes, [2, 4, 8, 16, 16, 16]);
+        assert_eq!(next_block(8, Duration::from_millis(700)), 8);
+        sizes.clear();
+        for _ in 0..6 {
+            block = next_block(block, slow);
+            sizes.push(block);
+        }
+        assert_eq!(sizes, [8, 4, 2, 1, 1, 1]);
+        assert_eq!(next_block(0, slow), 1);
     }
 
     /// Once the budget is spent, peers are asked for the last pieces they hold, one each,
