@@ -289,71 +289,32 @@ async fn a_peer_that_left_is_dialed_once_and_the_origin_supplies_the_blob() {
     origin.shutdown().await;
 }
 
-/// A herd peer that holds the blob but serves it at 32 KiB/s (an uplink others share, as
-/// it looks from here): each transfer falls behind its share of the minimum rate and ends,
-/// the peer rests and is asked again, and at the third slow transfer it is left. It is
-/// never struck; the origin (1 MiB/s, slower than the fetch takes) supplies the rest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_herd_peer_rests_and_is_left_at_the_third_slow_transfer() {
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Arc::new(throttled_node(&tmp.path().join("origin"), MIB as u64).await);
-    let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 43).await;
-    let (url, _tracker) = serve_with_tracker(&origin).await;
-    let slow = throttled_node(&tmp.path().join("slow"), 32 * 1024).await;
-    import(&slow, tmp.path(), 8 * MIB, 43).await;
-    let me = node(&tmp.path().join("me")).await;
-    let policy = FetchPolicy {
-        // What ends the slow peer is its third slow transfer, not the budget.
-        detour_budget: Duration::from_secs(30),
-        ..quick_policy()
-    };
-    let report = me
-        .fetch_with_policy(
-            &blob,
-            &herd_providers(&origin, &url, vec![slow.addr()]),
-            &policy,
-            &|_| {},
-        )
-        .await
-        .unwrap();
-    assert_holds(&me, &blob, &data, tmp.path()).await;
-    let slow_id = slow.endpoint_id().to_string();
-    let failures: Vec<_> = report
-        .fallbacks
-        .iter()
-        .filter(|f| f.provider == slow_id)
-        .collect();
-    assert_eq!(failures.len(), 3, "{report:?}");
-    assert!(
-        failures
-            .iter()
-            .all(|f| f.reason == FallbackReason::PeerSlow),
-        "{report:?}"
-    );
-    assert!(!me.is_struck(&blob.hash, &slow.endpoint_id()));
-    me.shutdown().await;
-    slow.shutdown().await;
-    origin.shutdown().await;
+/// What [`beside_one_peer`] saw: the fetch's report, the peer's id, and whether the
+/// peer was struck.
+struct BesideOnePeer {
+    report: FetchReport,
+    peer: String,
+    struck: bool,
 }
 
-/// A peer slower than the minimum rate spends the detour budget (2 s); from then on the
-/// origin sends from the front and the peer keeps sending the last pieces, one at a time,
-/// until they meet. Before, the peer's transfers were dropped and the origin sent all that
-/// was missing. The peer (512 KiB/s) can have sent at most 2 MiB when the budget is spent
-/// (the charge is the time beyond its bytes at 1 MiB/s), so more than half the blob from it
-/// means it went on; the origin (384 KiB/s) sends the rest, and what both sent overlaps by
-/// at most the piece they raced for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
+/// A node fetches 8 MiB (content `seed`) under `budget`, from an origin serving
+/// `origin_rate` bytes/s with a tracker, and one herd peer that holds all of it and
+/// serves `peer_rate`; what it fetched is checked against the content.
+async fn beside_one_peer(
+    origin_rate: u64,
+    peer_rate: u64,
+    budget: Duration,
+    seed: u64,
+) -> BesideOnePeer {
     let tmp = tempfile::tempdir().unwrap();
-    let origin = Arc::new(throttled_node(&tmp.path().join("origin"), 384 * 1024).await);
-    let (blob, data) = import(&origin, tmp.path(), 8 * MIB, 47).await;
+    let origin = Arc::new(throttled_node(&tmp.path().join("origin"), origin_rate).await);
+    let (blob, data) = import(&origin, tmp.path(), 8 * MIB, seed).await;
     let (url, _tracker) = serve_with_tracker(&origin).await;
-    let peer = throttled_node(&tmp.path().join("peer"), 512 * 1024).await;
-    import(&peer, tmp.path(), 8 * MIB, 47).await;
+    let peer = throttled_node(&tmp.path().join("peer"), peer_rate).await;
+    import(&peer, tmp.path(), 8 * MIB, seed).await;
     let me = node(&tmp.path().join("me")).await;
     let policy = FetchPolicy {
-        detour_budget: Duration::from_secs(2),
+        detour_budget: budget,
         ..quick_policy()
     };
     let report = me
@@ -366,7 +327,54 @@ async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
         .await
         .unwrap();
     assert_holds(&me, &blob, &data, tmp.path()).await;
-    assert!(report.detour >= policy.detour_budget, "{report:?}");
+    let seen = BesideOnePeer {
+        report,
+        peer: peer.endpoint_id().to_string(),
+        struck: me.is_struck(&blob.hash, &peer.endpoint_id()),
+    };
+    me.shutdown().await;
+    peer.shutdown().await;
+    origin.shutdown().await;
+    seen
+}
+
+/// A herd peer that holds the blob but serves it at 32 KiB/s (an uplink others share, as
+/// it looks from here): each transfer falls behind its share of the minimum rate and ends,
+/// the peer rests and is asked again, and at the third slow transfer it is left. It is
+/// never struck; the origin (1 MiB/s, slower than the fetch takes) supplies the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_herd_peer_rests_and_is_left_at_the_third_slow_transfer() {
+    // What ends the slow peer is its third slow transfer, not the budget.
+    let seen = beside_one_peer(MIB as u64, 32 * 1024, Duration::from_secs(30), 43).await;
+    let report = &seen.report;
+    let failures: Vec<_> = report
+        .fallbacks
+        .iter()
+        .filter(|f| f.provider == seen.peer)
+        .collect();
+    assert_eq!(failures.len(), 3, "{report:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.reason == FallbackReason::PeerSlow),
+        "{report:?}"
+    );
+    assert!(!seen.struck);
+}
+
+/// A peer slower than the minimum rate spends the detour budget (2 s); from then on the
+/// origin sends from the front and the peer keeps sending the last pieces, one at a time,
+/// until they meet. Before, the peer's transfers were dropped and the origin sent all that
+/// was missing. The peer (512 KiB/s) can have sent at most 2 MiB when the budget is spent
+/// (the charge is the time beyond its bytes at 1 MiB/s), so more than half the blob from it
+/// means it went on; the origin (384 KiB/s) sends the rest, and what both sent overlaps by
+/// at most the piece they raced for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
+    let budget = Duration::from_secs(2);
+    let seen = beside_one_peer(384 * 1024, 512 * 1024, budget, 47).await;
+    let report = &seen.report;
+    assert!(report.detour >= budget, "{report:?}");
     assert!(
         report.bytes_from_peers > 4 * MIB as u64,
         "the peer stopped when the budget was spent: {report:?}"
@@ -377,7 +385,5 @@ async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
         sent <= 8 * MIB as u64 + 256 * 1024,
         "the origin sent what the peer had sent: {report:?}"
     );
-    me.shutdown().await;
-    peer.shutdown().await;
-    origin.shutdown().await;
+    assert!(report.fallbacks.is_empty(), "{report:?}");
 }
