@@ -366,8 +366,8 @@ async fn a_slow_herd_peer_rests_and_is_left_at_the_third_slow_transfer() {
 /// origin sends from the front and the peer keeps sending the last pieces, one at a time,
 /// until they meet. Before, the peer's transfers were dropped and the origin sent all that
 /// was missing. The peer (512 KiB/s) can have sent at most 2 MiB when the budget is spent
-/// (the charge is the time beyond its bytes at 1 MiB/s), so more than half the blob from it
-/// means it went on; the origin (384 KiB/s) sends the rest, and what both sent overlaps by
+/// (the charge is the time beyond its bytes at 1 MiB/s), so more than 3 MiB from it means
+/// it went on (it sends about 5); the origin (384 KiB/s) sends the rest, and what both sent overlaps by
 /// at most the piece they raced for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
@@ -376,7 +376,7 @@ async fn a_spent_detour_budget_keeps_peers_sending_beside_the_origin() {
     let report = &seen.report;
     assert!(report.detour >= budget, "{report:?}");
     assert!(
-        report.bytes_from_peers > 4 * MIB as u64,
+        report.bytes_from_peers > 3 * MIB as u64,
         "the peer stopped when the budget was spent: {report:?}"
     );
     let sent =
