@@ -14,6 +14,8 @@
 #
 # Usage: scripts/fleet.sh [--case CASE] [--nodes N] [--size-mib M] [--up-mbit U] [--down-mbit D]
 #                        [--detour-budget S] (the nodes' detour_budget_seconds, default 10)
+#                        [--upload-limit-pct P] (the nodes' upload_limit_bytes_per_sec, as P%
+#                        of --up-mbit; default 0: none)
 #   CASE: pair      two nodes behind different NATs; the second fetches from the first
 #                   (says whether the bytes came directly/hole-punched or through the relay)
 #         relay     the first node's NAT lets no UDP out but to the origin: the second
@@ -43,6 +45,7 @@ up_mbit=20
 down_mbit=100
 relay_kind=tls
 detour_budget=10
+upload_limit_pct=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --case) case_name="$2"; shift 2 ;;
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
     --down-mbit) down_mbit="$2"; shift 2 ;;
     --relay) relay_kind="$2"; shift 2 ;;
     --detour-budget) detour_budget="$2"; shift 2 ;;
+    --upload-limit-pct) upload_limit_pct="$2"; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "fleet.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -63,6 +67,9 @@ for v in nodes size_mib up_mbit down_mbit detour_budget; do
 done
 case "$relay_kind" in tls|http) ;; *) echo "fleet.sh: --relay is tls or http, not $relay_kind" >&2; exit 2 ;; esac
 if [ "$nodes" -gt 60 ]; then echo "fleet.sh: at most 60 nodes" >&2; exit 2; fi
+if ! [[ "$upload_limit_pct" =~ ^[0-9]+$ ]] || [ "$upload_limit_pct" -gt 100 ]; then
+  echo "fleet.sh: --upload-limit-pct must be a whole number from 0 to 100, not $upload_limit_pct" >&2; exit 2
+fi
 
 fail() { echo "fleet.sh: FAILED: $*" >&2; exit 1; }
 log() { echo "fleet.sh: $*" >&2; }
@@ -260,6 +267,7 @@ $( if [ "$relay_kind" = tls ]; then echo 'iroh_relay_ca_file = "../ca.pem"'; fi 
 pull_interval_seconds = 3600
 fetch_only = true
 detour_budget_seconds = $detour_budget
+$( if [ "$upload_limit_pct" -gt 0 ]; then echo "upload_limit_bytes_per_sec = $(( up_mbit * 1000000 / 8 * upload_limit_pct / 100 ))"; fi )
 TOML
   ip netns exec "$P-n$i" env ARCHY_LOG="${ARCHY_LOG:-info,iroh=warn,iroh_blobs=warn,noq=warn}" \
     "$archy" node run --config "$work/n$i/node.toml" > "$work/n$i/node.log" 2>&1 &
@@ -425,7 +433,7 @@ case_bench() {
   herd "$nodes"
   local p50 p99
   p50=$(percentile 50 "${herd_times[@]}"); p99=$(percentile 99 "${herd_times[@]}")
-  result "bench nodes=$nodes size_mib=$size_mib up_mbit=$up_mbit down_mbit=$down_mbit detour_budget=$detour_budget failed=$herd_failed alone_ms=$alone p50_ms=$p50 p99_ms=$p99 origin_egress=$herd_origin from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay"
+  result "bench nodes=$nodes size_mib=$size_mib up_mbit=$up_mbit down_mbit=$down_mbit detour_budget=$detour_budget upload_limit_pct=$upload_limit_pct failed=$herd_failed alone_ms=$alone p50_ms=$p50 p99_ms=$p99 origin_egress=$herd_origin from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay"
   awk -v n="$nodes" -v m="$size_mib" -v eg="$herd_origin" -v sz="$size" -v a="$alone" -v p50="$p50" -v p99="$p99" \
       -v d="$herd_direct" -v r="$herd_relayed" -v pe="$herd_peers" 'BEGIN {
     printf "| N | blob | origin egress (x blob) | alone | p50 (x alone) | p99 (x alone) | from peers | peer UDP direct | peer UDP relayed |\n"

@@ -80,6 +80,11 @@ pub struct NodeConfig {
     /// How much time peers may cost a fetch (failed attempts, stalls, slowness) before
     /// the origin takes over: a fetch finishes within the origin-only time plus this.
     pub detour_budget_seconds: u64,
+    /// Caps what this node serves to other nodes, in bytes per second, all of them together
+    /// (over iroh and `blobs_listen`). Unset: no cap. On a home link set it a little below
+    /// the uplink (e.g. 90%): a full uplink queues the acknowledgements of the node's own
+    /// downloads behind what it serves, and its downloads slow to a crawl.
+    pub upload_limit_bytes_per_sec: Option<u64>,
     /// Where to serve this node's blobs over HTTP (read-only: blobs and the swarm address),
     /// for peers and as a developer's origin. Off unless set.
     pub blobs_listen: Option<SocketAddr>,
@@ -119,6 +124,7 @@ impl Default for NodeConfig {
             static_peers: Vec::new(),
             local_discovery: false,
             detour_budget_seconds: 10,
+            upload_limit_bytes_per_sec: None,
             market_min_score: 50,
             outbox_relays_per_publisher: 2,
             outbox_relays_total: 8,

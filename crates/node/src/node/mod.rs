@@ -148,12 +148,7 @@ impl Node {
         let relay_tls = archy_marketplace::RelayTls::with_ca_files(&config.relay_ca_certs)
             .context("relay_ca_certs in the node config")?;
 
-        let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
-        swarm_config.bind = config.iroh_bind;
-        swarm_config.local_discovery = config.local_discovery;
-        swarm_config.relay_mode = config.relay_mode.clone();
-        swarm_config.relay_ca_file = config.iroh_relay_ca_file.clone();
-        let swarm = Arc::new(Swarm::start(swarm_config).await?);
+        let swarm = Arc::new(Swarm::start(swarm_config(&config)?).await?);
         for peer in &config.static_peers {
             swarm
                 .add_peer(peer)
@@ -455,4 +450,20 @@ async fn restore_trust(config: &NodeConfig, db: &Db) -> anyhow::Result<TrustStat
     };
     db::set_meta(db, "pinned_root", &anchor_hash).await?;
     Ok(trust)
+}
+
+/// The swarm's part of the node config.
+fn swarm_config(config: &NodeConfig) -> anyhow::Result<SwarmConfig> {
+    if config.upload_limit_bytes_per_sec == Some(0) {
+        anyhow::bail!(
+            "upload_limit_bytes_per_sec = 0 in the node config would serve nothing: leave it out for no limit"
+        );
+    }
+    let mut swarm_config = SwarmConfig::new(config.data_dir.join("swarm"));
+    swarm_config.bind = config.iroh_bind;
+    swarm_config.upload_limit_bytes_per_sec = config.upload_limit_bytes_per_sec;
+    swarm_config.local_discovery = config.local_discovery;
+    swarm_config.relay_mode = config.relay_mode.clone();
+    swarm_config.relay_ca_file = config.iroh_relay_ca_file.clone();
+    Ok(swarm_config)
 }

@@ -448,3 +448,33 @@ async fn only_followed_or_gated_publishers_lend_their_relays() {
     assert_eq!(node.outbox_publishers().await.unwrap(), [high]);
     node.shutdown().await;
 }
+
+/// `upload_limit_bytes_per_sec` reaches the swarm (whose limiter the swarm's own tests
+/// measure); 0, which would serve nothing, is refused by name.
+#[test]
+fn the_upload_limit_reaches_the_swarm_and_zero_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let swarm_config = crate::node::swarm_config;
+    let limited = NodeConfig {
+        upload_limit_bytes_per_sec: Some(2_250_000),
+        ..config(tmp.path(), Vec::new())
+    };
+    let unlimited = config(tmp.path(), Vec::new());
+    assert_eq!(
+        swarm_config(&limited).unwrap().upload_limit_bytes_per_sec,
+        Some(2_250_000)
+    );
+    assert_eq!(
+        swarm_config(&unlimited).unwrap().upload_limit_bytes_per_sec,
+        None
+    );
+    let zero = NodeConfig {
+        upload_limit_bytes_per_sec: Some(0),
+        ..config(tmp.path(), Vec::new())
+    };
+    let err = swarm_config(&zero).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("upload_limit_bytes_per_sec = 0"),
+        "{err:#}"
+    );
+}
