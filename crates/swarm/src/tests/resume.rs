@@ -184,9 +184,15 @@ async fn resume_after(stop: Stop) {
     assert_eq!(refetched, report.bytes_from_origin_iroh);
     // Only the missing ranges were asked for...
     assert_eq!(refetched, blob.size - report.resumed_from, "{report:?}");
-    // ...and what had verified before the stop was all kept but the last writes in flight.
+    // ...and what had verified before the stop was all kept but the last writes in flight:
+    // a few chunk groups, but a process killed on a loaded machine loses what its store's
+    // actor had not yet written (seen: more than 4 groups while a release build ran).
+    let in_flight = match stop {
+        Stop::Kill => MIB,
+        Stop::Shutdown | Stop::Drop => 4 * CHUNK_GROUP,
+    };
     assert!(
-        refetched <= remaining + 4 * CHUNK_GROUP,
+        refetched <= remaining + in_flight,
         "{stop:?}: refetched {refetched}, but only {remaining} were missing"
     );
     // The origin agrees: it served only the rest.
@@ -196,7 +202,7 @@ async fn resume_after(stop: Stop) {
     )
     .await;
     assert!(
-        served <= remaining + 4 * CHUNK_GROUP,
+        served <= remaining + in_flight,
         "origin served {served}"
     );
     assert_holds(&again, &blob, &data, tmp.path()).await;
