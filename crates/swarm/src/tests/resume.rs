@@ -201,10 +201,7 @@ async fn resume_after(stop: Stop) {
         |v| v >= refetched,
     )
     .await;
-    assert!(
-        served <= remaining + in_flight,
-        "origin served {served}"
-    );
+    assert!(served <= remaining + in_flight, "origin served {served}");
     assert_holds(&again, &blob, &data, tmp.path()).await;
     // Complete now: no partial is left behind, and the fetched blob is held as before.
     let gc = again.gc(&HashSet::from([blob.hash])).await.unwrap();
