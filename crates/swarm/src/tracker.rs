@@ -21,11 +21,12 @@
 //! from a node that could not reach `peer`. A report alone never removes anyone (anybody
 //! can send one, so it would let a hostile node delist honest peers): it moves the peer
 //! behind the unreported ones until the peer announces again, which a live peer does on
-//! every pull. Reports are rate-limited per source address. A tracker served beside a swarm
-//! ([`Tracker::with_prober`], as the origin does) then checks for itself: it dials the
-//! peer, and removes the entry when nobody answers, or lifts the demotion when the peer
-//! answers, so a crashed node costs fetchers one failed dial instead of one per fetch until
-//! its TTL runs out, and a false report costs an honest peer nothing. A peer the tracker
+//! every pull. Reports are rate-limited per source (an IPv4 address, an IPv6 /56). A
+//! tracker served beside a swarm ([`Tracker::with_prober`], as the origin does) then
+//! checks for itself: it dials the peer, and removes the entry when nobody answers, or
+//! lifts the demotion when the peer answers, so a crashed node costs fetchers one failed
+//! dial instead of one per fetch until its TTL runs out, and a false report costs an
+//! honest peer nothing. A peer the tracker
 //! cannot judge (it names a relay and the prober uses none) stays demoted, as without a
 //! prober; each fetcher also leaves a peer it could not reach alone for a while (`Swarm`'s
 //! local backoff).
@@ -75,15 +76,20 @@ pub struct TrackerConfig {
     /// How long an announcement counts; nodes announce again before it runs out.
     pub ttl: Duration,
     /// Providers remembered per hash; when full, a new one replaces the oldest of the
-    /// source address with the most.
+    /// network (an IPv4 address, an IPv6 /48) with the most.
     pub max_providers_per_hash: usize,
-    /// Providers remembered per hash from one source address (the announcer's IP as the
-    /// tracker sees it); a new one replaces that source's oldest. Ids are free to make, so
-    /// without it one address could fill a hash's list with ids that serve nothing, push
-    /// out every honest provider and take most of a herd's charges (DESIGN Swarm 8). A
-    /// tracker behind a reverse proxy sees the proxy's address for everyone: serve it
-    /// directly.
+    /// Providers remembered per hash from one source (the announcer's IP as the tracker
+    /// sees it: an IPv4 address, or an IPv6 /56, a home's prefix); a new one replaces that
+    /// source's oldest. Ids are free to make, so without it one address could fill a hash's
+    /// list with ids that serve nothing, push out every honest provider and take most of a
+    /// herd's charges (DESIGN Swarm 8). A tracker behind a reverse proxy sees the proxy's
+    /// address for everyone: serve it directly.
     pub max_providers_per_source: usize,
+    /// Providers remembered per hash from one network (an IPv6 /48, a site; an IPv4
+    /// address is its own): sources are cheap inside a site (a /48 holds 256 homes' /56s),
+    /// so this bounds what one site can take of a herd's list, and a full list gives up a
+    /// network's entries, not a source's: many sources of one site cannot push others out.
+    pub max_providers_per_network: usize,
     /// Hashes remembered; announcements of new hashes past this are ignored.
     pub max_hashes: usize,
     /// Hashes accepted in one announcement.
@@ -98,7 +104,8 @@ pub struct TrackerConfig {
     /// and 16 returned, a first answer made each node think itself in charge of 1/17 of
     /// the blob instead of 1/40).
     pub max_returned: usize,
-    /// Reports of unreachable peers accepted per source address per minute.
+    /// Reports of unreachable peers accepted per source (an IPv4 address, an IPv6 /56) per
+    /// minute.
     pub max_reports_per_minute: u32,
     /// How long the tracker's own dial of a reported peer may take to connect (a relayed
     /// dial included) before the peer counts as gone ([`Tracker::with_prober`]).
@@ -111,6 +118,7 @@ impl Default for TrackerConfig {
             ttl: Duration::from_secs(15 * 60),
             max_providers_per_hash: 64,
             max_providers_per_source: 16,
+            max_providers_per_network: 32,
             max_hashes: 100_000,
             max_hashes_per_announce: 1024,
             max_addrs_per_peer: 8,
@@ -222,18 +230,35 @@ impl TrackerState {
 const MAX_TOMBSTONES: usize = 100_000;
 
 /// Which sources are counted together (reports, providers per source): one IPv4 address,
-/// or one IPv6 /64 (a single home or host gets a whole /64, so counting per address would
-/// not limit it at all).
-fn source_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+/// or one IPv6 /56 (a home gets a /56 or a /64 of its own, so counting per address or
+/// per /64 would not limit it: a /56 holds 256 /64s).
+fn source_key(ip: IpAddr) -> IpAddr {
+    prefix(ip, 32, 56)
+}
+
+/// Which sources make one network (providers per network, and who gives up an entry when
+/// a hash's list is full): an IPv6 /48 (a site: one holds 256 /56s), an IPv4 address
+/// (addresses are scarce; grouping a /24 would put an ISP's customers on one count and
+/// give them up first once attackers spread over many addresses).
+fn network_key(ip: IpAddr) -> IpAddr {
+    prefix(ip, 32, 48)
+}
+
+/// The first `v4` or `v6` bits of `ip` (an IPv4-mapped IPv6 address counts as IPv4).
+fn prefix(ip: IpAddr, v4: u32, v6: u32) -> IpAddr {
+    let v4_prefix = |a: std::net::Ipv4Addr| {
+        let mask = u32::MAX.checked_shl(32 - v4).unwrap_or(0);
+        IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) & mask))
+    };
     match ip {
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.into(),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(mapped) => v4_prefix(mapped),
             None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                std::net::Ipv6Addr::from(bits).into()
+                let mask = u128::MAX.checked_shl(128 - v6).unwrap_or(0);
+                IpAddr::from(std::net::Ipv6Addr::from(u128::from(a) & mask))
             }
         },
-        v4 => v4,
+        IpAddr::V4(a) => v4_prefix(a),
     }
 }
 
@@ -745,13 +770,13 @@ impl Tracker {
 }
 
 /// Which entry of a hash's `entries` a new one from `source` replaces, if any: the oldest
-/// of `source`'s own (its IPv4 address or IPv6 /64) once it has
-/// [`TrackerConfig::max_providers_per_source`], else, when the list is full, the oldest
-/// entry of the sources with the most (fresh announcements win over old ones, and many
-/// ids from one address do not push out others).
+/// of `source`'s own ([`source_key`]) once it has
+/// [`TrackerConfig::max_providers_per_source`], else the oldest of its network's
+/// ([`network_key`]) once that has [`TrackerConfig::max_providers_per_network`], else,
+/// when the list is full, the oldest entry of the networks with the most (fresh
+/// announcements win over old ones, and many ids from one address or one network's many
+/// addresses do not push out others).
 fn to_replace(entries: &[Entry], source: Option<IpAddr>, c: &TrackerConfig) -> Option<usize> {
-    let key = |ip: Option<IpAddr>| ip.map(source_key);
-    let source = key(source);
     let oldest = |of: &dyn Fn(&Entry) -> bool| {
         entries
             .iter()
@@ -760,19 +785,28 @@ fn to_replace(entries: &[Entry], source: Option<IpAddr>, c: &TrackerConfig) -> O
             .min_by_key(|(_, e)| e.expires)
             .map(|(i, _)| i)
     };
-    let own = entries.iter().filter(|e| key(e.source) == source).count();
-    if own >= c.max_providers_per_source.max(1) {
-        return oldest(&|e| key(e.source) == source);
+    for (key, cap) in [
+        (
+            source_key as fn(IpAddr) -> IpAddr,
+            c.max_providers_per_source,
+        ),
+        (network_key, c.max_providers_per_network),
+    ] {
+        let of = |e: &Entry| e.source.map(key) == source.map(key);
+        if entries.iter().filter(|e| of(e)).count() >= cap.max(1) {
+            return oldest(&of);
+        }
     }
     if entries.len() < c.max_providers_per_hash {
         return None;
     }
-    let mut per_source: HashMap<Option<IpAddr>, usize> = HashMap::new();
+    let network = |ip: Option<IpAddr>| ip.map(network_key);
+    let mut per_network: HashMap<Option<IpAddr>, usize> = HashMap::new();
     for e in entries {
-        *per_source.entry(key(e.source)).or_default() += 1;
+        *per_network.entry(network(e.source)).or_default() += 1;
     }
-    let most = per_source.values().copied().max()?;
-    oldest(&|e| per_source.get(&key(e.source)) == Some(&most))
+    let most = per_network.values().copied().max()?;
+    oldest(&|e| per_network.get(&network(e.source)) == Some(&most))
 }
 
 /// The announcer's socket address, when the server was started with connect info.

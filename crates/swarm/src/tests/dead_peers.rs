@@ -180,8 +180,9 @@ fn reports_only_demote_and_are_rate_limited() {
         tracker.report(&report(&ids[2]), Some("192.0.2.2:1".parse().unwrap())),
         Ok(ReportOutcome::Demoted)
     );
-    // An IPv6 reporter is counted per /64: new addresses in its own /64 do not get it more
-    // reports, another /64 has its own count (and the IPv4-mapped form is the IPv4 one).
+    // An IPv6 reporter is counted per /56: new addresses (and /64s) in its own /56 do not
+    // get it more reports, another /56 has its own count (and the IPv4-mapped form is the
+    // IPv4 one).
     let v6 = |a: &str| Some(std::net::SocketAddr::new(a.parse().unwrap(), 1));
     for _ in 0..3 {
         assert_eq!(
@@ -195,6 +196,10 @@ fn reports_only_demote_and_are_rate_limited() {
     );
     assert_eq!(
         tracker.report(&report(&random_peer()), v6("2001:db8:1:3::1")),
+        Err(ReportError::RateLimited)
+    );
+    assert_eq!(
+        tracker.report(&report(&random_peer()), v6("2001:db8:1:102::1")),
         Ok(ReportOutcome::NotListed)
     );
     assert_eq!(

@@ -342,9 +342,10 @@ async fn local_discovery_finds_swarm_nodes_on_the_lan() {
 
 /// Ids are free to make, so one address announcing hundreds of them for a hash (to push
 /// honest providers out of its list and take a herd's charges) keeps at most
-/// `max_providers_per_source` entries: an IPv4 address, or an IPv6 /64 whatever address
-/// in it each came from. Five such addresses (more than the list holds) still leave every
-/// honest provider listed: a full list gives up the oldest entry of the source with most.
+/// `max_providers_per_source` entries: an IPv4 address, or an IPv6 /56 whatever address
+/// (and /64) in it each came from. Five such addresses (more than the list holds) still
+/// leave every honest provider listed: a full list gives up the oldest entry of the network
+/// with most.
 #[test]
 fn one_address_cannot_fill_a_hash_with_ids() {
     let config = TrackerConfig::default();
@@ -378,10 +379,10 @@ fn one_address_cannot_fill_a_hash_with_ids() {
         }
     };
     from_v4(&tracker, "203.0.113.7", 200);
-    // One IPv6 /64, a different address of it for each id.
+    // One IPv6 /56, a different address (in one of two /64s) of it for each id.
     for i in 0..200u16 {
         let p = peer(&random_id(), "198.51.100.1:1");
-        let ip = format!("2001:db8:0:7::{i:x}");
+        let ip = format!("2001:db8:0:{}::{i:x}", if i % 2 == 0 { "7" } else { "ff" });
         tracker
             .announce(&p, std::slice::from_ref(&h), from(&ip))
             .unwrap();
@@ -402,6 +403,64 @@ fn one_address_cannot_fill_a_hash_with_ids() {
         "an honest provider was pushed out"
     );
     assert_eq!(now.len(), per_hash);
+}
+
+/// A source is cheap inside one site: an IPv6 /48 holds 256 homes' /56s. An attacker
+/// announcing one id from each of hundreds of them (the per-source cap never applies)
+/// keeps at most `max_providers_per_network` entries per /48, and when the list is full
+/// the sites with most give entries up: every honest provider stays listed, and a new one
+/// still gets in. (Counted per /56 alone, the attacker's ids pushed every honest one out.)
+#[test]
+fn one_sites_many_sources_cannot_push_honest_providers_out() {
+    let config = TrackerConfig::default();
+    let (per_network, per_hash) = (
+        config.max_providers_per_network,
+        config.max_providers_per_hash,
+    );
+    let tracker = Tracker::new(config);
+    let h = hex_of(b"a site's worth of ids");
+    let hash = BlobRef::from_hex(&h, 0).unwrap().hash;
+    let from = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40000));
+    let announce = |ip: &str| {
+        let id = random_id();
+        let p = peer(&id, "198.51.100.1:1");
+        assert_eq!(
+            tracker.announce(&p, std::slice::from_ref(&h), from(ip)),
+            Ok(1)
+        );
+        id
+    };
+    // Honest providers, each at home: an IPv4 address or an IPv6 /48 of its own.
+    let mut honest: Vec<String> = (1..=10).map(|i| announce(&format!("10.0.0.{i}"))).collect();
+    honest.extend((1..=5).map(|i| announce(&format!("2001:db8:{i}::2"))));
+    let listed =
+        || -> HashSet<String> { tracker.providers(&hash).into_iter().map(|p| p.id).collect() };
+    // Three /48s, 300 ids from each, one from each of 300 /56s, in turn: the list fills.
+    let mut sites: Vec<HashSet<String>> = vec![HashSet::new(); 3];
+    for i in 0..300u16 {
+        for (site, ids) in sites.iter_mut().enumerate() {
+            ids.insert(announce(&format!("2001:db8:7{site}:{:x}::1", i << 8)));
+        }
+    }
+    let now = listed();
+    assert!(
+        honest.iter().all(|id| now.contains(id)),
+        "an honest provider was pushed out"
+    );
+    assert_eq!(now.len(), per_hash);
+    for ids in &sites {
+        assert!(now.intersection(ids).count() <= per_network);
+    }
+    let newcomer = announce("192.0.2.44");
+    let now = listed();
+    assert!(
+        now.contains(&newcomer),
+        "a new honest provider was kept out"
+    );
+    assert!(
+        honest.iter().all(|id| now.contains(id)),
+        "an honest provider was pushed out"
+    );
 }
 
 /// A per-source cap of 0 is read as 1: the list stays bounded.
