@@ -16,6 +16,8 @@
 #                        [--detour-budget S] (the nodes' detour_budget_seconds, default 10)
 #                        [--upload-limit-pct P] (the nodes' upload_limit_bytes_per_sec, as P%
 #                        of --up-mbit; default 0: none)
+#                        [--min-peer-rate-kib K] (the nodes' min_peer_rate_bytes_per_sec in
+#                        KiB/s, default 1024)
 #   CASE: pair      two nodes behind different NATs; the second fetches from the first
 #                   (says whether the bytes came directly/hole-punched or through the relay)
 #         relay     the first node's NAT lets no UDP out but to the origin: the second
@@ -46,6 +48,7 @@ down_mbit=100
 relay_kind=tls
 detour_budget=10
 upload_limit_pct=0
+min_peer_rate_kib=1024
 while [ $# -gt 0 ]; do
   case "$1" in
     --case) case_name="$2"; shift 2 ;;
@@ -56,11 +59,12 @@ while [ $# -gt 0 ]; do
     --relay) relay_kind="$2"; shift 2 ;;
     --detour-budget) detour_budget="$2"; shift 2 ;;
     --upload-limit-pct) upload_limit_pct="$2"; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --min-peer-rate-kib) min_peer_rate_kib="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "fleet.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for v in nodes size_mib up_mbit down_mbit detour_budget; do
+for v in nodes size_mib up_mbit down_mbit detour_budget min_peer_rate_kib; do
   if ! [[ "${!v}" =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
     echo "fleet.sh: --${v//_/-} must be a positive whole number, not ${!v}" >&2; exit 2
   fi
@@ -267,6 +271,7 @@ $( if [ "$relay_kind" = tls ]; then echo 'iroh_relay_ca_file = "../ca.pem"'; fi 
 pull_interval_seconds = 3600
 fetch_only = true
 detour_budget_seconds = $detour_budget
+$( if [ "$min_peer_rate_kib" -ne 1024 ]; then echo "min_peer_rate_bytes_per_sec = $(( min_peer_rate_kib * 1024 ))"; fi )
 $( if [ "$upload_limit_pct" -gt 0 ]; then echo "upload_limit_bytes_per_sec = $(( up_mbit * 1000000 / 8 * upload_limit_pct / 100 ))"; fi )
 TOML
   ip netns exec "$P-n$i" env ARCHY_LOG="${ARCHY_LOG:-info,iroh=warn,iroh_blobs=warn,noq=warn}" \
@@ -417,7 +422,7 @@ case_herd() {
   case_now=herd
   fresh_fleet "$nodes"
   herd "$nodes"
-  result "herd nodes=$nodes failed=$herd_failed origin_egress=$herd_origin blob=$size from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay p50_ms=$(percentile 50 "${herd_times[@]}") p99_ms=$(percentile 99 "${herd_times[@]}")"
+  result "herd nodes=$nodes min_peer_rate_kib=$min_peer_rate_kib failed=$herd_failed origin_egress=$herd_origin blob=$size from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay p50_ms=$(percentile 50 "${herd_times[@]}") p99_ms=$(percentile 99 "${herd_times[@]}")"
   check "all $nodes nodes completed their fetch at the same instant" '[ "$herd_failed" -eq 0 ]'
   teardown_fleet
 }
@@ -433,7 +438,7 @@ case_bench() {
   herd "$nodes"
   local p50 p99
   p50=$(percentile 50 "${herd_times[@]}"); p99=$(percentile 99 "${herd_times[@]}")
-  result "bench nodes=$nodes size_mib=$size_mib up_mbit=$up_mbit down_mbit=$down_mbit detour_budget=$detour_budget upload_limit_pct=$upload_limit_pct failed=$herd_failed alone_ms=$alone p50_ms=$p50 p99_ms=$p99 origin_egress=$herd_origin from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay"
+  result "bench nodes=$nodes size_mib=$size_mib up_mbit=$up_mbit down_mbit=$down_mbit detour_budget=$detour_budget upload_limit_pct=$upload_limit_pct min_peer_rate_kib=$min_peer_rate_kib failed=$herd_failed alone_ms=$alone p50_ms=$p50 p99_ms=$p99 origin_egress=$herd_origin from_peers=$herd_peers direct_bytes=$herd_direct relayed_bytes=$herd_relayed relay_tx=$herd_relay"
   awk -v n="$nodes" -v m="$size_mib" -v eg="$herd_origin" -v sz="$size" -v a="$alone" -v p50="$p50" -v p99="$p99" \
       -v d="$herd_direct" -v r="$herd_relayed" -v pe="$herd_peers" 'BEGIN {
     printf "| N | blob | origin egress (x blob) | alone | p50 (x alone) | p99 (x alone) | from peers | peer UDP direct | peer UDP relayed |\n"

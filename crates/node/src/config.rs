@@ -80,6 +80,10 @@ pub struct NodeConfig {
     /// How much time peers may cost a fetch (failed attempts, stalls, slowness) before
     /// the origin takes over: a fetch finishes within the origin-only time plus this.
     pub detour_budget_seconds: u64,
+    /// The pace a peer must keep (bytes per second) for its time to count as progress, not
+    /// as detour: about what the origin would send this node (default 1 MiB/s). Lower it
+    /// where the origin itself is slower; a peer that falls behind it by seconds rests.
+    pub min_peer_rate_bytes_per_sec: u64,
     /// Caps what this node serves to other nodes, in bytes per second, all of them together
     /// (over iroh and `blobs_listen`). Unset: no cap. On a home link set it a little below
     /// the uplink (e.g. 90%): a full uplink queues the acknowledgements of the node's own
@@ -124,6 +128,7 @@ impl Default for NodeConfig {
             static_peers: Vec::new(),
             local_discovery: false,
             detour_budget_seconds: 10,
+            min_peer_rate_bytes_per_sec: archy_swarm::FetchPolicy::default().min_rate_bytes_per_sec,
             upload_limit_bytes_per_sec: None,
             market_min_score: 50,
             outbox_relays_per_publisher: 2,

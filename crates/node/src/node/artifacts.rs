@@ -374,10 +374,7 @@ impl Node {
     }
 
     fn fetch_policy(&self) -> archy_swarm::FetchPolicy {
-        archy_swarm::FetchPolicy {
-            detour_budget: Duration::from_secs(self.config.detour_budget_seconds),
-            ..Default::default()
-        }
+        self.fetch_policy.clone()
     }
 
     /// Tells the origin's tracker, in the background, that this node now holds `hashes`.

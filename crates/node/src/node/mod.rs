@@ -99,6 +99,9 @@ pub struct Node {
     operator: operator::OperatorSlot,
     /// The CAs `wss://` relays may chain to (`relay_ca_certs`), read at start.
     relay_tls: archy_marketplace::RelayTls,
+    /// How fetches treat peers and the origin (`detour_budget_seconds`,
+    /// `min_peer_rate_bytes_per_sec`), checked at start.
+    fetch_policy: archy_swarm::FetchPolicy,
 }
 
 /// How often the store's liveness is probed (idle, and during a long store call).
@@ -148,6 +151,7 @@ impl Node {
         let relay_tls = archy_marketplace::RelayTls::with_ca_files(&config.relay_ca_certs)
             .context("relay_ca_certs in the node config")?;
 
+        let fetch_policy = fetch_policy(&config)?;
         let swarm = Arc::new(Swarm::start(swarm_config(&config)?).await?);
         for peer in &config.static_peers {
             swarm
@@ -191,6 +195,7 @@ impl Node {
             fatal: tokio::sync::watch::channel(None).0,
             operator: Default::default(),
             relay_tls,
+            fetch_policy,
         });
         node.recover_interrupted().await?;
         Ok(node)
@@ -450,6 +455,20 @@ async fn restore_trust(config: &NodeConfig, db: &Db) -> anyhow::Result<TrustStat
     };
     db::set_meta(db, "pinned_root", &anchor_hash).await?;
     Ok(trust)
+}
+
+/// How the node's fetches treat peers and the origin (checked at start).
+pub(crate) fn fetch_policy(config: &NodeConfig) -> anyhow::Result<archy_swarm::FetchPolicy> {
+    if config.min_peer_rate_bytes_per_sec == 0 {
+        anyhow::bail!(
+            "min_peer_rate_bytes_per_sec = 0 in the node config would count all time with peers as detour: leave it out for the default (1 MiB/s)"
+        );
+    }
+    Ok(archy_swarm::FetchPolicy {
+        detour_budget: std::time::Duration::from_secs(config.detour_budget_seconds),
+        min_rate_bytes_per_sec: config.min_peer_rate_bytes_per_sec,
+        ..Default::default()
+    })
 }
 
 /// The swarm's part of the node config.

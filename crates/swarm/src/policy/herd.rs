@@ -541,18 +541,13 @@ impl OriginSlot {
         let alone = take == Take::All;
         let ranges = match take {
             Take::All => ranges,
-            Take::Pieces(count) => {
+            Take::Pieces(count) | Take::Front(count) => {
                 let mut pieces = pieces_of(&ranges, end);
-                pieces.shuffle(&mut rand::rng());
+                if matches!(take, Take::Pieces(_)) {
+                    pieces.shuffle(&mut rand::rng());
+                }
                 let mut taken = ChunkRanges::empty();
                 for piece in pieces.into_iter().take(count) {
-                    taken |= piece_range(piece) & ranges.clone();
-                }
-                taken
-            }
-            Take::Front(count) => {
-                let mut taken = ChunkRanges::empty();
-                for piece in pieces_of(&ranges, end).into_iter().take(count) {
                     taken |= piece_range(piece) & ranges.clone();
                 }
                 taken

@@ -449,6 +449,36 @@ async fn only_followed_or_gated_publishers_lend_their_relays() {
     node.shutdown().await;
 }
 
+/// `min_peer_rate_bytes_per_sec` and `detour_budget_seconds` make the fetch policy; a rate
+/// of 0, which would count every moment with a peer as detour, is refused by name.
+#[test]
+fn the_peer_rate_and_detour_budget_reach_the_fetch_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fetch_policy = crate::node::fetch_policy;
+    let set = NodeConfig {
+        min_peer_rate_bytes_per_sec: 256 * 1024,
+        detour_budget_seconds: 30,
+        ..config(tmp.path(), Vec::new())
+    };
+    let policy = fetch_policy(&set).unwrap();
+    assert_eq!(policy.min_rate_bytes_per_sec, 256 * 1024);
+    assert_eq!(policy.detour_budget, std::time::Duration::from_secs(30));
+    let default = fetch_policy(&config(tmp.path(), Vec::new())).unwrap();
+    assert_eq!(
+        default.min_rate_bytes_per_sec,
+        archy_swarm::FetchPolicy::default().min_rate_bytes_per_sec
+    );
+    let zero = NodeConfig {
+        min_peer_rate_bytes_per_sec: 0,
+        ..config(tmp.path(), Vec::new())
+    };
+    let err = fetch_policy(&zero).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("min_peer_rate_bytes_per_sec = 0"),
+        "{err:#}"
+    );
+}
+
 /// `upload_limit_bytes_per_sec` reaches the swarm (whose limiter the swarm's own tests
 /// measure); 0, which would serve nothing, is refused by name.
 #[test]
