@@ -61,6 +61,7 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
             swarm.endpoint_id()
         );
     }
+    let mut served = Vec::new();
     for app in &catalog.apps {
         for artifact in &app.artifacts {
             let path =
@@ -81,6 +82,7 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
                 );
             }
             info!(app = %app.id, artifact = %artifact.name, hash = %artifact.blake3, "serving artifact");
+            served.push(expected.hash);
         }
     }
     let roots = Arc::new(load_roots(config.roots.as_deref())?);
@@ -137,8 +139,10 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         .merge(archy_swarm::http_routes(swarm.clone()))
         // Nodes announce the blobs they hold; others ask who holds one (peers offload us).
         // A peer reported unreachable is dialed by our own swarm before anything changes.
+        // Only this catalog's artifacts are listed: other hashes, made up for free, would
+        // fill the tracker's table.
         .merge(archy_swarm::tracker_routes(Arc::new(
-            archy_swarm::Tracker::with_prober(Default::default(), swarm.clone()),
+            archy_swarm::Tracker::with_prober(Default::default(), swarm.clone()).only(served),
         )));
     Ok(Origin { swarm, router })
 }

@@ -1,7 +1,8 @@
 //! Finding providers: the origin keeps a small tracker of which nodes say they hold which
 //! hash. It never vouches for anything: a listed node is only worth trying, every byte it
 //! sends is verified, and a liar gets a strike. Entries expire, and both the number of
-//! providers per hash and of hashes are bounded so announcements cannot exhaust memory.
+//! providers per hash and of hashes are bounded so announcements cannot exhaust memory;
+//! an origin's tracker lists only its catalog's hashes ([`Tracker::only`]).
 //!
 //! `POST /v1/swarm/announce` takes an [`Announcement`] (`{"peer": PeerAddr, "hashes":
 //! ["<hex>", ...], "issued_at_ms": n, "signature": "<hex>"}`, signed by the peer's
@@ -244,15 +245,17 @@ fn network_key(ip: IpAddr) -> IpAddr {
     prefix(ip, 32, 48)
 }
 
-/// The first `v4` or `v6` bits of `ip` (an IPv4-mapped IPv6 address counts as IPv4).
+/// The first `v4` or `v6` bits of `ip`. An IPv6 address that carries an IPv4 one counts
+/// as that IPv4 address ([`embedded_ipv4`]).
 fn prefix(ip: IpAddr, v4: u32, v6: u32) -> IpAddr {
+    debug_assert!(v4 <= 32 && v6 <= 128);
     let v4_prefix = |a: std::net::Ipv4Addr| {
         let mask = u32::MAX.checked_shl(32 - v4).unwrap_or(0);
         IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) & mask))
     };
     match ip {
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(mapped) => v4_prefix(mapped),
+        IpAddr::V6(a) => match embedded_ipv4(a) {
+            Some(inner) => v4_prefix(inner),
             None => {
                 let mask = u128::MAX.checked_shl(128 - v6).unwrap_or(0);
                 IpAddr::from(std::net::Ipv6Addr::from(u128::from(a) & mask))
@@ -260,6 +263,30 @@ fn prefix(ip: IpAddr, v4: u32, v6: u32) -> IpAddr {
         },
         IpAddr::V4(a) => v4_prefix(a),
     }
+}
+
+/// The IPv4 address an IPv6 one stands for: IPv4-mapped (`::ffff:a.b.c.d`), NAT64's
+/// well-known prefix (`64:ff9b::a.b.c.d`: a translating tracker sees every IPv4 client
+/// there), 6to4 (`2002:AABB:CCDD::/48` is one IPv4 address's, so one address would be two
+/// networks) and Teredo (`2001:0::/32`, the client's address inverted in the last 32 bits;
+/// the prefix names the Teredo server, shared by its clients).
+fn embedded_ipv4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let bits = u128::from(a);
+    let low32 = bits as u32;
+    if let Some(mapped) = a.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    match a.segments() {
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low32.into()),
+        [0x2002, ..] => Some(((bits >> 80) as u32).into()),
+        [0x2001, 0, ..] => Some((!low32).into()),
+        _ => None,
+    }
+}
+
+/// `source` with an IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(source: Option<SocketAddr>) -> Option<SocketAddr> {
+    source.map(|s| SocketAddr::new(s.ip().to_canonical(), s.port()))
 }
 
 /// Source addresses whose report counts are remembered.
@@ -272,6 +299,8 @@ pub struct Tracker {
     state: Mutex<TrackerState>,
     /// The swarm that dials reported peers to see whether they answer.
     prober: Option<Arc<Swarm>>,
+    /// The only hashes listed, when set ([`Tracker::only`]).
+    tracked: Option<std::collections::HashSet<Hash>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -279,6 +308,7 @@ impl std::fmt::Debug for Tracker {
         f.debug_struct("Tracker")
             .field("config", &self.config)
             .field("probes", &self.prober.is_some())
+            .field("tracked", &self.tracked.as_ref().map(|t| t.len()))
             .finish_non_exhaustive()
     }
 }
@@ -342,7 +372,26 @@ impl Tracker {
             config,
             state: Mutex::default(),
             prober: None,
+            tracked: None,
         }
+    }
+
+    /// Lists only `hashes` (an origin's: the artifacts of the catalog it serves); an
+    /// announcement's other hashes are not recorded, and one with none of them is answered
+    /// before its signature is checked. Without it any hash is listed, up to
+    /// [`TrackerConfig::max_hashes`]: announcements of made-up hashes (free, like the ids)
+    /// filled the table, kept the hashes of the next release out, and held about 750 bytes
+    /// an entry.
+    pub fn only(self, hashes: impl IntoIterator<Item = Hash>) -> Self {
+        Self {
+            tracked: Some(hashes.into_iter().collect()),
+            ..self
+        }
+    }
+
+    /// Whether `hash` may be listed.
+    fn tracks(&self, hash: &Hash) -> bool {
+        self.tracked.as_ref().is_none_or(|t| t.contains(hash))
     }
 
     /// A tracker that dials each peer reported unreachable through `swarm` (the origin's)
@@ -466,8 +515,13 @@ impl Tracker {
         source: Option<SocketAddr>,
         now: u64,
     ) -> std::result::Result<usize, AnnounceError> {
-        // The counts first: they are cheap, the signature is not.
+        // The counts first: they are cheap, the signature is not; nor is a signature
+        // checked for an announcement of nothing this tracker lists.
         self.check_counts(&announcement.peer, &announcement.hashes)?;
+        let hashes = signed::parse_hashes(&announcement.hashes).map_err(AnnounceError::BadHash)?;
+        if !hashes.iter().any(|h| self.tracks(h)) {
+            return Ok(0);
+        }
         announcement.check(now)?;
         self.record(
             &announcement.peer,
@@ -535,6 +589,8 @@ impl Tracker {
         signed: bool,
     ) -> std::result::Result<usize, AnnounceError> {
         let c = &self.config;
+        // An IPv4 announcer on a dual-stack socket is seen as `::ffff:a.b.c.d`.
+        let source = canonical(source);
         let id = peer
             .endpoint_id()
             .map_err(|_| AnnounceError::BadPeerId(peer.id.clone()))?;
@@ -588,6 +644,9 @@ impl Tracker {
         }
         let mut accepted = 0;
         for hash in hashes {
+            if !self.tracks(&hash) {
+                continue;
+            }
             if !state.providers.contains_key(&hash) && state.providers.len() >= c.max_hashes {
                 debug!(%hash, "tracker full; announcement ignored");
                 continue;
@@ -675,7 +734,7 @@ impl Tracker {
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         let mut state = self.lock();
-        let key = source.map(|s| source_key(s.ip()));
+        let key = canonical(source).map(|s| source_key(s.ip()));
         if !state.reporters.contains_key(&key) && state.reporters.len() >= MAX_REPORTERS {
             state
                 .reporters

@@ -916,6 +916,8 @@ impl Swarm {
         // Since when no peer transfer has been in flight.
         let mut idle_since = Some(Instant::now());
         let mut refreshed: Option<Instant> = None;
+        // For the log at the end: passes, tracker queries, peers asked what they hold.
+        let (mut passes, mut queries, mut asked) = (0u64, 0u64, 0u64);
         // Transfers in flight; they keep moving while the next survey runs.
         let mut inflight: FuturesUnordered<Transfer<'_>> = FuturesUnordered::new();
         // The origin's transfers in flight.
@@ -943,6 +945,7 @@ impl Swarm {
             if origin.failed {
                 break;
             }
+            passes += 1;
             // The origin's time is not detour.
             if origin.busy.is_empty() {
                 peer_clock += clock.elapsed();
@@ -971,6 +974,7 @@ impl Swarm {
             let refresh = refreshed.is_none_or(|t| t.elapsed() >= REFRESH);
             if refresh {
                 refreshed = Some(Instant::now());
+                queries += 1;
             }
             let fresh = self.to_dial(hash, &herd, origins, report);
             herd.dialed += fresh.len();
@@ -983,6 +987,7 @@ impl Swarm {
                 .collect();
             idle.shuffle(&mut rand::rng());
             idle.truncate(ASKED_PER_SURVEY);
+            asked += (idle.len() + fresh.len()) as u64;
             let survey = self.survey(tracker, hash, refresh, fresh, idle, connect);
             tokio::pin!(survey);
             // Transfers in flight are settled as they end meanwhile; no new origin piece goes
@@ -1139,6 +1144,7 @@ impl Swarm {
                 _ = tokio::time::sleep(RESURVEY) => {}
             }
         }
+        debug!(hash = %blob.hex(), passes, queries, asked, "herd rounds ended");
         // Dropping a transfer cancels it; what verified stays in the store.
         drop(inflight);
         for (_, (peer, conn)) in herd.conns {

@@ -409,7 +409,8 @@ fn one_address_cannot_fill_a_hash_with_ids() {
 /// announcing one id from each of hundreds of them (the per-source cap never applies)
 /// keeps at most `max_providers_per_network` entries per /48, and when the list is full
 /// the sites with most give entries up: every honest provider stays listed, and a new one
-/// still gets in. (Counted per /56 alone, the attacker's ids pushed every honest one out.)
+/// gets in and stays. (Counted per /56 alone, the attacker's ids pushed every honest one
+/// out; without the network cap one site took all the list's free places.)
 #[test]
 fn one_sites_many_sources_cannot_push_honest_providers_out() {
     let config = TrackerConfig::default();
@@ -435,11 +436,21 @@ fn one_sites_many_sources_cannot_push_honest_providers_out() {
     honest.extend((1..=5).map(|i| announce(&format!("2001:db8:{i}::2"))));
     let listed =
         || -> HashSet<String> { tracker.providers(&hash).into_iter().map(|p| p.id).collect() };
-    // Three /48s, 300 ids from each, one from each of 300 /56s, in turn: the list fills.
-    let mut sites: Vec<HashSet<String>> = vec![HashSet::new(); 3];
-    for i in 0..300u16 {
-        for (site, ids) in sites.iter_mut().enumerate() {
-            ids.insert(announce(&format!("2001:db8:7{site}:{:x}::1", i << 8)));
+    // One /48: 300 ids from its 256 /56s (a /64 of each).
+    let site = |n: u32, i: u32| format!("2001:db8:7{n}:{:x}:{:x}::1", (i % 256) << 8, i);
+    let first: HashSet<String> = (0..300).map(|i| announce(&site(0, i))).collect();
+    let now = listed();
+    assert!(
+        honest.iter().all(|id| now.contains(id)),
+        "an honest provider was pushed out"
+    );
+    assert_eq!(now.intersection(&first).count(), per_network);
+    assert_eq!(now.len(), honest.len() + per_network);
+    // Two more such sites, in turn: the list fills.
+    let mut others: Vec<HashSet<String>> = vec![HashSet::new(); 2];
+    for i in 0..300 {
+        for (n, ids) in others.iter_mut().enumerate() {
+            ids.insert(announce(&site(n as u32 + 1, i)));
         }
     }
     let now = listed();
@@ -448,19 +459,100 @@ fn one_sites_many_sources_cannot_push_honest_providers_out() {
         "an honest provider was pushed out"
     );
     assert_eq!(now.len(), per_hash);
-    for ids in &sites {
+    for ids in others.iter().chain([&first]) {
         assert!(now.intersection(ids).count() <= per_network);
     }
+    // A new honest provider gets in, and stays while the sites go on announcing.
     let newcomer = announce("192.0.2.44");
+    for i in 0..100 {
+        announce(&site(i % 3, i));
+    }
     let now = listed();
     assert!(
         now.contains(&newcomer),
-        "a new honest provider was kept out"
+        "a new honest provider was pushed out"
     );
     assert!(
         honest.iter().all(|id| now.contains(id)),
         "an honest provider was pushed out"
     );
+}
+
+/// An IPv6 address that carries an IPv4 one (NAT64, 6to4, Teredo, IPv4-mapped) is that
+/// IPv4 address's source: one address cannot take a second set of places through a 6to4
+/// or Teredo prefix. And an IPv4 announcer seen on a dual-stack socket (`::ffff:a.b.c.d`)
+/// has its `0.0.0.0:port` completed with its IPv4 address.
+#[test]
+fn ipv6_forms_of_one_ipv4_address_are_one_source() {
+    let config = TrackerConfig::default();
+    let per_source = config.max_providers_per_source;
+    let tracker = Tracker::new(config);
+    let h = hex_of(b"one address, four spellings");
+    let hash = BlobRef::from_hex(&h, 0).unwrap().hash;
+    let from = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 40000));
+    // 203.0.113.7 is cb00:7107; Teredo carries it inverted (34ff:8ef8).
+    for ip in [
+        "203.0.113.7",
+        "::ffff:203.0.113.7",
+        "64:ff9b::cb00:7107",
+        "2002:cb00:7107::1",
+        "2002:cb00:7107:ff00::2",
+        "2001:0:4136:e378:8000:63bf:34ff:8ef8",
+    ] {
+        for _ in 0..per_source {
+            let p = peer(&random_id(), "198.51.100.1:1");
+            tracker
+                .announce(&p, std::slice::from_ref(&h), from(ip))
+                .unwrap();
+        }
+    }
+    assert_eq!(tracker.providers(&hash).len(), per_source);
+
+    let id = random_id();
+    let unspecified = peer(&id, "0.0.0.0:7000");
+    tracker
+        .announce(
+            &unspecified,
+            std::slice::from_ref(&h),
+            from("::ffff:198.51.100.9"),
+        )
+        .unwrap();
+    let listed = tracker.providers(&hash);
+    let entry = listed.iter().find(|p| p.id == id).expect("listed");
+    assert_eq!(entry.addrs, vec!["198.51.100.9:7000".parse().unwrap()]);
+}
+
+/// A tracker that lists only its origin's hashes records nothing else, and answers an
+/// announcement of nothing it lists before checking its signature: made-up hashes, free
+/// like the ids, neither fill its table nor cost it a signature check.
+#[test]
+fn a_tracker_lists_only_the_hashes_it_tracks() {
+    let served = hex_of(b"in the catalog");
+    let served_hash = BlobRef::from_hex(&served, 0).unwrap().hash;
+    let tracker = Tracker::new(TrackerConfig::default()).only([served_hash]);
+    let made_up: Vec<String> = (0..1000u32).map(|i| hex_of(&i.to_le_bytes())).collect();
+    let from = Some("203.0.113.9:4000".parse().unwrap());
+    let p = peer(&random_id(), "198.51.100.1:1");
+    assert_eq!(tracker.announce(&p, &made_up, from), Ok(0));
+    let mut both = made_up.clone();
+    both.push(served.clone());
+    assert_eq!(tracker.announce(&p, &both, from), Ok(1));
+    assert_eq!(tracker.providers(&served_hash).len(), 1);
+    let first_made_up = BlobRef::from_hex(&made_up[0], 0).unwrap().hash;
+    assert!(tracker.providers(&first_made_up).is_empty());
+
+    // Signed by nobody: refused when it names a tracked hash, not even checked otherwise.
+    let key = SecretKey::generate();
+    let mut forged = crate::tracker::Announcement::sign(
+        &key,
+        peer(&key.public().to_string(), "198.51.100.2:1"),
+        unix_now_ms(),
+        &[first_made_up],
+    );
+    forged.signature = "00".repeat(64);
+    assert_eq!(tracker.announce_signed(&forged, from), Ok(0));
+    forged.hashes.push(served);
+    assert!(tracker.announce_signed(&forged, from).is_err());
 }
 
 /// A per-source cap of 0 is read as 1: the list stays bounded.
