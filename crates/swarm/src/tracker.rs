@@ -108,6 +108,11 @@ pub struct TrackerConfig {
     /// Reports of unreachable peers accepted per source (an IPv4 address, an IPv6 /56) per
     /// minute.
     pub max_reports_per_minute: u32,
+    /// Signed announcements accepted per source per minute, from any address but loopback
+    /// (a node announces as a fetch starts, as it ends and after each pull: a home of ten
+    /// nodes installing an app of three artifacts sends about 60). Each costs a signature
+    /// check and a pass over the entries of each hash, under the tracker's lock.
+    pub max_announcements_per_minute: u32,
     /// How long the tracker's own dial of a reported peer may take to connect (a relayed
     /// dial included) before the peer counts as gone ([`Tracker::with_prober`]).
     pub probe_timeout: Duration,
@@ -127,6 +132,7 @@ impl Default for TrackerConfig {
             max_body_bytes: 80 * 1024,
             max_returned: 64,
             max_reports_per_minute: 30,
+            max_announcements_per_minute: 120,
             probe_timeout: Duration::from_secs(10),
         }
     }
@@ -204,8 +210,10 @@ struct Entry {
 struct TrackerState {
     providers: HashMap<Hash, Vec<Entry>>,
     last_sweep: Option<Instant>,
-    /// Reports per source address in the current minute: (window start, count).
-    reporters: HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
+    /// Reports per source in the current minute.
+    reporters: PerMinute,
+    /// Signed announcements per source in the current minute.
+    announcers: PerMinute,
     /// Peers whose probe is running.
     probing: std::collections::HashSet<EndpointId>,
     /// Withdrawn (hash, peer) pairs, with the withdrawal's issue time (Unix ms, the end of
@@ -289,8 +297,36 @@ fn canonical(source: Option<SocketAddr>) -> Option<SocketAddr> {
     source.map(|s| SocketAddr::new(s.ip().to_canonical(), s.port()))
 }
 
-/// Source addresses whose report counts are remembered.
-const MAX_REPORTERS: usize = 10_000;
+/// Sources whose counts one [`PerMinute`] remembers.
+const MAX_COUNTED: usize = 10_000;
+
+/// Requests per source ([`source_key`]) in the current minute: (window start, count).
+#[derive(Debug, Default)]
+struct PerMinute(HashMap<Option<IpAddr>, (Instant, u32)>);
+
+impl PerMinute {
+    /// Counts a request from `key` at `now`, unless `key` made `max` this minute already or
+    /// [`MAX_COUNTED`] other sources are counted this minute (then it is refused too).
+    fn admit(&mut self, key: Option<IpAddr>, now: Instant, max: u32) -> bool {
+        let minute = Duration::from_secs(60);
+        if !self.0.contains_key(&key) && self.0.len() >= MAX_COUNTED {
+            self.0
+                .retain(|_, (since, _)| now.duration_since(*since) < minute);
+            if self.0.len() >= MAX_COUNTED {
+                return false;
+            }
+        }
+        let (since, count) = self.0.entry(key).or_insert((now, 0));
+        if now.duration_since(*since) >= minute {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
 
 /// Which nodes said they hold which hash, for a while.
 #[derive(Default)]
@@ -364,6 +400,8 @@ pub enum AnnounceError {
     Unsigned,
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error("too many announcements from this address; try again in a minute")]
+    RateLimited,
 }
 
 impl Tracker {
@@ -519,8 +557,15 @@ impl Tracker {
         // checked for an announcement of nothing this tracker lists.
         self.check_counts(&announcement.peer, &announcement.hashes)?;
         let hashes = signed::parse_hashes(&announcement.hashes).map_err(AnnounceError::BadHash)?;
-        if !hashes.iter().any(|h| self.tracks(h)) {
+        if !hashes.is_empty() && !hashes.iter().any(|h| self.tracks(h)) {
             return Ok(0);
+        }
+        if let Some(source) = canonical(source).filter(|s| !s.ip().is_loopback()) {
+            let key = Some(source_key(source.ip()));
+            let max = self.config.max_announcements_per_minute;
+            if !self.lock().announcers.admit(key, Instant::now(), max) {
+                return Err(AnnounceError::RateLimited);
+            }
         }
         announcement.check(now)?;
         self.record(
@@ -732,25 +777,14 @@ impl Tracker {
         source: Option<SocketAddr>,
     ) -> std::result::Result<ReportOutcome, ReportError> {
         let now = Instant::now();
-        let minute = Duration::from_secs(60);
         let mut state = self.lock();
         let key = canonical(source).map(|s| source_key(s.ip()));
-        if !state.reporters.contains_key(&key) && state.reporters.len() >= MAX_REPORTERS {
-            state
-                .reporters
-                .retain(|_, (since, _)| now.duration_since(*since) < minute);
-            if state.reporters.len() >= MAX_REPORTERS {
-                return Err(ReportError::RateLimited);
-            }
-        }
-        let (since, count) = state.reporters.entry(key).or_insert((now, 0));
-        if now.duration_since(*since) >= minute {
-            (*since, *count) = (now, 0);
-        }
-        if *count >= self.config.max_reports_per_minute {
+        if !state
+            .reporters
+            .admit(key, now, self.config.max_reports_per_minute)
+        {
             return Err(ReportError::RateLimited);
         }
-        *count += 1;
         let entry = state
             .providers
             .get_mut(&hash)
@@ -957,6 +991,9 @@ async fn announce(
             recorded: Some(recorded),
         })
         .into_response(),
+        Err(e @ AnnounceError::RateLimited) => {
+            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
+        }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }

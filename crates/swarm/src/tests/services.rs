@@ -555,6 +555,55 @@ fn a_tracker_lists_only_the_hashes_it_tracks() {
     assert!(tracker.announce_signed(&forged, from).is_err());
 }
 
+/// Signed announcements are counted per source and minute, like reports: past the bound
+/// one is refused before its signature is checked (429 over HTTP), other sources go on,
+/// and loopback (the operator's own processes) is not counted.
+#[test]
+fn announcements_are_rate_limited_per_source() {
+    let tracker = Tracker::new(TrackerConfig {
+        max_announcements_per_minute: 3,
+        ..TrackerConfig::default()
+    });
+    let key = SecretKey::generate();
+    let h = BlobRef::from_hex(&hex_of(b"announced often"), 0)
+        .unwrap()
+        .hash;
+    let announcement = crate::tracker::Announcement::sign(
+        &key,
+        peer(&key.public().to_string(), "198.51.100.2:1"),
+        unix_now_ms(),
+        &[h],
+    );
+    let from = |ip: &str| Some(std::net::SocketAddr::new(ip.parse().unwrap(), 4000));
+    let mut answers: Vec<_> = (0..4)
+        .map(|_| tracker.announce_signed(&announcement, from("203.0.113.9")))
+        .collect();
+    assert_eq!(answers.pop(), Some(Err(AnnounceError::RateLimited)));
+    assert_eq!(answers, vec![Ok(1), Ok(0), Ok(0)]);
+    // Another source has its own count; the addresses (and /64s) of one /56 share one.
+    assert_eq!(
+        tracker.announce_signed(&announcement, from("198.51.100.7")),
+        Ok(0)
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            tracker.announce_signed(&announcement, from("2001:db8:5:2::1")),
+            Ok(0)
+        );
+    }
+    assert_eq!(
+        tracker.announce_signed(&announcement, from("2001:db8:5:3::9")),
+        Err(AnnounceError::RateLimited)
+    );
+    for _ in 0..10 {
+        assert!(
+            tracker
+                .announce_signed(&announcement, from("127.0.0.1"))
+                .is_ok()
+        );
+    }
+}
+
 /// A per-source cap of 0 is read as 1: the list stays bounded.
 #[test]
 fn a_per_source_cap_of_zero_keeps_one() {
