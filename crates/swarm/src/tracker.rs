@@ -304,16 +304,27 @@ const MAX_COUNTED: usize = 10_000;
 #[derive(Debug, Default)]
 struct PerMinute(HashMap<Option<IpAddr>, (Instant, u32)>);
 
+/// What [`PerMinute::admit`] says of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// Counted, within the source's bound.
+    Yes,
+    /// The source made its `max` this minute.
+    Over,
+    /// A new source while [`MAX_COUNTED`] others are counted this minute: not counted.
+    Uncounted,
+}
+
 impl PerMinute {
     /// Counts a request from `key` at `now`, unless `key` made `max` this minute already or
-    /// [`MAX_COUNTED`] other sources are counted this minute (then it is refused too).
-    fn admit(&mut self, key: Option<IpAddr>, now: Instant, max: u32) -> bool {
+    /// [`MAX_COUNTED`] other sources are counted this minute.
+    fn admit(&mut self, key: Option<IpAddr>, now: Instant, max: u32) -> Admit {
         let minute = Duration::from_secs(60);
         if !self.0.contains_key(&key) && self.0.len() >= MAX_COUNTED {
             self.0
                 .retain(|_, (since, _)| now.duration_since(*since) < minute);
             if self.0.len() >= MAX_COUNTED {
-                return false;
+                return Admit::Uncounted;
             }
         }
         let (since, count) = self.0.entry(key).or_insert((now, 0));
@@ -321,10 +332,10 @@ impl PerMinute {
             (*since, *count) = (now, 0);
         }
         if *count >= max {
-            return false;
+            return Admit::Over;
         }
         *count += 1;
-        true
+        Admit::Yes
     }
 }
 
@@ -563,7 +574,9 @@ impl Tracker {
         if let Some(source) = canonical(source).filter(|s| !s.ip().is_loopback()) {
             let key = Some(source_key(source.ip()));
             let max = self.config.max_announcements_per_minute;
-            if !self.lock().announcers.admit(key, Instant::now(), max) {
+            // Past the table's bound a new source is let through uncounted: many sources
+            // (a few /48s' worth of /56s) must not shut honest nodes out of the tracker.
+            if self.lock().announcers.admit(key, Instant::now(), max) == Admit::Over {
                 return Err(AnnounceError::RateLimited);
             }
         }
@@ -779,9 +792,11 @@ impl Tracker {
         let now = Instant::now();
         let mut state = self.lock();
         let key = canonical(source).map(|s| source_key(s.ip()));
-        if !state
+        // Past the table's bound a new source is refused: a report only demotes.
+        if state
             .reporters
             .admit(key, now, self.config.max_reports_per_minute)
+            != Admit::Yes
         {
             return Err(ReportError::RateLimited);
         }

@@ -602,6 +602,26 @@ fn announcements_are_rate_limited_per_source() {
                 .is_ok()
         );
     }
+    // Sources enough to fill the count's table (10,000: forged announcements, counted
+    // before their signature is checked) do not shut a new honest announcer out.
+    let mut forged = announcement.clone();
+    forged.signature = "00".repeat(64);
+    for i in 0..10_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 | i);
+        let refused = tracker.announce_signed(&forged, from(&ip.to_string()));
+        assert!(
+            matches!(refused, Err(AnnounceError::Signature(_))),
+            "{refused:?}"
+        );
+    }
+    let honest = SecretKey::generate();
+    let its = crate::tracker::Announcement::sign(
+        &honest,
+        peer(&honest.public().to_string(), "198.51.100.3:1"),
+        unix_now_ms(),
+        &[h],
+    );
+    assert_eq!(tracker.announce_signed(&its, from("192.0.2.77")), Ok(1));
 }
 
 /// A per-source cap of 0 is read as 1: the list stays bounded.
