@@ -86,11 +86,15 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         }
     }
     let roots = Arc::new(load_roots(config.roots.as_deref())?);
-    let history = Arc::new(record_history(
+    let History {
+        files: history,
+        older_artifacts,
+    } = record_history(
         &config.data_dir.join(HISTORY_DIR),
         &envelope_bytes,
         &catalog,
-    )?);
+    )?;
+    let history = Arc::new(history);
     let catalog_body = envelope_bytes.clone();
     let router = Router::new()
         .route(
@@ -139,10 +143,12 @@ pub async fn prepare(config: &OriginConfig) -> anyhow::Result<Origin> {
         .merge(archy_swarm::http_routes(swarm.clone()))
         // Nodes announce the blobs they hold; others ask who holds one (peers offload us).
         // A peer reported unreachable is dialed by our own swarm before anything changes.
-        // Only this catalog's artifacts are listed: other hashes, made up for free, would
-        // fill the tracker's table.
+        // Only the artifacts of the catalogs it serves are listed (the older ones' too: a
+        // node that has not pulled the new catalog yet still fetches and announces them):
+        // other hashes, made up for free, would fill the tracker's table.
         .merge(archy_swarm::tracker_routes(Arc::new(
-            archy_swarm::Tracker::with_prober(Default::default(), swarm.clone()).only(served),
+            archy_swarm::Tracker::with_prober(Default::default(), swarm.clone())
+                .only(served.into_iter().chain(older_artifacts)),
         )));
     Ok(Origin { swarm, router })
 }
@@ -155,17 +161,22 @@ struct Kept {
     path: PathBuf,
     link: String,
     previous: Option<String>,
+    /// The hashes of the artifacts it names.
+    artifacts: Vec<archy_swarm::Hash>,
+}
+
+/// The catalogs an origin serves, by version, and the artifacts the older ones name.
+struct History {
+    files: BTreeMap<u64, PathBuf>,
+    older_artifacts: Vec<archy_swarm::Hash>,
 }
 
 /// Loads the catalogs this origin served before (and any older ones copied in), refuses a
 /// served catalog that nodes would refuse against them (same version with other content,
 /// an older version, not naming the version before it), and keeps the served one.
-/// Returns version → file, for `GET /v1/catalog/{version}`.
-fn record_history(
-    dir: &Path,
-    envelope_bytes: &[u8],
-    catalog: &Catalog,
-) -> anyhow::Result<BTreeMap<u64, PathBuf>> {
+/// Returns version → file, for `GET /v1/catalog/{version}`, and the artifacts of the
+/// older versions.
+fn record_history(dir: &Path, envelope_bytes: &[u8], catalog: &Catalog) -> anyhow::Result<History> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut kept: BTreeMap<u64, Kept> = BTreeMap::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -182,12 +193,20 @@ fn record_history(
         let old = Catalog::from_json(&envelope.payload_bytes()?)
             .with_context(|| format!("{}", path.display()))?;
         let link = archy_registry::catalog_link(&envelope)?;
+        let artifacts = old
+            .apps
+            .iter()
+            .flat_map(|app| &app.artifacts)
+            .filter_map(|a| BlobRef::from_hex(&a.blake3, a.size).ok())
+            .map(|blob| blob.hash)
+            .collect();
         if let Some(other) = kept.insert(
             old.version,
             Kept {
                 path: path.clone(),
                 link,
                 previous: old.previous,
+                artifacts,
             },
         ) {
             bail!(
@@ -255,10 +274,14 @@ fn record_history(
     let tmp = dir.join(format!(".{version}.json.tmp"));
     std::fs::write(&tmp, envelope_bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    let mut served: BTreeMap<u64, PathBuf> = kept.into_iter().map(|(v, k)| (v, k.path)).collect();
-    served.insert(version, path);
-    info!(versions = served.len(), dir = %dir.display(), "serving catalog history");
-    Ok(served)
+    let older_artifacts = kept.values().flat_map(|k| k.artifacts.clone()).collect();
+    let mut files: BTreeMap<u64, PathBuf> = kept.into_iter().map(|(v, k)| (v, k.path)).collect();
+    files.insert(version, path);
+    info!(versions = files.len(), dir = %dir.display(), "serving catalog history");
+    Ok(History {
+        files,
+        older_artifacts,
+    })
 }
 
 /// Reads every `*.json` root envelope in `dir`, keyed by the version its payload names.
@@ -316,8 +339,49 @@ mod tests {
         (env.to_bytes(), catalog)
     }
 
+    /// Catalog `version`, naming one artifact of hello with the hash of `content`.
+    fn with_artifact(version: u64, previous: Option<&[u8]>, content: &[u8]) -> (Vec<u8>, Catalog) {
+        let manifest_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../apps/hello/manifest.yml");
+        let manifest =
+            archy_registry::Manifest::from_yaml(&std::fs::read_to_string(manifest_path).unwrap())
+                .unwrap();
+        let (_, mut catalog) = signed(version, "a", previous);
+        catalog.apps = vec![archy_registry::CatalogApp {
+            id: manifest.id.clone(),
+            version: manifest.version.clone(),
+            manifest,
+            artifacts: vec![archy_registry::Artifact {
+                name: "image".into(),
+                blake3: blake3::hash(content).to_hex().to_string(),
+                size: content.len() as u64,
+                media_type: "application/vnd.oci.image.layout.v1.tar".into(),
+            }],
+        }];
+        let mut env = Envelope::unsigned(PayloadType::Catalog, &catalog.to_json());
+        env.sign(&SecretKey::from_bytes(&[2; 32])).unwrap();
+        (env.to_bytes(), catalog)
+    }
+
+    /// The tracker lists the artifacts of the older catalogs an origin keeps besides the
+    /// served one's: a node that has not pulled the new catalog yet still announces them.
+    #[test]
+    fn the_older_catalogs_artifacts_are_returned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(HISTORY_DIR);
+        let v1 = with_artifact(1, None, b"image one");
+        assert!(
+            record_history(&dir, &v1.0, &v1.1)
+                .unwrap()
+                .older_artifacts
+                .is_empty()
+        );
+        let v2 = with_artifact(2, Some(&v1.0), b"image two");
+        let older = record_history(&dir, &v2.0, &v2.1).unwrap().older_artifacts;
+        assert_eq!(older, vec![archy_swarm::Hash::new(b"image one")]);
+    }
+
     fn record(dir: &Path, (bytes, catalog): &(Vec<u8>, Catalog)) -> anyhow::Result<Vec<u64>> {
-        record_history(dir, bytes, catalog).map(|h| h.into_keys().collect())
+        record_history(dir, bytes, catalog).map(|h| h.files.into_keys().collect())
     }
 
     #[test]
@@ -349,7 +413,7 @@ mod tests {
         let v4 = signed(4, "a", None);
         let v5 = signed(5, "a", Some(&v4.0));
         std::fs::write(dir.join("older.json"), &v4.0).unwrap();
-        let history = record_history(&dir, &v5.0, &v5.1).unwrap();
+        let history = record_history(&dir, &v5.0, &v5.1).unwrap().files;
         assert_eq!(
             history.keys().copied().collect::<Vec<_>>(),
             vec![1, 2, 4, 5]

@@ -22,7 +22,8 @@
 //! from a node that could not reach `peer`. A report alone never removes anyone (anybody
 //! can send one, so it would let a hostile node delist honest peers): it moves the peer
 //! behind the unreported ones until the peer announces again, which a live peer does on
-//! every pull. Reports are rate-limited per source (an IPv4 address, an IPv6 /56). A
+//! every pull. Reports and announcements are rate-limited per source (an IPv4 address,
+//! an IPv6 /56; an IPv6 address that carries an IPv4 one counts as it). A
 //! tracker served beside a swarm ([`Tracker::with_prober`], as the origin does) then
 //! checks for itself: it dials the peer, and removes the entry when nobody answers, or
 //! lifts the demotion when the peer answers, so a crashed node costs fetchers one failed
@@ -108,10 +109,13 @@ pub struct TrackerConfig {
     /// Reports of unreachable peers accepted per source (an IPv4 address, an IPv6 /56) per
     /// minute.
     pub max_reports_per_minute: u32,
-    /// Signed announcements accepted per source per minute, from any address but loopback
-    /// (a node announces as a fetch starts, as it ends and after each pull: a home of ten
-    /// nodes installing an app of three artifacts sends about 60). Each costs a signature
-    /// check and a pass over the entries of each hash, under the tracker's lock.
+    /// Announcements naming a tracked hash accepted per source per minute, counted before
+    /// their signature is checked, from any address but loopback (a request with no known
+    /// source is not counted either: serve the tracker directly). A node announces as a
+    /// fetch starts, as it ends and after each pull, so a home of ten nodes installing an
+    /// app of three artifacts sends about 60, and an office or a carrier's NAT more. Each
+    /// costs a signature check and a pass over the entries of each hash, under the
+    /// tracker's lock. Past 10,000 sources in a minute, new ones share 1,000 a minute.
     pub max_announcements_per_minute: u32,
     /// How long the tracker's own dial of a reported peer may take to connect (a relayed
     /// dial included) before the peer counts as gone ([`Tracker::with_prober`]).
@@ -132,7 +136,7 @@ impl Default for TrackerConfig {
             max_body_bytes: 80 * 1024,
             max_returned: 64,
             max_reports_per_minute: 30,
-            max_announcements_per_minute: 120,
+            max_announcements_per_minute: 600,
             probe_timeout: Duration::from_secs(10),
         }
     }
@@ -300,9 +304,19 @@ fn canonical(source: Option<SocketAddr>) -> Option<SocketAddr> {
 /// Sources whose counts one [`PerMinute`] remembers.
 const MAX_COUNTED: usize = 10_000;
 
+/// Requests past [`MAX_COUNTED`] sources in one minute, all such sources together.
+const MAX_UNCOUNTED: u32 = 1000;
+
 /// Requests per source ([`source_key`]) in the current minute: (window start, count).
 #[derive(Debug, Default)]
-struct PerMinute(HashMap<Option<IpAddr>, (Instant, u32)>);
+struct PerMinute {
+    sources: HashMap<Option<IpAddr>, (Instant, u32)>,
+    /// When a full table was last swept of ended windows (at most once a second: a sweep
+    /// holds the tracker's lock over every source).
+    swept: Option<Instant>,
+    /// Requests of sources past the table's bound this minute: (window start, count).
+    uncounted: (Option<Instant>, u32),
+}
 
 /// What [`PerMinute::admit`] says of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +325,8 @@ enum Admit {
     Yes,
     /// The source made its `max` this minute.
     Over,
-    /// A new source while [`MAX_COUNTED`] others are counted this minute: not counted.
+    /// A new source while [`MAX_COUNTED`] others are counted this minute: counted with all
+    /// such sources together, up to [`MAX_UNCOUNTED`] a minute (then [`Admit::Over`]).
     Uncounted,
 }
 
@@ -320,14 +335,28 @@ impl PerMinute {
     /// [`MAX_COUNTED`] other sources are counted this minute.
     fn admit(&mut self, key: Option<IpAddr>, now: Instant, max: u32) -> Admit {
         let minute = Duration::from_secs(60);
-        if !self.0.contains_key(&key) && self.0.len() >= MAX_COUNTED {
-            self.0
-                .retain(|_, (since, _)| now.duration_since(*since) < minute);
-            if self.0.len() >= MAX_COUNTED {
+        if !self.sources.contains_key(&key) && self.sources.len() >= MAX_COUNTED {
+            if self
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+            {
+                self.swept = Some(now);
+                self.sources
+                    .retain(|_, (since, _)| now.duration_since(*since) < minute);
+            }
+            if self.sources.len() >= MAX_COUNTED {
+                let (since, count) = &mut self.uncounted;
+                if since.is_none_or(|at| now.duration_since(at) >= minute) {
+                    (*since, *count) = (Some(now), 0);
+                }
+                if *count >= MAX_UNCOUNTED {
+                    return Admit::Over;
+                }
+                *count += 1;
                 return Admit::Uncounted;
             }
         }
-        let (since, count) = self.0.entry(key).or_insert((now, 0));
+        let (since, count) = self.sources.entry(key).or_insert((now, 0));
         if now.duration_since(*since) >= minute {
             (*since, *count) = (now, 0);
         }
@@ -574,8 +603,8 @@ impl Tracker {
         if let Some(source) = canonical(source).filter(|s| !s.ip().is_loopback()) {
             let key = Some(source_key(source.ip()));
             let max = self.config.max_announcements_per_minute;
-            // Past the table's bound a new source is let through uncounted: many sources
-            // (a few /48s' worth of /56s) must not shut honest nodes out of the tracker.
+            // Past the table's bound new sources share one count: many sources (a few
+            // /48s' worth of /56s) must not shut honest nodes out of the tracker at once.
             if self.lock().announcers.admit(key, Instant::now(), max) == Admit::Over {
                 return Err(AnnounceError::RateLimited);
             }
@@ -978,9 +1007,12 @@ async fn report(
             }
             axum::Json(outcome).into_response()
         }
-        Err(e @ ReportError::RateLimited) => {
-            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
-        }
+        Err(e @ ReportError::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "60")],
+            format!("{e}\n"),
+        )
+            .into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
@@ -1006,9 +1038,12 @@ async fn announce(
             recorded: Some(recorded),
         })
         .into_response(),
-        Err(e @ AnnounceError::RateLimited) => {
-            (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response()
-        }
+        Err(e @ AnnounceError::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "60")],
+            format!("{e}\n"),
+        )
+            .into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
@@ -1106,9 +1141,10 @@ impl Swarm {
             if let Some(recorded) = reply.recorded
                 && recorded < distinct
             {
-                // A tracker full of hashes, an announcement older than one it keeps, or
-                // hashes withdrawn within the window.
-                info!(tracker = %url, recorded, announced = distinct, "the tracker did not record every hash announced");
+                // Hashes the tracker does not list (not in its catalog), a tracker full of
+                // hashes, an announcement older than one it keeps, or hashes withdrawn
+                // within the window: normal after an update (older blobs are still held).
+                debug!(tracker = %url, recorded, announced = distinct, "the tracker did not record every hash announced");
             }
             ttl = ttl.min(Duration::from_secs(reply.ttl_secs));
         }
