@@ -85,7 +85,8 @@ pub struct TrackerConfig {
     /// source's oldest. Ids are free to make, so without it one address could fill a hash's
     /// list with ids that serve nothing, push out every honest provider and take most of a
     /// herd's charges (DESIGN Swarm 8). A tracker behind a reverse proxy sees the proxy's
-    /// address for everyone: serve it directly.
+    /// address for everyone, and one behind a NAT64 with a prefix other than the
+    /// well-known `64:ff9b::/96` sees every IPv4 client in one /56: serve it directly.
     pub max_providers_per_source: usize,
     /// Providers remembered per hash from one network (an IPv6 /48, a site; an IPv4
     /// address is its own): sources are cheap inside a site (a /48 holds 256 homes' /56s),
