@@ -341,7 +341,6 @@ pub async fn fetch_contact_list(
                 }
                 Ok(Ok(n)) => n,
             };
-            eprintln!("DEBUG notification {notification:?}");
             match notification {
                 RelayNotification::Message {
                     message:

@@ -334,10 +334,14 @@ impl TrustScores<'_> {
                     || h.deleted_apps.get(app).is_some_and(|d| d >= at)
             })
             .count();
+        // A set: every deleted app against every publication was quadratic in what a
+        // publisher (anybody) puts in its deletions.
+        let published: std::collections::HashSet<&_> =
+            h.publications.values().map(|(app, _)| app).collect();
         let withdrawn_unseen = h
             .deleted_apps
             .keys()
-            .filter(|app| !h.publications.values().any(|(a, _)| a == *app))
+            .filter(|app| !published.contains(app))
             .count();
         let deleted = deleted_publications + withdrawn_unseen;
         let trusted: i32 = terms.iter().map(|(p, _)| p).sum();
