@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod node;
 pub mod origin;
+pub mod public_http;
 pub mod publish;
 pub mod relay_server;
 pub mod service;
@@ -188,7 +189,8 @@ pub async fn serve_blobs(node: Arc<Node>, listener: tokio::net::TcpListener) -> 
     let addr = listener.local_addr()?;
     node.set_blobs_url(format!("http://{addr}"));
     tracing::info!(%addr, "serving blobs over HTTP");
-    axum::serve(listener, archy_swarm::http_routes(node.swarm().clone())).await?;
+    let routes = archy_swarm::http_routes(node.swarm().clone());
+    public_http::serve(listener, routes, Default::default()).await?;
     Ok(())
 }
 

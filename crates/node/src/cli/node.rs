@@ -103,13 +103,7 @@ pub async fn origin(command: OriginCommand) -> anyhow::Result<()> {
             })
             .await?;
             tracing::info!(http = %listen, endpoint = %origin.swarm.endpoint_id(), "origin serving");
-            axum::serve(
-                listener,
-                origin
-                    .router
-                    .into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await?;
+            archy_node::public_http::serve(listener, origin.router, Default::default()).await?;
             Ok(())
         }
     }
