@@ -182,3 +182,61 @@ async fn a_second_denser_than_a_page_ends_the_walk_and_says_so() {
         assert!(cut && taken.len() <= 5 + 4, "exclusive {exclusive}");
     }
 }
+
+/// A relay's message is bounded as it arrives (6 MiB: nostr-sdk's 5 MB event and room):
+/// one that sends 7 MiB before a valid event loses the connection, and the event never
+/// arrives. (Through async-wsocket's own transport, 64 MiB were buffered and parsed, and
+/// the event after them taken.)
+#[tokio::test]
+async fn a_relay_message_over_the_bound_ends_the_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let note = notes(1, 1).remove(0);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let note = note.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                while let Some(Ok(message)) = rx.next().await {
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let Ok(ClientMessage::Req {
+                        subscription_id, ..
+                    }) = ClientMessage::from_json(text.as_str())
+                    else {
+                        continue;
+                    };
+                    let id = subscription_id.into_owned();
+                    let big = format!(r#"["NOTICE","{}"]"#, "x".repeat(7 * 1024 * 1024));
+                    let event = RelayMessage::event(id.clone(), note.clone()).as_json();
+                    let eose = RelayMessage::eose(id).as_json();
+                    for m in [big, event, eose] {
+                        if tx.send(Message::text(m)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let relays = [url.clone()];
+    let client = connected_client(&relays[..]).await.unwrap();
+    client.wait_for_connection(TIMEOUT).await;
+    let relay = RelayUrl::parse(&url).unwrap();
+    let mut taken = 0;
+    let mut sink = |page: &[Event]| {
+        taken += page.len();
+        page.len()
+    };
+    let filter = Filter::new().kind(Kind::TextNote);
+    let walked = walk(&client, &relay, &filter, 10, 100, TIMEOUT, &mut sink).await;
+    client.disconnect().await;
+    assert_eq!(
+        taken, 0,
+        "the event after a 7 MiB message was taken ({walked:?})"
+    );
+}

@@ -169,8 +169,16 @@ impl CountingTransport {
                     .unwrap_or_else(crate::tls::public_roots_config);
                 connect_checked(url, &resolver, allow_private, tls, timeout).await
             }
-            Some(Route::Operator) => match (&self.tls, url.scheme()) {
-                (Some(config), "wss") => connect_tls(url, config.clone(), timeout).await,
+            // Dialed by our own connector too, so the message bound of `handshake` holds;
+            // through a proxy or Tor, async-wsocket's (whose bound is its own, 64 MiB).
+            Some(Route::Operator) => match mode {
+                ConnectionMode::Direct => {
+                    let tls = self
+                        .tls
+                        .clone()
+                        .unwrap_or_else(crate::tls::public_roots_config);
+                    connect_tls(url, tls, timeout).await
+                }
                 _ => DefaultWebsocketTransport.connect(url, mode, timeout).await,
             },
             None => refuse(format!(
@@ -225,8 +233,9 @@ fn connect_failure(e: &TransportError) -> String {
     }
 }
 
-/// TCP, then TLS verified against `config`'s roots, then the websocket handshake, within
-/// `timeout`; the socket is async-wsocket's, as nostr-sdk's own transport makes it.
+/// TCP, then TLS verified against `config`'s roots (for `wss://`), then the websocket
+/// handshake, within `timeout`; the socket is async-wsocket's, as nostr-sdk's own
+/// transport makes it.
 async fn connect_tls(
     url: &Url,
     config: Arc<rustls::ClientConfig>,
@@ -300,11 +309,24 @@ async fn handshake(
         "wss" => tokio_tungstenite::Connector::Rustls(config),
         _ => tokio_tungstenite::Connector::Plain,
     };
-    let (socket, _) =
-        tokio_tungstenite::client_async_tls_with_config(url.as_str(), tcp, None, Some(connector))
-            .await?;
+    // A relay's message is bounded here, before it is buffered and parsed: nostr-sdk
+    // drops events over 5 MB only after that, and the websocket's default let 64 MiB in.
+    let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_RELAY_MESSAGE))
+        .max_frame_size(Some(MAX_RELAY_MESSAGE));
+    let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+        url.as_str(),
+        tcp,
+        Some(limits),
+        Some(connector),
+    )
+    .await?;
     Ok(socket)
 }
+
+/// The largest websocket message taken from a relay: nostr-sdk's 5 MB for an event's JSON,
+/// with room for the framing and whitespace around it.
+const MAX_RELAY_MESSAGE: usize = 6 * 1024 * 1024;
 
 /// The socket as nostr-sdk's transport hands it on: a sink and a stream.
 fn split(socket: Socket) -> (WebSocketSink, WebSocketStream) {
