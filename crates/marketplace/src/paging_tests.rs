@@ -16,17 +16,17 @@ use crate::nostr::{connected_client, walk};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A relay of `events` that reads `until` as exclusive or inclusive; its URL and the
-/// count of REQs it answered.
-async fn relay(events: Vec<Event>, exclusive: bool) -> (String, Arc<AtomicUsize>) {
+/// A websocket relay on loopback that answers each REQ with the messages `answer` makes
+/// of its subscription id and filters (EOSE included where wanted); its URL.
+async fn scripted_relay(
+    answer: impl Fn(SubscriptionId, Vec<Filter>) -> Vec<String> + Send + Sync + 'static,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
-    let reqs = Arc::new(AtomicUsize::new(0));
-    let events = Arc::new(events);
-    let counted = reqs.clone();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (events, reqs) = (events.clone(), counted.clone());
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                     return;
@@ -43,24 +43,35 @@ async fn relay(events: Vec<Event>, exclusive: bool) -> (String, Arc<AtomicUsize>
                     else {
                         continue;
                     };
-                    reqs.fetch_add(1, Ordering::SeqCst);
-                    let id = subscription_id.into_owned();
-                    for filter in filters {
-                        for event in serve(&events, &filter, exclusive) {
-                            let m = RelayMessage::event(id.clone(), event).as_json();
-                            if tx.send(Message::text(m)).await.is_err() {
-                                return;
-                            }
+                    let filters = filters.into_iter().map(|f| f.into_owned()).collect();
+                    for m in answer(subscription_id.into_owned(), filters) {
+                        if tx.send(Message::text(m)).await.is_err() {
+                            return;
                         }
-                    }
-                    let eose = RelayMessage::eose(id).as_json();
-                    if tx.send(Message::text(eose)).await.is_err() {
-                        return;
                     }
                 }
             });
         }
     });
+    url
+}
+
+/// A relay of `events` that reads `until` as exclusive or inclusive; its URL and the
+/// count of REQs it answered.
+async fn relay(events: Vec<Event>, exclusive: bool) -> (String, Arc<AtomicUsize>) {
+    let reqs = Arc::new(AtomicUsize::new(0));
+    let counted = reqs.clone();
+    let url = scripted_relay(move |id, filters| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let mut messages: Vec<String> = filters
+            .iter()
+            .flat_map(|filter| serve(&events, filter, exclusive))
+            .map(|event| RelayMessage::event(id.clone(), event).as_json())
+            .collect();
+        messages.push(RelayMessage::eose(id).as_json());
+        messages
+    })
+    .await;
     (url, reqs)
 }
 
@@ -189,40 +200,13 @@ async fn a_second_denser_than_a_page_ends_the_walk_and_says_so() {
 /// the event after them taken.)
 #[tokio::test]
 async fn a_relay_message_over_the_bound_ends_the_connection() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
     let note = notes(1, 1).remove(0);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let note = note.clone();
-            tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                let (mut tx, mut rx) = ws.split();
-                while let Some(Ok(message)) = rx.next().await {
-                    let Message::Text(text) = message else {
-                        continue;
-                    };
-                    let Ok(ClientMessage::Req {
-                        subscription_id, ..
-                    }) = ClientMessage::from_json(text.as_str())
-                    else {
-                        continue;
-                    };
-                    let id = subscription_id.into_owned();
-                    let big = format!(r#"["NOTICE","{}"]"#, "x".repeat(7 * 1024 * 1024));
-                    let event = RelayMessage::event(id.clone(), note.clone()).as_json();
-                    let eose = RelayMessage::eose(id).as_json();
-                    for m in [big, event, eose] {
-                        if tx.send(Message::text(m)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
+    let url = scripted_relay(move |id, _| {
+        let big = format!(r#"["NOTICE","{}"]"#, "x".repeat(7 * 1024 * 1024));
+        let event = RelayMessage::event(id.clone(), note.clone()).as_json();
+        vec![big, event, RelayMessage::eose(id).as_json()]
+    })
+    .await;
     let relays = [url.clone()];
     let client = connected_client(&relays[..]).await.unwrap();
     client.wait_for_connection(TIMEOUT).await;
