@@ -1277,8 +1277,10 @@ mod tests {
     #[test]
     fn a_node_alone_or_left_alone_is_in_charge_of_everything_offered() {
         let hash = iroh_blobs::Hash::new(b"another blob");
-        let end = 4096;
-        let offered = ChunkRanges::from(ChunkNum(100)..ChunkNum(3000));
+        // 234 pieces offered: with 12 (a 4 MiB blob) this node, against 3 random keys,
+        // was in charge of none in 3% of runs, and the test failed so.
+        let end = 64 * 1024;
+        let offered = ChunkRanges::from(ChunkNum(100)..ChunkNum(60_000));
         let me = stripe_key(&hash, &ids(1)[0]);
         assert_eq!(in_charge(&offered, end, me, &[]), offered);
 
