@@ -87,9 +87,9 @@ pub struct NodeConfig {
     /// Caps what this node serves to other nodes, in bytes per second, all of them together
     /// (over iroh and `blobs_listen`'s verified transfers, `/v1/swarm/get`; the plain
     /// whole-file `GET /v1/blobs/{hash}` and the catalog relay are not capped). Unset: no
-    /// cap. On a home link set it a little below
-    /// the uplink (e.g. 90%): a full uplink queues the acknowledgements of the node's own
-    /// downloads behind what it serves, and its downloads slow to a crawl.
+    /// cap. On a home link set it a little below the uplink (e.g. 90%): a full uplink
+    /// queues the acknowledgements of the node's own downloads behind what it serves, and
+    /// its downloads slow to a crawl.
     pub upload_limit_bytes_per_sec: Option<u64>,
     /// Where to serve this node's blobs over HTTP (read-only: blobs and the swarm address),
     /// for peers and as a developer's origin. Off unless set.

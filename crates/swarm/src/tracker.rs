@@ -23,15 +23,14 @@
 //! can send one, so it would let a hostile node delist honest peers): it moves the peer
 //! behind the unreported ones until the peer announces again, which a live peer does on
 //! every pull. Reports and announcements are rate-limited per source (an IPv4 address,
-//! an IPv6 /56; an IPv6 address that carries an IPv4 one counts as it). A
-//! tracker served beside a swarm ([`Tracker::with_prober`], as the origin does) then
-//! checks for itself: it dials the peer, and removes the entry when nobody answers, or
-//! lifts the demotion when the peer answers, so a crashed node costs fetchers one failed
-//! dial instead of one per fetch until its TTL runs out, and a false report costs an
-//! honest peer nothing. A peer the tracker
-//! cannot judge (it names a relay and the prober uses none) stays demoted, as without a
-//! prober; each fetcher also leaves a peer it could not reach alone for a while (`Swarm`'s
-//! local backoff).
+//! an IPv6 /56; an IPv6 address that carries an IPv4 one counts as it). A tracker served
+//! beside a swarm ([`Tracker::with_prober`], as the origin does) then checks for itself:
+//! it dials the peer, and removes the entry when nobody answers, or lifts the demotion
+//! when the peer answers, so a crashed node costs fetchers one failed dial instead of one
+//! per fetch until its TTL runs out, and a false report costs an honest peer nothing. A
+//! peer the tracker cannot judge (it names a relay and the prober uses none) stays
+//! demoted, as without a prober; each fetcher also leaves a peer it could not reach alone
+//! for a while (`Swarm`'s local backoff).
 //!
 //! Leaving: `POST /v1/swarm/withdraw` takes a [`Withdrawal`] signed by the peer's own
 //! endpoint key and removes its entries for the hashes it names at once.
@@ -613,7 +612,7 @@ impl Tracker {
         announcement.check(now)?;
         self.record(
             &announcement.peer,
-            &announcement.hashes,
+            &hashes,
             source,
             announcement.issued_at_ms,
             true,
@@ -640,7 +639,8 @@ impl Tracker {
         announced: u64,
     ) -> std::result::Result<usize, AnnounceError> {
         self.check_counts(peer, hashes)?;
-        self.record(peer, hashes, source, announced.saturating_mul(1000), false)
+        let hashes = signed::parse_hashes(hashes).map_err(AnnounceError::BadHash)?;
+        self.record(peer, &hashes, source, announced.saturating_mul(1000), false)
     }
 
     /// How many addresses and hashes an announcement may carry.
@@ -666,12 +666,12 @@ impl Tracker {
     }
 
     /// Records an announcement issued at `issued_ms` (Unix ms), its counts checked
-    /// ([`Tracker::check_counts`]). A `signed` one does not replace an entry issued no
-    /// earlier, nor list a peer again for a hash it withdrew since.
+    /// ([`Tracker::check_counts`]) and its hashes parsed. A `signed` one does not replace
+    /// an entry issued no earlier, nor list a peer again for a hash it withdrew since.
     fn record(
         &self,
         peer: &PeerAddr,
-        hashes: &[String],
+        hashes: &[Hash],
         source: Option<SocketAddr>,
         issued_ms: u64,
         signed: bool,
@@ -689,7 +689,6 @@ impl Tracker {
             .transpose()
             .map_err(AnnounceError::BadRelayUrl)?
             .map(|u| u.to_string());
-        let hashes = signed::parse_hashes(hashes).map_err(AnnounceError::BadHash)?;
         let mut addrs: Vec<SocketAddr> = peer
             .addrs
             .iter()
@@ -731,7 +730,7 @@ impl Tracker {
             state.last_sweep = Some(now);
         }
         let mut accepted = 0;
-        for hash in hashes {
+        for &hash in hashes {
             if !self.tracks(&hash) {
                 continue;
             }
@@ -821,7 +820,7 @@ impl Tracker {
     ) -> std::result::Result<ReportOutcome, ReportError> {
         let now = Instant::now();
         let mut state = self.lock();
-        let key = canonical(source).map(|s| source_key(s.ip()));
+        let key = source.map(|s| source_key(s.ip()));
         // Past the table's bound a new source is refused: a report only demotes.
         if state
             .reporters
@@ -992,6 +991,16 @@ pub fn tracker_routes(tracker: Arc<Tracker>) -> Router {
 /// Largest report body: a hash and an endpoint id, with room to spare.
 const MAX_REPORT_BODY: usize = 1024;
 
+/// 429 for a source past its count this minute (its window ends within a minute).
+fn too_many(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, "60")],
+        format!("{e}\n"),
+    )
+        .into_response()
+}
+
 async fn report(
     State(tracker): State<Arc<Tracker>>,
     Source(source): Source,
@@ -1008,12 +1017,7 @@ async fn report(
             }
             axum::Json(outcome).into_response()
         }
-        Err(e @ ReportError::RateLimited) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, "60")],
-            format!("{e}\n"),
-        )
-            .into_response(),
+        Err(e @ ReportError::RateLimited) => too_many(e),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
@@ -1039,12 +1043,7 @@ async fn announce(
             recorded: Some(recorded),
         })
         .into_response(),
-        Err(e @ AnnounceError::RateLimited) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, "60")],
-            format!("{e}\n"),
-        )
-            .into_response(),
+        Err(e @ AnnounceError::RateLimited) => too_many(e),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }

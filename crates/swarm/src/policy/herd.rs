@@ -35,11 +35,12 @@
 //! send what it claimed, sent bad data, did not say what it holds in time) is left for
 //! the rest of the fetch; bad data also earns a strike. Time with only peers at work
 //! (counted per pass: see `run_herd`) beyond what their bytes justify at the minimum rate
-//! is charged to the detour budget. When it is spent (the endgame) the origin sends what is missing from the front
-//! without a break, [`ORIGIN_BLOCKS`] blocks in flight, sized to about [`BLOCK_TIME`] of
-//! its time each, and never waits for a survey, so the fetch ends within the origin's own
-//! time; peers go on with the last pieces, one at a time, until the two meet, and once only
-//! pieces peers are sending are left, the origin races them one at a time rather than idle.
+//! is charged to the detour budget. When it is spent (the endgame) the origin sends what
+//! is missing from the front without a break, [`ORIGIN_BLOCKS`] blocks in flight, sized to
+//! about [`BLOCK_TIME`] of its time each, and never waits for a survey, so the fetch ends
+//! within the origin's own time; peers go on with the last pieces, one at a time, until
+//! the two meet, and once only pieces peers are sending are left, the origin races them
+//! one at a time rather than idle.
 //! With nobody left to help, the origin turn sends the rest in one transfer.
 //! (Before, the peers' transfers were dropped and the origin sent everything missing: a
 //! node whose peers were slow took most of the blob from it.) When the origin fails a
